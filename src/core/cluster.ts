@@ -1,0 +1,243 @@
+import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type NodeState, type Pool } from '../protocol';
+import type { Placement, TaskPlacement } from './model';
+import { NodeGroup } from './node-group';
+import { NodeRuntime, type ResolvedNodeSpec } from './node-runtime';
+
+/** Totals of one pool, for the API and metrics. */
+export interface PoolSummary {
+  pool: Pool;
+  nodes: Record<NodeState, number>;
+  allocatable: { cpuMillis: number; memBytes: number; gpus: number };
+  allocated: { cpuMillis: number; memBytes: number; gpuMilli: number };
+  /** GPU servers with some but not all GPU capacity allocated. */
+  partlyUsedGpuNodes: number;
+}
+
+/**
+ * The whole cluster as the scheduler sees it: nodes grouped and indexed per pool, and every job's
+ * placement. Updated incrementally: reserve and release touch only the nodes involved, each re-filed in
+ * its group's index in O(1), and release gives back exactly what reserve took.
+ */
+export class ClusterState {
+  private readonly nodesById = new Map<string, NodeRuntime>();
+  private readonly poolNodes: Record<Pool, NodeRuntime[]> = { general: [], intelligent: [], super: [] };
+  private readonly poolGroups: Record<Pool, NodeGroup[]> = { general: [], intelligent: [], super: [] };
+  private readonly groupsByKey = new Map<string, NodeGroup>();
+  private readonly placements = new Map<string, Placement>();
+  private nextOrdinal = 0;
+  private nextGroupId = 0;
+
+  /** Changes whenever a group appears or disappears, so per-group caches know to start over. */
+  groupsVersion = 0;
+  /** Counts reservations; spreading policies start their scan here so consecutive jobs fan out. */
+  rotation = 0;
+
+  /** Registers a node or updates its description, keeping its allocations. */
+  upsertNode(input: NodeSpec): NodeRuntime {
+    const spec: ResolvedNodeSpec = { ...input, allocatable: input.allocatable ?? input.capacity };
+    const existing = this.nodesById.get(spec.id);
+    if (!existing) {
+      const node = new NodeRuntime(spec, this.nextOrdinal++);
+      this.nodesById.set(spec.id, node);
+      this.poolNodes[spec.pool].push(node);
+      this.join(node);
+      return node;
+    }
+    if (existing.spec.pool !== spec.pool && existing.taskCount > 0) {
+      throw new Error(`node ${spec.id} cannot move from pool ${existing.spec.pool} to ${spec.pool} while it runs tasks`);
+    }
+    this.leave(existing);
+    if (existing.spec.pool !== spec.pool) {
+      removeItem(this.poolNodes[existing.spec.pool], existing);
+      this.poolNodes[spec.pool].push(existing);
+    }
+    existing.updateSpec(spec);
+    this.join(existing);
+    return existing;
+  }
+
+  /** Forgets a node. Refused while tasks are placed on it: release or requeue them first. */
+  removeNode(nodeId: string): void {
+    const node = this.mustGetNode(nodeId);
+    if (node.taskCount > 0) throw new Error(`node ${nodeId} still has ${node.taskCount} tasks placed on it`);
+    this.leave(node);
+    removeItem(this.poolNodes[node.spec.pool], node);
+    this.nodesById.delete(nodeId);
+  }
+
+  /** Moves a node to a lifecycle state; only ready nodes are offered to placement. */
+  setNodeState(nodeId: string, state: NodeState): void {
+    const node = this.mustGetNode(nodeId);
+    if (node.state !== state) node.group!.changeState(node, state);
+  }
+
+  /** Records the latest power draw and green share an agent reported. Does not touch the index. */
+  setNodeTelemetry(nodeId: string, powerWatts: number, greenShare: number): void {
+    const node = this.mustGetNode(nodeId);
+    node.powerWatts = powerWatts;
+    node.greenShare = Math.min(1, Math.max(0, greenShare));
+  }
+
+  getNode(nodeId: string): NodeRuntime | undefined {
+    return this.nodesById.get(nodeId);
+  }
+
+  /** Every node, in registration order per pool. */
+  nodes(): NodeRuntime[] {
+    return POOLS.flatMap((pool) => this.poolNodes[pool]);
+  }
+
+  /** Nodes of one pool in registration order (the naive baseline scans these). */
+  nodesOf(pool: Pool): readonly NodeRuntime[] {
+    return this.poolNodes[pool];
+  }
+
+  /** Node groups of one pool, in creation order. */
+  groupsOf(pool: Pool): readonly NodeGroup[] {
+    return this.poolGroups[pool];
+  }
+
+  get nodeCount(): number {
+    return this.nodesById.size;
+  }
+
+  placementOf(jobId: string): Placement | undefined {
+    return this.placements.get(jobId);
+  }
+
+  /** Jobs holding a placement. */
+  placedJobIds(): IterableIterator<string> {
+    return this.placements.keys();
+  }
+
+  /**
+   * Takes the resources of a placement. All or nothing: every task is checked against its node first,
+   * so a placement that no longer fits throws and changes nothing.
+   */
+  reserve(placement: Placement): void {
+    if (this.placements.has(placement.jobId)) throw new Error(`job ${placement.jobId} is already placed`);
+    const byNode = groupByNode(placement.tasks);
+    for (const [nodeId, tasks] of byNode) {
+      const node = this.nodesById.get(nodeId);
+      if (!node) throw new Error(`job ${placement.jobId}: node ${nodeId} is not registered`);
+      if (node.spec.pool !== placement.pool) throw new Error(`job ${placement.jobId}: node ${nodeId} is not in pool ${placement.pool}`);
+      if (placement.exclusive && (tasks.length > 1 || !node.isIdle)) throw new Error(`job ${placement.jobId}: node ${nodeId} is not free for exclusive use`);
+      const problem = node.checkCanApply(tasks);
+      if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
+    }
+    for (const [nodeId, tasks] of byNode) applyOnNode(this.nodesById.get(nodeId)!, tasks, 1);
+    this.placements.set(placement.jobId, placement);
+    this.rotation++;
+  }
+
+  /** Gives back exactly what a job's placement took. Returns the placement, or undefined if the job held none. */
+  release(jobId: string): Placement | undefined {
+    const placement = this.placements.get(jobId);
+    if (!placement) return undefined;
+    for (const [nodeId, tasks] of groupByNode(placement.tasks)) {
+      const node = this.nodesById.get(nodeId);
+      if (node) applyOnNode(node, tasks, -1);
+    }
+    this.placements.delete(jobId);
+    return placement;
+  }
+
+  /** Totals of one pool, computed on demand (O(nodes in the pool)). */
+  poolSummary(pool: Pool): PoolSummary {
+    const summary: PoolSummary = {
+      pool,
+      nodes: { ready: 0, cordoned: 0, suspect: 0, down: 0 },
+      allocatable: { cpuMillis: 0, memBytes: 0, gpus: 0 },
+      allocated: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+      partlyUsedGpuNodes: 0,
+    };
+    for (const node of this.poolNodes[pool]) {
+      summary.nodes[node.state]++;
+      const alloc = node.allocatable;
+      summary.allocatable.cpuMillis += alloc.cpuMillis;
+      summary.allocatable.memBytes += alloc.memBytes;
+      summary.allocatable.gpus += alloc.gpus;
+      summary.allocated.cpuMillis += node.requestedCpuMillis;
+      summary.allocated.memBytes += node.requestedMemBytes;
+      const gpuMilli = node.usedGpuMilli();
+      summary.allocated.gpuMilli += gpuMilli;
+      if (gpuMilli > 0 && gpuMilli < alloc.gpus * GPU_MILLI_PER_GPU) summary.partlyUsedGpuNodes++;
+    }
+    return summary;
+  }
+
+  private join(node: NodeRuntime): void {
+    const key = groupKey(node.spec);
+    let group = this.groupsByKey.get(key);
+    if (!group) {
+      group = new NodeGroup(this.nextGroupId++, key, node);
+      this.groupsByKey.set(key, group);
+      this.poolGroups[node.spec.pool].push(group);
+      this.groupsVersion++;
+    }
+    group.add(node);
+  }
+
+  private leave(node: NodeRuntime): void {
+    const group = node.group!;
+    group.remove(node);
+    if (group.size === 0) {
+      this.groupsByKey.delete(group.key);
+      removeItem(this.poolGroups[node.spec.pool], group);
+      this.groupsVersion++;
+    }
+  }
+
+  private mustGetNode(nodeId: string): NodeRuntime {
+    const node = this.nodesById.get(nodeId);
+    if (!node) throw new Error(`node ${nodeId} is not registered`);
+    return node;
+  }
+}
+
+/**
+ * The static attributes that static filters read. Rack is left out on purpose: racks are many and only
+ * gang placement looks at them, per node.
+ */
+function groupKey(spec: ResolvedNodeSpec): string {
+  const alloc = spec.allocatable;
+  return JSON.stringify([
+    spec.pool,
+    spec.zone,
+    spec.gpuModel ?? '',
+    spec.securityLevel,
+    Object.entries(spec.labels).sort(byKey),
+    spec.taints.map((t) => `${t.key}=${t.value}:${t.effect}`).sort(),
+    alloc.cpuMillis,
+    alloc.memBytes,
+    alloc.gpus,
+    alloc.gpuMemBytes,
+    Object.entries(alloc.extended).sort(byKey),
+  ]);
+}
+
+function byKey(a: [string, unknown], b: [string, unknown]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1 | -1): void {
+  for (const t of tasks) node.apply(t, sign);
+  node.group!.reindex(node);
+}
+
+/** Task placements by node; a job's tasks on one node are checked and applied together. */
+function groupByNode(tasks: readonly TaskPlacement[]): Map<string, readonly TaskPlacement[]> {
+  if (tasks.length === 1) return new Map([[tasks[0].nodeId, tasks]]);
+  const byNode = new Map<string, TaskPlacement[]>();
+  for (const t of tasks) {
+    const list = byNode.get(t.nodeId);
+    if (list) list.push(t);
+    else byNode.set(t.nodeId, [t]);
+  }
+  return byNode;
+}
+
+function removeItem<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}

@@ -1,0 +1,249 @@
+import { GPU_MILLI_PER_GPU, type Labels, type NodeResources, type NodeSpec, type NodeState } from '../protocol';
+import { ZONE_LABEL } from './labels';
+import type { ReasonCode, TaskPlacement } from './model';
+import type { NodeGroup } from './node-group';
+
+/** A task's resources prepared for the hot path: numbers only, extended resources as an array. */
+export interface PreparedTask {
+  cpuMillis: number;
+  memBytes: number;
+  gpus: number;
+  gpuMilli: number;
+  gpuMemBytes: number;
+  extended: ReadonlyArray<readonly [name: string, amount: number]>;
+  /** The task takes the whole node. */
+  exclusive: boolean;
+}
+
+/** A node spec with allocatable filled in. */
+export type ResolvedNodeSpec = NodeSpec & { allocatable: NodeResources };
+
+/**
+ * A node's live state in the cluster: its spec, lifecycle state, what is allocated on it and its latest
+ * telemetry. Only requested amounts are stored; free amounts are computed, so the two cannot drift apart.
+ */
+export class NodeRuntime {
+  state: NodeState = 'ready';
+  requestedCpuMillis = 0;
+  requestedMemBytes = 0;
+  readonly requestedExtended = new Map<string, number>();
+  /** Milli-GPUs allocated on each physical GPU. */
+  gpuUsedMilli: Uint16Array;
+  /** Task placements currently on the node. */
+  taskCount = 0;
+  /** Latest power draw reported by the node's agent. */
+  powerWatts = 0;
+  /** Latest share of green electricity (0..1) reported by the node's agent. */
+  greenShare = 0;
+
+  /** Labels that selectors and affinity match against: the node's own plus its zone. */
+  matchLabels: Labels;
+  /** zone/rack: the unit gangs try to stay within. */
+  rackKey: string;
+
+  /** Index bookkeeping, owned by the node's group. */
+  group: NodeGroup | undefined = undefined;
+  groupLocalOrdinal = -1;
+  indexSlot = -1;
+
+  constructor(
+    public spec: ResolvedNodeSpec,
+    /** Registration order; a stable tie-breaker while the node stays registered. */
+    readonly ordinal: number,
+  ) {
+    this.gpuUsedMilli = new Uint16Array(spec.allocatable.gpus);
+    this.matchLabels = { ...spec.labels, [ZONE_LABEL]: spec.zone };
+    this.rackKey = `${spec.zone}/${spec.rack}`;
+  }
+
+  /** Replaces the static description. GPUs can only change while nothing is allocated on them. */
+  updateSpec(spec: ResolvedNodeSpec): void {
+    if (spec.allocatable.gpus !== this.gpuUsedMilli.length) {
+      if (this.usedGpuMilli() > 0) throw new Error(`node ${spec.id}: cannot change the GPU count while GPUs are allocated`);
+      this.gpuUsedMilli = new Uint16Array(spec.allocatable.gpus);
+    }
+    this.spec = spec;
+    this.matchLabels = { ...spec.labels, [ZONE_LABEL]: spec.zone };
+    this.rackKey = `${spec.zone}/${spec.rack}`;
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  get allocatable(): NodeResources {
+    return this.spec.allocatable;
+  }
+
+  get freeCpuMillis(): number {
+    return this.spec.allocatable.cpuMillis - this.requestedCpuMillis;
+  }
+
+  get freeMemBytes(): number {
+    return this.spec.allocatable.memBytes - this.requestedMemBytes;
+  }
+
+  freeExtended(name: string): number {
+    return (this.spec.allocatable.extended[name] ?? 0) - (this.requestedExtended.get(name) ?? 0);
+  }
+
+  get isIdle(): boolean {
+    return this.taskCount === 0;
+  }
+
+  /** GPUs with nothing allocated on them. */
+  wholeFreeGpus(): number {
+    let n = 0;
+    const used = this.gpuUsedMilli;
+    for (let i = 0; i < used.length; i++) if (used[i] === 0) n++;
+    return n;
+  }
+
+  /** The largest free share on any single GPU (1000 when one is entirely free). */
+  maxFreeGpuMilli(): number {
+    let best = 0;
+    const used = this.gpuUsedMilli;
+    for (let i = 0; i < used.length; i++) {
+      const free = GPU_MILLI_PER_GPU - used[i];
+      if (free > best) best = free;
+    }
+    return best;
+  }
+
+  /** Milli-GPUs allocated over all GPUs. */
+  usedGpuMilli(): number {
+    let sum = 0;
+    for (const u of this.gpuUsedMilli) sum += u;
+    return sum;
+  }
+
+  /**
+   * How many tasks of this shape fit on the node now, up to `max`. Exact integer arithmetic:
+   * a whole-GPU task needs entirely free GPUs, a share must fit on one GPU.
+   */
+  fitCount(task: PreparedTask, max: number): number {
+    if (task.exclusive) return this.taskCount === 0 && this.shortfall(task) === null ? Math.min(1, max) : 0;
+    let n = max;
+    if (task.gpus > 0) n = Math.min(n, Math.floor(this.wholeFreeGpus() / task.gpus));
+    else if (task.gpuMilli > 0) {
+      let shares = 0;
+      const used = this.gpuUsedMilli;
+      for (let i = 0; i < used.length && shares < n; i++) shares += Math.floor((GPU_MILLI_PER_GPU - used[i]) / task.gpuMilli);
+      n = Math.min(n, shares);
+    }
+    if (n <= 0) return 0;
+    n = Math.min(n, Math.floor(this.freeCpuMillis / task.cpuMillis));
+    if (task.memBytes > 0) n = Math.min(n, Math.floor(this.freeMemBytes / task.memBytes));
+    for (const [name, amount] of task.extended) {
+      if (amount > 0) n = Math.min(n, Math.floor(this.freeExtended(name) / amount));
+    }
+    return Math.max(0, n);
+  }
+
+  /**
+   * Why one more task does not fit, checking dimensions in a fixed order (GPUs, CPU, memory, extended),
+   * or null when it fits. Exclusive tasks also need the node idle.
+   */
+  shortfall(task: PreparedTask): ReasonCode | null {
+    if (task.exclusive && this.taskCount > 0) return 'node-not-idle';
+    if (task.gpus > 0 && this.wholeFreeGpus() < task.gpus) return 'insufficient-gpus';
+    if (task.gpuMilli > 0 && this.maxFreeGpuMilli() < task.gpuMilli) return 'insufficient-gpu-share';
+    if (this.freeCpuMillis < task.cpuMillis) return 'insufficient-cpu';
+    if (this.freeMemBytes < task.memBytes) return 'insufficient-memory';
+    for (const [name, amount] of task.extended) if (this.freeExtended(name) < amount) return 'insufficient-extended';
+    return null;
+  }
+
+  /**
+   * Chooses what `count` tasks get on this node (GPU indices included) without changing the node.
+   * Whole GPUs: the lowest free indices. Shares: best fit, the GPU with the least free share that holds it,
+   * so partly used GPUs fill up before whole ones are broken. Assumes fitCount(task) >= count.
+   */
+  planTasks(task: PreparedTask, count: number, firstTaskIndex: number, out: TaskPlacement[]): void {
+    if (task.exclusive) {
+      const alloc = this.spec.allocatable;
+      out.push({
+        taskIndex: firstTaskIndex,
+        nodeId: this.id,
+        cpuMillis: alloc.cpuMillis,
+        memBytes: alloc.memBytes,
+        gpuIndices: Array.from({ length: alloc.gpus }, (_, i) => i),
+        gpuMilliEach: alloc.gpus > 0 ? GPU_MILLI_PER_GPU : 0,
+        extended: { ...alloc.extended },
+      });
+      return;
+    }
+    const used = this.gpuUsedMilli.length > 0 && (task.gpus > 0 || task.gpuMilli > 0) ? Uint16Array.from(this.gpuUsedMilli) : undefined;
+    const extended = task.extended.length > 0 ? Object.fromEntries(task.extended) : {};
+    for (let t = 0; t < count; t++) {
+      let gpuIndices: number[] = [];
+      let gpuMilliEach = 0;
+      if (used && task.gpus > 0) {
+        gpuMilliEach = GPU_MILLI_PER_GPU;
+        for (let i = 0; i < used.length && gpuIndices.length < task.gpus; i++) {
+          if (used[i] === 0) {
+            gpuIndices.push(i);
+            used[i] = GPU_MILLI_PER_GPU;
+          }
+        }
+      } else if (used && task.gpuMilli > 0) {
+        gpuMilliEach = task.gpuMilli;
+        let best = -1;
+        for (let i = 0; i < used.length; i++) {
+          const free = GPU_MILLI_PER_GPU - used[i];
+          if (free >= task.gpuMilli && (best < 0 || free < GPU_MILLI_PER_GPU - used[best])) best = i;
+        }
+        gpuIndices = [best];
+        used[best] += task.gpuMilli;
+      }
+      out.push({
+        taskIndex: firstTaskIndex + t,
+        nodeId: this.id,
+        cpuMillis: task.cpuMillis,
+        memBytes: task.memBytes,
+        gpuIndices,
+        gpuMilliEach,
+        extended,
+      });
+    }
+  }
+
+  /** Checks that these task placements fit on the node together; returns the problem or null. */
+  checkCanApply(tasks: readonly TaskPlacement[]): string | null {
+    let cpu = 0;
+    let mem = 0;
+    const gpuCount = this.gpuUsedMilli.length;
+    const gpu = gpuCount > 0 ? new Int32Array(gpuCount) : undefined;
+    let ext: Map<string, number> | undefined;
+    for (const t of tasks) {
+      cpu += t.cpuMillis;
+      mem += t.memBytes;
+      for (const i of t.gpuIndices) {
+        if (!gpu || !Number.isInteger(i) || i < 0 || i >= gpuCount) return `GPU index ${i} does not exist on ${this.id}`;
+        gpu[i] += t.gpuMilliEach;
+      }
+      for (const name in t.extended) {
+        ext ??= new Map();
+        ext.set(name, (ext.get(name) ?? 0) + t.extended[name]);
+      }
+    }
+    if (cpu > this.freeCpuMillis) return `cpu over-allocated on ${this.id}`;
+    if (mem > this.freeMemBytes) return `memory over-allocated on ${this.id}`;
+    if (gpu) for (let i = 0; i < gpuCount; i++) if (gpu[i] > 0 && this.gpuUsedMilli[i] + gpu[i] > GPU_MILLI_PER_GPU) return `GPU ${i} over-allocated on ${this.id}`;
+    if (ext) for (const [name, amount] of ext) if (amount > this.freeExtended(name)) return `${name} over-allocated on ${this.id}`;
+    return null;
+  }
+
+  /** Adds (sign 1) or removes (sign -1) one task placement. The caller re-indexes the node. */
+  apply(t: TaskPlacement, sign: 1 | -1): void {
+    this.requestedCpuMillis += sign * t.cpuMillis;
+    this.requestedMemBytes += sign * t.memBytes;
+    for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
+    for (const name in t.extended) {
+      const next = (this.requestedExtended.get(name) ?? 0) + sign * t.extended[name];
+      if (next === 0) this.requestedExtended.delete(name);
+      else this.requestedExtended.set(name, next);
+    }
+    this.taskCount += sign;
+  }
+}

@@ -1,0 +1,147 @@
+import type { ClusterState } from './cluster';
+import type { FilterVerdict, Policy } from './framework';
+import { GangTally } from './gang';
+import type { Placement, PlacementFailure, PlacementResult, ReasonCounts, SchedJob, TaskPlacement } from './model';
+import { CONTINUE, NEXT_GROUP, STOP, type NodeGroup, type SlotNeeds } from './node-group';
+import type { NodeRuntime } from './node-runtime';
+import { prepareJob, staticVerdictForGroup, tasksOnEmptyNode, type PreparedJobWithCache } from './prepare';
+import { addReason } from './reasons';
+import { selectBest } from './select';
+
+/**
+ * Places one job on the cluster without changing it: filter → score → select, all or nothing for gangs.
+ * The caller commits the result with `cluster.reserve(result.placement)`.
+ *
+ * Candidates come from the node groups' free-capacity indexes, never from a scan of every node: static
+ * filters run once per group, the index offers only nodes that can hold a task, and at most
+ * `nodesToScore` feasible nodes per group are scored. A failure is exhaustive, so the indexed path and a
+ * full scan agree on whether a job fits; only then are the reasons counted for every node.
+ */
+export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithCache, policy: Policy): PlacementResult {
+  const p = 'staticCache' in job ? job : prepareJob(job, policy);
+  const groups = cluster.groupsOf(p.job.pool);
+  const passing: { group: NodeGroup; needs: SlotNeeds }[] = [];
+  for (const group of groups) {
+    if (group.indexedCount > 0 && staticVerdictForGroup(p, group, cluster.groupsVersion) === null) {
+      passing.push({ group, needs: group.needsFor(p.task) });
+    }
+  }
+  const visitReasons: ReasonCounts = {};
+  const spread = p.policy.candidateOrder === 'spread';
+  let evaluated = 0;
+
+  if (p.job.tasks === 1) {
+    const sample: NodeRuntime[] = [];
+    // The scoring budget is shared by the groups, so more groups do not mean more scoring.
+    const perGroup = Math.ceil(p.policy.nodesToScore / Math.max(1, passing.length));
+    for (const { group, needs } of passing) {
+      let taken = 0;
+      group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
+        evaluated++;
+        const reason = node.shortfall(p.task);
+        if (reason !== null) {
+          addReason(visitReasons, reason);
+          return CONTINUE;
+        }
+        sample.push(node);
+        return ++taken >= perGroup ? NEXT_GROUP : CONTINUE;
+      });
+    }
+    if (sample.length > 0) {
+      const out: TaskPlacement[] = [];
+      selectBest(p, sample).planTasks(p.task, 1, 0, out);
+      return { ok: true, placement: toPlacement(p.job, p.task.exclusive, out), nodesEvaluated: evaluated };
+    }
+    return indexedFailure(cluster, p, passing, visitReasons, evaluated, undefined);
+  }
+
+  const tally = new GangTally(p.job.tasks, p.policy.gangSearchNodes);
+  for (const { group, needs } of passing) {
+    const verdict = group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
+      evaluated++;
+      const count = node.fitCount(p.task, p.job.tasks);
+      if (count === 0) {
+        addReason(visitReasons, node.shortfall(p.task) ?? 'insufficient-cpu');
+        return CONTINUE;
+      }
+      return tally.add(node, count) ? STOP : CONTINUE;
+    });
+    if (verdict === STOP) break;
+  }
+  const tasks = tally.assign(p.task);
+  if (tasks) return { ok: true, placement: toPlacement(p.job, p.task.exclusive, tasks), nodesEvaluated: evaluated };
+  addReason(visitReasons, 'gang-too-large', tally.nodesWithRoom);
+  return indexedFailure(cluster, p, passing, visitReasons, evaluated, tally.totalCapacity);
+}
+
+/** Builds the placement record of a job from its task placements. */
+export function toPlacement(job: SchedJob, exclusive: boolean, tasks: TaskPlacement[]): Placement {
+  return { jobId: job.id, tenant: job.tenant, pool: job.pool, dataClass: job.dataClass, exclusive, tasks };
+}
+
+/**
+ * Counts a reason for every node of the pool after a failed search: lifecycle state, the group's static
+ * verdict, the index level that kept a node from being offered, or the exact check of a node that was.
+ */
+function indexedFailure(
+  cluster: ClusterState,
+  p: PreparedJobWithCache,
+  passing: { group: NodeGroup; needs: SlotNeeds }[],
+  visitReasons: ReasonCounts,
+  evaluated: number,
+  tasksFitting: number | undefined,
+): PlacementFailure {
+  const never = neverFits(cluster, p);
+  if (never) return never;
+  const reasons: ReasonCounts = { ...visitReasons };
+  const add = (code: Parameters<typeof addReason>[1], count: number) => addReason(reasons, code, count);
+  let totalNodes = 0;
+  for (const group of cluster.groupsOf(p.job.pool)) {
+    totalNodes += group.size;
+    add('node-cordoned', group.stateCounts.cordoned);
+    add('node-suspect', group.stateCounts.suspect);
+    add('node-down', group.stateCounts.down);
+    if (group.indexedCount === 0) continue;
+    const verdict = staticVerdictForGroup(p, group, cluster.groupsVersion);
+    if (verdict !== null) add(verdict, group.indexedCount);
+  }
+  for (const { group, needs } of passing) {
+    group.explainNonCandidates(needs, add, (node) => add(node.shortfall(p.task) ?? 'gang-too-large', 1));
+  }
+  return { ok: false, never: false, totalNodes, reasons, tasks: p.job.tasks, tasksFitting, gpuModels: p.job.constraints.gpuModels, nodesEvaluated: evaluated };
+}
+
+/**
+ * Whether the job could not fit even if every registered node of its pool were ready and empty
+ * (unknown GPU model, larger than any node, a gang larger than the pool). Such a job is rejected, not queued.
+ */
+export function neverFits(cluster: ClusterState, p: PreparedJobWithCache): PlacementFailure | null {
+  const reasons: ReasonCounts = {};
+  let capacity = 0;
+  let totalNodes = 0;
+  for (const group of cluster.groupsOf(p.job.pool)) {
+    totalNodes += group.size;
+    const verdict: FilterVerdict = staticVerdictForGroup(p, group, cluster.groupsVersion);
+    if (verdict !== null) {
+      addReason(reasons, verdict, group.size);
+      continue;
+    }
+    const perNode = tasksOnEmptyNode(p.task, group.representative, p.job.tasks);
+    if (perNode === 0) addReason(reasons, 'node-too-small', group.size);
+    else {
+      addReason(reasons, 'gang-too-large', group.size);
+      capacity += perNode * group.size;
+    }
+    if (capacity >= p.job.tasks) return null;
+  }
+  return {
+    ok: false,
+    never: true,
+    totalNodes,
+    reasons,
+    tasks: p.job.tasks,
+    tasksFitting: p.job.tasks > 1 ? capacity : undefined,
+    gpuModels: p.job.constraints.gpuModels,
+    nodesEvaluated: 0,
+  };
+}

@@ -1,0 +1,4 @@
+export * from './common';
+export * from './resources';
+export * from './node';
+export * from './job';
