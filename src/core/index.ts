@@ -16,3 +16,4 @@ export { OrdinalSet } from './ordinal-set';
 export { FILTERS, STATIC_FILTERS } from './filters';
 export { SCORE_PLUGINS } from './scores';
 export { matchesRequirement, ZONE_LABEL } from './labels';
+export { PendingQueue, shapeKey, type AttemptOutcome, type CycleReport } from './pending';

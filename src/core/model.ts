@@ -1,4 +1,4 @@
-import type { DataClass, Deferrable, JobConstraints, JobSpec, Pool, TaskResources } from '../protocol';
+import type { DataClass, Deferrable, JobConstraints, JobSpec, Placement, Pool, TaskResources } from '../protocol';
 
 /** A job as the placement core sees it: the submitted spec resolved to numbers (priority, times in ms). */
 export interface SchedJob {
@@ -48,28 +48,7 @@ export function jobFromSpec(spec: JobSpec, identity: JobIdentity, exclusivePools
   };
 }
 
-/** What one task of a job was given on one node. Release gives back exactly this. */
-export interface TaskPlacement {
-  taskIndex: number;
-  nodeId: string;
-  cpuMillis: number;
-  memBytes: number;
-  /** Physical GPU indices on the node. */
-  gpuIndices: number[];
-  /** Milli-GPUs taken on each listed GPU: 1000 for whole GPUs, the share for a fractional task. */
-  gpuMilliEach: number;
-  extended: Record<string, number>;
-}
-
-/** Where every task of a job runs. */
-export interface Placement {
-  jobId: string;
-  tenant: string;
-  pool: Pool;
-  dataClass: DataClass;
-  exclusive: boolean;
-  tasks: TaskPlacement[];
-}
+export type { Placement, TaskPlacement } from '../protocol';
 
 /** Why a node cannot take (another) task of a job. */
 export type ReasonCode =

@@ -6,7 +6,7 @@ import { taskResourcesSchema, LIMITS } from './resources';
 export const MAX_JOB_SECONDS = 30 * 24 * 3600;
 
 /** Where a job may run, beyond its pool and resources. */
-export const jobConstraintsSchema = z.object({
+export const jobConstraintsSchema = z.strictObject({
   /** Accepted accelerator models (any of them), e.g. ["H20", "A800"]. */
   gpuModels: z.array(z.string().min(1).max(32)).max(16).default([]),
   /** Labels a node must carry with exactly these values. */
@@ -17,7 +17,7 @@ export const jobConstraintsSchema = z.object({
   antiAffinity: z.array(labelRequirementSchema).max(32).default([]),
   /** Soft affinity: nodes matching a term score higher, by its weight. */
   preferred: z
-    .array(z.object({ weight: z.number().int().min(1).max(100), requirement: labelRequirementSchema }))
+    .array(z.strictObject({ weight: z.number().int().min(1).max(100), requirement: labelRequirementSchema }))
     .max(16)
     .default([]),
   tolerations: z.array(tolerationSchema).max(32).default([]),
@@ -26,7 +26,7 @@ export type JobConstraints = z.infer<typeof jobConstraintsSchema>;
 
 /** A job that may wait for greener power, within a limit. */
 export const deferrableSchema = z
-  .object({
+  .strictObject({
     /** Latest completion time, epoch milliseconds. */
     deadlineMs: z.number().int().min(0).optional(),
     /** Longest delay of the start past submission, in seconds. */
@@ -42,7 +42,7 @@ export const priorityClassNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/
 
 /** The body of `POST /v1/jobs` and of a `qy submit` job file. */
 export const jobSpecSchema = z
-  .object({
+  .strictObject({
     name: z.string().min(1).max(128).optional(),
     pool: poolSchema,
     priorityClass: priorityClassNameSchema.default('normal'),

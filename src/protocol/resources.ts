@@ -28,7 +28,7 @@ const count = (max: number) => z.number().int().min(0).max(max);
 
 /** Resources one task asks for. */
 export const taskResourcesSchema = z
-  .object({
+  .strictObject({
     /** CPU in thousandths of a core. */
     cpuMillis: z.number().int().min(1).max(LIMITS.maxCpuMillis),
     /** Memory in bytes. */

@@ -1,0 +1,127 @@
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ReportedStatus } from './runners/types';
+
+/** A task the journal knows was started. */
+export interface JournalTask {
+  key: string;
+  jobId: string;
+  attemptId: string;
+  nodeId: string;
+  taskIndex: number;
+  pid?: number;
+}
+
+type Line =
+  | ({ t: 'start' } & JournalTask)
+  | { t: 'exit'; key: string; exit: ReportedStatus }
+  | { t: 'reported'; key: string }
+  | { t: 'seen'; key: string };
+
+/** Keys kept after compaction, so a late duplicate assignment is still recognised. */
+const KEEP_SEEN = 20_000;
+
+/**
+ * The agent's memory across restarts: an append-only file with a line per task start, exit and reported
+ * exit. It makes assignments idempotent (a task key seen before is never started again) and tells a
+ * restarted agent what it had under way: tasks started but never exited are reported lost (their process
+ * groups are killed), exits not yet reported are reported again.
+ */
+export class Journal {
+  private readonly seen = new Set<string>();
+  private readonly tasks = new Map<string, JournalTask>();
+  private readonly exits = new Map<string, ReportedStatus>();
+  private fd: number;
+
+  constructor(private readonly path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    if (existsSync(path)) {
+      for (const text of readFileSync(path, 'utf8').split('\n')) {
+        if (!text) continue;
+        let line: Line;
+        try {
+          line = JSON.parse(text) as Line;
+        } catch {
+          continue; // a torn last line after a crash
+        }
+        this.seen.add(line.key);
+        if (line.t === 'start') this.tasks.set(line.key, line);
+        else if (line.t === 'exit') this.exits.set(line.key, line.exit);
+        else if (line.t === 'reported') {
+          this.tasks.delete(line.key);
+          this.exits.delete(line.key);
+        }
+      }
+    }
+    this.fd = openSync(path, 'a');
+  }
+
+  /** Tasks started before a restart that never exited. */
+  unfinished(): JournalTask[] {
+    return [...this.tasks.values()].filter((t) => !this.exits.has(t.key));
+  }
+
+  /** Tasks that exited but whose exit was not confirmed stored. */
+  unreported(): { task: JournalTask; exit: ReportedStatus }[] {
+    return [...this.tasks.values()].filter((t) => this.exits.has(t.key)).map((task) => ({ task, exit: this.exits.get(task.key)! }));
+  }
+
+  hasSeen(key: string): boolean {
+    return this.seen.has(key);
+  }
+
+  /** Records a start before the process is spawned, so a crash right after cannot lead to a second start. */
+  started(task: JournalTask): void {
+    this.tasks.set(task.key, task);
+    this.append({ t: 'start', ...task });
+  }
+
+  /** Records the pid of a started task (to clean up after a crash). */
+  setPid(key: string, pid: number): void {
+    const task = this.tasks.get(key);
+    if (!task) return;
+    task.pid = pid;
+    this.append({ t: 'start', ...task });
+  }
+
+  exited(key: string, exit: ReportedStatus): void {
+    this.exits.set(key, exit);
+    this.append({ t: 'exit', key, exit });
+  }
+
+  /** The exit status is stored in the job log: nothing more to do for this task. */
+  reported(key: string): void {
+    this.tasks.delete(key);
+    this.exits.delete(key);
+    this.append({ t: 'reported', key });
+  }
+
+  /** Records that a task will never run (cancelled before it started). */
+  markSeen(key: string): void {
+    this.append({ t: 'seen', key });
+  }
+
+  /** Rewrites the file with what still matters: tasks under way and the most recent keys seen. */
+  compact(): void {
+    const lines: string[] = [];
+    for (const key of [...this.seen].slice(-KEEP_SEEN)) if (!this.tasks.has(key)) lines.push(JSON.stringify({ t: 'seen', key }));
+    for (const task of this.tasks.values()) {
+      lines.push(JSON.stringify({ t: 'start', ...task }));
+      const exit = this.exits.get(task.key);
+      if (exit) lines.push(JSON.stringify({ t: 'exit', key: task.key, exit }));
+    }
+    closeSync(this.fd);
+    writeFileSync(`${this.path}.tmp`, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+    renameSync(`${this.path}.tmp`, this.path);
+    this.fd = openSync(this.path, 'a');
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private append(line: Line): void {
+    this.seen.add(line.key);
+    writeSync(this.fd, `${JSON.stringify(line)}\n`);
+  }
+}

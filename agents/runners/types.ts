@@ -1,0 +1,69 @@
+import type { Assignment, TaskPlacement } from '../../src/protocol';
+
+/** How a task ended, as the runner saw it. */
+export interface TaskExit {
+  state: 'succeeded' | 'failed' | 'cancelled';
+  exitCode?: number;
+  signal?: string;
+  reason?: string;
+}
+
+/** A status as the agent reports it: an exit, or running / lost. */
+export interface ReportedStatus {
+  state: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
+  exitCode?: number;
+  signal?: string;
+  reason?: string;
+}
+
+/** One task to run on a node. */
+export interface TaskContext {
+  key: string;
+  assignment: Assignment;
+  task: TaskPlacement;
+  /** The agent's node record for this task's node. */
+  nodeId: string;
+  logPath: string;
+  onExit(exit: TaskExit): void;
+}
+
+/** A started task. */
+export interface TaskHandle {
+  /** Process id, when the task is a real process. */
+  pid?: number;
+  /** Stops the task: SIGTERM, then SIGKILL after the grace period. Its exit is reported as cancelled. */
+  cancel(graceMs: number, reason: string): void;
+}
+
+/** Runs tasks: real processes, or simulated sleepers. */
+export interface TaskRunner {
+  readonly kind: 'process' | 'simulated';
+  start(ctx: TaskContext): TaskHandle;
+  /** The tail of a task's output. */
+  readLog(logPath: string, maxBytes: number): Promise<{ text: string; truncated: boolean } | undefined>;
+}
+
+/** The environment a task runs with: its allocation, rank and the gang's hosts. */
+export function taskEnv(ctx: TaskContext): Record<string, string> {
+  const { assignment, task } = ctx;
+  const cpus = Math.max(1, Math.ceil(task.cpuMillis / 1000));
+  const env: Record<string, string> = {
+    QY_JOB_ID: assignment.jobId,
+    QY_ATTEMPT_ID: assignment.attemptId,
+    QY_NODE_ID: ctx.nodeId,
+    QY_TASK_INDEX: String(task.taskIndex),
+    QY_RANK: String(task.taskIndex),
+    QY_WORLD_SIZE: String(assignment.hosts.length),
+    QY_HOSTS: assignment.hosts.join(','),
+    QY_CPU_MILLIS: String(task.cpuMillis),
+    QY_CPUS: String(cpus),
+    OMP_NUM_THREADS: String(cpus),
+    QY_MEM_BYTES: String(task.memBytes),
+  };
+  if (task.gpuIndices.length > 0) {
+    env.CUDA_VISIBLE_DEVICES = task.gpuIndices.join(',');
+    env.ASCEND_RT_VISIBLE_DEVICES = env.CUDA_VISIBLE_DEVICES;
+    if (task.gpuMilliEach < 1000) env.QY_GPU_MILLI = String(task.gpuMilliEach);
+  } else env.CUDA_VISIBLE_DEVICES = '';
+  return { ...assignment.env, ...env };
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// The qy command: runs the TypeScript CLI through tsx.
+import { register } from 'tsx/esm/api';
+register();
+await import('../scheduler/cli/qy.ts');

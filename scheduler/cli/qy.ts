@@ -1,0 +1,215 @@
+/**
+ * `qy`: the command line for tenants and operators. Talks to the scheduler's HTTP API.
+ * Server and token come from --server/--token or QY_SERVER/QY_TOKEN.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import type { JobView, NodeView, PoolView } from '../../src/protocol';
+import { formatBytes, formatCores, renderTable } from './table';
+
+const program = new Command()
+  .name('qy')
+  .description('Qingyang scheduler command line')
+  .option('--server <url>', 'scheduler URL (QY_SERVER)', process.env.QY_SERVER ?? 'http://127.0.0.1:8080')
+  .option('--token <token>', 'API token (QY_TOKEN)', process.env.QY_TOKEN)
+  .option('--json', 'print JSON instead of tables');
+
+interface Globals {
+  server: string;
+  token?: string;
+  json?: boolean;
+}
+
+/** Calls the API; exits with the error's code and message on failure. */
+async function api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const g = program.opts<Globals>();
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, g.server), {
+      method,
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(g.token ? { authorization: `Bearer ${g.token}` } : {}), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    fail(`cannot reach ${g.server}: ${(err as Error).message}`);
+  }
+  const text = await res.text();
+  const data = text ? (JSON.parse(text) as unknown) : undefined;
+  if (!res.ok) {
+    const e = data as { code?: string; message?: string } | undefined;
+    fail(`${e?.code ?? res.status}: ${e?.message ?? text}`);
+  }
+  return data as T;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`qy: ${message}\n`);
+  process.exit(1);
+}
+
+function print(data: unknown, table: () => string): void {
+  process.stdout.write(`${program.opts<Globals>().json ? JSON.stringify(data, null, 2) : table()}\n`);
+}
+
+const jobRow = (j: JobView) => [
+  j.id,
+  j.pool,
+  j.state,
+  j.tasks > 1 ? `${j.tasks}×` : '1',
+  j.resources.gpus > 0 ? `${j.resources.gpus} gpu` : j.resources.gpuMilli > 0 ? `${j.resources.gpuMilli}m gpu` : `${formatCores(j.resources.cpuMillis)} cpu`,
+  [...new Set(j.placement?.map((p) => p.nodeId) ?? [])].join(',') || '-',
+  j.exitCode ?? '',
+  j.state === 'pending' ? j.pendingReason : j.reason,
+];
+
+program
+  .command('submit')
+  .argument('<file>', 'job file, YAML or JSON (the body of POST /v1/jobs); - reads stdin')
+  .option('--idempotency-key <key>', 'makes a retried submission return the same job')
+  .description('submit a job')
+  .action(async (file: string, opts: { idempotencyKey?: string }) => {
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    let spec: unknown;
+    try {
+      spec = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    } catch (err) {
+      fail(`${file} is not valid YAML or JSON: ${(err as Error).message}`);
+    }
+    const res = await api<{ id: string; state: string }>('POST', '/v1/jobs', spec, opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {});
+    print(res, () => `${res.id} ${res.state}`);
+  });
+
+program
+  .command('get')
+  .argument('<id>')
+  .description('show a job')
+  .action(async (id: string) => {
+    const j = await api<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+    print(j, () => {
+      const lines = [
+        `id:          ${j.id}${j.name ? ` (${j.name})` : ''}`,
+        `state:       ${j.state}${j.exitCode !== undefined ? ` (exit ${j.exitCode})` : ''}${j.signal ? ` (${j.signal})` : ''}`,
+        `pool:        ${j.pool}, priority ${j.priorityClass}, data ${j.dataClass}, ${j.tasks} task(s)`,
+        `attempts:    ${j.attempts}/${j.maxAttempts}`,
+      ];
+      if (j.pendingReason) lines.push(`waiting:     ${j.pendingReason}`);
+      if (j.reason) lines.push(`reason:      ${j.reason}`);
+      lines.push(`submitted:   ${j.submittedAt}`);
+      if (j.startedAt) lines.push(`started:     ${j.startedAt}`);
+      if (j.finishedAt) lines.push(`finished:    ${j.finishedAt}`);
+      if (j.placement) {
+        lines.push('', renderTable(['TASK', 'NODE', 'CPU', 'MEM', 'GPUS', 'STATE', 'EXIT'], j.placement.map((p) => [p.taskIndex, p.nodeId, formatCores(p.cpuMillis), formatBytes(p.memBytes), p.gpuIndices.length ? `${p.gpuIndices.join(',')}${p.gpuMilliEach < 1000 ? ` @${p.gpuMilliEach}m` : ''}` : '-', p.state, p.exitCode])));
+      }
+      return lines.join('\n');
+    });
+  });
+
+program
+  .command('list')
+  .option('--state <state>', 'only jobs in this state')
+  .option('--pool <pool>', 'only jobs of this pool')
+  .option('--limit <n>', 'page size', '100')
+  .option('--all', 'follow pages to the end')
+  .description('list jobs')
+  .action(async (opts: { state?: string; pool?: string; limit: string; all?: boolean }) => {
+    const items: JobView[] = [];
+    let cursor: string | undefined;
+    do {
+      const q = new URLSearchParams({ limit: opts.limit, ...(opts.state ? { state: opts.state } : {}), ...(opts.pool ? { pool: opts.pool } : {}), ...(cursor ? { cursor } : {}) });
+      const page = await api<{ items: JobView[]; nextCursor?: string }>('GET', `/v1/jobs?${q}`);
+      items.push(...page.items);
+      cursor = opts.all ? page.nextCursor : undefined;
+    } while (cursor);
+    print({ items }, () => renderTable(['ID', 'POOL', 'STATE', 'TASKS', 'ASKS', 'NODES', 'EXIT', 'REASON'], items.map(jobRow)));
+  });
+
+program
+  .command('cancel')
+  .argument('<id>')
+  .description('cancel a job')
+  .action(async (id: string) => {
+    const res = await api<{ id: string; state: string }>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+    print(res, () => `${res.id} ${res.state}`);
+  });
+
+program
+  .command('log')
+  .argument('<id>')
+  .option('--task <n>', 'task index', '0')
+  .option('--bytes <n>', 'how much of the end of the output', '16384')
+  .description("show the tail of a job's output")
+  .action(async (id: string, opts: { task: string; bytes: string }) => {
+    const res = await api<{ text: string; truncated: boolean; nodeId: string }>('GET', `/v1/jobs/${encodeURIComponent(id)}/log?task=${opts.task}&bytes=${opts.bytes}`);
+    print(res, () => `${res.truncated ? '…\n' : ''}${res.text}`);
+  });
+
+program
+  .command('nodes')
+  .description('list nodes')
+  .action(async () => {
+    const { items } = await api<{ items: NodeView[] }>('GET', '/v1/nodes');
+    print({ items }, () =>
+      renderTable(
+        ['NODE', 'POOL', 'STATE', 'CPU', 'MEM', 'GPUS', 'TASKS', 'POWER', 'GREEN'],
+        items.map((n) => [
+          n.id + (n.draining ? ' (draining)' : ''),
+          n.pool,
+          n.state,
+          `${formatCores(n.allocated.cpuMillis)}/${formatCores(n.allocatable.cpuMillis)}`,
+          `${formatBytes(n.allocated.memBytes)}/${formatBytes(n.allocatable.memBytes)}`,
+          n.allocatable.gpus > 0 ? `${n.allocated.gpuMilli / 1000}/${n.allocatable.gpus} ${n.gpuModel ?? ''}` : '-',
+          n.tasks,
+          `${Math.round(n.powerWatts)}W`,
+          `${Math.round(n.greenShare * 100)}%`,
+        ]),
+      ),
+    );
+  });
+
+program
+  .command('pools')
+  .description('capacity, allocation and queue per pool')
+  .action(async () => {
+    const { items } = await api<{ items: PoolView[] }>('GET', '/v1/pools');
+    print({ items }, () =>
+      renderTable(
+        ['POOL', 'NODES', 'CPU', 'MEM', 'GPUS', 'PENDING', 'RUNNING'],
+        items.map((p) => [
+          p.pool,
+          `${p.nodes.ready} ready${p.nodes.cordoned ? `, ${p.nodes.cordoned} cordoned` : ''}${p.nodes.suspect ? `, ${p.nodes.suspect} suspect` : ''}${p.nodes.down ? `, ${p.nodes.down} down` : ''}`,
+          `${formatCores(p.allocated.cpuMillis)}/${formatCores(p.capacity.cpuMillis)}`,
+          `${formatBytes(p.allocated.memBytes)}/${formatBytes(p.capacity.memBytes)}`,
+          `${p.allocated.gpuMilli / 1000}/${p.capacity.gpus}`,
+          p.queue.pending,
+          p.jobs.running + p.jobs.placed,
+        ]),
+      ),
+    );
+  });
+
+for (const [name, path, summary] of [
+  ['cordon', 'cordon', 'stop placing work on a node'],
+  ['uncordon', 'uncordon', 'place work on a node again (ends a drain)'],
+] as const) {
+  program
+    .command(name)
+    .argument('<node>')
+    .description(summary)
+    .action(async (node: string) => {
+      const n = await api<NodeView>('POST', `/v1/nodes/${encodeURIComponent(node)}/${path}`);
+      print(n, () => `${n.id} ${n.state}`);
+    });
+}
+
+program
+  .command('drain')
+  .argument('<node>')
+  .option('--requeue', 'stop its jobs now and queue them again')
+  .description('cordon a node and let its jobs finish (or requeue them)')
+  .action(async (node: string, opts: { requeue?: boolean }) => {
+    const n = await api<NodeView & { requeued: number }>('POST', `/v1/nodes/${encodeURIComponent(node)}/drain`, { requeue: opts.requeue === true });
+    print(n, () => `${n.id} ${n.state}, draining${n.requeued ? `, ${n.requeued} jobs requeued` : ''}`);
+  });
+
+await program.parseAsync();

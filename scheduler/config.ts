@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { LOG_LEVELS } from '../src/telemetry/logger';
+
+const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * The scheduler's configuration: every setting, its environment variable, its default and its meaning.
+ * Parsed once in main and passed down; the README's configuration table is generated from the same list.
+ */
+export const schedulerConfigSchema = z.object({
+  /** NATS servers, comma-separated. Env: QY_NATS_URL */
+  natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** Address the HTTP API listens on. Env: QY_HTTP_HOST */
+  httpHost: z.string().min(1).default('127.0.0.1'),
+  /** Port of the HTTP API (0 picks a free one). Env: QY_HTTP_PORT */
+  httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Log level: fatal, error, warn, info, debug, trace or silent. Env: QY_LOG_LEVEL */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Human-readable logs instead of JSON lines. Env: QY_LOG_PRETTY */
+  logPretty: bool(false),
+  /** How often agents send heartbeats (told to them at registration). Env: QY_HEARTBEAT_INTERVAL_MS */
+  heartbeatIntervalMs: ms(1_000),
+  /** Silence after which a node is suspect (no new work). Env: QY_SUSPECT_AFTER_MS */
+  suspectAfterMs: ms(3_000),
+  /** Silence after which a node is down and its jobs are requeued. Env: QY_DOWN_AFTER_MS */
+  downAfterMs: ms(10_000),
+  /** Placements a job may have before it fails for good (requeues after lost nodes count). Env: QY_MAX_ATTEMPTS */
+  maxAttempts: z.coerce.number().int().min(1).max(100).default(3),
+  /** Time between SIGTERM and SIGKILL when a job is cancelled. Env: QY_CANCEL_GRACE_MS */
+  cancelGraceMs: z.coerce.number().int().min(0).default(10_000),
+  /** Largest accepted request body. Env: QY_BODY_LIMIT_BYTES */
+  bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+  /** JetStream replicas of the streams and buckets (3 in a NATS cluster). Env: QY_STREAM_REPLICAS */
+  streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
+  /** How long JetStream remembers message ids to drop duplicates. Env: QY_DUPLICATE_WINDOW_MS */
+  duplicateWindowMs: ms(120_000),
+  /** Priority classes as JSON, name → priority (higher first). Env: QY_PRIORITY_CLASSES */
+  priorityClasses: z
+    .string()
+    .default('{"urgent":1000,"normal":500,"batch":100,"best-effort":0}')
+    .transform((text, ctx) => {
+      try {
+        return z.record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), z.number().int()).parse(JSON.parse(text));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be a JSON object of name → integer priority (${(err as Error).message})` });
+        return z.NEVER;
+      }
+    }),
+  /** Tenant that jobs belong to until tenants and tokens are configured. Env: QY_DEFAULT_TENANT */
+  defaultTenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).default('default'),
+  /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
+  cycleAttempts: z.coerce.number().int().min(1).default(2_000),
+});
+export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
+
+/** Environment variable of each setting. */
+export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
+  natsUrl: 'QY_NATS_URL',
+  httpHost: 'QY_HTTP_HOST',
+  httpPort: 'QY_HTTP_PORT',
+  logLevel: 'QY_LOG_LEVEL',
+  logPretty: 'QY_LOG_PRETTY',
+  heartbeatIntervalMs: 'QY_HEARTBEAT_INTERVAL_MS',
+  suspectAfterMs: 'QY_SUSPECT_AFTER_MS',
+  downAfterMs: 'QY_DOWN_AFTER_MS',
+  maxAttempts: 'QY_MAX_ATTEMPTS',
+  cancelGraceMs: 'QY_CANCEL_GRACE_MS',
+  bodyLimitBytes: 'QY_BODY_LIMIT_BYTES',
+  streamReplicas: 'QY_STREAM_REPLICAS',
+  duplicateWindowMs: 'QY_DUPLICATE_WINDOW_MS',
+  priorityClasses: 'QY_PRIORITY_CLASSES',
+  defaultTenant: 'QY_DEFAULT_TENANT',
+  cycleAttempts: 'QY_CYCLE_ATTEMPTS',
+};
+
+/** Reads the configuration from environment variables; throws one error naming every bad variable. */
+export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [key, name] of Object.entries(SCHEDULER_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  const parsed = schedulerConfigSchema.safeParse({ ...raw, ...overrides });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${SCHEDULER_ENV[i.path[0] as keyof SchedulerConfig] ?? i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const config = parsed.data;
+  if (config.downAfterMs <= config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
+  return config;
+}

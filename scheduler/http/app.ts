@@ -1,0 +1,77 @@
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { QY_ERR_BODY_TOO_LARGE, QY_ERR_INTERNAL, QY_ERR_MALFORMED_JSON, QY_ERR_ROUTE_NOT_FOUND, QY_ERR_UNSUPPORTED_MEDIA_TYPE, QY_ERR_VALIDATION } from '../../src/errors';
+import type { Logger } from '../../src/telemetry/logger';
+import type { SchedulerOperations } from '../operations';
+import type { Scheduler } from '../service';
+import { jobRoutes } from './routes/jobs';
+import { nodeRoutes } from './routes/nodes';
+
+/**
+ * The HTTP API: fastify with zod schemas from src/protocol for validation, types and the OpenAPI document
+ * (served at /docs/json). Every error leaves through one handler as {code, message, statusCode}.
+ */
+export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number; tenantOf: () => string }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
+  const app = Fastify({ loggerInstance: options.log as FastifyBaseLogger, bodyLimit: options.bodyLimitBytes, logController: new LogController({ disableRequestLogging: true }), requestIdHeader: 'x-request-id' }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: { info: { title: 'qingyang-scheduler', description: 'Compute scheduler for the Qingyang cluster', version: '1' } },
+    transform: jsonSchemaTransform,
+  });
+
+  // JSON only: without this, fastify would hand text/plain bodies to validation as strings.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
+    if (out.statusCode >= 500) req.log.error({ err }, 'request failed');
+    else req.log.debug({ code: out.code }, out.message);
+    void reply.code(out.statusCode).send({ code: out.code, message: out.message, statusCode: out.statusCode });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const err = new QY_ERR_ROUTE_NOT_FOUND(req.method, req.url.split('?')[0]);
+    void reply.code(404).send({ code: err.code, message: err.message, statusCode: 404 });
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    if (reply.statusCode >= 500 || req.log.level === 'debug' || req.log.level === 'trace') req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    done();
+  });
+
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', tags: ['health'], response: { 200: z.object({ ok: z.literal(true) }) } } }, async () => ({ ok: true as const }));
+  app.get(
+    '/readyz',
+    { schema: { summary: 'Readiness: state rebuilt from the job log', tags: ['health'], response: { 200: z.object({ ready: z.boolean(), reason: z.string().optional() }), 503: z.object({ ready: z.boolean(), reason: z.string().optional() }) } } },
+    async (_req, reply) => (scheduler.ready ? { ready: true } : reply.code(503).send({ ready: false, reason: scheduler.notReadyReason })),
+  );
+  await app.register(jobRoutes, { ops, tenantOf: options.tenantOf });
+  await app.register(nodeRoutes, { ops });
+  return app;
+}
+
+/** Maps any error to the service's error codes: validation and parsing problems are 4xx, never 5xx. */
+function toQyError(err: FastifyError, bodyLimitBytes: number, contentType: string): { code: string; message: string; statusCode: number } {
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'request';
+    const problems = err.validation.map((v) => {
+      const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      return `${where}${path ? `.${path}` : ''}: ${v.message}`;
+    });
+    const e = new QY_ERR_VALIDATION(problems.join('; '));
+    return { code: e.code, message: e.message, statusCode: 400 };
+  }
+  if (typeof err.code === 'string' && err.code.startsWith('QY_ERR_')) return { code: err.code, message: err.message, statusCode: err.statusCode ?? 500 };
+  const mapped =
+    err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+      ? new QY_ERR_BODY_TOO_LARGE(String(bodyLimitBytes))
+      : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? new QY_ERR_UNSUPPORTED_MEDIA_TYPE(contentType)
+        : err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+          ? new QY_ERR_MALFORMED_JSON(err.message)
+          : err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500
+            ? new QY_ERR_VALIDATION(err.message)
+            : new QY_ERR_INTERNAL(err.message);
+  return { code: mapped.code, message: mapped.message, statusCode: mapped.statusCode! };
+}

@@ -1,0 +1,149 @@
+import type { KV } from '@nats-io/kv';
+import { z } from 'zod';
+import type { ClusterState } from '../src/core';
+import { nodeSpecSchema, type Heartbeat, type NodeSpec, type NodeState, type Registration } from '../src/protocol';
+import type { Logger } from '../src/telemetry/logger';
+
+/** Whether the node's agent is heard from. */
+export type Liveness = 'alive' | 'suspect' | 'down';
+
+/** A registered node as the scheduler tracks it. */
+export interface NodeEntry {
+  id: string;
+  agentId: string;
+  spec: NodeSpec;
+  /** Operator flags, kept across restarts. */
+  cordoned: boolean;
+  draining: boolean;
+  liveness: Liveness;
+  lastSeenMs: number;
+  lastHeartbeat?: Heartbeat;
+}
+
+/** What is stored per node in the KV bucket. */
+const storedNodeSchema = z.object({ agentId: z.string(), spec: nodeSpecSchema, cordoned: z.boolean(), draining: z.boolean() });
+
+/**
+ * Registered nodes: their agents, operator flags (cordon, drain) and liveness from heartbeats. The
+ * registrations and flags are kept in the `qy-nodes` KV bucket so a restarted scheduler knows every node
+ * before the first heartbeat arrives; liveness is rebuilt from heartbeats.
+ */
+export class NodeRegistry {
+  readonly entries = new Map<string, NodeEntry>();
+  private cluster: ClusterState | undefined;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the stored nodes; they start suspect until their agents are heard from. */
+  async load(nowMs: number): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys()) keys.push(key);
+    for (const key of keys) {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== 'PUT') continue;
+      const parsed = storedNodeSchema.safeParse(entry.json());
+      if (!parsed.success) {
+        this.log.warn({ nodeId: key }, 'stored node is invalid; ignored until it registers again');
+        continue;
+      }
+      const known = this.entries.get(key);
+      this.entries.set(key, { id: key, ...parsed.data, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat });
+    }
+  }
+
+  /** Puts every known node into a (fresh) cluster state. */
+  attach(cluster: ClusterState): void {
+    this.cluster = cluster;
+    for (const entry of this.entries.values()) {
+      cluster.upsertNode(entry.spec);
+      this.applyTelemetry(entry);
+      this.syncState(entry);
+    }
+  }
+
+  /** Registers or re-registers a node; throws when the cluster refuses the change (pool change under load). */
+  async register(reg: Registration, nowMs: number): Promise<NodeEntry> {
+    const known = this.entries.get(reg.node.id);
+    this.cluster?.upsertNode(reg.node);
+    const entry: NodeEntry = {
+      id: reg.node.id,
+      agentId: reg.agentId,
+      spec: reg.node,
+      cordoned: known?.cordoned ?? false,
+      draining: known?.draining ?? false,
+      liveness: 'alive',
+      lastSeenMs: nowMs,
+      lastHeartbeat: known?.lastHeartbeat,
+    };
+    this.entries.set(entry.id, entry);
+    this.syncState(entry);
+    await this.persist(entry);
+    return entry;
+  }
+
+  /** Records a heartbeat. Returns true when it brings the node back from suspect or down. */
+  heartbeat(hb: Heartbeat, nowMs: number): boolean {
+    const entry = this.entries.get(hb.nodeId);
+    if (!entry) return false;
+    entry.lastSeenMs = nowMs;
+    entry.lastHeartbeat = hb;
+    this.applyTelemetry(entry);
+    if (entry.liveness === 'alive') return false;
+    entry.liveness = 'alive';
+    this.syncState(entry);
+    return true;
+  }
+
+  /** Moves silent nodes to suspect, then down. Returns the nodes that just went down. */
+  sweep(nowMs: number, suspectAfterMs: number, downAfterMs: number): NodeEntry[] {
+    const wentDown: NodeEntry[] = [];
+    for (const entry of this.entries.values()) {
+      const silentMs = nowMs - entry.lastSeenMs;
+      const next: Liveness = silentMs >= downAfterMs ? 'down' : silentMs >= suspectAfterMs ? 'suspect' : entry.liveness;
+      if (next === entry.liveness || (entry.liveness === 'down' && next === 'suspect')) continue;
+      entry.liveness = next;
+      this.syncState(entry);
+      if (next === 'down') wentDown.push(entry);
+    }
+    return wentDown;
+  }
+
+  /** Sets the operator flags of a node. */
+  async setFlags(nodeId: string, flags: { cordoned: boolean; draining: boolean }): Promise<NodeEntry | undefined> {
+    const entry = this.entries.get(nodeId);
+    if (!entry) return undefined;
+    const before = { cordoned: entry.cordoned, draining: entry.draining };
+    entry.cordoned = flags.cordoned;
+    entry.draining = flags.draining;
+    try {
+      await this.persist(entry);
+    } catch (err) {
+      Object.assign(entry, before);
+      throw err;
+    }
+    this.syncState(entry);
+    return entry;
+  }
+
+  /** The state placement sees: down and suspect win over cordoned. */
+  stateOf(entry: NodeEntry): NodeState {
+    if (entry.liveness !== 'alive') return entry.liveness;
+    return entry.cordoned ? 'cordoned' : 'ready';
+  }
+
+  private syncState(entry: NodeEntry): void {
+    if (this.cluster?.getNode(entry.id)) this.cluster.setNodeState(entry.id, this.stateOf(entry));
+  }
+
+  private applyTelemetry(entry: NodeEntry): void {
+    const hb = entry.lastHeartbeat;
+    if (hb && this.cluster?.getNode(entry.id)) this.cluster.setNodeTelemetry(entry.id, hb.powerWatts, hb.greenShare);
+  }
+
+  private async persist(entry: NodeEntry): Promise<void> {
+    await this.kv.put(entry.id, JSON.stringify({ agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining }));
+  }
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import { DEFAULT_POLICY, type Policy } from '../src/core';
+import type { Logger } from '../src/telemetry/logger';
+import type { SchedulerConfig } from './config';
+import { buildHttpApp } from './http/app';
+import { SchedulerOperations } from './operations';
+import { Scheduler } from './service';
+
+/** A running scheduler: the service, its HTTP API and how to stop both. */
+export interface RunningScheduler {
+  scheduler: Scheduler;
+  ops: SchedulerOperations;
+  app: FastifyInstance;
+  /** Base URL of the HTTP API. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the scheduler and its HTTP API (used by main, the demo and the tests). */
+export async function runScheduler(config: SchedulerConfig, log: Logger, policy: Policy = DEFAULT_POLICY): Promise<RunningScheduler> {
+  const scheduler = new Scheduler(config, log.child({ component: 'scheduler' }), policy);
+  await scheduler.start();
+  const ops = new SchedulerOperations(scheduler);
+  const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes, tenantOf: () => config.defaultTenant });
+  const address = await app.listen({ host: config.httpHost, port: config.httpPort });
+  log.info({ url: address }, 'scheduler API listening');
+  return {
+    scheduler,
+    ops,
+    app: app as unknown as FastifyInstance,
+    url: address,
+    async close() {
+      await app.close();
+      await scheduler.stop();
+    },
+  };
+}

@@ -1,0 +1,248 @@
+import { ClusterState, PendingQueue, jobFromSpec, type Placement, type SchedJob, type TaskPlacement } from '../../src/core';
+import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState } from '../../src/protocol';
+
+/** One task of an attempt: where it runs and how it stands. */
+export interface TaskRecord {
+  placement: TaskPlacement;
+  state: 'assigned' | TaskState;
+  exitCode?: number;
+  signal?: string;
+  reason?: string;
+}
+
+/** Why an attempt is being stopped before all its tasks succeeded. */
+export interface StopIntent {
+  kind: 'cancel' | 'requeue' | 'fail';
+  reason: string;
+  exitCode?: number;
+  signal?: string;
+}
+
+/** One placement of a job. */
+export interface AttemptRecord {
+  attempt: number;
+  attemptId: string;
+  placement: Placement;
+  tasks: TaskRecord[];
+  placedAtMs: number;
+  startedAtMs?: number;
+  endedAtMs?: number;
+  stop?: StopIntent;
+  outcome?: string;
+}
+
+/** A job as the scheduler keeps it. */
+export interface JobRecord {
+  id: string;
+  tenant: string;
+  spec: JobSpec;
+  sched: SchedJob;
+  idempotencyKey?: string;
+  maxAttempts: number;
+  state: JobState;
+  attempts: AttemptRecord[];
+  /** The attempt holding resources now. */
+  current?: AttemptRecord;
+  cancelRequested: boolean;
+  submittedAtMs: number;
+  finishedAtMs?: number;
+  exitCode?: number;
+  signal?: string;
+  reason?: string;
+}
+
+/** What applying an event asks the live service to do; replay drops effects and reconciles instead. */
+export type Effect =
+  | { kind: 'assign'; job: JobRecord; attempt: AttemptRecord }
+  | { kind: 'stop-tasks'; job: JobRecord; attempt: AttemptRecord; reason: string }
+  | { kind: 'stray-task'; nodeId: string; jobId: string; attemptId: string; taskIndex: number }
+  | { kind: 'capacity-freed'; job: JobRecord }
+  | { kind: 'job-ended'; job: JobRecord };
+
+const isTaskTerminal = (t: TaskRecord) => t.state !== 'assigned' && t.state !== 'running';
+
+/**
+ * Every job and its attempts, driven only by events: submissions, placements, requeues and cancel
+ * requests written by the scheduler, and status reports written by agents. Applying the job log from the
+ * start rebuilds exactly this state (placements reserved in the cluster, pending jobs queued), which is how
+ * the scheduler recovers after a crash. Handlers tolerate duplicates and reports about old attempts.
+ */
+export class JobTable {
+  readonly jobs = new Map<string, JobRecord>();
+  private readonly byIdempotencyKey = new Map<string, string>();
+
+  constructor(
+    readonly cluster: ClusterState,
+    readonly pending: PendingQueue,
+  ) {}
+
+  get(jobId: string): JobRecord | undefined {
+    return this.jobs.get(jobId);
+  }
+
+  /** The job a tenant submitted earlier with this Idempotency-Key. */
+  byKey(tenant: string, key: string): JobRecord | undefined {
+    const id = this.byIdempotencyKey.get(`${tenant}\u0000${key}`);
+    return id === undefined ? undefined : this.jobs.get(id);
+  }
+
+  applySubmitted(e: JobSubmitted): Effect[] {
+    if (this.jobs.has(e.jobId)) return [];
+    const sched = jobFromSpec(e.spec, { id: e.jobId, tenant: e.tenant, priority: e.priority, submittedAtMs: e.submittedAtMs });
+    const job: JobRecord = {
+      id: e.jobId,
+      tenant: e.tenant,
+      spec: e.spec,
+      sched,
+      idempotencyKey: e.idempotencyKey,
+      maxAttempts: e.maxAttempts,
+      state: 'pending',
+      attempts: [],
+      cancelRequested: false,
+      submittedAtMs: e.submittedAtMs,
+    };
+    this.jobs.set(job.id, job);
+    if (e.idempotencyKey) this.byIdempotencyKey.set(`${e.tenant}\u0000${e.idempotencyKey}`, job.id);
+    this.pending.add(sched);
+    return [];
+  }
+
+  /** Reserves the placement and starts the attempt. Throws if the placement does not fit (the caller decides). */
+  applyPlaced(e: JobPlaced): Effect[] {
+    const job = this.jobs.get(e.jobId);
+    if (!job || job.state !== 'pending' || job.attempts.some((a) => a.attemptId === e.attemptId)) return [];
+    this.cluster.reserve(e.placement);
+    this.pending.remove(job.id);
+    const attempt: AttemptRecord = {
+      attempt: e.attempt,
+      attemptId: e.attemptId,
+      placement: e.placement,
+      tasks: e.placement.tasks.map((placement) => ({ placement, state: 'assigned' })),
+      placedAtMs: e.atMs,
+    };
+    job.attempts.push(attempt);
+    job.current = attempt;
+    job.state = 'placed';
+    return [{ kind: 'assign', job, attempt }];
+  }
+
+  applyStatus(s: StatusReport): Effect[] {
+    const job = this.jobs.get(s.jobId);
+    const attempt = job?.current;
+    if (!job || !attempt || attempt.attemptId !== s.attemptId) {
+      // A report about an attempt that no longer holds resources: a task still running there is a stray.
+      return s.state === 'running' ? [{ kind: 'stray-task', nodeId: s.nodeId, jobId: s.jobId, attemptId: s.attemptId, taskIndex: s.taskIndex }] : [];
+    }
+    const task = attempt.tasks[s.taskIndex];
+    if (!task || task.placement.nodeId !== s.nodeId || isTaskTerminal(task)) return [];
+    if (s.state === 'running') {
+      if (task.state === 'running') return [];
+      task.state = 'running';
+      attempt.startedAtMs ??= s.atMs;
+      if (job.state === 'placed') job.state = 'running';
+      return [];
+    }
+    task.state = s.state;
+    task.exitCode = s.exitCode;
+    task.signal = s.signal;
+    task.reason = s.reason;
+    const effects: Effect[] = [];
+    if (!attempt.stop && s.state !== 'succeeded') {
+      // The first task that ends badly decides the attempt's fate; the rest of a gang is stopped.
+      attempt.stop =
+        s.state === 'lost'
+          ? { kind: 'requeue', reason: `task ${s.taskIndex} lost on ${s.nodeId}: ${s.reason ?? 'agent restarted'}` }
+          : { kind: 'fail', reason: s.reason ?? describeExit(s), exitCode: s.exitCode, signal: s.signal };
+      effects.push({ kind: 'stop-tasks', job, attempt, reason: attempt.stop.reason });
+    }
+    return effects.concat(this.finishIfDone(job, attempt, s.atMs));
+  }
+
+  /** A node went down (its tasks are presumed lost) or an operator drained it: requeue the attempt. */
+  applyRequeued(e: JobRequeued): Effect[] {
+    const job = this.jobs.get(e.jobId);
+    const attempt = job?.current;
+    if (!job || !attempt || attempt.attemptId !== e.attemptId) return [];
+    for (const task of attempt.tasks) {
+      if (!isTaskTerminal(task) && e.lostNodeIds.includes(task.placement.nodeId)) {
+        task.state = 'lost';
+        task.reason = e.reason;
+      }
+    }
+    const effects: Effect[] = [];
+    if (!attempt.stop || attempt.stop.kind === 'fail') {
+      attempt.stop = attempt.stop ?? { kind: 'requeue', reason: e.reason };
+      effects.push({ kind: 'stop-tasks', job, attempt, reason: e.reason });
+    }
+    return effects.concat(this.finishIfDone(job, attempt, e.atMs));
+  }
+
+  applyCancelRequested(e: JobCancelRequested): Effect[] {
+    const job = this.jobs.get(e.jobId);
+    if (!job || TERMINAL_JOB_STATES.has(job.state)) return [];
+    job.cancelRequested = true;
+    if (job.state === 'pending') {
+      this.pending.remove(job.id);
+      this.end(job, 'cancelled', e.atMs, { reason: e.reason });
+      return [{ kind: 'job-ended', job }];
+    }
+    const attempt = job.current!;
+    const effects: Effect[] = [];
+    if (!attempt.stop || attempt.stop.kind === 'requeue') {
+      attempt.stop = { kind: 'cancel', reason: e.reason };
+      effects.push({ kind: 'stop-tasks', job, attempt, reason: e.reason });
+    }
+    job.state = 'cancelling';
+    return effects.concat(this.finishIfDone(job, attempt, e.atMs));
+  }
+
+  /** Tasks of an attempt that may still be running. */
+  liveTasks(attempt: AttemptRecord): TaskRecord[] {
+    return attempt.tasks.filter((t) => !isTaskTerminal(t));
+  }
+
+  /** When every task of the attempt has ended: give back its resources and decide what the job becomes. */
+  private finishIfDone(job: JobRecord, attempt: AttemptRecord, atMs: number): Effect[] {
+    if (attempt.tasks.some((t) => !isTaskTerminal(t))) return [];
+    this.cluster.release(job.id);
+    job.current = undefined;
+    attempt.endedAtMs = atMs;
+    const effects: Effect[] = [{ kind: 'capacity-freed', job }];
+    const stop = attempt.stop;
+    if (!stop) {
+      attempt.outcome = 'succeeded';
+      this.end(job, 'succeeded', atMs, { exitCode: 0 });
+    } else if (stop.kind === 'cancel' || job.cancelRequested) {
+      attempt.outcome = 'cancelled';
+      this.end(job, 'cancelled', atMs, { reason: stop.reason });
+    } else if (stop.kind === 'fail') {
+      attempt.outcome = 'failed';
+      this.end(job, 'failed', atMs, { reason: stop.reason, exitCode: stop.exitCode, signal: stop.signal });
+    } else if (job.attempts.length >= job.maxAttempts) {
+      attempt.outcome = 'requeued';
+      this.end(job, 'failed', atMs, { reason: `gave up after ${job.attempts.length} attempts; last: ${stop.reason}` });
+    } else {
+      attempt.outcome = 'requeued';
+      job.state = 'pending';
+      job.reason = stop.reason;
+      this.pending.add(job.sched);
+      return effects;
+    }
+    effects.push({ kind: 'job-ended', job });
+    return effects;
+  }
+
+  private end(job: JobRecord, state: JobState, atMs: number, outcome: { reason?: string; exitCode?: number; signal?: string }): void {
+    job.state = state;
+    job.finishedAtMs = atMs;
+    job.reason = outcome.reason;
+    job.exitCode = outcome.exitCode;
+    job.signal = outcome.signal;
+  }
+}
+
+function describeExit(s: StatusReport): string {
+  if (s.signal) return `killed by ${s.signal}`;
+  if (s.exitCode !== undefined) return `exited with code ${s.exitCode}`;
+  return s.state;
+}

@@ -1,0 +1,183 @@
+import { z } from 'zod';
+import { dataClassSchema, nodeStateSchema } from './common';
+import { jobSpecSchema } from './job';
+import { nodeIdSchema, nodeSpecSchema } from './node';
+import { placementSchema, taskPlacementSchema } from './placement';
+
+/** Version of the NATS message formats; bumped on incompatible changes. */
+export const PROTOCOL_VERSION = 1;
+
+/** Job ids are single NATS subject tokens. */
+export const jobIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a job id');
+/** An attempt of a job: `<jobId>.<n>` is not a subject token, so attempts are `<jobId>-a<n>`. */
+export const attemptIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}-a\d+$/);
+
+/** The attempt id of a job's n-th placement. */
+export function attemptIdOf(jobId: string, attempt: number): string {
+  return `${jobId}-a${attempt}`;
+}
+
+// ---- Job events (stream QY_JOBS, subjects qy.jobs.<jobId>.<event>) -------------------------------------
+
+/** A job accepted by the API. */
+export const jobSubmittedSchema = z.object({
+  type: z.literal('submitted'),
+  v: z.literal(PROTOCOL_VERSION),
+  jobId: jobIdSchema,
+  tenant: z.string(),
+  spec: jobSpecSchema,
+  submittedAtMs: z.number().int(),
+  /** Resolved from the priority class at submission, so a later config change does not reorder history. */
+  priority: z.number().int(),
+  /** Placements the job may have before it fails for good (requeues after lost nodes count). */
+  maxAttempts: z.number().int().min(1),
+  idempotencyKey: z.string().optional(),
+});
+
+/** The scheduler placed an attempt of a job. */
+export const jobPlacedSchema = z.object({
+  type: z.literal('placed'),
+  jobId: jobIdSchema,
+  attempt: z.number().int().min(1),
+  attemptId: attemptIdSchema,
+  placement: placementSchema,
+  atMs: z.number().int(),
+});
+
+/** The scheduler abandoned an attempt (its node went down) and stops what is left of it. */
+export const jobRequeuedSchema = z.object({
+  type: z.literal('requeued'),
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  /** Nodes whose tasks are presumed lost. */
+  lostNodeIds: z.array(z.string()),
+  reason: z.string(),
+  atMs: z.number().int(),
+});
+
+/** A user asked to cancel a job. */
+export const jobCancelRequestedSchema = z.object({
+  type: z.literal('cancel-requested'),
+  jobId: jobIdSchema,
+  reason: z.string(),
+  atMs: z.number().int(),
+});
+
+export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema]);
+export type JobSubmitted = z.infer<typeof jobSubmittedSchema>;
+export type JobPlaced = z.infer<typeof jobPlacedSchema>;
+export type JobRequeued = z.infer<typeof jobRequeuedSchema>;
+export type JobCancelRequested = z.infer<typeof jobCancelRequestedSchema>;
+export type JobEvent = z.infer<typeof jobEventSchema>;
+
+// ---- Status reports (stream QY_JOBS, subject qy.status.<nodeId>) ---------------------------------------
+
+/**
+ * How a task of an attempt stands on its node:
+ * running; succeeded (exit 0); failed (non-zero exit, signal, walltime, could not start);
+ * cancelled (stopped on request); lost (the agent restarted and the process is gone).
+ */
+export const TASK_STATES = ['running', 'succeeded', 'failed', 'cancelled', 'lost'] as const;
+export const taskStateSchema = z.enum(TASK_STATES);
+export type TaskState = z.infer<typeof taskStateSchema>;
+
+export const statusReportSchema = z.object({
+  type: z.literal('status'),
+  nodeId: nodeIdSchema,
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  taskIndex: z.number().int().min(0),
+  state: taskStateSchema,
+  exitCode: z.number().int().optional(),
+  signal: z.string().optional(),
+  reason: z.string().optional(),
+  atMs: z.number().int(),
+});
+export type StatusReport = z.infer<typeof statusReportSchema>;
+
+// ---- Work for agents (stream QY_ASSIGN, subject qy.assign.<agentId>.<nodeId>) ---------------------------
+
+/** Run these tasks of an attempt on this node. */
+export const assignmentSchema = z.object({
+  type: z.literal('assign'),
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  nodeId: nodeIdSchema,
+  tenant: z.string(),
+  tasks: z.array(taskPlacementSchema).min(1),
+  /** Node id of each rank (task index) of the job, for gangs. */
+  hosts: z.array(z.string()),
+  command: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  walltimeMs: z.number().int().optional(),
+  /** Declared run time: simulated nodes sleep this long. */
+  durationMs: z.number().int().optional(),
+  dataClass: dataClassSchema,
+  atMs: z.number().int(),
+});
+export type Assignment = z.infer<typeof assignmentSchema>;
+
+/** Stop these tasks of an attempt (SIGTERM, then SIGKILL after the grace period). */
+export const cancelOrderSchema = z.object({
+  type: z.literal('cancel'),
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  nodeId: nodeIdSchema,
+  taskIndexes: z.array(z.number().int().min(0)),
+  reason: z.string(),
+  graceMs: z.number().int().min(0),
+  atMs: z.number().int(),
+});
+export type CancelOrder = z.infer<typeof cancelOrderSchema>;
+
+export const agentWorkSchema = z.discriminatedUnion('type', [assignmentSchema, cancelOrderSchema]);
+export type AgentWork = z.infer<typeof agentWorkSchema>;
+
+// ---- Core NATS: heartbeats, registration, logs ----------------------------------------------------------
+
+export const heartbeatSchema = z.object({
+  type: z.literal('heartbeat'),
+  nodeId: nodeIdSchema,
+  atMs: z.number().int(),
+  /** CPU busy share over the last interval, 0..1. */
+  cpuUtil: z.number().min(0).max(1),
+  memUsedBytes: z.number().int().min(0),
+  gpus: z.array(z.object({ index: z.number().int().min(0), util: z.number().min(0).max(1), memUsedBytes: z.number().int().min(0) })).default([]),
+  powerWatts: z.number().min(0),
+  /** Share of the node's electricity from renewable sources, 0..1. */
+  greenShare: z.number().min(0).max(1),
+  /** Where the power figure came from: rapl, nvml, model (utilisation × rated power) or simulated. */
+  powerSource: z.enum(['rapl', 'nvml', 'model', 'simulated']),
+  /** Tasks running now, as `<attemptId>/<taskIndex>`. */
+  running: z.array(z.string()).default([]),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+export const registrationSchema = z.object({
+  type: z.literal('register'),
+  v: z.literal(PROTOCOL_VERSION),
+  /** The agent process serving this node; its durable consumer is named after it. */
+  agentId: nodeIdSchema,
+  node: nodeSpecSchema,
+});
+export type Registration = z.infer<typeof registrationSchema>;
+
+export const registrationReplySchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive(), nodeState: nodeStateSchema }),
+  z.object({ ok: z.literal(false), code: z.string(), message: z.string() }),
+]);
+export type RegistrationReply = z.infer<typeof registrationReplySchema>;
+
+export const logRequestSchema = z.object({
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  taskIndex: z.number().int().min(0),
+  maxBytes: z.number().int().min(1).max(1024 * 1024),
+});
+export type LogRequest = z.infer<typeof logRequestSchema>;
+
+export const logReplySchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), text: z.string(), truncated: z.boolean() }),
+  z.object({ ok: z.literal(false), message: z.string() }),
+]);
+export type LogReply = z.infer<typeof logReplySchema>;

@@ -1,0 +1,102 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { KV_BUCKETS, STREAMS, agentConsumerName, subjects } from '../protocol';
+import type { Logger } from '../telemetry/logger';
+
+export type { NatsConnection };
+
+/** Connects and keeps reconnecting for ever: a NATS restart is an outage to ride out, not a reason to exit. */
+export async function connectNats(servers: string, name: string, log?: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: servers.split(',').map((s) => s.trim()),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    pingInterval: 5_000,
+  });
+  if (log) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type, server: 'server' in s ? s.server : undefined }, `nats ${s.type}`);
+      }
+    })();
+  }
+  return nc;
+}
+
+/** Stream settings that deployments tune. */
+export interface StreamSettings {
+  /** JetStream replicas (3 in a NATS cluster). */
+  replicas: number;
+  /** Window in which a message id is remembered for de-duplication. */
+  duplicateWindowMs: number;
+}
+
+/** Creates the streams if they are missing and brings their subjects and settings up to date. */
+export async function ensureStreams(nc: NatsConnection, settings: StreamSettings): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  const ns = (ms: number) => ms * 1_000_000;
+  const configs: (Partial<StreamConfig> & { name: string })[] = [
+    {
+      name: STREAMS.jobs,
+      subjects: [subjects.allJobEvents, subjects.allStatus],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: settings.replicas,
+      duplicate_window: ns(settings.duplicateWindowMs),
+    },
+    {
+      name: STREAMS.assign,
+      subjects: [subjects.allAssign],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: settings.replicas,
+      duplicate_window: ns(settings.duplicateWindowMs),
+    },
+  ];
+  for (const config of configs) {
+    try {
+      const info = await jsm.streams.info(config.name);
+      await jsm.streams.update(config.name, { ...info.config, subjects: config.subjects, duplicate_window: config.duplicate_window });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.streams.add(config);
+    }
+  }
+  return jsm;
+}
+
+/**
+ * The durable consumer through which one agent receives its nodes' work. Created by the scheduler when a
+ * node registers, so work published while the agent is away waits for it.
+ */
+export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string): Promise<void> {
+  const name = agentConsumerName(agentId);
+  try {
+    await jsm.consumers.info(STREAMS.assign, name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.consumers.add(STREAMS.assign, {
+      durable_name: name,
+      filter_subject: subjects.assignForAgent(agentId),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 30_000_000_000,
+      max_deliver: -1,
+      max_ack_pending: 10_000,
+    });
+  }
+}
+
+/** The registered-nodes bucket. */
+export async function openNodesKv(nc: NatsConnection, replicas: number): Promise<KV> {
+  return new Kvm(nc).create(KV_BUCKETS.nodes, { history: 1, replicas });
+}
+
+/** Whether a JetStream API error says the stream or consumer does not exist. */
+export function isNotFound(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === 404 || /not found/i.test(err.message);
+  return err instanceof Error && /not found/i.test(err.message);
+}

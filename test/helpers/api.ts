@@ -1,0 +1,67 @@
+import type { JobSpecInput, JobState, JobView } from '../../src/protocol';
+
+/** A response as tests look at it. */
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** A small client of the scheduler's HTTP API for tests. */
+export class ApiClient {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T = unknown>(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+    const hasBody = options.body !== undefined || options.rawBody !== undefined;
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...options.headers },
+      body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+    });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: body as T, headers: res.headers };
+  }
+
+  /** Submits a job; throws unless it was accepted. */
+  async submit(spec: JobSpecInput, idempotencyKey?: string): Promise<string> {
+    const res = await this.request<{ id: string }>('POST', '/v1/jobs', { body: spec, headers: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} });
+    if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id;
+  }
+
+  async job(id: string): Promise<JobView> {
+    const res = await this.request<JobView>('GET', `/v1/jobs/${id}`);
+    if (res.status !== 200) throw new Error(`get ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
+  /** Polls a job until it is in one of `states`; throws with its last view after `timeoutMs`. */
+  async waitFor(id: string, states: JobState[], timeoutMs = 20_000): Promise<JobView> {
+    return waitUntil(async () => {
+      const job = await this.job(id);
+      return states.includes(job.state) ? job : undefined;
+    }, timeoutMs, async () => `job ${id} did not reach ${states.join('/')}: ${JSON.stringify(await this.job(id).catch((e) => String(e)))}`);
+  }
+}
+
+/** Polls `check` every 50 ms until it returns a value; throws `describe()` after `timeoutMs`. */
+export async function waitUntil<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, describe: () => Promise<string> | string = () => 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let value: T | undefined;
+    try {
+      value = await check();
+    } catch {
+      value = undefined;
+    }
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out: ${await describe()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,122 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../../agents/agent';
+import { constantGreen } from '../../agents/collectors/green';
+import { ProcessRunner } from '../../agents/runners/process-runner';
+import { SimRunner } from '../../agents/runners/sim-runner';
+import { SimTelemetry } from '../../agents/telemetry';
+import { loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/config';
+import { runScheduler, type RunningScheduler } from '../../scheduler/run';
+import { freePort } from '../../src/local/ports';
+import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
+import { createLogger } from '../../src/telemetry/logger';
+import { ApiClient, waitUntil } from './api';
+
+const GiB = 1024 ** 3;
+
+/** Liveness settings that keep failure tests short. */
+export const FAST_LIVENESS = { heartbeatIntervalMs: '200', suspectAfterMs: '700', downAfterMs: '1500', cancelGraceMs: '1000' };
+
+export const silentLog = createLogger({ name: 'test', level: process.env.QY_TEST_LOG_LEVEL ?? 'silent' });
+
+/** A node spec for tests: small, in the given pool. */
+export function testNode(id: string, pool: NodeSpec['pool'] = 'general', extra: Record<string, unknown> = {}): NodeSpec {
+  const gpus = pool === 'intelligent' ? { gpus: 4, gpuMemBytes: 80 * GiB } : {};
+  return nodeSpecSchema.parse({
+    id,
+    pool,
+    zone: 'z1',
+    rack: 'r1',
+    capacity: { cpuMillis: 8000, memBytes: 32 * GiB, ...gpus },
+    gpuModel: pool === 'intelligent' ? 'A800' : undefined,
+    ratedPowerWatts: 500,
+    ...extra,
+  });
+}
+
+/** Starts the scheduler in this process on a free port. */
+export async function startScheduler(natsUrl: string, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): Promise<RunningScheduler & { api: ApiClient }> {
+  const config = loadSchedulerConfig({}, { natsUrl, httpPort: 0, ...FAST_LIVENESS, ...overrides });
+  const running = await runScheduler(config, silentLog);
+  return Object.assign(running, { api: new ApiClient(running.url) });
+}
+
+/** Starts an agent in this process serving `nodes`, running real processes or simulated sleepers. */
+export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSpec[], runner: 'process' | 'sim' = 'process'): Promise<Agent> {
+  const green = constantGreen(0.6);
+  const agent = new Agent({
+    agentId,
+    natsUrl,
+    nodes: nodes.map((spec) => ({ spec, telemetry: new SimTelemetry(spec, green) })),
+    runner: runner === 'process' ? new ProcessRunner(1_000) : new SimRunner(500),
+    stateDir: mkdtempSync(join(tmpdir(), `qy-agent-${agentId}-`)),
+    heartbeatIntervalMs: 200,
+    log: silentLog,
+  });
+  await agent.start();
+  return agent;
+}
+
+/** Waits until the scheduler lists these nodes as ready. */
+export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs = 10_000): Promise<void> {
+  await waitUntil(async () => {
+    const res = await api.request<{ items: { id: string; state: string }[] }>('GET', '/v1/nodes');
+    const ready = new Set(res.body.items.filter((n) => n.state === 'ready').map((n) => n.id));
+    return nodeIds.every((id) => ready.has(id)) ? true : undefined;
+  }, timeoutMs, () => `nodes ${nodeIds.join(',')} not ready`);
+}
+
+/** A process started by a test, with its output kept for failure messages. */
+export interface ChildService {
+  child: ChildProcess;
+  output(): string;
+  /** kill -9 */
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(sig);
+    await exited;
+  };
+  return { child, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+}
+
+/** Starts `scheduler/main.ts` as a child process (so a test can kill -9 it) and waits until it is ready. */
+export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}): Promise<ChildService & { url: string; api: ApiClient }> {
+  const httpPort = port ?? (await freePort());
+  const svc = spawnTs('scheduler/main.ts', [], {
+    QY_NATS_URL: natsUrl,
+    QY_HTTP_PORT: String(httpPort),
+    QY_LOG_LEVEL: 'warn',
+    QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
+    QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,
+    QY_DOWN_AFTER_MS: FAST_LIVENESS.downAfterMs,
+    QY_CANCEL_GRACE_MS: FAST_LIVENESS.cancelGraceMs,
+    ...env,
+  });
+  const url = `http://127.0.0.1:${httpPort}`;
+  const api = new ApiClient(url);
+  await waitUntil(async () => ((await api.request('GET', '/readyz')).status === 200 ? true : undefined), 30_000, () => `scheduler not ready:\n${svc.output()}`);
+  return { ...svc, url, api };
+}
+
+/** Starts `agents/main.ts --simulate n` as a child process. */
+export function spawnSimAgent(natsUrl: string, count: number, prefix: string, env: Record<string, string> = {}): ChildService {
+  return spawnTs('agents/main.ts', ['--simulate', String(count), '--prefix', prefix, '--agent-id', `${prefix}-agent`, '--state-dir', mkdtempSync(join(tmpdir(), `qy-${prefix}-`))], {
+    QY_NATS_URL: natsUrl,
+    QY_LOG_LEVEL: 'warn',
+    QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
+    ...env,
+  });
+}
