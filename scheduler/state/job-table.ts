@@ -209,7 +209,8 @@ export class JobTable {
     attempt.endedAtMs = atMs;
     const effects: Effect[] = [{ kind: 'capacity-freed', job }];
     const stop = attempt.stop;
-    if (!stop) {
+    if (!stop || attempt.tasks.every((t) => t.state === 'succeeded')) {
+      // Every task completed its work, even if a cancel was on its way: the job succeeded.
       attempt.outcome = 'succeeded';
       this.end(job, 'succeeded', atMs, { exitCode: 0 });
     } else if (stop.kind === 'cancel' || job.cancelRequested) {

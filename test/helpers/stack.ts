@@ -77,7 +77,8 @@ export interface ChildService {
   stop(): Promise<void>;
 }
 
-function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
+/** Runs a TypeScript entry point of the project as a child process. */
+export function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));

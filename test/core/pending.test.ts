@@ -1,0 +1,78 @@
+import { describe, expect, test } from 'vitest';
+import { PendingQueue, type AttemptOutcome, type PlacementFailure, type SchedJob } from '../../src/core';
+import { job } from './fixtures';
+
+const failure: PlacementFailure = { ok: false, never: false, totalNodes: 1, reasons: { 'insufficient-cpu': 1 }, tasks: 1, gpuModels: [], nodesEvaluated: 1 };
+
+/** Runs a cycle where jobs of the given sizes fit while `capacity` lasts. */
+function cycle(q: PendingQueue, capacity: { cpuMillis: number }, tried: string[], max = 100) {
+  return q.runCycle((j: SchedJob): AttemptOutcome => {
+    tried.push(j.id);
+    if (j.task.cpuMillis > capacity.cpuMillis) return { ok: false, failure };
+    capacity.cpuMillis -= j.task.cpuMillis;
+    return { ok: true };
+  }, max);
+}
+
+const sized = (id: string, cpuMillis: number, priority = 0, submittedAtMs = 0) => job({ id, priority, submittedAtMs, resources: { cpuMillis, memBytes: 0 } });
+
+describe('PendingQueue', () => {
+  test('offers jobs in priority order and removes those placed', () => {
+    const q = new PendingQueue();
+    q.add(sized('low', 1000, 1, 1));
+    q.add(sized('high', 1000, 9, 2));
+    q.add(sized('mid', 1000, 5, 3));
+    const tried: string[] = [];
+    const report = cycle(q, { cpuMillis: 10_000 }, tried);
+    expect(tried).toEqual(['high', 'mid', 'low']);
+    expect(report).toEqual({ attempts: 3, placed: 3, more: false });
+    expect(q.size).toBe(0);
+  });
+
+  test('a shape that failed is not tried again in the same cycle', () => {
+    const q = new PendingQueue();
+    for (let i = 0; i < 5; i++) q.add(sized(`big${i}`, 8000, 0, i));
+    q.add(sized('small', 1000, 0, 10));
+    const tried: string[] = [];
+    cycle(q, { cpuMillis: 4000 }, tried);
+    expect(tried).toEqual(['big0', 'small']);
+    expect(q.size).toBe(5);
+    expect(q.failureOf('big3')).toBe(failure);
+  });
+
+  test('waiting jobs are retried only after their pool is marked dirty, best first', () => {
+    const q = new PendingQueue();
+    q.add(sized('a', 8000, 0, 1));
+    q.add(sized('b', 8000, 0, 2));
+    const tried: string[] = [];
+    cycle(q, { cpuMillis: 0 }, tried);
+    expect(q.hasWork).toBe(false);
+    cycle(q, { cpuMillis: 100_000 }, tried);
+    expect(tried).toEqual(['a']);
+    q.markDirty('general');
+    expect(q.hasWork).toBe(true);
+    cycle(q, { cpuMillis: 8000 }, tried);
+    expect(tried).toEqual(['a', 'a', 'b']);
+    expect(q.size).toBe(1);
+    expect(q.has('b')).toBe(true);
+  });
+
+  test('a budget stops the cycle and says there is more', () => {
+    const q = new PendingQueue();
+    for (let i = 0; i < 4; i++) q.add(sized(`j${i}`, 1000, 0, i));
+    const tried: string[] = [];
+    expect(cycle(q, { cpuMillis: 100_000 }, tried, 3)).toEqual({ attempts: 3, placed: 3, more: true });
+    expect(cycle(q, { cpuMillis: 100_000 }, tried, 3)).toEqual({ attempts: 1, placed: 1, more: false });
+  });
+
+  test('remove takes a job out of the active queue or of its waiting group', () => {
+    const q = new PendingQueue();
+    q.add(sized('x', 8000));
+    q.add(sized('y', 1000));
+    cycle(q, { cpuMillis: 0 }, []);
+    expect(q.remove('x')?.id).toBe('x');
+    expect(q.remove('x')).toBeUndefined();
+    expect(q.sizeOf('general')).toBe(1);
+    expect(q.jobs().map((j) => j.id)).toEqual(['y']);
+  });
+});

@@ -1,0 +1,84 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Agent } from '../../agents/agent';
+import type { RunningScheduler } from '../../scheduler/run';
+import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import type { ApiClient } from '../helpers/api';
+import { startAgent, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+
+const run = promisify(execFile);
+let nats: LocalNatsServer;
+let s: RunningScheduler & { api: ApiClient };
+let agent: Agent;
+const dir = mkdtempSync(join(tmpdir(), 'qy-cli-'));
+
+/** Runs the qy CLI; resolves with stdout, or with the exit code and stderr when it fails. */
+async function qy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  s = await startScheduler(nats.url);
+  agent = await startAgent(nats.url, 'cli', [testNode('cli-1')]);
+  await waitForNodes(s.api, ['cli-1']);
+});
+
+afterAll(async () => {
+  await s?.close();
+  await agent?.stop();
+  await nats?.dispose();
+});
+
+test('qy submits a YAML job file, shows it, lists it and reads its log', async () => {
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, ['name: hello', 'pool: general', 'resources:', '  cpuMillis: 500', '  memBytes: 1048576', 'command: [sh, -c, "echo hello from $QY_NODE_ID"]', ''].join('\n'));
+  const submitted = await qy('submit', file);
+  expect(submitted.code).toBe(0);
+  const [id] = submitted.stdout.trim().split(' ');
+  await s.api.waitFor(id, ['succeeded']);
+
+  const shown = await qy('get', id);
+  expect(shown.stdout).toMatch(new RegExp(`id:\\s+${id} \\(hello\\)`));
+  expect(shown.stdout).toMatch(/state:\s+succeeded \(exit 0\)/);
+  expect(shown.stdout).toMatch(/TASK\s+NODE\s+CPU/);
+
+  const listed = JSON.parse((await qy('--json', 'list', '--state', 'succeeded')).stdout) as { items: { id: string }[] };
+  expect(listed.items.map((j) => j.id)).toContain(id);
+  expect((await qy('log', id)).stdout.trim()).toBe('hello from cli-1');
+});
+
+test('qy cancels, shows nodes and pools, cordons and drains', async () => {
+  const file = join(dir, 'sleep.json');
+  writeFileSync(file, JSON.stringify({ pool: 'general', resources: { cpuMillis: 500, memBytes: 1048576 }, command: ['sleep', '30'] }));
+  const id = (await qy('submit', file)).stdout.trim().split(' ')[0];
+  await s.api.waitFor(id, ['running']);
+  expect((await qy('cancel', id)).stdout).toMatch(new RegExp(`^${id} (cancelling|cancelled)`));
+  await s.api.waitFor(id, ['cancelled']);
+
+  expect((await qy('nodes')).stdout).toMatch(/NODE\s+POOL\s+STATE[\s\S]*cli-1\s+general\s+ready/);
+  expect((await qy('pools')).stdout).toMatch(/general\s+1 ready/);
+  expect((await qy('cordon', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned');
+  expect((await qy('drain', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned, draining');
+  expect((await qy('uncordon', 'cli-1')).stdout.trim()).toBe('cli-1 ready');
+});
+
+test('qy reports API errors with their code and exits non-zero', async () => {
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'pool: quantum\nresources: {cpuMillis: 1, memBytes: 0}\n');
+  const res = await qy('submit', bad);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(/^qy: QY_ERR_VALIDATION: Invalid request: body\.pool: /);
+  const missing = await qy('get', 'nope');
+  expect(missing.stderr.trim()).toBe('qy: QY_ERR_JOB_NOT_FOUND: Job nope not found');
+});

@@ -1,0 +1,28 @@
+import { expect, test } from 'vitest';
+import { loadSchedulerConfig } from '../../scheduler/config';
+import { loadAgentConfig } from '../../agents/config';
+
+test('defaults need no environment', () => {
+  const c = loadSchedulerConfig({});
+  expect(c).toMatchObject({ natsUrl: 'nats://127.0.0.1:4222', httpHost: '127.0.0.1', httpPort: 8080, suspectAfterMs: 3000, downAfterMs: 10_000, logPretty: false });
+  expect(c.priorityClasses).toEqual({ urgent: 1000, normal: 500, batch: 100, 'best-effort': 0 });
+});
+
+test('variables are read and coerced', () => {
+  const c = loadSchedulerConfig({ QY_HTTP_PORT: '9090', QY_LOG_PRETTY: 'yes', QY_PRIORITY_CLASSES: '{"gold":9,"tin":1}' });
+  expect(c.httpPort).toBe(9090);
+  expect(c.logPretty).toBe(true);
+  expect(c.priorityClasses).toEqual({ gold: 9, tin: 1 });
+});
+
+test('every bad variable is named in one error', () => {
+  expect(() => loadSchedulerConfig({ QY_HTTP_PORT: 'eighty', QY_LOG_LEVEL: 'loud', QY_PRIORITY_CLASSES: '[1]' })).toThrow(
+    /QY_HTTP_PORT: .*; QY_LOG_LEVEL: .*; QY_PRIORITY_CLASSES: must be a JSON object/,
+  );
+  expect(() => loadSchedulerConfig({ QY_SUSPECT_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '4000' })).toThrow('QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
+});
+
+test('the agent configuration names bad variables too', () => {
+  expect(loadAgentConfig({ QY_SIMULATE: '12' }).simulate).toBe(12);
+  expect(() => loadAgentConfig({ QY_GREEN_SHARE: '1.5' })).toThrow(/QY_GREEN_SHARE: Too big/);
+});
