@@ -18,6 +18,7 @@ import {
   type StatusReport,
   type TaskPlacement,
 } from '../src/protocol';
+import { JetStreamPublisher } from '../src/store/js-publisher';
 import { connectNats } from '../src/store/nats';
 import type { Logger } from '../src/telemetry/logger';
 import { Journal } from './journal';
@@ -52,6 +53,8 @@ export interface AgentOptions {
 
 /** How often registrations are repeated, so a scheduler that lost its node registry learns it again. */
 const REREGISTER_MS = 60_000;
+/** Heartbeats are checked this often; each node sends one per heartbeat interval, at its own phase. */
+const HEARTBEAT_TICK_MS = 50;
 
 /**
  * A node agent: registers its node(s), sends heartbeats, runs what is assigned to them and reports how
@@ -63,6 +66,7 @@ export class Agent {
   private nc!: NatsConnection;
   private js!: JetStreamClient;
   private statuses!: StatusPublisher;
+  private publisher!: JetStreamPublisher;
   private readonly journal: Journal;
   private readonly running = new Map<string, RunningTask>();
   private readonly nodes = new Map<string, AgentNode>();
@@ -71,6 +75,7 @@ export class Agent {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reregisterTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalMs: number;
+  private readonly lastHeartbeatMs = new Map<string, number>();
   private stopped = false;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -90,7 +95,8 @@ export class Agent {
   async start(): Promise<void> {
     this.nc = await connectNats(this.opts.natsUrl, `qy-agent-${this.opts.agentId}`, this.log);
     this.js = jetstream(this.nc);
-    this.statuses = new StatusPublisher(this.js, this.log);
+    this.publisher = new JetStreamPublisher(this.nc);
+    this.statuses = new StatusPublisher(this.publisher, this.log);
     this.recoverFromJournal();
     for (const nodeId of this.nodes.keys()) {
       this.subs.push(
@@ -102,7 +108,7 @@ export class Agent {
       );
     }
     await this.registerAll();
-    this.heartbeatTimer = setInterval(() => void this.sendHeartbeats(), this.heartbeatIntervalMs);
+    this.heartbeatTimer = setInterval(() => void this.sendHeartbeats(), HEARTBEAT_TICK_MS);
     this.reregisterTimer = setInterval(() => void this.registerAll(), REREGISTER_MS);
     await this.sendHeartbeats();
     void this.consumeWork();
@@ -124,6 +130,7 @@ export class Agent {
     );
     await Promise.race([Promise.all(stopping), new Promise((r) => setTimeout(r, 5_000))]);
     this.statuses.stop();
+    this.publisher.close();
     this.journalClosed = true;
     this.journal.close();
     await this.nc.drain().catch(() => undefined);
@@ -182,21 +189,34 @@ export class Agent {
 
   private setHeartbeatInterval(ms: number): void {
     this.heartbeatIntervalMs = ms;
-    if (!this.heartbeatTimer) return;
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = setInterval(() => void this.sendHeartbeats(), ms);
   }
 
+  /**
+   * Sends the heartbeats that are due. Each node has its own phase within the interval, so an agent with
+   * many (simulated) nodes spreads them out instead of sending a burst the scheduler has to swallow at once.
+   */
   private async sendHeartbeats(): Promise<void> {
     if (this.stopped || this.nc.isClosed()) return;
     const nowMs = this.now();
+    const interval = this.heartbeatIntervalMs;
+    const due: [string, AgentNode][] = [];
+    let i = 0;
+    const count = this.nodes.size;
+    for (const entry of this.nodes) {
+      const phaseMs = Math.floor((i++ * interval) / count);
+      const last = this.lastHeartbeatMs.get(entry[0]) ?? -Infinity;
+      // Due when the node's phase point passed since its last heartbeat (or it never sent one).
+      if (nowMs - last >= interval || Math.floor((nowMs - phaseMs) / interval) > Math.floor((last - phaseMs) / interval)) due.push(entry);
+    }
+    if (due.length === 0) return;
     const byNode = new Map<string, RunningTask[]>();
     for (const task of this.running.values()) {
       const list = byNode.get(task.nodeId) ?? [];
       list.push(task);
       byNode.set(task.nodeId, list);
     }
-    for (const [nodeId, node] of this.nodes) {
+    for (const [nodeId, node] of due) {
+      this.lastHeartbeatMs.set(nodeId, nowMs);
       const tasks = byNode.get(nodeId) ?? [];
       try {
         const sample = await node.telemetry.sample(nowMs, tasks.map((t) => t.placement));
@@ -240,7 +260,20 @@ export class Agent {
     if (work.type === 'assign') this.onAssign(work, msg);
     else {
       this.onCancel(work);
-      msg.ack();
+      this.ackLater(msg);
+    }
+  }
+
+  private acks: JsMsg[] = [];
+
+  /** Acknowledges at the end of this turn of the event loop, together with the others (one socket write). */
+  private ackLater(msg: JsMsg): void {
+    if (this.acks.push(msg) === 1) {
+      setImmediate(() => {
+        const batch = this.acks;
+        this.acks = [];
+        for (const m of batch) m.ack();
+      });
     }
   }
 
@@ -258,7 +291,7 @@ export class Agent {
     }
     // Acknowledge once the agent's side is durable: started tasks are journaled, their running reports stored.
     void Promise.all(reports).then(
-      () => msg.ack(),
+      () => this.ackLater(msg),
       () => undefined,
     );
   }

@@ -32,6 +32,9 @@ export class Journal {
   private readonly tasks = new Map<string, JournalTask>();
   private readonly exits = new Map<string, ReportedStatus>();
   private fd: number;
+  /** Lines not written yet: only starts must reach the file before the agent goes on (see append). */
+  private buffered = '';
+  private flushQueued = false;
 
   constructor(private readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -73,7 +76,7 @@ export class Journal {
   /** Records a start before the process is spawned, so a crash right after cannot lead to a second start. */
   started(task: JournalTask): void {
     this.tasks.set(task.key, task);
-    this.append({ t: 'start', ...task });
+    this.append({ t: 'start', ...task }, true);
   }
 
   /** Records the pid of a started task (to clean up after a crash). */
@@ -81,7 +84,7 @@ export class Journal {
     const task = this.tasks.get(key);
     if (!task) return;
     task.pid = pid;
-    this.append({ t: 'start', ...task });
+    this.append({ t: 'start', ...task }, true);
   }
 
   exited(key: string, exit: ReportedStatus): void {
@@ -103,6 +106,7 @@ export class Journal {
 
   /** Rewrites the file with what still matters: tasks under way and the most recent keys seen. */
   compact(): void {
+    this.flush();
     const lines: string[] = [];
     for (const key of [...this.seen].slice(-KEEP_SEEN)) if (!this.tasks.has(key)) lines.push(JSON.stringify({ t: 'seen', key }));
     for (const task of this.tasks.values()) {
@@ -117,11 +121,30 @@ export class Journal {
   }
 
   close(): void {
+    this.flush();
     closeSync(this.fd);
   }
 
-  private append(line: Line): void {
+  /**
+   * A start is written at once, before the process is spawned: after a crash it is what prevents a second
+   * start. Exits and reports are written at the end of the tick: losing them in a crash only means an
+   * exit is reported again (de-duplicated by its message id) or a task is reported lost.
+   */
+  private append(line: Line, now = false): void {
     this.seen.add(line.key);
-    writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    this.buffered += `${JSON.stringify(line)}\n`;
+    if (now) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.buffered === '') return;
+    const text = this.buffered;
+    this.buffered = '';
+    writeSync(this.fd, text);
   }
 }

@@ -1,26 +1,26 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamPublisher } from '../src/store/js-publisher';
 import { subjects, type StatusReport } from '../src/protocol';
 import type { Logger } from '../src/telemetry/logger';
 
 /**
  * Sends status reports to the job log and keeps retrying until JetStream stores each one, through NATS
  * outages and scheduler restarts: a report is how a job's end becomes known, so it must not be dropped.
- * The message id makes a retry that did get stored harmless.
+ * A retry of a report that did get stored is harmless: the scheduler applies repeated reports as no-ops.
  */
 export class StatusPublisher {
   private stopped = false;
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly publisher: JetStreamPublisher,
     private readonly log: Logger,
   ) {}
 
   async publish(report: StatusReport): Promise<void> {
     const payload = JSON.stringify(report);
-    const msgID = `${report.attemptId}/${report.taskIndex}:${report.state}`;
     for (let delayMs = 100; !this.stopped; delayMs = Math.min(5_000, delayMs * 2)) {
       try {
-        await this.js.publish(subjects.status(report.nodeId), payload, { msgID, timeout: 5_000 });
+        // No message id: the scheduler applies a repeated report as a no-op.
+        await this.publisher.publish(subjects.status(report.nodeId), payload);
         return;
       } catch (err) {
         this.log.warn({ err: (err as Error).message, jobId: report.jobId, state: report.state }, 'status report not stored yet; retrying');

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 let lastMs = 0;
 let counter = 0;
 
@@ -15,6 +13,7 @@ export function newJobId(nowMs: number): string {
   }
   const time = nowMs.toString(36).padStart(9, '0');
   const seq = counter.toString(36).padStart(3, '0');
-  const rand = randomBytes(4).readUInt32BE(0).toString(36).padStart(7, '0').slice(0, 5);
+  // Uniqueness comes from time and counter; the random tail only separates restarts within one millisecond.
+  const rand = Math.floor(Math.random() * 36 ** 5).toString(36).padStart(5, '0');
   return `j${time}${seq}${rand}`;
 }

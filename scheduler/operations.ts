@@ -2,6 +2,7 @@ import { formatFailure, jobFromSpec, neverFits, prepareJob } from '../src/core';
 import {
   POOLS,
   TERMINAL_JOB_STATES,
+  attemptIdOf,
   logReplySchema,
   subjects,
   type JobSpec,
@@ -72,13 +73,20 @@ export class SchedulerOperations {
     const nowMs = this.s.now();
     let id = newJobId(nowMs);
     while (this.s.table.get(id)) id = newJobId(nowMs);
-    if (this.s.cluster.nodesOf(spec.pool).length > 0) {
-      const never = neverFits(this.s.cluster, prepareJob(jobFromSpec(spec, { id, tenant, priority, submittedAtMs: nowMs }), this.s.policy));
-      if (never) throw new QY_ERR_UNSCHEDULABLE(spec.pool, formatFailure(never));
-    }
+    const sched = jobFromSpec(spec, { id, tenant, priority, submittedAtMs: nowMs });
     const event: JobSubmitted = { type: 'submitted', v: 1, jobId: id, tenant, spec, submittedAtMs: nowMs, priority, maxAttempts: this.s.config.maxAttempts, idempotencyKey };
-    const { stored } = this.s.commit(event, idempotencyKey === undefined ? `submit:${id}` : `submit:${tenant}:${idempotencyKey}`);
-    this.s.requestCycle();
+    if (this.s.cluster.nodesOf(spec.pool).length > 0) {
+      const prepared = prepareJob(sched, this.s.policy);
+      // Nobody waits ahead of it in its pool: place it now and store submission and placement as one message.
+      const placement = this.s.pending.sizeOf(spec.pool) === 0 ? this.s.placeNow(prepared) : undefined;
+      if (placement) event.placed = { attempt: 1, attemptId: attemptIdOf(id, 1), placement };
+      else {
+        const never = neverFits(this.s.cluster, prepared);
+        if (never) throw new QY_ERR_UNSCHEDULABLE(spec.pool, formatFailure(never));
+      }
+    }
+    const { stored } = this.s.commit(event, idempotencyKey === undefined ? undefined : `submit:${tenant}:${idempotencyKey}`);
+    if (!event.placed) this.s.requestCycle();
     try {
       await stored;
     } catch (err) {
@@ -117,7 +125,7 @@ export class SchedulerOperations {
     if (!job) throw new QY_ERR_JOB_NOT_FOUND(jobId);
     if (TERMINAL_JOB_STATES.has(job.state)) throw new QY_ERR_JOB_FINISHED(jobId, job.state);
     if (!job.cancelRequested) {
-      const { stored } = this.s.commit({ type: 'cancel-requested', jobId, reason, atMs: this.s.now() }, `cancel:${jobId}`);
+      const { stored } = this.s.commit({ type: 'cancel-requested', jobId, reason, atMs: this.s.now() });
       try {
         await stored;
       } catch (err) {

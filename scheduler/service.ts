@@ -1,6 +1,6 @@
 import { jetstream, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ClusterState, DEFAULT_POLICY, PendingQueue, placeJob, prepareJob, type AttemptOutcome, type Policy, type PreparedJobWithCache, type SchedJob } from '../src/core';
+import { ClusterState, DEFAULT_POLICY, PendingQueue, placeJob, prepareJob, type AttemptOutcome, type Placement, type Policy, type PreparedJobWithCache, type SchedJob } from '../src/core';
 import {
   attemptIdOf,
   heartbeatSchema,
@@ -13,6 +13,7 @@ import {
   type JobPlaced,
   type RegistrationReply,
 } from '../src/protocol';
+import { JetStreamPublisher } from '../src/store/js-publisher';
 import { JobLog, type LogEntry } from '../src/store/job-log';
 import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv } from '../src/store/nats';
 import type { Logger } from '../src/telemetry/logger';
@@ -40,6 +41,7 @@ export class Scheduler {
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
   private jobLog!: JobLog;
+  private publisher!: JetStreamPublisher;
   private statusFeed: ConsumerMessages | undefined;
   private readonly subs: Subscription[] = [];
   private readonly knownAgents = new Set<string>();
@@ -66,7 +68,8 @@ export class Scheduler {
     this.nc = await connectNats(this.config.natsUrl, 'qy-scheduler', this.log);
     this.jsm = await ensureStreams(this.nc, { replicas: this.config.streamReplicas, duplicateWindowMs: this.config.duplicateWindowMs });
     this.js = jetstream(this.nc);
-    this.jobLog = new JobLog(this.nc, this.log);
+    this.publisher = new JetStreamPublisher(this.nc);
+    this.jobLog = new JobLog(this.nc, this.log, this.publisher);
     this.registry = new NodeRegistry(await openNodesKv(this.nc, this.config.streamReplicas), this.log);
     await this.rebuild('start');
     this.subs.push(
@@ -94,6 +97,7 @@ export class Scheduler {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const s of this.subs) s.unsubscribe();
     await this.statusFeed?.close().catch(() => undefined);
+    this.publisher?.close();
     await this.nc?.drain().catch(() => undefined);
   }
 
@@ -246,6 +250,13 @@ export class Scheduler {
     if (report.more) this.requestCycle();
   }
 
+  /** A placement for a job that has just arrived, if one fits now (nothing is reserved). */
+  placeNow(prepared: PreparedJobWithCache): Placement | undefined {
+    const result = placeJob(this.cluster, prepared, this.policy);
+    if (result.ok) this.prepared.set(prepared.job, prepared);
+    return result.ok ? result.placement : undefined;
+  }
+
   private tryPlace(job: SchedJob): AttemptOutcome {
     let p = this.prepared.get(job);
     if (!p) {
@@ -288,7 +299,8 @@ export class Scheduler {
         dataClass: job.spec.dataClass,
         atMs: this.now(),
       };
-      this.sendWork(nodeId, work, `assign:${attempt.attemptId}:${nodeId}`);
+      // No message id: the agent's journal makes a repeated assignment harmless.
+      this.sendWork(nodeId, work);
     }
   }
 
@@ -314,16 +326,16 @@ export class Scheduler {
   }
 
   private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string): void {
-    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs: this.config.cancelGraceMs, atMs: this.now() }, undefined);
+    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs: this.config.cancelGraceMs, atMs: this.now() });
   }
 
-  private sendWork(nodeId: string, work: AgentWork, msgID: string | undefined): void {
+  private sendWork(nodeId: string, work: AgentWork): void {
     const agentId = this.registry.entries.get(nodeId)?.agentId;
     if (!agentId) {
       this.log.error({ nodeId, jobId: work.jobId }, 'no agent known for node; work not sent');
       return;
     }
-    this.js.publish(subjects.assign(agentId, nodeId), JSON.stringify(work), msgID ? { msgID } : undefined).catch((err: Error) => {
+    this.publisher.publish(subjects.assign(agentId, nodeId), JSON.stringify(work)).catch((err: Error) => {
       // Reconnecting triggers a rebuild, whose reconciliation sends the work again.
       this.log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type }, 'could not send work to agent');
     });

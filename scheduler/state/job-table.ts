@@ -104,7 +104,8 @@ export class JobTable {
     this.jobs.set(job.id, job);
     if (e.idempotencyKey) this.byIdempotencyKey.set(`${e.tenant}\u0000${e.idempotencyKey}`, job.id);
     this.pending.add(sched);
-    return [];
+    if (!e.placed) return [];
+    return this.applyPlaced({ type: 'placed', jobId: e.jobId, attempt: e.placed.attempt, attemptId: e.placed.attemptId, placement: e.placed.placement, atMs: e.submittedAtMs });
   }
 
   /** Reserves the placement and starts the attempt. Throws if the placement does not fit (the caller decides). */

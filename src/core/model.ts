@@ -32,9 +32,13 @@ export interface JobIdentity {
 }
 
 /** Turns a validated job spec into the core's job. `exclusivePools` are pools whose tasks always take whole nodes. */
-export function jobFromSpec(spec: JobSpec, identity: JobIdentity, exclusivePools: readonly Pool[] = ['super']): SchedJob {
+export function jobFromSpec(spec: JobSpec, identity: JobIdentity, exclusivePools: readonly Pool[] = EXCLUSIVE_POOLS): SchedJob {
+  // Properties are listed one by one: an object spread here cost microseconds per job on the submit path.
   return {
-    ...identity,
+    id: identity.id,
+    tenant: identity.tenant,
+    priority: identity.priority,
+    submittedAtMs: identity.submittedAtMs,
     pool: spec.pool,
     priorityClass: spec.priorityClass,
     task: spec.resources,
@@ -47,6 +51,8 @@ export function jobFromSpec(spec: JobSpec, identity: JobIdentity, exclusivePools
     deferrable: spec.deferrable,
   };
 }
+
+const EXCLUSIVE_POOLS: readonly Pool[] = ['super'];
 
 export type { Placement, TaskPlacement } from '../protocol';
 

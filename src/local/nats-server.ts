@@ -16,6 +16,8 @@ export interface LocalNatsServer {
   restart(): Promise<void>;
   /** Stops it and removes its store when the store was temporary. */
   dispose(): Promise<void>;
+  /** Process id of the running server. */
+  readonly pid: number | undefined;
 }
 
 export interface NatsServerOptions {
@@ -58,6 +60,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   await launch();
   return {
+    get pid() {
+      return child?.pid;
+    },
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,

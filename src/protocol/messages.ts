@@ -32,6 +32,11 @@ export const jobSubmittedSchema = z.object({
   /** Placements the job may have before it fails for good (requeues after lost nodes count). */
   maxAttempts: z.number().int().min(1),
   idempotencyKey: z.string().optional(),
+  /**
+   * The first placement, when the job could be placed at once: one stored message instead of two for the
+   * common case of a job that finds room on arrival.
+   */
+  placed: z.object({ attempt: z.literal(1), attemptId: attemptIdSchema, placement: placementSchema }).optional(),
 });
 
 /** The scheduler placed an attempt of a job. */

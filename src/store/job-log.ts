@@ -1,7 +1,8 @@
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg, type PubAck } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, jobEventSchema, statusReportSchema, subjects, type JobEvent, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
+import { JetStreamPublisher, type StoredAck } from './js-publisher';
 
 /** One entry of the job log, validated: a scheduler event or an agent's status report. */
 export type LogEntry = { kind: 'event'; seq: number; event: JobEvent } | { kind: 'status'; seq: number; status: StatusReport };
@@ -17,17 +18,18 @@ export class JobLog {
   constructor(
     nc: NatsConnection,
     private readonly log: Logger,
-    private readonly publishTimeoutMs = 5_000,
+    private readonly publisher: JetStreamPublisher = new JetStreamPublisher(nc),
   ) {
-    this.js = jetstream(nc, { timeout: publishTimeoutMs });
+    this.js = jetstream(nc);
   }
 
-  /** Appends a scheduler event; resolves once JetStream has stored it. `msgID` de-duplicates retries. */
-  append(event: JobEvent, msgID?: string): Promise<PubAck> {
-    return this.js.publish(subjects.jobEvent(event.jobId, event.type), JSON.stringify(event), {
-      msgID: msgID ?? `${event.jobId}:${event.type}:${'attemptId' in event ? event.attemptId : ''}`,
-      timeout: this.publishTimeoutMs,
-    });
+  /**
+   * Appends a scheduler event; resolves once JetStream has stored it. Only pass a `msgID` where a retry
+   * could store a second copy that replay would not tolerate: JetStream keeps every id for its duplicate
+   * window, which costs the server time and memory on each message.
+   */
+  append(event: JobEvent, msgID?: string): Promise<StoredAck> {
+    return this.publisher.publish(subjects.jobEvent(event.jobId, event.type), JSON.stringify(event), msgID);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { waitUntil } from '../../src/local/wait';
 import type { JobSpecInput, JobState, JobView } from '../../src/protocol';
 
 /** A response as tests look at it. */
@@ -50,18 +51,4 @@ export class ApiClient {
   }
 }
 
-/** Polls `check` every 50 ms until it returns a value; throws `describe()` after `timeoutMs`. */
-export async function waitUntil<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, describe: () => Promise<string> | string = () => 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let value: T | undefined;
-    try {
-      value = await check();
-    } catch {
-      value = undefined;
-    }
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${await describe()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitUntil } from '../../src/local/wait';

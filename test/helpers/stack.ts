@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,10 +8,12 @@ import { SimRunner } from '../../agents/runners/sim-runner';
 import { SimTelemetry } from '../../agents/telemetry';
 import { loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/config';
 import { runScheduler, type RunningScheduler } from '../../scheduler/run';
-import { freePort } from '../../src/local/ports';
+import { spawnScheduler as spawnSchedulerProcess, spawnSimAgent as spawnSimAgentProcess, type ChildService } from '../../src/local/processes';
 import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
 import { createLogger } from '../../src/telemetry/logger';
 import { ApiClient, waitUntil } from './api';
+
+export { spawnTs, type ChildService } from '../../src/local/processes';
 
 const GiB = 1024 ** 3;
 
@@ -68,56 +69,22 @@ export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs 
   }, timeoutMs, () => `nodes ${nodeIds.join(',')} not ready`);
 }
 
-/** A process started by a test, with its output kept for failure messages. */
-export interface ChildService {
-  child: ChildProcess;
-  output(): string;
-  /** kill -9 */
-  kill9(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** Runs a TypeScript entry point of the project as a child process. */
-export function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const signal = async (sig: NodeJS.Signals) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(sig);
-    await exited;
-  };
-  return { child, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
-}
-
-/** Starts `scheduler/main.ts` as a child process (so a test can kill -9 it) and waits until it is ready. */
+/** Starts the scheduler as a child process with fast liveness settings (so a test can kill -9 it). */
 export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}): Promise<ChildService & { url: string; api: ApiClient }> {
-  const httpPort = port ?? (await freePort());
-  const svc = spawnTs('scheduler/main.ts', [], {
-    QY_NATS_URL: natsUrl,
-    QY_HTTP_PORT: String(httpPort),
-    QY_LOG_LEVEL: 'warn',
-    QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
-    QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,
-    QY_DOWN_AFTER_MS: FAST_LIVENESS.downAfterMs,
-    QY_CANCEL_GRACE_MS: FAST_LIVENESS.cancelGraceMs,
-    ...env,
+  const svc = await spawnSchedulerProcess(natsUrl, {
+    port,
+    env: {
+      QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
+      QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,
+      QY_DOWN_AFTER_MS: FAST_LIVENESS.downAfterMs,
+      QY_CANCEL_GRACE_MS: FAST_LIVENESS.cancelGraceMs,
+      ...env,
+    },
   });
-  const url = `http://127.0.0.1:${httpPort}`;
-  const api = new ApiClient(url);
-  await waitUntil(async () => ((await api.request('GET', '/readyz')).status === 200 ? true : undefined), 30_000, () => `scheduler not ready:\n${svc.output()}`);
-  return { ...svc, url, api };
+  return { ...svc, api: new ApiClient(svc.url) };
 }
 
-/** Starts `agents/main.ts --simulate n` as a child process. */
+/** Starts a simulating agent as a child process, heartbeating at the fast test interval. */
 export function spawnSimAgent(natsUrl: string, count: number, prefix: string, env: Record<string, string> = {}): ChildService {
-  return spawnTs('agents/main.ts', ['--simulate', String(count), '--prefix', prefix, '--agent-id', `${prefix}-agent`, '--state-dir', mkdtempSync(join(tmpdir(), `qy-${prefix}-`))], {
-    QY_NATS_URL: natsUrl,
-    QY_LOG_LEVEL: 'warn',
-    QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
-    ...env,
-  });
+  return spawnSimAgentProcess(natsUrl, count, prefix, { QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs, ...env });
 }

@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports';
+import { waitUntil } from './wait';
+
+/** A project process started by a test or benchmark, with its output kept for failure messages. */
+export interface ChildService {
+  child: ChildProcess;
+  output(): string;
+  /** kill -9 */
+  kill9(): Promise<void>;
+  /** SIGTERM, and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Runs a TypeScript entry point of the project (through tsx) as a child process. */
+export function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
+  // QY_CPU_PROF_DIR=dir writes a V8 CPU profile of every child when it exits (for finding hot spots).
+  const profile = process.env.QY_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.QY_CPU_PROF_DIR}`] : [];
+  if (process.env.QY_TRACE_GC) profile.push('--trace-gc');
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
+  if (process.env.QY_TRACE_GC) child.stdout?.on('data', (d: Buffer) => process.stderr.write(d.toString().split('\n').filter((l) => /Mark-Compact|Scavenge/.test(l) && /(\d{2,}\.\d) \/ /.test(l)).map((l) => `[${script}] ${l}\n`).join('')));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(sig);
+    await exited;
+  };
+  return { child, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+}
+
+/** Starts `scheduler/main.ts` as a child process and waits until /readyz answers 200. */
+export async function spawnScheduler(natsUrl: string, options: { port?: number; env?: Record<string, string> } = {}): Promise<ChildService & { url: string }> {
+  const port = options.port ?? (await freePort());
+  const svc = spawnTs('scheduler/main.ts', [], { QY_NATS_URL: natsUrl, QY_HTTP_PORT: String(port), QY_LOG_LEVEL: 'warn', ...options.env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), 30_000, () => `scheduler not ready:\n${svc.output()}`);
+  return { ...svc, url };
+}
+
+/** Starts `agents/main.ts --simulate count` as a child process. */
+export function spawnSimAgent(natsUrl: string, count: number, prefix: string, env: Record<string, string> = {}): ChildService {
+  const stateDir = mkdtempSync(join(tmpdir(), `qy-${prefix}-`));
+  return spawnTs('agents/main.ts', ['--simulate', String(count), '--prefix', prefix, '--agent-id', `${prefix}-agent`, '--state-dir', stateDir], { QY_NATS_URL: natsUrl, QY_LOG_LEVEL: 'warn', ...env });
+}
