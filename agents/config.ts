@@ -14,7 +14,7 @@ export function defaultNodeId(): string {
 export const agentConfigSchema = z.object({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
-  /** This agent's id: names its durable consumer. Env: QY_AGENT_ID (default: the node id, or sim-<host> when simulating) */
+  /** This agent's id: names its durable consumer. Env: QY_AGENT_ID (default: the node id, or <prefix>-agent when simulating) */
   agentId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/).optional(),
   /** Node id (real mode). Env: QY_NODE_ID (default: host name) */
   nodeId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/).default(defaultNodeId()),

@@ -1,0 +1,18 @@
+import { readFileSync } from 'node:fs';
+import { expect, test } from 'vitest';
+import { AGENT_ENV } from '../agents/config';
+import { SCHEDULER_ENV } from '../scheduler/config';
+
+const readme = readFileSync('README.md', 'utf8');
+
+test('every configuration variable is documented in the README', () => {
+  const missing = [...Object.values(SCHEDULER_ENV), ...Object.values(AGENT_ENV)].filter((name) => !readme.includes(`\`${name}\``));
+  expect(missing).toEqual([]);
+});
+
+test('the README quick start has exactly the two commands that CI runs', () => {
+  const quickStart = readme.split('## Quick start')[1].split('##')[0];
+  const commands = quickStart.split('```sh')[1].split('```')[0].trim().split('\n').map((l) => l.split('#')[0].trim());
+  expect(commands).toEqual(['npm start', 'npm test']);
+  expect(readFileSync('.ci/run', 'utf8')).toMatch(/^npm test$/m);
+});
