@@ -3,6 +3,15 @@ import type { Placement, TaskPlacement } from './model';
 import { NodeGroup } from './node-group';
 import { NodeRuntime, type ResolvedNodeSpec } from './node-runtime';
 
+/** What one tenant holds in one pool. */
+export interface TenantUsage {
+  cpuMillis: number;
+  memBytes: number;
+  gpuMilli: number;
+  /** Jobs holding a placement. */
+  jobs: number;
+}
+
 /** Totals of one pool, for the API and metrics. */
 export interface PoolSummary {
   pool: Pool;
@@ -24,6 +33,13 @@ export class ClusterState {
   private readonly poolGroups: Record<Pool, NodeGroup[]> = { general: [], intelligent: [], super: [] };
   private readonly groupsByKey = new Map<string, NodeGroup>();
   private readonly placements = new Map<string, Placement>();
+  private readonly jobsByNode = new Map<string, Set<string>>();
+  private readonly usage = new Map<string, TenantUsage>();
+  private readonly capacity: Record<Pool, { cpuMillis: number; memBytes: number; gpuMilli: number }> = {
+    general: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+    intelligent: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+    super: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+  };
   private nextOrdinal = 0;
   private nextGroupId = 0;
 
@@ -122,11 +138,19 @@ export class ClusterState {
       if (!node) throw new Error(`job ${placement.jobId}: node ${nodeId} is not registered`);
       if (node.spec.pool !== placement.pool) throw new Error(`job ${placement.jobId}: node ${nodeId} is not in pool ${placement.pool}`);
       if (placement.exclusive && (tasks.length > 1 || !node.isIdle)) throw new Error(`job ${placement.jobId}: node ${nodeId} is not free for exclusive use`);
+      if (node.isolationBlocks(placement.tenant, placement.dataClass === 'restricted')) throw new Error(`job ${placement.jobId}: node ${nodeId} holds another tenant's restricted work`);
       const problem = node.checkCanApply(tasks);
       if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
     }
-    for (const [nodeId, tasks] of byNode) applyOnNode(this.nodesById.get(nodeId)!, tasks, 1);
+    const restricted = placement.dataClass === 'restricted';
+    for (const [nodeId, tasks] of byNode) {
+      applyOnNode(this.nodesById.get(nodeId)!, tasks, 1, placement.tenant, restricted);
+      let jobs = this.jobsByNode.get(nodeId);
+      if (!jobs) this.jobsByNode.set(nodeId, (jobs = new Set()));
+      jobs.add(placement.jobId);
+    }
     this.placements.set(placement.jobId, placement);
+    this.account(placement, 1);
     this.rotation++;
   }
 
@@ -134,12 +158,68 @@ export class ClusterState {
   release(jobId: string): Placement | undefined {
     const placement = this.placements.get(jobId);
     if (!placement) return undefined;
+    const restricted = placement.dataClass === 'restricted';
     for (const [nodeId, tasks] of groupByNode(placement.tasks)) {
       const node = this.nodesById.get(nodeId);
-      if (node) applyOnNode(node, tasks, -1);
+      if (node) applyOnNode(node, tasks, -1, placement.tenant, restricted);
+      this.jobsByNode.get(nodeId)?.delete(jobId);
     }
     this.placements.delete(jobId);
+    this.account(placement, -1);
     return placement;
+  }
+
+  /**
+   * An independent copy: same nodes in the same order, same states and placements. Used to look ahead
+   * (backfill reservations) without touching the live state.
+   */
+  clone(): ClusterState {
+    const copy = new ClusterState();
+    for (const node of this.nodes()) {
+      copy.upsertNode(node.spec);
+      if (node.state !== 'ready') copy.setNodeState(node.id, node.state);
+    }
+    for (const placement of this.placements.values()) copy.reserve(placement);
+    copy.rotation = this.rotation;
+    return copy;
+  }
+
+  /** Jobs with a task on the node. */
+  jobsOn(nodeId: string): ReadonlySet<string> {
+    return this.jobsByNode.get(nodeId) ?? EMPTY;
+  }
+
+  /** What a tenant holds in a pool now. */
+  usageOf(tenant: string, pool: Pool): TenantUsage {
+    return this.usage.get(`${tenant}\u0000${pool}`) ?? NO_USAGE;
+  }
+
+  /** Every tenant holding something in a pool. */
+  tenantsIn(pool: Pool): string[] {
+    const out: string[] = [];
+    for (const key of this.usage.keys()) {
+      const [tenant, p] = key.split('\u0000');
+      if (p === pool) out.push(tenant);
+    }
+    return out;
+  }
+
+  /** Allocatable CPU, memory and milli-GPUs of all registered nodes of a pool (fair-share denominators). */
+  capacityOf(pool: Pool): { cpuMillis: number; memBytes: number; gpuMilli: number } {
+    return this.capacity[pool];
+  }
+
+  private account(placement: Placement, sign: 1 | -1): void {
+    const key = `${placement.tenant}\u0000${placement.pool}`;
+    const u = this.usage.get(key) ?? { cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 };
+    for (const t of placement.tasks) {
+      u.cpuMillis += sign * t.cpuMillis;
+      u.memBytes += sign * t.memBytes;
+      u.gpuMilli += sign * t.gpuIndices.length * t.gpuMilliEach;
+    }
+    u.jobs += sign;
+    if (u.jobs === 0) this.usage.delete(key);
+    else this.usage.set(key, u);
   }
 
   /** Totals of one pool, computed on demand (O(nodes in the pool)). */
@@ -176,11 +256,20 @@ export class ClusterState {
       this.groupsVersion++;
     }
     group.add(node);
+    this.addCapacity(node, 1);
+  }
+
+  private addCapacity(node: NodeRuntime, sign: 1 | -1): void {
+    const c = this.capacity[node.spec.pool];
+    c.cpuMillis += sign * node.allocatable.cpuMillis;
+    c.memBytes += sign * node.allocatable.memBytes;
+    c.gpuMilli += sign * node.allocatable.gpus * GPU_MILLI_PER_GPU;
   }
 
   private leave(node: NodeRuntime): void {
     const group = node.group!;
     group.remove(node);
+    this.addCapacity(node, -1);
     if (group.size === 0) {
       this.groupsByKey.delete(group.key);
       removeItem(this.poolGroups[node.spec.pool], group);
@@ -220,8 +309,11 @@ function byKey(a: [string, unknown], b: [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1 | -1): void {
-  for (const t of tasks) node.apply(t, sign);
+const EMPTY: ReadonlySet<string> = new Set();
+const NO_USAGE: TenantUsage = Object.freeze({ cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 });
+
+function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1 | -1, tenant: string, restricted: boolean): void {
+  for (const t of tasks) node.apply(t, sign, tenant, restricted);
   node.group!.reindex(node);
 }
 

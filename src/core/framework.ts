@@ -66,6 +66,11 @@ export interface PoolPolicy {
   gangSearchNodes: number;
   /** Tasks take whole nodes in this pool. */
   exclusive: boolean;
+  /**
+   * EASY backfilling: the first job of the queue that does not fit gets a reservation from the running
+   * jobs' walltimes, and later jobs start only if they do not delay it. Without it, any job that fits starts.
+   */
+  backfill: boolean;
 }
 
 /** A placement policy: one PoolPolicy per pool. Changing a policy never touches a plugin. */

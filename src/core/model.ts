@@ -77,6 +77,7 @@ export type ReasonCode =
   | 'insufficient-cpu'
   | 'insufficient-memory'
   | 'insufficient-extended'
+  | 'restricted-isolation'
   | 'gang-too-large';
 
 /** Counted reasons: how many nodes were turned away for each reason. */

@@ -31,6 +31,9 @@ export class NodeRuntime {
   gpuUsedMilli: Uint16Array;
   /** Task placements currently on the node. */
   taskCount = 0;
+  /** Tasks on the node per tenant, and those of them at the `restricted` data class. */
+  readonly tenantTasks = new Map<string, number>();
+  readonly restrictedTasks = new Map<string, number>();
   /** Latest power draw reported by the node's agent. */
   powerWatts = 0;
   /** Latest share of green electricity (0..1) reported by the node's agent. */
@@ -234,8 +237,21 @@ export class NodeRuntime {
     return null;
   }
 
-  /** Adds (sign 1) or removes (sign -1) one task placement. The caller re-indexes the node. */
-  apply(t: TaskPlacement, sign: 1 | -1): void {
+  /**
+   * Whether restricted data keeps the node from taking a task of `tenant`: a restricted task never shares a
+   * node with another tenant's tasks, in either direction.
+   */
+  isolationBlocks(tenant: string, restricted: boolean): boolean {
+    const others = restricted ? this.tenantTasks : this.restrictedTasks;
+    if (others.size === 0) return false;
+    for (const owner of others.keys()) if (owner !== tenant) return true;
+    return false;
+  }
+
+  /** Adds (sign 1) or removes (sign -1) one task placement of a tenant. The caller re-indexes the node. */
+  apply(t: TaskPlacement, sign: 1 | -1, tenant: string, restricted: boolean): void {
+    bump(this.tenantTasks, tenant, sign);
+    if (restricted) bump(this.restrictedTasks, tenant, sign);
     this.requestedCpuMillis += sign * t.cpuMillis;
     this.requestedMemBytes += sign * t.memBytes;
     for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
@@ -246,4 +262,10 @@ export class NodeRuntime {
     }
     this.taskCount += sign;
   }
+}
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  const next = (map.get(key) ?? 0) + by;
+  if (next === 0) map.delete(key);
+  else map.set(key, next);
 }

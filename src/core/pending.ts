@@ -2,15 +2,32 @@ import type { Pool } from '../protocol';
 import type { PlacementFailure, SchedJob } from './model';
 import { JobQueue, byPriorityThenSubmitTime, type JobComparator } from './queue';
 
-/** The outcome of one placement attempt, as the caller of a scheduling cycle reports it. */
-export type AttemptOutcome = { ok: true } | { ok: false; failure: PlacementFailure };
+/** Why a pending job is still waiting. */
+export interface WaitReason {
+  /** The placement failure, when it did not fit. */
+  failure?: PlacementFailure;
+  /** Any other reason (quota, backfill reservation, preemption under way). */
+  reason?: string;
+}
 
-/** Jobs of one shape that could not be placed, with the reason the last one of them got. */
+/**
+ * The outcome of one placement attempt, as the caller of a scheduling cycle reports it. `sameForShape` says
+ * the failure depends only on what the job asks for, so every job of the same shape would fail too.
+ */
+export type AttemptOutcome = { ok: true } | ({ ok: false; sameForShape: boolean } & WaitReason);
+
+/** Jobs of one tenant and shape that could not be placed, with the reason the last one of them got. */
 interface ShapeGroup {
   key: string;
+  tenant: string;
   pool: Pool;
   queue: JobQueue;
-  failure?: PlacementFailure;
+  why: WaitReason;
+}
+
+interface TenantQueues {
+  active: JobQueue;
+  waiting: Map<string, ShapeGroup>;
 }
 
 /** What one scheduling cycle did. */
@@ -24,23 +41,25 @@ export interface CycleReport {
 /**
  * The pending jobs and the order in which a scheduling cycle offers them for placement.
  *
- * New and requeued jobs wait in `active` until they are tried. A job that does not fit moves to the
- * waiting group of its shape (pool, resources, tasks, constraints, data class): jobs of the same shape
- * fit or fail together, so after capacity frees up in a pool a cycle retries each shape from its best job
- * and stops at the shape's first failure. Within a cycle a shape that failed is not tried again (capacity
- * only shrinks during a cycle), which keeps a long queue of look-alike jobs from costing one placement
- * attempt each. Across sources, jobs are offered in the comparator's order.
+ * Each tenant has its own queue, ordered by priority and submit time. Across tenants a cycle offers, at
+ * every step, the best head by the `across` comparator, which is evaluated afresh each time because fair
+ * shares move as jobs are placed (priority class first, then weighted dominant share with aging, then
+ * submit time: see FairShare).
+ *
+ * New and requeued jobs are tried on their first cycle. A job that does not fit waits in the group of its
+ * tenant and shape (pool, resources, tasks, constraints, data class): jobs of one shape fit or fail
+ * together, so after capacity frees up in a pool each group is retried from its best job and stops at its
+ * first failure, and within one cycle a shape that failed is not tried again (capacity only shrinks during
+ * a cycle) — a long queue of look-alike jobs does not cost one placement attempt each.
  */
 export class PendingQueue {
-  private readonly active: JobQueue;
-  private readonly groups = new Map<string, ShapeGroup>();
+  private readonly tenants = new Map<string, TenantQueues>();
   private readonly groupOfJob = new Map<string, ShapeGroup>();
+  private readonly tenantOfActive = new Map<string, string>();
   private readonly dirtyPools = new Set<Pool>();
   private readonly countByPool: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
 
-  constructor(private readonly compare: JobComparator = byPriorityThenSubmitTime) {
-    this.active = new JobQueue(compare);
-  }
+  constructor(private readonly withinTenant: JobComparator = byPriorityThenSubmitTime) {}
 
   get size(): number {
     return this.countByPool.general + this.countByPool.intelligent + this.countByPool.super;
@@ -52,84 +71,105 @@ export class PendingQueue {
   }
 
   has(jobId: string): boolean {
-    return this.active.has(jobId) || this.groupOfJob.has(jobId);
+    return this.tenantOfActive.has(jobId) || this.groupOfJob.has(jobId);
   }
 
   /** Queues a new or requeued job; it is tried in the next cycle. */
   add(job: SchedJob): void {
     if (this.has(job.id)) throw new Error(`job ${job.id} is already pending`);
-    this.active.push(job);
+    this.queuesOf(job.tenant).active.push(job);
+    this.tenantOfActive.set(job.id, job.tenant);
     this.countByPool[job.pool]++;
   }
 
-  /** Takes a job out of the queue (cancelled); returns it, or undefined if it was not pending. */
+  /** Takes a job out of the queue (cancelled, or placed outside a cycle); returns it, or undefined. */
   remove(jobId: string): SchedJob | undefined {
-    const fromActive = this.active.remove(jobId);
-    if (fromActive) {
-      this.countByPool[fromActive.pool]--;
-      return fromActive;
+    const tenant = this.tenantOfActive.get(jobId);
+    if (tenant !== undefined) {
+      this.tenantOfActive.delete(jobId);
+      const job = this.tenants.get(tenant)!.active.remove(jobId)!;
+      this.countByPool[job.pool]--;
+      return job;
     }
     const group = this.groupOfJob.get(jobId);
     if (!group) return undefined;
     const job = group.queue.remove(jobId)!;
     this.groupOfJob.delete(jobId);
-    if (group.queue.size === 0) this.groups.delete(group.key);
+    if (group.queue.size === 0) this.tenants.get(group.tenant)!.waiting.delete(group.key);
     this.countByPool[job.pool]--;
     return job;
   }
 
-  /** Why a pending job has not been placed yet (undefined until it has been tried). */
-  failureOf(jobId: string): PlacementFailure | undefined {
-    return this.groupOfJob.get(jobId)?.failure;
+  /** Why a pending job has not been placed (undefined until it has been tried). */
+  whyWaiting(jobId: string): WaitReason | undefined {
+    return this.groupOfJob.get(jobId)?.why;
   }
 
-  /** Capacity may have freed up in a pool: its waiting shapes are retried in the next cycle. */
+  /** Capacity may have freed up in a pool: its waiting groups are retried in the next cycle. */
   markDirty(pool: Pool): void {
     this.dirtyPools.add(pool);
   }
 
   /** Whether a cycle has anything to try. */
   get hasWork(): boolean {
-    if (this.active.size > 0) return true;
+    if (this.tenantOfActive.size > 0) return true;
     for (const pool of this.dirtyPools) if (this.countByPool[pool] > 0) return true;
     return false;
   }
 
+  /** The pending job that goes first in a pool, by the same order a cycle uses (O(tenants + groups)). */
+  headOf(pool: Pool, across: JobComparator): SchedJob | undefined {
+    let best: SchedJob | undefined;
+    for (const q of this.tenants.values()) {
+      for (const job of this.headsOf(q, pool)) if (!best || across(job, best) < 0) best = job;
+    }
+    return best;
+  }
+
   /**
    * Offers pending jobs to `attempt` in order, at most `maxAttempts` times. `attempt` places and reserves
-   * the job (returning ok) or reports why it does not fit. Placed jobs leave the queue.
+   * the job (returning ok) or reports why it waits. Placed jobs leave the queue.
    */
-  runCycle(attempt: (job: SchedJob) => AttemptOutcome, maxAttempts: number): CycleReport {
+  runCycle(attempt: (job: SchedJob) => AttemptOutcome, maxAttempts: number, across: JobComparator = this.withinTenant): CycleReport {
     const retry: ShapeGroup[] = [];
-    for (const pool of this.dirtyPools) for (const g of this.groups.values()) if (g.pool === pool) retry.push(g);
+    for (const q of this.tenants.values()) for (const g of q.waiting.values()) if (this.dirtyPools.has(g.pool)) retry.push(g);
     this.dirtyPools.clear();
-    const failedShapes = new Set<string>();
+    const failedShapes = new Map<string, WaitReason>();
     let attempts = 0;
     let placed = 0;
 
     for (;;) {
-      // The best head among the active queue and the shape groups still being retried.
-      let source: JobQueue | undefined = this.active.size > 0 ? this.active : undefined;
-      let best = source?.peek();
+      // The best head among every tenant's active queue and the groups still being retried.
+      let best: SchedJob | undefined;
       let bestGroup: ShapeGroup | undefined;
-      for (const g of retry) {
-        const head = g.queue.peek();
-        if (head && (!best || this.compare(head, best) < 0)) {
+      let bestTenant: TenantQueues | undefined;
+      for (const q of this.tenants.values()) {
+        const head = q.active.peek();
+        if (head && (!best || across(head, best) < 0)) {
           best = head;
-          source = g.queue;
-          bestGroup = g;
+          bestGroup = undefined;
+          bestTenant = q;
         }
       }
-      if (!best || !source) return { attempts, placed, more: false };
+      for (const g of retry) {
+        const head = g.queue.peek();
+        if (head && (!best || across(head, best) < 0)) {
+          best = head;
+          bestGroup = g;
+          bestTenant = undefined;
+        }
+      }
+      if (!best) return { attempts, placed, more: false };
       const key = shapeKey(best);
-      if (failedShapes.has(key)) {
-        // Same shape as a job that just failed: it fails too, without an attempt.
+      const sameShapeFailed = failedShapes.get(key);
+      if (sameShapeFailed) {
+        // Same shape as a job that just failed to fit: it fails too, without an attempt.
         if (bestGroup) removeItem(retry, bestGroup);
-        else this.park(this.active.pop()!, key, undefined);
+        else this.park(bestTenant!.active.pop()!, sameShapeFailed);
         continue;
       }
       if (attempts >= maxAttempts) {
-        // Out of budget: waiting shapes still unretried stay dirty for the next cycle.
+        // Out of budget: waiting groups not retried yet stay due for the next cycle.
         for (const g of retry) this.dirtyPools.add(g.pool);
         return { attempts, placed, more: true };
       }
@@ -138,31 +178,50 @@ export class PendingQueue {
       if (outcome.ok) {
         // The attempt may already have taken the job out (applying its placement does); make sure.
         this.remove(best.id);
-        if (bestGroup && !this.groups.has(bestGroup.key)) removeItem(retry, bestGroup);
+        if (bestGroup && bestGroup.queue.size === 0) removeItem(retry, bestGroup);
         placed++;
         continue;
       }
-      failedShapes.add(key);
+      const why: WaitReason = { failure: outcome.failure, reason: outcome.reason };
+      if (outcome.sameForShape) failedShapes.set(key, why);
       if (bestGroup) {
-        bestGroup.failure = outcome.failure;
+        bestGroup.why = why;
         removeItem(retry, bestGroup);
-      } else this.park(this.active.pop()!, key, outcome.failure);
+      } else this.park(bestTenant!.active.pop()!, why);
     }
   }
 
   /** Jobs in queue order (O(n log n); for listings). */
-  jobs(): SchedJob[] {
-    const all = [...this.active.toSortedArray()];
-    for (const g of this.groups.values()) all.push(...g.queue.toSortedArray());
-    return all.sort(this.compare);
+  jobs(across: JobComparator = this.withinTenant): SchedJob[] {
+    const all: SchedJob[] = [];
+    for (const q of this.tenants.values()) {
+      all.push(...q.active.toSortedArray());
+      for (const g of q.waiting.values()) all.push(...g.queue.toSortedArray());
+    }
+    return all.sort(across);
   }
 
-  private park(job: SchedJob, key: string, failure: PlacementFailure | undefined): void {
-    let group = this.groups.get(key);
-    if (!group) {
-      group = { key, pool: job.pool, queue: new JobQueue(this.compare), failure };
-      this.groups.set(key, group);
-    } else if (failure) group.failure = failure;
+  private *headsOf(q: TenantQueues, pool: Pool): Generator<SchedJob> {
+    // The active queue is ordered by priority and time, not by pool: its best job of the pool is found by scanning.
+    let bestActive: SchedJob | undefined;
+    for (const job of q.active.values()) if (job.pool === pool && (!bestActive || this.withinTenant(job, bestActive) < 0)) bestActive = job;
+    if (bestActive) yield bestActive;
+    for (const g of q.waiting.values()) if (g.pool === pool && g.queue.peek()) yield g.queue.peek()!;
+  }
+
+  private queuesOf(tenant: string): TenantQueues {
+    let q = this.tenants.get(tenant);
+    if (!q) this.tenants.set(tenant, (q = { active: new JobQueue(this.withinTenant), waiting: new Map() }));
+    return q;
+  }
+
+  private park(job: SchedJob, why: WaitReason): void {
+    this.tenantOfActive.delete(job.id);
+    const q = this.queuesOf(job.tenant);
+    const key = shapeKey(job);
+    let group = q.waiting.get(key);
+    if (!group) q.waiting.set(key, (group = { key, tenant: job.tenant, pool: job.pool, queue: new JobQueue(this.withinTenant), why }));
+    else group.why = why;
     group.queue.push(job);
     this.groupOfJob.set(job.id, group);
   }
@@ -170,11 +229,14 @@ export class PendingQueue {
 
 const shapeKeys = new WeakMap<SchedJob, string>();
 
-/** Jobs with equal shape keys fit or fail together: everything placement reads of a job but its identity. */
+/**
+ * Jobs with equal shape keys fit or fail together: everything placement reads of a job but its identity.
+ * Restricted jobs depend on their tenant too (tenant isolation), so for them the tenant is part of the shape.
+ */
 export function shapeKey(job: SchedJob): string {
   let key = shapeKeys.get(job);
   if (key === undefined) {
-    key = JSON.stringify([job.pool, job.task, job.tasks, job.exclusive, job.constraints, job.dataClass]);
+    key = JSON.stringify([job.pool, job.task, job.tasks, job.exclusive, job.constraints, job.dataClass, job.dataClass === 'restricted' ? job.tenant : '']);
     shapeKeys.set(job, key);
   }
   return key;

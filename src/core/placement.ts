@@ -4,7 +4,7 @@ import { GangTally } from './gang';
 import type { Placement, PlacementFailure, PlacementResult, ReasonCounts, SchedJob, TaskPlacement } from './model';
 import { CONTINUE, NEXT_GROUP, STOP, type NodeGroup, type SlotNeeds } from './node-group';
 import type { NodeRuntime } from './node-runtime';
-import { prepareJob, staticVerdictForGroup, tasksOnEmptyNode, type PreparedJobWithCache } from './prepare';
+import { dynamicVerdict, prepareJob, staticVerdictForGroup, tasksOnEmptyNode, type PreparedJobWithCache } from './prepare';
 import { addReason } from './reasons';
 import { selectBest } from './select';
 
@@ -38,7 +38,7 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
       let taken = 0;
       group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
         evaluated++;
-        const reason = node.shortfall(p.task);
+        const reason = dynamicVerdict(p, node);
         if (reason !== null) {
           addReason(visitReasons, reason);
           return CONTINUE;
@@ -59,9 +59,10 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
   for (const { group, needs } of passing) {
     const verdict = group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
       evaluated++;
-      const count = node.fitCount(p.task, p.job.tasks);
+      const blocked = dynamicVerdict(p, node);
+      const count = blocked === null ? node.fitCount(p.task, p.job.tasks) : 0;
       if (count === 0) {
-        addReason(visitReasons, node.shortfall(p.task) ?? 'insufficient-cpu');
+        addReason(visitReasons, blocked ?? 'insufficient-cpu');
         return CONTINUE;
       }
       return tally.add(node, count) ? STOP : CONTINUE;
@@ -106,7 +107,7 @@ function indexedFailure(
     if (verdict !== null) add(verdict, group.indexedCount);
   }
   for (const { group, needs } of passing) {
-    group.explainNonCandidates(needs, add, (node) => add(node.shortfall(p.task) ?? 'gang-too-large', 1));
+    group.explainNonCandidates(needs, add, (node) => add(dynamicVerdict(p, node) ?? 'gang-too-large', 1));
   }
   return { ok: false, never: false, totalNodes, reasons, tasks: p.job.tasks, tasksFitting, gpuModels: p.job.constraints.gpuModels, nodesEvaluated: evaluated };
 }

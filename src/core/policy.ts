@@ -16,6 +16,7 @@ export const DEFAULT_POLICY: Policy = {
     nodesToScore: 8,
     gangSearchNodes: 32,
     exclusive: false,
+    backfill: false,
   },
   intelligent: {
     scoreWeights: { PackGpus: 3, MostAllocated: 1, GreenShare: 1, PreferredAffinity: 1, TaintPreference: 1 },
@@ -23,6 +24,7 @@ export const DEFAULT_POLICY: Policy = {
     nodesToScore: 8,
     gangSearchNodes: 64,
     exclusive: false,
+    backfill: false,
   },
   super: {
     scoreWeights: { GreenShare: 1, PreferredAffinity: 1, TaintPreference: 1 },
@@ -30,6 +32,7 @@ export const DEFAULT_POLICY: Policy = {
     nodesToScore: 8,
     gangSearchNodes: 128,
     exclusive: true,
+    backfill: true,
   },
 };
 

@@ -79,6 +79,14 @@ export function staticVerdictForGroup(p: PreparedJobWithCache, group: NodeGroup,
   return verdict;
 }
 
+/**
+ * The dynamic verdict on a candidate from the index, in the order of the dynamic filters: free resources
+ * first, then tenant isolation for restricted data.
+ */
+export function dynamicVerdict(p: PreparedJob, node: NodeRuntime): FilterVerdict {
+  return node.shortfall(p.task) ?? (node.isolationBlocks(p.job.tenant, p.job.dataClass === 'restricted') ? 'restricted-isolation' : null);
+}
+
 /** How many tasks fit on a node of this shape when it is empty (0 when one does not). */
 export function tasksOnEmptyNode(task: PreparedTask, node: NodeRuntime, max: number): number {
   const alloc = node.allocatable;

@@ -63,6 +63,11 @@ export class JobQueue<T extends SchedJob = SchedJob> {
     for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
   }
 
+  /** The queued jobs in no particular order. */
+  values(): readonly T[] {
+    return this.heap;
+  }
+
   /** All queued jobs in order (O(n log n); for listings, not the hot path). */
   toSortedArray(): T[] {
     return [...this.heap].sort(this.compare);

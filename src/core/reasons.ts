@@ -21,6 +21,7 @@ const REASON_TEXT: Record<ReasonCode, (failure: PlacementFailure) => string> = {
   'insufficient-cpu': () => 'insufficient cpu',
   'insufficient-memory': () => 'insufficient memory',
   'insufficient-extended': () => 'insufficient extended resources',
+  'restricted-isolation': () => "hold another tenant's restricted work (or this restricted job would share them)",
   'gang-too-large': () => 'fit some tasks but the gang needs more',
 };
 

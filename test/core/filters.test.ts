@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, prepareJob, type FilterPlugin, type SchedJob } from '../../src/core';
-import { fitsResources, gpuModel, nodeAffinity, nodeSelector, nodeSize, nodeState, poolMatch, securityLevel, taintToleration } from '../../src/core/filters';
+import { fitsResources, gpuModel, nodeAffinity, nodeSelector, nodeSize, nodeState, poolMatch, securityLevel, taintToleration, tenantIsolation } from '../../src/core/filters';
 import type { NodeSpec, NodeState } from '../../src/protocol';
 import { GiB, gpuNodeSpec, job, nodeSpec } from './fixtures';
 
@@ -22,7 +22,7 @@ function verdict(filter: FilterPlugin, c: Case): string | null {
     const p = prepareJob(c.taken, DEFAULT_POLICY);
     const out: Parameters<typeof node.planTasks>[3] = [];
     node.planTasks(p.task, 1, 0, out);
-    cluster.reserve({ jobId: c.taken.id, tenant: 't', pool: c.node.pool, dataClass: 'public', exclusive: p.task.exclusive, tasks: out });
+    cluster.reserve({ jobId: c.taken.id, tenant: c.taken.tenant, pool: c.node.pool, dataClass: c.taken.dataClass, exclusive: p.task.exclusive, tasks: out });
   }
   return filter.filter(prepareJob(c.job, DEFAULT_POLICY), node);
 }
@@ -141,6 +141,16 @@ const table: [FilterPlugin, Case[]][] = [
         want: null,
       },
       { name: 'exclusive needs an idle node', node: nodeSpec('n', { pool: 'super' }), taken: job({ pool: 'super' }), job: job({ pool: 'super' }), want: 'node-not-idle' },
+    ],
+  ],
+  [
+    tenantIsolation,
+    [
+      { name: 'an empty node takes a restricted job', node: nodeSpec('n', { securityLevel: 'restricted' }), job: job({ tenant: 'a', dataClass: 'restricted' }), want: null },
+      { name: 'a restricted job shares with its own tenant', node: nodeSpec('n', { securityLevel: 'restricted' }), taken: job({ tenant: 'a' }), job: job({ tenant: 'a', dataClass: 'restricted' }), want: null },
+      { name: "a restricted job avoids another tenant's work", node: nodeSpec('n', { securityLevel: 'restricted' }), taken: job({ tenant: 'b' }), job: job({ tenant: 'a', dataClass: 'restricted' }), want: 'restricted-isolation' },
+      { name: "any job avoids another tenant's restricted work", node: nodeSpec('n', { securityLevel: 'restricted' }), taken: job({ tenant: 'b', dataClass: 'restricted' }), job: job({ tenant: 'a' }), want: 'restricted-isolation' },
+      { name: 'ordinary jobs of different tenants share', node: nodeSpec('n'), taken: job({ tenant: 'b' }), job: job({ tenant: 'a' }), want: null },
     ],
   ],
 ];

@@ -8,7 +8,7 @@ const failure: PlacementFailure = { ok: false, never: false, totalNodes: 1, reas
 function cycle(q: PendingQueue, capacity: { cpuMillis: number }, tried: string[], max = 100) {
   return q.runCycle((j: SchedJob): AttemptOutcome => {
     tried.push(j.id);
-    if (j.task.cpuMillis > capacity.cpuMillis) return { ok: false, failure };
+    if (j.task.cpuMillis > capacity.cpuMillis) return { ok: false, sameForShape: true, failure };
     capacity.cpuMillis -= j.task.cpuMillis;
     return { ok: true };
   }, max);
@@ -37,7 +37,7 @@ describe('PendingQueue', () => {
     cycle(q, { cpuMillis: 4000 }, tried);
     expect(tried).toEqual(['big0', 'small']);
     expect(q.size).toBe(5);
-    expect(q.failureOf('big3')).toBe(failure);
+    expect(q.whyWaiting('big3')?.failure).toBe(failure);
   });
 
   test('waiting jobs are retried only after their pool is marked dirty, best first', () => {

@@ -32,6 +32,7 @@ const jobArb = fc.record({
   tolerates: fc.boolean(),
   dataClass: fc.constantFrom('public', 'internal', 'sensitive', 'restricted' as const),
   hca: fc.constantFrom(0, 0, 1),
+  tenant: fc.constantFrom('t1', 't2', 't3'),
 });
 
 const opArb = fc.oneof(
@@ -62,6 +63,7 @@ function toJob(j: JobInput, id: string): SchedJob {
   const gpu = j.pool === 'intelligent' ? j.gpuKind : 'none';
   return job({
     id,
+    tenant: j.tenant,
     pool: j.pool,
     tasks: j.tasks,
     resources: {
