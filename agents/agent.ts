@@ -20,6 +20,8 @@ import {
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { connectNats } from '../src/store/nats';
+import { agentInboxPrefix } from '../src/store/nats-auth';
+import type { NatsAuthConfig } from '../src/store/nats-options';
 import type { Logger } from '../src/telemetry/logger';
 import { Journal } from './journal';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
@@ -43,6 +45,8 @@ interface RunningTask {
 export interface AgentOptions {
   agentId: string;
   natsUrl: string;
+  /** NATS credentials and TLS (the agent's own nkey user when the server enforces permissions). */
+  natsAuth?: NatsAuthConfig;
   nodes: AgentNode[];
   runner: TaskRunner;
   stateDir: string;
@@ -93,9 +97,11 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    this.nc = await connectNats(this.opts.natsUrl, `qy-agent-${this.opts.agentId}`, this.log);
+    // Replies come to the agent's own inbox prefix, which its NATS permissions are written for.
+    const inboxPrefix = agentInboxPrefix(this.opts.agentId);
+    this.nc = await connectNats(this.opts.natsUrl, `qy-agent-${this.opts.agentId}`, this.log, { auth: this.opts.natsAuth, inboxPrefix });
     this.js = jetstream(this.nc);
-    this.publisher = new JetStreamPublisher(this.nc);
+    this.publisher = new JetStreamPublisher(this.nc, 5_000, inboxPrefix);
     this.statuses = new StatusPublisher(this.publisher, this.log);
     this.recoverFromJournal();
     for (const nodeId of this.nodes.keys()) {

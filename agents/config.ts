@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
 /** A node id or agent id derived from the host name (lower-case, subject-safe). */
@@ -11,7 +12,7 @@ export function defaultNodeId(): string {
  * The agent's configuration. Every setting has an environment variable; `qy-agent --help` shows the
  * command-line flags that override them.
  */
-export const agentConfigSchema = z.object({
+export const agentConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** This agent's id: names its durable consumer. Env: QY_AGENT_ID (default: the node id, or <prefix>-agent when simulating) */
@@ -54,6 +55,7 @@ export const agentConfigSchema = z.object({
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 export const AGENT_ENV: Record<keyof AgentConfig, string> = {
+  ...NATS_AUTH_ENV,
   natsUrl: 'QY_NATS_URL',
   agentId: 'QY_AGENT_ID',
   nodeId: 'QY_NODE_ID',

@@ -18,6 +18,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
     agent = new Agent({
       agentId,
       natsUrl: config.natsUrl,
+      natsAuth: config,
       nodes: specs.map((spec) => ({ spec, telemetry: new SimTelemetry(spec, green) })),
       runner: new SimRunner(config.simDefaultDurationMs),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
@@ -32,6 +33,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
     agent = new Agent({
       agentId,
       natsUrl: config.natsUrl,
+      natsAuth: config,
       nodes: [{ spec, telemetry }],
       runner: new ProcessRunner(config.killGraceMs),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),

@@ -14,13 +14,16 @@
  * (the saturation phase when it runs, else the fixed-rate phase). A warm-up (2 s at 200/s, 3 s at the
  * rate) comes first and is not counted.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { connectNats } from '../src/store/nats';
 import { startNatsServer } from '../src/local/nats-server';
 import { spawnScheduler, spawnSimAgent } from '../src/local/processes';
+import { writeTenantsFile } from '../src/local/tenants';
 import { waitUntil } from '../src/local/wait';
 import { subjects, type JobSpecInput, type JobState, type StatusReport } from '../src/protocol';
 
@@ -72,8 +75,11 @@ function cpuSeconds(pid: number | undefined): number {
 
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
 
+const tenantsFile = join(mkdtempSync(join(tmpdir(), 'qy-bench-')), 'tenants.yaml');
+const tokens = writeTenantsFile(tenantsFile, { operators: ['ops'], tenants: [{ name: 'bench', requestsPerSecond: 1_000_000 }] });
+const auth = { authorization: `Bearer ${tokens.bench}` };
 const nats = await startNatsServer();
-const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'error' } });
+const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenantsFile } });
 const agent = spawnSimAgent(nats.url, nodes, 'bench', { QY_LOG_LEVEL: 'error' });
 const pool = new Pool(scheduler.url, { connections: Number(opts.connections), pipelining: 1 });
 const watcher = await connectNats(nats.url, 'bench-watcher');
@@ -90,7 +96,7 @@ try {
   process.stderr.write(`waiting for ${nodes} simulated nodes to register…\n`);
   await waitUntil(
     async () => {
-      const res = await fetch(`${scheduler.url}/v1/pools`);
+      const res = await fetch(`${scheduler.url}/v1/pools`, { headers: auth });
       const body = (await res.json()) as { items: { nodes: { ready: number } }[] };
       return body.items.reduce((n, p) => n + p.nodes.ready, 0) >= nodes ? true : undefined;
     },
@@ -136,7 +142,7 @@ try {
       const sentNs = process.hrtime.bigint();
       result.sent++;
       const p = pool
-        .request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body })
+        .request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json', ...auth }, body })
         .then(async (res) => {
           const text = await res.body.text();
           const doneNs = process.hrtime.bigint();
@@ -204,7 +210,7 @@ try {
       for (const state of terminal) {
         let cursor: string | undefined;
         do {
-          const res = await fetch(`${scheduler.url}/v1/jobs?state=${state}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+          const res = await fetch(`${scheduler.url}/v1/jobs?state=${state}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth });
           const page = (await res.json()) as { items: { id: string }[]; nextCursor?: string };
           for (const j of page.items) done.add(j.id);
           cursor = page.nextCursor;

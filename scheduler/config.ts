@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -12,7 +13,7 @@ const bool = (fallback: boolean) =>
  * The scheduler's configuration: every setting, its environment variable, its default and its meaning.
  * Parsed once in main and passed down; the README's configuration table is generated from the same list.
  */
-export const schedulerConfigSchema = z.object({
+export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** Address the HTTP API listens on. Env: QY_HTTP_HOST */
@@ -51,8 +52,16 @@ export const schedulerConfigSchema = z.object({
         return z.NEVER;
       }
     }),
-  /** Tenant that jobs belong to until tenants and tokens are configured. Env: QY_DEFAULT_TENANT */
-  defaultTenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).default('default'),
+  /** Tenants, operators and their token hashes (YAML). Env: QY_TENANTS_FILE */
+  tenantsFile: z.string().min(1).default('configs/tenants.yaml'),
+  /** Waiting this long counts as much as a whole dominant share in the fair-share order (aging). Env: QY_AGING_MS */
+  agingMs: ms(600_000),
+  /** Whether a pending job of a higher priority class may stop lower-class jobs to fit. Env: QY_PREEMPTION */
+  preemption: bool(true),
+  /** A job is preempted at most this many times per hour (the storm guard). Env: QY_PREEMPTION_MAX_PER_HOUR */
+  preemptionMaxPerHour: z.coerce.number().int().min(0).default(3),
+  /** Time between SIGTERM and SIGKILL for preempted jobs. Env: QY_PREEMPTION_GRACE_MS */
+  preemptionGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
 });
@@ -60,6 +69,7 @@ export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
 /** Environment variable of each setting. */
 export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
+  ...NATS_AUTH_ENV,
   natsUrl: 'QY_NATS_URL',
   httpHost: 'QY_HTTP_HOST',
   httpPort: 'QY_HTTP_PORT',
@@ -74,7 +84,11 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   streamReplicas: 'QY_STREAM_REPLICAS',
   duplicateWindowMs: 'QY_DUPLICATE_WINDOW_MS',
   priorityClasses: 'QY_PRIORITY_CLASSES',
-  defaultTenant: 'QY_DEFAULT_TENANT',
+  tenantsFile: 'QY_TENANTS_FILE',
+  agingMs: 'QY_AGING_MS',
+  preemption: 'QY_PREEMPTION',
+  preemptionMaxPerHour: 'QY_PREEMPTION_MAX_PER_HOUR',
+  preemptionGraceMs: 'QY_PREEMPTION_GRACE_MS',
   cycleAttempts: 'QY_CYCLE_ATTEMPTS',
 };
 

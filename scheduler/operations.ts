@@ -13,23 +13,35 @@ import {
   type NodeView,
   type Pool,
   type PoolView,
+  type TenantView,
 } from '../src/protocol';
 import {
   QY_ERR_AGENT_UNAVAILABLE,
+  QY_ERR_FORBIDDEN,
   QY_ERR_IDEMPOTENCY_KEY_REUSED,
   QY_ERR_JOB_FINISHED,
   QY_ERR_JOB_NOT_FOUND,
   QY_ERR_LOG_UNAVAILABLE,
   QY_ERR_NODE_NOT_FOUND,
   QY_ERR_NOT_READY,
+  QY_ERR_QUOTA_EXCEEDED,
   QY_ERR_STORE_UNAVAILABLE,
+  QY_ERR_TENANT_NOT_FOUND,
   QY_ERR_UNKNOWN_PRIORITY_CLASS,
   QY_ERR_UNSCHEDULABLE,
 } from '../src/errors';
 import { newJobId } from './ids';
+import type { AuditActor, AuditEntry, AuditRecord } from '../src/store/audit-log';
 import type { NodeEntry } from './nodes';
 import type { Scheduler } from './service';
+import type { JobRecord } from './state/job-table';
 import { jobView } from './state/views';
+import type { Principal, Quotas } from './tenants';
+
+/** The audit actor of a principal. */
+export function actorOf(principal: Principal): AuditActor {
+  return { kind: principal.kind, name: principal.name };
+}
 
 /** The scheduler's API operations, as the HTTP routes and the CLI use them. Errors are the QY_ERR_* types. */
 export class SchedulerOperations {
@@ -41,8 +53,12 @@ export class SchedulerOperations {
    * Accepts a job: answers once the submission is stored in JetStream. A repeated Idempotency-Key (per
    * tenant) returns the first job instead of creating another; the same key with another body is refused.
    */
-  async submit(spec: JobSpec, tenant: string, idempotencyKey: string | undefined): Promise<{ id: string; state: JobState; replayed: boolean }> {
+  async submit(spec: JobSpec, principal: Principal, idempotencyKey: string | undefined): Promise<{ id: string; state: JobState; replayed: boolean }> {
     this.assertReady();
+    if (principal.kind !== 'tenant') throw new QY_ERR_FORBIDDEN(`only tenants submit jobs; ${principal.name} is an operator`);
+    const tenant = principal.name;
+    if (!this.s.tenants.mayUseClass(tenant, spec.priorityClass)) throw new QY_ERR_FORBIDDEN(`tenant ${tenant} may not use priority class ${spec.priorityClass}`);
+    if (!this.s.tenants.mayUseDataClass(tenant, spec.dataClass)) throw new QY_ERR_FORBIDDEN(`tenant ${tenant} may not submit ${spec.dataClass} data`);
     const specJson = JSON.stringify(spec);
     if (idempotencyKey !== undefined) {
       const existing = this.s.table.byKey(tenant, idempotencyKey);
@@ -56,7 +72,14 @@ export class SchedulerOperations {
         return { ...(await inFlight.done), replayed: true };
       }
     }
-    const done = this.store(spec, tenant, idempotencyKey);
+    const pendingLimit = this.s.tenants.quotaOf(tenant, spec.pool).pendingJobs;
+    if (pendingLimit !== undefined && this.s.pending.sizeOfTenant(tenant, spec.pool) + 1 > pendingLimit) {
+      throw new QY_ERR_QUOTA_EXCEEDED(tenant, `${spec.pool} pending jobs (${pendingLimit})`);
+    }
+    const done = this.store(spec, tenant, idempotencyKey).then(async (r) => {
+      await this.audited(principal, { action: 'job.submit', target: r.id, details: { pool: spec.pool, priorityClass: spec.priorityClass, tasks: spec.tasks } });
+      return r;
+    });
     if (idempotencyKey === undefined) return { ...(await done), replayed: false };
     const key = `${tenant}\u0000${idempotencyKey}`;
     this.submitting.set(key, { specJson, done });
@@ -95,17 +118,24 @@ export class SchedulerOperations {
     return { id, state: this.s.table.get(id)?.state ?? 'pending' };
   }
 
-  getJob(jobId: string): JobView {
+  getJob(jobId: string, principal: Principal): JobView {
+    return jobView(this.visibleJob(jobId, principal), this.s.pending);
+  }
+
+  /** A job the principal may see; another tenant's job is "not found", so ids do not leak. */
+  private visibleJob(jobId: string, principal: Principal): JobRecord {
     const job = this.s.table.get(jobId);
-    if (!job) throw new QY_ERR_JOB_NOT_FOUND(jobId);
-    return jobView(job, this.s.pending);
+    if (!job || (principal.kind === 'tenant' && job.tenant !== principal.name)) throw new QY_ERR_JOB_NOT_FOUND(jobId);
+    return job;
   }
 
   /** Jobs in submission order, filtered, one page at a time (the cursor is the last id of the previous page). */
-  listJobs(filter: { state?: JobState; pool?: Pool; limit: number; cursor?: string }): { items: JobView[]; nextCursor?: string } {
+  listJobs(filter: { state?: JobState; pool?: Pool; tenant?: string; limit: number; cursor?: string }, principal: Principal): { items: JobView[]; nextCursor?: string } {
     const items: JobView[] = [];
     let more = false;
+    const tenant = principal.kind === 'tenant' ? principal.name : filter.tenant;
     for (const job of this.s.table.jobs.values()) {
+      if (tenant !== undefined && job.tenant !== tenant) continue;
       if (filter.cursor !== undefined && job.id <= filter.cursor) continue;
       if (filter.state && job.state !== filter.state) continue;
       if (filter.pool && job.spec.pool !== filter.pool) continue;
@@ -119,11 +149,11 @@ export class SchedulerOperations {
   }
 
   /** Cancels a job: a pending one leaves the queue, a running one is stopped by its agents. */
-  async cancel(jobId: string, reason = 'cancelled by user'): Promise<{ id: string; state: JobState }> {
+  async cancel(jobId: string, principal: Principal): Promise<{ id: string; state: JobState }> {
     this.assertReady();
-    const job = this.s.table.get(jobId);
-    if (!job) throw new QY_ERR_JOB_NOT_FOUND(jobId);
+    const job = this.visibleJob(jobId, principal);
     if (TERMINAL_JOB_STATES.has(job.state)) throw new QY_ERR_JOB_FINISHED(jobId, job.state);
+    const reason = `cancelled by ${principal.kind} ${principal.name}`;
     if (!job.cancelRequested) {
       const { stored } = this.s.commit({ type: 'cancel-requested', jobId, reason, atMs: this.s.now() });
       try {
@@ -131,14 +161,14 @@ export class SchedulerOperations {
       } catch (err) {
         throw new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
       }
+      await this.audited(principal, { action: 'job.cancel', target: jobId, details: { tenant: job.tenant } });
     }
     return { id: jobId, state: this.s.table.get(jobId)?.state ?? job.state };
   }
 
   /** The tail of a task's output, asked from the agent that ran it. */
-  async jobLog(jobId: string, taskIndex: number, maxBytes: number): Promise<{ jobId: string; attemptId: string; taskIndex: number; nodeId: string; text: string; truncated: boolean }> {
-    const job = this.s.table.get(jobId);
-    if (!job) throw new QY_ERR_JOB_NOT_FOUND(jobId);
+  async jobLog(jobId: string, principal: Principal, taskIndex: number, maxBytes: number): Promise<{ jobId: string; attemptId: string; taskIndex: number; nodeId: string; text: string; truncated: boolean }> {
+    const job = this.visibleJob(jobId, principal);
     const attempt = job.current ?? job.attempts[job.attempts.length - 1];
     if (!attempt) throw new QY_ERR_LOG_UNAVAILABLE(jobId, 'it has not been placed yet');
     const task = attempt.tasks[taskIndex];
@@ -169,7 +199,7 @@ export class SchedulerOperations {
   }
 
   /** Cordons (no new work) or uncordons a node. Uncordoning also ends a drain. */
-  async cordon(nodeId: string, cordoned: boolean): Promise<NodeView> {
+  async cordon(nodeId: string, cordoned: boolean, principal: Principal): Promise<NodeView> {
     this.assertReady();
     const entry = await this.s.registry.setFlags(nodeId, { cordoned, draining: false }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
@@ -179,18 +209,83 @@ export class SchedulerOperations {
       this.s.pending.markDirty(entry.spec.pool);
       this.s.requestCycle();
     }
+    await this.audited(principal, { action: cordoned ? 'node.cordon' : 'node.uncordon', target: nodeId });
     return this.nodeView(entry);
   }
 
   /** Drains a node: cordoned, its jobs finish (or, with `requeue`, are stopped now and queued again). */
-  async drain(nodeId: string, requeue: boolean): Promise<NodeView & { requeued: number }> {
+  async drain(nodeId: string, requeue: boolean, principal: Principal): Promise<NodeView & { requeued: number }> {
     this.assertReady();
     const entry = await this.s.registry.setFlags(nodeId, { cordoned: true, draining: true }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
     if (!entry) throw new QY_ERR_NODE_NOT_FOUND(nodeId);
     const requeued = requeue ? this.s.requeueJobsOn(entry, false, `node ${nodeId} drained`) : 0;
+    await this.audited(principal, { action: 'node.drain', target: nodeId, details: { requeue, requeued } });
     return { ...this.nodeView(entry), requeued };
+  }
+
+  /** Tenants with their weights, quotas and what they use and queue now (operators: all; a tenant: itself). */
+  tenants(principal: Principal): TenantView[] {
+    return this.s.tenants
+      .list()
+      .filter((t) => principal.kind === 'operator' || t.name === principal.name)
+      .map((t) => this.tenantView(t.name));
+  }
+
+  tenant(name: string, principal: Principal): TenantView {
+    if (!this.s.tenants.tenant(name) || (principal.kind === 'tenant' && principal.name !== name)) throw new QY_ERR_TENANT_NOT_FOUND(name);
+    return this.tenantView(name);
+  }
+
+  /** Replaces a tenant's quotas (kept in the qy-quotas bucket, effective at once). */
+  async setQuotas(name: string, quotas: Quotas, principal: Principal): Promise<TenantView> {
+    this.assertReady();
+    if (!this.s.tenants.tenant(name)) throw new QY_ERR_TENANT_NOT_FOUND(name);
+    const before = this.s.tenants.quotasOf(name);
+    try {
+      await this.s.quotasKv.put(name, JSON.stringify(quotas));
+    } catch (err) {
+      throw new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
+    }
+    this.s.tenants.setQuotaOverride(name, quotas);
+    for (const pool of POOLS) this.s.pending.markDirty(pool);
+    this.s.requestCycle();
+    await this.audited(principal, { action: 'tenant.quota', target: name, details: { before, after: quotas } });
+    return this.tenantView(name);
+  }
+
+  /** Audit records, oldest first, from `afterSeq` on. */
+  auditRecords(filter: { afterSeq?: number; limit: number; actor?: string; action?: string; target?: string; sinceMs?: number }): Promise<AuditRecord[]> {
+    return this.s.audit.list(filter);
+  }
+
+  /** Records an action of a principal; a failed audit write is logged (and shows as a gap in the chain). */
+  async audited(principal: Principal | AuditActor, entry: Omit<AuditEntry, 'actor' | 'outcome'> & { outcome?: AuditEntry['outcome'] }): Promise<void> {
+    const actor = 'kind' in principal && (principal.kind === 'tenant' || principal.kind === 'operator') ? actorOf(principal as Principal) : (principal as AuditActor);
+    if (!this.s.audit) return; // not started: nothing to audit into yet
+    await this.s.audit.append({ outcome: 'ok', ...entry, actor }).catch((err: Error) => this.s.log.error({ err: err.message, action: entry.action }, 'audit record not stored'));
+  }
+
+  private tenantView(name: string): TenantView {
+    const t = this.s.tenants.tenant(name)!;
+    const quotas = this.s.tenants.quotasOf(name);
+    return {
+      name,
+      displayName: t.displayName,
+      weight: t.weight,
+      priorityClasses: t.priorityClasses,
+      dataClasses: t.dataClasses,
+      pricePlan: t.pricePlan,
+      pools: POOLS.map((pool) => {
+        const used = this.s.cluster.usageOf(name, pool);
+        return {
+          pool,
+          quota: quotas[pool] ?? {},
+          used: { cpuMillis: used.cpuMillis, memBytes: used.memBytes, gpuMilli: used.gpuMilli, runningJobs: used.jobs, pendingJobs: this.s.pending.sizeOfTenant(name, pool) },
+        };
+      }),
+    };
   }
 
   pools(): PoolView[] {

@@ -21,7 +21,7 @@ export async function runScheduler(config: SchedulerConfig, log: Logger, policy:
   const scheduler = new Scheduler(config, log.child({ component: 'scheduler' }), policy);
   await scheduler.start();
   const ops = new SchedulerOperations(scheduler);
-  const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes, tenantOf: () => config.defaultTenant });
+  const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
   log.info({ url: address }, 'scheduler API listening');
   return {

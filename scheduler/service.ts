@@ -1,8 +1,7 @@
 import { jetstream, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ClusterState, DEFAULT_POLICY, PendingQueue, placeJob, prepareJob, type AttemptOutcome, type Placement, type Policy, type PreparedJobWithCache, type SchedJob } from '../src/core';
+import { ClusterState, DEFAULT_POLICY, PendingQueue, type Placement, type Policy, type PreparedJobWithCache } from '../src/core';
 import {
-  attemptIdOf,
   heartbeatSchema,
   nodeIdOfSubject,
   registrationSchema,
@@ -10,16 +9,19 @@ import {
   type AgentWork,
   type Assignment,
   type JobEvent,
-  type JobPlaced,
   type RegistrationReply,
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { JobLog, type LogEntry } from '../src/store/job-log';
-import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv } from '../src/store/nats';
+import { AuditLog } from '../src/store/audit-log';
+import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv } from '../src/store/nats';
+import type { KV } from '@nats-io/kv';
 import type { Logger } from '../src/telemetry/logger';
 import type { SchedulerConfig } from './config';
 import { NodeRegistry, type NodeEntry } from './nodes';
+import { SchedulingCycle } from './scheduling';
 import { JobTable, type AttemptRecord, type Effect, type JobRecord } from './state/job-table';
+import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 
 /** Appends in flight above which scheduling cycles pause until JetStream catches up. */
 const MAX_IN_FLIGHT = 4_096;
@@ -37,6 +39,10 @@ export class Scheduler {
   pending = new PendingQueue();
   table = new JobTable(this.cluster, this.pending);
   registry!: NodeRegistry;
+  readonly tenants: TenantDirectory;
+  audit!: AuditLog;
+  quotasKv!: KV;
+  readonly scheduling = new SchedulingCycle(this);
   nc!: NatsConnection;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
@@ -45,7 +51,6 @@ export class Scheduler {
   private statusFeed: ConsumerMessages | undefined;
   private readonly subs: Subscription[] = [];
   private readonly knownAgents = new Set<string>();
-  private readonly prepared = new WeakMap<SchedJob, PreparedJobWithCache>();
   private readonly strayCancelAtMs = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private cycleQueued = false;
@@ -61,16 +66,22 @@ export class Scheduler {
     readonly log: Logger,
     readonly policy: Policy = DEFAULT_POLICY,
     readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.tenants = new TenantDirectory(loadTenantsFile(config.tenantsFile));
+  }
 
   /** Connects, rebuilds state from the job log, and starts serving agents. */
   async start(): Promise<void> {
-    this.nc = await connectNats(this.config.natsUrl, 'qy-scheduler', this.log);
+    this.nc = await connectNats(this.config.natsUrl, 'qy-scheduler', this.log, { auth: this.config });
     this.jsm = await ensureStreams(this.nc, { replicas: this.config.streamReplicas, duplicateWindowMs: this.config.duplicateWindowMs });
     this.js = jetstream(this.nc);
     this.publisher = new JetStreamPublisher(this.nc);
     this.jobLog = new JobLog(this.nc, this.log, this.publisher);
     this.registry = new NodeRegistry(await openNodesKv(this.nc, this.config.streamReplicas), this.log);
+    this.quotasKv = await openQuotasKv(this.nc, this.config.streamReplicas);
+    await this.loadQuotaOverrides();
+    this.audit = new AuditLog(this.nc, this.publisher, this.log, this.now);
+    await this.audit.init();
     await this.rebuild('start');
     this.subs.push(
       this.nc.subscribe(subjects.allRegister, {
@@ -160,6 +171,17 @@ export class Scheduler {
         return this.table.applyRequeued(e);
       case 'cancel-requested':
         return this.table.applyCancelRequested(e);
+      case 'preempted':
+        return this.table.applyPreempted(e, this.config.preemptionGraceMs);
+    }
+  }
+
+  /** Quotas operators set at run time override the configured ones. */
+  private async loadQuotaOverrides(): Promise<void> {
+    for await (const tenant of await this.quotasKv.keys()) {
+      const entry = await this.quotasKv.get(tenant);
+      const parsed = entry?.operation === 'PUT' ? quotasSchema.safeParse(entry.json()) : undefined;
+      if (parsed?.success) this.tenants.setQuotaOverride(tenant, parsed.data);
     }
   }
 
@@ -202,7 +224,7 @@ export class Scheduler {
           this.sendAssignments(effect.job, effect.attempt, undefined);
           break;
         case 'stop-tasks':
-          this.sendCancels(effect.job, effect.attempt, effect.reason);
+          this.sendCancels(effect.job, effect.attempt, effect.reason, effect.graceMs);
           break;
         case 'stray-task':
           this.cancelStray(effect.nodeId, effect.jobId, effect.attemptId, [effect.taskIndex]);
@@ -246,30 +268,12 @@ export class Scheduler {
       this.cyclePaused = true;
       return;
     }
-    const report = this.pending.runCycle((job) => this.tryPlace(job), this.config.cycleAttempts);
-    if (report.more) this.requestCycle();
+    if (this.scheduling.run().more) this.requestCycle();
   }
 
-  /** A placement for a job that has just arrived, if one fits now (nothing is reserved). */
+  /** A placement for a job that has just arrived, if one fits now within its tenant's quota (nothing is reserved). */
   placeNow(prepared: PreparedJobWithCache): Placement | undefined {
-    const result = placeJob(this.cluster, prepared, this.policy);
-    if (result.ok) this.prepared.set(prepared.job, prepared);
-    return result.ok ? result.placement : undefined;
-  }
-
-  private tryPlace(job: SchedJob): AttemptOutcome {
-    let p = this.prepared.get(job);
-    if (!p) {
-      p = prepareJob(job, this.policy);
-      this.prepared.set(job, p);
-    }
-    const result = placeJob(this.cluster, p, this.policy);
-    if (!result.ok) return { ok: false, failure: result };
-    const record = this.table.get(job.id)!;
-    const attempt = record.attempts.length + 1;
-    const event: JobPlaced = { type: 'placed', jobId: job.id, attempt, attemptId: attemptIdOf(job.id, attempt), placement: result.placement, atMs: this.now() };
-    this.commit(event);
-    return { ok: true };
+    return this.scheduling.placeNow(prepared);
   }
 
   // ---- Work for agents --------------------------------------------------------------------------------
@@ -297,6 +301,7 @@ export class Scheduler {
         walltimeMs: job.sched.walltimeMs,
         durationMs: job.sched.durationMs,
         dataClass: job.spec.dataClass,
+        sandbox: job.spec.sandbox,
         atMs: this.now(),
       };
       // No message id: the agent's journal makes a repeated assignment harmless.
@@ -304,14 +309,14 @@ export class Scheduler {
     }
   }
 
-  private sendCancels(job: JobRecord, attempt: AttemptRecord, reason: string): void {
+  private sendCancels(job: JobRecord, attempt: AttemptRecord, reason: string, graceMs = this.config.cancelGraceMs): void {
     const byNode = new Map<string, number[]>();
     for (const t of this.table.liveTasks(attempt)) {
       const list = byNode.get(t.placement.nodeId) ?? [];
       list.push(t.placement.taskIndex);
       byNode.set(t.placement.nodeId, list);
     }
-    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason);
+    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason, graceMs);
   }
 
   /** Stops a task running for an attempt the scheduler no longer holds resources for (at most every 10 s). */
@@ -325,8 +330,8 @@ export class Scheduler {
     this.cancelOn(nodeId, jobId, attemptId, taskIndexes, 'attempt is no longer active');
   }
 
-  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string): void {
-    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs: this.config.cancelGraceMs, atMs: this.now() });
+  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.config.cancelGraceMs): void {
+    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.now() });
   }
 
   private sendWork(nodeId: string, work: AgentWork): void {

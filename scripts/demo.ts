@@ -5,12 +5,13 @@
  * - one agent simulating a small cluster of the three pools;
  * - a sample workload, then a live summary every two seconds. Ctrl-C stops everything.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadAgentConfig } from '../agents/config';
 import { runAgent } from '../agents/run';
 import { loadSchedulerConfig } from '../scheduler/config';
 import { runScheduler } from '../scheduler/run';
 import { startNatsServer, type LocalNatsServer } from '../src/local/nats-server';
+import { writeTenantsFile, type LocalTokens } from '../src/local/tenants';
 import { JOB_STATES, POOLS, type JobSpecInput } from '../src/protocol';
 import { createLogger } from '../src/telemetry/logger';
 
@@ -24,7 +25,23 @@ if (!natsUrl) {
   nats = await startNatsServer({ storeDir: '.data/nats' });
   natsUrl = nats.url;
 }
-const schedulerConfig = loadSchedulerConfig(process.env, { natsUrl, logLevel: process.env.QY_LOG_LEVEL ?? 'warn', logPretty: 'true' });
+// Demo tenants: three paired cities and an operator, with tokens generated on the first run and kept in .data/.
+const DEMO_CITIES = ['beijing', 'shanghai', 'guangzhou'];
+mkdirSync('.data', { recursive: true });
+let tokens: LocalTokens;
+if (existsSync('.data/tenants.yaml') && existsSync('.data/demo-tokens.json')) tokens = JSON.parse(readFileSync('.data/demo-tokens.json', 'utf8')) as LocalTokens;
+else {
+  tokens = writeTenantsFile('.data/tenants.yaml', {
+    operators: ['ops'],
+    tenants: [
+      { name: 'beijing', displayName: 'Beijing Municipal Big Data Centre', weight: 2, requestsPerSecond: 1_000 },
+      { name: 'shanghai', displayName: 'Shanghai Meteorological Service', weight: 1, requestsPerSecond: 1_000, quotas: { intelligent: { gpus: 48 } } },
+      { name: 'guangzhou', displayName: 'Guangzhou Transport Bureau', weight: 1, requestsPerSecond: 1_000 },
+    ],
+  });
+  writeFileSync('.data/demo-tokens.json', JSON.stringify(tokens), { mode: 0o600 });
+}
+const schedulerConfig = loadSchedulerConfig(process.env, { natsUrl, logLevel: process.env.QY_LOG_LEVEL ?? 'warn', logPretty: 'true', tenantsFile: process.env.QY_TENANTS_FILE ?? '.data/tenants.yaml' });
 const log = createLogger({ name: 'qy', level: schedulerConfig.logLevel, pretty: true });
 const running = await runScheduler(schedulerConfig, log).catch((err: Error) => {
   console.error(`could not start the scheduler: ${err.message}${/EADDRINUSE/.test(err.message) ? ` (set QY_HTTP_PORT to a free port)` : ''}`);
@@ -38,12 +55,17 @@ console.log(`
 Qingyang scheduler is up: ${url}   (NATS ${natsUrl}${nats ? `, data in ${nats.storeDir}` : ''})
 ${SIMULATED_NODES} simulated nodes of the three pools; a sample workload follows.
 
+Tenants (tokens generated for this demo, kept in .data/demo-tokens.json):
+${DEMO_CITIES.map((c) => `  ${c.padEnd(10)} ${tokens[c]}`).join('\n')}
+  operator   ${tokens.ops}
+
 Try:
-  curl -s ${url}/v1/pools
-  curl -s ${url}/v1/jobs?state=running
-  curl -s -X POST ${url}/v1/jobs -H 'content-type: application/json' \\
+  export QY_TOKEN=${tokens.beijing}
+  curl -s ${url}/v1/pools -H "authorization: Bearer $QY_TOKEN"
+  curl -s "${url}/v1/jobs?state=running" -H "authorization: Bearer $QY_TOKEN"
+  curl -s -X POST ${url}/v1/jobs -H "authorization: Bearer $QY_TOKEN" -H 'content-type: application/json' \\
        -d '{"pool":"intelligent","resources":{"cpuMillis":8000,"memBytes":${32 * GiB},"gpus":2},"durationSeconds":20}'
-  npx qy --server ${url} nodes
+  npx qy --server ${url} list;  QY_TOKEN=${tokens.ops} npx qy --server ${url} nodes
   curl -s ${url}/docs/json        # OpenAPI
 Ctrl-C stops everything.
 `);
@@ -57,9 +79,10 @@ sample.push({ name: 'weather-mpi', pool: 'super', priorityClass: 'urgent', tasks
 sample.push({ name: 'cfd-gang', pool: 'super', tasks: 2, resources: { cpuMillis: 64_000, memBytes: 256 * GiB }, walltimeSeconds: 60, durationSeconds: 20 });
 sample.push({ name: 'bad-input-data', pool: 'general', resources: { cpuMillis: 1000, memBytes: GiB }, durationSeconds: 3, env: { QY_SIM_EXIT_CODE: '2' } });
 sample.push({ name: 'llm-finetune', pool: 'intelligent', tasks: 4, resources: { cpuMillis: 64_000, memBytes: 512 * GiB, gpus: 8 }, constraints: { gpuModels: ['A800'] }, durationSeconds: 25 });
-for (const spec of sample) {
-  const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-  if (!res.ok) console.log(`submit ${spec.name}: ${res.status} ${await res.text()}`);
+for (const [i, spec] of sample.entries()) {
+  const city = DEMO_CITIES[i % DEMO_CITIES.length];
+  const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[city]}` }, body: JSON.stringify(spec) });
+  if (!res.ok) console.log(`submit ${spec.name} as ${city}: ${res.status} ${await res.text()}`);
 }
 console.log(`submitted ${sample.length} sample jobs\n`);
 

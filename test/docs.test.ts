@@ -16,3 +16,9 @@ test('the README quick start has exactly the two commands that CI runs', () => {
   expect(commands).toEqual(['npm start', 'npm test']);
   expect(readFileSync('.ci/run', 'utf8')).toMatch(/^npm test$/m);
 });
+
+test('the example tenants file is valid', async () => {
+  const { loadTenantsFile } = await import('../scheduler/tenants');
+  const file = loadTenantsFile('configs/tenants.example.yaml');
+  expect(file.tenants.map((t) => t.name)).toEqual(['beijing', 'shanghai-meteo']);
+});

@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { taskEnv, type TaskContext, type TaskExit, type TaskHandle, type TaskRunner } from './types';
 
 /** Variables of the agent's own environment that tasks inherit; everything else (credentials) stays out. */
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR'];
+/** What a sandboxed task inherits: a search path and a locale, nothing that names the agent's user or home. */
+const SANDBOX_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ'];
 
 /**
  * Runs a task as a child process in its own process group, without a shell, output appended to its log
@@ -25,7 +28,13 @@ export class ProcessRunner implements TaskRunner {
     mkdirSync(dirname(ctx.logPath), { recursive: true });
     const fd = openSync(ctx.logPath, 'a');
     const env: Record<string, string> = {};
-    for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    for (const name of ctx.assignment.sandbox ? SANDBOX_ENV : INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    // A sandboxed task gets a private home (also its working and temporary directory), removed when it ends.
+    const home = ctx.assignment.sandbox ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
+    if (home) {
+      mkdirSync(join(home, 'tmp'), { mode: 0o700 });
+      Object.assign(env, { HOME: home, TMPDIR: join(home, 'tmp') });
+    }
     let done = false;
     let cancelReason: string | undefined;
     let walltimeExceeded = false;
@@ -36,9 +45,10 @@ export class ProcessRunner implements TaskRunner {
       done = true;
       clearTimeout(killTimer);
       clearTimeout(walltimeTimer);
+      if (home) rmSync(home, { recursive: true, force: true });
       ctx.onExit(exit);
     };
-    const child = spawn(command[0], command.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...env, ...taskEnv(ctx) } });
+    const child = spawn(command[0], command.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home });
     closeSync(fd);
     const signalGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;

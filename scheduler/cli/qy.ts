@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import type { JobView, NodeView, PoolView } from '../../src/protocol';
+import type { JobView, NodeView, PoolView, TenantView } from '../../src/protocol';
+import { verifyChain, type AuditRecord } from '../../src/store/audit-log';
+import { hashToken, newToken } from '../tenants';
 import { formatBytes, formatCores, renderTable } from './table';
 
 const program = new Command()
@@ -210,6 +212,96 @@ program
   .action(async (node: string, opts: { requeue?: boolean }) => {
     const n = await api<NodeView & { requeued: number }>('POST', `/v1/nodes/${encodeURIComponent(node)}/drain`, { requeue: opts.requeue === true });
     print(n, () => `${n.id} ${n.state}, draining${n.requeued ? `, ${n.requeued} jobs requeued` : ''}`);
+  });
+
+program
+  .command('token')
+  .description('print a new API token and the line that configures it in the tenants file (nothing is sent)')
+  .option('--label <label>', 'what the token is for')
+  .action((opts: { label?: string }) => {
+    const token = newToken();
+    const entry = { sha256: hashToken(token), ...(opts.label ? { label: opts.label } : {}) };
+    print({ token, ...entry }, () => `token (give it to its owner; it is not stored anywhere):\n  ${token}\nfor the tenants file:\n  - sha256: ${entry.sha256}${opts.label ? `\n    label: ${opts.label}` : ''}`);
+  });
+
+program
+  .command('tenants')
+  .description('tenants with their quotas and what they use (operators: all; a tenant: itself)')
+  .action(async () => {
+    const { items } = await api<{ items: TenantView[] }>('GET', '/v1/tenants');
+    const limit = (v: number | undefined, f: (x: number) => string = String) => (v === undefined ? '∞' : f(v));
+    print({ items }, () =>
+      renderTable(
+        ['TENANT', 'WEIGHT', 'POOL', 'CPU (used/quota)', 'GPUS', 'RUNNING', 'PENDING'],
+        items.flatMap((t) =>
+          t.pools.map((p) => [
+            t.name,
+            t.weight,
+            p.pool,
+            `${formatCores(p.used.cpuMillis)}/${limit(p.quota.cpuMillis, formatCores)}`,
+            `${p.used.gpuMilli / 1000}/${limit(p.quota.gpus)}`,
+            `${p.used.runningJobs}/${limit(p.quota.runningJobs)}`,
+            `${p.used.pendingJobs}/${limit(p.quota.pendingJobs)}`,
+          ]),
+        ),
+      ),
+    );
+  });
+
+program
+  .command('quota')
+  .argument('<tenant>')
+  .requiredOption('--pool <pool>', 'general, intelligent or super')
+  .option('--cpu-millis <n>', 'CPU quota in milli-cores (none: unlimited)')
+  .option('--gpus <n>', 'GPU quota')
+  .option('--running-jobs <n>', 'jobs placed or running at once')
+  .option('--pending-jobs <n>', 'jobs waiting at once')
+  .description("set a tenant's quota in one pool (operators); limits not given are removed")
+  .action(async (tenant: string, opts: { pool: string; cpuMillis?: string; gpus?: string; runningJobs?: string; pendingJobs?: string }) => {
+    const current = await api<TenantView>('GET', `/v1/tenants/${encodeURIComponent(tenant)}`);
+    const quotas = Object.fromEntries(current.pools.map((p) => [p.pool, p.quota]));
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    quotas[opts.pool] = { cpuMillis: num(opts.cpuMillis), gpus: num(opts.gpus), runningJobs: num(opts.runningJobs), pendingJobs: num(opts.pendingJobs) };
+    const updated = await api<TenantView>('PUT', `/v1/tenants/${encodeURIComponent(tenant)}/quotas`, quotas);
+    print(updated, () => `${tenant} ${opts.pool}: ${JSON.stringify(updated.pools.find((p) => p.pool === opts.pool)?.quota ?? {})}`);
+  });
+
+/** Every audit record, page by page. */
+async function allAuditRecords(filter: Record<string, string>): Promise<AuditRecord[]> {
+  const records: AuditRecord[] = [];
+  for (;;) {
+    const q = new URLSearchParams({ limit: '5000', ...filter });
+    if (records.length > 0) q.set('afterSeq', String(records[records.length - 1].seq));
+    const page = await api<{ items: AuditRecord[] }>('GET', `/v1/audit?${q}`);
+    records.push(...page.items);
+    if (page.items.length < 5000) return records;
+  }
+}
+
+const audit = program.command('audit').description('the audit log (operators)');
+audit
+  .command('list', { isDefault: true })
+  .option('--action <action>', 'e.g. job.submit, node.cordon, auth.failed')
+  .option('--actor <name>', 'a tenant, an operator or an address')
+  .option('--target <target>', 'a job, node or tenant')
+  .option('--limit <n>', 'most records', '100')
+  .description('list audit records, oldest first')
+  .action(async (opts: { action?: string; actor?: string; target?: string; limit: string }) => {
+    const q = new URLSearchParams({ limit: opts.limit, ...(opts.action ? { action: opts.action } : {}), ...(opts.actor ? { actor: opts.actor } : {}), ...(opts.target ? { target: opts.target } : {}) });
+    const { items } = await api<{ items: AuditRecord[] }>('GET', `/v1/audit?${q}`);
+    print({ items }, () => renderTable(['SEQ', 'TIME', 'ACTOR', 'ACTION', 'TARGET', 'OUTCOME'], items.map((r) => [r.seq, new Date(r.atMs).toISOString(), `${r.actor.kind}:${r.actor.name}`, r.action, r.target, r.outcome])));
+  });
+audit
+  .command('verify')
+  .description('check the hash chain of the whole audit log; names the first altered or missing record')
+  .action(async () => {
+    const records = await allAuditRecords({});
+    const verdict = verifyChain(records);
+    if (verdict.ok) print(verdict, () => `audit chain intact: ${verdict.records} records, last hash ${verdict.lastHash}`);
+    else {
+      print(verdict, () => `audit chain BROKEN: ${verdict.problem}`);
+      process.exit(2);
+    }
   });
 
 await program.parseAsync();

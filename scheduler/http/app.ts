@@ -6,19 +6,24 @@ import { QY_ERR_BODY_TOO_LARGE, QY_ERR_INTERNAL, QY_ERR_MALFORMED_JSON, QY_ERR_R
 import type { Logger } from '../../src/telemetry/logger';
 import type { SchedulerOperations } from '../operations';
 import type { Scheduler } from '../service';
+import { authPlugin } from './auth';
 import { jobRoutes } from './routes/jobs';
 import { nodeRoutes } from './routes/nodes';
+import { tenantRoutes } from './routes/tenants';
 
 /**
  * The HTTP API: fastify with zod schemas from src/protocol for validation, types and the OpenAPI document
  * (served at /docs/json). Every error leaves through one handler as {code, message, statusCode}.
  */
-export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number; tenantOf: () => string }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
+export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
   const app = Fastify({ loggerInstance: options.log as FastifyBaseLogger, bodyLimit: options.bodyLimitBytes, logController: new LogController({ disableRequestLogging: true }), requestIdHeader: 'x-request-id' }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
-    openapi: { info: { title: 'qingyang-scheduler', description: 'Compute scheduler for the Qingyang cluster', version: '1' } },
+    openapi: {
+      info: { title: 'qingyang-scheduler', description: 'Compute scheduler for the Qingyang cluster', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
     transform: jsonSchemaTransform,
   });
 
@@ -46,8 +51,10 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
     { schema: { summary: 'Readiness: state rebuilt from the job log', tags: ['health'], response: { 200: z.object({ ready: z.boolean(), reason: z.string().optional() }), 503: z.object({ ready: z.boolean(), reason: z.string().optional() }) } } },
     async (_req, reply) => (scheduler.ready ? { ready: true } : reply.code(503).send({ ready: false, reason: scheduler.notReadyReason })),
   );
-  await app.register(jobRoutes, { ops, tenantOf: options.tenantOf });
+  await app.register(authPlugin, { scheduler, ops });
+  await app.register(jobRoutes, { ops });
   await app.register(nodeRoutes, { ops });
+  await app.register(tenantRoutes, { ops });
   return app;
 }
 

@@ -1,5 +1,5 @@
 import { ClusterState, PendingQueue, jobFromSpec, type Placement, type SchedJob, type TaskPlacement } from '../../src/core';
-import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState } from '../../src/protocol';
+import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobPreempted, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState } from '../../src/protocol';
 
 /** One task of an attempt: where it runs and how it stands. */
 export interface TaskRecord {
@@ -14,6 +14,8 @@ export interface TaskRecord {
 export interface StopIntent {
   kind: 'cancel' | 'requeue' | 'fail';
   reason: string;
+  /** Stopped to make room for this higher-priority job: requeued, and not counted against maxAttempts. */
+  preemptedBy?: string;
   exitCode?: number;
   signal?: string;
 }
@@ -44,6 +46,10 @@ export interface JobRecord {
   /** The attempt holding resources now. */
   current?: AttemptRecord;
   cancelRequested: boolean;
+  /** When the job was preempted (the storm guard counts these). */
+  preemptions: number[];
+  /** Jobs this one had stopped to make room for it. */
+  preempting: string[];
   submittedAtMs: number;
   finishedAtMs?: number;
   exitCode?: number;
@@ -54,7 +60,7 @@ export interface JobRecord {
 /** What applying an event asks the live service to do; replay drops effects and reconciles instead. */
 export type Effect =
   | { kind: 'assign'; job: JobRecord; attempt: AttemptRecord }
-  | { kind: 'stop-tasks'; job: JobRecord; attempt: AttemptRecord; reason: string }
+  | { kind: 'stop-tasks'; job: JobRecord; attempt: AttemptRecord; reason: string; graceMs?: number }
   | { kind: 'stray-task'; nodeId: string; jobId: string; attemptId: string; taskIndex: number }
   | { kind: 'capacity-freed'; job: JobRecord }
   | { kind: 'job-ended'; job: JobRecord };
@@ -99,6 +105,8 @@ export class JobTable {
       state: 'pending',
       attempts: [],
       cancelRequested: false,
+      preemptions: [],
+      preempting: [],
       submittedAtMs: e.submittedAtMs,
     };
     this.jobs.set(job.id, job);
@@ -178,6 +186,23 @@ export class JobTable {
     return effects.concat(this.finishIfDone(job, attempt, e.atMs));
   }
 
+  /** A lower-priority job is stopped to make room for `byJobId`; it is queued again once its tasks have ended. */
+  applyPreempted(e: JobPreempted, graceMs: number): Effect[] {
+    const job = this.jobs.get(e.jobId);
+    const attempt = job?.current;
+    if (!job || !attempt || attempt.attemptId !== e.attemptId || attempt.stop) return [];
+    attempt.stop = { kind: 'requeue', reason: e.reason, preemptedBy: e.byJobId };
+    job.preemptions.push(e.atMs);
+    this.jobs.get(e.byJobId)?.preempting.push(e.jobId);
+    const effects: Effect[] = [{ kind: 'stop-tasks', job, attempt, reason: e.reason, graceMs }];
+    return effects.concat(this.finishIfDone(job, attempt, e.atMs));
+  }
+
+  /** Placements of the job that count against maxAttempts (preemptions do not). */
+  countedAttempts(job: JobRecord): number {
+    return job.attempts.filter((a) => !a.stop?.preemptedBy).length;
+  }
+
   applyCancelRequested(e: JobCancelRequested): Effect[] {
     const job = this.jobs.get(e.jobId);
     if (!job || TERMINAL_JOB_STATES.has(job.state)) return [];
@@ -220,11 +245,11 @@ export class JobTable {
     } else if (stop.kind === 'fail') {
       attempt.outcome = 'failed';
       this.end(job, 'failed', atMs, { reason: stop.reason, exitCode: stop.exitCode, signal: stop.signal });
-    } else if (job.attempts.length >= job.maxAttempts) {
+    } else if (!stop.preemptedBy && this.countedAttempts(job) >= job.maxAttempts) {
       attempt.outcome = 'requeued';
-      this.end(job, 'failed', atMs, { reason: `gave up after ${job.attempts.length} attempts; last: ${stop.reason}` });
+      this.end(job, 'failed', atMs, { reason: `gave up after ${this.countedAttempts(job)} attempts; last: ${stop.reason}` });
     } else {
-      attempt.outcome = 'requeued';
+      attempt.outcome = stop.preemptedBy ? 'preempted' : 'requeued';
       job.state = 'pending';
       job.reason = stop.reason;
       this.pending.add(job.sched);

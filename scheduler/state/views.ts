@@ -7,7 +7,8 @@ const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date
 /** The API's view of a job. */
 export function jobView(job: JobRecord, pending: PendingQueue): JobView {
   const current = job.current ?? job.attempts[job.attempts.length - 1];
-  const failure = job.state === 'pending' ? pending.failureOf(job.id) : undefined;
+  const why = job.state === 'pending' ? pending.whyWaiting(job.id) : undefined;
+  const pendingReason = why ? [why.reason, why.failure && formatFailure(why.failure)].filter(Boolean).join('; ') : 'waiting for the next scheduling cycle';
   return {
     id: job.id,
     name: job.spec.name,
@@ -32,7 +33,8 @@ export function jobView(job: JobRecord, pending: PendingQueue): JobView {
       exitCode: t.exitCode,
       signal: t.signal,
     })),
-    pendingReason: job.state === 'pending' ? (failure ? formatFailure(failure) : 'waiting for the next scheduling cycle') : undefined,
+    pendingReason: job.state === 'pending' ? pendingReason : undefined,
+    preempting: job.preempting.length > 0 ? job.preempting : undefined,
     exitCode: job.exitCode,
     signal: job.signal,
     reason: job.reason,

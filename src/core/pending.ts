@@ -58,6 +58,7 @@ export class PendingQueue {
   private readonly tenantOfActive = new Map<string, string>();
   private readonly dirtyPools = new Set<Pool>();
   private readonly countByPool: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
+  private readonly countByTenantPool = new Map<string, number>();
 
   constructor(private readonly withinTenant: JobComparator = byPriorityThenSubmitTime) {}
 
@@ -70,6 +71,19 @@ export class PendingQueue {
     return this.countByPool[pool];
   }
 
+  /** Pending jobs of one tenant in one pool. */
+  sizeOfTenant(tenant: string, pool: Pool): number {
+    return this.countByTenantPool.get(`${tenant}\u0000${pool}`) ?? 0;
+  }
+
+  private count(job: SchedJob, by: 1 | -1): void {
+    this.countByPool[job.pool] += by;
+    const key = `${job.tenant}\u0000${job.pool}`;
+    const next = (this.countByTenantPool.get(key) ?? 0) + by;
+    if (next === 0) this.countByTenantPool.delete(key);
+    else this.countByTenantPool.set(key, next);
+  }
+
   has(jobId: string): boolean {
     return this.tenantOfActive.has(jobId) || this.groupOfJob.has(jobId);
   }
@@ -79,7 +93,7 @@ export class PendingQueue {
     if (this.has(job.id)) throw new Error(`job ${job.id} is already pending`);
     this.queuesOf(job.tenant).active.push(job);
     this.tenantOfActive.set(job.id, job.tenant);
-    this.countByPool[job.pool]++;
+    this.count(job, 1);
   }
 
   /** Takes a job out of the queue (cancelled, or placed outside a cycle); returns it, or undefined. */
@@ -88,7 +102,7 @@ export class PendingQueue {
     if (tenant !== undefined) {
       this.tenantOfActive.delete(jobId);
       const job = this.tenants.get(tenant)!.active.remove(jobId)!;
-      this.countByPool[job.pool]--;
+      this.count(job, -1);
       return job;
     }
     const group = this.groupOfJob.get(jobId);
@@ -96,7 +110,7 @@ export class PendingQueue {
     const job = group.queue.remove(jobId)!;
     this.groupOfJob.delete(jobId);
     if (group.queue.size === 0) this.tenants.get(group.tenant)!.waiting.delete(group.key);
-    this.countByPool[job.pool]--;
+    this.count(job, -1);
     return job;
   }
 

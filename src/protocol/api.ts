@@ -47,6 +47,7 @@ export const jobViewSchema = z.object({
   attemptId: z.string().optional(),
   placement: z.array(taskViewSchema).optional().describe('Where each task of the current attempt runs'),
   pendingReason: z.string().optional(),
+  preempting: z.array(z.string()).optional().describe('Lower-priority jobs stopped to make room for this one'),
   exitCode: z.number().int().optional(),
   signal: z.string().optional(),
   reason: z.string().optional().describe('Why the job ended as it did, or why its last attempt was requeued'),
@@ -69,6 +70,8 @@ export const jobListSchema = z.object({
 export const jobListQuerySchema = z.object({
   state: jobStateSchema.optional(),
   pool: poolSchema.optional(),
+  /** Operators only: the jobs of one tenant. */
+  tenant: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(128).optional(),
 });
@@ -112,3 +115,39 @@ export const poolViewSchema = z.object({
   jobs: z.object({ placed: z.number().int(), running: z.number().int() }),
 });
 export type PoolView = z.infer<typeof poolViewSchema>;
+
+const poolQuotaViewSchema = z.object({
+  cpuMillis: z.number().int().optional(),
+  gpus: z.number().int().optional(),
+  runningJobs: z.number().int().optional(),
+  pendingJobs: z.number().int().optional(),
+});
+
+/** Quotas to set for a tenant: per pool, any of cpuMillis, gpus, runningJobs, pendingJobs; absent is unlimited. */
+export const quotasBodySchema = z.partialRecord(poolSchema, poolQuotaViewSchema.strict());
+
+export const tenantViewSchema = z.object({
+  name: z.string(),
+  displayName: z.string().optional(),
+  weight: z.number(),
+  priorityClasses: z.array(z.string()).optional(),
+  dataClasses: z.array(dataClassSchema),
+  pricePlan: z.string(),
+  pools: z.array(
+    z.object({
+      pool: poolSchema,
+      quota: poolQuotaViewSchema,
+      used: z.object({ cpuMillis: z.number().int(), memBytes: z.number().int(), gpuMilli: z.number().int(), runningJobs: z.number().int(), pendingJobs: z.number().int() }),
+    }),
+  ),
+});
+export type TenantView = z.infer<typeof tenantViewSchema>;
+
+export const auditQuerySchema = z.object({
+  afterSeq: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  actor: z.string().max(64).optional(),
+  action: z.string().max(64).optional(),
+  target: z.string().max(128).optional(),
+  since: z.iso.datetime().optional(),
+});

@@ -62,6 +62,8 @@ export const jobSpecSchema = z
     /** The program and its arguments (argv), run without a shell. */
     command: z.array(z.string().max(4096)).min(1).max(256).optional(),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').max(128), z.string().max(4096)).optional(),
+    /** Run with a private temporary home and working directory and a reduced environment (see README). */
+    sandbox: z.boolean().default(false),
     labels: z.record(labelKeySchema, labelValueSchema).optional(),
   })
   .superRefine((j, ctx) => {

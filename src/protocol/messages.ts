@@ -68,7 +68,19 @@ export const jobCancelRequestedSchema = z.object({
   atMs: z.number().int(),
 });
 
-export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema]);
+/** The scheduler stops a running job to make room for a higher-priority one; the job is queued again. */
+export const jobPreemptedSchema = z.object({
+  type: z.literal('preempted'),
+  jobId: jobIdSchema,
+  attemptId: attemptIdSchema,
+  /** The job it makes room for. */
+  byJobId: jobIdSchema,
+  reason: z.string(),
+  atMs: z.number().int(),
+});
+
+export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema, jobPreemptedSchema]);
+export type JobPreempted = z.infer<typeof jobPreemptedSchema>;
 export type JobSubmitted = z.infer<typeof jobSubmittedSchema>;
 export type JobPlaced = z.infer<typeof jobPlacedSchema>;
 export type JobRequeued = z.infer<typeof jobRequeuedSchema>;
@@ -118,6 +130,8 @@ export const assignmentSchema = z.object({
   /** Declared run time: simulated nodes sleep this long. */
   durationMs: z.number().int().optional(),
   dataClass: dataClassSchema,
+  /** Run in the agent's sandbox: private temporary home, reduced environment. */
+  sandbox: z.boolean().default(false),
   atMs: z.number().int(),
 });
 export type Assignment = z.infer<typeof assignmentSchema>;

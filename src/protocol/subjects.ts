@@ -10,7 +10,9 @@
  * | `qy.heartbeat.<nodeId>` | core NATS | agent | liveness and live metrics, every second |
  * | `qy.register.<nodeId>` | core NATS request/reply | agent → scheduler | node registration |
  * | `qy.log.<nodeId>` | core NATS request/reply | scheduler → agent | the tail of a task's output |
+ * | `qy.audit` | stream QY_AUDIT | scheduler | hash-chained audit records, in blocks |
  * | KV `qy-nodes` | JetStream KV | scheduler | registered nodes and their cordon/drain flags |
+ * | KV `qy-quotas` | JetStream KV | scheduler | tenant quotas set by operators at run time |
  */
 
 /** Stream and bucket names. */
@@ -19,14 +21,17 @@ export const STREAMS = {
   jobs: 'QY_JOBS',
   /** Work for the agents: assignments and cancels per node, removed once the agent acknowledges them. */
   assign: 'QY_ASSIGN',
+  /** The hash-chained audit log of tenant and operator actions. */
+  audit: 'QY_AUDIT',
 } as const;
 
 export const KV_BUCKETS = {
   nodes: 'qy-nodes',
+  quotas: 'qy-quotas',
 } as const;
 
 /** Job event names, the last token of a job event subject. */
-export type JobEventName = 'submitted' | 'placed' | 'requeued' | 'cancel-requested';
+export type JobEventName = 'submitted' | 'placed' | 'requeued' | 'cancel-requested' | 'preempted';
 
 export const subjects = {
   /** One event of one job. */
@@ -48,6 +53,8 @@ export const subjects = {
   register: (nodeId: string) => `qy.register.${nodeId}`,
   allRegister: 'qy.register.>',
   log: (nodeId: string) => `qy.log.${nodeId}`,
+  /** Blocks of audit records. */
+  audit: 'qy.audit',
 } as const;
 
 /** The durable consumer through which an agent receives its nodes' work. */

@@ -38,8 +38,9 @@ export class JetStreamPublisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5_000,
+    inboxPrefix?: string,
   ) {
-    this.inbox = createInbox();
+    this.inbox = createInbox(inboxPrefix);
     this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
     this.sweep = setInterval(() => this.expire(), SWEEP_MS);
     this.sweep.unref();

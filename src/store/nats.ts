@@ -3,14 +3,17 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageTy
 import { Kvm, type KV } from '@nats-io/kv';
 import { KV_BUCKETS, STREAMS, agentConsumerName, subjects } from '../protocol';
 import type { Logger } from '../telemetry/logger';
+import { natsConnectionAuth, type NatsAuthConfig } from './nats-options';
 
 export type { NatsConnection };
 
 /** Connects and keeps reconnecting for ever: a NATS restart is an outage to ride out, not a reason to exit. */
-export async function connectNats(servers: string, name: string, log?: Logger): Promise<NatsConnection> {
+export async function connectNats(servers: string, name: string, log?: Logger, options: { auth?: NatsAuthConfig; inboxPrefix?: string } = {}): Promise<NatsConnection> {
   const nc = await connect({
     servers: servers.split(',').map((s) => s.trim()),
     name,
+    ...(options.auth ? natsConnectionAuth(options.auth) : {}),
+    inboxPrefix: options.inboxPrefix,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
@@ -44,6 +47,14 @@ export async function ensureStreams(nc: NatsConnection, settings: StreamSettings
     {
       name: STREAMS.jobs,
       subjects: [subjects.allJobEvents, subjects.allStatus],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: settings.replicas,
+      duplicate_window: ns(settings.duplicateWindowMs),
+    },
+    {
+      name: STREAMS.audit,
+      subjects: [subjects.audit],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: settings.replicas,
@@ -95,6 +106,11 @@ export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string
 /** The registered-nodes bucket. */
 export async function openNodesKv(nc: NatsConnection, replicas: number): Promise<KV> {
   return new Kvm(nc).create(KV_BUCKETS.nodes, { history: 1, replicas });
+}
+
+/** The bucket of tenant quotas set at run time. */
+export async function openQuotasKv(nc: NatsConnection, replicas: number): Promise<KV> {
+  return new Kvm(nc).create(KV_BUCKETS.quotas, { history: 5, replicas });
 }
 
 /** Whether a JetStream API error says the stream or consumer does not exist. */

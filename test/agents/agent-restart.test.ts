@@ -32,7 +32,7 @@ test('an agent killed with -9 and restarted kills what it left running and repor
   const env = { QY_NATS_URL: nats.url, QY_LOG_LEVEL: 'warn' };
   const first = spawnTs('agents/main.ts', agentArgs, env);
   cleanups.push(() => first.kill9());
-  await waitUntil(async () => ((await s.api.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length === 1 ? true : undefined), 20_000, first.output);
+  await waitUntil(async () => ((await s.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length === 1 ? true : undefined), 20_000, first.output);
 
   const script = `echo $$ > ${dir}/pid-$QY_ATTEMPT_ID; if [ "$QY_ATTEMPT_ID" = "\${QY_JOB_ID}-a1" ]; then sleep 60; fi`;
   const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, command: ['sh', '-c', script] });

@@ -10,13 +10,23 @@ export interface ApiResponse<T = unknown> {
 
 /** A small client of the scheduler's HTTP API for tests. */
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  /** `token` is sent as a bearer token on every request unless a request sets its own authorization. */
+  constructor(
+    readonly baseUrl: string,
+    readonly token?: string,
+  ) {}
+
+  /** The same server, as another caller. */
+  as(token: string | undefined): ApiClient {
+    return new ApiClient(this.baseUrl, token);
+  }
 
   async request<T = unknown>(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
     const hasBody = options.body !== undefined || options.rawBody !== undefined;
+    const auth: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
-      headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...options.headers },
+      headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...auth, ...options.headers },
       body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
     });
     const text = await res.text();

@@ -10,6 +10,7 @@ import { loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/confi
 import { runScheduler, type RunningScheduler } from '../../scheduler/run';
 import { spawnScheduler as spawnSchedulerProcess, spawnSimAgent as spawnSimAgentProcess, type ChildService } from '../../src/local/processes';
 import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
+import { writeTenantsFile, type LocalTenant, type LocalTokens } from '../../src/local/tenants';
 import { createLogger } from '../../src/telemetry/logger';
 import { ApiClient, waitUntil } from './api';
 
@@ -37,11 +38,37 @@ export function testNode(id: string, pool: NodeSpec['pool'] = 'general', extra: 
   });
 }
 
-/** Starts the scheduler in this process on a free port. */
-export async function startScheduler(natsUrl: string, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): Promise<RunningScheduler & { api: ApiClient }> {
-  const config = loadSchedulerConfig({}, { natsUrl, httpPort: 0, ...FAST_LIVENESS, ...overrides });
+/** Tenants of the test schedulers: an operator and two cities that may use every class and data level. */
+export const TEST_TENANTS: { operators: string[]; tenants: LocalTenant[] } = {
+  operators: ['ops'],
+  tenants: [
+    { name: 'city-a', requestsPerSecond: 100_000 },
+    { name: 'city-b', requestsPerSecond: 100_000 },
+  ],
+};
+
+/** Writes a tenants file to a temporary folder; returns its path and the tokens. */
+export function testTenantsFile(spec = TEST_TENANTS): { file: string; tokens: LocalTokens } {
+  const file = join(mkdtempSync(join(tmpdir(), 'qy-tenants-')), 'tenants.yaml');
+  return { file, tokens: writeTenantsFile(file, spec) };
+}
+
+/** A scheduler for tests: `api` is tenant city-a, `operator` the operator, `as(name)` any other caller. */
+export interface TestScheduler extends RunningScheduler {
+  api: ApiClient;
+  operator: ApiClient;
+  tokens: LocalTokens;
+  as(name: string): ApiClient;
+}
+
+/** Starts the scheduler in this process on a free port, with test tenants unless a tenants file is given. */
+export async function startScheduler(natsUrl: string, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}, tenants = TEST_TENANTS): Promise<TestScheduler> {
+  const generated = overrides.tenantsFile === undefined ? testTenantsFile(tenants) : undefined;
+  const config = loadSchedulerConfig({}, { natsUrl, httpPort: 0, ...FAST_LIVENESS, tenantsFile: generated?.file, ...overrides });
   const running = await runScheduler(config, silentLog);
-  return Object.assign(running, { api: new ApiClient(running.url) });
+  const tokens = generated?.tokens ?? {};
+  const base = new ApiClient(running.url);
+  return Object.assign(running, { api: base.as(tokens['city-a']), operator: base.as(tokens.ops), tokens, as: (name: string) => base.as(tokens[name]) });
 }
 
 /** Starts an agent in this process serving `nodes`, running real processes or simulated sleepers. */
@@ -60,7 +87,7 @@ export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSp
   return agent;
 }
 
-/** Waits until the scheduler lists these nodes as ready. */
+/** Waits until the scheduler lists these nodes as ready (`api` must be an operator's client). */
 export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs = 10_000): Promise<void> {
   await waitUntil(async () => {
     const res = await api.request<{ items: { id: string; state: string }[] }>('GET', '/v1/nodes');
@@ -70,10 +97,11 @@ export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs 
 }
 
 /** Starts the scheduler as a child process with fast liveness settings (so a test can kill -9 it). */
-export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}): Promise<ChildService & { url: string; api: ApiClient }> {
+export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}, tenants = testTenantsFile()): Promise<ChildService & { url: string; api: ApiClient; operator: ApiClient; tenants: { file: string; tokens: LocalTokens } }> {
   const svc = await spawnSchedulerProcess(natsUrl, {
     port,
     env: {
+      QY_TENANTS_FILE: tenants.file,
       QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
       QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,
       QY_DOWN_AFTER_MS: FAST_LIVENESS.downAfterMs,
@@ -81,7 +109,7 @@ export async function spawnScheduler(natsUrl: string, port?: number, env: Record
       ...env,
     },
   });
-  return { ...svc, api: new ApiClient(svc.url) };
+  return { ...svc, api: new ApiClient(svc.url, tenants.tokens['city-a']), operator: new ApiClient(svc.url, tenants.tokens.ops), tenants };
 }
 
 /** Starts a simulating agent as a child process, heartbeating at the fast test interval. */

@@ -4,15 +4,14 @@ import type { Agent } from '../../agents/agent';
 import { loadSchedulerConfig } from '../../scheduler/config';
 import { buildHttpApp } from '../../scheduler/http/app';
 import { SchedulerOperations } from '../../scheduler/operations';
-import type { RunningScheduler } from '../../scheduler/run';
 import { Scheduler } from '../../scheduler/service';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
 import { STREAMS, type ErrorBody } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
-import { silentLog, startAgent, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { silentLog, startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 let nats: LocalNatsServer;
-let s: RunningScheduler & { api: ApiClient };
+let s: TestScheduler;
 let api: ApiClient;
 let agent: Agent;
 
@@ -23,7 +22,7 @@ beforeAll(async () => {
   s = await startScheduler(nats.url, { bodyLimitBytes: 64 * 1024 });
   api = s.api;
   agent = await startAgent(nats.url, 'errs', [testNode('n1'), testNode('h1', 'super'), testNode('g1', 'intelligent')]);
-  await waitForNodes(api, ['n1', 'h1', 'g1']);
+  await waitForNodes(s.operator, ['n1', 'h1', 'g1']);
 });
 
 afterAll(async () => {
@@ -34,6 +33,8 @@ afterAll(async () => {
 
 interface Case {
   name: string;
+  /** Who calls: the tenant (default) or the operator. */
+  as?: 'operator';
   method?: string;
   path?: string;
   body?: unknown;
@@ -89,15 +90,15 @@ const cases: Case[] = [
   { name: 'cancel of an unknown job', method: 'DELETE', path: '/v1/jobs/nope', status: 404, code: 'QY_ERR_JOB_NOT_FOUND', message: 'Job nope not found' },
   { name: 'page size zero', method: 'GET', path: '/v1/jobs?limit=0', status: 400, code: 'QY_ERR_VALIDATION', message: /querystring\.limit: Too small/ },
   { name: 'unknown state filter', method: 'GET', path: '/v1/jobs?state=sleeping', status: 400, code: 'QY_ERR_VALIDATION', message: /querystring\.state: Invalid option/ },
-  { name: 'unknown node', method: 'POST', path: '/v1/nodes/nope/cordon', status: 404, code: 'QY_ERR_NODE_NOT_FOUND', message: 'Node nope not found' },
-  { name: 'bad drain body', method: 'POST', path: '/v1/nodes/n1/drain', body: { requeue: 'yes' }, status: 400, code: 'QY_ERR_VALIDATION', message: /body\.requeue: Invalid input: expected boolean/ },
+  { name: 'unknown node', as: 'operator', method: 'POST', path: '/v1/nodes/nope/cordon', status: 404, code: 'QY_ERR_NODE_NOT_FOUND', message: 'Node nope not found' },
+  { name: 'bad drain body', as: 'operator', method: 'POST', path: '/v1/nodes/n1/drain', body: { requeue: 'yes' }, status: 400, code: 'QY_ERR_VALIDATION', message: /body\.requeue: Invalid input: expected boolean/ },
   { name: 'no such route', method: 'GET', path: '/v1/nothing', status: 404, code: 'QY_ERR_ROUTE_NOT_FOUND', message: 'No route GET /v1/nothing' },
 ];
 
 describe('bad input gets a 4xx with a stable code and a message naming the field', () => {
   for (const c of cases) {
     test(c.name, async () => {
-      const res = await api.request<ErrorBody>(c.method ?? 'POST', c.path ?? '/v1/jobs', { body: c.body, rawBody: c.rawBody, headers: c.headers });
+      const res = await (c.as === 'operator' ? s.operator : api).request<ErrorBody>(c.method ?? 'POST', c.path ?? '/v1/jobs', { body: c.body, rawBody: c.rawBody, headers: c.headers });
       expect(res.status).toBe(c.status);
       expect(res.body.code).toBe(c.code);
       expect(res.body.statusCode).toBe(c.status);
@@ -114,12 +115,12 @@ describe('bad input gets a 4xx with a stable code and a message naming the field
 
 describe('errors from the system rather than the input', () => {
   test('a log of a job that was never placed', async () => {
-    await api.request('POST', '/v1/nodes/n1/cordon');
+    await s.operator.request('POST', '/v1/nodes/n1/cordon');
     const id = await api.submit(ok as never);
     const res = await api.request<ErrorBody>('GET', `/v1/jobs/${id}/log`);
     expect(res.body).toEqual({ code: 'QY_ERR_LOG_UNAVAILABLE', statusCode: 404, message: `No log for job ${id}: it has not been placed yet` });
     await api.request('DELETE', `/v1/jobs/${id}`);
-    await api.request('POST', '/v1/nodes/n1/uncordon');
+    await s.operator.request('POST', '/v1/nodes/n1/uncordon');
   });
 
   test('a log asked from an agent that is gone', async () => {
@@ -133,10 +134,10 @@ describe('errors from the system rather than the input', () => {
   });
 
   test('a scheduler that has not rebuilt its state yet', async () => {
-    const config = loadSchedulerConfig({}, { natsUrl: nats.url });
-    const idle = new Scheduler(config, silentLog);
-    const app = await buildHttpApp(idle, new SchedulerOperations(idle), { log: silentLog, bodyLimitBytes: 1024, tenantOf: () => 'default' });
-    const res = await app.inject({ method: 'POST', url: '/v1/jobs', payload: ok });
+    const tenants = testTenantsFile();
+    const idle = new Scheduler(loadSchedulerConfig({}, { natsUrl: nats.url, tenantsFile: tenants.file }), silentLog);
+    const app = await buildHttpApp(idle, new SchedulerOperations(idle), { log: silentLog, bodyLimitBytes: 1024 });
+    const res = await app.inject({ method: 'POST', url: '/v1/jobs', payload: ok, headers: { authorization: `Bearer ${tenants.tokens['city-a']}` } });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ code: 'QY_ERR_NOT_READY', statusCode: 503, message: 'The scheduler is not ready: starting' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
@@ -145,9 +146,8 @@ describe('errors from the system rather than the input', () => {
   });
 
   test('an unexpected failure is a 500 with a code, not a stack trace', async () => {
-    const config = loadSchedulerConfig({}, { natsUrl: nats.url });
-    const idle = new Scheduler(config, silentLog);
-    const app = await buildHttpApp(idle, new SchedulerOperations(idle), { log: silentLog, bodyLimitBytes: 1024, tenantOf: () => 'default' });
+    const idle = new Scheduler(loadSchedulerConfig({}, { natsUrl: nats.url, tenantsFile: testTenantsFile().file }), silentLog);
+    const app = await buildHttpApp(idle, new SchedulerOperations(idle), { log: silentLog, bodyLimitBytes: 1024 });
     app.get('/boom', async () => {
       throw new Error('disk on fire');
     });

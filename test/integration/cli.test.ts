@@ -5,21 +5,23 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import type { RunningScheduler } from '../../scheduler/run';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import type { ApiClient } from '../helpers/api';
-import { startAgent, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
 let nats: LocalNatsServer;
-let s: RunningScheduler & { api: ApiClient };
+let s: TestScheduler;
 let agent: Agent;
 const dir = mkdtempSync(join(tmpdir(), 'qy-cli-'));
 
-/** Runs the qy CLI; resolves with stdout, or with the exit code and stderr when it fails. */
+/** Runs the qy CLI as tenant city-a (or `as` another caller); resolves with stdout, or the exit code and stderr. */
 async function qy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return qyAs('city-a', ...args);
+}
+
+async function qyAs(who: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args]);
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -31,7 +33,7 @@ beforeAll(async () => {
   nats = await startNatsServer();
   s = await startScheduler(nats.url);
   agent = await startAgent(nats.url, 'cli', [testNode('cli-1')]);
-  await waitForNodes(s.api, ['cli-1']);
+  await waitForNodes(s.operator, ['cli-1']);
 });
 
 afterAll(async () => {
@@ -66,11 +68,14 @@ test('qy cancels, shows nodes and pools, cordons and drains', async () => {
   expect((await qy('cancel', id)).stdout).toMatch(new RegExp(`^${id} (cancelling|cancelled)`));
   await s.api.waitFor(id, ['cancelled']);
 
-  expect((await qy('nodes')).stdout).toMatch(/NODE\s+POOL\s+STATE[\s\S]*cli-1\s+general\s+ready/);
+  expect((await qyAs('ops', 'nodes')).stdout).toMatch(/NODE\s+POOL\s+STATE[\s\S]*cli-1\s+general\s+ready/);
   expect((await qy('pools')).stdout).toMatch(/general\s+1 ready/);
-  expect((await qy('cordon', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned');
-  expect((await qy('drain', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned, draining');
-  expect((await qy('uncordon', 'cli-1')).stdout.trim()).toBe('cli-1 ready');
+  expect((await qyAs('ops', 'cordon', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned');
+  expect((await qyAs('ops', 'drain', 'cli-1')).stdout.trim()).toBe('cli-1 cordoned, draining');
+  expect((await qyAs('ops', 'uncordon', 'cli-1')).stdout.trim()).toBe('cli-1 ready');
+  const denied = await qy('nodes');
+  expect(denied.code).toBe(1);
+  expect(denied.stderr.trim()).toBe('qy: QY_ERR_FORBIDDEN: Forbidden: tenant city-a may not call GET /v1/nodes');
 });
 
 test('qy reports API errors with their code and exits non-zero', async () => {

@@ -1,28 +1,29 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import type { RunningScheduler } from '../../scheduler/run';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
 import type { JobSpecInput, JobView, NodeView, PoolView } from '../../src/protocol';
 import type { ApiClient } from '../helpers/api';
-import { startAgent, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const MiB = 1024 ** 2;
 const small = { cpuMillis: 100, memBytes: 16 * MiB };
 const general = (command: string[], extra: Partial<JobSpecInput> = {}): JobSpecInput => ({ pool: 'general', resources: small, command, ...extra });
 
 let nats: LocalNatsServer;
-let s: RunningScheduler & { api: ApiClient };
+let s: TestScheduler;
 let api: ApiClient;
+let operator: ApiClient;
 const agents: Agent[] = [];
 
 beforeAll(async () => {
   nats = await startNatsServer();
   s = await startScheduler(nats.url);
   api = s.api;
+  operator = s.operator;
   agents.push(await startAgent(nats.url, 'gen', [testNode('gen-1', 'general', { labels: { host: 'gen-1' } }), testNode('gen-2', 'general', { labels: { host: 'gen-2' } })]));
   agents.push(await startAgent(nats.url, 'hpc', ['hpc-1', 'hpc-2', 'hpc-3', 'hpc-4'].map((id, i) => testNode(id, 'super', { rack: `r${i % 2}` }))));
   agents.push(await startAgent(nats.url, 'gpu', [testNode('gpu-1', 'intelligent')]));
-  await waitForNodes(api, ['gen-1', 'gen-2', 'hpc-1', 'hpc-2', 'hpc-3', 'hpc-4', 'gpu-1']);
+  await waitForNodes(operator, ['gen-1', 'gen-2', 'hpc-1', 'hpc-2', 'hpc-3', 'hpc-4', 'gpu-1']);
 });
 
 afterAll(async () => {
@@ -80,11 +81,11 @@ describe('jobs run on agents and report how they ended', () => {
   });
 
   test('cancel of a pending job takes it out of the queue', async () => {
-    await api.request('POST', '/v1/nodes/gen-1/cordon');
+    await operator.request('POST', '/v1/nodes/gen-1/cordon');
     const id = await api.submit({ pool: 'general', resources: small, command: ['true'], constraints: { nodeSelector: { host: 'gen-1' } } });
     expect((await api.job(id)).state).toBe('pending');
     expect((await api.request('DELETE', `/v1/jobs/${id}`)).status).toBe(202);
-    await api.request('POST', '/v1/nodes/gen-1/uncordon');
+    await operator.request('POST', '/v1/nodes/gen-1/uncordon');
     const job = await api.job(id);
     expect(job.state).toBe('cancelled');
     expect(job.attempts).toBe(0);
@@ -162,13 +163,13 @@ describe('idempotent submission', () => {
 
 describe('operators: nodes, pools, cordon and drain', () => {
   test('a cordoned pool keeps jobs pending with the reason; uncordon lets them run', async () => {
-    for (const n of ['gen-1', 'gen-2']) expect((await api.request<NodeView>('POST', `/v1/nodes/${n}/cordon`)).body.state).toBe('cordoned');
+    for (const n of ['gen-1', 'gen-2']) expect((await operator.request<NodeView>('POST', `/v1/nodes/${n}/cordon`)).body.state).toBe('cordoned');
     const id = await api.submit(general(['true']));
     await new Promise((r) => setTimeout(r, 300));
     const waiting = await api.job(id);
     expect(waiting.state).toBe('pending');
     expect(waiting.pendingReason).toBe('0/2 nodes fit: 2 cordoned');
-    for (const n of ['gen-1', 'gen-2']) await api.request('POST', `/v1/nodes/${n}/uncordon`);
+    for (const n of ['gen-1', 'gen-2']) await operator.request('POST', `/v1/nodes/${n}/uncordon`);
     expect((await api.waitFor(id, ['succeeded'])).state).toBe('succeeded');
   });
 
@@ -176,14 +177,14 @@ describe('operators: nodes, pools, cordon and drain', () => {
     const id = await api.submit(general(['sleep', '2'], { constraints: { nodeSelector: {}, affinity: [{ key: 'host', operator: 'In', values: ['gen-1', 'gen-2'] }] } }));
     const running = await api.waitFor(id, ['running']);
     const from = running.placement![0].nodeId;
-    const drained = await api.request<NodeView & { requeued: number }>('POST', `/v1/nodes/${from}/drain`, { body: { requeue: true } });
+    const drained = await operator.request<NodeView & { requeued: number }>('POST', `/v1/nodes/${from}/drain`, { body: { requeue: true } });
     expect(drained.status).toBe(200);
     expect(drained.body).toMatchObject({ id: from, state: 'cordoned', cordoned: true, draining: true, requeued: 1 });
     const job = await api.waitFor(id, ['succeeded'], 15_000);
     expect(job.attempts).toBe(2);
     expect(job.placement![0].nodeId).not.toBe(from);
     expect(job.history[0]).toMatchObject({ nodes: [from], outcome: 'requeued', reason: `node ${from} drained` });
-    await api.request('POST', `/v1/nodes/${from}/uncordon`);
+    await operator.request('POST', `/v1/nodes/${from}/uncordon`);
   });
 
   test('pools report capacity, allocation and queue', async () => {
@@ -196,7 +197,7 @@ describe('operators: nodes, pools, cordon and drain', () => {
   });
 
   test('nodes report their state and telemetry', async () => {
-    const res = await api.request<{ items: NodeView[] }>('GET', '/v1/nodes');
+    const res = await operator.request<{ items: NodeView[] }>('GET', '/v1/nodes');
     const gpu = res.body.items.find((n) => n.id === 'gpu-1')!;
     expect(gpu).toMatchObject({ pool: 'intelligent', state: 'ready', gpuModel: 'A800', greenShare: 0.6 });
     expect(gpu.powerWatts).toBeGreaterThan(0);
@@ -206,6 +207,7 @@ describe('operators: nodes, pools, cordon and drain', () => {
     const res = await api.request<{ openapi: string; paths: Record<string, unknown> }>('GET', '/docs/json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
+    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/v1/tenants', '/v1/tenants/{name}/quotas', '/v1/audit']));
     expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{id}', '/v1/jobs/{id}/log', '/v1/nodes', '/v1/pools', '/v1/nodes/{id}/drain']));
   });
 

@@ -60,7 +60,7 @@ describe('nothing acknowledged is lost', () => {
     cleanups.push(() => first.kill9());
     const agent = spawnSimAgent(nats.url, 20, 'crash');
     cleanups.push(() => agent.stop());
-    await waitUntil(async () => ((await first.api.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 20 ? true : undefined), 20_000, agent.output);
+    await waitUntil(async () => ((await first.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 20 ? true : undefined), 20_000, agent.output);
 
     const acked: string[] = [];
     let sent = 0;
@@ -83,7 +83,7 @@ describe('nothing acknowledged is lost', () => {
     await Promise.all(Array.from({ length: 16 }, worker));
     expect(killed).toBe(true);
 
-    const second = await spawnScheduler(nats.url, port);
+    const second = await spawnScheduler(nats.url, port, {}, first.tenants);
     cleanups.push(() => second.stop());
     const views = await settle(second.api, acked, 60_000);
     expect(views.map((v) => v.state).filter((s) => s !== 'succeeded')).toEqual([]);
@@ -99,7 +99,7 @@ describe('nothing acknowledged is lost', () => {
     cleanups.push(() => doomed.kill9());
     const survivor = spawnSimAgent(nats.url, 6, 'kb');
     cleanups.push(() => survivor.stop());
-    await waitUntil(async () => ((await s.api.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 12 ? true : undefined), 20_000);
+    await waitUntil(async () => ((await s.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 12 ? true : undefined), 20_000);
 
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push(await s.api.submit({ pool: 'general', resources: { cpuMillis: 16_000, memBytes: 8 * GiB }, durationSeconds: 3 }));
@@ -116,7 +116,7 @@ describe('nothing acknowledged is lost', () => {
       expect(v.history[0]).toMatchObject({ outcome: 'requeued' });
       expect(v.history[0].reason).toMatch(/^node ka-.* is down \(no heartbeat for 1500 ms\)$/);
     }
-    const nodes = (await s.api.request<{ items: { id: string; state: string }[] }>('GET', '/v1/nodes')).body.items;
+    const nodes = (await s.operator.request<{ items: { id: string; state: string }[] }>('GET', '/v1/nodes')).body.items;
     expect(nodes.filter((n) => n.id.startsWith('ka-')).every((n) => n.state === 'down')).toBe(true);
   });
 
@@ -127,7 +127,7 @@ describe('nothing acknowledged is lost', () => {
     cleanups.push(() => s.close());
     const agent = await startAgent(nats.url, 'nr', [testNode('nr-1'), testNode('nr-2')], 'sim');
     cleanups.push(() => agent.stop());
-    await waitForNodes(s.api, ['nr-1', 'nr-2']);
+    await waitForNodes(s.operator, ['nr-1', 'nr-2']);
 
     const acked: string[] = [];
     const refused: number[] = [];

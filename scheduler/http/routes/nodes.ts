@@ -4,30 +4,35 @@ import { drainBodySchema, errorBodySchema, nodeViewSchema, poolViewSchema } from
 import type { SchedulerOperations } from '../../operations';
 
 const idParams = z.object({ id: z.string().min(1).max(63) });
+const errors = { 400: errorBodySchema, 401: errorBodySchema, 403: errorBodySchema, 404: errorBodySchema, 429: errorBodySchema, 503: errorBodySchema };
+const security = [{ bearer: [] }];
+const operators = { roles: ['operator' as const] };
 
-/** Nodes and pools: list, cordon, uncordon, drain. */
+/** Nodes (operators) and pools (everyone): list, cordon, uncordon, drain. */
 export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = async (app, { ops }) => {
-  app.get('/v1/nodes', { schema: { summary: 'List nodes', tags: ['nodes'], response: { 200: z.object({ items: z.array(nodeViewSchema) }) } } }, async () => ({ items: ops.nodes() }));
-  app.get('/v1/nodes/:id', { schema: { summary: 'Get a node', tags: ['nodes'], params: idParams, response: { 200: nodeViewSchema, 404: errorBodySchema } } }, async (req) => ops.node(req.params.id));
-  app.post('/v1/nodes/:id/cordon', { schema: { summary: 'Cordon a node: no new work', tags: ['nodes'], params: idParams, response: { 200: nodeViewSchema, 404: errorBodySchema, 503: errorBodySchema } } }, async (req) =>
-    ops.cordon(req.params.id, true),
+  app.get('/v1/nodes', { config: operators, schema: { summary: 'List nodes', tags: ['nodes'], security, response: { 200: z.object({ items: z.array(nodeViewSchema) }), ...errors } } }, async () => ({ items: ops.nodes() }));
+  app.get('/v1/nodes/:id', { config: operators, schema: { summary: 'Get a node', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) => ops.node(req.params.id));
+  app.post('/v1/nodes/:id/cordon', { config: operators, schema: { summary: 'Cordon a node: no new work', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) =>
+    ops.cordon(req.params.id, true, req.principal!),
   );
-  app.post('/v1/nodes/:id/uncordon', { schema: { summary: 'Uncordon a node (ends a drain)', tags: ['nodes'], params: idParams, response: { 200: nodeViewSchema, 404: errorBodySchema, 503: errorBodySchema } } }, async (req) =>
-    ops.cordon(req.params.id, false),
+  app.post('/v1/nodes/:id/uncordon', { config: operators, schema: { summary: 'Uncordon a node (ends a drain)', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) =>
+    ops.cordon(req.params.id, false, req.principal!),
   );
   app.post(
     '/v1/nodes/:id/drain',
     {
+      config: operators,
       schema: {
         summary: 'Drain a node',
         description: 'Cordons the node; its jobs run to completion, or with {"requeue": true} are stopped now and queued again.',
         tags: ['nodes'],
+        security,
         params: idParams,
         body: drainBodySchema.optional(),
-        response: { 200: nodeViewSchema.extend({ requeued: z.number().int() }), 400: errorBodySchema, 404: errorBodySchema, 503: errorBodySchema },
+        response: { 200: nodeViewSchema.extend({ requeued: z.number().int() }), ...errors },
       },
     },
-    async (req) => ops.drain(req.params.id, req.body?.requeue ?? false),
+    async (req) => ops.drain(req.params.id, req.body?.requeue ?? false, req.principal!),
   );
-  app.get('/v1/pools', { schema: { summary: 'Pools: capacity, allocation, queue', tags: ['pools'], response: { 200: z.object({ items: z.array(poolViewSchema) }) } } }, async () => ({ items: ops.pools() }));
+  app.get('/v1/pools', { schema: { summary: 'Pools: capacity, allocation, queue', tags: ['pools'], security, response: { 200: z.object({ items: z.array(poolViewSchema) }), ...errors } } }, async () => ({ items: ops.pools() }));
 };

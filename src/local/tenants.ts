@@ -1,0 +1,47 @@
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { hashToken, newToken, type PoolQuota } from '../../scheduler/tenants';
+import type { DataClass, Pool } from '../protocol';
+
+/** A tenant to put in a generated tenants file. */
+export interface LocalTenant {
+  name: string;
+  displayName?: string;
+  weight?: number;
+  quotas?: Partial<Record<Pool, PoolQuota>>;
+  priorityClasses?: string[];
+  dataClasses?: DataClass[];
+  requestsPerSecond?: number;
+  /** Also give it a token that is already revoked (for tests). */
+  withRevokedToken?: boolean;
+}
+
+/** The tokens of a generated file, in the clear: name → token (revoked ones under `<name>:revoked`). */
+export type LocalTokens = Record<string, string>;
+
+/**
+ * Writes a tenants file with fresh random tokens (stored as hashes) and returns the tokens. For the demo,
+ * the benchmarks and the tests; production files are written by operators (see configs/tenants.example.yaml).
+ */
+export function writeTenantsFile(path: string, spec: { operators: string[]; tenants: LocalTenant[] }): LocalTokens {
+  const tokens: LocalTokens = {};
+  const tokenFor = (name: string) => {
+    const token = newToken();
+    tokens[name] = token;
+    return { sha256: hashToken(token), label: `${name} (generated)` };
+  };
+  const file = {
+    operators: spec.operators.map((name) => ({ name, tokens: [tokenFor(name)] })),
+    tenants: spec.tenants.map(({ withRevokedToken, ...t }) => {
+      const list = [tokenFor(t.name)];
+      if (withRevokedToken) {
+        const revoked = newToken();
+        tokens[`${t.name}:revoked`] = revoked;
+        list.push({ sha256: hashToken(revoked), label: 'revoked', revoked: true } as never);
+      }
+      return { dataClasses: ['public', 'internal', 'sensitive', 'restricted'], ...t, tokens: list };
+    }),
+  };
+  writeFileSync(path, stringify(file), { mode: 0o600 });
+  return tokens;
+}
