@@ -62,6 +62,32 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   preemptionMaxPerHour: z.coerce.number().int().min(0).default(3),
   /** Time between SIGTERM and SIGKILL for preempted jobs. Env: QY_PREEMPTION_GRACE_MS */
   preemptionGraceMs: z.coerce.number().int().min(0).default(10_000),
+  /** Power caps in kW per pool as JSON, e.g. {"intelligent": 800}; shown on dashboards, alerted on. Env: QY_POWER_BUDGETS_KW */
+  powerBudgetsKw: z
+    .string()
+    .default('{}')
+    .transform((text, ctx) => {
+      try {
+        return z.partialRecord(z.enum(['general', 'intelligent', 'super']), z.number().positive()).parse(JSON.parse(text));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be a JSON object of pool → kW (${(err as Error).message})` });
+        return z.NEVER;
+      }
+    }),
+  /** Carbon intensity of grid electricity in gCO2/kWh, until a time series is configured. Env: QY_CARBON_INTENSITY_G_PER_KWH */
+  carbonIntensityGPerKwh: z.coerce.number().min(0).default(550),
+  /** InfluxDB 1.x for telemetry (heartbeats, pool power, job events); off when empty. Env: QY_INFLUX_URL */
+  influxUrl: z.string().optional(),
+  /** InfluxDB database. Env: QY_INFLUX_DATABASE */
+  influxDatabase: z.string().regex(/^[a-zA-Z0-9_-]+$/).default('qingyang'),
+  /** How long raw telemetry is kept (InfluxQL duration). Env: QY_INFLUX_RAW_RETENTION */
+  influxRawRetention: z.string().regex(/^\d+[hdw]$/).default('7d'),
+  /** How long the hourly energy history is kept. Env: QY_INFLUX_LONG_RETENTION */
+  influxLongRetention: z.string().regex(/^\d+[hdw]$/).default('1820d'),
+  /** Telemetry points buffered at most while InfluxDB is slow or down. Env: QY_INFLUX_BUFFER_POINTS */
+  influxBufferPoints: z.coerce.number().int().min(100).default(200_000),
+  /** How often pool power is written to InfluxDB. Env: QY_INFLUX_POOL_POWER_INTERVAL_MS */
+  influxPoolPowerIntervalMs: ms(10_000),
   /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
 });
@@ -90,6 +116,14 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   preemptionMaxPerHour: 'QY_PREEMPTION_MAX_PER_HOUR',
   preemptionGraceMs: 'QY_PREEMPTION_GRACE_MS',
   cycleAttempts: 'QY_CYCLE_ATTEMPTS',
+  powerBudgetsKw: 'QY_POWER_BUDGETS_KW',
+  influxUrl: 'QY_INFLUX_URL',
+  influxDatabase: 'QY_INFLUX_DATABASE',
+  influxRawRetention: 'QY_INFLUX_RAW_RETENTION',
+  influxLongRetention: 'QY_INFLUX_LONG_RETENTION',
+  influxBufferPoints: 'QY_INFLUX_BUFFER_POINTS',
+  influxPoolPowerIntervalMs: 'QY_INFLUX_POOL_POWER_INTERVAL_MS',
+  carbonIntensityGPerKwh: 'QY_CARBON_INTENSITY_G_PER_KWH',
 };
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */

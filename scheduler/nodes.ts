@@ -18,6 +18,8 @@ export interface NodeEntry {
   liveness: Liveness;
   lastSeenMs: number;
   lastHeartbeat?: Heartbeat;
+  /** Heartbeats missed since the last one received (counted once each in the metrics). */
+  missedHeartbeats: number;
 }
 
 /** What is stored per node in the KV bucket. */
@@ -50,7 +52,7 @@ export class NodeRegistry {
         continue;
       }
       const known = this.entries.get(key);
-      this.entries.set(key, { id: key, ...parsed.data, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat });
+      this.entries.set(key, { id: key, ...parsed.data, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 });
     }
   }
 
@@ -77,6 +79,7 @@ export class NodeRegistry {
       liveness: 'alive',
       lastSeenMs: nowMs,
       lastHeartbeat: known?.lastHeartbeat,
+      missedHeartbeats: 0,
     };
     this.entries.set(entry.id, entry);
     this.syncState(entry);

@@ -77,6 +77,7 @@ export class SchedulerOperations {
       throw new QY_ERR_QUOTA_EXCEEDED(tenant, `${spec.pool} pending jobs (${pendingLimit})`);
     }
     const done = this.store(spec, tenant, idempotencyKey).then(async (r) => {
+      this.s.metrics.jobsSubmitted.inc({ pool: spec.pool, tenant });
       await this.audited(principal, { action: 'job.submit', target: r.id, details: { pool: spec.pool, priorityClass: spec.priorityClass, tasks: spec.tasks } });
       return r;
     });
@@ -109,6 +110,8 @@ export class SchedulerOperations {
       }
     }
     const { stored } = this.s.commit(event, idempotencyKey === undefined ? undefined : `submit:${tenant}:${idempotencyKey}`);
+    const record = this.s.table.get(id);
+    if (record) this.s.jobEvent(record, 'submitted', { priority_class: spec.priorityClass, tasks: spec.tasks });
     if (!event.placed) this.s.requestCycle();
     try {
       await stored;

@@ -50,10 +50,25 @@ export class SchedulingCycle {
 
   /** A placement for a job that has just arrived with nobody ahead of it in its pool, if one fits now within quota. */
   placeNow(p: PreparedJobWithCache): Placement | undefined {
-    const result = placeJob(this.s.cluster, p, this.s.policy);
+    const result = this.timedPlace(p);
     if (!result.ok || this.quotaBlock(p.job, result.placement)) return undefined;
     this.prepared.set(p.job, p);
+    this.s.metrics.jobsPlaced.inc({ pool: p.job.pool, tenant: p.job.tenant });
+    this.s.metrics.waitTime.observe({ pool: p.job.pool, tenant: p.job.tenant }, 0);
     return result.placement;
+  }
+
+  /** placeJob, timed into the placement histogram. */
+  private timedPlace(p: PreparedJobWithCache): ReturnType<typeof placeJob> {
+    const t0 = process.hrtime.bigint();
+    const result = placeJob(this.s.cluster, p, this.s.policy);
+    this.s.metrics.placementDuration.observe({ pool: p.job.pool, result: result.ok ? 'placed' : 'unschedulable' }, Number(process.hrtime.bigint() - t0) / 1e9);
+    return result;
+  }
+
+  /** Counts a failed attempt under its main reason (the one most nodes gave). */
+  private failed(job: SchedJob, reason: string): void {
+    this.s.metrics.placementFailures.inc({ pool: job.pool, reason });
   }
 
   /** Why a tenant's quota in the job's pool holds the job back, if it does. */
@@ -85,9 +100,14 @@ export class SchedulingCycle {
   private tryPlace(job: SchedJob): AttemptOutcome {
     const p = this.preparedOf(job);
     const quota = this.quotaBlock(job);
-    if (quota) return { ok: false, sameForShape: false, reason: quota };
-    const result = placeJob(this.s.cluster, p, this.s.policy);
+    if (quota) {
+      this.failed(job, 'quota');
+      return { ok: false, sameForShape: false, reason: quota };
+    }
+    const result = this.timedPlace(p);
     if (!result.ok) {
+      const main = (Object.entries(result.reasons) as [string, number][]).sort((x, y) => y[1] - x[1])[0];
+      this.failed(job, result.never ? 'never-fits' : (main?.[0] ?? 'no-nodes'));
       const reserved = this.reservations.get(job.pool);
       if (reserved?.head.job.id === job.id) {
         return { ok: false, sameForShape: false, failure: result, reason: `reserved to start at ${new Date(reserved.reservation.startMs).toISOString()} when running jobs reach their walltime (EASY backfill)` };
@@ -96,11 +116,15 @@ export class SchedulingCycle {
       return preempting ? { ok: false, sameForShape: false, failure: result, reason: preempting } : { ok: false, sameForShape: true, failure: result };
     }
     const quotaOfPlacement = this.quotaBlock(job, result.placement);
-    if (quotaOfPlacement) return { ok: false, sameForShape: false, reason: quotaOfPlacement };
+    if (quotaOfPlacement) {
+      this.failed(job, 'quota');
+      return { ok: false, sameForShape: false, reason: quotaOfPlacement };
+    }
     const reserved = this.reservations.get(job.pool);
     if (reserved && reserved.head.job.id !== job.id) {
       const endMs = this.nowMs + (job.walltimeMs ?? Number.POSITIVE_INFINITY);
       if (!backfillAllowed(reserved.reservation, reserved.head, this.s.policy, result.placement, endMs)) {
+        this.failed(job, 'backfill-reservation');
         return {
           ok: false,
           sameForShape: false,
@@ -111,6 +135,8 @@ export class SchedulingCycle {
     const record = this.s.table.get(job.id)!;
     const attempt = record.attempts.length + 1;
     const event: JobPlaced = { type: 'placed', jobId: job.id, attempt, attemptId: attemptIdOf(job.id, attempt), placement: result.placement, atMs: this.nowMs };
+    this.s.metrics.jobsPlaced.inc({ pool: job.pool, tenant: job.tenant });
+    this.s.metrics.waitTime.observe({ pool: job.pool, tenant: job.tenant }, Math.max(0, this.nowMs - record.queuedAtMs) / 1000);
     this.s.commit(event);
     return { ok: true };
   }
@@ -164,6 +190,7 @@ export class SchedulingCycle {
     if (!plan) return undefined;
     for (const victim of plan.victims) {
       const v = this.s.table.get(victim)!;
+      this.s.metrics.preemptions.inc({ pool: v.spec.pool });
       this.s.commit({
         type: 'preempted',
         jobId: victim,

@@ -17,6 +17,9 @@ import { AuditLog } from '../src/store/audit-log';
 import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv } from '../src/store/nats';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../src/telemetry/logger';
+import { SchedulerMetrics } from '../src/telemetry/metrics';
+import { TelemetryWriter } from '../src/telemetry/influx-writer';
+import { schedulerMetricsSource } from './metrics-source';
 import type { SchedulerConfig } from './config';
 import { NodeRegistry, type NodeEntry } from './nodes';
 import { SchedulingCycle } from './scheduling';
@@ -43,6 +46,7 @@ export class Scheduler {
   audit!: AuditLog;
   quotasKv!: KV;
   readonly scheduling = new SchedulingCycle(this);
+  readonly metrics = new SchedulerMetrics(schedulerMetricsSource(this));
   nc!: NatsConnection;
   private js!: JetStreamClient;
   private jsm!: JetStreamManager;
@@ -53,6 +57,8 @@ export class Scheduler {
   private readonly knownAgents = new Set<string>();
   private readonly strayCancelAtMs = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private poolPowerTimer: NodeJS.Timeout | undefined;
+  telemetry: TelemetryWriter | undefined;
   private cycleQueued = false;
   private cyclePaused = false;
   private inFlight = 0;
@@ -98,6 +104,7 @@ export class Scheduler {
       }),
     );
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, Math.min(250, this.config.suspectAfterMs / 4)));
+    this.startTelemetry();
     void this.watchConnection();
   }
 
@@ -106,10 +113,48 @@ export class Scheduler {
     this.ready = false;
     this.notReadyReason = 'shutting down';
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.poolPowerTimer) clearInterval(this.poolPowerTimer);
+    await this.telemetry?.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.statusFeed?.close().catch(() => undefined);
     this.publisher?.close();
     await this.nc?.drain().catch(() => undefined);
+  }
+
+  /** InfluxDB telemetry, when QY_INFLUX_URL is set: heartbeats, pool power every interval, job events. */
+  private startTelemetry(): void {
+    if (!this.config.influxUrl) return;
+    this.telemetry = new TelemetryWriter(
+      {
+        url: this.config.influxUrl,
+        database: this.config.influxDatabase,
+        rawRetention: this.config.influxRawRetention,
+        longTermRetention: this.config.influxLongRetention,
+        maxBuffered: this.config.influxBufferPoints,
+        batchSize: 5_000,
+        flushIntervalMs: 1_000,
+      },
+      { dropped: (n) => this.metrics.telemetryDropped.inc(n), written: (n) => this.metrics.telemetryWritten.inc(n) },
+      this.log,
+    );
+    this.telemetry.start();
+    this.poolPowerTimer = setInterval(() => {
+      const power = new Map<string, { watts: number; green: number }>();
+      for (const e of this.registry.entries.values()) {
+        if (e.liveness === 'down' || !e.lastHeartbeat) continue;
+        const p = power.get(e.spec.pool) ?? { watts: 0, green: 0 };
+        p.watts += e.lastHeartbeat.powerWatts;
+        p.green += e.lastHeartbeat.powerWatts * e.lastHeartbeat.greenShare;
+        power.set(e.spec.pool, p);
+      }
+      for (const [pool, p] of power) this.telemetry?.push({ measurement: 'pool_power', tags: { pool }, fields: { power_watts: p.watts, green_watts: p.green }, timestamp: new Date(this.now()) });
+    }, this.config.influxPoolPowerIntervalMs);
+    this.poolPowerTimer.unref();
+  }
+
+  /** A job lifecycle event for InfluxDB. */
+  jobEvent(job: JobRecord, event: string, fields: Record<string, number | string> = {}): void {
+    this.telemetry?.push({ measurement: 'job_events', tags: { pool: job.spec.pool, tenant: job.tenant, event }, fields: { job_id: job.id, ...fields }, timestamp: new Date(this.now()) });
   }
 
   // ---- State: rebuild and apply ------------------------------------------------------------------------
@@ -118,6 +163,7 @@ export class Scheduler {
   rebuild(reason: string): Promise<void> {
     this.rebuilding ??= (async () => {
       this.ready = false;
+      this.metrics.rebuilds.inc();
       this.notReadyReason = `rebuilding state from the job log (${reason})`;
       this.log.info({ reason }, 'rebuilding state from the job log');
       const startedMs = this.now();
@@ -195,6 +241,7 @@ export class Scheduler {
     const stored = this.jobLog.append(event, msgID).then(
       (ack) => {
         if (ack.duplicate) throw new Error(`job log dropped ${event.type} of ${event.jobId} as a duplicate`);
+        this.metrics.logAppends.inc({ result: 'ok' });
         this.runEffects(effects);
       },
       (err: unknown) => {
@@ -203,6 +250,7 @@ export class Scheduler {
     );
     stored
       .catch((err: Error) => {
+        this.metrics.logAppends.inc({ result: 'failed' });
         this.log.error({ err, jobId: event.jobId, event: event.type }, 'append to the job log failed');
         void this.rebuild(`append failed: ${err.message}`);
       })
@@ -222,6 +270,7 @@ export class Scheduler {
       switch (effect.kind) {
         case 'assign':
           this.sendAssignments(effect.job, effect.attempt, undefined);
+          this.jobEvent(effect.job, 'placed', { attempt: effect.attempt.attempt, wait_seconds: Math.max(0, effect.attempt.placedAtMs - effect.job.queuedAtMs) / 1000 });
           break;
         case 'stop-tasks':
           this.sendCancels(effect.job, effect.attempt, effect.reason, effect.graceMs);
@@ -233,7 +282,17 @@ export class Scheduler {
           this.pending.markDirty(effect.job.spec.pool);
           this.requestCycle();
           break;
+        case 'job-started':
+          if (effect.attempt.attempt === 1) this.metrics.submitToRunning.observe({ pool: effect.job.spec.pool }, Math.max(0, effect.atMs - effect.job.submittedAtMs) / 1000);
+          this.jobEvent(effect.job, 'started', { attempt: effect.attempt.attempt });
+          break;
+        case 'job-requeued':
+          this.metrics.jobsRequeued.inc({ pool: effect.job.spec.pool, cause: effect.cause });
+          this.jobEvent(effect.job, 'requeued', { cause: effect.cause });
+          break;
         case 'job-ended':
+          this.metrics.jobsFinished.inc({ pool: effect.job.spec.pool, tenant: effect.job.tenant, outcome: effect.job.state });
+          this.jobEvent(effect.job, 'finished', { outcome: effect.job.state, attempts: effect.job.attempts.length });
           this.log.debug({ jobId: effect.job.id, state: effect.job.state }, 'job ended');
           break;
       }
@@ -268,7 +327,10 @@ export class Scheduler {
       this.cyclePaused = true;
       return;
     }
-    if (this.scheduling.run().more) this.requestCycle();
+    const end = this.metrics.cycleDuration.startTimer();
+    const more = this.scheduling.run().more;
+    end();
+    if (more) this.requestCycle();
   }
 
   /** A placement for a job that has just arrived, if one fits now within its tenant's quota (nothing is reserved). */
@@ -386,7 +448,21 @@ export class Scheduler {
     const hb = parsed.data;
     const entry = this.registry.entries.get(hb.nodeId);
     if (!entry) return;
-    if (this.registry.heartbeat(hb, this.now())) {
+    const nowMs = this.now();
+    // Energy since the previous heartbeat at the power just reported (gaps longer than 3 intervals are not filled in).
+    const seconds = entry.lastHeartbeat ? Math.min(nowMs - entry.lastSeenMs, 3 * this.config.heartbeatIntervalMs) / 1000 : 0;
+    if (seconds > 0) {
+      this.metrics.energy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds);
+      this.metrics.greenEnergy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds * hb.greenShare);
+    }
+    entry.missedHeartbeats = 0;
+    this.telemetry?.push({
+      measurement: 'node_telemetry',
+      tags: { node: hb.nodeId, pool: entry.spec.pool, zone: entry.spec.zone },
+      fields: { cpu_util: hb.cpuUtil, mem_used_bytes: hb.memUsedBytes, gpu_util: hb.gpus.length > 0 ? hb.gpus.reduce((s, g) => s + g.util, 0) / hb.gpus.length : 0, power_watts: hb.powerWatts, green_share: hb.greenShare },
+      timestamp: new Date(nowMs),
+    });
+    if (this.registry.heartbeat(hb, nowMs)) {
       this.log.info({ nodeId: hb.nodeId }, 'node is back');
       this.pending.markDirty(entry.spec.pool);
       this.requestCycle();
@@ -404,7 +480,15 @@ export class Scheduler {
   }
 
   private sweep(): void {
-    const down = this.registry.sweep(this.now(), this.config.suspectAfterMs, this.config.downAfterMs);
+    const nowMs = this.now();
+    for (const entry of this.registry.entries.values()) {
+      const missed = Math.max(0, Math.floor((nowMs - entry.lastSeenMs) / this.config.heartbeatIntervalMs) - 1);
+      if (missed > entry.missedHeartbeats) {
+        this.metrics.heartbeatsMissed.inc({ pool: entry.spec.pool }, missed - entry.missedHeartbeats);
+        entry.missedHeartbeats = missed;
+      }
+    }
+    const down = this.registry.sweep(nowMs, this.config.suspectAfterMs, this.config.downAfterMs);
     if (down.length > 0 && this.ready) for (const node of down) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
   }
 

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="nats-server"
+DEBIAN_PACKAGES="nats-server prometheus influxdb"
 
 missing=""
 for pkg in $DEBIAN_PACKAGES; do

@@ -22,3 +22,20 @@ test('the example tenants file is valid', async () => {
   const file = loadTenantsFile('configs/tenants.example.yaml');
   expect(file.tenants.map((t) => t.name)).toEqual(['beijing', 'shanghai-meteo']);
 });
+
+test('the dashboards JSON is what dashboards/definitions.ts builds (npm run dashboards)', async () => {
+  const { DASHBOARDS } = await import('../dashboards/definitions');
+  const { dashboardJson } = await import('../dashboards/build');
+  for (const d of DASHBOARDS) expect(JSON.parse(readFileSync(`dashboards/${d.file}`, 'utf8')), d.file).toEqual(dashboardJson(d));
+});
+
+test('every dashboard panel has a description and a unit, and datasources are variables', async () => {
+  for (const file of ['cluster-overview.json', 'green-power.json', 'tenants.json', 'node.json']) {
+    const d = JSON.parse(readFileSync(`dashboards/${file}`, 'utf8')) as { panels: { description: string; fieldConfig: { defaults: { unit: string } }; datasource: { uid: string } }[] };
+    for (const p of d.panels) {
+      expect(p.description.length).toBeGreaterThan(10);
+      expect(p.fieldConfig.defaults.unit).toBeTruthy();
+      expect(p.datasource.uid).toMatch(/^\$\{DS_(PROMETHEUS|INFLUXDB)\}$/);
+    }
+  }
+});

@@ -39,12 +39,18 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
     const err = new QY_ERR_ROUTE_NOT_FOUND(req.method, req.url.split('?')[0]);
     void reply.code(404).send({ code: err.code, message: err.message, statusCode: 404 });
   });
+  // The request id (sent as x-request-id, or generated) goes back to the caller and into every log line of the request.
+  app.addHook('onRequest', (req, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    done();
+  });
   app.addHook('onResponse', (req, reply, done) => {
     if (reply.statusCode >= 500 || req.log.level === 'debug' || req.log.level === 'trace') req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     done();
   });
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(scheduler.metrics.contentType).send(await scheduler.metrics.text()));
   app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', tags: ['health'], response: { 200: z.object({ ok: z.literal(true) }) } } }, async () => ({ ok: true as const }));
   app.get(
     '/readyz',

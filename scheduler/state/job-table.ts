@@ -16,9 +16,14 @@ export interface StopIntent {
   reason: string;
   /** Stopped to make room for this higher-priority job: requeued, and not counted against maxAttempts. */
   preemptedBy?: string;
+  /** Why a requeue happens, for metrics. */
+  cause?: RequeueCause;
   exitCode?: number;
   signal?: string;
 }
+
+/** What made the scheduler requeue an attempt. */
+export type RequeueCause = 'node_down' | 'lost' | 'drained' | 'preempted';
 
 /** One placement of a job. */
 export interface AttemptRecord {
@@ -51,6 +56,8 @@ export interface JobRecord {
   /** Jobs this one had stopped to make room for it. */
   preempting: string[];
   submittedAtMs: number;
+  /** When it last entered the queue (submission or requeue): waits are measured from here. */
+  queuedAtMs: number;
   finishedAtMs?: number;
   exitCode?: number;
   signal?: string;
@@ -63,6 +70,8 @@ export type Effect =
   | { kind: 'stop-tasks'; job: JobRecord; attempt: AttemptRecord; reason: string; graceMs?: number }
   | { kind: 'stray-task'; nodeId: string; jobId: string; attemptId: string; taskIndex: number }
   | { kind: 'capacity-freed'; job: JobRecord }
+  | { kind: 'job-started'; job: JobRecord; attempt: AttemptRecord; atMs: number }
+  | { kind: 'job-requeued'; job: JobRecord; cause: RequeueCause }
   | { kind: 'job-ended'; job: JobRecord };
 
 const isTaskTerminal = (t: TaskRecord) => t.state !== 'assigned' && t.state !== 'running';
@@ -108,6 +117,7 @@ export class JobTable {
       preemptions: [],
       preempting: [],
       submittedAtMs: e.submittedAtMs,
+      queuedAtMs: e.submittedAtMs,
     };
     this.jobs.set(job.id, job);
     if (e.idempotencyKey) this.byIdempotencyKey.set(`${e.tenant}\u0000${e.idempotencyKey}`, job.id);
@@ -148,8 +158,9 @@ export class JobTable {
       if (task.state === 'running') return [];
       task.state = 'running';
       attempt.startedAtMs ??= s.atMs;
-      if (job.state === 'placed') job.state = 'running';
-      return [];
+      if (job.state !== 'placed') return [];
+      job.state = 'running';
+      return [{ kind: 'job-started', job, attempt, atMs: s.atMs }];
     }
     task.state = s.state;
     task.exitCode = s.exitCode;
@@ -160,7 +171,7 @@ export class JobTable {
       // The first task that ends badly decides the attempt's fate; the rest of a gang is stopped.
       attempt.stop =
         s.state === 'lost'
-          ? { kind: 'requeue', reason: `task ${s.taskIndex} lost on ${s.nodeId}: ${s.reason ?? 'agent restarted'}` }
+          ? { kind: 'requeue', cause: 'lost', reason: `task ${s.taskIndex} lost on ${s.nodeId}: ${s.reason ?? 'agent restarted'}` }
           : { kind: 'fail', reason: s.reason ?? describeExit(s), exitCode: s.exitCode, signal: s.signal };
       effects.push({ kind: 'stop-tasks', job, attempt, reason: attempt.stop.reason });
     }
@@ -180,7 +191,7 @@ export class JobTable {
     }
     const effects: Effect[] = [];
     if (!attempt.stop || attempt.stop.kind === 'fail') {
-      attempt.stop = attempt.stop ?? { kind: 'requeue', reason: e.reason };
+      attempt.stop = attempt.stop ?? { kind: 'requeue', cause: e.lostNodeIds.length > 0 ? 'node_down' : 'drained', reason: e.reason };
       effects.push({ kind: 'stop-tasks', job, attempt, reason: e.reason });
     }
     return effects.concat(this.finishIfDone(job, attempt, e.atMs));
@@ -191,7 +202,7 @@ export class JobTable {
     const job = this.jobs.get(e.jobId);
     const attempt = job?.current;
     if (!job || !attempt || attempt.attemptId !== e.attemptId || attempt.stop) return [];
-    attempt.stop = { kind: 'requeue', reason: e.reason, preemptedBy: e.byJobId };
+    attempt.stop = { kind: 'requeue', cause: 'preempted', reason: e.reason, preemptedBy: e.byJobId };
     job.preemptions.push(e.atMs);
     this.jobs.get(e.byJobId)?.preempting.push(e.jobId);
     const effects: Effect[] = [{ kind: 'stop-tasks', job, attempt, reason: e.reason, graceMs }];
@@ -252,7 +263,9 @@ export class JobTable {
       attempt.outcome = stop.preemptedBy ? 'preempted' : 'requeued';
       job.state = 'pending';
       job.reason = stop.reason;
+      job.queuedAtMs = atMs;
       this.pending.add(job.sched);
+      effects.push({ kind: 'job-requeued', job, cause: stop.cause ?? 'lost' });
       return effects;
     }
     effects.push({ kind: 'job-ended', job });
