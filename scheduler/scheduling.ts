@@ -123,7 +123,7 @@ export class SchedulingCycle {
     const reserved = this.reservations.get(job.pool);
     if (reserved && reserved.head.job.id !== job.id) {
       const endMs = this.nowMs + (job.walltimeMs ?? Number.POSITIVE_INFINITY);
-      if (!backfillAllowed(reserved.reservation, reserved.head, this.s.policy, result.placement, endMs)) {
+      if (!backfillAllowed(this.s.cluster, reserved.reservation, reserved.head, this.s.policy, result.placement, endMs)) {
         this.failed(job, 'backfill-reservation');
         return {
           ok: false,

@@ -111,8 +111,8 @@ describe('EASY backfilling', () => {
     const short = placeJob(cluster, gang('short', 1, 60), DEFAULT_POLICY);
     const long = placeJob(cluster, gang('long', 1, 600), DEFAULT_POLICY);
     if (!short.ok || !long.ok) throw new Error('setup');
-    expect(backfillAllowed(reservation, head, DEFAULT_POLICY, short.placement, 60_000)).toBe(true);
-    expect(backfillAllowed(reservation, head, DEFAULT_POLICY, long.placement, 600_000)).toBe(false);
+    expect(backfillAllowed(cluster, reservation, head, DEFAULT_POLICY, short.placement, 60_000)).toBe(true);
+    expect(backfillAllowed(cluster, reservation, head, DEFAULT_POLICY, long.placement, 600_000)).toBe(false);
   });
 
   test('no reservation when the head could never start from what is running', () => {
@@ -140,7 +140,7 @@ describe('EASY backfilling', () => {
             const p = prepareJob(j, DEFAULT_POLICY);
             const r = placeJob(cluster, p, DEFAULT_POLICY);
             const endMs = nowMs + j.walltimeMs!;
-            if (r.ok && (!reservation || backfillAllowed(reservation, head!, DEFAULT_POLICY, r.placement, endMs))) {
+            if (r.ok && (!reservation || backfillAllowed(cluster, reservation, head!, DEFAULT_POLICY, r.placement, endMs))) {
               cluster.reserve(r.placement);
               ends.push(endMs, j.id);
               endOf.set(j.id, endMs);
