@@ -1,6 +1,7 @@
 import {
   FairShare,
   backfillAllowed,
+  byEndTime,
   easyReservation,
   findPreemption,
   placeJob,
@@ -164,7 +165,7 @@ export class SchedulingCycle {
     return out;
   }
 
-  /** When each job holding resources in the pool should end: its start plus its walltime (never, without one). */
+  /** When each job holding resources in the pool should end, earliest first: its start plus its walltime (never, without one). */
   private expectedEnds(pool: Pool): ExpectedEnd[] {
     const ends: ExpectedEnd[] = [];
     for (const jobId of this.s.cluster.placedJobIds()) {
@@ -174,7 +175,7 @@ export class SchedulingCycle {
       const startMs = attempt.startedAtMs ?? attempt.placedAtMs;
       ends.push({ jobId, endMs: job.sched.walltimeMs === undefined ? Number.POSITIVE_INFINITY : Math.max(this.nowMs, startMs + job.sched.walltimeMs) });
     }
-    return ends;
+    return ends.sort(byEndTime);
   }
 
   /**

@@ -44,24 +44,53 @@ function withEnded<T>(cluster: ClusterState, jobIds: readonly string[], fn: () =
 /**
  * The head job's reservation, or null when it cannot start even after every running job with a walltime
  * has ended (then backfilling has nothing to protect). Leaves the cluster as it found it.
- * Finds the shortest prefix of the end-ordered running jobs after which the head fits by doubling then
- * bisecting: O(log n) placement attempts.
+ *
+ * `ends` must be in end order (earliest first; jobs without a walltime, at Infinity, last): the caller
+ * keeps them sorted, so a cycle does not sort every running job again. The shortest prefix of `ends` after
+ * which the head fits is found by doubling then bisecting, releasing and restoring jobs incrementally
+ * between probes: O(log k) placement attempts and O(k) releases, where k is how many jobs must end first.
  */
 export function easyReservation(cluster: ClusterState, head: PreparedJobWithCache, policy: Policy, ends: readonly ExpectedEnd[], nowMs: number): Reservation | null {
-  const sorted = ends.filter((e) => Number.isFinite(e.endMs)).sort((a, b) => a.endMs - b.endMs || (a.jobId < b.jobId ? -1 : 1));
-  const ids = sorted.map((e) => e.jobId);
-  const fitsAfter = (k: number) => withEnded(cluster, ids.slice(0, k), () => placeJob(cluster, head, policy).ok);
-  if (sorted.length === 0 || !fitsAfter(sorted.length)) return null;
-  let hi = 1;
-  while (hi < sorted.length && !fitsAfter(hi)) hi *= 2;
-  hi = Math.min(hi, sorted.length);
-  let lo = Math.floor(hi / 2); // the head does not fit after `lo` ends (lo = 0 is "now", which failed)
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    if (fitsAfter(mid)) hi = mid;
-    else lo = mid;
+  let n = ends.length;
+  while (n > 0 && !Number.isFinite(ends[n - 1].endMs)) n--;
+  if (n === 0) return null;
+  const rotation = cluster.rotation;
+  const released: (Placement | undefined)[] = [];
+  /** Puts the cluster in the state where exactly the first `k` jobs of `ends` have ended. */
+  const endFirst = (k: number) => {
+    while (released.length < k) released.push(cluster.release(ends[released.length].jobId));
+    while (released.length > k) {
+      const p = released.pop();
+      if (p) cluster.reserve(p);
+    }
+  };
+  const fitsAfter = (k: number) => {
+    endFirst(k);
+    return placeJob(cluster, head, policy).ok;
+  };
+  try {
+    let lo = 0; // the head does not fit after `lo` ends (0 is "now": the caller found it does not fit)
+    let hi = 1;
+    while (!fitsAfter(hi)) {
+      if (hi === n) return null;
+      lo = hi;
+      hi = Math.min(n, hi * 2);
+    }
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (fitsAfter(mid)) hi = mid;
+      else lo = mid;
+    }
+    return { jobId: head.job.id, startMs: Math.max(nowMs, ends[hi - 1].endMs), endedBefore: ends.slice(0, hi).map((e) => e.jobId) };
+  } finally {
+    endFirst(0);
+    cluster.rotation = rotation;
   }
-  return { jobId: head.job.id, startMs: Math.max(nowMs, sorted[hi - 1].endMs), endedBefore: ids.slice(0, hi) };
+}
+
+/** Orders expected ends for easyReservation: earliest first, ties by job id, no walltime (Infinity) last. */
+export function byEndTime(a: ExpectedEnd, b: ExpectedEnd): number {
+  return a.endMs - b.endMs || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
 }
 
 /**

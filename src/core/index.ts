@@ -19,4 +19,4 @@ export { matchesRequirement, ZONE_LABEL } from './labels';
 export { PendingQueue, shapeKey, type AttemptOutcome, type CycleReport, type WaitReason } from './pending';
 export { FairShare, type FairShareSettings } from './fair-share';
 export { findPreemption, type PreemptionPlan, type VictimInfo } from './preemption';
-export { backfillAllowed, easyReservation, type ExpectedEnd, type Reservation } from './backfill';
+export { backfillAllowed, byEndTime, easyReservation, type ExpectedEnd, type Reservation } from './backfill';

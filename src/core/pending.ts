@@ -12,9 +12,10 @@ export interface WaitReason {
 
 /**
  * The outcome of one placement attempt, as the caller of a scheduling cycle reports it. `sameForShape` says
- * the failure depends only on what the job asks for, so every job of the same shape would fail too.
+ * the failure depends only on what the job asks for, so every job of the same shape would fail too. `stop`
+ * ends the cycle: nothing behind this job may start before it (strict first-come first-served).
  */
-export type AttemptOutcome = { ok: true } | ({ ok: false; sameForShape: boolean } & WaitReason);
+export type AttemptOutcome = { ok: true } | ({ ok: false; sameForShape: boolean; stop?: boolean } & WaitReason);
 
 /** Jobs of one tenant and shape that could not be placed, with the reason the last one of them got. */
 interface ShapeGroup {
@@ -202,6 +203,13 @@ export class PendingQueue {
         bestGroup.why = why;
         removeItem(retry, bestGroup);
       } else this.park(bestTenant!.active.pop()!, why);
+      if (outcome.stop) {
+        // The next cycle starts again from the job that stopped this one (so no later arrival overtakes
+        // it), and groups not retried yet stay due.
+        this.dirtyPools.add(best.pool);
+        for (const g of retry) this.dirtyPools.add(g.pool);
+        return { attempts, placed, more: false };
+      }
     }
   }
 

@@ -57,6 +57,28 @@ describe('PendingQueue', () => {
     expect(q.has('b')).toBe(true);
   });
 
+  test('a stop keeps every later job waiting, this cycle and the next, until the stopping job starts', () => {
+    const q = new PendingQueue();
+    q.add(sized('head', 8000, 0, 1));
+    q.add(sized('small', 1000, 0, 2));
+    const tried: string[] = [];
+    const strict = (capacity: { cpuMillis: number }) =>
+      q.runCycle((j): AttemptOutcome => {
+        tried.push(j.id);
+        if (j.task.cpuMillis > capacity.cpuMillis) return { ok: false, sameForShape: true, failure, stop: true };
+        capacity.cpuMillis -= j.task.cpuMillis;
+        return { ok: true };
+      }, 100);
+    expect(strict({ cpuMillis: 4000 })).toEqual({ attempts: 1, placed: 0, more: false });
+    q.add(sized('late', 1000, 0, 3));
+    strict({ cpuMillis: 4000 });
+    expect(tried).toEqual(['head', 'head']);
+    expect(q.size).toBe(3);
+    strict({ cpuMillis: 10_000 });
+    expect(tried).toEqual(['head', 'head', 'head', 'small', 'late']);
+    expect(q.size).toBe(0);
+  });
+
   test('a budget stops the cycle and says there is more', () => {
     const q = new PendingQueue();
     for (let i = 0; i < 4; i++) q.add(sized(`j${i}`, 1000, 0, i));

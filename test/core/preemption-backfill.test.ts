@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ClusterState, DEFAULT_POLICY, backfillAllowed, easyReservation, findPreemption, placeJob, prepareJob, type ExpectedEnd, type SchedJob, type VictimInfo } from '../../src/core';
+import { ClusterState, DEFAULT_POLICY, backfillAllowed, byEndTime, easyReservation, findPreemption, placeJob, prepareJob, type ExpectedEnd, type SchedJob, type VictimInfo } from '../../src/core';
 import { MinHeap } from '../../src/sim/min-heap';
 import { seededRng } from '../../src/sim/rng';
 import { GiB, job, nodeSpec } from './fixtures';
@@ -150,7 +150,7 @@ describe('EASY backfilling', () => {
             }
             if (!reservation && !r.ok) {
               head = p;
-              const running: ExpectedEnd[] = [...cluster.placedJobIds()].map((id) => ({ jobId: id, endMs: endOf.get(id)! }));
+              const running: ExpectedEnd[] = [...cluster.placedJobIds()].map((id) => ({ jobId: id, endMs: endOf.get(id)! })).sort(byEndTime);
               reservation = easyReservation(cluster, p, DEFAULT_POLICY, running, nowMs);
               if (reservation && !promised.has(j.id)) promised.set(j.id, reservation.startMs);
             }
