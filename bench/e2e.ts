@@ -14,16 +14,12 @@
  * (the saturation phase when it runs, else the fixed-rate phase). A warm-up (2 s at 200/s, 3 s at the
  * rate) comes first and is not counted.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { connectNats } from '../src/store/nats';
-import { startNatsServer } from '../src/local/nats-server';
-import { spawnScheduler, spawnSimAgent } from '../src/local/processes';
-import { writeTenantsFile } from '../src/local/tenants';
+import { startLocalStack } from '../src/local/stack';
 import { waitUntil } from '../src/local/wait';
 import { subjects, type JobSpecInput, type JobState, type StatusReport } from '../src/protocol';
 
@@ -75,35 +71,19 @@ function cpuSeconds(pid: number | undefined): number {
 
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
 
-const tenantsFile = join(mkdtempSync(join(tmpdir(), 'qy-bench-')), 'tenants.yaml');
-const tokens = writeTenantsFile(tenantsFile, { operators: ['ops'], tenants: [{ name: 'bench', requestsPerSecond: 1_000_000 }] });
-const auth = { authorization: `Bearer ${tokens.bench}` };
-const nats = await startNatsServer();
-const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenantsFile } });
-const agent = spawnSimAgent(nats.url, nodes, 'bench', { QY_LOG_LEVEL: 'error' });
-const pool = new Pool(scheduler.url, { connections: Number(opts.connections), pipelining: 1 });
-const watcher = await connectNats(nats.url, 'bench-watcher');
+process.stderr.write(`waiting for ${nodes} simulated nodes to register…\n`);
+const stack = await startLocalStack({ nodes, prefix: 'bench', tenants: [{ name: 'bench', requestsPerSecond: 1_000_000 }] });
+const auth = { authorization: `Bearer ${stack.tokens.bench}` };
+const pool = new Pool(stack.url, { connections: Number(opts.connections), pipelining: 1 });
+const watcher = await connectNats(stack.natsUrl, 'bench-watcher');
 
 async function shutdown(): Promise<void> {
   await pool.close().catch(() => undefined);
   await watcher.close().catch(() => undefined);
-  await agent.stop();
-  await scheduler.stop();
-  await nats.dispose();
+  await stack.stop();
 }
 
 try {
-  process.stderr.write(`waiting for ${nodes} simulated nodes to register…\n`);
-  await waitUntil(
-    async () => {
-      const res = await fetch(`${scheduler.url}/v1/pools`, { headers: auth });
-      const body = (await res.json()) as { items: { nodes: { ready: number } }[] };
-      return body.items.reduce((n, p) => n + p.nodes.ready, 0) >= nodes ? true : undefined;
-    },
-    120_000,
-    () => agent.output(),
-  );
-
   // Submit-to-running: the first `running` report of a job, matched with its submission time.
   const submittedAtNs = new Map<string, bigint>();
   const runningAtNs = new Map<string, bigint>();
@@ -188,7 +168,7 @@ try {
   // at a new load; a scheduler runs for days, so the figures below are for a warmed-up system.
   await phase(Math.min(200, rate), 2, 'warm-up');
   await phase(rate, 3, 'warm-up at rate');
-  const processes = { 'nats-server': nats.pid, scheduler: scheduler.child.pid, agent: agent.child.pid, 'load generator': process.pid };
+  const processes = { ...stack.pids, 'load generator': process.pid };
   const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuSeconds(pid)]));
   const fixed = await phase(rate, Number(opts.duration), 'fixed rate');
   console.log(describe(fixed, 'fixed rate'));
@@ -210,7 +190,7 @@ try {
       for (const state of terminal) {
         let cursor: string | undefined;
         do {
-          const res = await fetch(`${scheduler.url}/v1/jobs?state=${state}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth });
+          const res = await fetch(`${stack.url}/v1/jobs?state=${state}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth });
           const page = (await res.json()) as { items: { id: string }[]; nextCursor?: string };
           for (const j of page.items) done.add(j.id);
           cursor = page.nextCursor;

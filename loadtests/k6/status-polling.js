@@ -1,0 +1,7 @@
+// k6 run loadtests/k6/status-polling.js — the status-polling scenario of loadtests/scenarios.json (see loadtests/README.md).
+import { k6Scenario } from './lib.js';
+
+const scenario = k6Scenario('status-polling');
+export const options = scenario.options;
+export const setup = scenario.setup;
+export default scenario.run;
