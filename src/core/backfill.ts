@@ -19,6 +19,11 @@ export interface Reservation {
   startMs: number;
   /** Jobs expected to have ended by `startMs`, in end order. */
   endedBefore: string[];
+  /**
+   * Nodes the head would take at `startMs`, as last found. A job placed on none of them cannot delay the
+   * head; backfillAllowed updates them when it finds the head a new place.
+   */
+  headNodes: Set<string>;
 }
 
 /**
@@ -36,7 +41,7 @@ function withEnded<T>(cluster: ClusterState, jobIds: readonly string[], fn: () =
     }
     return fn();
   } finally {
-    for (let i = released.length - 1; i >= 0; i--) cluster.reserve(released[i]);
+    for (let i = released.length - 1; i >= 0; i--) cluster.restore(released[i]);
     cluster.rotation = rotation;
   }
 }
@@ -45,43 +50,58 @@ function withEnded<T>(cluster: ClusterState, jobIds: readonly string[], fn: () =
  * The head job's reservation, or null when it cannot start even after every running job with a walltime
  * has ended (then backfilling has nothing to protect). Leaves the cluster as it found it.
  *
- * `ends` must be in end order (earliest first; jobs without a walltime, at Infinity, last): the caller
- * keeps them sorted, so a cycle does not sort every running job again. The shortest prefix of `ends` after
- * which the head fits is found by doubling then bisecting, releasing and restoring jobs incrementally
- * between probes: O(log k) placement attempts and O(k) releases, where k is how many jobs must end first.
+ * `ends` must come in end order (earliest first; jobs without a walltime, at Infinity, last): the caller
+ * keeps them sorted, so a cycle does not sort every running job again, and only the prefix needed is read.
+ * The shortest prefix after which the head fits is found by doubling then bisecting, releasing and
+ * restoring jobs incrementally between probes: O(log k) placement attempts and O(k) releases, where k is
+ * how many jobs must end first.
  */
-export function easyReservation(cluster: ClusterState, head: PreparedJobWithCache, policy: Policy, ends: readonly ExpectedEnd[], nowMs: number): Reservation | null {
-  let n = ends.length;
-  while (n > 0 && !Number.isFinite(ends[n - 1].endMs)) n--;
-  if (n === 0) return null;
+export function easyReservation(cluster: ClusterState, head: PreparedJobWithCache, policy: Policy, ends: Iterable<ExpectedEnd>, nowMs: number): Reservation | null {
+  const source = ends[Symbol.iterator]();
+  const prefix: ExpectedEnd[] = [];
+  /** Reads ends up to `k` (fewer when they run out or reach jobs without a walltime); returns how many there are. */
+  const readUpTo = (k: number) => {
+    while (prefix.length < k) {
+      const next = source.next();
+      if (next.done || !Number.isFinite(next.value.endMs)) break;
+      prefix.push(next.value);
+    }
+    return Math.min(k, prefix.length);
+  };
   const rotation = cluster.rotation;
   const released: (Placement | undefined)[] = [];
   /** Puts the cluster in the state where exactly the first `k` jobs of `ends` have ended. */
   const endFirst = (k: number) => {
-    while (released.length < k) released.push(cluster.release(ends[released.length].jobId));
+    while (released.length < k) released.push(cluster.release(prefix[released.length].jobId));
     while (released.length > k) {
       const p = released.pop();
-      if (p) cluster.reserve(p);
+      if (p) cluster.restore(p);
     }
   };
+  /** Where the head fits, for each prefix length probed that it fits after. */
+  const headNodesAfter = new Map<number, Set<string>>();
   const fitsAfter = (k: number) => {
     endFirst(k);
-    return placeJob(cluster, head, policy).ok;
+    const result = placeJob(cluster, head, policy);
+    if (result.ok) headNodesAfter.set(k, nodesOf(result.placement));
+    return result.ok;
   };
   try {
     let lo = 0; // the head does not fit after `lo` ends (0 is "now": the caller found it does not fit)
-    let hi = 1;
+    let hi = readUpTo(1);
+    if (hi === 0) return null;
     while (!fitsAfter(hi)) {
-      if (hi === n) return null;
+      const more = readUpTo(hi * 2);
+      if (more === hi) return null;
       lo = hi;
-      hi = Math.min(n, hi * 2);
+      hi = more;
     }
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1;
       if (fitsAfter(mid)) hi = mid;
       else lo = mid;
     }
-    return { jobId: head.job.id, startMs: Math.max(nowMs, ends[hi - 1].endMs), endedBefore: ends.slice(0, hi).map((e) => e.jobId) };
+    return { jobId: head.job.id, startMs: Math.max(nowMs, prefix[hi - 1].endMs), endedBefore: prefix.slice(0, hi).map((e) => e.jobId), headNodes: headNodesAfter.get(hi)! };
   } finally {
     endFirst(0);
     cluster.rotation = rotation;
@@ -95,11 +115,14 @@ export function byEndTime(a: ExpectedEnd, b: ExpectedEnd): number {
 
 /**
  * Whether a job may start now on `placement` without delaying the reservation: it ends before the
- * reservation starts, or the head still fits at the reservation time with this job (and every job already
- * started, including earlier backfills) still running. Leaves the cluster as it found it.
+ * reservation starts, or it takes none of the nodes the head is to start on, or the head still fits at
+ * the reservation time with this job (and every job already started, including earlier backfills) still
+ * running — in which case the head's nodes in `reservation` are updated to where it now fits. Leaves the
+ * cluster as it found it.
  */
 export function backfillAllowed(cluster: ClusterState, reservation: Reservation, head: PreparedJobWithCache, policy: Policy, placement: Placement, endMs: number): boolean {
   if (endMs <= reservation.startMs) return true;
+  if (!placement.tasks.some((t) => reservation.headNodes.has(t.nodeId))) return true;
   const rotation = cluster.rotation;
   try {
     cluster.reserve(placement);
@@ -107,9 +130,15 @@ export function backfillAllowed(cluster: ClusterState, reservation: Reservation,
     return false;
   }
   try {
-    return withEnded(cluster, reservation.endedBefore, () => placeJob(cluster, head, policy).ok);
+    const result = withEnded(cluster, reservation.endedBefore, () => placeJob(cluster, head, policy));
+    if (result.ok) reservation.headNodes = nodesOf(result.placement);
+    return result.ok;
   } finally {
     cluster.release(placement.jobId);
     cluster.rotation = rotation;
   }
+}
+
+function nodesOf(placement: Placement): Set<string> {
+  return new Set(placement.tasks.map((t) => t.nodeId));
 }

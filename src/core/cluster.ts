@@ -142,6 +142,18 @@ export class ClusterState {
       const problem = node.checkCanApply(tasks);
       if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
     }
+    this.apply(placement, byNode);
+  }
+
+  /**
+   * Puts back a placement that `release` has just returned, with nothing reserved in between on its nodes
+   * (look-ahead for backfilling): it fits by construction, so the checks of `reserve` are skipped.
+   */
+  restore(placement: Placement): void {
+    this.apply(placement, groupByNode(placement.tasks));
+  }
+
+  private apply(placement: Placement, byNode: Map<string, readonly TaskPlacement[]>): void {
     const restricted = placement.dataClass === 'restricted';
     for (const [nodeId, tasks] of byNode) {
       applyOnNode(this.nodesById.get(nodeId)!, tasks, 1, placement.tenant, restricted);
