@@ -18,6 +18,7 @@ import { ClusterState, DEFAULT_POLICY, placeJob, placeJobNaive, prepareJob } fro
 import { mixedCluster, mixedWorkload } from '../src/sim/synthetic';
 import { MinHeap } from '../src/sim/min-heap';
 import { seededRng } from '../src/sim/rng';
+import { gpuFragmentation } from '../src/sim/fragmentation';
 import { GPU_MILLI_PER_GPU as GPU_MILLI, POOLS, type Pool } from '../src/protocol';
 
 interface Options {
@@ -58,29 +59,6 @@ function allocatedShare(cluster: ClusterState, pool: Pool): number {
   if (pool === 'intelligent') return s.allocated.gpuMilli / Math.max(1, s.allocatable.gpus * GPU_MILLI);
   if (pool === 'super') return cluster.nodesOf('super').filter((n) => !n.isIdle).length / Math.max(1, cluster.nodesOf('super').length);
   return s.allocated.cpuMillis / Math.max(1, s.allocatable.cpuMillis);
-}
-
-/**
- * GPU fragmentation against the waiting work (the GPU requests refused recently): free GPU capacity on
- * servers where none of those requests fits any more, as a share of all GPU capacity.
- */
-function gpuFragmentation(cluster: ClusterState, refusedGpuRequests: { gpus: number; gpuMilli: number }[]) {
-  const nodes = cluster.nodesOf('intelligent');
-  const demand = refusedGpuRequests.length > 0 ? refusedGpuRequests : [{ gpus: 1, gpuMilli: 0 }];
-  let total = 0;
-  let stranded = 0;
-  let partly = 0;
-  for (const node of nodes) {
-    const gpus = node.allocatable.gpus;
-    total += gpus * GPU_MILLI;
-    const used = node.usedGpuMilli();
-    if (used > 0 && used < gpus * GPU_MILLI) partly++;
-    const whole = node.wholeFreeGpus();
-    const share = node.maxFreeGpuMilli();
-    const usable = demand.some((d) => (d.gpus > 0 ? whole >= d.gpus : share >= d.gpuMilli));
-    if (!usable) stranded += gpus * GPU_MILLI - used;
-  }
-  return { gpuFragmentation: stranded / Math.max(1, total), partlyUsedGpuServerShare: partly / Math.max(1, nodes.length) };
 }
 
 function run(nodeCount: number, jobCount: number, opts: Options): Result {

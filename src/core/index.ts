@@ -20,3 +20,5 @@ export { PendingQueue, shapeKey, type AttemptOutcome, type CycleReport, type Wai
 export { FairShare, type FairShareSettings } from './fair-share';
 export { findPreemption, type PreemptionPlan, type VictimInfo } from './preemption';
 export { backfillAllowed, byEndTime, easyReservation, type ExpectedEnd, type Reservation } from './backfill';
+export { EasyShadow } from './easy-shadow';
+export { SortedEnds } from './sorted-ends';

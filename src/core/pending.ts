@@ -150,9 +150,36 @@ export class PendingQueue {
     for (const q of this.tenants.values()) for (const g of q.waiting.values()) if (this.dirtyPools.has(g.pool)) retry.push(g);
     this.dirtyPools.clear();
     const failedShapes = new Map<string, WaitReason>();
+    // Jobs of a group being retried that failed for a reason of their own: set aside so the group's
+    // next job is offered too, and put back when the cycle ends.
+    const setAside: [ShapeGroup, SchedJob][] = [];
+    try {
+      return this.offer(retry, failedShapes, setAside, attempt, maxAttempts, across);
+    } finally {
+      for (const [group, job] of setAside) this.putBack(group, job);
+    }
+  }
+
+  /** Returns a set-aside job to its group, or to the group now waiting under its key if that one emptied. */
+  private putBack(group: ShapeGroup, job: SchedJob): void {
+    const waiting = this.queuesOf(group.tenant).waiting;
+    const current = waiting.get(group.key);
+    if (!current) waiting.set(group.key, group);
+    const target = current ?? group;
+    target.queue.push(job);
+    this.groupOfJob.set(job.id, target);
+  }
+
+  private offer(
+    retry: ShapeGroup[],
+    failedShapes: Map<string, WaitReason>,
+    setAside: [ShapeGroup, SchedJob][],
+    attempt: (job: SchedJob) => AttemptOutcome,
+    maxAttempts: number,
+    across: JobComparator,
+  ): CycleReport {
     let attempts = 0;
     let placed = 0;
-
     for (;;) {
       // The best head among every tenant's active queue and the groups still being retried.
       let best: SchedJob | undefined;
@@ -201,7 +228,8 @@ export class PendingQueue {
       if (outcome.sameForShape) failedShapes.set(key, why);
       if (bestGroup) {
         bestGroup.why = why;
-        removeItem(retry, bestGroup);
+        if (outcome.sameForShape || outcome.stop) removeItem(retry, bestGroup);
+        else setAside.push([bestGroup, bestGroup.queue.pop()!]);
       } else this.park(bestTenant!.active.pop()!, why);
       if (outcome.stop) {
         // The next cycle starts again from the job that stopped this one (so no later arrival overtakes

@@ -144,23 +144,36 @@ export function poolSupply(nodes: readonly NodeSpec[]): Record<Pool, number> {
   return supply;
 }
 
+/** How arrivals are spaced: evenly, as a Poisson process, or in bursts (same mean rate). */
+export type ArrivalProcess = 'uniform' | 'poisson' | 'bursty';
+
 /** Options of a synthetic mixed workload. */
 export interface MixedWorkloadOptions {
   /** Offered load as a multiple of each pool's capacity (above 1 the pools fill and refuse some jobs). */
   load?: number;
-  /** Virtual time between arrivals. */
+  /** Mean virtual time between arrivals. */
   intervalMs?: number;
+  /** Instead of intervalMs: space arrivals so general-pool jobs run this long on average. */
+  generalMeanRunMs?: number;
+  arrivals?: ArrivalProcess;
 }
 
+/** Mean jobs per burst of `bursty` arrivals. */
+const MEAN_BURST = 10;
+/** Batch and best-effort jobs that may wait for greener power, and for how long. */
+const DEFERRABLE_SHARE = 0.3;
+const DEFERRABLE_MAX_DELAY_S = 6 * 3600;
+
 /**
- * An endless stream of mixed jobs, one arrival per `intervalMs`, with exponential run times whose mean is
- * set per pool so that the offered load is `load` times the pool's capacity: the cluster fills up, stays
- * near full while jobs finish and arrive, and refuses some. Jobs are drawn one at a time (a million-job
- * run holds no job array); the per-pool demand is estimated from a pilot sample. Deterministic per seed.
+ * An endless stream of mixed jobs, one arrival per `intervalMs` on average, with exponential run times
+ * whose mean is set per pool so that the offered load is `load` times the pool's capacity: the cluster
+ * fills up, stays near full while jobs finish and arrive, and refuses some. Every job declares a walltime
+ * of 1.5 times its run time (rounded up to a second); some batch and best-effort jobs are deferrable by
+ * up to 6 hours. Jobs are drawn one at a time (a million-job run holds no job array); the per-pool
+ * demand is estimated from a pilot sample. Deterministic per seed.
  */
 export function mixedWorkload(rng: Rng, pilotRng: Rng, nodes: readonly NodeSpec[], options: MixedWorkloadOptions = {}): () => TimedJob {
   const load = options.load ?? 1.05;
-  const intervalMs = options.intervalMs ?? 1;
   const pilotSize = 20_000;
   const demandPerArrival: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
   for (let i = 0; i < pilotSize; i++) {
@@ -168,14 +181,34 @@ export function mixedWorkload(rng: Rng, pilotRng: Rng, nodes: readonly NodeSpec[
     demandPerArrival[job.pool] += poolDemand(job) / pilotSize;
   }
   const supply = poolSupply(nodes);
+  const intervalMs = options.generalMeanRunMs ? (options.generalMeanRunMs * demandPerArrival.general) / (load * supply.general) : (options.intervalMs ?? 1);
   // Little's law: concurrent demand = arrival rate × mean run time × demand per arrival.
   const meanRunMs = (pool: Pool) => (demandPerArrival[pool] > 0 ? (load * supply[pool] * intervalMs) / demandPerArrival[pool] : 1);
+  const nextArrival = arrivalTimes(rng, options.arrivals ?? 'uniform', intervalMs);
   let i = 0;
   return () => {
-    const job = drawJob(rng, `job-${i}`, i * intervalMs);
+    const job = drawJob(rng, `job-${String(i).padStart(8, '0')}`, nextArrival(i));
     i++;
     const runMs = Math.max(1, Math.round(exponential(rng, meanRunMs(job.pool))));
     const walltimeMs = Math.ceil((runMs * 1.5) / 1000) * 1000;
-    return { job: { ...job, durationMs: runMs, walltimeMs: job.pool === 'super' ? walltimeMs : undefined }, runMs };
+    const deferrable = (job.priorityClass === 'batch' || job.priorityClass === 'best-effort') && rng() < DEFERRABLE_SHARE ? { maxDelaySeconds: DEFERRABLE_MAX_DELAY_S } : undefined;
+    return { job: { ...job, durationMs: runMs, walltimeMs, deferrable }, runMs };
+  };
+}
+
+/** Arrival times (integers, non-decreasing) of the i-th job, for each arrival process. */
+function arrivalTimes(rng: Rng, process: ArrivalProcess, intervalMs: number): (i: number) => number {
+  if (process === 'uniform') return (i) => i * intervalMs;
+  let t = 0;
+  let leftInBurst = 0;
+  return () => {
+    if (process === 'poisson') t += exponential(rng, intervalMs);
+    else if (leftInBurst > 0) leftInBurst--;
+    else {
+      // A burst: a geometric number of jobs at once, the gaps between bursts keeping the mean rate.
+      t += exponential(rng, intervalMs * MEAN_BURST);
+      leftInBurst = Math.floor(exponential(rng, MEAN_BURST));
+    }
+    return Math.round(t);
   };
 }

@@ -79,6 +79,29 @@ describe('PendingQueue', () => {
     expect(q.size).toBe(0);
   });
 
+  test('a job that fails for a reason of its own does not hold back the rest of its shape', () => {
+    const q = new PendingQueue();
+    for (const id of ['a', 'b', 'c']) q.add(sized(id, 1000, 0, id.charCodeAt(0)));
+    // First cycle: nothing fits; all three wait in one shape group.
+    q.runCycle(() => ({ ok: false, sameForShape: true, failure }), 100);
+    q.markDirty('general');
+    const tried: string[] = [];
+    // Now 'a' and 'b' are held for reasons of their own (say, a later deadline); 'c' may start.
+    const report = q.runCycle((j) => {
+      tried.push(j.id);
+      return j.id === 'c' ? { ok: true } : { ok: false, sameForShape: false, reason: 'held' };
+    }, 100);
+    expect(tried).toEqual(['a', 'b', 'c']);
+    expect(report).toMatchObject({ placed: 1 });
+    // The held jobs are still pending and are retried, best first, when their pool changes.
+    expect(q.size).toBe(2);
+    q.markDirty('general');
+    const again: string[] = [];
+    q.runCycle((j) => (again.push(j.id), { ok: true }), 100);
+    expect(again).toEqual(['a', 'b']);
+    expect(q.size).toBe(0);
+  });
+
   test('a budget stops the cycle and says there is more', () => {
     const q = new PendingQueue();
     for (let i = 0; i < 4; i++) q.add(sized(`j${i}`, 1000, 0, i));
