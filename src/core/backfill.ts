@@ -57,17 +57,7 @@ function withEnded<T>(cluster: ClusterState, jobIds: readonly string[], fn: () =
  * how many jobs must end first.
  */
 export function easyReservation(cluster: ClusterState, head: PreparedJobWithCache, policy: Policy, ends: Iterable<ExpectedEnd>, nowMs: number): Reservation | null {
-  const source = ends[Symbol.iterator]();
-  const prefix: ExpectedEnd[] = [];
-  /** Reads ends up to `k` (fewer when they run out or reach jobs without a walltime); returns how many there are. */
-  const readUpTo = (k: number) => {
-    while (prefix.length < k) {
-      const next = source.next();
-      if (next.done || !Number.isFinite(next.value.endMs)) break;
-      prefix.push(next.value);
-    }
-    return Math.min(k, prefix.length);
-  };
+  const { prefix, readUpTo } = finitePrefix(ends);
   const rotation = cluster.rotation;
   const released: (Placement | undefined)[] = [];
   /** Puts the cluster in the state where exactly the first `k` jobs of `ends` have ended. */
@@ -106,6 +96,24 @@ export function easyReservation(cluster: ClusterState, head: PreparedJobWithCach
     endFirst(0);
     cluster.rotation = rotation;
   }
+}
+
+/**
+ * Reads end-ordered ends lazily into `prefix`: `readUpTo(k)` reads up to `k` of them (fewer when they run
+ * out or reach jobs without a walltime) and returns how many there are.
+ */
+export function finitePrefix(ends: Iterable<ExpectedEnd>): { prefix: ExpectedEnd[]; readUpTo(k: number): number } {
+  const source = ends[Symbol.iterator]();
+  const prefix: ExpectedEnd[] = [];
+  const readUpTo = (k: number) => {
+    while (prefix.length < k) {
+      const next = source.next();
+      if (next.done || !Number.isFinite(next.value.endMs)) break;
+      prefix.push(next.value);
+    }
+    return Math.min(k, prefix.length);
+  };
+  return { prefix, readUpTo };
 }
 
 /** Orders expected ends for easyReservation: earliest first, ties by job id, no walltime (Infinity) last. */

@@ -1,5 +1,5 @@
 import type { NodeSpec, NodeState } from '../protocol';
-import { byEndTime, type ExpectedEnd, type Reservation } from './backfill';
+import { byEndTime, finitePrefix, type ExpectedEnd, type Reservation } from './backfill';
 import { ClusterState } from './cluster';
 import type { Policy } from './framework';
 import type { Placement } from './model';
@@ -64,16 +64,7 @@ export class EasyShadow {
    */
   reservation(head: PreparedJobWithCache, nowMs: number): Reservation | null {
     if (this.head?.job.id !== head.job.id) this.reset(head);
-    const source = this.ends[Symbol.iterator]();
-    const prefix: ExpectedEnd[] = [];
-    const readUpTo = (n: number) => {
-      while (prefix.length < n) {
-        const next = source.next();
-        if (next.done || !Number.isFinite(next.value.endMs)) break;
-        prefix.push(next.value);
-      }
-      return Math.min(n, prefix.length);
-    };
+    const { prefix, readUpTo } = finitePrefix(this.ends);
     // k: how many running jobs, in end order, count as ended now.
     let k = 0;
     while (readUpTo(k + 1) > k && byEndTime(prefix[k], this.boundary) <= 0) k++;

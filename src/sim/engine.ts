@@ -311,13 +311,7 @@ class Simulation {
     if (dt <= 0) return;
     for (const pool of POOLS) this.units[pool].integral += this.units[pool].allocated * dt;
     const hour = hourOfDay(this.nowMs);
-    let watts = 0;
-    let green = 0;
-    for (let z = 0; z < this.zones.length; z++) {
-      const w = this.idleWatts[z] + this.dynWatts[z];
-      watts += w;
-      green += w * this.env.greenHourly(this.zones[z])[hour];
-    }
+    const { watts, green } = this.powerNow();
     const joules = (watts * dt) / 1000;
     this.energyJ += joules;
     this.greenJ += (green * dt) / 1000;
@@ -471,8 +465,8 @@ class Simulation {
     for (const node of this.cluster.nodes()) this.cluster.setNodeTelemetry(node.spec.id, 0, this.env.greenHourly(node.spec.zone)[hour]);
   }
 
-  /** The green share of the power the cluster draws now. */
-  private greenShareNow(): number {
+  /** The power the cluster draws now, and how much of it is green, in watts. */
+  private powerNow(): { watts: number; green: number } {
     const hour = hourOfDay(this.nowMs);
     let watts = 0;
     let green = 0;
@@ -481,6 +475,12 @@ class Simulation {
       watts += w;
       green += w * this.env.greenHourly(this.zones[z])[hour];
     }
+    return { watts, green };
+  }
+
+  /** The green share of the power the cluster draws now. */
+  private greenShareNow(): number {
+    const { watts, green } = this.powerNow();
     return watts > 0 ? green / watts : 0;
   }
 
@@ -492,8 +492,7 @@ class Simulation {
       tl.utilisation[pool].push(u.capacity > 0 ? round(u.allocated / u.capacity, 4) : 0);
       tl.pending[pool].push(this.pending[pool].size);
     }
-    const watts = this.zones.reduce((s, _, z) => s + this.idleWatts[z] + this.dynWatts[z], 0);
-    tl.powerKw.push(round(watts / 1000, 2));
+    tl.powerKw.push(round(this.powerNow().watts / 1000, 2));
     tl.greenShare.push(round(this.greenShareNow(), 4));
     if (this.units.intelligent.capacity > 0) {
       this.fragmentationSum += gpuFragmentation(this.cluster, [...this.gpuDemand.values()]).gpuFragmentation;
