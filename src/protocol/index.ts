@@ -6,3 +6,4 @@ export * from './placement';
 export * from './subjects';
 export * from './messages';
 export * from './api';
+export * from './usage';

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { poolSchema } from './common';
+
+const count = z.number().int().min(0);
+
+/**
+ * What one task used within one clock hour, in integers so that any sum is exact: milli-core seconds,
+ * milli-GPU seconds by GPU model (a whole GPU is 1000), MiB seconds of memory, and energy in milliwatt-hours.
+ * Hours are clock hours (UTC; one hour is the same instant in every time zone the cluster bills in).
+ */
+export const usageSegmentSchema = z.strictObject({
+  /** Start of the clock hour, epoch ms. */
+  hourStartMs: z.number().int().min(0),
+  /** Milliseconds the task ran within the hour. */
+  runMs: count,
+  cpuMilliSeconds: count,
+  gpuMilliSeconds: z.record(z.string().min(1).max(32), count).default({}),
+  memMiBSeconds: count,
+  /** Energy attributed to the task: the node's measured draw times the task's share of the node (IT energy at the agent; with PUE once metered). */
+  energyMilliWh: count,
+  /** The part of energyMilliWh that was green, from the node's green share at each sample. */
+  greenMilliWh: count,
+  /** Carbon of the energy that was not green, from the grid's intensity at the time, in milligrams (set when metered). */
+  carbonMg: count.default(0),
+});
+export type UsageSegment = z.infer<typeof usageSegmentSchema>;
+
+/** The metered use of one task of one attempt: what billing and disclosure read (job event `metered`). */
+export const taskUsageSchema = z.strictObject({
+  jobId: z.string(),
+  attemptId: z.string(),
+  taskIndex: z.number().int().min(0),
+  tenant: z.string(),
+  pool: poolSchema,
+  nodeId: z.string(),
+  /** Pricing class of the tenant when the task ran: `standard`, or `public-interest` for public governance and welfare work. */
+  billingClass: z.enum(['standard', 'public-interest']).default('standard'),
+  segments: z.array(usageSegmentSchema),
+});
+export type TaskUsage = z.infer<typeof taskUsageSchema>;
