@@ -17,12 +17,14 @@ import {
   type Registration,
   type StatusReport,
   type TaskPlacement,
+  type UsageSegment,
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { connectNats } from '../src/store/nats';
 import { agentInboxPrefix } from '../src/store/nats-auth';
 import type { NatsAuthConfig } from '../src/store/nats-options';
 import type { Logger } from '../src/telemetry/logger';
+import { TaskMeter } from '../src/metering/attribution';
 import { Journal } from './journal';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
 import { StatusPublisher } from './status-publisher';
@@ -40,6 +42,8 @@ interface RunningTask {
   placement: TaskPlacement;
   handle: TaskHandle;
   logPath: string;
+  /** Energy and resources used so far, from the node's power samples (sent with the last report). */
+  meter: TaskMeter;
 }
 
 export interface AgentOptions {
@@ -226,6 +230,7 @@ export class Agent {
       const tasks = byNode.get(nodeId) ?? [];
       try {
         const sample = await node.telemetry.sample(nowMs, tasks.map((t) => t.placement));
+        for (const t of tasks) t.meter.sample(nowMs, sample.powerWatts, sample.greenShare);
         const hb: Heartbeat = { type: 'heartbeat', nodeId, atMs: nowMs, ...sample, running: tasks.map((t) => t.key) };
         this.nc.publish(subjects.heartbeat(nodeId), JSON.stringify(hb));
       } catch (err) {
@@ -290,9 +295,11 @@ export class Agent {
       if (this.journal.hasSeen(key)) continue; // a duplicate, or cancelled before it came
       this.journal.started({ key, jobId: a.jobId, attemptId: a.attemptId, nodeId: a.nodeId, taskIndex: task.taskIndex });
       const logPath = join(this.opts.stateDir, 'logs', `${a.attemptId}-${task.taskIndex}.log`);
+      const node = this.nodes.get(a.nodeId)!.spec;
+      const meter = new TaskMeter({ placement: task, alloc: node.allocatable ?? node.capacity, gpuModel: node.gpuModel, startMs: this.now() });
       const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onExit: (exit) => this.onExit(key, exit) });
       if (handle.pid !== undefined) this.journal.setPid(key, handle.pid);
-      this.running.set(key, { key, nodeId: a.nodeId, placement: task, handle, logPath });
+      this.running.set(key, { key, nodeId: a.nodeId, placement: task, handle, logPath, meter });
       reports.push(this.report(a.nodeId, a.jobId, a.attemptId, task.taskIndex, { state: 'running' }, undefined));
     }
     // Acknowledge once the agent's side is durable: started tasks are journaled, their running reports stored.
@@ -325,11 +332,29 @@ export class Agent {
     this.journal.exited(key, status);
     const [attemptId, taskIndex] = splitKey(key);
     const jobId = attemptId.slice(0, attemptId.lastIndexOf('-a'));
-    void this.report(task.nodeId, jobId, attemptId, taskIndex, status, key).finally(() => waiter?.());
+    void this.finalUsage(task)
+      .then((usage) => this.report(task.nodeId, jobId, attemptId, taskIndex, status, key, usage))
+      .finally(() => waiter?.());
+  }
+
+  /**
+   * What an ended task used: its node is sampled once more at the end (a task shorter than the heartbeat
+   * interval would otherwise have no power sample at all), with the task still counted on it.
+   */
+  private async finalUsage(task: RunningTask): Promise<UsageSegment[]> {
+    const endMs = this.now();
+    const onNode = [...this.running.values()].filter((t) => t.nodeId === task.nodeId).map((t) => t.placement);
+    try {
+      const sample = await this.nodes.get(task.nodeId)!.telemetry.sample(endMs, [...onNode, task.placement]);
+      task.meter.sample(endMs, sample.powerWatts, sample.greenShare);
+    } catch (err) {
+      this.log.warn({ nodeId: task.nodeId, err: (err as Error).message }, 'no power sample at the end of a task; metered from earlier samples');
+    }
+    return task.meter.finish(endMs);
   }
 
   /** Sends a status report; with `journalKey`, the journal records once it is stored. */
-  private report(nodeId: string, jobId: string, attemptId: string, taskIndex: number, status: ReportedStatus, journalKey: string | undefined): Promise<void> {
+  private report(nodeId: string, jobId: string, attemptId: string, taskIndex: number, status: ReportedStatus, journalKey: string | undefined, usage?: UsageSegment[]): Promise<void> {
     const report: StatusReport = {
       type: 'status',
       nodeId,
@@ -340,6 +365,7 @@ export class Agent {
       exitCode: status.exitCode,
       signal: status.signal,
       reason: status.reason,
+      usage,
       atMs: this.now(),
     };
     return this.statuses.publish(report).then(

@@ -4,6 +4,8 @@ import { readGpus } from './collectors/gpu';
 import type { GreenSource } from './collectors/green';
 import { memUsedBytes } from './collectors/memory';
 import { PowerCollector, modelPowerWatts } from './collectors/power';
+import { nodeShareOf } from '../src/metering/attribution';
+import { ratedWattsOf } from '../src/metering/power';
 
 /** The live figures a heartbeat carries. */
 export type NodeSample = Pick<Heartbeat, 'cpuUtil' | 'memUsedBytes' | 'gpus' | 'powerWatts' | 'greenShare' | 'powerSource'>;
@@ -69,13 +71,13 @@ export class SimTelemetry implements NodeTelemetry {
       for (const i of t.gpuIndices) if (i < gpuMilli.length) gpuMilli[i] += t.gpuMilliEach;
     }
     const cpuUtil = alloc.cpuMillis > 0 ? Math.min(1, cpuMillis / alloc.cpuMillis) : 0;
-    const gpuUtil = alloc.gpus > 0 ? gpuMilli.reduce((a, b) => a + b, 0) / (alloc.gpus * GPU_MILLI_PER_GPU) : 0;
-    const busy = alloc.gpus > 0 ? 0.2 * cpuUtil + 0.8 * gpuUtil : cpuUtil;
+    // Busy as metering charges it: the shares of the node its tasks hold.
+    const busy = Math.min(1, running.reduce((sum, t) => sum + nodeShareOf(t, alloc), 0));
     return {
       cpuUtil,
       memUsedBytes: Math.min(alloc.memBytes, memBytes),
       gpus: gpuMilli.map((m, index) => ({ index, util: Math.min(1, m / GPU_MILLI_PER_GPU), memUsedBytes: Math.round((Math.min(1, m / GPU_MILLI_PER_GPU) * alloc.gpuMemBytes) / 2) })),
-      powerWatts: Math.round(modelPowerWatts(this.spec.ratedPowerWatts ?? 400, busy) * 10) / 10,
+      powerWatts: Math.round(modelPowerWatts(ratedWattsOf(this.spec), busy) * 10) / 10,
       powerSource: 'simulated',
       greenShare: this.green.shareAt(nowMs),
     };

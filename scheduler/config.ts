@@ -62,19 +62,25 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   preemptionMaxPerHour: z.coerce.number().int().min(0).default(3),
   /** Time between SIGTERM and SIGKILL for preempted jobs. Env: QY_PREEMPTION_GRACE_MS */
   preemptionGraceMs: z.coerce.number().int().min(0).default(10_000),
-  /** Power caps in kW per pool as JSON, e.g. {"intelligent": 800}; shown on dashboards, alerted on. Env: QY_POWER_BUDGETS_KW */
+  /**
+   * Power caps in kW as JSON, per pool and per zone (`zone:<name>`), e.g. {"intelligent": 800, "zone:qy-a": 500}:
+   * placement keeps the estimated draw under them. Env: QY_POWER_BUDGETS_KW
+   */
   powerBudgetsKw: z
     .string()
     .default('{}')
     .transform((text, ctx) => {
       try {
-        return z.partialRecord(z.enum(['general', 'intelligent', 'super']), z.number().positive()).parse(JSON.parse(text));
+        const key = z.union([z.enum(['general', 'intelligent', 'super']), z.string().regex(/^zone:.+$/, 'must be a pool or zone:<name>')]);
+        return z.record(key, z.number().positive()).parse(JSON.parse(text)) as Partial<Record<string, number>>;
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `must be a JSON object of pool → kW (${(err as Error).message})` });
+        ctx.addIssue({ code: 'custom', message: `must be a JSON object of pool or zone:<name> → kW (${(err as Error).message})` });
         return z.NEVER;
       }
     }),
-  /** Carbon intensity of grid electricity in gCO2/kWh, until a time series is configured. Env: QY_CARBON_INTENSITY_G_PER_KWH */
+  /** Power usage effectiveness: facility energy per unit of IT energy, applied when metering. Env: QY_PUE */
+  pue: z.coerce.number().min(1).max(5).default(1.25),
+  /** Carbon intensity of grid electricity in gCO2/kWh, when no QY_CARBON_FILE is configured. Env: QY_CARBON_INTENSITY_G_PER_KWH */
   carbonIntensityGPerKwh: z.coerce.number().min(0).default(550),
   /** InfluxDB 1.x for telemetry (heartbeats, pool power, job events); off when empty. Env: QY_INFLUX_URL */
   influxUrl: z.string().optional(),
@@ -124,6 +130,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   influxBufferPoints: 'QY_INFLUX_BUFFER_POINTS',
   influxPoolPowerIntervalMs: 'QY_INFLUX_POOL_POWER_INTERVAL_MS',
   carbonIntensityGPerKwh: 'QY_CARBON_INTENSITY_G_PER_KWH',
+  pue: 'QY_PUE',
 };
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */

@@ -279,7 +279,7 @@ export class SchedulerOperations {
       weight: t.weight,
       priorityClasses: t.priorityClasses,
       dataClasses: t.dataClasses,
-      pricePlan: t.pricePlan,
+      billingClass: t.billingClass,
       pools: POOLS.map((pool) => {
         const used = this.s.cluster.usageOf(name, pool);
         return {

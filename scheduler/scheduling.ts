@@ -16,6 +16,7 @@ import {
   type VictimInfo,
 } from '../src/core';
 import { POOLS, attemptIdOf, type JobPlaced, type Pool } from '../src/protocol';
+import { PowerBudget } from './power-budget';
 import type { Scheduler } from './service';
 
 /** A pool's EASY reservation for this cycle: its head job and when it will start. */
@@ -34,8 +35,11 @@ export class SchedulingCycle {
   private readonly prepared = new WeakMap<SchedJob, PreparedJobWithCache>();
   private reservations = new Map<Pool, PoolReservation>();
   private nowMs = 0;
+  private readonly power: PowerBudget;
 
-  constructor(private readonly s: Scheduler) {}
+  constructor(private readonly s: Scheduler) {
+    this.power = new PowerBudget(s.config.powerBudgetsKw as Record<string, number>, () => s.cluster);
+  }
 
   /** The queue's order now: priority class, weighted dominant share with aging, submit time. */
   order(): JobComparator {
@@ -44,6 +48,7 @@ export class SchedulingCycle {
 
   run(): { more: boolean } {
     this.nowMs = this.s.now();
+    this.power.refresh();
     const order = this.order();
     this.reservations = this.reserveForHeads(order);
     return this.s.pending.runCycle((job) => this.tryPlace(job), this.s.config.cycleAttempts, order);
@@ -52,7 +57,8 @@ export class SchedulingCycle {
   /** A placement for a job that has just arrived with nobody ahead of it in its pool, if one fits now within quota. */
   placeNow(p: PreparedJobWithCache): Placement | undefined {
     const result = this.timedPlace(p);
-    if (!result.ok || this.quotaBlock(p.job, result.placement)) return undefined;
+    if (!result.ok || this.quotaBlock(p.job, result.placement) || this.power.blocks(result.placement)) return undefined;
+    this.power.placed(result.placement);
     this.prepared.set(p.job, p);
     this.s.metrics.jobsPlaced.inc({ pool: p.job.pool, tenant: p.job.tenant });
     this.s.metrics.waitTime.observe({ pool: p.job.pool, tenant: p.job.tenant }, 0);
@@ -121,6 +127,11 @@ export class SchedulingCycle {
       this.failed(job, 'quota');
       return { ok: false, sameForShape: false, reason: quotaOfPlacement };
     }
+    const overBudget = this.power.blocks(result.placement);
+    if (overBudget) {
+      this.failed(job, 'power-budget');
+      return { ok: false, sameForShape: false, reason: overBudget };
+    }
     const reserved = this.reservations.get(job.pool);
     if (reserved && reserved.head.job.id !== job.id) {
       const endMs = this.nowMs + (job.walltimeMs ?? Number.POSITIVE_INFINITY);
@@ -138,6 +149,7 @@ export class SchedulingCycle {
     const event: JobPlaced = { type: 'placed', jobId: job.id, attempt, attemptId: attemptIdOf(job.id, attempt), placement: result.placement, atMs: this.nowMs };
     this.s.metrics.jobsPlaced.inc({ pool: job.pool, tenant: job.tenant });
     this.s.metrics.waitTime.observe({ pool: job.pool, tenant: job.tenant }, Math.max(0, this.nowMs - record.queuedAtMs) / 1000);
+    this.power.placed(result.placement);
     this.s.commit(event);
     return { ok: true };
   }

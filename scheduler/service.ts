@@ -24,6 +24,7 @@ import type { SchedulerConfig } from './config';
 import { NodeRegistry, type NodeEntry } from './nodes';
 import { SchedulingCycle } from './scheduling';
 import { JobTable, type AttemptRecord, type Effect, type JobRecord } from './state/job-table';
+import { UsageLedger, meterReport, usageKey, type MeteringSettings } from './metering';
 import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 
 /** Appends in flight above which scheduling cycles pause until JetStream catches up. */
@@ -41,6 +42,9 @@ export class Scheduler {
   cluster = new ClusterState();
   pending = new PendingQueue();
   table = new JobTable(this.cluster, this.pending);
+  /** Metered usage of every task, from the job log. */
+  usage = new UsageLedger();
+  readonly metering: MeteringSettings;
   registry!: NodeRegistry;
   readonly tenants: TenantDirectory;
   audit!: AuditLog;
@@ -74,6 +78,7 @@ export class Scheduler {
     readonly now: () => number = Date.now,
   ) {
     this.tenants = new TenantDirectory(loadTenantsFile(config.tenantsFile));
+    this.metering = { pue: config.pue, carbonAt: () => config.carbonIntensityGPerKwh };
   }
 
   /** Connects, rebuilds state from the job log, and starts serving agents. */
@@ -173,6 +178,7 @@ export class Scheduler {
           this.cluster = new ClusterState();
           this.pending = new PendingQueue();
           this.table = new JobTable(this.cluster, this.pending);
+          this.usage = new UsageLedger();
           await this.registry.load(this.now());
           this.registry.attach(this.cluster);
           let entries = 0;
@@ -182,6 +188,8 @@ export class Scheduler {
           });
           this.statusFeed = await this.jobLog.followStatus(lastSeq, (entry) => this.runEffects(this.apply(entry)));
           this.reconcile();
+          // Usage reported while the scheduler was down, or just before it stopped, is metered now.
+          for (const report of this.usage.unmetered()) this.meterTask(report);
           this.log.info({ entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
           break;
         } catch (err) {
@@ -201,7 +209,14 @@ export class Scheduler {
 
   /** Applies one job-log entry to memory and returns what the live service should do about it. */
   private apply(entry: LogEntry): Effect[] {
-    if (entry.kind === 'status') return this.table.applyStatus(entry.status);
+    if (entry.kind === 'status') {
+      const { status } = entry;
+      const effects = this.table.applyStatus(status);
+      if (!status.usage || !this.table.get(status.jobId)) return effects;
+      const report = { ...status, usage: status.usage };
+      this.usage.noteReport(report);
+      return [...effects, { kind: 'meter', report }];
+    }
     const e = entry.event;
     switch (e.type) {
       case 'submitted':
@@ -219,7 +234,19 @@ export class Scheduler {
         return this.table.applyCancelRequested(e);
       case 'preempted':
         return this.table.applyPreempted(e, this.config.preemptionGraceMs);
+      case 'metered':
+        this.usage.record(e.usage);
+        return [];
     }
+  }
+
+  /** Meters a task's reported usage and records it in the job log (once per task). */
+  private meterTask(report: Parameters<typeof meterReport>[0]): void {
+    const job = this.table.get(report.jobId);
+    if (!job || this.usage.has(usageKey(report))) return;
+    const usage = meterReport(report, { tenant: job.tenant, pool: job.spec.pool, billingClass: this.tenants.tenant(job.tenant)?.billingClass ?? 'standard' }, this.metering);
+    // No message id: a second copy after a retried publish is harmless, the ledger keeps one record per task.
+    this.commit({ type: 'metered', jobId: job.id, usage, atMs: this.now() });
   }
 
   /** Quotas operators set at run time override the configured ones. */
@@ -289,6 +316,9 @@ export class Scheduler {
         case 'job-requeued':
           this.metrics.jobsRequeued.inc({ pool: effect.job.spec.pool, cause: effect.cause });
           this.jobEvent(effect.job, 'requeued', { cause: effect.cause });
+          break;
+        case 'meter':
+          this.meterTask(effect.report);
           break;
         case 'job-ended':
           this.metrics.jobsFinished.inc({ pool: effect.job.spec.pool, tenant: effect.job.tenant, outcome: effect.job.state });

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DATA_CLASSES, dataClassSchema, poolSchema, priorityClassNameSchema, type DataClass, type Pool } from '../src/protocol';
+import { DATA_CLASSES, billingClassSchema, dataClassSchema, poolSchema, priorityClassNameSchema, type DataClass, type Pool } from '../src/protocol';
 
 const nameSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case name (letters, digits, -)');
 
@@ -39,8 +39,8 @@ export const tenantConfigSchema = z.strictObject({
   priorityClasses: z.array(priorityClassNameSchema).optional(),
   /** Data classification levels the tenant may submit. */
   dataClasses: z.array(dataClassSchema).default(['public', 'internal']),
-  /** Price plan used by metering and billing. */
-  pricePlan: z.string().max(64).default('standard'),
+  /** Pricing class: `public-interest` for public governance and welfare work, priced as the price table says (free or discounted). */
+  billingClass: billingClassSchema.default('standard'),
   /** API requests per second for this tenant (a burst of twice as many is allowed). */
   requestsPerSecond: z.number().int().min(1).max(1_000_000).default(100),
 });

@@ -1,4 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { modelPowerWatts } from '../../src/metering/power';
+
+export { IDLE_POWER_SHARE, modelPowerWatts } from '../../src/metering/power';
 
 /** A power figure and where it came from. */
 export interface PowerReading {
@@ -13,15 +16,6 @@ interface RaplZone {
 }
 
 const POWERCAP = '/sys/class/powercap';
-
-/** Share of rated power a server draws when idle, for the utilisation model. */
-export const IDLE_POWER_SHARE = 0.35;
-
-/** Watts from utilisation: idle draw plus the busy share of the rest of the rated power. */
-export function modelPowerWatts(ratedWatts: number, util: number): number {
-  const idle = IDLE_POWER_SHARE * ratedWatts;
-  return idle + Math.min(1, Math.max(0, util)) * (ratedWatts - idle);
-}
 
 /**
  * Node power: CPU packages from RAPL (`/sys/class/powercap/intel-rapl:N/energy_uj`, differences over

@@ -1,5 +1,5 @@
 import { ClusterState, PendingQueue, jobFromSpec, type Placement, type SchedJob, type TaskPlacement } from '../../src/core';
-import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobPreempted, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState } from '../../src/protocol';
+import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobPreempted, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState, type UsageSegment } from '../../src/protocol';
 
 /** One task of an attempt: where it runs and how it stands. */
 export interface TaskRecord {
@@ -72,7 +72,8 @@ export type Effect =
   | { kind: 'capacity-freed'; job: JobRecord }
   | { kind: 'job-started'; job: JobRecord; attempt: AttemptRecord; atMs: number }
   | { kind: 'job-requeued'; job: JobRecord; cause: RequeueCause }
-  | { kind: 'job-ended'; job: JobRecord };
+  | { kind: 'job-ended'; job: JobRecord }
+  | { kind: 'meter'; report: StatusReport & { usage: UsageSegment[] } };
 
 const isTaskTerminal = (t: TaskRecord) => t.state !== 'assigned' && t.state !== 'running';
 

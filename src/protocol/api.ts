@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeStateSchema, poolSchema } from './common';
 import { taskResourcesSchema } from './resources';
+import { billingClassSchema } from './usage';
 
 /** Job lifecycle as the API shows it. */
 export const JOB_STATES = ['pending', 'placed', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
@@ -132,7 +133,7 @@ export const tenantViewSchema = z.object({
   weight: z.number(),
   priorityClasses: z.array(z.string()).optional(),
   dataClasses: z.array(dataClassSchema),
-  pricePlan: z.string(),
+  billingClass: billingClassSchema,
   pools: z.array(
     z.object({
       pool: poolSchema,

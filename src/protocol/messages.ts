@@ -3,6 +3,7 @@ import { dataClassSchema, nodeStateSchema } from './common';
 import { jobSpecSchema } from './job';
 import { nodeIdSchema, nodeSpecSchema } from './node';
 import { placementSchema, taskPlacementSchema } from './placement';
+import { taskUsageSchema, usageSegmentSchema } from './usage';
 
 /** Version of the NATS message formats; bumped on incompatible changes. */
 export const PROTOCOL_VERSION = 1;
@@ -79,7 +80,16 @@ export const jobPreemptedSchema = z.object({
   atMs: z.number().int(),
 });
 
-export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema, jobPreemptedSchema]);
+/** What a task used, metered: energy with PUE, carbon from the grid's intensity at the time. */
+export const jobMeteredSchema = z.object({
+  type: z.literal('metered'),
+  jobId: jobIdSchema,
+  usage: taskUsageSchema,
+  atMs: z.number().int(),
+});
+export type JobMetered = z.infer<typeof jobMeteredSchema>;
+
+export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema, jobPreemptedSchema, jobMeteredSchema]);
 export type JobPreempted = z.infer<typeof jobPreemptedSchema>;
 export type JobSubmitted = z.infer<typeof jobSubmittedSchema>;
 export type JobPlaced = z.infer<typeof jobPlacedSchema>;
@@ -108,6 +118,8 @@ export const statusReportSchema = z.object({
   exitCode: z.number().int().optional(),
   signal: z.string().optional(),
   reason: z.string().optional(),
+  /** With the task's last report: what it used, per clock hour (energy as the node drew it, before PUE). */
+  usage: z.array(usageSegmentSchema).optional(),
   atMs: z.number().int(),
 });
 export type StatusReport = z.infer<typeof statusReportSchema>;

@@ -31,7 +31,7 @@ export const KV_BUCKETS = {
 } as const;
 
 /** Job event names, the last token of a job event subject. */
-export type JobEventName = 'submitted' | 'placed' | 'requeued' | 'cancel-requested' | 'preempted';
+export type JobEventName = 'submitted' | 'placed' | 'requeued' | 'cancel-requested' | 'preempted' | 'metered';
 
 export const subjects = {
   /** One event of one job. */

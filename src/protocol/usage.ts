@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { poolSchema } from './common';
 
+/** How a tenant's use is priced: `public-interest` is public governance and welfare work, free or discounted as the price table says. */
+export const billingClassSchema = z.enum(['standard', 'public-interest']);
+export type BillingClass = z.infer<typeof billingClassSchema>;
+
 const count = z.number().int().min(0);
 
 /**
@@ -34,7 +38,7 @@ export const taskUsageSchema = z.strictObject({
   pool: poolSchema,
   nodeId: z.string(),
   /** Pricing class of the tenant when the task ran: `standard`, or `public-interest` for public governance and welfare work. */
-  billingClass: z.enum(['standard', 'public-interest']).default('standard'),
+  billingClass: billingClassSchema.default('standard'),
   segments: z.array(usageSegmentSchema),
 });
 export type TaskUsage = z.infer<typeof taskUsageSchema>;
