@@ -35,10 +35,13 @@ export class SchedulingCycle {
   private readonly prepared = new WeakMap<SchedJob, PreparedJobWithCache>();
   private reservations = new Map<Pool, PoolReservation>();
   private nowMs = 0;
-  private readonly power: PowerBudget;
+  private budget: PowerBudget | undefined;
 
-  constructor(private readonly s: Scheduler) {
-    this.power = new PowerBudget(s.config.powerBudgetsKw as Record<string, number>, () => s.cluster);
+  constructor(private readonly s: Scheduler) {}
+
+  /** Power caps (made on first use: the scheduler creates its cycle before its configuration is set). */
+  private get power(): PowerBudget {
+    return (this.budget ??= new PowerBudget(this.s.config.powerBudgetsKw as Record<string, number>, () => this.s.cluster));
   }
 
   /** The queue's order now: priority class, weighted dominant share with aging, submit time. */
