@@ -51,6 +51,10 @@ export const clusterFileSchema = z.strictObject({
     .default({ zones: {} }),
   /** Electricity price by hour of day, per kWh (CNY). */
   pricePerKwh: hourly.optional(),
+  /** Carbon intensity of grid electricity, gCO2/kWh (the part that is not green comes from the grid); `--carbon FILE` replaces it with a time series. */
+  gridCarbonGPerKwh: z.number().min(0).max(2000).default(550),
+  /** Power caps in kW per pool or zone (`zone:<name>`): a number, or 24 hourly values (a cap that follows the green supply). */
+  powerCapsKw: z.record(z.string().regex(/^(general|intelligent|super|zone:.+)$/, 'must be a pool or zone:<name>'), z.union([z.number().positive(), hourly])).default({}),
   failures: z
     .strictObject({
       /** Mean time between failures of one node. */
@@ -71,22 +75,50 @@ export const DEFAULT_GREEN_HOURLY = [0.42, 0.43, 0.44, 0.44, 0.43, 0.42, 0.44, 0
 export const DEFAULT_PRICE_HOURLY = [0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.95, 0.95, 0.95, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.95, 0.95, 0.95, 0.95, 0.6, 0.6];
 const DEFAULT_RATED_WATTS: Record<Pool, number> = { general: 500, intelligent: 5000, super: 800 };
 
-/** The world a simulation runs in besides its nodes. */
+const HOUR_MS = 3_600_000;
+
+/** The local hour of day at a virtual time (time 0 is midnight). */
+export function hourOfDay(ms: number): number {
+  return ((Math.floor(ms / HOUR_MS) % 24) + 24) % 24;
+}
+
+/** The world a simulation runs in besides its nodes; every signal is a function of virtual time. */
 export interface SimEnvironment {
-  /** Green share by hour of day, per zone. */
-  greenHourly(zone: string): readonly number[];
-  pricePerKwh: readonly number[];
+  /** Share of a zone's electricity from its own wind and solar. */
+  greenShareAt(zone: string, atMs: number): number;
+  /** Carbon intensity of the grid, which supplies the rest, gCO2/kWh. */
+  gridCarbonAt(atMs: number): number;
+  pricePerKwhAt(atMs: number): number;
+  /** Power cap in kW of a pool or `zone:<name>` at a time, if it has one. */
+  powerCapKwAt(key: string, atMs: number): number | undefined;
+  /** The signals change at most at every multiple of this. */
+  stepMs: number;
   idleFraction: number;
   ratedWatts(node: NodeSpec): number;
   failures?: { mtbfHours: number; repairHours: number };
 }
 
-/** The environment of a cluster file, or the defaults. */
-export function environmentOf(file?: ClusterFile): SimEnvironment {
+/** The grid's carbon intensity as a time series over virtual time, for `--carbon FILE`. */
+export interface CarbonSignal {
+  valueAt(atMs: number): number;
+  stepMs: number;
+}
+
+/** The environment of a cluster file (or the defaults), with the grid's intensity from `carbon` when given. */
+export function environmentOf(file?: ClusterFile, carbon?: CarbonSignal): SimEnvironment {
   const rated = { ...DEFAULT_RATED_WATTS, ...file?.power.defaultRatedWatts };
+  const price = file?.pricePerKwh ?? DEFAULT_PRICE_HOURLY;
+  const caps = file?.powerCapsKw ?? {};
+  const gridCarbon = file?.gridCarbonGPerKwh ?? 550;
   return {
-    greenHourly: (zone) => file?.green.zones[zone] ?? file?.green.hourly ?? DEFAULT_GREEN_HOURLY,
-    pricePerKwh: file?.pricePerKwh ?? DEFAULT_PRICE_HOURLY,
+    greenShareAt: (zone, atMs) => (file?.green.zones[zone] ?? file?.green.hourly ?? DEFAULT_GREEN_HOURLY)[hourOfDay(atMs)],
+    gridCarbonAt: carbon ? (atMs) => carbon.valueAt(atMs) : () => gridCarbon,
+    pricePerKwhAt: (atMs) => price[hourOfDay(atMs)],
+    powerCapKwAt: (key, atMs) => {
+      const cap = caps[key];
+      return cap === undefined ? undefined : typeof cap === 'number' ? cap : cap[hourOfDay(atMs)];
+    },
+    stepMs: Math.min(HOUR_MS, carbon?.stepMs ?? HOUR_MS),
     idleFraction: file?.power.idleFraction ?? 0.4,
     ratedWatts: (node) => node.ratedPowerWatts ?? rated[node.pool],
     failures: file?.failures,

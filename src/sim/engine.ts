@@ -17,6 +17,7 @@ import {
 } from '../core';
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
+import { EnergyModel } from './energy';
 import { gpuFragmentation, type GpuRequest } from './fragmentation';
 import { MinHeap } from './min-heap';
 import type { SimPolicy } from './policies';
@@ -63,7 +64,15 @@ export interface SimResult {
   utilisation: number;
   /** Mean GPU fragmentation over the samples (null when the cluster has no GPUs). */
   gpuFragmentation: number | null;
-  energy: { kwh: number; greenKwh: number; greenShare: number; cost: number };
+  /**
+   * Energy the nodes drew (idle included), its green share, carbon and cost; and what metering charges to
+   * jobs (each task's share of its node's draw), with its carbon per completed job.
+   */
+  energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number };
+  /** Deferrable jobs: how long they waited past submission on average, and how many ended after their deadline. */
+  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number };
+  /** Placements held back by a power cap (counted per attempt). */
+  powerCapHolds: number;
   /**
    * Jobs that started later than the EASY reservation they were first given: 0 in submit order (run times
    * never exceed walltimes); in priority order a more urgent arrival may take the head's place.
@@ -103,15 +112,14 @@ export interface SimOptions {
   onProgress?(arrived: number, total: number): void;
 }
 
-type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'hour' } | { kind: 'fail' } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool: Pool } | { kind: 'release'; job: SchedJob } | { kind: 'sample' };
+type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'step' } | { kind: 'fail' } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool: Pool } | { kind: 'release'; job: SchedJob } | { kind: 'sample' };
 
 interface Running {
   timed: TimedJob;
   attempt: number;
   startMs: number;
   units: number;
-  /** Dynamic power by zone index. */
-  watts: Map<number, number>;
+  placement: Placement;
 }
 
 /**
@@ -146,15 +154,9 @@ class Simulation {
   private readonly withinTenant: JobComparator;
 
   // Accounting.
-  private readonly zoneIndex = new Map<string, number>();
-  private readonly zones: string[] = [];
-  private readonly idleWatts: number[] = [];
-  private readonly dynWatts: number[] = [];
+  private readonly energy: EnergyModel;
   private readonly units: Record<Pool, { allocated: number; capacity: number; integral: number; used: boolean }>;
   private readonly gpuDemand = new Map<string, GpuRequest>();
-  private energyJ = 0;
-  private greenJ = 0;
-  private cost = 0;
   private nowMs = 0;
   private firstSubmitMs = 0;
   private lastEndMs = 0;
@@ -170,6 +172,9 @@ class Simulation {
   private interrupted = 0;
   private violations = 0;
   private deferred = 0;
+  private powerCapHolds = 0;
+  private readonly deferrableDelays: number[] = [];
+  private deadlineMisses = 0;
   /** Events that can still change what runs (ends, repairs, wake-ups); hourly ticks and failures do not count. */
   private live = 0;
   private failureDue = false;
@@ -185,12 +190,12 @@ class Simulation {
     this.withinTenant = policy.order === 'fifo' ? bySubmitOrder : byPriorityThenSubmitTime;
     this.pending = { general: new PendingQueue(this.withinTenant), intelligent: new PendingQueue(this.withinTenant), super: new PendingQueue(this.withinTenant) };
     this.units = { general: blankUnits(), intelligent: blankUnits(), super: blankUnits() };
+    this.energy = new EnergyModel(env, this.cluster);
     for (const pool of POOLS) if (policy.placement[pool].backfill) this.easy[pool] = new EasyShadow(policy.placement);
     for (const spec of nodes) {
       const node = this.cluster.upsertNode(spec);
       this.easy[spec.pool]?.upsertNode(spec);
-      const z = this.zoneOf(spec.zone);
-      this.idleWatts[z] += env.idleFraction * env.ratedWatts(spec);
+      this.energy.addNode(spec);
       this.units[spec.pool].capacity += spec.pool === 'intelligent' ? node.allocatable.gpus * GPU_MILLI_PER_GPU : node.allocatable.cpuMillis;
     }
     for (const { job } of jobs) this.units[job.pool].used = true;
@@ -204,8 +209,8 @@ class Simulation {
     this.nowMs = this.firstSubmitMs;
     this.sampleEveryMs = Math.max(1000, Math.ceil((lastSubmitMs - this.firstSubmitMs) / (this.options.samples ?? 200)));
     this.nextSampleMs = this.firstSubmitMs;
-    this.setHour();
-    this.events.push((Math.floor(this.nowMs / HOUR_MS) + 1) * HOUR_MS, { kind: 'hour' });
+    this.setSignals();
+    this.events.push(this.nextStepMs(), { kind: 'step' });
     this.events.push(this.nextSampleMs, { kind: 'sample' });
     let next = 0;
     const progressEvery = Math.max(1, Math.floor(jobs.length / 200));
@@ -235,10 +240,12 @@ class Simulation {
         if (r && r.attempt === e.attempt) this.finish(r);
         return;
       }
-      case 'hour':
-        this.setHour();
+      case 'step':
+        this.setSignals();
         if (this.deferredJobs.size > 0 && this.greenShareNow() >= this.policy.deferUntilGreenShare!) for (const job of this.deferredJobs) this.admit(job);
-        this.events.push(this.nowMs + HOUR_MS, { kind: 'hour' });
+        // Power caps may have moved.
+        for (const pool of POOLS) this.changed.add(pool);
+        this.events.push(this.nextStepMs(), { kind: 'step' });
         return;
       case 'release':
         this.live--;
@@ -258,7 +265,7 @@ class Simulation {
         const node = this.cluster.getNode(e.nodeId)!;
         this.cluster.setNodeState(e.nodeId, 'ready');
         this.easy[node.spec.pool]?.setNodeState(e.nodeId, 'ready');
-        this.idleWatts[this.zoneOf(node.spec.zone)] += this.env.idleFraction * this.env.ratedWatts(node.spec);
+        this.energy.setDown(e.nodeId, false);
         this.changed.add(node.spec.pool);
         return;
       }
@@ -310,12 +317,7 @@ class Simulation {
     const dt = t - this.nowMs;
     if (dt <= 0) return;
     for (const pool of POOLS) this.units[pool].integral += this.units[pool].allocated * dt;
-    const hour = hourOfDay(this.nowMs);
-    const { watts, green } = this.powerNow();
-    const joules = (watts * dt) / 1000;
-    this.energyJ += joules;
-    this.greenJ += (green * dt) / 1000;
-    this.cost += (joules / 3.6e6) * this.env.pricePerKwh[hour];
+    this.energy.integrate(this.nowMs, t);
     this.nowMs = t;
   }
 
@@ -371,8 +373,21 @@ class Simulation {
         return { ok: false, sameForShape: false, reason: 'held back by the EASY reservation' };
       }
     }
+    if (this.overPowerCap(result.placement)) {
+      this.powerCapHolds++;
+      return { ok: false, sameForShape: false, reason: 'held by a power cap' };
+    }
     this.start(job, result.placement);
     return { ok: true };
+  }
+
+  /** Whether starting `placement` would take a pool or zone above its power cap now. */
+  private overPowerCap(placement: Placement): boolean {
+    for (const [key, added] of this.energy.addedBy(placement)) {
+      const capKw = this.env.powerCapKwAt(key, this.nowMs);
+      if (capKw !== undefined && this.energy.drawOf(key) + added > capKw * 1000) return true;
+    }
+    return false;
   }
 
   private start(job: SchedJob, placement: Placement): void {
@@ -382,16 +397,10 @@ class Simulation {
     this.attempts.set(job.id, attempt);
     const promised = this.promised.get(job.id);
     if (promised !== undefined && this.nowMs > promised) this.violations++;
-    const running: Running = { timed, attempt, startMs: this.nowMs, units: 0, watts: new Map() };
+    const running: Running = { timed, attempt, startMs: this.nowMs, units: 0, placement };
     for (const task of placement.tasks) {
-      const node = this.cluster.getNode(task.nodeId)!;
-      const alloc = node.allocatable;
-      const gpuMilli = task.gpuIndices.length * task.gpuMilliEach;
-      const fraction = placement.exclusive ? 1 : alloc.gpus > 0 ? gpuMilli / (alloc.gpus * GPU_MILLI_PER_GPU) : task.cpuMillis / alloc.cpuMillis;
-      running.units += job.pool === 'intelligent' ? gpuMilli : placement.exclusive ? alloc.cpuMillis : task.cpuMillis;
-      const z = this.zoneOf(node.spec.zone);
-      const w = (1 - this.env.idleFraction) * this.env.ratedWatts(node.spec) * fraction;
-      running.watts.set(z, (running.watts.get(z) ?? 0) + w);
+      const alloc = this.cluster.getNode(task.nodeId)!.allocatable;
+      running.units += job.pool === 'intelligent' ? task.gpuIndices.length * task.gpuMilliEach : placement.exclusive ? alloc.cpuMillis : task.cpuMillis;
     }
     this.account(running, 1);
     this.running.set(job.id, running);
@@ -408,6 +417,10 @@ class Simulation {
     this.turnarounds.push(turnaround);
     this.slowdowns.push(Math.max(1, turnaround / Math.max(r.timed.runMs, BSLD_THRESHOLD_MS)));
     this.lastEndMs = Math.max(this.lastEndMs, this.nowMs);
+    if (job.deferrable) {
+      this.deferrableDelays.push(r.startMs - job.submittedAtMs);
+      if (job.deferrable.deadlineMs !== undefined && this.nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
+    }
   }
 
   /** Takes a running job off the cluster (it ended or its node failed). */
@@ -422,7 +435,7 @@ class Simulation {
 
   private account(r: Running, sign: 1 | -1): void {
     this.units[r.timed.job.pool].allocated += sign * r.units;
-    for (const [z, w] of r.watts) this.dynWatts[z] += sign * w;
+    this.energy.apply(r.placement, sign);
   }
 
   // ---- failures ----
@@ -451,7 +464,7 @@ class Simulation {
     }
     this.cluster.setNodeState(node.spec.id, 'down');
     this.easy[node.spec.pool]?.setNodeState(node.spec.id, 'down');
-    this.idleWatts[this.zoneOf(node.spec.zone)] -= this.env.idleFraction * this.env.ratedWatts(node.spec);
+    this.energy.setDown(node.spec.id, true);
     this.live++;
     this.events.push(this.nowMs + Math.round(this.env.failures!.repairHours * HOUR_MS), { kind: 'repair', nodeId: node.spec.id });
     if (this.running.size > 0 || this.pending.general.size + this.pending.intelligent.size + this.pending.super.size > 0) this.scheduleFailure();
@@ -459,28 +472,19 @@ class Simulation {
 
   // ---- environment and measurement ----
 
-  /** Tells every node its zone's green share for the hour (the GreenShare score reads it). */
-  private setHour(): void {
-    const hour = hourOfDay(this.nowMs);
-    for (const node of this.cluster.nodes()) this.cluster.setNodeTelemetry(node.spec.id, 0, this.env.greenHourly(node.spec.zone)[hour]);
+  /** Tells every node its zone's green share now (the GreenShare score reads it). */
+  private setSignals(): void {
+    for (const node of this.cluster.nodes()) this.cluster.setNodeTelemetry(node.spec.id, 0, this.env.greenShareAt(node.spec.zone, this.nowMs));
   }
 
-  /** The power the cluster draws now, and how much of it is green, in watts. */
-  private powerNow(): { watts: number; green: number } {
-    const hour = hourOfDay(this.nowMs);
-    let watts = 0;
-    let green = 0;
-    for (let z = 0; z < this.zones.length; z++) {
-      const w = this.idleWatts[z] + this.dynWatts[z];
-      watts += w;
-      green += w * this.env.greenHourly(this.zones[z])[hour];
-    }
-    return { watts, green };
+  /** The next time the environment's signals may change. */
+  private nextStepMs(): number {
+    return (Math.floor(this.nowMs / this.env.stepMs) + 1) * this.env.stepMs;
   }
 
   /** The green share of the power the cluster draws now. */
   private greenShareNow(): number {
-    const { watts, green } = this.powerNow();
+    const { watts, green } = this.energy.now(this.nowMs);
     return watts > 0 ? green / watts : 0;
   }
 
@@ -492,7 +496,7 @@ class Simulation {
       tl.utilisation[pool].push(u.capacity > 0 ? round(u.allocated / u.capacity, 4) : 0);
       tl.pending[pool].push(this.pending[pool].size);
     }
-    tl.powerKw.push(round(this.powerNow().watts / 1000, 2));
+    tl.powerKw.push(round(this.energy.now(this.nowMs).watts / 1000, 2));
     tl.greenShare.push(round(this.greenShareNow(), 4));
     if (this.units.intelligent.capacity > 0) {
       this.fragmentationSum += gpuFragmentation(this.cluster, [...this.gpuDemand.values()]).gpuFragmentation;
@@ -514,7 +518,8 @@ class Simulation {
     }
     const used = Object.values(utilisationByPool);
     const unfinished = this.running.size + POOLS.reduce((s, p) => s + this.pending[p].size, 0);
-    const kwh = this.energyJ / 3.6e6;
+    const e = this.energy.totalsNow();
+    const delays = stats(this.deferrableDelays, 1000);
     return {
       policy: this.policy.name,
       jobs: { total: this.jobs.length, completed: this.waits.length, rejected: this.rejected, unfinished, interrupted: this.interrupted },
@@ -524,7 +529,19 @@ class Simulation {
       utilisationByPool,
       utilisation: used.length > 0 ? round(used.reduce((a, b) => a + b, 0) / used.length, 4) : 0,
       gpuFragmentation: this.fragmentationSamples > 0 ? round(this.fragmentationSum / this.fragmentationSamples, 4) : null,
-      energy: { kwh: round(kwh, 2), greenKwh: round(this.greenJ / 3.6e6, 2), greenShare: kwh > 0 ? round(this.greenJ / this.energyJ, 4) : 0, cost: round(this.cost, 2) },
+      energy: {
+        kwh: round(e.kwh, 2),
+        greenKwh: round(e.greenKwh, 2),
+        greenShare: e.kwh > 0 ? round(e.greenKwh / e.kwh, 4) : 0,
+        carbonKg: round(e.carbonKg, 2),
+        cost: round(e.cost, 2),
+        jobKwh: round(e.jobKwh, 2),
+        jobGreenShare: e.jobKwh > 0 ? round(e.jobGreenKwh / e.jobKwh, 4) : 0,
+        jobCarbonKg: round(e.jobCarbonKg, 2),
+        carbonPerJobG: this.waits.length > 0 ? round((e.jobCarbonKg * 1000) / this.waits.length, 2) : 0,
+      },
+      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses },
+      powerCapHolds: this.powerCapHolds,
       reservationViolations: this.violations,
       deferred: this.deferred,
       makespanS: Math.round(spanMs / 1000),
@@ -539,18 +556,6 @@ class Simulation {
     if (!p) this.prepared.set(job, (p = prepareJob(job, this.policy.placement)));
     return p;
   }
-
-  private zoneOf(zone: string): number {
-    let z = this.zoneIndex.get(zone);
-    if (z === undefined) {
-      z = this.zones.length;
-      this.zoneIndex.set(zone, z);
-      this.zones.push(zone);
-      this.idleWatts.push(0);
-      this.dynWatts.push(0);
-    }
-    return z;
-  }
 }
 
 /** Submit order: submit time, then id (trace ids are zero-padded, so ties keep trace order). */
@@ -558,10 +563,6 @@ const bySubmitOrder: JobComparator = (a, b) => a.submittedAtMs - b.submittedAtMs
 
 function blankUnits() {
   return { allocated: 0, capacity: 0, integral: 0, used: false };
-}
-
-function hourOfDay(ms: number): number {
-  return Math.floor(ms / HOUR_MS) % 24;
 }
 
 /** Mean and percentiles (nearest rank) of a sample, divided by `unit`. */

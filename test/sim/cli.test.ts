@@ -17,6 +17,7 @@ const figures = z.strictObject({
   completed: z.number().int(),
   rejected: z.number().int(),
   greenShare: z.number().min(0).max(1),
+  carbonPerJobG: z.number().min(0),
   wallMs: z.number().min(0),
 });
 const headline = z.strictObject({ trace: z.string(), jobs: z.number().int(), jobsPerSec: z.number().positive(), policies: z.record(z.string(), figures) });

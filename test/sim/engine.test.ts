@@ -60,11 +60,12 @@ describe('the simulator on small hand-made cases', () => {
   });
 
   test('utilisation and energy follow the jobs exactly', () => {
-    const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, greenHourly: () => Array(24).fill(0.25), pricePerKwh: Array(24).fill(1) };
+    const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, greenShareAt: () => 0.25, gridCarbonAt: () => 400, pricePerKwhAt: () => 1 };
     const r = simulate([gang('a', 0, 2, 3600)], hpcNodes(4), processorLevel(policy('fifo')), env);
     expect(r.utilisation).toBe(0.5);
-    // 4 nodes idle at 500 W + 2 busy ones 500 W more, for one hour: 3 kWh, a quarter green, 1 CNY/kWh.
-    expect(r.energy).toEqual({ kwh: 3, greenKwh: 0.75, greenShare: 0.25, cost: 3 });
+    // 4 nodes idle at 500 W + 2 busy ones 500 W more, for one hour: 3 kWh, a quarter green, 1 CNY/kWh,
+    // 2.25 kWh from the grid at 400 g/kWh. The job is charged the two whole nodes it held: 2 kWh, 600 g.
+    expect(r.energy).toEqual({ kwh: 3, greenKwh: 0.75, greenShare: 0.25, carbonKg: 0.9, cost: 3, jobKwh: 2, jobGreenShare: 0.25, jobCarbonKg: 0.6, carbonPerJobG: 600 });
   });
 
   test('a job that could never fit is rejected, not left waiting', () => {
@@ -83,7 +84,7 @@ describe('the simulator on small hand-made cases', () => {
 
   test('green-aware admission holds deferrable work for the green hours, within its allowed delay', () => {
     const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
-    const env: SimEnvironment = { ...environmentOf(), greenHourly: () => green };
+    const env: SimEnvironment = { ...environmentOf(), greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
     const jobs = [gang('deferrable', 0, 1, 600, { priorityClass: 'batch' }), gang('impatient', 0, 1, 600, { priorityClass: 'batch' })];
     jobs[0].job.deferrable = { maxDelaySeconds: 12 * 3600 };
     jobs[1].job.deferrable = { maxDelaySeconds: 3600 };

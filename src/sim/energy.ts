@@ -1,0 +1,167 @@
+import type { ClusterState, Placement } from '../core';
+import { nodeShareOf } from '../metering/attribution';
+import type { NodeSpec } from '../protocol';
+import type { SimEnvironment } from './cluster-file';
+
+const J_PER_KWH = 3.6e6;
+
+/** Energy, green energy, carbon and cost so far, in kWh, kg and CNY. */
+export interface EnergyTotals {
+  /** Everything the nodes drew, idle or busy. */
+  kwh: number;
+  greenKwh: number;
+  carbonKg: number;
+  cost: number;
+  /** What metering charges to jobs: each task's share of its node's draw. */
+  jobKwh: number;
+  jobGreenKwh: number;
+  jobCarbonKg: number;
+}
+
+interface NodePower {
+  zone: number;
+  idle: number;
+  /** Rated power above idle. */
+  span: number;
+  /** Share of the node its tasks hold (as metering charges it). */
+  busy: number;
+  down: boolean;
+}
+
+/**
+ * The simulated cluster's power, with the agents' utilisation model (idle draw plus the busy share of the
+ * rest of rated power) and metering's attribution (a task is charged its share of its node's draw): draw
+ * per pool and zone for power caps, and energy, green energy, carbon and cost integrated over virtual time.
+ */
+export class EnergyModel {
+  private readonly nodes = new Map<string, NodePower>();
+  private readonly zones: string[] = [];
+  private readonly zoneIndex = new Map<string, number>();
+  /** Watts drawn now by pool and by `zone:<name>`. */
+  private readonly draw = new Map<string, number>();
+  /** Per zone: watts drawn and watts charged to jobs. */
+  private zoneWatts: number[] = [];
+  private zoneJobWatts: number[] = [];
+  private readonly totals = { j: 0, greenJ: 0, carbonG: 0, cost: 0, jobJ: 0, jobGreenJ: 0, jobCarbonG: 0 };
+
+  constructor(
+    private readonly env: SimEnvironment,
+    private readonly cluster: ClusterState,
+  ) {}
+
+  addNode(spec: NodeSpec): void {
+    const rated = this.env.ratedWatts(spec);
+    const idle = this.env.idleFraction * rated;
+    // Added as down, then brought up: its idle draw enters the sums like any change.
+    const node: NodePower = { zone: this.zoneOf(spec.zone), idle, span: rated - idle, busy: 0, down: true };
+    this.nodes.set(spec.id, node);
+    this.change(spec.id, node, () => (node.down = false));
+  }
+
+  /** A node failed (draws nothing) or came back. */
+  setDown(nodeId: string, down: boolean): void {
+    const node = this.nodes.get(nodeId)!;
+    this.change(nodeId, node, () => (node.down = down));
+  }
+
+  /** A job started (sign 1) or stopped (sign -1) on `placement`. */
+  apply(placement: Placement, sign: 1 | -1): void {
+    for (const task of placement.tasks) {
+      const node = this.nodes.get(task.nodeId)!;
+      const share = nodeShareOf(task, this.cluster.getNode(task.nodeId)!.allocatable);
+      this.change(task.nodeId, node, () => (node.busy = Math.max(0, node.busy + sign * share)));
+    }
+  }
+
+  /** Watts a placement would add, by pool and by `zone:<name>`. */
+  addedBy(placement: Placement): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const task of placement.tasks) {
+      const node = this.nodes.get(task.nodeId)!;
+      const watts = nodeShareOf(task, this.cluster.getNode(task.nodeId)!.allocatable) * node.span;
+      for (const key of [placement.pool, `zone:${this.zones[node.zone]}`]) out.set(key, (out.get(key) ?? 0) + watts);
+    }
+    return out;
+  }
+
+  /** Watts drawn now by a pool or `zone:<name>`. */
+  drawOf(key: string): number {
+    return this.draw.get(key) ?? 0;
+  }
+
+  /** Total watts and green watts now. */
+  now(atMs: number): { watts: number; green: number } {
+    let watts = 0;
+    let green = 0;
+    for (let z = 0; z < this.zones.length; z++) {
+      watts += this.zoneWatts[z];
+      green += this.zoneWatts[z] * this.env.greenShareAt(this.zones[z], atMs);
+    }
+    return { watts, green };
+  }
+
+  /** Carbon intensity of a zone's electricity at a time: the grid's, for the part that is not green. */
+  carbonAt(zone: string, atMs: number): number {
+    return (1 - this.env.greenShareAt(zone, atMs)) * this.env.gridCarbonAt(atMs);
+  }
+
+  zoneNames(): readonly string[] {
+    return this.zones;
+  }
+
+  /** Integrates from `fromMs` to `toMs`, over which every signal is constant. */
+  integrate(fromMs: number, toMs: number): void {
+    const dtS = (toMs - fromMs) / 1000;
+    if (dtS <= 0) return;
+    const t = this.totals;
+    const price = this.env.pricePerKwhAt(fromMs);
+    for (let z = 0; z < this.zones.length; z++) {
+      const green = this.env.greenShareAt(this.zones[z], fromMs);
+      const carbon = this.carbonAt(this.zones[z], fromMs);
+      const j = this.zoneWatts[z] * dtS;
+      const jobJ = this.zoneJobWatts[z] * dtS;
+      t.j += j;
+      t.greenJ += j * green;
+      t.carbonG += (j / J_PER_KWH) * carbon;
+      t.cost += (j / J_PER_KWH) * price;
+      t.jobJ += jobJ;
+      t.jobGreenJ += jobJ * green;
+      t.jobCarbonG += (jobJ / J_PER_KWH) * carbon;
+    }
+  }
+
+  totalsNow(): EnergyTotals {
+    const t = this.totals;
+    return { kwh: t.j / J_PER_KWH, greenKwh: t.greenJ / J_PER_KWH, carbonKg: t.carbonG / 1000, cost: t.cost, jobKwh: t.jobJ / J_PER_KWH, jobGreenKwh: t.jobGreenJ / J_PER_KWH, jobCarbonKg: t.jobCarbonG / 1000 };
+  }
+
+  /** Applies a change to one node, keeping the sums per pool, zone and of what jobs are charged. */
+  private change(nodeId: string, node: NodePower, mutate: () => void): void {
+    const pool = this.cluster.getNode(nodeId)!.spec.pool;
+    const zoneKey = `zone:${this.zones[node.zone]}`;
+    const before = this.wattsOf(node);
+    const chargedBefore = node.down ? 0 : Math.min(1, node.busy) * before;
+    mutate();
+    const after = this.wattsOf(node);
+    const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
+    for (const key of [pool, zoneKey]) this.draw.set(key, (this.draw.get(key) ?? 0) + after - before);
+    this.zoneWatts[node.zone] += after - before;
+    this.zoneJobWatts[node.zone] += chargedAfter - chargedBefore;
+  }
+
+  private wattsOf(node: NodePower): number {
+    return node.down ? 0 : node.idle + Math.min(1, node.busy) * node.span;
+  }
+
+  private zoneOf(zone: string): number {
+    let z = this.zoneIndex.get(zone);
+    if (z === undefined) {
+      z = this.zones.length;
+      this.zoneIndex.set(zone, z);
+      this.zones.push(zone);
+      this.zoneWatts.push(0);
+      this.zoneJobWatts.push(0);
+    }
+    return z;
+  }
+}
