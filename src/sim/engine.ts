@@ -94,6 +94,7 @@ export interface Timeline {
   utilisation: Record<Pool, number[]>;
   pending: Record<Pool, number[]>;
   powerKw: number[];
+  powerKwByPool: Record<Pool, number[]>;
   greenShare: number[];
 }
 
@@ -164,7 +165,7 @@ class Simulation {
   private sampleEveryMs = 1;
   private fragmentationSum = 0;
   private fragmentationSamples = 0;
-  private readonly timeline: Timeline = { tS: [], utilisation: { general: [], intelligent: [], super: [] }, pending: { general: [], intelligent: [], super: [] }, powerKw: [], greenShare: [] };
+  private readonly timeline: Timeline = { tS: [], utilisation: { general: [], intelligent: [], super: [] }, pending: { general: [], intelligent: [], super: [] }, powerKw: [], powerKwByPool: { general: [], intelligent: [], super: [] }, greenShare: [] };
   private readonly waits: number[] = [];
   private readonly turnarounds: number[] = [];
   private readonly slowdowns: number[] = [];
@@ -495,6 +496,7 @@ class Simulation {
       const u = this.units[pool];
       tl.utilisation[pool].push(u.capacity > 0 ? round(u.allocated / u.capacity, 4) : 0);
       tl.pending[pool].push(this.pending[pool].size);
+      tl.powerKwByPool[pool].push(round(this.energy.drawOf(pool) / 1000, 3));
     }
     tl.powerKw.push(round(this.energy.now(this.nowMs).watts / 1000, 2));
     tl.greenShare.push(round(this.greenShareNow(), 4));
@@ -591,6 +593,7 @@ function halve(tl: Timeline): void {
   for (const pool of POOLS) {
     keep(tl.utilisation[pool]);
     keep(tl.pending[pool]);
+    keep(tl.powerKwByPool[pool]);
   }
   keep(tl.powerKw);
   keep(tl.greenShare);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
 import { environmentOf, type SimEnvironment } from '../../src/sim/cluster-file';
@@ -95,6 +96,28 @@ describe('the simulator on small hand-made cases', () => {
     expect(aware.waitS.max).toBe((10 * HOUR) / 1000);
     expect(aware.waitS.p50).toBe(HOUR / 1000);
     expect(aware.energy.greenShare).toBeGreaterThan(plain.energy.greenShare);
+  });
+
+  test('power caps are never exceeded, whatever the workload (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 1.1, max: 2, noNaN: true }), (seed, headroom) => {
+        const t = loadTrace('synthetic:poisson', { jobs: 400, nodes: 60, load: 1.2, seed });
+        const idle = environmentOf();
+        // Caps between the pools' idle draw and their full draw.
+        const idleKw: Record<string, number> = {};
+        for (const n of t.cluster!) idleKw[n.pool] = (idleKw[n.pool] ?? 0) + (idle.idleFraction * idle.ratedWatts(n)) / 1000;
+        const capKw = (pool: string) => idleKw[pool] * headroom;
+        const env: SimEnvironment = { ...idle, powerCapKwAt: (key) => (key in idleKw ? capKw(key) : undefined) };
+        const r = simulate(t.jobs, t.cluster!, policy('priority-fair'), env, { samples: 1000 });
+        for (const pool of ['general', 'intelligent', 'super'] as const) {
+          for (const kw of r.timeline.powerKwByPool[pool]) expect(kw).toBeLessThanOrEqual(capKw(pool) + 0.0005); // samples are rounded to the watt
+        }
+        expect(r.powerCapHolds).toBeGreaterThan(0);
+        // Jobs that alone would draw more than a cap allows stay waiting: held, never lost.
+        expect(r.jobs.completed + r.jobs.rejected + r.jobs.unfinished).toBe(400);
+      }),
+      { numRuns: 8 },
+    );
   });
 
   test('a synthetic mixed workload runs in every pool under every policy', () => {
