@@ -1,0 +1,33 @@
+/**
+ * Green-power signals, their forecasts and temporal shifting: pure modules (no clock; files are read only by
+ * `loadSeries`) shared by the agents, the scheduler service and the simulator.
+ */
+export {
+  DAY_MS,
+  HOUR_MS,
+  createSeries,
+  gridFrom,
+  lastIndexAtOrBefore,
+  loadSeries,
+  nextGridTime,
+  parseSeries,
+  shareFromCarbon,
+  valueAtOrBefore,
+  type Outside,
+  type Point,
+  type Series,
+  type SeriesKind,
+  type SeriesOptions,
+  type SeriesSpec,
+} from './series';
+export {
+  forecastError,
+  oracleForecaster,
+  persistenceForecaster,
+  type ForecastError,
+  type Forecaster,
+  type LiveForecaster,
+  type PersistenceOptions,
+  type ReplayOptions,
+} from './forecast';
+export { latestStartOf, planStart, type Deferral, type Plan, type PlanRequest } from './shift';

@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+
+/** One value of a signal, in force from `atMs` until the next point. */
+export interface Point {
+  atMs: number;
+  value: number;
+}
+
+/** `share`: the green share of electricity, 0..1. `carbon`: grid carbon intensity, gCO2/kWh. */
+export type SeriesKind = 'share' | 'carbon';
+
+/** Outside its recorded span a series replays in a loop, or holds its first (before) or last (after) value. */
+export type Outside = 'loop' | 'clamp';
+
+/**
+ * A green-power signal as a step function: the value at a time is that of the last point at or before it.
+ * A daily profile's points are times of day on 1970-01-01 UTC, and it repeats every day whatever `outside`
+ * says, because a profile is periodic by definition.
+ */
+export interface Series {
+  name: string;
+  kind: SeriesKind;
+  daily: boolean;
+  /** Sorted by time. */
+  points: readonly Point[];
+  /** The smallest gap between points: a grid this fine misses no change of a regular series, even one whose
+   *  resolution changes (gb_ci.csv goes from 30 to 15 minutes in October 2020). */
+  stepMs: number;
+  /** The first point's time. */
+  startMs: number;
+  /** End of the recorded span, exclusive: the last point holds for one step (a daily profile: start + 1 day). */
+  endMs: number;
+  valueAt(tMs: number): number;
+}
+
+export interface SeriesOptions {
+  /** The value column by header name, case-insensitive; the second column by default. */
+  column?: string;
+  /** Default `loop`. */
+  outside?: Outside;
+}
+
+export const DAY_MS = 86_400_000;
+export const HOUR_MS = 3_600_000;
+
+/** Reads a signal CSV file: see {@link parseSeries}. */
+export function loadSeries(path: string, options: SeriesOptions = {}): Series {
+  return parseSeries(readFileSync(path, 'utf8'), path, options);
+}
+
+/**
+ * Parses a signal CSV with a header row. The first column is the time: ISO date-times (zone-less ones are
+ * UTC, `2019-12-20 00:00:00` as in the carbon-intensity traces) or `HH:MM` for a daily profile. The value
+ * column is a carbon intensity when its header says `carbon` (e.g. `Time,Carbon Intensity`), otherwise a green
+ * share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
+ */
+export function parseSeries(text: string, name: string, options: SeriesOptions = {}): Series {
+  const [header, ...rows] = text
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.split(',').map((cell) => cell.trim()));
+  if (!header) throw new Error(`${name}: empty file`);
+  if (rows.length === 0) throw new Error(`${name}: no rows`);
+  const column = valueColumn(header, options.column, name);
+  const kind: SeriesKind = /carbon/i.test(header[column]) ? 'carbon' : 'share';
+  const daily = DAILY_TIME.test(rows[0][0]);
+  const points = rows.map((cells) => {
+    const value = parseValue(cells[column], kind, name);
+    return { atMs: parseTime(cells[0], daily, name), value };
+  });
+  return createSeries(points, { name, kind, daily, outside: options.outside });
+}
+
+export interface SeriesSpec {
+  name: string;
+  kind: SeriesKind;
+  daily?: boolean;
+  outside?: Outside;
+}
+
+/** A series from points in any order (for signals that do not come from a file, and for tests). */
+export function createSeries(points: readonly Point[], spec: SeriesSpec): Series {
+  const { name, kind, daily = false } = spec;
+  if (points.length === 0) throw new Error(`${name}: no points`);
+  const sorted = [...points].sort((a, b) => a.atMs - b.atMs);
+  const startMs = sorted[0].atMs;
+  const lastMs = sorted[sorted.length - 1].atMs;
+  if (daily && lastMs - startMs >= DAY_MS) throw new Error(`${name}: a daily profile spans more than a day`);
+  const stepMs = smallestGap(sorted, daily ? startMs + DAY_MS : undefined);
+  if (!Number.isFinite(stepMs)) throw new Error(`${name}: a recorded series needs two distinct times to know its step`);
+  const endMs = daily ? startMs + DAY_MS : lastMs + stepMs;
+  const loop = daily || (spec.outside ?? 'loop') === 'loop';
+  return {
+    name,
+    kind,
+    daily,
+    points: sorted,
+    stepMs,
+    startMs,
+    endMs,
+    valueAt: (tMs) => valueAtOrBefore(sorted, loop ? wrap(tMs, startMs, endMs) : tMs),
+  };
+}
+
+/**
+ * The green share equivalent to a carbon intensity, for places that need a share when only the intensity is
+ * known: 1 − ci/fossilCi, clamped to 0..1. An approximation that treats the grid as a mix of zero-carbon
+ * sources and one fossil source of intensity `fossilCi` (450 gCO2/kWh, roughly gas-fired generation).
+ */
+export function shareFromCarbon(ci: number, fossilCi = 450): number {
+  return Math.min(1, Math.max(0, 1 - ci / fossilCi));
+}
+
+/** Index of the last point at or before `tMs`, or -1 when all are later. Binary search on sorted points. */
+export function lastIndexAtOrBefore(points: readonly Point[], tMs: number): number {
+  let lo = -1;
+  let hi = points.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (points[mid].atMs <= tMs) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The step function's value at `tMs`; before the first point, the first value (nothing earlier is known). */
+export function valueAtOrBefore(points: readonly Point[], tMs: number): number {
+  return points[Math.max(0, lastIndexAtOrBefore(points, tMs))].value;
+}
+
+/**
+ * `fromMs` followed by the grid times `anchorMs + k·stepMs` in (fromMs, toMs]: the instants at which a step
+ * signal sampled on that grid can change, starting from now. Only `[fromMs]` when `toMs <= fromMs`.
+ */
+export function gridFrom(fromMs: number, toMs: number, stepMs: number, anchorMs = 0): number[] {
+  const times = [fromMs];
+  for (let t = nextGridTime(fromMs, stepMs, anchorMs); t <= toMs; t += stepMs) times.push(t);
+  return times;
+}
+
+/** The first grid time strictly after `tMs`. */
+export function nextGridTime(tMs: number, stepMs: number, anchorMs = 0): number {
+  return anchorMs + (Math.floor((tMs - anchorMs) / stepMs) + 1) * stepMs;
+}
+
+const DAILY_TIME = /^(\d{1,2}):(\d{2})$/;
+const HAS_ZONE = /(Z|[+-]\d{2}:?\d{2})$/i;
+
+function valueColumn(header: readonly string[], wanted: string | undefined, name: string): number {
+  if (wanted === undefined) {
+    if (header.length < 2) throw new Error(`${name}: the header needs a time and a value column`);
+    return 1;
+  }
+  const column = header.findIndex((h, i) => i > 0 && h.toLowerCase() === wanted.toLowerCase());
+  if (column < 0) throw new Error(`${name}: no column ${wanted} in ${header.join(',')}`);
+  return column;
+}
+
+function parseValue(cell: string | undefined, kind: SeriesKind, name: string): number {
+  const value = cell ? Number(cell) : NaN;
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name}: bad ${kind === 'carbon' ? 'carbon intensity' : 'share'} ${cell ?? ''}`);
+  return kind === 'share' && value > 1 ? Math.min(1, value / 100) : value;
+}
+
+function parseTime(cell: string, daily: boolean, name: string): number {
+  const atMs = daily ? timeOfDayMs(cell) : Date.parse(asUtcIso(cell));
+  if (!Number.isFinite(atMs)) throw new Error(`${name}: bad time ${cell}`);
+  return atMs;
+}
+
+function timeOfDayMs(text: string): number {
+  const match = DAILY_TIME.exec(text);
+  if (!match) return NaN;
+  const hours = Number(match[1]);
+  const minutes = Number(match[2]);
+  return hours < 24 && minutes < 60 ? (hours * 60 + minutes) * 60_000 : NaN;
+}
+
+/** Zone-less times are UTC; `Date.parse` would read a zone-less date-time as local time. */
+function asUtcIso(text: string): string {
+  const iso = text.replace(' ', 'T');
+  return HAS_ZONE.test(iso) ? iso : `${iso}Z`;
+}
+
+/** Smallest positive gap between sorted points, including the wrap-around to `wrapAtMs` for a daily profile. */
+function smallestGap(sorted: readonly Point[], wrapAtMs?: number): number {
+  let gap = wrapAtMs === undefined ? Infinity : wrapAtMs - sorted[sorted.length - 1].atMs;
+  for (let i = 1; i < sorted.length; i++) {
+    const d = sorted[i].atMs - sorted[i - 1].atMs;
+    if (d > 0 && d < gap) gap = d;
+  }
+  return gap;
+}
+
+/** `tMs` moved by whole spans into [startMs, endMs). */
+function wrap(tMs: number, startMs: number, endMs: number): number {
+  const span = endMs - startMs;
+  return startMs + ((((tMs - startMs) % span) + span) % span);
+}

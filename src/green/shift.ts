@@ -1,0 +1,105 @@
+import { gridFrom, lastIndexAtOrBefore, valueAtOrBefore, type Point } from './series';
+
+/*
+ * Temporal shifting after "Let's Wait Awhile" (Wiesner et al., Middleware 2021): a deferrable job starts
+ * at the time within its window whose forecast over the job's run is best, e.g. the lowest carbon intensity.
+ */
+
+/** A deferrable job to place in time. */
+export interface PlanRequest {
+  nowMs: number;
+  durationMs: number;
+  /** The job may start no later than this (see {@link latestStartOf}). */
+  latestStartMs: number;
+  /** A step function sorted by time, as a forecaster returns: each value holds until the next point,
+   *  the last one for ever (values missing at the end are the last known), the first one also before it. */
+  forecast: readonly Point[];
+  /** Candidate starts: now and the multiples of `stepMs` since the Unix epoch (30 min: :00 and :30) up to
+   *  the latest start, where a signal on that grid changes. */
+  stepMs: number;
+  /** Seek the lowest mean (carbon intensity), the default, or the highest (green share) when false. */
+  minimise?: boolean;
+}
+
+export interface Plan {
+  startMs: number;
+  /** The forecast mean over [start, start + duration]: time-weighted, the value at the start for a zero duration. */
+  expectedMean: number;
+  /** The same starting now, to report what the shift gains. */
+  nowMean: number;
+}
+
+/** Relative margin a later start must win by: a tie, up to floating-point noise, goes to the earlier start. */
+const TIE_MARGIN = 1e-9;
+
+/**
+ * The best start for a job, never before now nor after its latest start (so a job whose duration is declared
+ * meets its deadline), ties to the earliest; a job whose latest start is not after now starts now, as does a
+ * job with an empty forecast (nothing known: means NaN). O(candidates + forecast points in the window): two
+ * cursors sweep the forecast's running integral, one for the window starts, one for the window ends.
+ */
+export function planStart(request: PlanRequest): Plan {
+  const { nowMs, durationMs, latestStartMs, forecast, stepMs, minimise = true } = request;
+  if (!(stepMs > 0)) throw new RangeError(`planStart: bad step ${stepMs}`);
+  if (!(durationMs >= 0)) throw new RangeError(`planStart: bad duration ${durationMs}`);
+  if (forecast.length === 0) return { startMs: nowMs, expectedMean: NaN, nowMean: NaN };
+  const meanFrom = windowMean(forecast, nowMs, durationMs);
+  const nowMean = meanFrom(nowMs);
+  let best = { startMs: nowMs, expectedMean: nowMean };
+  for (const startMs of gridFrom(nowMs, latestStartMs, stepMs).slice(1)) {
+    const mean = meanFrom(startMs);
+    const gain = minimise ? best.expectedMean - mean : mean - best.expectedMean;
+    if (gain > TIE_MARGIN * Math.max(1, Math.abs(best.expectedMean))) best = { startMs, expectedMean: mean };
+  }
+  return { ...best, nowMean };
+}
+
+export interface Deferral {
+  submittedAtMs: number;
+  durationMs: number;
+  /** Latest completion, epoch ms. */
+  deadlineMs?: number;
+  /** Longest delay of the start past submission. */
+  maxDelaySeconds?: number;
+}
+
+/**
+ * The latest start that meets both limits a deferrable job may declare: its deadline (deadline − duration) and
+ * its longest delay (submission + delay), the earlier of the two; never before submission, so a job that cannot
+ * meet its deadline, or that declares neither limit, starts as soon as it is submitted.
+ */
+export function latestStartOf(job: Deferral): number {
+  const byDeadline = (job.deadlineMs ?? Infinity) - job.durationMs;
+  const byDelay = job.submittedAtMs + (job.maxDelaySeconds ?? Infinity) * 1000;
+  const latest = Math.min(byDeadline, byDelay);
+  return Number.isFinite(latest) ? Math.max(job.submittedAtMs, latest) : job.submittedAtMs;
+}
+
+/**
+ * Mean of the forecast over [s, s + durationMs] for non-decreasing `s` from `originMs` on, in amortised O(1):
+ * the difference of the running integral at the window's two ends, each end read by its own forward cursor.
+ */
+function windowMean(forecast: readonly Point[], originMs: number, durationMs: number): (startMs: number) => number {
+  if (durationMs === 0) return (startMs) => valueAtOrBefore(forecast, startMs);
+  const integralToStart = integralCursor(forecast, originMs);
+  const integralToEnd = integralCursor(forecast, originMs);
+  return (startMs) => (integralToEnd(startMs + durationMs) - integralToStart(startMs)) / durationMs;
+}
+
+/**
+ * The running integral of the forecast's step function (the first value extends before the first point, the
+ * last after the last) from a fixed reference, the point in force at `originMs`, to t, for non-decreasing
+ * t >= originMs: the cursor moves forward over the points, adding each step's area once, so a sweep costs
+ * O(points crossed) after one binary search. Only differences of it are meaningful.
+ */
+function integralCursor(points: readonly Point[], originMs: number): (tMs: number) => number {
+  let i = Math.max(0, lastIndexAtOrBefore(points, originMs));
+  let areaToPoint = 0;
+  return (tMs) => {
+    while (i + 1 < points.length && points[i + 1].atMs <= tMs) {
+      areaToPoint += points[i].value * (points[i + 1].atMs - points[i].atMs);
+      i++;
+    }
+    return areaToPoint + points[i].value * (tMs - points[i].atMs);
+  };
+}

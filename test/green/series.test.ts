@@ -1,0 +1,124 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import { fileGreen } from '../../agents/collectors/green';
+import { createSeries, gridFrom, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
+
+/**
+ * test/fixtures/gb_ci-excerpt.csv: 2020-10-30 to 2020-11-01 of dos-group/lets-wait-awhile data/gb_ci.csv
+ * (Wiesner et al., "Let's Wait Awhile: How Temporal Workload Shifting Can Reduce Carbon Emissions in the
+ * Cloud", Middleware 2021), carbon intensity of the British grid in gCO2/kWh. It spans the change from
+ * half-hourly to quarter-hourly rows on 2020-10-31.
+ */
+const EXCERPT = fileURLToPath(new URL('../fixtures/gb_ci-excerpt.csv', import.meta.url));
+const FULL_TRACE = fileURLToPath(new URL('../../../shared/traces/gb_ci.csv', import.meta.url));
+const MIN = 60_000;
+const dir = mkdtempSync(join(tmpdir(), 'qy-green-series-'));
+
+describe('series', () => {
+  test('a carbon-intensity CSV: kind from the header, zone-less times in UTC, the finest step of a mixed resolution', () => {
+    const series = loadSeries(EXCERPT);
+    const start = Date.UTC(2020, 9, 30);
+    expect(series.kind).toBe('carbon');
+    expect(series.daily).toBe(false);
+    expect(series.points).toHaveLength(238);
+    expect(series.startMs).toBe(start);
+    expect(series.stepMs).toBe(15 * MIN);
+    expect(series.endMs).toBe(Date.UTC(2020, 10, 1, 23, 45) + 15 * MIN);
+    expect(series.valueAt(start)).toBeCloseTo(112.0722, 3);
+    expect(series.valueAt(start + 29 * MIN)).toBeCloseTo(112.0722, 3);
+    expect(series.valueAt(start + 30 * MIN)).toBeCloseTo(121.8297, 3);
+    expect(series.valueAt(Date.UTC(2020, 9, 31, 0, 20))).toBeCloseTo(160.4956, 3);
+  });
+
+  test.skipIf(!existsSync(FULL_TRACE))('the full gb_ci.csv trace', () => {
+    const series = loadSeries(FULL_TRACE);
+    expect(series.kind).toBe('carbon');
+    expect(series.points).toHaveLength(21_980);
+    expect(series.startMs).toBe(Date.UTC(2019, 11, 20));
+    expect(series.stepMs).toBe(15 * MIN);
+  });
+
+  test('times with a zone keep it; times without one are UTC', () => {
+    const series = parseSeries('time,share\n2021-01-01T01:00:00+01:00,0.2\n2021-01-01 00:30,0.4\n2021-01-01T01:00:00,0.6\n', 'zones');
+    expect(series.points.map((p) => p.atMs)).toEqual([Date.UTC(2021, 0, 1), Date.UTC(2021, 0, 1, 0, 30), Date.UTC(2021, 0, 1, 1)]);
+  });
+
+  test('shares: 0..1 as they are, percentages above 1, capped at 1', () => {
+    const series = parseSeries('time,share\n2021-01-01T00:00:00Z,40\n2021-01-01T01:00:00Z,0.55\n2021-01-01T02:00:00Z,140\n', 'shares');
+    expect(series.kind).toBe('share');
+    expect(series.points.map((p) => p.value)).toEqual([0.4, 0.55, 1]);
+    expect(series.stepMs).toBe(60 * MIN);
+  });
+
+  test('a daily profile repeats every day; before its first time of day, the last value of the day before holds', () => {
+    const series = parseSeries('time,share\n06:30,0.55\n00:30,10\n18:00,30\n', 'daily');
+    const at = (day: number, h: number, m: number) => Date.UTC(2026, 0, day, h, m);
+    expect(series.daily).toBe(true);
+    expect(series.startMs).toBe(30 * MIN);
+    expect(series.endMs).toBe(30 * MIN + 86_400_000);
+    expect(series.stepMs).toBe(6 * 60 * MIN);
+    expect(series.valueAt(at(2, 0, 10))).toBe(0.3);
+    expect(series.valueAt(at(2, 0, 30))).toBe(0.1);
+    expect(series.valueAt(at(9, 6, 30))).toBe(0.55);
+    expect(series.valueAt(at(9, 23, 59))).toBe(0.3);
+    expect(parseSeries('time,share\n12:00,0.5\n', 'one point').stepMs).toBe(86_400_000);
+  });
+
+  test('outside a recorded span: replayed in a loop by default, or the first and last values held', () => {
+    const text = 'Time,Share\n2021-01-01 00:00:00,0.2\n2021-01-01 00:30:00,0.4\n';
+    const start = Date.UTC(2021, 0, 1);
+    const looped = parseSeries(text, 'loop');
+    const clamped = parseSeries(text, 'clamp', { outside: 'clamp' });
+    expect(looped.endMs).toBe(start + 60 * MIN);
+    expect([70, -10, 24 * 60 + 40].map((m) => looped.valueAt(start + m * MIN))).toEqual([0.2, 0.4, 0.4]);
+    expect([70, -10, 24 * 60 + 40].map((m) => clamped.valueAt(start + m * MIN))).toEqual([0.4, 0.2, 0.4]);
+  });
+
+  test('a chosen column, whose header decides the kind', () => {
+    const text = 'time,share,Carbon Intensity\n2021-01-01T00:00:00Z,0.5,210\n2021-01-01T00:30:00Z,0.6,190\n';
+    expect(parseSeries(text, 'both').kind).toBe('share');
+    const carbon = parseSeries(text, 'both', { column: 'carbon intensity' });
+    expect(carbon.kind).toBe('carbon');
+    expect(carbon.points.map((p) => p.value)).toEqual([210, 190]);
+    expect(() => parseSeries(text, 'both', { column: 'price' })).toThrow(/no column price/);
+  });
+
+  test('bad files are refused with the reason', () => {
+    expect(() => parseSeries('Time,Carbon Intensity\n2021-01-01 00:00:00,\n', 'f')).toThrow(/f: bad carbon intensity $/);
+    expect(() => parseSeries('time,share\n2021-01-01 00:00:00,-1\n', 'f')).toThrow(/bad share -1/);
+    expect(() => parseSeries('time,share\nnoon,0.5\n2021-01-01 00:00:00,0.5\n', 'f')).toThrow(/bad time noon/);
+    expect(() => parseSeries('time,share\n06:00,0.5\n25:00,0.5\n', 'f')).toThrow(/bad time 25:00/);
+    expect(() => parseSeries('time,share\n', 'f')).toThrow(/no rows/);
+    expect(() => parseSeries('time,share\n2021-01-01 00:00:00,0.5\n', 'f')).toThrow(/two distinct times/);
+  });
+
+  test('a series from points in any order', () => {
+    const series = createSeries([{ atMs: 2000, value: 3 }, { atMs: 0, value: 1 }, { atMs: 1000, value: 2 }], { name: 'p', kind: 'carbon', outside: 'clamp' });
+    expect(series.points.map((p) => p.value)).toEqual([1, 2, 3]);
+    expect([-5, 999, 1000, 99_999].map(series.valueAt)).toEqual([1, 1, 2, 3]);
+  });
+
+  test('the grid from a time: the time itself, then the grid times after it up to the end', () => {
+    expect(gridFrom(10, 100, 30)).toEqual([10, 30, 60, 90]);
+    expect(gridFrom(30, 90, 30)).toEqual([30, 60, 90]);
+    expect(gridFrom(10, 100, 30, 5)).toEqual([10, 35, 65, 95]);
+    expect(gridFrom(10, 5, 30)).toEqual([10]);
+  });
+
+  test('the share equivalent to a carbon intensity, clamped to 0..1', () => {
+    expect([0, 225, 450, 900, -10].map((ci) => shareFromCarbon(ci))).toEqual([1, 0.5, 0, 0, 1]);
+    expect(shareFromCarbon(100, 200)).toBe(0.5);
+  });
+
+  test("the agents' fileGreen reads a carbon-intensity file as a share", () => {
+    const file = join(dir, 'ci.csv');
+    writeFileSync(file, 'Time,Carbon Intensity\n2021-01-01 00:00:00,90\n2021-01-01 00:30:00,360\n');
+    const green = fileGreen(file);
+    expect(green.shareAt(Date.UTC(2021, 0, 1, 0, 10))).toBeCloseTo(0.8, 12);
+    expect(green.shareAt(Date.UTC(2021, 0, 1, 0, 40))).toBeCloseTo(0.2, 12);
+    expect(green.describe()).toBe(`${file} (2 points, carbon intensity as share)`);
+  });
+});
