@@ -78,6 +78,14 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
         return z.NEVER;
       }
     }),
+  /** Grid carbon intensity over time (CSV `time,gCO2/kWh`, e.g. `Time,Carbon Intensity`); replaces the constant. Env: QY_CARBON_FILE */
+  carbonFile: z.string().min(1).optional(),
+  /** Hold deferrable jobs for the greenest window before their deadline. Env: QY_GREEN_DEFERRAL */
+  greenDeferral: bool(true),
+  /** How often the green signal is observed, and the grid of planned start times. Env: QY_GREEN_STEP_MS */
+  greenStepMs: ms(900_000),
+  /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE */
+  pricesFile: z.string().min(1).optional(),
   /** Power usage effectiveness: facility energy per unit of IT energy, applied when metering. Env: QY_PUE */
   pue: z.coerce.number().min(1).max(5).default(1.25),
   /** Carbon intensity of grid electricity in gCO2/kWh, when no QY_CARBON_FILE is configured. Env: QY_CARBON_INTENSITY_G_PER_KWH */
@@ -131,6 +139,10 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   influxPoolPowerIntervalMs: 'QY_INFLUX_POOL_POWER_INTERVAL_MS',
   carbonIntensityGPerKwh: 'QY_CARBON_INTENSITY_G_PER_KWH',
   pue: 'QY_PUE',
+  pricesFile: 'QY_PRICES_FILE',
+  carbonFile: 'QY_CARBON_FILE',
+  greenDeferral: 'QY_GREEN_DEFERRAL',
+  greenStepMs: 'QY_GREEN_STEP_MS',
 };
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */

@@ -30,6 +30,7 @@ import {
   QY_ERR_UNKNOWN_PRIORITY_CLASS,
   QY_ERR_UNSCHEDULABLE,
 } from '../src/errors';
+import { billFor, disclosureReport, periodRange, summarize, type Bill, type DisclosureReport, type JobsServed, type PoolCapacity, type UsageSummary } from '../src/billing';
 import { newJobId } from './ids';
 import type { AuditActor, AuditEntry, AuditRecord } from '../src/store/audit-log';
 import type { NodeEntry } from './nodes';
@@ -289,6 +290,46 @@ export class SchedulerOperations {
         };
       }),
     };
+  }
+
+  // ---- Usage, bills and disclosure ----------------------------------------------------------------------
+
+  /** Metered use in a period (`YYYY-MM` or `YYYY-MM-DD`, local time): a tenant sees only its own. */
+  usage(filter: { period: string; tenant?: string; pool?: Pool; jobId?: string }, principal: Principal): UsageSummary & { period: string; interval: string } {
+    const tenant = principal.kind === 'tenant' ? principal.name : filter.tenant;
+    if (principal.kind === 'tenant' && filter.tenant && filter.tenant !== principal.name) throw new QY_ERR_TENANT_NOT_FOUND(filter.tenant);
+    const range = periodRange(filter.period, this.s.prices.timeZoneOffsetMinutes);
+    const summary = summarize(this.s.usage.all(), { tenant, pool: filter.pool, jobId: filter.jobId, fromMs: range.fromMs, toMs: range.toMs });
+    return { period: range.period, interval: range.interval, ...summary };
+  }
+
+  /** A tenant's bill for a period, from the price table; a tenant may fetch only its own. */
+  bill(tenant: string, period: string, principal: Principal): Bill {
+    if (!this.s.tenants.tenant(tenant) || (principal.kind === 'tenant' && principal.name !== tenant)) throw new QY_ERR_TENANT_NOT_FOUND(tenant);
+    return billFor(tenant, period, this.s.usage.all(), this.s.prices);
+  }
+
+  /** The public disclosure report of a period: capacity, use per tenant and pool, energy and carbon, jobs served (operators). */
+  disclosure(period: string): DisclosureReport {
+    const range = periodRange(period, this.s.prices.timeZoneOffsetMinutes);
+    const capacity: Partial<Record<Pool, PoolCapacity>> = {};
+    for (const pool of POOLS) {
+      const nodes = this.s.cluster.nodesOf(pool);
+      if (nodes.length === 0) continue;
+      capacity[pool] = {
+        nodes: nodes.length,
+        cores: Math.round(nodes.reduce((n, x) => n + x.allocatable.cpuMillis, 0) / 1000),
+        gpus: nodes.reduce((n, x) => n + x.allocatable.gpus, 0),
+        gpuModels: [...new Set(nodes.flatMap((x) => (x.spec.gpuModel ? [x.spec.gpuModel] : [])))].sort(),
+      };
+    }
+    const jobsServed: Partial<Record<Pool, JobsServed>> = {};
+    for (const job of this.s.table.jobs.values()) {
+      if (job.finishedAtMs === undefined || job.finishedAtMs < range.fromMs || job.finishedAtMs >= range.toMs) continue;
+      const served = (jobsServed[job.spec.pool] ??= {});
+      served[job.state] = (served[job.state] ?? 0) + 1;
+    }
+    return disclosureReport({ period, usages: this.s.usage.all(), capacity, jobsServed, timeZoneOffsetMinutes: this.s.prices.timeZoneOffsetMinutes });
   }
 
   pools(): PoolView[] {

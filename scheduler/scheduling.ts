@@ -59,6 +59,7 @@ export class SchedulingCycle {
 
   /** A placement for a job that has just arrived with nobody ahead of it in its pool, if one fits now within quota. */
   placeNow(p: PreparedJobWithCache): Placement | undefined {
+    if (this.greenHold(p.job)) return undefined;
     const result = this.timedPlace(p);
     if (!result.ok || this.quotaBlock(p.job, result.placement) || this.power.blocks(result.placement)) return undefined;
     this.power.placed(result.placement);
@@ -107,8 +108,18 @@ export class SchedulingCycle {
     return p;
   }
 
+  /** A deferrable job held for a greener window, when deferral is on. */
+  private greenHold(job: SchedJob): string | undefined {
+    return this.s.config.greenDeferral ? this.s.deferral.hold(job)?.reason : undefined;
+  }
+
   private tryPlace(job: SchedJob): AttemptOutcome {
     const p = this.preparedOf(job);
+    const held = this.greenHold(job);
+    if (held) {
+      this.failed(job, 'green-deferral');
+      return { ok: false, sameForShape: false, reason: held };
+    }
     const quota = this.quotaBlock(job);
     if (quota) {
       this.failed(job, 'quota');

@@ -25,6 +25,9 @@ import { NodeRegistry, type NodeEntry } from './nodes';
 import { SchedulingCycle } from './scheduling';
 import { JobTable, type AttemptRecord, type Effect, type JobRecord } from './state/job-table';
 import { UsageLedger, meterReport, usageKey, type MeteringSettings } from './metering';
+import { DEFAULT_PRICE_TABLE, loadPriceTable, type PriceTable } from '../src/billing';
+import { DAY_MS, loadSeries, persistenceForecaster, type LiveForecaster, type Series } from '../src/green';
+import { GreenDeferral } from './green-deferral';
 import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 
 /** Appends in flight above which scheduling cycles pause until JetStream catches up. */
@@ -45,6 +48,14 @@ export class Scheduler {
   /** Metered usage of every task, from the job log. */
   usage = new UsageLedger();
   readonly metering: MeteringSettings;
+  /** Prices for bills. */
+  readonly prices: PriceTable;
+  /** The grid's carbon intensity over time, when a file gives it. */
+  private readonly carbon: Series | undefined;
+  /** Forecasts the green signal from what has been observed of it (same time yesterday, blended with the latest). */
+  readonly greenForecaster: LiveForecaster;
+  readonly deferral: GreenDeferral;
+  private greenTimer: NodeJS.Timeout | undefined;
   registry!: NodeRegistry;
   readonly tenants: TenantDirectory;
   audit!: AuditLog;
@@ -78,7 +89,46 @@ export class Scheduler {
     readonly now: () => number = Date.now,
   ) {
     this.tenants = new TenantDirectory(loadTenantsFile(config.tenantsFile));
-    this.metering = { pue: config.pue, carbonAt: () => config.carbonIntensityGPerKwh };
+    this.carbon = config.carbonFile ? loadSeries(config.carbonFile) : undefined;
+    if (this.carbon && this.carbon.kind !== 'carbon') throw new Error(`${config.carbonFile}: expected a carbon-intensity series (a column named like "Carbon Intensity")`);
+    const carbon = this.carbon;
+    this.metering = { pue: config.pue, carbonAt: carbon ? (atMs) => carbon.valueAt(atMs) : () => config.carbonIntensityGPerKwh };
+    this.prices = config.pricesFile ? loadPriceTable(config.pricesFile) : DEFAULT_PRICE_TABLE;
+    this.greenForecaster = persistenceForecaster({ stepMs: config.greenStepMs });
+    this.deferral = new GreenDeferral({ stepMs: config.greenStepMs, forecaster: this.greenForecaster }, now, (pools) => {
+      for (const pool of pools) this.pending.markDirty(pool);
+      this.requestCycle();
+    });
+  }
+
+  /**
+   * The green signal deferral plans against, in gCO2/kWh: the grid's intensity from QY_CARBON_FILE when one
+   * is configured; otherwise the constant intensity times the share of the nodes' power that is not green
+   * (their agents' green share), so that days of wind and sun are what deferral waits for.
+   */
+  greenSignalAt(atMs: number): number {
+    if (this.carbon) return this.carbon.valueAt(atMs);
+    let share = 0;
+    let nodes = 0;
+    for (const node of this.cluster.nodes()) {
+      if (node.state !== 'ready') continue;
+      share += node.greenShare;
+      nodes++;
+    }
+    return (1 - (nodes > 0 ? share / nodes : 0)) * this.config.carbonIntensityGPerKwh;
+  }
+
+  /** Observes the green signal every step; a carbon file also gives the day before, so forecasts start at once. */
+  private startGreenSignal(): void {
+    const step = this.config.greenStepMs;
+    const now = this.now();
+    if (this.carbon) for (let t = now - DAY_MS; t < now; t += step) this.greenForecaster.observe(t, this.greenSignalAt(t));
+    this.greenForecaster.observe(now, this.greenSignalAt(now));
+    this.greenTimer = setInterval(() => {
+      const t = this.now();
+      this.greenForecaster.observe(t, this.greenSignalAt(t));
+    }, step);
+    this.greenTimer.unref();
   }
 
   /** Connects, rebuilds state from the job log, and starts serving agents. */
@@ -94,6 +144,7 @@ export class Scheduler {
     this.audit = new AuditLog(this.nc, this.publisher, this.log, this.now);
     await this.audit.init();
     await this.rebuild('start');
+    this.startGreenSignal();
     this.subs.push(
       this.nc.subscribe(subjects.allRegister, {
         callback: (err, msg) => {
@@ -119,6 +170,7 @@ export class Scheduler {
     this.notReadyReason = 'shutting down';
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.poolPowerTimer) clearInterval(this.poolPowerTimer);
+    if (this.greenTimer) clearInterval(this.greenTimer);
     await this.telemetry?.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.statusFeed?.close().catch(() => undefined);
@@ -296,6 +348,7 @@ export class Scheduler {
     for (const effect of effects) {
       switch (effect.kind) {
         case 'assign':
+          this.deferral.forget(effect.job.id);
           this.sendAssignments(effect.job, effect.attempt, undefined);
           this.jobEvent(effect.job, 'placed', { attempt: effect.attempt.attempt, wait_seconds: Math.max(0, effect.attempt.placedAtMs - effect.job.queuedAtMs) / 1000 });
           break;

@@ -10,6 +10,7 @@ import { authPlugin } from './auth';
 import { jobRoutes } from './routes/jobs';
 import { nodeRoutes } from './routes/nodes';
 import { tenantRoutes } from './routes/tenants';
+import { usageRoutes } from './routes/usage';
 
 /**
  * The HTTP API: fastify with zod schemas from src/protocol for validation, types and the OpenAPI document
@@ -61,6 +62,7 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   await app.register(jobRoutes, { ops });
   await app.register(nodeRoutes, { ops });
   await app.register(tenantRoutes, { ops });
+  await app.register(usageRoutes, { ops });
   return app;
 }
 
