@@ -82,6 +82,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   carbonFile: z.string().min(1).optional(),
   /** Hold deferrable jobs for the greenest window before their deadline. Env: QY_GREEN_DEFERRAL */
   greenDeferral: bool(true),
+  /** Share of a pool deferred jobs may book in any one step of time. Env: QY_GREEN_DEFERRAL_SHARE */
+  greenDeferralShare: z.coerce.number().gt(0).max(1).default(0.3),
   /** How often the green signal is observed, and the grid of planned start times. Env: QY_GREEN_STEP_MS */
   greenStepMs: ms(900_000),
   /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE */
@@ -143,6 +145,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   carbonFile: 'QY_CARBON_FILE',
   greenDeferral: 'QY_GREEN_DEFERRAL',
   greenStepMs: 'QY_GREEN_STEP_MS',
+  greenDeferralShare: 'QY_GREEN_DEFERRAL_SHARE',
 };
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */

@@ -1,5 +1,5 @@
 import type { SchedJob } from '../src/core';
-import { latestStartOf, planStart, type Forecaster } from '../src/green';
+import { DeferralBook, planDeferral, type Forecaster } from '../src/green';
 import type { Pool } from '../src/protocol';
 
 /** Why a deferrable job waits, and until when. */
@@ -16,20 +16,26 @@ interface Plan {
 /**
  * Temporal shifting of deferrable jobs (after "Let's Wait Awhile", Middleware 2021): a job that declares
  * `deferrable` (a deadline or a longest delay) and how long it runs (durationSeconds, else its walltime) is
- * planned once, when first offered: it starts at the time within its window whose forecast carbon
- * intensity over its run is lowest, never after its latest start, so holding it never makes it miss its
- * deadline. Jobs that are not deferrable, or do not say how long they run, are never held.
+ * planned once, when first offered (planDeferral, as in the simulator): it starts at the time within its
+ * window whose forecast carbon intensity over its run is lowest, an hour before its latest start at the
+ * latest, so holding it does not make it miss its deadline; deferred jobs may book at most a share of their
+ * pool in any step, so they do not all start at once. Jobs that are not deferrable, do not say how long they
+ * run, or need a large part of their pool, are never held.
  */
 export class GreenDeferral {
   private readonly plans = new Map<string, Plan>();
   private readonly wakeAt = new Map<number, Set<Pool>>();
 
+  private readonly book: DeferralBook;
+
   constructor(
-    private readonly settings: { stepMs: number; forecaster: Forecaster },
+    private readonly settings: { stepMs: number; forecaster: Forecaster; bookShare: number; supplyOf(pool: Pool): number },
     private readonly now: () => number,
     /** Called when held jobs of a pool become due. */
     private readonly due: (pools: ReadonlySet<Pool>) => void,
-  ) {}
+  ) {
+    this.book = new DeferralBook(settings.stepMs, settings.bookShare);
+  }
 
   /** Until when a job is held, or undefined when it may start now. */
   hold(job: SchedJob): Hold | undefined {
@@ -57,16 +63,14 @@ export class GreenDeferral {
 
   private plan(job: SchedJob): Plan {
     const nowMs = this.now();
-    const durationMs = job.durationMs ?? job.walltimeMs;
-    if (durationMs === undefined || !job.deferrable) return { startMs: nowMs, reason: '' };
-    const latestStartMs = latestStartOf({ submittedAtMs: job.submittedAtMs, durationMs, deadlineMs: job.deferrable.deadlineMs, maxDelaySeconds: job.deferrable.maxDelaySeconds });
-    if (latestStartMs <= nowMs) return { startMs: nowMs, reason: '' };
-    const forecast = this.settings.forecaster.forecast(nowMs, latestStartMs + durationMs - nowMs);
-    const p = planStart({ nowMs, durationMs, latestStartMs, forecast, stepMs: this.settings.stepMs });
+    this.book.prune(nowMs);
+    const forecaster = this.settings.forecaster;
+    const plan = planDeferral({ job, nowMs, stepMs: this.settings.stepMs, forecast: (from, to) => forecaster.forecast(from, to - from), book: this.book, supply: this.settings.supplyOf(job.pool) });
+    if (!plan) return { startMs: nowMs, reason: '' };
     const iso = (ms: number) => new Date(ms).toISOString();
     return {
-      startMs: p.startMs,
-      reason: `deferred for greener power until ${iso(p.startMs)}: forecast ${Math.round(p.expectedMean)} gCO2/kWh over its run, against ${Math.round(p.nowMean)} if it started now (latest start ${iso(latestStartMs)})`,
+      startMs: plan.startMs,
+      reason: `deferred for greener power until ${iso(plan.startMs)}: forecast ${Math.round(plan.expectedMean)} gCO2/kWh over its run, against ${Math.round(plan.nowMean)} if it started now (latest start ${iso(plan.latestStartMs)})`,
     };
   }
 

@@ -9,6 +9,7 @@ import {
   type AgentWork,
   type Assignment,
   type JobEvent,
+  type Pool,
   type RegistrationReply,
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
@@ -95,7 +96,11 @@ export class Scheduler {
     this.metering = { pue: config.pue, carbonAt: carbon ? (atMs) => carbon.valueAt(atMs) : () => config.carbonIntensityGPerKwh };
     this.prices = config.pricesFile ? loadPriceTable(config.pricesFile) : DEFAULT_PRICE_TABLE;
     this.greenForecaster = persistenceForecaster({ stepMs: config.greenStepMs });
-    this.deferral = new GreenDeferral({ stepMs: config.greenStepMs, forecaster: this.greenForecaster }, now, (pools) => {
+    const supplyOf = (pool: Pool) => {
+      const cap = this.cluster.capacityOf(pool);
+      return pool === 'super' ? this.cluster.nodesOf(pool).length : pool === 'intelligent' ? cap.gpuMilli : cap.cpuMillis / 1000;
+    };
+    this.deferral = new GreenDeferral({ stepMs: config.greenStepMs, forecaster: this.greenForecaster, bookShare: config.greenDeferralShare, supplyOf }, now, (pools) => {
       for (const pool of pools) this.pending.markDirty(pool);
       this.requestCycle();
     });

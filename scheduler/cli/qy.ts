@@ -3,6 +3,7 @@
  * Server and token come from --server/--token or QY_SERVER/QY_TOKEN.
  */
 import { readFileSync } from 'node:fs';
+import type { Bill, UsageSummary } from '../../src/billing';
 import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { JobView, NodeView, PoolView, TenantView } from '../../src/protocol';
@@ -25,6 +26,12 @@ interface Globals {
 
 /** Calls the API; exits with the error's code and message on failure. */
 async function api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const text = await apiText(method, path, body, headers);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Calls the API and returns the body as it came (CSV, Markdown); exits with the error's code and message on failure. */
+async function apiText(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
   const g = program.opts<Globals>();
   let res: Response;
   try {
@@ -37,12 +44,16 @@ async function api<T>(method: string, path: string, body?: unknown, headers: Rec
     fail(`cannot reach ${g.server}: ${(err as Error).message}`);
   }
   const text = await res.text();
-  const data = text ? (JSON.parse(text) as unknown) : undefined;
   if (!res.ok) {
-    const e = data as { code?: string; message?: string } | undefined;
+    let e: { code?: string; message?: string } | undefined;
+    try {
+      e = JSON.parse(text) as typeof e;
+    } catch {
+      e = undefined;
+    }
     fail(`${e?.code ?? res.status}: ${e?.message ?? text}`);
   }
-  return data as T;
+  return text;
 }
 
 function fail(message: string): never {
@@ -277,6 +288,53 @@ async function allAuditRecords(filter: Record<string, string>): Promise<AuditRec
     if (page.items.length < 5000) return records;
   }
 }
+
+program
+  .command('usage')
+  .description('metered usage in a period: core-hours, GPU-hours, energy, green share, carbon (a tenant sees its own)')
+  .requiredOption('--period <period>', 'a month YYYY-MM or a day YYYY-MM-DD (cluster local time)')
+  .option('--tenant <name>', 'operators: one tenant')
+  .option('--pool <pool>', 'one pool')
+  .option('--job <id>', 'one job')
+  .action(async (opts: { period: string; tenant?: string; pool?: string; job?: string }) => {
+    const q = new URLSearchParams({ period: opts.period, ...(opts.tenant ? { tenant: opts.tenant } : {}), ...(opts.pool ? { pool: opts.pool } : {}), ...(opts.job ? { jobId: opts.job } : {}) });
+    const usage = await api<UsageSummary>('GET', `/v1/usage?${q}`);
+    const row = (name: string, f: UsageSummary['total']) => [name, f.jobs, f.coreHours, Object.values(f.gpuHours).reduce((a, b) => a + b, 0), f.kWh, f.greenShare === null ? '-' : `${(f.greenShare * 100).toFixed(1)}%`, f.carbonKg];
+    print(usage, () =>
+      renderTable(
+        ['TENANT / POOL', 'JOBS', 'CORE-H', 'GPU-H', 'KWH', 'GREEN', 'CO2 KG'],
+        [...Object.entries(usage.byTenant).map(([t, f]) => row(t, f)), ...Object.entries(usage.byPool).map(([p, f]) => row(`pool ${p}`, f)), row('total', usage.total)],
+      ),
+    );
+  });
+
+program
+  .command('bill <tenant> <period>')
+  .description("a tenant's bill for a month or day, in fen (--csv for a spreadsheet)")
+  .option('--csv', 'print CSV')
+  .action(async (tenant: string, period: string, opts: { csv?: boolean }) => {
+    const path = `/v1/bills/${encodeURIComponent(tenant)}/${encodeURIComponent(period)}`;
+    if (opts.csv) return void process.stdout.write(await apiText('GET', `${path}?format=csv`));
+    const bill = await api<Bill>('GET', path);
+    print(bill, () =>
+      renderTable(
+        ['POOL', 'ITEM', 'QUANTITY', 'UNIT PRICE (FEN)', 'DISCOUNT', 'AMOUNT (FEN)'],
+        [
+          ...bill.lines.map((l) => [l.pool, [l.item, l.gpuModel, l.band].filter(Boolean).join(' '), `${l.quantity.value} ${l.quantity.unit}`, l.unitPriceFen, l.discountFen, l.amountFen]),
+          ['total', '', '', '', bill.totals.discountFen, `${bill.totals.amountFen} (${bill.totals.amount} ${bill.currency})`],
+        ],
+      ),
+    );
+  });
+
+program
+  .command('disclosure <period>')
+  .description('the disclosure report of a period (operators): JSON, or Markdown with --markdown')
+  .option('--markdown', 'print Markdown for publication')
+  .action(async (period: string, opts: { markdown?: boolean }) => {
+    const path = `/v1/disclosure/${encodeURIComponent(period)}`;
+    process.stdout.write(opts.markdown ? await apiText('GET', `${path}?format=md`) : `${JSON.stringify(await api('GET', path), null, 2)}\n`);
+  });
 
 const audit = program.command('audit').description('the audit log (operators)');
 audit

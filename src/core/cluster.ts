@@ -47,6 +47,8 @@ export class ClusterState {
   groupsVersion = 0;
   /** Counts reservations; spreading policies start their scan here so consecutive jobs fan out. */
   rotation = 0;
+  /** Changes whenever a tenant's usage changes, so caches of fair shares know to start over. */
+  usageVersion = 0;
 
   /** Registers a node or updates its description, keeping its allocations. */
   upsertNode(input: NodeSpec): NodeRuntime {
@@ -222,6 +224,7 @@ export class ClusterState {
   }
 
   private account(placement: Placement, sign: 1 | -1): void {
+    this.usageVersion++;
     const key = `${placement.tenant}\u0000${placement.pool}`;
     const u = this.usage.get(key) ?? { cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 };
     for (const t of placement.tasks) {

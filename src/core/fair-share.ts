@@ -18,6 +18,10 @@ export interface FairShareSettings {
  * units of `agingMs`, so a job that waits long enough goes first within its class whatever its tenant holds.
  */
 export class FairShare {
+  /** Weighted shares by pool and tenant, valid for one usageVersion of the cluster (a cycle compares heads often). */
+  private cache = new Map<Pool, Map<string, number>>();
+  private cacheVersion = -1;
+
   constructor(
     private readonly cluster: ClusterState,
     private readonly settings: FairShareSettings,
@@ -37,7 +41,19 @@ export class FairShare {
 
   /** The job's place within its priority class at `nowMs`: smaller goes first. */
   key(job: SchedJob, nowMs: number): number {
-    return this.weightedShare(job.tenant, job.pool) - Math.max(0, nowMs - job.submittedAtMs) / this.settings.agingMs;
+    return this.cachedShare(job.tenant, job.pool) - Math.max(0, nowMs - job.submittedAtMs) / this.settings.agingMs;
+  }
+
+  private cachedShare(tenant: string, pool: Pool): number {
+    if (this.cacheVersion !== this.cluster.usageVersion) {
+      this.cache = new Map();
+      this.cacheVersion = this.cluster.usageVersion;
+    }
+    let byTenant = this.cache.get(pool);
+    if (!byTenant) this.cache.set(pool, (byTenant = new Map()));
+    let share = byTenant.get(tenant);
+    if (share === undefined) byTenant.set(tenant, (share = this.weightedShare(tenant, pool)));
+    return share;
   }
 
   /** Priority class first, then fair share with aging, then submit time, then id: the queue's order at `nowMs`. */

@@ -18,6 +18,7 @@ import {
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 import { EnergyModel } from './energy';
+import { DeferralBook, planDeferral, poolSupply } from '../green';
 import { gpuFragmentation, type GpuRequest } from './fragmentation';
 import { MinHeap } from './min-heap';
 import type { SimPolicy } from './policies';
@@ -25,6 +26,10 @@ import { seededRng, exponential, randInt, type Rng } from './rng';
 import type { TimedJob } from './synthetic';
 
 const HOUR_MS = 3_600_000;
+/** Share of a pool deferred jobs may book in any one step. */
+const DEFAULT_DEFERRAL_SHARE = 0.3;
+/** Above every priority class: a deferred job about to miss its deadline. */
+const URGENT_PRIORITY = Number.MAX_SAFE_INTEGER;
 /** Bounded slowdown counts run times below this as this long (the usual 10 s of the literature). */
 export const BSLD_THRESHOLD_MS = 10_000;
 /** Distinct GPU request shapes kept as the demand that fragmentation is measured against. */
@@ -69,8 +74,11 @@ export interface SimResult {
    * jobs (each task's share of its node's draw), with its carbon per completed job.
    */
   energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number };
-  /** Deferrable jobs: how long they waited past submission on average, and how many ended after their deadline. */
-  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number };
+  /**
+   * Deferrable jobs: how long they waited past submission on average, and how many ended after their
+   * deadline; and the mean wait of the other jobs, which shifting must not delay.
+   */
+  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number };
   /** Placements held back by a power cap (counted per attempt). */
   powerCapHolds: number;
   /**
@@ -113,7 +121,7 @@ export interface SimOptions {
   onProgress?(arrived: number, total: number): void;
 }
 
-type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'step' } | { kind: 'fail' } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool: Pool } | { kind: 'release'; job: SchedJob } | { kind: 'sample' };
+type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'step' } | { kind: 'fail' } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool: Pool } | { kind: 'release'; job: SchedJob } | { kind: 'urgent'; job: SchedJob } | { kind: 'sample' };
 
 interface Running {
   timed: TimedJob;
@@ -151,6 +159,10 @@ class Simulation {
   private readonly backfillDueMs: Record<Pool, number | undefined> = { general: undefined, intelligent: undefined, super: undefined };
   /** Deferrable jobs held back by green-aware admission, not yet queued. */
   private readonly deferredJobs = new Set<SchedJob>();
+  private readonly zonesOfPool = new Map<Pool, [string, number][]>();
+  /** Capacity deferred jobs have booked, so they do not all start in the same greenest hour. */
+  private readonly book: DeferralBook;
+  private readonly supply: Record<Pool, number>;
   private readonly rng: Rng;
   private readonly withinTenant: JobComparator;
 
@@ -175,6 +187,7 @@ class Simulation {
   private deferred = 0;
   private powerCapHolds = 0;
   private readonly deferrableDelays: number[] = [];
+  private readonly otherWaits: number[] = [];
   private deadlineMisses = 0;
   /** Events that can still change what runs (ends, repairs, wake-ups); hourly ticks and failures do not count. */
   private live = 0;
@@ -192,6 +205,8 @@ class Simulation {
     this.pending = { general: new PendingQueue(this.withinTenant), intelligent: new PendingQueue(this.withinTenant), super: new PendingQueue(this.withinTenant) };
     this.units = { general: blankUnits(), intelligent: blankUnits(), super: blankUnits() };
     this.energy = new EnergyModel(env, this.cluster);
+    this.book = new DeferralBook(env.stepMs, policy.deferralShare ?? DEFAULT_DEFERRAL_SHARE);
+    this.supply = poolSupply(nodes);
     for (const pool of POOLS) if (policy.placement[pool].backfill) this.easy[pool] = new EasyShadow(policy.placement);
     for (const spec of nodes) {
       const node = this.cluster.upsertNode(spec);
@@ -243,7 +258,7 @@ class Simulation {
       }
       case 'step':
         this.setSignals();
-        if (this.deferredJobs.size > 0 && this.greenShareNow() >= this.policy.deferUntilGreenShare!) for (const job of this.deferredJobs) this.admit(job);
+        this.book.prune(this.nowMs);
         // Power caps may have moved.
         for (const pool of POOLS) this.changed.add(pool);
         this.events.push(this.nextStepMs(), { kind: 'step' });
@@ -251,6 +266,10 @@ class Simulation {
       case 'release':
         this.live--;
         if (this.deferredJobs.has(e.job)) this.admit(e.job);
+        return;
+      case 'urgent':
+        this.live--;
+        this.makeUrgent(e.job);
         return;
       case 'sample':
         this.sample();
@@ -291,20 +310,56 @@ class Simulation {
   }
 
   /**
-   * Green-aware admission: a deferrable job that arrives while the cluster's power is less green than the
-   * policy wants is held out of the queue until an hour when it is green enough, or its latest start.
+   * Temporal shifting (after "Let's Wait Awhile", Middleware 2021): a deferrable job that says how long it
+   * runs is held out of the queue until the start, within its window, whose forecast carbon intensity over
+   * its run is lowest (planDeferral). The forecast is the recorded future (an oracle), averaged over its
+   * pool's zones.
    */
   private defer(job: SchedJob): boolean {
-    const threshold = this.policy.deferUntilGreenShare;
-    const maxDelayS = job.deferrable?.maxDelaySeconds;
-    if (threshold === undefined || maxDelayS === undefined) return false;
-    const latestStartMs = job.submittedAtMs + maxDelayS * 1000;
-    if (this.nowMs >= latestStartMs || this.greenShareNow() >= threshold) return false;
+    if (!this.policy.shiftInTime) return false;
+    const plan = planDeferral({ job, nowMs: this.nowMs, stepMs: this.env.stepMs, forecast: (from, to) => this.forecast(job.pool, from, to), book: this.book, supply: this.supply[job.pool] });
+    if (!plan || plan.startMs <= this.nowMs) return false;
     this.deferredJobs.add(job);
     this.deferred++;
     this.live++;
-    this.events.push(latestStartMs, { kind: 'release', job });
+    this.events.push(plan.startMs, { kind: 'release', job });
+    // Still waiting halfway between its planned start and its latest start: it goes ahead of everything.
+    this.live++;
+    this.events.push(Math.round((plan.startMs + plan.latestStartMs) / 2), { kind: 'urgent', job });
     return true;
+  }
+
+  /** A released deferred job that has not started yet takes the highest priority, so shifting it does not cost its deadline. */
+  private makeUrgent(job: SchedJob): void {
+    const queue = this.pending[job.pool];
+    if (!queue.has(job.id)) return;
+    queue.remove(job.id);
+    const urgent: SchedJob = { ...job, priority: URGENT_PRIORITY };
+    this.timedOf.set(urgent, this.timedOf.get(job)!);
+    queue.add(urgent);
+    queue.markDirty(job.pool);
+  }
+
+  /** The carbon intensity of a pool's electricity from `fromMs` to `toMs` on the signals' grid, from the recorded signals. */
+  private forecast(pool: Pool, fromMs: number, toMs: number): { atMs: number; value: number }[] {
+    const zones = this.poolZones(pool);
+    const at = (t: number) => zones.reduce((sum, [zone, weight]) => sum + weight * this.energy.carbonAt(zone, t), 0);
+    const out = [{ atMs: fromMs, value: at(fromMs) }];
+    for (let t = (Math.floor(fromMs / this.env.stepMs) + 1) * this.env.stepMs; t <= toMs; t += this.env.stepMs) out.push({ atMs: t, value: at(t) });
+    return out;
+  }
+
+  /** The zones of a pool, each weighted by its share of the pool's nodes. */
+  private poolZones(pool: Pool): [string, number][] {
+    let zones = this.zonesOfPool.get(pool);
+    if (!zones) {
+      const count = new Map<string, number>();
+      for (const node of this.cluster.nodesOf(pool)) count.set(node.spec.zone, (count.get(node.spec.zone) ?? 0) + 1);
+      const total = [...count.values()].reduce((a, b) => a + b, 0);
+      zones = [...count].map(([zone, n]) => [zone, n / Math.max(1, total)]);
+      this.zonesOfPool.set(pool, zones);
+    }
+    return zones;
   }
 
   private admit(job: SchedJob): void {
@@ -418,7 +473,8 @@ class Simulation {
     this.turnarounds.push(turnaround);
     this.slowdowns.push(Math.max(1, turnaround / Math.max(r.timed.runMs, BSLD_THRESHOLD_MS)));
     this.lastEndMs = Math.max(this.lastEndMs, this.nowMs);
-    if (job.deferrable) {
+    if (!job.deferrable) this.otherWaits.push(r.startMs - job.submittedAtMs);
+    else {
       this.deferrableDelays.push(r.startMs - job.submittedAtMs);
       if (job.deferrable.deadlineMs !== undefined && this.nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
     }
@@ -542,7 +598,7 @@ class Simulation {
         jobCarbonKg: round(e.jobCarbonKg, 2),
         carbonPerJobG: this.waits.length > 0 ? round((e.jobCarbonKg * 1000) / this.waits.length, 2) : 0,
       },
-      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses },
+      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean },
       powerCapHolds: this.powerCapHolds,
       reservationViolations: this.violations,
       deferred: this.deferred,

@@ -10,14 +10,25 @@ export interface SimPolicy {
   strict: boolean;
   /** The core placement policy; pools with `backfill` use EASY backfilling. */
   placement: Policy;
-  /** Green-aware admission: deferrable jobs wait for a green share of at least this much, until their latest start. */
-  deferUntilGreenShare?: number;
+  /** Temporal shifting: deferrable jobs start at the time in their window with the lowest forecast carbon intensity. */
+  shiftInTime?: boolean;
+  /** With shiftInTime: the share of a pool deferred jobs may book in any one step (default 0.3). */
+  deferralShare?: number;
   /** Waiting this long counts as a whole dominant share (priority-fair order). */
   agingMs: number;
 }
 
 const AGING_MS = 600_000;
 const everyPool = (settings: Partial<PoolPolicy>): Partial<Record<Pool, Partial<PoolPolicy>>> => Object.fromEntries(POOLS.map((p) => [p, settings]));
+
+/**
+ * The policies of the green evaluation: the default placement with the GreenShare score at `weight`, and
+ * EASY backfilling in every pool, so a large job released from deferral gets a reservation instead of
+ * waiting behind smaller ones until its deadline has passed.
+ */
+function withGreenWeight(weight: number): Policy {
+  return withPoolPolicy(DEFAULT_POLICY, Object.fromEntries(POOLS.map((p) => [p, { scoreWeights: { ...DEFAULT_POLICY[p].scoreWeights, GreenShare: weight }, backfill: true }])));
+}
 
 /** The named policies `npm run sim -- --policy a,b` compares. */
 export const SIM_POLICIES: Readonly<Record<string, { describe: string; make(): SimPolicy }>> = {
@@ -59,19 +70,17 @@ export const SIM_POLICIES: Readonly<Record<string, { describe: string; make(): S
       agingMs: AGING_MS,
     }),
   },
+  'green-blind': {
+    describe: 'priority-fair with EASY backfill everywhere and no regard for green power: the baseline of the green evaluation',
+    make: () => ({ name: 'green-blind', order: 'priority-fair', strict: false, placement: withGreenWeight(0), agingMs: AGING_MS }),
+  },
+  'green-spatial': {
+    describe: 'priority-fair, green share weighing 6× in scoring: work goes where the power is greener',
+    make: () => ({ name: 'green-spatial', order: 'priority-fair', strict: false, placement: withGreenWeight(6), agingMs: AGING_MS }),
+  },
   'green-aware': {
-    describe: 'priority-fair, preferring nodes on greener power and holding deferrable jobs until the green share reaches 60% or their latest start',
-    make: () => ({
-      name: 'green-aware',
-      order: 'priority-fair',
-      strict: false,
-      placement: withPoolPolicy(
-        DEFAULT_POLICY,
-        Object.fromEntries(POOLS.map((p) => [p, { scoreWeights: { ...DEFAULT_POLICY[p].scoreWeights, GreenShare: 6 } }])),
-      ),
-      deferUntilGreenShare: 0.6,
-      agingMs: AGING_MS,
-    }),
+    describe: 'green-spatial, and deferrable jobs start at the time in their window with the lowest forecast carbon intensity',
+    make: () => ({ name: 'green-aware', order: 'priority-fair', strict: false, placement: withGreenWeight(6), shiftInTime: true, agingMs: AGING_MS }),
   },
 };
 

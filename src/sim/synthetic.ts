@@ -1,6 +1,7 @@
-import { GPU_MILLI_PER_GPU, nodeSpecSchema, type NodeSpec, type Pool } from '../protocol';
+import { nodeSpecSchema, type NodeSpec, type Pool } from '../protocol';
 import type { SchedJob } from '../core';
 import { exponential, pickWeighted, randInt, type Rng } from './rng';
+import { poolDemand, poolSupply } from '../green/booking';
 
 const GiB = 1024 ** 3;
 
@@ -125,23 +126,6 @@ function drawJob(rng: Rng, id: string, submittedAtMs: number): SchedJob {
   base.tasks = pickWeighted(rng, [[2, 30], [4, 25], [8, 20], [16, 12], [32, 8], [64, 5]]);
   base.exclusive = true;
   return base;
-}
-
-/** How much of a pool's scarce resource a job holds: cores (general), milli-GPUs (intelligent), nodes (super). */
-export function poolDemand(job: SchedJob): number {
-  if (job.pool === 'super') return job.tasks;
-  if (job.pool === 'intelligent') return job.tasks * (job.task.gpus * GPU_MILLI_PER_GPU + job.task.gpuMilli);
-  return (job.tasks * job.task.cpuMillis) / 1000;
-}
-
-/** The same measure of supply: cores, milli-GPUs or nodes of each pool. */
-export function poolSupply(nodes: readonly NodeSpec[]): Record<Pool, number> {
-  const supply: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
-  for (const n of nodes) {
-    const alloc = n.allocatable ?? n.capacity;
-    supply[n.pool] += n.pool === 'super' ? 1 : n.pool === 'intelligent' ? alloc.gpus * GPU_MILLI_PER_GPU : alloc.cpuMillis / 1000;
-  }
-  return supply;
 }
 
 /** How arrivals are spaced: evenly, as a Poisson process, or in bursts (same mean rate). */

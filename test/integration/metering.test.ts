@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { DEFAULT_PRICE_TABLE, type Bill, type UsageSummary } from '../../src/billing';
@@ -103,6 +105,15 @@ describe('metering and billing, end to end', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe('QY_ERR_VALIDATION');
   });
+
+  test('qy usage, qy bill --csv and qy disclosure --markdown', async () => {
+    const period = new Date(Date.now() + 8 * HOUR).toISOString().slice(0, 7);
+    const qy = async (who: string, ...args: string[]) =>
+      (await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } })).stdout;
+    expect(await qy('city-a', 'usage', '--period', period)).toMatch(/^TENANT \/ POOL\s+JOBS\s+CORE-H/);
+    expect(await qy('city-a', 'bill', 'city-a', period, '--csv')).toMatch(/^tenant,period,/);
+    expect(await qy('ops', 'disclosure', period, '--markdown')).toMatch(/^# /);
+  }, 30_000);
 
   test('a power cap holds a job back and its pending reason says so', async () => {
     // gen-1 idles at 175 W of its 500 W; the general pool's cap is 400 W: a job on all 8 cores would add 325 W.

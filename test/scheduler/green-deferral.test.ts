@@ -20,7 +20,7 @@ function profile(valueAt: (ms: number) => number): Forecaster {
 }
 
 function deferral(valueAt: (ms: number) => number, clock: { now: number }, due: Pool[][] = []) {
-  return new GreenDeferral({ stepMs: STEP, forecaster: profile(valueAt) }, () => clock.now, (pools) => due.push([...pools]));
+  return new GreenDeferral({ stepMs: STEP, forecaster: profile(valueAt), bookShare: 1, supplyOf: () => 10_000 }, () => clock.now, (pools) => due.push([...pools]));
 }
 
 const deferrable = (id: string, extra: Parameters<typeof job>[0] = {}) => job({ id, durationSeconds: 3600, deferrable: { maxDelaySeconds: 8 * 3600 }, ...extra });
@@ -44,6 +44,19 @@ describe('green deferral', () => {
     expect(d.hold(job({ id: 'open-ended', deferrable: { maxDelaySeconds: 3600 } }))).toBeUndefined();
   });
 
+  test('a job that needs a large part of its pool is not held', () => {
+    const d = new GreenDeferral({ stepMs: STEP, forecaster: profile((ms) => (ms >= 3 * HOUR ? 100 : 500)), bookShare: 1, supplyOf: () => 64 }, () => 0, () => undefined);
+    expect(d.hold(deferrable('big', { resources: { cpuMillis: 16_000, memBytes: 0 } }))).toBeUndefined();
+    expect(d.hold(deferrable('small', { resources: { cpuMillis: 2000, memBytes: 0 } }))).toBeDefined();
+  });
+
+  test('deferred jobs book their pool, so they do not all start in the same greenest step', () => {
+    const d = new GreenDeferral({ stepMs: STEP, forecaster: profile((ms) => (ms >= 3 * HOUR && ms < 4 * HOUR ? 100 : 500)), bookShare: 0.3, supplyOf: () => 100 }, () => 0, () => undefined);
+    // Each job needs 1 core of 100 for an hour; 30 fit in the clean hour, the rest go elsewhere.
+    const starts = Array.from({ length: 40 }, (_, i) => d.hold(deferrable(`j${i}`, { resources: { cpuMillis: 1000, memBytes: 0 } }))?.untilMs ?? 0);
+    expect(starts.filter((t) => t === 3 * HOUR)).toHaveLength(30);
+  });
+
   test('the planned start is never after the latest start, so a declared duration meets its deadline (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 900 }), { minLength: 96, maxLength: 96 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 24 }), (values, runHours, slackHours) => {
@@ -65,12 +78,14 @@ describe('green deferral', () => {
     const fine = new GreenDeferral(
       {
         stepMs: 50,
+        bookShare: 1,
+        supplyOf: () => 10_000,
         forecaster: { forecast: (nowMs, horizonMs) => Array.from({ length: Math.floor(horizonMs / 50) + 1 }, (_, i) => ({ atMs: nowMs + i * 50, value: i === 0 ? 500 : 100 })) },
       },
       () => Date.now(),
       (pools) => due.push([...pools]),
     );
-    const held = fine.hold(job({ id: 'soon', pool: 'general', durationSeconds: 1, deferrable: { maxDelaySeconds: 5 }, submittedAtMs: Date.now() }));
+    const held = fine.hold(job({ id: 'soon', pool: 'general', durationSeconds: 1, deferrable: { maxDelaySeconds: 7200 }, submittedAtMs: Date.now() }));
     expect(held).toBeDefined();
     await new Promise((r) => setTimeout(r, held!.untilMs - Date.now() + 30));
     expect(due).toEqual([['general']]);

@@ -83,19 +83,21 @@ describe('the simulator on small hand-made cases', () => {
     expect(r.jobs.unfinished).toBe(0);
   });
 
-  test('green-aware admission holds deferrable work for the green hours, within its allowed delay', () => {
+  test('green-aware shifting starts deferrable work in the cleanest window it can still make', () => {
     const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
     const env: SimEnvironment = { ...environmentOf(), greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
-    const jobs = [gang('deferrable', 0, 1, 600, { priorityClass: 'batch' }), gang('impatient', 0, 1, 600, { priorityClass: 'batch' })];
+    const jobs = [gang('patient', 0, 1, 600, { priorityClass: 'batch' }), gang('impatient', 0, 1, 600, { priorityClass: 'batch' })];
     jobs[0].job.deferrable = { maxDelaySeconds: 12 * 3600 };
     jobs[1].job.deferrable = { maxDelaySeconds: 3600 };
-    const [plain, aware] = policiesNamed('priority-fair,green-aware').map((p) => simulate(jobs, hpcNodes(4), processorLevel(p), env));
-    expect(plain.waitS.max).toBe(0);
-    expect(aware.deferred).toBe(2);
-    // The deferrable job starts when the green hours begin; the other at its latest start, one hour in.
+    // 40 nodes: a one-node job is small enough for its pool to be shifted.
+    const [blind, aware] = policiesNamed('green-blind,green-aware').map((p) => simulate(jobs, hpcNodes(40), processorLevel(p), env));
+    expect(blind.waitS.max).toBe(0);
+    expect(aware.deferred).toBe(1);
+    // The patient job starts when the clean hours begin; the impatient one's window is all alike, so it starts now.
     expect(aware.waitS.max).toBe((10 * HOUR) / 1000);
-    expect(aware.waitS.p50).toBe(HOUR / 1000);
-    expect(aware.energy.greenShare).toBeGreaterThan(plain.energy.greenShare);
+    expect(aware.waitS.p50).toBe(0);
+    expect(aware.energy.carbonPerJobG).toBeLessThan(blind.energy.carbonPerJobG);
+    expect(aware.deferrable).toMatchObject({ jobs: 2, deadlineMisses: 0 });
   });
 
   test('power caps are never exceeded, whatever the workload (property)', () => {
