@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import type { NodeSpec } from '../protocol';
-import { environmentOf, loadClusterFile, nodesOf, type ClusterFile } from './cluster-file';
+import { carbonSignal, environmentOf, loadClusterFile, nodesOf, type ClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
 import { SIM_POLICIES, policiesNamed, processorLevel } from './policies';
 import { formatTable, headline, writeReports, type SimReport } from './report';
@@ -34,6 +34,8 @@ const program = new Command()
   .description('Replay a workload trace through the scheduler core under several policies and compare them.')
   .requiredOption('--trace <file>', 'SWF (.swf, .swf.gz), GPU-cluster CSV (.csv), or synthetic:poisson|bursty|uniform')
   .option('--cluster <file>', 'cluster definition (YAML); default: the machine the trace describes')
+  .option('--carbon <file>', "the grid's carbon intensity over time (CSV such as Time,Carbon Intensity); time 0 is its start, or --carbon-start")
+  .option('--carbon-start <date>', 'the time in the carbon file where the replay begins')
   .option('--policy <list>', `comma-separated policies: ${Object.keys(SIM_POLICIES).join(', ')}`, 'fifo,easy-backfill')
   .option('--json', 'print only the final JSON line on stdout (the table goes to stderr)')
   .option('--out <dir>', 'where to write report.json and report.html (default .data/sim/<trace>-<time>)')
@@ -51,6 +53,8 @@ const program = new Command()
 const opts = program.opts<{
   trace: string;
   cluster?: string;
+  carbon?: string;
+  carbonStart?: string;
   policy: string;
   json?: boolean;
   out?: string;
@@ -72,7 +76,7 @@ function main(): void {
   const clusterFile: ClusterFile | undefined = opts.cluster ? loadClusterFile(opts.cluster) : undefined;
   const nodes: NodeSpec[] | undefined = clusterFile ? nodesOf(clusterFile) : trace.cluster;
   if (!nodes) throw new Error(`${opts.trace} does not describe its cluster (no MaxNodes/MaxProcs header, no node list beside it): pass --cluster FILE`);
-  const env = environmentOf(clusterFile);
+  const env = environmentOf(clusterFile, opts.carbon ? carbonSignal(opts.carbon, opts.carbonStart) : undefined);
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
   const showProgress = opts.progress && process.stderr.isTTY;
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { loadSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
 
@@ -102,6 +103,15 @@ export interface SimEnvironment {
 export interface CarbonSignal {
   valueAt(atMs: number): number;
   stepMs: number;
+}
+
+/** A carbon-intensity file as a signal over virtual time, starting at `start` (default: its first point). */
+export function carbonSignal(path: string, start: string | undefined): CarbonSignal & { startMs: number } {
+  const series = loadSeries(path, { outside: 'clamp' });
+  if (series.kind !== 'carbon') throw new Error(`${path}: expected carbon intensity (a column named like "Carbon Intensity")`);
+  const startMs = start ? Date.parse(start) : series.startMs;
+  if (!Number.isFinite(startMs)) throw new Error(`${start}: not a date`);
+  return { valueAt: (t) => series.valueAt(startMs + t), stepMs: series.stepMs, startMs };
 }
 
 /** The environment of a cluster file (or the defaults), with the grid's intensity from `carbon` when given. */

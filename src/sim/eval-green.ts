@@ -12,8 +12,7 @@
  * JSON line.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { loadSeries } from '../green';
-import { environmentOf, loadClusterFile } from './cluster-file';
+import { carbonSignal, environmentOf, loadClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
@@ -53,12 +52,9 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
 }
 
 function main(): void {
-  const series = loadSeries(opts.carbon, { outside: 'clamp' });
-  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity")`);
-  const startMs = opts.start ? Date.parse(opts.start) : series.startMs;
-  if (!Number.isFinite(startMs)) throw new Error(`--start ${opts.start}: not a date`);
+  const carbon = carbonSignal(opts.carbon, opts.start);
   // Node failures are left out: a rerun after a failure can miss a deadline whatever the policy.
-  const env = { ...environmentOf(loadClusterFile(opts.cluster), { valueAt: (t) => series.valueAt(startMs + t), stepMs: series.stepMs }), failures: undefined };
+  const env = { ...environmentOf(loadClusterFile(opts.cluster), carbon), failures: undefined };
   const nodes = mixedCluster(opts.nodes);
   // Jobs run an hour on average in the general pool; arrivals fill the days asked for.
   const next = mixedWorkload(seededRng(opts.seed), seededRng(opts.seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
@@ -70,7 +66,7 @@ function main(): void {
   const [blind, spatial, aware] = results;
   const saved = (r: SimResult) => (blind.energy.carbonPerJobG > 0 ? Math.round((1 - r.energy.carbonPerJobG / blind.energy.carbonPerJobG) * 10_000) / 100 : 0);
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
-  log(`${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime); grid intensity from ${opts.carbon} from ${new Date(startMs).toISOString()}`);
+  log(`${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime); grid intensity from ${opts.carbon} from ${new Date(carbon.startMs).toISOString()}`);
   const rows: [string, (r: SimResult) => string | number][] = [
     ['carbon per job (g)', (r) => r.energy.carbonPerJobG],
     ['carbon saved vs green-blind', (r) => `${saved(r)}%`],
