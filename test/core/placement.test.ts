@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, formatFailure, placeJob, withPoolPolicy, type PlacementResult, type SchedJob } from '../../src/core';
 import type { NodeSpec } from '../../src/protocol';
@@ -81,6 +82,27 @@ describe('single tasks', () => {
     cluster.setNodeTelemetry('c', 300, 0.4);
     const result = placeJob(cluster, job(), policy);
     expect(result.ok && result.placement.tasks[0].nodeId).toBe('b');
+  });
+
+  test('however much green share weighs, it never places on a node that cannot take the job (property)', () => {
+    const policy = withPoolPolicy(DEFAULT_POLICY, { general: { scoreWeights: { GreenShare: 100, LeastAllocated: 1 }, nodesToScore: 16 } });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 1, max: 16 }), fc.boolean()), { minLength: 2, maxLength: 12 }), fc.integer({ min: 1, max: 16 }), (nodes, cores) => {
+        const cluster = clusterOf(nodes.map(([, c, cordoned], i) => nodeSpec(`n${i}`, { capacity: { cpuMillis: c * 1000 }, labels: cordoned ? { tier: 'x' } : {} })));
+        nodes.forEach(([green, , cordoned], i) => {
+          cluster.setNodeTelemetry(`n${i}`, 300, green);
+          if (cordoned) cluster.setNodeState(`n${i}`, 'cordoned');
+        });
+        const result = placeJob(cluster, job({ resources: { cpuMillis: cores * 1000, memBytes: 0 } }), policy);
+        const feasible = nodes.filter(([, c, cordoned]) => !cordoned && c >= cores).length;
+        expect(result.ok).toBe(feasible > 0);
+        if (!result.ok) return;
+        const [, c, cordoned] = nodes[Number(result.placement.tasks[0].nodeId.slice(1))];
+        expect(cordoned).toBe(false);
+        expect(c).toBeGreaterThanOrEqual(cores);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('equal scores go to the smallest node id', () => {
