@@ -41,7 +41,7 @@ import type { Principal, Quotas } from './tenants';
 
 /** The audit actor of a principal. */
 export function actorOf(principal: Principal): AuditActor {
-  return { kind: principal.kind, name: principal.name };
+  return principal.kind === 'tenant' && principal.via ? { kind: principal.kind, name: principal.name, via: principal.via } : { kind: principal.kind, name: principal.name };
 }
 
 /** The scheduler's API operations, as the HTTP routes and the CLI use them. Errors are the QY_ERR_* types. */

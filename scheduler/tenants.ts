@@ -46,7 +46,12 @@ export const tenantConfigSchema = z.strictObject({
 });
 export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 
-export const operatorConfigSchema = z.strictObject({ name: nameSchema, tokens: z.array(tokenEntrySchema).default([]) });
+export const operatorConfigSchema = z.strictObject({
+  name: nameSchema,
+  tokens: z.array(tokenEntrySchema).default([]),
+  /** May act as any tenant by naming it in the X-Qy-Act-As header (a bridge such as the Kubernetes one); audited as the tenant, via this operator. */
+  actAsTenants: z.boolean().default(false),
+});
 
 /** `configs/tenants.yaml`: the paired cities and agencies that use the cluster, and its operators. */
 export const tenantsFileSchema = z
@@ -69,7 +74,7 @@ export const tenantsFileSchema = z
 export type TenantsFile = z.infer<typeof tenantsFileSchema>;
 
 /** Who is calling: a tenant (its own jobs) or an operator (everything). */
-export type Principal = { kind: 'tenant'; name: string; tenant: TenantConfig } | { kind: 'operator'; name: string };
+export type Principal = { kind: 'tenant'; name: string; tenant: TenantConfig; via?: string } | { kind: 'operator'; name: string; actAsTenants?: boolean };
 
 /** What a bearer token resolved to. */
 export type TokenCheck = { ok: true; principal: Principal } | { ok: false; reason: 'missing' | 'unknown' | 'revoked' };
@@ -107,7 +112,7 @@ export class TenantDirectory {
   private readonly quotaOverrides = new Map<string, Quotas>();
 
   constructor(readonly file: TenantsFile) {
-    for (const op of file.operators) for (const t of op.tokens) this.byHash.set(t.sha256, { principal: { kind: 'operator', name: op.name }, revoked: t.revoked });
+    for (const op of file.operators) for (const t of op.tokens) this.byHash.set(t.sha256, { principal: { kind: 'operator', name: op.name, actAsTenants: op.actAsTenants }, revoked: t.revoked });
     for (const tenant of file.tenants) {
       this.tenants.set(tenant.name, tenant);
       for (const t of tenant.tokens) this.byHash.set(t.sha256, { principal: { kind: 'tenant', name: tenant.name, tenant }, revoked: t.revoked });
@@ -122,6 +127,13 @@ export class TenantDirectory {
     if (!entry) return { ok: false, reason: 'unknown' };
     if (entry.revoked) return { ok: false, reason: 'revoked' };
     return { ok: true, principal: entry.principal };
+  }
+
+  /** A bridge operator acting as a tenant; undefined when the operator may not, or the tenant does not exist. */
+  actAs(operator: Principal, tenant: string): Principal | undefined {
+    const config = this.tenants.get(tenant);
+    if (operator.kind !== 'operator' || !operator.actAsTenants || !config) return undefined;
+    return { kind: 'tenant', name: tenant, tenant: config, via: operator.name };
   }
 
   tenant(name: string): TenantConfig | undefined {

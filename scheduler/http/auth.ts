@@ -40,6 +40,15 @@ export const authPlugin = fp<{ scheduler: Scheduler; ops: SchedulerOperations }>
     if (!isApi(req.url)) return;
     req.tokenCheck = scheduler.tenants.authenticate(req.headers.authorization);
     if (req.tokenCheck.ok) req.principal = req.tokenCheck.principal;
+    const actAs = req.headers['x-qy-act-as'];
+    if (req.principal && typeof actAs === 'string') {
+      const acting = scheduler.tenants.actAs(req.principal, actAs);
+      if (!acting) {
+        await ops.audited(req.principal, { action: 'auth.forbidden', outcome: 'denied', details: { actAs } });
+        throw new QY_ERR_FORBIDDEN(`${req.principal.kind} ${req.principal.name} may not act as tenant ${actAs}`);
+      }
+      req.principal = acting;
+    }
   });
 
   await app.register(rateLimit, {

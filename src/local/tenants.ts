@@ -23,7 +23,7 @@ export type LocalTokens = Record<string, string>;
  * Writes a tenants file with fresh random tokens (stored as hashes) and returns the tokens. For the demo,
  * the benchmarks and the tests; production files are written by operators (see configs/tenants.example.yaml).
  */
-export function writeTenantsFile(path: string, spec: { operators: string[]; tenants: LocalTenant[] }): LocalTokens {
+export function writeTenantsFile(path: string, spec: { operators: (string | { name: string; actAsTenants?: boolean })[]; tenants: LocalTenant[] }): LocalTokens {
   const tokens: LocalTokens = {};
   const tokenFor = (name: string) => {
     const token = newToken();
@@ -31,7 +31,7 @@ export function writeTenantsFile(path: string, spec: { operators: string[]; tena
     return { sha256: hashToken(token), label: `${name} (generated)` };
   };
   const file = {
-    operators: spec.operators.map((name) => ({ name, tokens: [tokenFor(name)] })),
+    operators: spec.operators.map((op) => (typeof op === 'string' ? { name: op, tokens: [tokenFor(op)] } : { ...op, tokens: [tokenFor(op.name)] })),
     tenants: spec.tenants.map(({ withRevokedToken, ...t }) => {
       const list = [tokenFor(t.name)];
       if (withRevokedToken) {

@@ -8,7 +8,12 @@ import type { JetStreamPublisher } from './js-publisher';
 import { isNotFound } from './nats';
 
 /** Who did something. */
-export const auditActorSchema = z.object({ kind: z.enum(['tenant', 'operator', 'anonymous', 'system']), name: z.string() });
+export const auditActorSchema = z.object({
+  kind: z.enum(['tenant', 'operator', 'anonymous', 'system']),
+  name: z.string(),
+  /** The operator (a bridge such as the Kubernetes one) that acted for this tenant. */
+  via: z.string().optional(),
+});
 export type AuditActor = z.infer<typeof auditActorSchema>;
 
 /** One audited action. `hash` is the SHA-256 of `prevHash` and the record's other fields, so the records form a chain. */

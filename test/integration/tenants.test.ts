@@ -23,7 +23,7 @@ const agents: Agent[] = [];
 beforeAll(async () => {
   nats = await startNatsServer();
   s = await startScheduler(nats.url, {}, {
-    operators: ['ops'],
+    operators: ['ops', { name: 'kube-bridge', actAsTenants: true }],
     tenants: [
       { name: 'city-a', requestsPerSecond: 100_000, withRevokedToken: true },
       { name: 'city-b', requestsPerSecond: 100_000, priorityClasses: ['normal', 'batch'], dataClasses: ['public', 'internal'] },
@@ -91,6 +91,29 @@ describe('no tenant sees or touches another tenant’s work', () => {
     const filtered = (await ops.request<{ items: JobView[] }>('GET', '/v1/jobs?tenant=city-a&limit=1000')).body.items;
     expect(filtered.every((j) => j.tenant === 'city-a')).toBe(true);
     expect((await ops.request<JobView>('GET', `/v1/jobs/${jobOfA}`)).status).toBe(200);
+  });
+});
+
+describe('a bridge acts for tenants', () => {
+  test('an operator allowed to act as tenants submits as one; the job is the tenant’s and the audit names the bridge', async () => {
+    const bridge = s.as('kube-bridge');
+    const res = await bridge.request<{ id: string }>('POST', '/v1/jobs', { body: sleep(0), headers: { 'x-qy-act-as': 'city-b' } });
+    expect(res.status).toBe(202);
+    expect((await b.job(res.body.id)).tenant).toBe('city-b');
+    expect((await a.request('GET', `/v1/jobs/${res.body.id}`)).status).toBe(404);
+    const audit = await waitUntil(async () => {
+      const r = await ops.request<{ items: AuditRecord[] }>('GET', `/v1/audit?target=${res.body.id}`);
+      return r.body.items.find((x) => x.action === 'job.submit');
+    });
+    expect(audit.actor).toEqual({ kind: 'tenant', name: 'city-b', via: 'kube-bridge' });
+  });
+
+  test('other operators, and unknown tenants, are refused', async () => {
+    const plain = await ops.request<ErrorBody>('POST', '/v1/jobs', { body: sleep(0), headers: { 'x-qy-act-as': 'city-b' } });
+    expect(plain.status).toBe(403);
+    expect(plain.body.code).toBe('QY_ERR_FORBIDDEN');
+    const unknown = await s.as('kube-bridge').request<ErrorBody>('POST', '/v1/jobs', { body: sleep(0), headers: { 'x-qy-act-as': 'atlantis' } });
+    expect(unknown.status).toBe(403);
   });
 });
 
