@@ -268,6 +268,15 @@ export class Agent {
       return;
     }
     const work = parsed.data;
+    // Fencing: a deposed leader's late writes carry an older term than work already seen from its successor.
+    if (work.term !== undefined) {
+      if (work.term < this.highestTerm) {
+        this.log.warn({ jobId: work.jobId, term: work.term, highestTerm: this.highestTerm }, 'work from a deposed scheduler; ignored');
+        msg.term();
+        return;
+      }
+      this.highestTerm = work.term;
+    }
     if (work.type === 'assign') this.onAssign(work, msg);
     else {
       this.onCancel(work);
@@ -276,6 +285,8 @@ export class Agent {
   }
 
   private acks: JsMsg[] = [];
+  /** The highest scheduler leadership term seen in work. */
+  private highestTerm = 0;
 
   /** Acknowledges at the end of this turn of the event loop, together with the others (one socket write). */
   private ackLater(msg: JsMsg): void {

@@ -144,6 +144,8 @@ export const assignmentSchema = z.object({
   dataClass: dataClassSchema,
   /** Run in the agent's sandbox: private temporary home, reduced environment. */
   sandbox: z.boolean().default(false),
+  /** The leadership term of the scheduler that sent it: agents ignore work from a term older than one they have seen. */
+  term: z.number().int().min(0).optional(),
   atMs: z.number().int(),
 });
 export type Assignment = z.infer<typeof assignmentSchema>;
@@ -157,6 +159,7 @@ export const cancelOrderSchema = z.object({
   taskIndexes: z.array(z.number().int().min(0)),
   reason: z.string(),
   graceMs: z.number().int().min(0),
+  term: z.number().int().min(0).optional(),
   atMs: z.number().int(),
 });
 export type CancelOrder = z.infer<typeof cancelOrderSchema>;
