@@ -39,7 +39,7 @@ export function testNode(id: string, pool: NodeSpec['pool'] = 'general', extra: 
 }
 
 /** Tenants of the test schedulers: an operator and two cities that may use every class and data level. */
-export const TEST_TENANTS: { operators: string[]; tenants: LocalTenant[] } = {
+export const TEST_TENANTS: Parameters<typeof writeTenantsFile>[1] = {
   operators: ['ops'],
   tenants: [
     { name: 'city-a', requestsPerSecond: 100_000 },

@@ -104,7 +104,7 @@ describe('a bridge acts for tenants', () => {
     const audit = await waitUntil(async () => {
       const r = await ops.request<{ items: AuditRecord[] }>('GET', `/v1/audit?target=${res.body.id}`);
       return r.body.items.find((x) => x.action === 'job.submit');
-    });
+    }, 5_000);
     expect(audit.actor).toEqual({ kind: 'tenant', name: 'city-b', via: 'kube-bridge' });
   });
 
