@@ -28,6 +28,7 @@ export const STREAMS = {
 export const KV_BUCKETS = {
   nodes: 'qy-nodes',
   quotas: 'qy-quotas',
+  leases: 'qy-leases',
 } as const;
 
 /** Job event names, the last token of a job event subject. */

@@ -1,0 +1,172 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { KV_BUCKETS } from '../protocol';
+import type { Logger } from '../telemetry/logger';
+
+/** What the lease key holds: who leads, where to reach it, and its term (one more at every change of leader). */
+export const leaseRecordSchema = z.object({
+  holder: z.string(),
+  address: z.string(),
+  term: z.number().int().min(1),
+});
+export type LeaseRecord = z.infer<typeof leaseRecordSchema>;
+
+/** Timings of leader election, as in Kubernetes' leaderelection package. */
+export interface LeaseTimings {
+  /** A standby takes the lease once it has seen it unchanged this long (on its own clock). */
+  leaseDurationMs: number;
+  /** A leader that could not renew for this long stops leading: before any standby may take over. */
+  renewDeadlineMs: number;
+  /** How often the leader renews and a standby looks. */
+  retryPeriodMs: number;
+}
+
+/** Kubernetes' defaults: 15 s, 10 s, 2 s. */
+export const DEFAULT_LEASE_TIMINGS: LeaseTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+/** Checks that a deposed leader stops before another can start (renew deadline + margin < lease duration). */
+export function assertSafeTimings(t: LeaseTimings): void {
+  if (!(t.retryPeriodMs > 0 && t.renewDeadlineMs > t.retryPeriodMs && t.leaseDurationMs > t.renewDeadlineMs + t.retryPeriodMs)) {
+    throw new Error(`lease timings: need retry period < renew deadline and renew deadline + retry period < lease duration (got ${t.retryPeriodMs}, ${t.renewDeadlineMs}, ${t.leaseDurationMs} ms)`);
+  }
+}
+
+/** The bucket of leadership leases. */
+export async function openLeasesKv(nc: NatsConnection, replicas: number): Promise<KV> {
+  return new Kvm(nc).create(KV_BUCKETS.leases, { history: 1, replicas });
+}
+
+/**
+ * Leader election on a JetStream KV key with compare-and-set on its revision. The leader rewrites the key
+ * every retry period (renewal is an update at the revision it last wrote); a standby takes the key only
+ * after seeing the same revision for a whole lease duration on its own clock, so clocks need not agree —
+ * only run at the same rate. A leader that has not renewed within the renew deadline stops leading before
+ * that can happen: there is never a moment with two leaders. Each new leader raises the term, which its
+ * writes carry so that agents and replays can ignore a deposed leader's late ones.
+ */
+export class LeaderElector {
+  private timer: NodeJS.Timeout | undefined;
+  /** Fires at the renew deadline: a leader steps down then even if a renewal is still hanging. */
+  private deadline: NodeJS.Timeout | undefined;
+  private leading = false;
+  private revision = 0;
+  private observed: { revision: number; sinceMs: number } | undefined;
+  private current: LeaseRecord | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly key: string,
+    private readonly me: { holder: string; address: string },
+    private readonly timings: LeaseTimings,
+    private readonly events: { elected(term: number): void; deposed(reason: string): void },
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    assertSafeTimings(timings);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The leader as last seen (this replica included). */
+  get leader(): LeaseRecord | undefined {
+    return this.current;
+  }
+
+  get term(): number {
+    return this.current?.term ?? 0;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops; a leader gives the lease up so a standby need not wait for it to expire. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.deadline);
+    if (this.leading) {
+      this.leading = false;
+      await this.kv.delete(this.key, { previousSeq: this.revision }).catch(() => undefined);
+    }
+  }
+
+  private schedule(): void {
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.timings.retryPeriodMs);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      if (this.leading) await this.renew();
+      else await this.tryAcquire();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'lease check failed');
+    } finally {
+      this.schedule();
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const record: LeaseRecord = { holder: this.me.holder, address: this.me.address, term: this.term };
+    try {
+      this.revision = await this.kv.update(this.key, JSON.stringify(record), this.revision);
+      this.renewed();
+    } catch (err) {
+      // Someone else wrote the key: the lease is no longer ours. Any other error: retry until the deadline.
+      if (/wrong last sequence|key exists/i.test((err as Error).message)) this.stepDown('the lease was taken over');
+      else throw err;
+    }
+  }
+
+  private async tryAcquire(): Promise<void> {
+    const entry = await this.kv.get(this.key);
+    const nowMs = this.now();
+    if (!entry || entry.operation !== 'PUT') {
+      await this.take(entry?.revision, 1, nowMs);
+      return;
+    }
+    const parsed = leaseRecordSchema.safeParse(entry.json());
+    this.current = parsed.success ? parsed.data : undefined;
+    if (!this.observed || this.observed.revision !== entry.revision) {
+      this.observed = { revision: entry.revision, sinceMs: nowMs };
+      return;
+    }
+    if (nowMs - this.observed.sinceMs >= this.timings.leaseDurationMs) await this.take(entry.revision, (this.current?.term ?? 0) + 1, nowMs);
+  }
+
+  /** Writes the lease at the revision seen (or creates it); losing the race is not an error. */
+  private async take(revision: number | undefined, term: number, nowMs: number): Promise<void> {
+    const record: LeaseRecord = { holder: this.me.holder, address: this.me.address, term };
+    try {
+      this.revision = revision === undefined ? await this.kv.create(this.key, JSON.stringify(record)) : await this.kv.update(this.key, JSON.stringify(record), revision);
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, 'another replica took the lease first');
+      this.observed = undefined;
+      return;
+    }
+    this.current = record;
+    this.leading = true;
+    this.renewed();
+    this.observed = undefined;
+    this.log.info({ term }, 'elected leader');
+    this.events.elected(term);
+  }
+
+  private renewed(): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.stepDown(`could not renew the lease for ${this.timings.renewDeadlineMs} ms`), this.timings.renewDeadlineMs);
+  }
+
+  private stepDown(reason: string): void {
+    clearTimeout(this.deadline);
+    if (!this.leading) return;
+    this.leading = false;
+    this.observed = undefined;
+    this.log.warn({ reason, term: this.term }, 'stepping down');
+    this.events.deposed(reason);
+  }
+}
