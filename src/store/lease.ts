@@ -9,6 +9,8 @@ export const leaseRecordSchema = z.object({
   holder: z.string(),
   address: z.string(),
   term: z.number().int().min(1),
+  /** Given up by a leader that stopped: the next replica takes it at once, with the next term. */
+  released: z.boolean().optional(),
 });
 export type LeaseRecord = z.infer<typeof leaseRecordSchema>;
 
@@ -91,7 +93,8 @@ export class LeaderElector {
     clearTimeout(this.deadline);
     if (this.leading) {
       this.leading = false;
-      await this.kv.delete(this.key, { previousSeq: this.revision }).catch(() => undefined);
+      const record: LeaseRecord = { holder: this.me.holder, address: this.me.address, term: this.term, released: true };
+      await this.kv.update(this.key, JSON.stringify(record), this.revision).catch(() => undefined);
     }
   }
 
@@ -131,6 +134,10 @@ export class LeaderElector {
     }
     const parsed = leaseRecordSchema.safeParse(entry.json());
     this.current = parsed.success ? parsed.data : undefined;
+    if (this.current?.released) {
+      await this.take(entry.revision, this.current.term + 1, nowMs);
+      return;
+    }
     if (!this.observed || this.observed.revision !== entry.revision) {
       this.observed = { revision: entry.revision, sinceMs: nowMs };
       return;
