@@ -1,4 +1,6 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
+import { assertSafeTimings } from '../src/store/lease';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
@@ -104,6 +106,19 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   influxBufferPoints: z.coerce.number().int().min(100).default(200_000),
   /** How often pool power is written to InfluxDB. Env: QY_INFLUX_POOL_POWER_INTERVAL_MS */
   influxPoolPowerIntervalMs: ms(10_000),
+  /**
+   * This replica's name in the leadership lease; unique per replica. A stable one lets a restarted replica
+   * take its own lease back at once. Env: QY_REPLICA_ID (default: host name and process id)
+   */
+  replicaId: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
+  /** The URL clients reach this replica's API at, told to them by standbys. Env: QY_ADVERTISE_URL (default: the listen address) */
+  advertiseUrl: z.string().url().optional(),
+  /** A standby takes leadership after seeing the lease unchanged this long. Env: QY_LEASE_DURATION_MS */
+  leaseDurationMs: ms(15_000),
+  /** A leader that could not renew its lease this long stops placing. Env: QY_LEASE_RENEW_DEADLINE_MS */
+  leaseRenewDeadlineMs: ms(10_000),
+  /** How often the leader renews and standbys look at the lease. Env: QY_LEASE_RETRY_MS */
+  leaseRetryMs: ms(2_000),
   /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
 });
@@ -146,7 +161,17 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   greenDeferral: 'QY_GREEN_DEFERRAL',
   greenStepMs: 'QY_GREEN_STEP_MS',
   greenDeferralShare: 'QY_GREEN_DEFERRAL_SHARE',
+  replicaId: 'QY_REPLICA_ID',
+  advertiseUrl: 'QY_ADVERTISE_URL',
+  leaseDurationMs: 'QY_LEASE_DURATION_MS',
+  leaseRenewDeadlineMs: 'QY_LEASE_RENEW_DEADLINE_MS',
+  leaseRetryMs: 'QY_LEASE_RETRY_MS',
 };
+
+/** The lease timings of a configuration. */
+export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } {
+  return { leaseDurationMs: config.leaseDurationMs, renewDeadlineMs: config.leaseRenewDeadlineMs, retryPeriodMs: config.leaseRetryMs };
+}
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
@@ -159,5 +184,10 @@ export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overri
   }
   const config = parsed.data;
   if (config.downAfterMs <= config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
+  try {
+    assertSafeTimings(leaseTimingsOf(config));
+  } catch (err) {
+    throw new Error(`invalid configuration: QY_LEASE_RETRY_MS, QY_LEASE_RENEW_DEADLINE_MS, QY_LEASE_DURATION_MS: ${(err as Error).message}`);
+  }
   return config;
 }

@@ -7,6 +7,8 @@ import type { Scheduler } from './service';
 export function schedulerMetricsSource(s: Scheduler): MetricsSource {
   return {
     ready: () => s.ready,
+    leading: () => s.leading,
+    term: () => s.term,
     pools() {
       const running: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
       for (const jobId of s.cluster.placedJobIds()) running[s.cluster.placementOf(jobId)!.pool]++;

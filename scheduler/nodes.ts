@@ -56,6 +56,32 @@ export class NodeRegistry {
     }
   }
 
+  /**
+   * Follows the bucket from now on (a standby's view): nodes the leader registers or flags appear here
+   * too, without being written back. Returns a function that stops following.
+   */
+  async follow(nowMs: () => number): Promise<() => void> {
+    const watch = await this.kv.watch({ include: 'updates' });
+    void (async () => {
+      for await (const e of watch) {
+        if (e.operation !== 'PUT') continue;
+        const parsed = storedNodeSchema.safeParse(e.json());
+        if (!parsed.success) continue;
+        const known = this.entries.get(e.key);
+        const entry: NodeEntry = { id: e.key, ...parsed.data, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
+        try {
+          this.cluster?.upsertNode(entry.spec);
+        } catch (err) {
+          this.log.warn({ nodeId: e.key, err: (err as Error).message }, 'followed node change does not fit the cluster; kept the old one');
+          continue;
+        }
+        this.entries.set(e.key, entry);
+        this.syncState(entry);
+      }
+    })().catch((err) => this.log.warn({ err }, 'following the node registry stopped'));
+    return () => watch.stop();
+  }
+
   /** Puts every known node into a (fresh) cluster state. */
   attach(cluster: ClusterState): void {
     this.cluster = cluster;

@@ -23,6 +23,7 @@ import {
   QY_ERR_JOB_NOT_FOUND,
   QY_ERR_LOG_UNAVAILABLE,
   QY_ERR_NODE_NOT_FOUND,
+  QY_ERR_NOT_LEADER,
   QY_ERR_NOT_READY,
   QY_ERR_QUOTA_EXCEEDED,
   QY_ERR_STORE_UNAVAILABLE,
@@ -34,7 +35,7 @@ import { billFor, disclosureReport, periodRange, summarize, type Bill, type Disc
 import { newJobId } from './ids';
 import type { AuditActor, AuditEntry, AuditRecord } from '../src/store/audit-log';
 import type { NodeEntry } from './nodes';
-import type { Scheduler } from './service';
+import { NotLeaderError, type Scheduler } from './service';
 import type { JobRecord } from './state/job-table';
 import { jobView } from './state/views';
 import type { Principal, Quotas } from './tenants';
@@ -55,7 +56,7 @@ export class SchedulerOperations {
    * tenant) returns the first job instead of creating another; the same key with another body is refused.
    */
   async submit(spec: JobSpec, principal: Principal, idempotencyKey: string | undefined): Promise<{ id: string; state: JobState; replayed: boolean }> {
-    this.assertReady();
+    this.assertLeader();
     if (principal.kind !== 'tenant') throw new QY_ERR_FORBIDDEN(`only tenants submit jobs; ${principal.name} is an operator`);
     const tenant = principal.name;
     if (!this.s.tenants.mayUseClass(tenant, spec.priorityClass)) throw new QY_ERR_FORBIDDEN(`tenant ${tenant} may not use priority class ${spec.priorityClass}`);
@@ -117,7 +118,7 @@ export class SchedulerOperations {
     try {
       await stored;
     } catch (err) {
-      throw new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
+      throw storeError(err);
     }
     return { id, state: this.s.table.get(id)?.state ?? 'pending' };
   }
@@ -154,7 +155,7 @@ export class SchedulerOperations {
 
   /** Cancels a job: a pending one leaves the queue, a running one is stopped by its agents. */
   async cancel(jobId: string, principal: Principal): Promise<{ id: string; state: JobState }> {
-    this.assertReady();
+    this.assertLeader();
     const job = this.visibleJob(jobId, principal);
     if (TERMINAL_JOB_STATES.has(job.state)) throw new QY_ERR_JOB_FINISHED(jobId, job.state);
     const reason = `cancelled by ${principal.kind} ${principal.name}`;
@@ -163,7 +164,7 @@ export class SchedulerOperations {
       try {
         await stored;
       } catch (err) {
-        throw new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
+        throw storeError(err);
       }
       await this.audited(principal, { action: 'job.cancel', target: jobId, details: { tenant: job.tenant } });
     }
@@ -204,7 +205,7 @@ export class SchedulerOperations {
 
   /** Cordons (no new work) or uncordons a node. Uncordoning also ends a drain. */
   async cordon(nodeId: string, cordoned: boolean, principal: Principal): Promise<NodeView> {
-    this.assertReady();
+    this.assertLeader();
     const entry = await this.s.registry.setFlags(nodeId, { cordoned, draining: false }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
@@ -219,7 +220,7 @@ export class SchedulerOperations {
 
   /** Drains a node: cordoned, its jobs finish (or, with `requeue`, are stopped now and queued again). */
   async drain(nodeId: string, requeue: boolean, principal: Principal): Promise<NodeView & { requeued: number }> {
-    this.assertReady();
+    this.assertLeader();
     const entry = await this.s.registry.setFlags(nodeId, { cordoned: true, draining: true }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
@@ -244,7 +245,7 @@ export class SchedulerOperations {
 
   /** Replaces a tenant's quotas (kept in the qy-quotas bucket, effective at once). */
   async setQuotas(name: string, quotas: Quotas, principal: Principal): Promise<TenantView> {
-    this.assertReady();
+    this.assertLeader();
     if (!this.s.tenants.tenant(name)) throw new QY_ERR_TENANT_NOT_FOUND(name);
     const before = this.s.tenants.quotasOf(name);
     try {
@@ -368,7 +369,20 @@ export class SchedulerOperations {
     };
   }
 
-  private assertReady(): void {
+  /** Writes go to the leader alone; a standby names it. */
+  private assertLeader(): void {
     if (!this.s.ready) throw new QY_ERR_NOT_READY(this.s.notReadyReason);
+    if (!this.s.leading) throw notLeader(new NotLeaderError(this.s.leader));
   }
+}
+
+/** A standby's refusal, with the leader's address for the X-Qy-Leader header. */
+export function notLeader(err: NotLeaderError): Error {
+  return Object.assign(new QY_ERR_NOT_LEADER(err.message), { leaderUrl: err.leader?.address });
+}
+
+/** Why a write did not land: leadership moved on, or JetStream failed. */
+function storeError(err: unknown): Error {
+  if (err instanceof NotLeaderError) return notLeader(err);
+  return new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
 }

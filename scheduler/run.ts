@@ -24,6 +24,7 @@ export async function runScheduler(config: SchedulerConfig, log: Logger, policy:
   const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
   log.info({ url: address }, 'scheduler API listening');
+  await scheduler.campaign(address);
   return {
     scheduler,
     ops,

@@ -14,6 +14,7 @@ import {
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { JobLog, type LogEntry } from '../src/store/job-log';
+import { LeaderElector, openLeasesKv, type LeaseRecord } from '../src/store/lease';
 import { AuditLog } from '../src/store/audit-log';
 import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv } from '../src/store/nats';
 import type { KV } from '@nats-io/kv';
@@ -21,7 +22,7 @@ import type { Logger } from '../src/telemetry/logger';
 import { SchedulerMetrics } from '../src/telemetry/metrics';
 import { TelemetryWriter } from '../src/telemetry/influx-writer';
 import { schedulerMetricsSource } from './metrics-source';
-import type { SchedulerConfig } from './config';
+import { leaseTimingsOf, type SchedulerConfig } from './config';
 import { NodeRegistry, type NodeEntry } from './nodes';
 import { SchedulingCycle } from './scheduling';
 import { JobTable, type AttemptRecord, type Effect, type JobRecord } from './state/job-table';
@@ -34,6 +35,16 @@ import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 /** Appends in flight above which scheduling cycles pause until JetStream catches up. */
 const MAX_IN_FLIGHT = 4_096;
 
+/** The key of the scheduler's leadership lease in the qy-leases bucket (one leader for every pool). */
+export const LEADER_LEASE_KEY = 'scheduler';
+
+/** A write refused or undone because this replica is not (or no longer) the leader. */
+export class NotLeaderError extends Error {
+  constructor(readonly leader: LeaseRecord | undefined) {
+    super(leader ? `the leader is ${leader.holder} at ${leader.address} (term ${leader.term})` : 'no leader is elected yet; retry shortly');
+  }
+}
+
 /**
  * The scheduler: keeps the cluster and every job in memory, rebuilt from the job log (QY_JOBS) on start
  * and after any doubt (a failed write, a NATS reconnect); places pending jobs with the core; writes each
@@ -41,6 +52,11 @@ const MAX_IN_FLIGHT = 4_096;
  *
  * Every decision is applied in memory at the moment it is appended, in append order, so the log replays
  * to the same state. A failed append means memory and log may differ: the scheduler then rebuilds from the log.
+ *
+ * Several replicas may run; the one holding the lease in the qy-leases bucket leads. A standby follows the
+ * whole job log without acting on it, so it serves reads, and refuses writes with the leader's address.
+ * On election a replica writes a term marker to the log, rebuilds from the log up to it and only then
+ * places; a leader that cannot renew stops placing at once, before any standby may take over.
  */
 export class Scheduler {
   cluster = new ClusterState();
@@ -80,8 +96,18 @@ export class Scheduler {
   private inFlight = 0;
   private rebuilding: Promise<void> | undefined;
   private stopped = false;
+  /** State is rebuilt and followed: reads are served. */
   ready = false;
   notReadyReason = 'starting';
+  /** This replica leads and has rebuilt its state as leader: it places and accepts writes. */
+  leading = false;
+  /** The term this replica leads in (0 before it first leads); carried by its events and its work for agents. */
+  term = 0;
+  elector!: LeaderElector;
+  /** Serialises becoming leader and stepping down. */
+  private transition: Promise<void> = Promise.resolve();
+  private stopFollowingNodes: (() => void) | undefined;
+  private advertiseUrl = '';
 
   constructor(
     readonly config: SchedulerConfig,
@@ -169,10 +195,73 @@ export class Scheduler {
     void this.watchConnection();
   }
 
+  /**
+   * Joins the leader election (once the API listens, so the lease can say where). Resolves after the first
+   * look at the lease: a replica that takes it at once has become leader by then.
+   */
+  async campaign(advertiseUrl: string): Promise<void> {
+    this.advertiseUrl = this.config.advertiseUrl ?? advertiseUrl;
+    const kv = await openLeasesKv(this.nc, this.config.streamReplicas);
+    this.elector = new LeaderElector(
+      kv,
+      LEADER_LEASE_KEY,
+      { holder: this.config.replicaId, address: this.advertiseUrl },
+      leaseTimingsOf(this.config),
+      { elected: (term) => this.onElected(term), deposed: (reason) => this.onDeposed(reason) },
+      this.log.child({ component: 'election' }),
+      this.now,
+    );
+    await this.elector.start();
+    await this.transition;
+  }
+
+  /** The leader as this replica last saw the lease. */
+  get leader(): LeaseRecord | undefined {
+    return this.elector?.leader;
+  }
+
+  private onElected(leaseTerm: number): void {
+    this.transition = this.transition.then(async () => {
+      if (this.stopped || !this.elector.isLeader) return;
+      try {
+        // A term above every marker in the log, even if the lease bucket was lost and its terms restarted.
+        const term = Math.max(leaseTerm, (await this.jobLog.lastTerm()) + 1);
+        const markerSeq = await this.jobLog.appendTerm({ type: 'term', term, holder: this.config.replicaId, address: this.advertiseUrl, atMs: this.now() });
+        if (!this.elector.isLeader) return;
+        this.term = term;
+        this.metrics.leaderChanges.inc();
+        // Quotas and the audit chain may have moved on under the previous leader.
+        await this.loadQuotaOverrides();
+        await this.audit.init();
+        // A rebuild already under way (say, after a reconnect) may be a standby's: wait it out, then rebuild as leader.
+        while (this.elector.isLeader && !this.leading && !this.stopped) {
+          await this.rebuilding;
+          await this.rebuild(`elected leader in term ${term}`, markerSeq);
+        }
+        this.log.info({ term, leading: this.leading }, 'leader election done');
+      } catch (err) {
+        this.log.error({ err }, 'could not take up leadership; giving the lease up');
+        this.onDeposed(`failed to become leader: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  /** Stops placing at once (synchronously); state is then rebuilt as a standby. */
+  private onDeposed(reason: string): void {
+    const wasLeading = this.leading;
+    this.leading = false;
+    if (this.stopped) return;
+    this.log.warn({ reason, term: this.term, wasLeading }, 'no longer leader; standing by');
+    this.transition = this.transition.then(() => (this.elector.isLeader ? undefined : this.rebuild(`deposed: ${reason}`)));
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.ready = false;
+    this.leading = false;
     this.notReadyReason = 'shutting down';
+    await this.elector?.stop();
+    this.stopFollowingNodes?.();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.poolPowerTimer) clearInterval(this.poolPowerTimer);
     if (this.greenTimer) clearInterval(this.greenTimer);
@@ -201,6 +290,7 @@ export class Scheduler {
     );
     this.telemetry.start();
     this.poolPowerTimer = setInterval(() => {
+      if (!this.leading) return;
       const power = new Map<string, { watts: number; green: number }>();
       for (const e of this.registry.entries.values()) {
         if (e.liveness === 'down' || !e.lastHeartbeat) continue;
@@ -216,22 +306,30 @@ export class Scheduler {
 
   /** A job lifecycle event for InfluxDB. */
   jobEvent(job: JobRecord, event: string, fields: Record<string, number | string> = {}): void {
-    this.telemetry?.push({ measurement: 'job_events', tags: { pool: job.spec.pool, tenant: job.tenant, event }, fields: { job_id: job.id, ...fields }, timestamp: new Date(this.now()) });
+    if (this.leading) this.telemetry?.push({ measurement: 'job_events', tags: { pool: job.spec.pool, tenant: job.tenant, event }, fields: { job_id: job.id, ...fields }, timestamp: new Date(this.now()) });
   }
 
   // ---- State: rebuild and apply ------------------------------------------------------------------------
 
-  /** Throws away in-memory state and rebuilds it from the KV node registry and the job log. */
-  rebuild(reason: string): Promise<void> {
+  /**
+   * Throws away in-memory state and rebuilds it from the KV node registry and the job log: as leader (the
+   * elector holds the lease) up to `untilSeq` and then acting on agents' reports; as a standby following
+   * everything without acting on it.
+   */
+  rebuild(reason: string, untilSeq?: number): Promise<void> {
     this.rebuilding ??= (async () => {
       this.ready = false;
+      this.leading = false;
       this.metrics.rebuilds.inc();
       this.notReadyReason = `rebuilding state from the job log (${reason})`;
       this.log.info({ reason }, 'rebuilding state from the job log');
       const startedMs = this.now();
       for (;;) {
+        const asLeader = this.elector?.isLeader === true;
         try {
           await this.statusFeed?.close().catch(() => undefined);
+          this.stopFollowingNodes?.();
+          this.stopFollowingNodes = undefined;
           this.cluster = new ClusterState();
           this.pending = new PendingQueue();
           this.table = new JobTable(this.cluster, this.pending);
@@ -239,18 +337,27 @@ export class Scheduler {
           await this.registry.load(this.now());
           this.registry.attach(this.cluster);
           let entries = 0;
-          const lastSeq = await this.jobLog.replay((entry) => {
+          const { lastSeq, fence } = await this.jobLog.replay((entry) => {
             entries++;
             this.apply(entry);
-          });
-          this.statusFeed = await this.jobLog.followStatus(lastSeq, (entry) => this.runEffects(this.apply(entry)));
-          this.reconcile();
-          // Usage reported while the scheduler was down, or just before it stopped, is metered now.
-          for (const report of this.usage.unmetered()) this.meterTask(report);
-          this.log.info({ entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
+          }, untilSeq);
+          if (asLeader) {
+            if (!this.elector.isLeader) throw new Error('lost the lease while rebuilding');
+            this.leading = true;
+            this.statusFeed = await this.jobLog.followStatus(lastSeq, (entry) => this.runEffects(this.apply(entry)));
+            this.reconcile();
+            // Usage reported while the scheduler was down, or just before it stopped, is metered now.
+            for (const report of this.usage.unmetered()) this.meterTask(report);
+          } else {
+            this.statusFeed = await this.jobLog.followAll(lastSeq, fence, (entry) => this.apply(entry));
+            this.stopFollowingNodes = await this.registry.follow(this.now);
+          }
+          this.log.info({ role: asLeader ? 'leader' : 'standby', entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
           break;
         } catch (err) {
+          this.leading = false;
           if (this.stopped) return;
+          if (asLeader && !this.elector.isLeader) continue;
           this.log.error({ err }, 'rebuild failed; retrying');
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -320,10 +427,15 @@ export class Scheduler {
    * on failure the state is rebuilt from the log and the promise rejects.
    */
   commit(event: JobEvent, msgID?: string): { effects: Effect[]; stored: Promise<void> } {
+    if (!this.leading) throw new NotLeaderError(this.leader);
+    const term = this.term;
+    event.term = term;
     const effects = this.apply({ kind: 'event', seq: 0, event });
     this.inFlight++;
     const stored = this.jobLog.append(event, msgID).then(
       (ack) => {
+        // Stored after this replica stopped leading: a newer leader may have fenced it off, so it did not happen.
+        if (!this.leading || this.term !== term) throw new NotLeaderError(this.leader);
         if (ack.duplicate) throw new Error(`job log dropped ${event.type} of ${event.jobId} as a duplicate`);
         this.metrics.logAppends.inc({ result: 'ok' });
         this.runEffects(effects);
@@ -334,6 +446,7 @@ export class Scheduler {
     );
     stored
       .catch((err: Error) => {
+        if (err instanceof NotLeaderError) return;
         this.metrics.logAppends.inc({ result: 'failed' });
         this.log.error({ err, jobId: event.jobId, event: event.type }, 'append to the job log failed');
         void this.rebuild(`append failed: ${err.message}`);
@@ -401,7 +514,7 @@ export class Scheduler {
 
   /** Runs a scheduling cycle soon; many requests in one tick make one cycle. */
   requestCycle(): void {
-    if (this.cycleQueued || !this.ready) return;
+    if (this.cycleQueued || !this.leading) return;
     this.cycleQueued = true;
     setImmediate(() => {
       this.cycleQueued = false;
@@ -410,7 +523,7 @@ export class Scheduler {
   }
 
   private runCycle(): void {
-    if (!this.ready || !this.pending.hasWork) return;
+    if (!this.leading || !this.pending.hasWork) return;
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.cyclePaused = true;
       return;
@@ -452,6 +565,7 @@ export class Scheduler {
         durationMs: job.sched.durationMs,
         dataClass: job.spec.dataClass,
         sandbox: job.spec.sandbox,
+        term: this.term,
         atMs: this.now(),
       };
       // No message id: the agent's journal makes a repeated assignment harmless.
@@ -481,10 +595,11 @@ export class Scheduler {
   }
 
   private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.config.cancelGraceMs): void {
-    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.now() });
+    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, term: this.term, atMs: this.now() });
   }
 
   private sendWork(nodeId: string, work: AgentWork): void {
+    if (!this.leading) return;
     const agentId = this.registry.entries.get(nodeId)?.agentId;
     if (!agentId) {
       this.log.error({ nodeId, jobId: work.jobId }, 'no agent known for node; work not sent');
@@ -509,7 +624,8 @@ export class Scheduler {
     if (!parsed.success) return reply({ ok: false, code: 'QY_ERR_VALIDATION', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
     const reg = parsed.data;
     if (nodeIdOfSubject(subject) !== reg.node.id) return reply({ ok: false, code: 'QY_ERR_VALIDATION', message: 'node id does not match the subject' });
-    if (!this.ready) return reply({ ok: false, code: 'QY_ERR_NOT_READY', message: this.notReadyReason });
+    // Standbys stay silent: the leader answers (an agent retries until one does).
+    if (!this.leading) return;
     try {
       if (!this.knownAgents.has(reg.agentId)) {
         await ensureAgentConsumer(this.jsm, reg.agentId);
@@ -539,12 +655,14 @@ export class Scheduler {
     const nowMs = this.now();
     // Energy since the previous heartbeat at the power just reported (gaps longer than 3 intervals are not filled in).
     const seconds = entry.lastHeartbeat ? Math.min(nowMs - entry.lastSeenMs, 3 * this.config.heartbeatIntervalMs) / 1000 : 0;
-    if (seconds > 0) {
+    // Standbys track liveness for their views; energy and telemetry are counted by the leader alone.
+    if (seconds > 0 && this.leading) {
       this.metrics.energy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds);
       this.metrics.greenEnergy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds * hb.greenShare);
     }
     entry.missedHeartbeats = 0;
-    this.telemetry?.push({
+    if (this.leading)
+      this.telemetry?.push({
       measurement: 'node_telemetry',
       tags: { node: hb.nodeId, pool: entry.spec.pool, zone: entry.spec.zone },
       fields: { cpu_util: hb.cpuUtil, mem_used_bytes: hb.memUsedBytes, gpu_util: hb.gpus.length > 0 ? hb.gpus.reduce((s, g) => s + g.util, 0) / hb.gpus.length : 0, power_watts: hb.powerWatts, green_share: hb.greenShare },
@@ -555,7 +673,7 @@ export class Scheduler {
       this.pending.markDirty(entry.spec.pool);
       this.requestCycle();
     }
-    if (!this.ready) return;
+    if (!this.leading) return;
     for (const running of hb.running) {
       const slash = running.lastIndexOf('/');
       const attemptId = running.slice(0, slash);
@@ -577,7 +695,7 @@ export class Scheduler {
       }
     }
     const down = this.registry.sweep(nowMs, this.config.suspectAfterMs, this.config.downAfterMs);
-    if (down.length > 0 && this.ready) for (const node of down) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
+    if (down.length > 0 && this.leading) for (const node of down) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
   }
 
   /** Requeues every job with a task on the node: its tasks are lost (node down) or stopped first (drain). */
@@ -599,6 +717,7 @@ export class Scheduler {
       if (this.stopped) return;
       if (s.type === 'disconnect') {
         this.ready = false;
+        this.leading = false;
         this.notReadyReason = 'disconnected from NATS';
       } else if (s.type === 'reconnect') void this.rebuild('reconnected to NATS');
     }

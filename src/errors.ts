@@ -23,5 +23,7 @@ export const QY_ERR_QUOTA_EXCEEDED = createError('QY_ERR_QUOTA_EXCEEDED', 'Tenan
 export const QY_ERR_RATE_LIMITED = createError('QY_ERR_RATE_LIMITED', 'Too many requests from %s: at most %s per second', 429);
 export const QY_ERR_TENANT_NOT_FOUND = createError('QY_ERR_TENANT_NOT_FOUND', 'Tenant %s not found', 404);
 export const QY_ERR_NOT_READY = createError('QY_ERR_NOT_READY', 'The scheduler is not ready: %s', 503);
+/** A standby replica refuses writes; the message and the X-Qy-Leader header say where the leader is. */
+export const QY_ERR_NOT_LEADER = createError('QY_ERR_NOT_LEADER', 'This replica is a standby; send writes to the leader: %s', 503);
 export const QY_ERR_STORE_UNAVAILABLE = createError('QY_ERR_STORE_UNAVAILABLE', 'The job store (NATS JetStream) is unavailable: %s', 503);
 export const QY_ERR_INTERNAL = createError('QY_ERR_INTERNAL', 'Internal error: %s', 500);

@@ -4,8 +4,8 @@ import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCom
 import { z } from 'zod';
 import { QY_ERR_BODY_TOO_LARGE, QY_ERR_INTERNAL, QY_ERR_MALFORMED_JSON, QY_ERR_ROUTE_NOT_FOUND, QY_ERR_UNSUPPORTED_MEDIA_TYPE, QY_ERR_VALIDATION } from '../../src/errors';
 import type { Logger } from '../../src/telemetry/logger';
-import type { SchedulerOperations } from '../operations';
-import type { Scheduler } from '../service';
+import { notLeader, type SchedulerOperations } from '../operations';
+import { NotLeaderError, type Scheduler } from '../service';
 import { authPlugin } from './auth';
 import { jobRoutes } from './routes/jobs';
 import { nodeRoutes } from './routes/nodes';
@@ -30,7 +30,9 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
 
   // JSON only: without this, fastify would hand text/plain bodies to validation as strings.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError, req, reply) => {
+    const err = (thrown instanceof NotLeaderError ? notLeader(thrown) : thrown) as FastifyError & { leaderUrl?: string };
+    if (err.leaderUrl) void reply.header('x-qy-leader', err.leaderUrl);
     const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
     if (out.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.debug({ code: out.code }, out.message);
@@ -53,10 +55,32 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(scheduler.metrics.contentType).send(await scheduler.metrics.text()));
   app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', tags: ['health'], response: { 200: z.object({ ok: z.literal(true) }) } } }, async () => ({ ok: true as const }));
+  const readiness = z.object({
+    ready: z.boolean(),
+    reason: z.string().optional(),
+    role: z.enum(['leader', 'standby']).describe('leader: places and accepts writes; standby: serves reads, refuses writes'),
+    leader: z.object({ replica: z.string(), url: z.string(), term: z.number().int() }).optional().describe('The leader as this replica last saw the lease'),
+  });
   app.get(
     '/readyz',
-    { schema: { summary: 'Readiness: state rebuilt from the job log', tags: ['health'], response: { 200: z.object({ ready: z.boolean(), reason: z.string().optional() }), 503: z.object({ ready: z.boolean(), reason: z.string().optional() }) } } },
-    async (_req, reply) => (scheduler.ready ? { ready: true } : reply.code(503).send({ ready: false, reason: scheduler.notReadyReason })),
+    {
+      schema: {
+        summary: 'Readiness: state rebuilt from the job log (with ?role=leader: and this replica leads, for a load balancer that sends writes)',
+        tags: ['health'],
+        querystring: z.object({ role: z.enum(['leader', 'any']).default('any') }),
+        response: { 200: readiness, 503: readiness },
+      },
+    },
+    async (req, reply) => {
+      const lease = scheduler.leader;
+      const body = {
+        ready: scheduler.ready && (req.query.role === 'any' || scheduler.leading),
+        reason: !scheduler.ready ? scheduler.notReadyReason : req.query.role === 'leader' && !scheduler.leading ? 'standby' : undefined,
+        role: scheduler.leading ? ('leader' as const) : ('standby' as const),
+        leader: lease && !lease.released ? { replica: lease.holder, url: lease.address, term: lease.term } : undefined,
+      };
+      return body.ready ? body : reply.code(503).send(body);
+    },
   );
   await app.register(authPlugin, { scheduler, ops });
   await app.register(jobRoutes, { ops });

@@ -35,12 +35,16 @@ export function spawnTs(script: string, args: string[], env: Record<string, stri
   return { child, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
 }
 
-/** Starts `scheduler/main.ts` as a child process and waits until /readyz answers 200. */
-export async function spawnScheduler(natsUrl: string, options: { port?: number; env?: Record<string, string> } = {}): Promise<ChildService & { url: string }> {
+/**
+ * Starts `scheduler/main.ts` as a child process and waits until /readyz answers 200: by default until it
+ * leads (a restarted replica may first wait out its predecessor's lease), with `role: 'any'` as a standby too.
+ */
+export async function spawnScheduler(natsUrl: string, options: { port?: number; env?: Record<string, string>; role?: 'leader' | 'any' } = {}): Promise<ChildService & { url: string }> {
   const port = options.port ?? (await freePort());
   const svc = spawnTs('scheduler/main.ts', [], { QY_NATS_URL: natsUrl, QY_HTTP_PORT: String(port), QY_LOG_LEVEL: 'warn', ...options.env });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), 30_000, () => `scheduler not ready:\n${svc.output()}`);
+  const role = options.role ?? 'leader';
+  await waitUntil(async () => ((await fetch(`${url}/readyz?role=${role}`)).status === 200 ? true : undefined), 30_000, () => `scheduler not ready:\n${svc.output()}`);
   return { ...svc, url };
 }
 

@@ -20,6 +20,12 @@ export function attemptIdOf(jobId: string, attempt: number): string {
 
 // ---- Job events (stream QY_JOBS, subjects qy.jobs.<jobId>.<event>) -------------------------------------
 
+/**
+ * The leadership term of the scheduler that wrote an event. Replay ignores an event whose term is older
+ * than a term marker before it: a deposed leader's late write (see leaderTermSchema).
+ */
+const termField = z.number().int().min(0).optional();
+
 /** A job accepted by the API. */
 export const jobSubmittedSchema = z.object({
   type: z.literal('submitted'),
@@ -38,6 +44,7 @@ export const jobSubmittedSchema = z.object({
    * common case of a job that finds room on arrival.
    */
   placed: z.object({ attempt: z.literal(1), attemptId: attemptIdSchema, placement: placementSchema }).optional(),
+  term: termField,
 });
 
 /** The scheduler placed an attempt of a job. */
@@ -48,6 +55,7 @@ export const jobPlacedSchema = z.object({
   attemptId: attemptIdSchema,
   placement: placementSchema,
   atMs: z.number().int(),
+  term: termField,
 });
 
 /** The scheduler abandoned an attempt (its node went down) and stops what is left of it. */
@@ -59,6 +67,7 @@ export const jobRequeuedSchema = z.object({
   lostNodeIds: z.array(z.string()),
   reason: z.string(),
   atMs: z.number().int(),
+  term: termField,
 });
 
 /** A user asked to cancel a job. */
@@ -67,6 +76,7 @@ export const jobCancelRequestedSchema = z.object({
   jobId: jobIdSchema,
   reason: z.string(),
   atMs: z.number().int(),
+  term: termField,
 });
 
 /** The scheduler stops a running job to make room for a higher-priority one; the job is queued again. */
@@ -78,6 +88,7 @@ export const jobPreemptedSchema = z.object({
   byJobId: jobIdSchema,
   reason: z.string(),
   atMs: z.number().int(),
+  term: termField,
 });
 
 /** What a task used, metered: energy with PUE, carbon from the grid's intensity at the time. */
@@ -86,8 +97,23 @@ export const jobMeteredSchema = z.object({
   jobId: jobIdSchema,
   usage: taskUsageSchema,
   atMs: z.number().int(),
+  term: termField,
 });
 export type JobMetered = z.infer<typeof jobMeteredSchema>;
+
+/**
+ * Written to the job log (subject qy.term) by a replica when it becomes leader, before it replays the log:
+ * everything before the marker is in its state; a scheduler event after it with an older term was written
+ * late by a deposed leader and is ignored by every replay.
+ */
+export const leaderTermSchema = z.object({
+  type: z.literal('term'),
+  term: z.number().int().min(1),
+  holder: z.string(),
+  address: z.string(),
+  atMs: z.number().int(),
+});
+export type LeaderTerm = z.infer<typeof leaderTermSchema>;
 
 export const jobEventSchema = z.discriminatedUnion('type', [jobSubmittedSchema, jobPlacedSchema, jobRequeuedSchema, jobCancelRequestedSchema, jobPreemptedSchema, jobMeteredSchema]);
 export type JobPreempted = z.infer<typeof jobPreemptedSchema>;

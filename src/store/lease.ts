@@ -82,8 +82,9 @@ export class LeaderElector {
     return this.current?.term ?? 0;
   }
 
-  start(): void {
-    void this.tick();
+  /** Starts campaigning; resolves after the first look at the lease (a free lease is taken by then). */
+  start(): Promise<void> {
+    return this.tick();
   }
 
   /** Stops; a leader gives the lease up so a standby need not wait for it to expire. */
@@ -134,7 +135,8 @@ export class LeaderElector {
     }
     const parsed = leaseRecordSchema.safeParse(entry.json());
     this.current = parsed.success ? parsed.data : undefined;
-    if (this.current?.released) {
+    // Given up, or ours from before a restart (replica ids are unique): nobody else can be leading on it.
+    if (this.current?.released || this.current?.holder === this.me.holder) {
       await this.take(entry.revision, this.current.term + 1, nowMs);
       return;
     }

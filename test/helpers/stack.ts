@@ -18,8 +18,8 @@ export { spawnTs, type ChildService } from '../../src/local/processes';
 
 const GiB = 1024 ** 3;
 
-/** Liveness settings that keep failure tests short. */
-export const FAST_LIVENESS = { heartbeatIntervalMs: '200', suspectAfterMs: '700', downAfterMs: '1500', cancelGraceMs: '1000' };
+/** Liveness and leader-election settings that keep failure tests short. */
+export const FAST_LIVENESS = { heartbeatIntervalMs: '200', suspectAfterMs: '700', downAfterMs: '1500', cancelGraceMs: '1000', leaseDurationMs: '1500', leaseRenewDeadlineMs: '1000', leaseRetryMs: '200' };
 
 export const silentLog = createLogger({ name: 'test', level: process.env.QY_TEST_LOG_LEVEL ?? 'silent' });
 
@@ -96,11 +96,18 @@ export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs 
   }, timeoutMs, () => `nodes ${nodeIds.join(',')} not ready`);
 }
 
-/** Starts the scheduler as a child process with fast liveness settings (so a test can kill -9 it). */
-export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}, tenants = testTenantsFile()): Promise<ChildService & { url: string; api: ApiClient; operator: ApiClient; tenants: { file: string; tokens: LocalTokens } }> {
+/**
+ * Starts the scheduler as a child process with fast liveness settings (so a test can kill -9 it); resolves
+ * once it leads, or (`standby`) once it serves reads.
+ */
+export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}, tenants = testTenantsFile(), options: { standby?: boolean } = {}): Promise<ChildService & { url: string; api: ApiClient; operator: ApiClient; tenants: { file: string; tokens: LocalTokens } }> {
   const svc = await spawnSchedulerProcess(natsUrl, {
     port,
+    role: options.standby ? 'any' : 'leader',
     env: {
+      QY_LEASE_DURATION_MS: FAST_LIVENESS.leaseDurationMs,
+      QY_LEASE_RENEW_DEADLINE_MS: FAST_LIVENESS.leaseRenewDeadlineMs,
+      QY_LEASE_RETRY_MS: FAST_LIVENESS.leaseRetryMs,
       QY_TENANTS_FILE: tenants.file,
       QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
       QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,

@@ -1,0 +1,27 @@
+import { expect, test } from 'vitest';
+import { runFailoverScenario } from '../../src/local/failover';
+import { FAST_LIVENESS } from '../helpers/stack';
+
+// The scenario of `npm run bench:failover`, small: two replicas, a steady load, kill -9 of the leader.
+test('kill -9 of the leader under steady load: the standby takes over, and every acknowledged job finishes exactly once', async () => {
+  const result = await runFailoverScenario({
+    rate: 40,
+    beforeKillSeconds: 2,
+    afterKillSeconds: 4,
+    nodes: 8,
+    jobSeconds: 1,
+    lease: { durationMs: Number(FAST_LIVENESS.leaseDurationMs), renewDeadlineMs: Number(FAST_LIVENESS.leaseRenewDeadlineMs), retryMs: Number(FAST_LIVENESS.leaseRetryMs) },
+    drainTimeoutMs: 60_000,
+  });
+  console.log(`failover: ${JSON.stringify(result)}`);
+  // While the leader lived, the standby refused writes and named it.
+  expect(result.standbyRefusal).toMatchObject({ status: 503, code: 'QY_ERR_NOT_LEADER' });
+  expect(result.standbyRefusal.leaderHeader).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  // Every submission was acknowledged once, by one replica or the other, and ran to completion once.
+  expect(result.acked).toBe(240);
+  expect(result.lost).toBe(0);
+  expect(result.duplicates).toBe(0);
+  expect(result.termAfter).toBeGreaterThan(result.termBefore);
+  expect(result.retries).toBeGreaterThan(0);
+  expect(result.takeoverMs).toBeGreaterThan(0);
+}, 180_000);
