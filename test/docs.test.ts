@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { expect, test } from 'vitest';
 import { AGENT_ENV } from '../agents/config';
 import { SCHEDULER_ENV } from '../scheduler/config';
+import { KUBE_ENV } from '../src/kube/config';
 
 const readme = readFileSync('README.md', 'utf8');
 
 test('every configuration variable is documented in the README', () => {
-  const missing = [...Object.values(SCHEDULER_ENV), ...Object.values(AGENT_ENV)].filter((name) => !readme.includes(`\`${name}\``));
+  const missing = [...Object.values(SCHEDULER_ENV), ...Object.values(AGENT_ENV), ...Object.values(KUBE_ENV)].filter((name) => !readme.includes(`\`${name}\``));
   expect(missing).toEqual([]);
 });
 
