@@ -125,7 +125,6 @@ export class KubeApi {
           source: { component: REPORTING_COMPONENT },
           firstTimestamp: now,
           lastTimestamp: now,
-          eventTime: now as never,
           count: 1,
         },
       }),

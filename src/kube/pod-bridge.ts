@@ -321,6 +321,7 @@ export class PodBridge {
    * FailedScheduling event — only when the reason changed since it was last shown.
    */
   private async showPending(pod: KubePod, reason: string, message: string): Promise<void> {
+    if (pod.spec.nodeName) return; // scheduled already: nothing pending to show
     const text = `${reason}\n${message}`;
     if (this.shown.get(pod.metadata.uid) === text) return;
     this.shown.set(pod.metadata.uid, text);

@@ -74,9 +74,11 @@ export function groupPods(pods: KubePod[]): { units: PodUnit[]; waiting: Waiting
   const waiting: WaitingPods[] = [];
   const gangs = new Map<string, { ref: GangRef; pods: KubePod[] }>();
   for (const pod of pods) {
-    if (isTerminalPhase(pod.status.phase) || pod.metadata.deletionTimestamp) continue;
+    if (pod.metadata.deletionTimestamp) continue;
     const gang = gangOf(pod);
-    if (gang === undefined) units.push({ key: `kube-pod-${pod.metadata.uid}`, pods: [pod] });
+    if (gang === undefined) {
+      if (!isTerminalPhase(pod.status.phase)) units.push({ key: `kube-pod-${pod.metadata.uid}`, pods: [pod] });
+    }
     else if ('error' in gang) waiting.push({ pods: [pod], reason: 'Unschedulable', message: gang.error });
     else {
       const id = `${gang.namespace}/${gang.name}`;
@@ -85,13 +87,17 @@ export function groupPods(pods: KubePod[]): { units: PodUnit[]; waiting: Waiting
       gangs.set(id, entry);
     }
   }
-  for (const { ref, pods: members } of gangs.values()) {
+  for (const { ref, pods: all } of gangs.values()) {
+    // A member that finished without ever being bound (deleted by its controller's policy, say) is not waited for.
+    const members = all.filter((p) => p.spec.nodeName || !isTerminalPhase(p.status.phase));
     members.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     if (members.length < ref.minMember) {
       waiting.push({ pods: members, reason: 'WaitingForGang', message: `pod group ${ref.name} has ${members.length} of ${ref.minMember} pods` });
       continue;
     }
     const chosen = members.slice(0, ref.minMember);
+    // Finished members still count (the gang's key stays the same after a restart); a finished gang is done.
+    if (chosen.every((p) => isTerminalPhase(p.status.phase))) continue;
     units.push({ key: gangKey(ref, chosen), pods: chosen, gang: ref });
     const extra = members.slice(ref.minMember).filter((p) => !p.spec.nodeName);
     if (extra.length > 0) waiting.push({ pods: extra, reason: 'Unschedulable', message: `pod group ${ref.name} already has its ${ref.minMember} members; this pod is not part of the gang` });
