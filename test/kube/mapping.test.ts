@@ -115,7 +115,7 @@ describe('gangs', () => {
     expect(jobOfUnit(units[0], ns, podKeys)).toEqual({ error: 'pods of group g must request the same resources: g-0 asks cpuMillis=1000 memBytes=1073741824, g-1 asks cpuMillis=2000 memBytes=1073741824' });
   });
 
-  test('a finished member keeps its gang's key (a restarted bridge finds the job); a finished gang makes no job', () => {
+  test('a finished member keeps its gang’s key (a restarted bridge finds the job); a finished gang makes no job', () => {
     const members = [0, 1].map((i) => kPod(`f-${i}`, { nodeName: 'n1' }, gang('f', '2')));
     const key = groupPods(members).units[0].key;
     const oneDone = [kubePodSchema.parse({ ...members[0], status: { phase: 'Succeeded' } }), members[1]];
