@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,8 @@ export interface NatsServerOptions {
   /** A configuration file (accounts, permissions, TLS); port and store are still set by flags. */
   configFile?: string;
   binary?: string;
+  /** More flags, e.g. the cluster ones `startNatsCluster` sets. */
+  extraArgs?: string[];
 }
 
 /** Starts `nats-server -js` on 127.0.0.1 and resolves once it accepts connections. */
@@ -39,6 +43,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const launch = async () => {
     const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
     if (options.configFile) args.unshift('-c', options.configFile);
+    if (options.extraArgs) args.push(...options.extraArgs);
     const proc = spawn(options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -76,6 +81,50 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (temporary) rmSync(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A JetStream cluster of nats-servers on loopback ports: `url` lists every server, as clients are configured. */
+export interface LocalNatsCluster {
+  url: string;
+  servers: LocalNatsServer[];
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts `size` nats-servers clustered with JetStream (routes between all, one cluster name) and resolves
+ * once JetStream answers, i.e. its meta group has a leader — the setup the README describes for production.
+ */
+export async function startNatsCluster(size = 3): Promise<LocalNatsCluster> {
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+  const servers: LocalNatsServer[] = [];
+  const dispose = async () => {
+    for (const s of servers) await s.dispose();
+  };
+  try {
+    // Started together: each waits for routes to the others before its JetStream comes up.
+    servers.push(...(await Promise.all(clusterPorts.map((cport, i) => startNatsServer({ extraArgs: ['--server_name', `qy-nats-${i + 1}`, '--cluster_name', 'qy', '--cluster', `nats://127.0.0.1:${cport}`, '--routes', routes] })))));
+    const url = servers.map((s) => s.url).join(',');
+    const nc = await connect({ servers: servers.map((s) => s.url) });
+    try {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          await (await jetstreamManager(nc)).getAccountInfo();
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw new Error(`JetStream cluster did not form: ${(err as Error).message}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    } finally {
+      await nc.close();
+    }
+    return { url, servers, dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
 }
 
 /** Resolves when a TCP connection to the port receives the server's INFO line. */

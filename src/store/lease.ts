@@ -100,7 +100,10 @@ export class LeaderElector {
   }
 
   private schedule(): void {
-    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.timings.retryPeriodMs);
+    if (this.stopped) return;
+    // A standby looks again exactly when the lease it watches would expire, if that comes before the next retry.
+    const untilExpiry = this.observed && !this.leading ? this.observed.sinceMs + this.timings.leaseDurationMs - this.now() : Infinity;
+    this.timer = setTimeout(() => void this.tick(), Math.max(1, Math.min(this.timings.retryPeriodMs, untilExpiry)));
   }
 
   private async tick(): Promise<void> {

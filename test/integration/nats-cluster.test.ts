@@ -1,0 +1,52 @@
+import { afterEach, expect, test } from 'vitest';
+import { startNatsCluster } from '../../src/local/nats-server';
+import type { JobSpecInput } from '../../src/protocol';
+import { waitUntil, type ApiClient } from '../helpers/api';
+import { spawnScheduler, spawnSimAgent, testTenantsFile } from '../helpers/stack';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
+});
+
+const job: JobSpecInput = { pool: 'general', resources: { cpuMillis: 500, memBytes: 1024 ** 3 }, durationSeconds: 1 };
+
+/** Submits with an Idempotency-Key to whichever replica accepts it (the leader), trying each in turn. */
+async function submit(replicas: ApiClient[], key: string): Promise<string> {
+  return waitUntil(async () => {
+    for (const api of replicas) {
+      const res = await api.request<{ id: string }>('POST', '/v1/jobs', { body: job, headers: { 'idempotency-key': key } }).catch(() => undefined);
+      if (res?.status === 202) return res.body.id;
+    }
+    return undefined;
+  }, 60_000, () => `job ${key} was never accepted`);
+}
+
+test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and then the leading scheduler loses no acknowledged job', async () => {
+  const cluster = await startNatsCluster(3);
+  cleanups.push(() => cluster.dispose());
+  const tenants = testTenantsFile();
+  const env = (replica: string) => ({ QY_STREAM_REPLICAS: '3', QY_REPLICA_ID: replica });
+  const a = await spawnScheduler(cluster.url, undefined, env('a'), tenants);
+  cleanups.push(() => a.kill9());
+  const b = await spawnScheduler(cluster.url, undefined, env('b'), tenants, { standby: true });
+  cleanups.push(() => b.stop());
+  const agent = spawnSimAgent(cluster.url, 6, 'nc');
+  cleanups.push(() => agent.stop());
+  await waitUntil(async () => ((await a.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 6 ? true : undefined), 30_000, agent.output);
+  const replicas = [a.api, b.api];
+
+  const ids = new Set<string>();
+  for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `before-${i}`));
+  // One NATS server goes: two of three still hold every stream and bucket.
+  await cluster.servers[0].stop();
+  for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-nats-1-${i}`));
+  // And the leading scheduler: the standby takes over.
+  await a.kill9();
+  for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-leader-${i}`));
+  expect(ids.size).toBe(30);
+
+  const ready = await waitUntil(async () => ((await b.api.request<{ role: string; leader: { replica: string } }>('GET', '/readyz')).body.role === 'leader' ? true : undefined), 30_000);
+  expect(ready).toBe(true);
+  for (const id of ids) expect((await b.api.waitFor(id, ['succeeded', 'failed', 'cancelled'], 60_000)).state).toBe('succeeded');
+}, 240_000);
