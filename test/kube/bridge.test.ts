@@ -143,7 +143,7 @@ describe.skipIf(isReal)('pods', () => {
     expect(binding[0].body).toMatchObject({ apiVersion: 'v1', kind: 'Binding', metadata: { name: 'solo' }, target: { apiVersion: 'v1', kind: 'Node', name: nodeNameOf(bound) } });
     const job = await jobOf('solo');
     expect(job).toMatchObject({ tenant: 'city-a', pool: 'general', tasks: 1, resources: { cpuMillis: 500, memBytes: 256 * 1024 ** 2 } });
-    expect((await cluster.events(ns)).some((e) => e.reason === 'Scheduled' && (e.involvedObject as { name: string }).name === 'solo' && e.type === 'Normal')).toBe(true);
+    await waitUntil(async () => ((await cluster.events(ns)).some((e) => e.reason === 'Scheduled' && (e.involvedObject as { name: string }).name === 'solo' && e.type === 'Normal') ? true : undefined), WAIT_MS, () => 'no Scheduled event for solo');
     fakeOnly().runPod(ns, 'solo');
     await tenant.waitFor(job.id, ['running']);
     fakeOnly().finishPod(ns, 'solo', 0);
