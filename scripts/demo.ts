@@ -41,7 +41,8 @@ else {
   });
   writeFileSync('.data/demo-tokens.json', JSON.stringify(tokens), { mode: 0o600 });
 }
-const schedulerConfig = loadSchedulerConfig(process.env, { natsUrl, logLevel: process.env.QY_LOG_LEVEL ?? 'warn', logPretty: 'true', tenantsFile: process.env.QY_TENANTS_FILE ?? '.data/tenants.yaml' });
+// A fixed replica id: after a hard stop, the next `npm start` takes its own lease back at once.
+const schedulerConfig = loadSchedulerConfig(process.env, { natsUrl, logLevel: process.env.QY_LOG_LEVEL ?? 'warn', logPretty: 'true', tenantsFile: process.env.QY_TENANTS_FILE ?? '.data/tenants.yaml', replicaId: process.env.QY_REPLICA_ID ?? 'demo' });
 const log = createLogger({ name: 'qy', level: schedulerConfig.logLevel, pretty: true });
 const running = await runScheduler(schedulerConfig, log).catch((err: Error) => {
   console.error(`could not start the scheduler: ${err.message}${/EADDRINUSE/.test(err.message) ? ` (set QY_HTTP_PORT to a free port)` : ''}`);
