@@ -33,15 +33,23 @@ async function api<T>(method: string, path: string, body?: unknown, headers: Rec
 /** Calls the API and returns the body as it came (CSV, Markdown); exits with the error's code and message on failure. */
 async function apiText(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
   const g = program.opts<Globals>();
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, g.server), {
-      method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(g.token ? { authorization: `Bearer ${g.token}` } : {}), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    fail(`cannot reach ${g.server}: ${(err as Error).message}`);
+  const send = async (server: string): Promise<Response> => {
+    try {
+      return await fetch(new URL(path, server), {
+        method,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(g.token ? { authorization: `Bearer ${g.token}` } : {}), ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      fail(`cannot reach ${server}: ${(err as Error).message}`);
+    }
+  };
+  let res = await send(g.server);
+  // A standby names the leader: a write is sent there once.
+  const leader = res.status === 503 ? res.headers.get('x-qy-leader') : null;
+  if (leader && leader !== g.server) {
+    process.stderr.write(`qy: ${g.server} is a standby; sending to the leader at ${leader}\n`);
+    res = await send(leader);
   }
   const text = await res.text();
   if (!res.ok) {
