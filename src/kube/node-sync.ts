@@ -12,6 +12,8 @@ interface ServedNode {
   spec: NodeSpec;
   /** JSON of the spec last registered; undefined until the scheduler accepted one. */
   registeredJson?: string;
+  /** JSON of a spec the scheduler refused: not sent again until it changes (or the periodic re-registration). */
+  refusedJson?: string;
   isReady: boolean;
   isUnschedulable: boolean;
   /** The cordon flag the scheduler has as far as the bridge knows; undefined until checked. */
@@ -55,7 +57,10 @@ export class NodeSync {
   start(): void {
     this.scheduleHeartbeats();
     this.reregisterTimer = setInterval(() => {
-      for (const n of this.nodes.values()) n.registeredJson = undefined;
+      for (const n of this.nodes.values()) {
+        n.registeredJson = undefined;
+        n.refusedJson = undefined;
+      }
       void this.registerChanged();
     }, REREGISTER_MS);
   }
@@ -98,6 +103,7 @@ export class NodeSync {
         nodeId,
         spec: mapped.spec,
         registeredJson: known?.registeredJson,
+        refusedJson: known?.refusedJson,
         isReady: isNodeReady(node),
         isUnschedulable: isNodeUnschedulable(node),
         cordonedInScheduler: known?.cordonedInScheduler,
@@ -117,27 +123,36 @@ export class NodeSync {
     const work = [...this.nodes.values()].filter((n) => n.isReady).map(async (n) => {
       const json = JSON.stringify(n.spec);
       // A NotReady node is not registered: registration counts as a sign of life.
-      if (n.registeredJson !== json && (await this.register(n.spec))) n.registeredJson = json;
+      if (n.registeredJson !== json && n.refusedJson !== json) {
+        const outcome = await this.register(n.spec);
+        if (outcome === 'ok') n.registeredJson = json;
+        else if (outcome === 'refused') n.refusedJson = json;
+      }
       if (n.registeredJson !== undefined) await this.syncCordon(n);
     });
     await Promise.all(work);
   }
 
-  private async register(spec: NodeSpec): Promise<boolean> {
+  /**
+   * Registers a node: 'refused' when the scheduler will not take this spec (e.g. fewer GPUs than it has
+   * allocated there, after pods of another scheduler took some), 'unanswered' when it may later.
+   */
+  private async register(spec: NodeSpec): Promise<'ok' | 'refused' | 'unanswered'> {
     const body: Registration = { type: 'register', v: PROTOCOL_VERSION, agentId: this.opts.agentId, node: spec };
     try {
       const msg = await this.opts.nc.request(subjects.register(spec.id), JSON.stringify(body), { timeout: 5_000 });
       const reply = registrationReplySchema.parse(msg.json());
       if (!reply.ok) {
+        if (reply.code === 'QY_ERR_NOT_READY') return 'unanswered';
         this.opts.log.warn({ nodeId: spec.id, code: reply.code }, `registration refused: ${reply.message}`);
-        return false;
+        return 'refused';
       }
       if (reply.heartbeatIntervalMs !== this.heartbeatIntervalMs) this.heartbeatIntervalMs = reply.heartbeatIntervalMs;
       this.opts.log.info({ nodeId: spec.id, pool: spec.pool, allocatable: spec.allocatable }, 'node registered');
-      return true;
+      return 'ok';
     } catch (err) {
-      this.opts.log.debug({ nodeId: spec.id, err: (err as Error).message }, 'registration not answered; retried at the next change');
-      return false;
+      this.opts.log.debug({ nodeId: spec.id, err: (err as Error).message }, 'registration not answered; retried at the next reconcile');
+      return 'unanswered';
     }
   }
 

@@ -324,6 +324,12 @@ export class PodBridge {
     if (pod.spec.nodeName) return; // scheduled already: nothing pending to show
     const text = `${reason}\n${message}`;
     if (this.shown.get(pod.metadata.uid) === text) return;
+    // Shown before a restart of the bridge: the pod still says it, so no second event.
+    const current = pod.status.conditions?.find((c) => c.type === 'PodScheduled');
+    if (current?.status === 'False' && current.reason === reason && current.message === message) {
+      this.shown.set(pod.metadata.uid, text);
+      return;
+    }
     this.shown.set(pod.metadata.uid, text);
     try {
       await this.opts.kube.setPodScheduledCondition(pod, 'False', reason, message);

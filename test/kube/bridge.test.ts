@@ -225,6 +225,9 @@ describe.skipIf(isReal)('pods', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await jobsNamed('waiter')).map((j) => j.id)).toEqual([waiter.id]);
     expect((await jobsNamed('hog')).map((j) => j.id)).toEqual([hog.id]);
+    // The waiter's unchanged reason is still on the pod: the new bridge does not repeat the event.
+    const failedScheduling = (await cluster.events(ns)).filter((e) => (e.involvedObject as { name: string }).name === 'waiter' && e.reason === 'FailedScheduling');
+    expect(failedScheduling).toHaveLength(1);
     // Cancelling the adopted running job deletes its pod; the waiter then gets the GPUs.
     expect((await tenant.request('DELETE', `/v1/jobs/${hog.id}`)).status).toBe(202);
     await waitForPod('hog', (p) => p === undefined, 'not deleted after its job was cancelled');
