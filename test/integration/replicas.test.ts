@@ -87,7 +87,7 @@ test('a leader whose lease is taken stops accepting writes; the new holder leads
   expect(refused.status).toBe(503);
   expect(['QY_ERR_NOT_LEADER', 'QY_ERR_NOT_READY']).toContain((refused.body as { code: string }).code);
   // Nobody renews 'elsewhere': after the lease one of the two replicas takes over, in a newer term, and places again.
-  const next = await waitUntil(() => [leader, standby].find((s) => s.scheduler.leading), 20_000);
+  const next = await waitUntil(() => [leader, standby].find((s) => s.scheduler.leading && s.scheduler.ready), 20_000);
   expect(next.scheduler.term).toBeGreaterThan(before + 1);
   const id = await next.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 });
   expect((await next.api.waitFor(id, ['succeeded'])).attempts).toBe(1);
