@@ -64,6 +64,8 @@ export class ClusterState {
     if (existing.spec.pool !== spec.pool && existing.taskCount > 0) {
       throw new Error(`node ${spec.id} cannot move from pool ${existing.spec.pool} to ${spec.pool} while it runs tasks`);
     }
+    // Refused changes are refused before the node leaves its group: the state stays as it was.
+    existing.assertCanUpdate(spec);
     this.leave(existing);
     if (existing.spec.pool !== spec.pool) {
       removeItem(this.poolNodes[existing.spec.pool], existing);

@@ -59,15 +59,28 @@ export class NodeRuntime {
     this.rackKey = `${spec.zone}/${spec.rack}`;
   }
 
-  /** Replaces the static description. GPUs can only change while nothing is allocated on them. */
+  /**
+   * Replaces the static description. GPUs may be added at any time, and removed from the end while those
+   * are free: tasks keep the GPU indices they were given (a Kubernetes node loses allocatable GPUs to
+   * another scheduler's pods this way).
+   */
   updateSpec(spec: ResolvedNodeSpec): void {
-    if (spec.allocatable.gpus !== this.gpuUsedMilli.length) {
-      if (this.usedGpuMilli() > 0) throw new Error(`node ${spec.id}: cannot change the GPU count while GPUs are allocated`);
-      this.gpuUsedMilli = new Uint16Array(spec.allocatable.gpus);
+    this.assertCanUpdate(spec);
+    const count = spec.allocatable.gpus;
+    if (count !== this.gpuUsedMilli.length) {
+      const next = new Uint16Array(count);
+      next.set(this.gpuUsedMilli.subarray(0, Math.min(count, this.gpuUsedMilli.length)));
+      this.gpuUsedMilli = next;
     }
     this.spec = spec;
     this.matchLabels = { ...spec.labels, [ZONE_LABEL]: spec.zone };
     this.rackKey = `${spec.zone}/${spec.rack}`;
+  }
+
+  /** Throws when `updateSpec(spec)` would drop GPUs that are allocated (checked before anything changes). */
+  assertCanUpdate(spec: ResolvedNodeSpec): void {
+    const count = spec.allocatable.gpus;
+    if (this.gpuUsedMilli.subarray(count).some((u) => u > 0)) throw new Error(`node ${spec.id}: cannot remove GPUs ${count}..${this.gpuUsedMilli.length - 1} while they are allocated`);
   }
 
   get id(): string {

@@ -21,6 +21,27 @@ describe('ClusterState', () => {
     expect(cluster.release(result.placement.jobId)).toBeUndefined();
   });
 
+  test('GPUs are added at any time and removed from the end only while free; tasks keep their GPU indices', () => {
+    const cluster = new ClusterState();
+    const spec = (gpus: number) => gpuNodeSpec('g', { capacity: { cpuMillis: 64_000, memBytes: 256 * GiB, gpus: 8, gpuMemBytes: 80 * GiB, extended: {} }, allocatable: { cpuMillis: 64_000, memBytes: 256 * GiB, gpus, gpuMemBytes: 80 * GiB, extended: {} } });
+    cluster.upsertNode(spec(4));
+    const result = placeJob(cluster, job({ pool: 'intelligent', resources: { cpuMillis: 1000, memBytes: GiB, gpus: 2 } }), DEFAULT_POLICY);
+    if (!result.ok) throw new Error('no placement');
+    cluster.reserve(result.placement);
+    const held = result.placement.tasks[0].gpuIndices;
+    expect(Math.max(...held)).toBeLessThan(2);
+    cluster.upsertNode(spec(2)); // another scheduler's pods took the two free ones
+    expect([...cluster.getNode('g')!.gpuUsedMilli]).toEqual([1000, 1000]);
+    const before = snapshot(cluster);
+    expect(() => cluster.upsertNode(spec(1))).toThrow(/cannot remove GPUs 1..1 while they are allocated/);
+    expect(snapshot(cluster)).toEqual(before);
+    expect(cluster.getNode('g')!.allocatable.gpus).toBe(2);
+    cluster.upsertNode(spec(8));
+    expect(cluster.getNode('g')!.wholeFreeGpus()).toBe(6);
+    expect(cluster.release(result.placement.jobId)).toEqual(result.placement);
+    expect(cluster.getNode('g')!.wholeFreeGpus()).toBe(8);
+  });
+
   test('a placement that no longer fits is refused whole, changing nothing', () => {
     const cluster = new ClusterState();
     cluster.upsertNode(nodeSpec('a'));
