@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { loadEnvConfig } from '../src/lifecycle';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
@@ -79,12 +80,5 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
 
 /** Reads the agent configuration from the environment, with flag overrides; names every bad variable. */
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof AgentConfig, unknown>> = {}): AgentConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(AGENT_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
-  const parsed = agentConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${AGENT_ENV[i.path[0] as keyof AgentConfig] ?? i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
+  return loadEnvConfig(agentConfigSchema, AGENT_ENV, env, overrides);
 }

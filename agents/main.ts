@@ -1,6 +1,7 @@
 /**
  * The node agent: `npm run agent -- [--simulate N]`. Configuration from QY_* variables (see README); flags override.
  */
+import { stopOnSignals } from '../src/lifecycle';
 import { Command } from 'commander';
 import { createLogger } from '../src/telemetry/logger';
 import { loadAgentConfig } from './config';
@@ -37,15 +38,4 @@ const config = loadAgentConfig(process.env, {
 const log = createLogger({ name: 'qy-agent', level: config.logLevel });
 const agent = await runAgent(config, log);
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    agent.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(log, () => agent.stop());

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
@@ -175,14 +176,7 @@ export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: numb
 
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(SCHEDULER_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
-  const parsed = schedulerConfigSchema.safeParse({ ...raw, ...overrides });
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${SCHEDULER_ENV[i.path[0] as keyof SchedulerConfig] ?? i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid configuration: ${problems.join('; ')}`);
-  }
-  const config = parsed.data;
+  const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
   if (config.downAfterMs <= config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
   try {
     assertSafeTimings(leaseTimingsOf(config));

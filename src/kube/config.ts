@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { loadEnvConfig } from '../lifecycle';
 import { poolSchema } from '../protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../store/nats-options';
 import { LOG_LEVELS } from '../telemetry/logger';
@@ -77,14 +78,7 @@ export const KUBE_ENV: Record<keyof KubeBridgeConfig, string> = {
 
 /** Reads the bridge configuration from the environment (and overrides); names every bad variable. */
 export function loadKubeBridgeConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof KubeBridgeConfig, unknown>> = {}): KubeBridgeConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(KUBE_ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
-  const parsed = kubeConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${KUBE_ENV[i.path[0] as keyof KubeBridgeConfig] ?? i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
+  return loadEnvConfig(kubeConfigSchema, KUBE_ENV, env, overrides);
 }
 
 /** The agent id the bridge registers its nodes with. */

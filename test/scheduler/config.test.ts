@@ -22,6 +22,13 @@ test('every bad variable is named in one error', () => {
   expect(() => loadSchedulerConfig({ QY_SUSPECT_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '4000' })).toThrow('QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
 });
 
+test('lease timings that would let a deposed leader overlap its successor are refused', () => {
+  expect(loadSchedulerConfig({}).leaseDurationMs).toBe(15_000);
+  // The renew deadline plus a retry period must end before the lease does.
+  expect(() => loadSchedulerConfig({ QY_LEASE_DURATION_MS: '10000', QY_LEASE_RENEW_DEADLINE_MS: '9000', QY_LEASE_RETRY_MS: '2000' })).toThrow(/QY_LEASE_DURATION_MS: lease timings/);
+  expect(() => loadSchedulerConfig({ QY_LEASE_RETRY_MS: '20000' })).toThrow(/retry period < renew deadline/);
+});
+
 test('the agent configuration names bad variables too', () => {
   expect(loadAgentConfig({ QY_SIMULATE: '12' }).simulate).toBe(12);
   expect(() => loadAgentConfig({ QY_GREEN_SHARE: '1.5' })).toThrow(/QY_GREEN_SHARE: Too big/);
