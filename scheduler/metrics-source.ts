@@ -3,8 +3,23 @@ import { POOLS, type Pool } from '../src/protocol';
 import type { MetricsSource } from '../src/telemetry/metrics';
 import type { Scheduler } from './service';
 
-/** The scheduler's state as the metrics see it at scrape time (O(nodes + running jobs + tenants)). */
+/**
+ * The scheduler's state as the metrics see it at scrape time (O(nodes + running jobs + tenants)). Only the
+ * leader reports the cluster's state: a standby holds the same state, and dashboards sum over every
+ * replica Prometheus scrapes, which would count it twice.
+ */
 export function schedulerMetricsSource(s: Scheduler): MetricsSource {
+  const source = clusterStateSource(s);
+  return {
+    ...source,
+    pools: () => (s.leading ? source.pools() : []),
+    pending: () => (s.leading ? source.pending() : []),
+    nodes: () => (s.leading ? source.nodes() : []),
+    tenants: () => (s.leading ? source.tenants() : []),
+  };
+}
+
+function clusterStateSource(s: Scheduler): MetricsSource {
   return {
     ready: () => s.ready,
     leading: () => s.leading,

@@ -44,6 +44,17 @@ test('one replica leads, the other stands by and says who leads', async () => {
   expect((await standby.api.request('GET', '/readyz?role=leader')).status).toBe(503);
 });
 
+test('only the leader reports the cluster’s state in its metrics, so sums over replicas count it once', async () => {
+  const metrics = async (s: TestScheduler) => (await s.api.request<string>('GET', '/metrics')).body;
+  const [one, two] = [await metrics(leader), await metrics(standby)];
+  expect(one).toMatch(/^qy_scheduler_leader 1$/m);
+  expect(two).toMatch(/^qy_scheduler_leader 0$/m);
+  expect(one).toMatch(/^qy_nodes\{pool="general",state="ready"\} 2$/m);
+  expect(two).not.toMatch(/^qy_nodes\{/m);
+  expect(two).not.toMatch(/^qy_jobs_pending\{/m);
+  expect(two).toMatch(/^qy_scheduler_ready 1$/m);
+});
+
 test('a standby refuses writes with 503 QY_ERR_NOT_LEADER and the leader’s address, and serves reads', async () => {
   const refused = await standby.api.request('POST', '/v1/jobs', { body: { pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 } } });
   expect(refused.status).toBe(503);
