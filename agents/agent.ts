@@ -20,6 +20,7 @@ import {
   type UsageSegment,
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
+import { WorkFence } from '../src/store/lease';
 import { connectNats } from '../src/store/nats';
 import { agentInboxPrefix } from '../src/store/nats-auth';
 import type { NatsAuthConfig } from '../src/store/nats-options';
@@ -269,13 +270,10 @@ export class Agent {
     }
     const work = parsed.data;
     // Fencing: a deposed leader's late writes carry an older term than work already seen from its successor.
-    if (work.term !== undefined) {
-      if (work.term < this.highestTerm) {
-        this.log.warn({ jobId: work.jobId, term: work.term, highestTerm: this.highestTerm }, 'work from a deposed scheduler; ignored');
-        msg.term();
-        return;
-      }
-      this.highestTerm = work.term;
+    if (!this.fence.admits(work.nodeId, work.term)) {
+      this.log.warn({ jobId: work.jobId, nodeId: work.nodeId, term: work.term, highestTerm: this.fence.highestFor(work.nodeId) }, 'work from a deposed scheduler; ignored');
+      msg.term();
+      return;
     }
     if (work.type === 'assign') this.onAssign(work, msg);
     else {
@@ -285,8 +283,8 @@ export class Agent {
   }
 
   private acks: JsMsg[] = [];
-  /** The highest scheduler leadership term seen in work. */
-  private highestTerm = 0;
+  /** The highest scheduler leadership term seen in work, per node. */
+  private readonly fence = new WorkFence();
 
   /** Acknowledges at the end of this turn of the event loop, together with the others (one socket write). */
   private ackLater(msg: JsMsg): void {

@@ -83,7 +83,7 @@ export const DASHBOARDS: DashboardDef[] = [
           { expr: 'pool:qy_placement_duration_seconds:p99_1m{pool=~"$pool"}', legend: 'p99 {{pool}}' },
         ],
       },
-      { title: 'Scheduler replicas', description: 'Which replica leads (1) and which stand by (0), and the leadership term, which rises at every failover.', type: 'timeseries', unit: 'short', w: 12, queries: [{ expr: 'qy_scheduler_leader', legend: 'leader {{instance}}' }, { expr: 'max(qy_scheduler_term)', legend: 'term' }] },
+      { title: 'Scheduler replicas', description: 'Which replica leads each pool (1) and which stand by (0), and each pool’s leadership term, which rises at every failover.', type: 'timeseries', unit: 'short', w: 12, queries: [{ expr: 'qy_scheduler_leader{pool=~"$pool"} == 1', legend: '{{pool}} led by {{instance}}' }, { expr: 'max by (pool) (qy_scheduler_term{pool=~"$pool"})', legend: '{{pool}} term' }] },
       { title: 'Submit to running, p99', description: 'From submission to the first task reported running.', type: 'timeseries', unit: 's', w: 12, queries: [{ expr: 'pool:qy_submit_to_running_seconds:p99_5m{pool=~"$pool"}', legend: '{{pool}}' }] },
       {
         title: 'Why jobs wait',

@@ -4,26 +4,25 @@ import type { MetricsSource } from '../src/telemetry/metrics';
 import type { Scheduler } from './service';
 
 /**
- * The scheduler's state as the metrics see it at scrape time (O(nodes + running jobs + tenants)). Only the
- * leader reports the cluster's state: a standby holds the same state, and dashboards sum over every
- * replica Prometheus scrapes, which would count it twice.
+ * The scheduler's state as the metrics see it at scrape time (O(nodes + running jobs + tenants)). A pool's
+ * state is reported by its leader only: every replica holds it, and dashboards sum over every replica
+ * Prometheus scrapes, which would count it more than once.
  */
 export function schedulerMetricsSource(s: Scheduler): MetricsSource {
   const source = clusterStateSource(s);
   return {
     ...source,
-    pools: () => (s.leading ? source.pools() : []),
-    pending: () => (s.leading ? source.pending() : []),
-    nodes: () => (s.leading ? source.nodes() : []),
-    tenants: () => (s.leading ? source.tenants() : []),
+    pools: () => source.pools().filter((p) => s.leads(p.pool)),
+    pending: () => source.pending().filter((p) => s.leads(p.pool)),
+    nodes: () => source.nodes().filter((n) => s.leads(n.pool)),
+    tenants: () => source.tenants().filter((t) => s.leads(t.pool)),
   };
 }
 
 function clusterStateSource(s: Scheduler): MetricsSource {
   return {
     ready: () => s.ready,
-    leading: () => s.leading,
-    term: () => s.term,
+    leadership: () => POOLS.map((pool) => ({ pool, leading: s.leads(pool), term: s.led.get(pool) ?? 0 })),
     pools() {
       const running: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
       for (const jobId of s.cluster.placedJobIds()) running[s.cluster.placementOf(jobId)!.pool]++;

@@ -56,7 +56,7 @@ export class SchedulerOperations {
    * tenant) returns the first job instead of creating another; the same key with another body is refused.
    */
   async submit(spec: JobSpec, principal: Principal, idempotencyKey: string | undefined): Promise<{ id: string; state: JobState; replayed: boolean }> {
-    this.assertLeader();
+    this.assertLeader(spec.pool);
     if (principal.kind !== 'tenant') throw new QY_ERR_FORBIDDEN(`only tenants submit jobs; ${principal.name} is an operator`);
     const tenant = principal.name;
     if (!this.s.tenants.mayUseClass(tenant, spec.priorityClass)) throw new QY_ERR_FORBIDDEN(`tenant ${tenant} may not use priority class ${spec.priorityClass}`);
@@ -155,8 +155,9 @@ export class SchedulerOperations {
 
   /** Cancels a job: a pending one leaves the queue, a running one is stopped by its agents. */
   async cancel(jobId: string, principal: Principal): Promise<{ id: string; state: JobState }> {
-    this.assertLeader();
+    this.assertReady();
     const job = this.visibleJob(jobId, principal);
+    this.assertLeader(job.spec.pool);
     if (TERMINAL_JOB_STATES.has(job.state)) throw new QY_ERR_JOB_FINISHED(jobId, job.state);
     const reason = `cancelled by ${principal.kind} ${principal.name}`;
     if (!job.cancelRequested) {
@@ -205,7 +206,7 @@ export class SchedulerOperations {
 
   /** Cordons (no new work) or uncordons a node. Uncordoning also ends a drain. */
   async cordon(nodeId: string, cordoned: boolean, principal: Principal): Promise<NodeView> {
-    this.assertLeader();
+    this.assertLeader(this.poolOfNode(nodeId));
     const entry = await this.s.registry.setFlags(nodeId, { cordoned, draining: false }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
@@ -220,7 +221,7 @@ export class SchedulerOperations {
 
   /** Drains a node: cordoned, its jobs finish (or, with `requeue`, are stopped now and queued again). */
   async drain(nodeId: string, requeue: boolean, principal: Principal): Promise<NodeView & { requeued: number }> {
-    this.assertLeader();
+    this.assertLeader(this.poolOfNode(nodeId));
     const entry = await this.s.registry.setFlags(nodeId, { cordoned: true, draining: true }).catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
@@ -245,7 +246,9 @@ export class SchedulerOperations {
 
   /** Replaces a tenant's quotas (kept in the qy-quotas bucket, effective at once). */
   async setQuotas(name: string, quotas: Quotas, principal: Principal): Promise<TenantView> {
-    this.assertLeader();
+    // Quotas span pools and every replica follows the bucket: a leader of any pool takes the write.
+    this.assertReady();
+    if (this.s.led.size === 0) this.assertLeader('general');
     if (!this.s.tenants.tenant(name)) throw new QY_ERR_TENANT_NOT_FOUND(name);
     const before = this.s.tenants.quotasOf(name);
     try {
@@ -369,10 +372,22 @@ export class SchedulerOperations {
     };
   }
 
-  /** Writes go to the leader alone; a standby names it. */
-  private assertLeader(): void {
+  /** The pool of a registered node; unknown nodes are "not found" before any leadership question. */
+  private poolOfNode(nodeId: string): Pool {
+    this.assertReady();
+    const entry = this.s.registry.entries.get(nodeId);
+    if (!entry) throw new QY_ERR_NODE_NOT_FOUND(nodeId);
+    return entry.spec.pool;
+  }
+
+  private assertReady(): void {
     if (!this.s.ready) throw new QY_ERR_NOT_READY(this.s.notReadyReason);
-    if (!this.s.leading) throw notLeader(new NotLeaderError(this.s.leader));
+  }
+
+  /** A pool's writes go to its leader alone; another replica names it. */
+  private assertLeader(pool: Pool): void {
+    this.assertReady();
+    if (!this.s.leads(pool)) throw notLeader(new NotLeaderError(pool, this.s.leaderOf(pool)));
   }
 }
 

@@ -114,6 +114,8 @@ export class SchedulingCycle {
   }
 
   private tryPlace(job: SchedJob): AttemptOutcome {
+    // Another replica leads the pool: its jobs wait here as they wait there, placed by that leader.
+    if (!this.s.leads(job.pool)) return { ok: false, sameForShape: true, reason: `placed by the leader of pool ${job.pool} (${this.s.leaderOf(job.pool)?.holder ?? 'not elected yet'})` };
     const p = this.preparedOf(job);
     const held = this.greenHold(job);
     if (held) {
@@ -175,7 +177,7 @@ export class SchedulingCycle {
   private reserveForHeads(order: JobComparator): Map<Pool, PoolReservation> {
     const out = new Map<Pool, PoolReservation>();
     for (const pool of POOLS) {
-      if (!this.s.policy[pool].backfill) continue;
+      if (!this.s.policy[pool].backfill || !this.s.leads(pool)) continue;
       const headJob = this.s.pending.headOf(pool, order);
       if (!headJob || this.quotaBlock(headJob)) continue;
       const head = this.preparedOf(headJob);

@@ -2,6 +2,7 @@ import { jetstream, type ConsumerMessages, type JetStreamClient, type JetStreamM
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ClusterState, DEFAULT_POLICY, PendingQueue, type Placement, type Policy, type PreparedJobWithCache } from '../src/core';
 import {
+  POOLS,
   heartbeatSchema,
   nodeIdOfSubject,
   registrationSchema,
@@ -13,7 +14,7 @@ import {
   type RegistrationReply,
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
-import { JobLog, type LogEntry } from '../src/store/job-log';
+import { JobLog, TermFence, type LogEntry } from '../src/store/job-log';
 import { LeaderElector, openLeasesKv, type LeaseRecord } from '../src/store/lease';
 import { AuditLog } from '../src/store/audit-log';
 import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv } from '../src/store/nats';
@@ -35,13 +36,19 @@ import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 /** Appends in flight above which scheduling cycles pause until JetStream catches up. */
 const MAX_IN_FLIGHT = 4_096;
 
-/** The key of the scheduler's leadership lease in the qy-leases bucket (one leader for every pool). */
-export const LEADER_LEASE_KEY = 'scheduler';
+/** The key of a pool's leadership lease in the qy-leases bucket. */
+export function leaseKeyOf(pool: Pool): string {
+  return `scheduler-${pool}`;
+}
 
-/** A write refused or undone because this replica is not (or no longer) the leader. */
+/** A write refused or undone because this replica does not (or no longer) lead the pool it concerns. */
 export class NotLeaderError extends Error {
-  constructor(readonly leader: LeaseRecord | undefined) {
-    super(leader ? `the leader is ${leader.holder} at ${leader.address} (term ${leader.term})` : 'no leader is elected yet; retry shortly');
+  constructor(
+    readonly pool: Pool | undefined,
+    readonly leader: LeaseRecord | undefined,
+  ) {
+    const what = pool ? `pool ${pool}` : 'this';
+    super(leader && !leader.released ? `the leader of ${what} is ${leader.holder} at ${leader.address} (term ${leader.term})` : `no leader of ${what} is elected yet; retry shortly`);
   }
 }
 
@@ -53,10 +60,12 @@ export class NotLeaderError extends Error {
  * Every decision is applied in memory at the moment it is appended, in append order, so the log replays
  * to the same state. A failed append means memory and log may differ: the scheduler then rebuilds from the log.
  *
- * Several replicas may run; the one holding the lease in the qy-leases bucket leads. A standby follows the
- * whole job log without acting on it, so it serves reads, and refuses writes with the leader's address.
- * On election a replica writes a term marker to the log, rebuilds from the log up to it and only then
- * places; a leader that cannot renew stops placing at once, before any standby may take over.
+ * Several replicas may run. Each pool has its leader, the replica holding the pool's lease in the
+ * qy-leases bucket; one replica may lead several pools. Every replica follows the whole job log, so it
+ * serves every read; it acts (places, sends work, answers agents, accepts writes) only for the pools it
+ * leads, and refuses the other writes with the leader's address. On election a replica writes a term marker
+ * for the pool, rebuilds its state from the log and only then places; a leader that cannot renew stops
+ * placing the pool at once, before any standby may take over.
  */
 export class Scheduler {
   cluster = new ClusterState();
@@ -99,14 +108,22 @@ export class Scheduler {
   /** State is rebuilt and followed: reads are served. */
   ready = false;
   notReadyReason = 'starting';
-  /** This replica leads and has rebuilt its state as leader: it places and accepts writes. */
-  leading = false;
-  /** The term this replica leads in (0 before it first leads); carried by its events and its work for agents. */
-  term = 0;
-  elector!: LeaderElector;
+  /**
+   * The pools this replica leads, with its term in each, once its state is rebuilt as their leader: it
+   * places their jobs and takes their writes. The term goes with its events and its work for agents.
+   */
+  readonly led = new Map<Pool, number>();
+  /** Terms won in elections, taken up by the next rebuild (while the elector still holds the lease). */
+  private readonly won = new Map<Pool, number>();
+  private readonly electors = new Map<Pool, LeaderElector>();
+  /** The lease's term at each pool's last election (a new leader's term is at least this). */
+  private readonly leaseTerms = new Map<Pool, number>();
+  /** Fences off deposed leaders' late writes while the job log is read. */
+  private fence = new TermFence();
   /** Serialises becoming leader and stepping down. */
   private transition: Promise<void> = Promise.resolve();
   private stopFollowingNodes: (() => void) | undefined;
+  private stopWatchingQuotas: (() => void) | undefined;
   private advertiseUrl = '';
 
   constructor(
@@ -172,7 +189,7 @@ export class Scheduler {
     this.registry = new NodeRegistry(await openNodesKv(this.nc, this.config.streamReplicas), this.log);
     this.quotasKv = await openQuotasKv(this.nc, this.config.streamReplicas);
     await this.loadQuotaOverrides();
-    this.audit = new AuditLog(this.nc, this.publisher, this.log, this.now);
+    this.audit = new AuditLog(this.nc, this.log, this.now);
     await this.audit.init();
     await this.rebuild('start');
     this.startGreenSignal();
@@ -196,72 +213,104 @@ export class Scheduler {
   }
 
   /**
-   * Joins the leader election (once the API listens, so the lease can say where). Resolves after the first
-   * look at the lease: a replica that takes it at once has become leader by then.
+   * Joins the leader elections of the three pools (once the API listens, so the leases can say where).
+   * Resolves after the first look at each lease: a replica that takes leases at once leads them by then.
    */
   async campaign(advertiseUrl: string): Promise<void> {
     this.advertiseUrl = this.config.advertiseUrl ?? advertiseUrl;
     const kv = await openLeasesKv(this.nc, this.config.streamReplicas);
-    this.elector = new LeaderElector(
-      kv,
-      LEADER_LEASE_KEY,
-      { holder: this.config.replicaId, address: this.advertiseUrl },
-      leaseTimingsOf(this.config),
-      { elected: (term) => this.onElected(term), deposed: (reason) => this.onDeposed(reason) },
-      this.log.child({ component: 'election' }),
-      this.now,
-    );
-    await this.elector.start();
+    for (const pool of POOLS) {
+      const elector = new LeaderElector(
+        kv,
+        leaseKeyOf(pool),
+        { holder: this.config.replicaId, address: this.advertiseUrl },
+        leaseTimingsOf(this.config),
+        { elected: (term) => this.onElected(pool, term), deposed: (reason) => this.onDeposed(pool, reason) },
+        this.log.child({ component: 'election', pool }),
+        this.now,
+      );
+      this.electors.set(pool, elector);
+    }
+    await Promise.all([...this.electors.values()].map((e) => e.start()));
     await this.transition;
   }
 
-  /** The leader as this replica last saw the lease. */
-  get leader(): LeaseRecord | undefined {
-    return this.elector?.leader;
+  /** Whether this replica places the pool's jobs and takes its writes now. */
+  leads(pool: Pool): boolean {
+    return this.led.has(pool);
   }
 
-  private onElected(leaseTerm: number): void {
-    this.transition = this.transition.then(async () => {
-      if (this.stopped || !this.elector.isLeader) return;
+  /** Whether this replica leads every pool (the usual case with one replica, or after a failover). */
+  get leadsAll(): boolean {
+    return this.led.size === POOLS.length;
+  }
+
+  /** A pool's leader as this replica last saw its lease. */
+  leaderOf(pool: Pool): LeaseRecord | undefined {
+    return this.electors.get(pool)?.leader;
+  }
+
+  /** The pool of the job an event is about (undefined for a job this replica does not know). */
+  poolOfEvent(event: JobEvent): Pool | undefined {
+    return event.type === 'submitted' ? event.spec.pool : this.table.get(event.jobId)?.spec.pool;
+  }
+
+  private onElected(pool: Pool, leaseTerm: number): void {
+    this.leaseTerms.set(pool, leaseTerm);
+    this.transition = this.transition.then(() => this.takeUpLeadership());
+  }
+
+  /**
+   * Takes up every pool whose lease this replica holds but does not lead yet: a term marker each, then one
+   * rebuild for all of them (on start, the three elections come together). Needs the log, and NATS may be
+   * failing over too: retries while the leases are held.
+   */
+  private async takeUpLeadership(): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      const due = POOLS.filter((pool) => this.electors.get(pool)?.isLeader && !this.led.has(pool));
+      if (due.length === 0) return;
       try {
-        // A term above every marker in the log, even if the lease bucket was lost and its terms restarted.
-        const term = Math.max(leaseTerm, (await this.jobLog.lastTerm()) + 1);
-        const markerSeq = await this.jobLog.appendTerm({ type: 'term', term, holder: this.config.replicaId, address: this.advertiseUrl, atMs: this.now() });
-        if (!this.elector.isLeader) return;
-        this.term = term;
-        this.metrics.leaderChanges.inc();
-        // Quotas and the audit chain may have moved on under the previous leader.
-        await this.loadQuotaOverrides();
-        await this.audit.init();
-        // A rebuild already under way (say, after a reconnect) may be a standby's: wait it out, then rebuild as leader.
-        while (this.elector.isLeader && !this.leading && !this.stopped) {
-          await this.rebuilding;
-          await this.rebuild(`elected leader in term ${term}`, markerSeq);
+        for (const pool of due) {
+          if (this.won.has(pool)) continue;
+          // A term above every marker of the pool in the log, even if the lease bucket was lost and its terms restarted.
+          const term = Math.max(this.leaseTerms.get(pool) ?? 1, (await this.jobLog.lastTerm(pool)) + 1);
+          await this.jobLog.appendTerm({ type: 'term', pool, term, holder: this.config.replicaId, address: this.advertiseUrl, atMs: this.now() });
+          if (this.electors.get(pool)?.isLeader) this.won.set(pool, term);
         }
-        this.log.info({ term, leading: this.leading }, 'leader election done');
+        // A rebuild already under way (say, after a reconnect) may have started before these elections: wait it out, then rebuild.
+        await this.rebuilding;
+        await this.rebuild(`elected leader of ${due.map((p) => `${p} (term ${this.won.get(p)})`).join(', ')}`);
+        for (const pool of due) {
+          if (!this.led.has(pool)) continue;
+          this.metrics.leaderChanges.inc({ pool });
+          this.log.info({ pool, term: this.led.get(pool) }, 'leading the pool');
+        }
       } catch (err) {
-        this.log.error({ err }, 'could not take up leadership; giving the lease up');
-        this.onDeposed(`failed to become leader: ${(err as Error).message}`);
+        this.log.error({ err, pools: due, attempt }, 'could not take up leadership yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * attempt)));
       }
-    });
+    }
   }
 
-  /** Stops placing at once (synchronously); state is then rebuilt as a standby. */
-  private onDeposed(reason: string): void {
-    const wasLeading = this.leading;
-    this.leading = false;
+  /** Stops placing the pool at once (synchronously); state is then rebuilt without it. */
+  private onDeposed(pool: Pool, reason: string): void {
+    const wasLeading = this.led.has(pool);
+    this.led.delete(pool);
+    this.won.delete(pool);
     if (this.stopped) return;
-    this.log.warn({ reason, term: this.term, wasLeading }, 'no longer leader; standing by');
-    this.transition = this.transition.then(() => (this.elector.isLeader ? undefined : this.rebuild(`deposed: ${reason}`)));
+    this.log.warn({ pool, reason, wasLeading }, 'no longer leader of the pool; standing by for it');
+    // Decisions of the pool still in flight may land after the next leader's marker: rebuild from what the log keeps.
+    if (wasLeading) this.transition = this.transition.then(() => this.rebuild(`deposed from pool ${pool}: ${reason}`));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.ready = false;
-    this.leading = false;
+    this.led.clear();
     this.notReadyReason = 'shutting down';
-    await this.elector?.stop();
+    await Promise.all([...this.electors.values()].map((e) => e.stop()));
     this.stopFollowingNodes?.();
+    this.stopWatchingQuotas?.();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.poolPowerTimer) clearInterval(this.poolPowerTimer);
     if (this.greenTimer) clearInterval(this.greenTimer);
@@ -290,10 +339,9 @@ export class Scheduler {
     );
     this.telemetry.start();
     this.poolPowerTimer = setInterval(() => {
-      if (!this.leading) return;
       const power = new Map<string, { watts: number; green: number }>();
       for (const e of this.registry.entries.values()) {
-        if (e.liveness === 'down' || !e.lastHeartbeat) continue;
+        if (e.liveness === 'down' || !e.lastHeartbeat || !this.led.has(e.spec.pool)) continue;
         const p = power.get(e.spec.pool) ?? { watts: 0, green: 0 };
         p.watts += e.lastHeartbeat.powerWatts;
         p.green += e.lastHeartbeat.powerWatts * e.lastHeartbeat.greenShare;
@@ -306,26 +354,28 @@ export class Scheduler {
 
   /** A job lifecycle event for InfluxDB. */
   jobEvent(job: JobRecord, event: string, fields: Record<string, number | string> = {}): void {
-    if (this.leading) this.telemetry?.push({ measurement: 'job_events', tags: { pool: job.spec.pool, tenant: job.tenant, event }, fields: { job_id: job.id, ...fields }, timestamp: new Date(this.now()) });
+    if (this.led.has(job.spec.pool)) this.telemetry?.push({ measurement: 'job_events', tags: { pool: job.spec.pool, tenant: job.tenant, event }, fields: { job_id: job.id, ...fields }, timestamp: new Date(this.now()) });
   }
 
   // ---- State: rebuild and apply ------------------------------------------------------------------------
 
   /**
-   * Throws away in-memory state and rebuilds it from the KV node registry and the job log: as leader (the
-   * elector holds the lease) up to `untilSeq` and then acting on agents' reports; as a standby following
-   * everything without acting on it.
+   * Throws away in-memory state and rebuilds it from the KV node registry and the job log, then follows the
+   * log. It takes up the pools whose elections it has won (and still holds): their jobs are reconciled with
+   * the agents and placed from then on; other pools' decisions are applied as their leaders log them.
    */
-  rebuild(reason: string, untilSeq?: number): Promise<void> {
+  rebuild(reason: string): Promise<void> {
     this.rebuilding ??= (async () => {
       this.ready = false;
-      this.leading = false;
+      this.led.clear();
       this.metrics.rebuilds.inc();
       this.notReadyReason = `rebuilding state from the job log (${reason})`;
       this.log.info({ reason }, 'rebuilding state from the job log');
       const startedMs = this.now();
+      // Decisions still in flight land first, so the replay below holds them.
+      for (let waited = 0; this.inFlight > 0 && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
       for (;;) {
-        const asLeader = this.elector?.isLeader === true;
+        let step = 'closing the feeds';
         try {
           await this.statusFeed?.close().catch(() => undefined);
           this.stopFollowingNodes?.();
@@ -334,45 +384,61 @@ export class Scheduler {
           this.pending = new PendingQueue();
           this.table = new JobTable(this.cluster, this.pending);
           this.usage = new UsageLedger();
+          this.fence = new TermFence();
+          step = 'loading the node registry';
           await this.registry.load(this.now());
           this.registry.attach(this.cluster);
           let entries = 0;
-          const { lastSeq, fence } = await this.jobLog.replay((entry) => {
+          step = 'replaying the job log';
+          const lastSeq = await this.jobLog.replay((entry) => {
             entries++;
-            this.apply(entry);
-          }, untilSeq);
-          if (asLeader) {
-            if (!this.elector.isLeader) throw new Error('lost the lease while rebuilding');
-            this.leading = true;
-            this.statusFeed = await this.jobLog.followStatus(lastSeq, (entry) => this.runEffects(this.apply(entry)));
-            this.reconcile();
-            // Usage reported while the scheduler was down, or just before it stopped, is metered now.
-            for (const report of this.usage.unmetered()) this.meterTask(report);
-          } else {
-            this.statusFeed = await this.jobLog.followAll(lastSeq, fence, (entry) => this.apply(entry));
-            this.stopFollowingNodes = await this.registry.follow(this.now);
-          }
-          this.log.info({ role: asLeader ? 'leader' : 'standby', entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
+            this.ingest(entry, false);
+          });
+          for (const [pool, term] of this.won) if (this.electors.get(pool)?.isLeader) this.led.set(pool, term);
+          step = 'following the job log';
+          this.statusFeed = await this.jobLog.follow(lastSeq, (entry) => this.ingest(entry, true));
+          step = 'following the node registry';
+          this.stopFollowingNodes = await this.registry.follow(this.now);
+          this.reconcile();
+          // Usage reported while the scheduler was down, or just before it stopped, is metered now.
+          for (const report of this.usage.unmetered()) if (this.led.has(this.table.get(report.jobId)?.spec.pool ?? 'general')) this.meterTask(report);
+          this.log.info({ leads: [...this.led.keys()], entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
           break;
         } catch (err) {
-          this.leading = false;
+          this.led.clear();
           if (this.stopped) return;
-          if (asLeader && !this.elector.isLeader) continue;
-          this.log.error({ err }, 'rebuild failed; retrying');
+          this.log.error({ err, step }, `rebuild failed while ${step}; retrying`);
           await new Promise((r) => setTimeout(r, 500));
         }
       }
       this.ready = true;
-      this.pending.markDirty('general');
-      this.pending.markDirty('intelligent');
-      this.pending.markDirty('super');
+      for (const pool of this.led.keys()) this.pending.markDirty(pool);
       this.requestCycle();
     })().finally(() => (this.rebuilding = undefined));
     return this.rebuilding;
   }
 
+  /**
+   * Takes one entry of the job log into memory, behind the term fence. While following (`live`), the
+   * decisions this replica logged itself are already applied, and only reports about the pools it leads
+   * are acted on; other pools' decisions are their leaders' to act on.
+   */
+  private ingest(entry: LogEntry, live: boolean): void {
+    if (!this.fence.admits(entry, (e) => this.poolOfEvent(e))) return;
+    if (entry.kind === 'event') {
+      const pool = this.poolOfEvent(entry.event);
+      if (live && pool !== undefined && this.led.get(pool) === entry.event.term) return;
+      this.apply(entry);
+      return;
+    }
+    if (entry.kind !== 'status') return;
+    const effects = this.apply(entry);
+    const pool = this.table.get(entry.status.jobId)?.spec.pool;
+    if (live && pool !== undefined && this.led.has(pool)) this.runEffects(effects);
+  }
+
   /** Applies one job-log entry to memory and returns what the live service should do about it. */
-  private apply(entry: LogEntry): Effect[] {
+  private apply(entry: Exclude<LogEntry, { kind: 'term' }>): Effect[] {
     if (entry.kind === 'status') {
       const { status } = entry;
       const effects = this.table.applyStatus(status);
@@ -420,22 +486,37 @@ export class Scheduler {
       const parsed = entry?.operation === 'PUT' ? quotasSchema.safeParse(entry.json()) : undefined;
       if (parsed?.success) this.tenants.setQuotaOverride(tenant, parsed.data);
     }
+    // Every replica follows the bucket from then on: quotas set on any of them hold for every pool's leader.
+    const watch = await this.quotasKv.watch({ include: 'updates' });
+    this.stopWatchingQuotas = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        const parsed = entry.operation === 'PUT' ? quotasSchema.safeParse(entry.json()) : undefined;
+        if (!parsed?.success) continue;
+        this.tenants.setQuotaOverride(entry.key, parsed.data);
+        for (const pool of this.led.keys()) this.pending.markDirty(pool);
+        this.requestCycle();
+      }
+    })().catch((err) => this.log.warn({ err }, 'following quotas stopped'));
   }
+
+
 
   /**
    * Applies a decision and appends it to the log; effects run once it is stored. Resolves when stored;
    * on failure the state is rebuilt from the log and the promise rejects.
    */
   commit(event: JobEvent, msgID?: string): { effects: Effect[]; stored: Promise<void> } {
-    if (!this.leading) throw new NotLeaderError(this.leader);
-    const term = this.term;
+    const pool = this.poolOfEvent(event);
+    const term = pool === undefined ? undefined : this.led.get(pool);
+    if (pool === undefined || term === undefined) throw new NotLeaderError(pool, pool ? this.leaderOf(pool) : undefined);
     event.term = term;
     const effects = this.apply({ kind: 'event', seq: 0, event });
     this.inFlight++;
     const stored = this.jobLog.append(event, msgID).then(
       (ack) => {
         // Stored after this replica stopped leading: a newer leader may have fenced it off, so it did not happen.
-        if (!this.leading || this.term !== term) throw new NotLeaderError(this.leader);
+        if (this.led.get(pool) !== term) throw new NotLeaderError(pool, this.leaderOf(pool));
         if (ack.duplicate) throw new Error(`job log dropped ${event.type} of ${event.jobId} as a duplicate`);
         this.metrics.logAppends.inc({ result: 'ok' });
         this.runEffects(effects);
@@ -504,7 +585,7 @@ export class Scheduler {
   private reconcile(): void {
     for (const job of this.table.jobs.values()) {
       const attempt = job.current;
-      if (!attempt) continue;
+      if (!attempt || !this.led.has(job.spec.pool)) continue;
       if (attempt.stop) this.sendCancels(job, attempt, attempt.stop.reason);
       else this.sendAssignments(job, attempt, (t) => t.state === 'assigned');
     }
@@ -514,7 +595,7 @@ export class Scheduler {
 
   /** Runs a scheduling cycle soon; many requests in one tick make one cycle. */
   requestCycle(): void {
-    if (this.cycleQueued || !this.leading) return;
+    if (this.cycleQueued || this.led.size === 0) return;
     this.cycleQueued = true;
     setImmediate(() => {
       this.cycleQueued = false;
@@ -523,7 +604,7 @@ export class Scheduler {
   }
 
   private runCycle(): void {
-    if (!this.leading || !this.pending.hasWork) return;
+    if (this.led.size === 0 || !this.pending.hasWork) return;
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.cyclePaused = true;
       return;
@@ -565,7 +646,6 @@ export class Scheduler {
         durationMs: job.sched.durationMs,
         dataClass: job.spec.dataClass,
         sandbox: job.spec.sandbox,
-        term: this.term,
         atMs: this.now(),
       };
       // No message id: the agent's journal makes a repeated assignment harmless.
@@ -595,17 +675,20 @@ export class Scheduler {
   }
 
   private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.config.cancelGraceMs): void {
-    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, term: this.term, atMs: this.now() });
+    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.now() });
   }
 
+  /** Sends work to a node's agent, with this replica's term in the node's pool (only for pools it leads). */
   private sendWork(nodeId: string, work: AgentWork): void {
-    if (!this.leading) return;
-    const agentId = this.registry.entries.get(nodeId)?.agentId;
-    if (!agentId) {
+    const entry = this.registry.entries.get(nodeId);
+    if (!entry) {
       this.log.error({ nodeId, jobId: work.jobId }, 'no agent known for node; work not sent');
       return;
     }
-    this.publisher.publish(subjects.assign(agentId, nodeId), JSON.stringify(work)).catch((err: Error) => {
+    const term = this.led.get(entry.spec.pool);
+    if (term === undefined) return;
+    work.term = term;
+    this.publisher.publish(subjects.assign(entry.agentId, nodeId), JSON.stringify(work)).catch((err: Error) => {
       // Reconnecting triggers a rebuild, whose reconciliation sends the work again.
       this.log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type }, 'could not send work to agent');
     });
@@ -624,8 +707,8 @@ export class Scheduler {
     if (!parsed.success) return reply({ ok: false, code: 'QY_ERR_VALIDATION', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
     const reg = parsed.data;
     if (nodeIdOfSubject(subject) !== reg.node.id) return reply({ ok: false, code: 'QY_ERR_VALIDATION', message: 'node id does not match the subject' });
-    // Standbys stay silent: the leader answers (an agent retries until one does).
-    if (!this.leading) return;
+    // Only the leader of the node's pool answers; the others stay silent (an agent retries until one does).
+    if (!this.led.has(reg.node.pool)) return;
     try {
       if (!this.knownAgents.has(reg.agentId)) {
         await ensureAgentConsumer(this.jsm, reg.agentId);
@@ -655,13 +738,14 @@ export class Scheduler {
     const nowMs = this.now();
     // Energy since the previous heartbeat at the power just reported (gaps longer than 3 intervals are not filled in).
     const seconds = entry.lastHeartbeat ? Math.min(nowMs - entry.lastSeenMs, 3 * this.config.heartbeatIntervalMs) / 1000 : 0;
-    // Standbys track liveness for their views; energy and telemetry are counted by the leader alone.
-    if (seconds > 0 && this.leading) {
+    // Every replica tracks liveness for its views; energy and telemetry are counted by the pool's leader alone.
+    const mine = this.led.has(entry.spec.pool);
+    if (seconds > 0 && mine) {
       this.metrics.energy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds);
       this.metrics.greenEnergy.inc({ pool: entry.spec.pool }, hb.powerWatts * seconds * hb.greenShare);
     }
     entry.missedHeartbeats = 0;
-    if (this.leading)
+    if (mine)
       this.telemetry?.push({
       measurement: 'node_telemetry',
       tags: { node: hb.nodeId, pool: entry.spec.pool, zone: entry.spec.zone },
@@ -673,7 +757,7 @@ export class Scheduler {
       this.pending.markDirty(entry.spec.pool);
       this.requestCycle();
     }
-    if (!this.leading) return;
+    if (!mine) return;
     for (const running of hb.running) {
       const slash = running.lastIndexOf('/');
       const attemptId = running.slice(0, slash);
@@ -695,7 +779,7 @@ export class Scheduler {
       }
     }
     const down = this.registry.sweep(nowMs, this.config.suspectAfterMs, this.config.downAfterMs);
-    if (down.length > 0 && this.leading) for (const node of down) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
+    for (const node of down) if (this.led.has(node.spec.pool)) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
   }
 
   /** Requeues every job with a task on the node: its tasks are lost (node down) or stopped first (drain). */
@@ -717,7 +801,7 @@ export class Scheduler {
       if (this.stopped) return;
       if (s.type === 'disconnect') {
         this.ready = false;
-        this.leading = false;
+        this.led.clear();
         this.notReadyReason = 'disconnected from NATS';
       } else if (s.type === 'reconnect') void this.rebuild('reconnected to NATS');
     }

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { POOLS } from '../../src/protocol';
 import { QY_ERR_BODY_TOO_LARGE, QY_ERR_INTERNAL, QY_ERR_MALFORMED_JSON, QY_ERR_ROUTE_NOT_FOUND, QY_ERR_UNSUPPORTED_MEDIA_TYPE, QY_ERR_VALIDATION } from '../../src/errors';
 import type { Logger } from '../../src/telemetry/logger';
 import { notLeader, type SchedulerOperations } from '../operations';
@@ -34,7 +35,8 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
     const err = (thrown instanceof NotLeaderError ? notLeader(thrown) : thrown) as FastifyError & { leaderUrl?: string };
     if (err.leaderUrl) void reply.header('x-qy-leader', err.leaderUrl);
     const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
-    if (out.statusCode >= 500) req.log.error({ err }, 'request failed');
+    // 503s (not ready, not the leader, store unavailable) are the service telling clients to retry: not errors of this request.
+    if (out.statusCode >= 500 && out.statusCode !== 503) req.log.error({ err }, 'request failed');
     else req.log.debug({ code: out.code }, out.message);
     void reply.code(out.statusCode).send({ code: out.code, message: out.message, statusCode: out.statusCode });
   });
@@ -55,29 +57,36 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(scheduler.metrics.contentType).send(await scheduler.metrics.text()));
   app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', tags: ['health'], response: { 200: z.object({ ok: z.literal(true) }) } } }, async () => ({ ok: true as const }));
+  const leaderSchema = z.object({ replica: z.string(), url: z.string(), term: z.number().int() });
   const readiness = z.object({
     ready: z.boolean(),
     reason: z.string().optional(),
-    role: z.enum(['leader', 'standby']).describe('leader: places and accepts writes; standby: serves reads, refuses writes'),
-    leader: z.object({ replica: z.string(), url: z.string(), term: z.number().int() }).optional().describe('The leader as this replica last saw the lease'),
+    role: z.enum(['leader', 'standby', 'partial']).describe('leader: leads every pool; standby: none; partial: some'),
+    pools: z.record(z.enum(POOLS), z.object({ role: z.enum(['leader', 'standby']), leader: leaderSchema.optional().describe('The pool\'s leader as this replica last saw its lease') })),
   });
   app.get(
     '/readyz',
     {
       schema: {
-        summary: 'Readiness: state rebuilt from the job log (with ?role=leader: and this replica leads, for a load balancer that sends writes)',
+        summary: 'Readiness: state rebuilt from the job log. With ?role=leader: and this replica leads every pool (or ?pool=<pool>: that pool), for a load balancer that sends writes',
         tags: ['health'],
-        querystring: z.object({ role: z.enum(['leader', 'any']).default('any') }),
+        querystring: z.object({ role: z.enum(['leader', 'any']).default('any'), pool: z.enum(POOLS).optional() }),
         response: { 200: readiness, 503: readiness },
       },
     },
     async (req, reply) => {
-      const lease = scheduler.leader;
+      const pools = Object.fromEntries(
+        POOLS.map((pool) => {
+          const lease = scheduler.leaderOf(pool);
+          return [pool, { role: scheduler.leads(pool) ? ('leader' as const) : ('standby' as const), leader: lease && !lease.released ? { replica: lease.holder, url: lease.address, term: lease.term } : undefined }];
+        }),
+      ) as z.infer<typeof readiness>['pools'];
+      const leadsAsked = req.query.pool ? scheduler.leads(req.query.pool) : scheduler.leadsAll;
       const body = {
-        ready: scheduler.ready && (req.query.role === 'any' || scheduler.leading),
-        reason: !scheduler.ready ? scheduler.notReadyReason : req.query.role === 'leader' && !scheduler.leading ? 'standby' : undefined,
-        role: scheduler.leading ? ('leader' as const) : ('standby' as const),
-        leader: lease && !lease.released ? { replica: lease.holder, url: lease.address, term: lease.term } : undefined,
+        ready: scheduler.ready && (req.query.role === 'any' || leadsAsked),
+        reason: !scheduler.ready ? scheduler.notReadyReason : req.query.role === 'leader' && !leadsAsked ? 'standby' : undefined,
+        role: scheduler.leadsAll ? ('leader' as const) : scheduler.led.size === 0 ? ('standby' as const) : ('partial' as const),
+        pools,
       };
       return body.ready ? body : reply.code(503).send(body);
     },

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { StatusPublisher } from '../../agents/status-publisher';
 import { STREAMS, agentConsumerName, agentWorkSchema, type AgentWork } from '../protocol';
 import { JetStreamPublisher } from '../store/js-publisher';
+import { WorkFence } from '../store/lease';
 import { connectNats } from '../store/nats';
 import { agentInboxPrefix } from '../store/nats-auth';
 import type { Logger } from '../telemetry/logger';
@@ -37,7 +38,8 @@ export class KubeBridge {
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> = Promise.resolve();
   private reconcileQueued = false;
-  private highestTerm = 0;
+  /** The highest scheduler leadership term seen in work, per node. */
+  private readonly fence = new WorkFence();
 
   constructor(
     private readonly config: KubeBridgeConfig,
@@ -163,12 +165,10 @@ export class KubeBridge {
       return;
     }
     // Fencing, as agents do: work from a deposed scheduler carries an older term.
-    if (work.term !== undefined) {
-      if (work.term < this.highestTerm) {
-        msg.term();
-        return;
-      }
-      this.highestTerm = work.term;
+    if (!this.fence.admits(work.nodeId, work.term)) {
+      this.log.warn({ jobId: work.jobId, nodeId: work.nodeId, term: work.term }, 'work from a deposed scheduler; ignored');
+      msg.term();
+      return;
     }
     try {
       if (work.type === 'assign') {

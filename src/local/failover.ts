@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent as HttpAgent, fetch } from 'undici';
-import { statusReportSchema, type JobSpecInput, type StatusReport } from '../protocol';
-import { JobLog } from '../store/job-log';
+import { statusReportSchema, type JobSpecInput, type Pool, type StatusReport } from '../protocol';
+import { JobLog, TermFence } from '../store/job-log';
 import { connectNats } from '../store/nats';
 import { startNatsServer } from './nats-server';
 import { spawnScheduler, spawnSimAgent } from './processes';
@@ -50,8 +50,8 @@ export interface FailoverResult {
 
 interface Readiness {
   ready: boolean;
-  role: 'leader' | 'standby';
-  leader?: { replica: string; url: string; term: number };
+  role: 'leader' | 'standby' | 'partial';
+  pools: Record<Pool, { role: 'leader' | 'standby'; leader?: { replica: string; url: string; term: number } }>;
 }
 
 /**
@@ -95,7 +95,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
         return undefined;
       }
     };
-    await waitUntil(async () => ((await readiness(b.url))?.leader?.replica === 'replica-a' ? true : undefined), 30_000, () => 'the standby does not see the leader');
+    await waitUntil(async () => ((await readiness(b.url))?.pools.general.leader?.replica === 'replica-a' ? true : undefined), 30_000, () => 'the standby does not see the leader');
     await waitUntil(async () => {
       const res = await fetch(`${a.url}/v1/pools`, { headers: { authorization: `Bearer ${tokens.ops}` }, dispatcher: http });
       const body = (await res.json()) as { items: { nodes: { ready: number } }[] };
@@ -105,7 +105,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
     // A write to the standby while the leader lives: refused, naming the leader.
     const refused = await fetch(`${b.url}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify(spec(options.jobSeconds)), dispatcher: http });
     const standbyRefusal = { status: refused.status, code: ((await refused.json()) as { code: string }).code, leaderHeader: refused.headers.get('x-qy-leader') };
-    const termBefore = (await readiness(a.url))?.leader?.term ?? 0;
+    const termBefore = (await readiness(a.url))?.pools.general.leader?.term ?? 0;
 
     const urls = [a.url, b.url];
     let current = 0;
@@ -167,7 +167,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
     const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     const takeoverMs = await takeover!;
-    const termAfter = (await readiness(b.url))?.leader?.term ?? 0;
+    const termAfter = (await readiness(b.url))?.pools.general.leader?.term ?? 0;
 
     // Every acknowledged job must finish on the new leader.
     const ids = [...acked.values()];
@@ -211,9 +211,15 @@ async function readHistory(natsUrl: string): Promise<{ placementTimes: number[];
     const jobsByKey = new Map<string, Set<string>>();
     const attemptsRun = new Map<string, Set<string>>();
     const statuses: StatusReport[] = [];
+    // History as the replicas see it: behind the term fence.
+    const fence = new TermFence();
+    const poolOfJob = new Map<string, Pool>();
     await new JobLog(nc, createLogger({ name: 'failover', level: 'silent' })).replay((entry) => {
+      if (!fence.admits(entry, (e) => (e.type === 'submitted' ? e.spec.pool : poolOfJob.get(e.jobId)))) return;
       if (entry.kind === 'status') return void statuses.push(statusReportSchema.parse(entry.status));
+      if (entry.kind !== 'event') return;
       const e = entry.event;
+      if (e.type === 'submitted') poolOfJob.set(e.jobId, e.spec.pool);
       if (e.type === 'submitted') {
         if (e.placed) placementTimes.push(e.submittedAtMs);
         if (e.idempotencyKey) jobsByKey.set(e.idempotencyKey, (jobsByKey.get(e.idempotencyKey) ?? new Set()).add(e.jobId));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dataClassSchema, nodeStateSchema } from './common';
+import { dataClassSchema, nodeStateSchema, poolSchema } from './common';
 import { jobSpecSchema } from './job';
 import { nodeIdSchema, nodeSpecSchema } from './node';
 import { placementSchema, taskPlacementSchema } from './placement';
@@ -21,8 +21,8 @@ export function attemptIdOf(jobId: string, attempt: number): string {
 // ---- Job events (stream QY_JOBS, subjects qy.jobs.<jobId>.<event>) -------------------------------------
 
 /**
- * The leadership term of the scheduler that wrote an event. Replay ignores an event whose term is older
- * than a term marker before it: a deposed leader's late write (see leaderTermSchema).
+ * The leadership term (in the job's pool) of the scheduler that wrote an event. Replay ignores an event
+ * whose term is older than a term marker of its pool before it: a deposed leader's late write (see leaderTermSchema).
  */
 const termField = z.number().int().min(0).optional();
 
@@ -102,12 +102,13 @@ export const jobMeteredSchema = z.object({
 export type JobMetered = z.infer<typeof jobMeteredSchema>;
 
 /**
- * Written to the job log (subject qy.term) by a replica when it becomes leader, before it replays the log:
- * everything before the marker is in its state; a scheduler event after it with an older term was written
- * late by a deposed leader and is ignored by every replay.
+ * Written to the job log (subject qy.term.<pool>) by a replica when it becomes a pool's leader, before it
+ * rebuilds its state: everything before the marker is in its state; a scheduler event of a job of that pool
+ * after it with an older term was written late by a deposed leader and is ignored by every replay.
  */
 export const leaderTermSchema = z.object({
   type: z.literal('term'),
+  pool: poolSchema,
   term: z.number().int().min(1),
   holder: z.string(),
   address: z.string(),

@@ -6,7 +6,7 @@
  * |---|---|---|---|
  * | `qy.jobs.<jobId>.<event>` | stream QY_JOBS | scheduler | job submissions and state events |
  * | `qy.status.<nodeId>` | stream QY_JOBS | agent | task status reports (running, succeeded, failed, …) |
- * | `qy.term` | stream QY_JOBS | scheduler | a replica became leader: the fence against a deposed leader's late writes |
+ * | `qy.term.<pool>` | stream QY_JOBS | scheduler | a replica became a pool's leader: the fence against a deposed leader's late writes |
  * | `qy.assign.<agentId>.<nodeId>` | stream QY_ASSIGN (work queue) | scheduler | assignments and cancels for a node |
  * | `qy.heartbeat.<nodeId>` | core NATS | agent | liveness and live metrics, every second |
  * | `qy.register.<nodeId>` | core NATS request/reply | agent → scheduler | node registration |
@@ -14,7 +14,7 @@
  * | `qy.audit` | stream QY_AUDIT | scheduler | hash-chained audit records, in blocks |
  * | KV `qy-nodes` | JetStream KV | scheduler | registered nodes and their cordon/drain flags |
  * | KV `qy-quotas` | JetStream KV | scheduler | tenant quotas set by operators at run time |
- * | KV `qy-leases` | JetStream KV | scheduler | the leadership lease (key `scheduler`), renewed by compare-and-set |
+ * | KV `qy-leases` | JetStream KV | scheduler | the leadership lease of each pool (key `scheduler-<pool>`), renewed by compare-and-set |
  */
 
 /** Stream and bucket names. */
@@ -45,8 +45,10 @@ export const subjects = {
   status: (nodeId: string) => `qy.status.${nodeId}`,
   /** Every status report. */
   allStatus: 'qy.status.>',
-  /** Leadership term markers in the job log. */
-  term: 'qy.term',
+  /** Leadership term markers of a pool in the job log. */
+  term: (pool: string) => `qy.term.${pool}`,
+  /** Every term marker (the QY_JOBS stream's third subject filter). */
+  allTerms: 'qy.term.>',
   /** Assignments and cancels for one node, served by its agent. */
   assign: (agentId: string, nodeId: string) => `qy.assign.${agentId}.${nodeId}`,
   /** Everything for the nodes of one agent (its durable consumer's filter). */

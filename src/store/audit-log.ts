@@ -4,7 +4,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { STREAMS, subjects } from '../protocol';
 import type { Logger } from '../telemetry/logger';
-import type { JetStreamPublisher } from './js-publisher';
 import { isNotFound } from './nats';
 
 /** Who did something. */
@@ -80,18 +79,22 @@ export function verifyChain(records: readonly AuditRecord[]): ChainVerdict {
 /**
  * The tamper-evident audit log: hash-chained records in the QY_AUDIT stream. Records appended in the same
  * turn of the event loop are stored as one message, so auditing every submission adds one write per turn,
- * not one per request. If a write fails, the chain goes on and the lost records show as missing when it is verified.
+ * not one per request. Several scheduler replicas may append (pools with different leaders; any replica
+ * audits refused requests): each write expects the chain's last message to be the one this replica knows,
+ * and on a conflict it reads the new end, chains its records after it and writes again. A record is in the
+ * chain once its append resolves; a failed append leaves no gap.
  */
 export class AuditLog {
   private seq = 0;
   private prevHash = GENESIS_HASH;
-  private block: AuditRecord[] = [];
-  private blockDone: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Stream sequence of the chain's last message (0: none), the precondition of the next write. */
+  private lastMessageSeq = 0;
+  private queued: { entry: AuditEntry; atMs: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private flushing = false;
   private readonly js: JetStreamClient;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly publisher: JetStreamPublisher,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
@@ -107,20 +110,64 @@ export class AuditLog {
       const last = block?.records[block.records.length - 1];
       this.seq = last?.seq ?? 0;
       this.prevHash = last?.hash ?? GENESIS_HASH;
+      this.lastMessageSeq = msg?.seq ?? 0;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       this.seq = 0;
       this.prevHash = GENESIS_HASH;
+      this.lastMessageSeq = 0;
     }
   }
 
-  /** Appends a record; resolves when it is stored. */
+  /** Appends a record; resolves when it is stored in the chain. */
   append(entry: AuditEntry): Promise<void> {
-    const base = { ...entry, seq: ++this.seq, atMs: this.now(), prevHash: this.prevHash };
-    const record: AuditRecord = { ...base, hash: hashRecord(base) };
-    this.prevHash = record.hash;
-    if (this.block.push(record) === 1) setImmediate(() => this.flush());
-    return new Promise((resolve, reject) => this.blockDone.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      if (this.queued.push({ entry, atMs: this.now(), resolve, reject }) === 1 && !this.flushing) setImmediate(() => void this.flush());
+    });
+  }
+
+  /** Writes what is queued, one message at a time, each chained after the last one stored. */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queued.length > 0) {
+        const batch = this.queued.splice(0);
+        try {
+          await this.write(batch);
+          for (const q of batch) q.resolve();
+        } catch (err) {
+          this.log.error({ err: (err as Error).message, records: batch.length }, 'audit records not stored');
+          for (const q of batch) q.reject(err as Error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async write(batch: { entry: AuditEntry; atMs: number }[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let seq = this.seq;
+      let prevHash = this.prevHash;
+      const records = batch.map(({ entry, atMs }) => {
+        const base = { ...entry, seq: ++seq, atMs, prevHash };
+        const record: AuditRecord = { ...base, hash: hashRecord(base) };
+        prevHash = record.hash;
+        return record;
+      });
+      try {
+        const ack = await this.js.publish(subjects.audit, JSON.stringify({ records }), { expect: { lastSubjectSequence: this.lastMessageSeq } });
+        this.seq = seq;
+        this.prevHash = prevHash;
+        this.lastMessageSeq = ack.seq;
+        return;
+      } catch (err) {
+        // Another replica wrote first: chain after its records.
+        if (attempt >= 20 || !/wrong last sequence/i.test((err as Error).message)) throw err;
+        await this.init();
+      }
+    }
   }
 
   /** Records in order, filtered, from sequence `afterSeq` on (reads the stream; for the operators' API). */
@@ -150,20 +197,5 @@ export class AuditLog {
       await messages.close();
     }
     return out;
-  }
-
-  private flush(): void {
-    const records = this.block;
-    const waiters = this.blockDone;
-    this.block = [];
-    this.blockDone = [];
-    this.publisher.publish(subjects.audit, JSON.stringify({ records })).then(
-      () => waiters.forEach((w) => w.resolve()),
-      (err: Error) => {
-        // The chain goes on from these records in memory, so verification names them as missing.
-        this.log.error({ err: err.message, records: records.length, firstSeq: records[0].seq }, 'audit records not stored; the chain will show them missing');
-        waiters.forEach((w) => w.reject(err));
-      },
-    );
   }
 }

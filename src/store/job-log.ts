@@ -1,30 +1,39 @@
 import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { STREAMS, jobEventSchema, leaderTermSchema, statusReportSchema, subjects, type JobEvent, type LeaderTerm, type StatusReport } from '../protocol';
+import { STREAMS, jobEventSchema, leaderTermSchema, statusReportSchema, subjects, type JobEvent, type LeaderTerm, type Pool, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { JetStreamPublisher, type StoredAck } from './js-publisher';
 
-/** One entry of the job log, validated: a scheduler event or an agent's status report. */
-export type LogEntry = { kind: 'event'; seq: number; event: JobEvent } | { kind: 'status'; seq: number; status: StatusReport };
+/** One entry of the job log, validated: a scheduler event, an agent's status report, or a term marker. */
+export type LogEntry =
+  | { kind: 'event'; seq: number; event: JobEvent }
+  | { kind: 'status'; seq: number; status: StatusReport }
+  | { kind: 'term'; seq: number; marker: LeaderTerm };
 
 /**
- * Drops a deposed leader's late writes while reading the log in order: after a term marker, scheduler
- * events of an older term are not part of history. Status reports are the agents' and always count.
+ * Drops a deposed leader's late writes while reading the log in order: after a pool's term marker,
+ * scheduler events of that pool's jobs with an older term are not part of history. Status reports are the
+ * agents' and always count. The reader says which pool an event's job is in (only it knows every job).
  */
 export class TermFence {
-  constructor(public term = 0) {}
+  private readonly terms = new Map<Pool, number>();
 
-  /** Whether the entry belongs to history; a marker raises the fence and is not itself an entry. */
-  admits(entry: LogEntry | { kind: 'term'; marker: LeaderTerm }): entry is LogEntry {
+  /** The highest term marked for the pool so far (0 before any). */
+  termOf(pool: Pool): number {
+    return this.terms.get(pool) ?? 0;
+  }
+
+  /** Whether the entry belongs to history; a marker raises its pool's fence and is not itself history. */
+  admits(entry: LogEntry, poolOf: (event: JobEvent) => Pool | undefined): boolean {
     if (entry.kind === 'term') {
-      this.term = Math.max(this.term, entry.marker.term);
+      this.terms.set(entry.marker.pool, Math.max(this.termOf(entry.marker.pool), entry.marker.term));
       return false;
     }
-    return entry.kind === 'status' || (entry.event.term ?? 0) >= this.term;
+    if (entry.kind === 'status') return true;
+    const pool = poolOf(entry.event);
+    return pool === undefined || (entry.event.term ?? 0) >= this.termOf(pool);
   }
 }
-
-type RawEntry = LogEntry | { kind: 'term'; seq: number; marker: LeaderTerm };
 
 /**
  * The durable job log (stream QY_JOBS): the one place a job's history lives. The scheduler appends its
@@ -52,18 +61,19 @@ export class JobLog {
   }
 
   /**
-   * Marks the start of a leadership term; resolves with the marker's sequence number once stored. The
-   * new leader replays up to it: what a deposed leader manages to write after it is fenced off.
+   * Marks the start of a pool's leadership term; resolves with the marker's sequence number once stored.
+   * Everything stored before it is in the new leader's state; what a deposed leader manages to write after
+   * it is fenced off (TermFence).
    */
   async appendTerm(marker: LeaderTerm): Promise<number> {
-    return (await this.publisher.publish(subjects.term, JSON.stringify(marker))).seq;
+    return (await this.publisher.publish(subjects.term(marker.pool), JSON.stringify(marker))).seq;
   }
 
-  /** The highest term marked in the log so far (0 if none): a new leader's term must exceed it. */
-  async lastTerm(): Promise<number> {
+  /** The highest term marked in the log for a pool (0 if none): a new leader's term must exceed it. */
+  async lastTerm(pool: Pool): Promise<number> {
     const jsm = await this.js.jetstreamManager();
     try {
-      const msg = await jsm.streams.getMessage(STREAMS.jobs, { last_by_subj: subjects.term });
+      const msg = await jsm.streams.getMessage(STREAMS.jobs, { last_by_subj: subjects.term(pool) });
       const parsed = msg ? leaderTermSchema.safeParse(msg.json()) : undefined;
       return parsed?.success ? parsed.data.term : 0;
     } catch (err) {
@@ -73,59 +83,42 @@ export class JobLog {
   }
 
   /**
-   * Reads the log in order, up to `untilSeq` (default: its end now), and hands every entry of history to
-   * `apply`. Returns the sequence number of the last entry read and the fence reached; following from
-   * there continues without gap or overlap.
+   * Reads the log in order, up to its end now, and hands every valid entry (term markers included) to
+   * `apply`. Returns the sequence number of the last entry read: following from there continues without
+   * gap or overlap.
    */
-  async replay(apply: (entry: LogEntry) => void, untilSeq?: number): Promise<{ lastSeq: number; fence: TermFence }> {
-    const fence = new TermFence();
+  async replay(apply: (entry: LogEntry) => void): Promise<number> {
     const jsm = await this.js.jetstreamManager();
-    const lastSeq = untilSeq ?? (await jsm.streams.info(STREAMS.jobs)).state.last_seq;
-    if (lastSeq === 0) return { lastSeq, fence };
+    const lastSeq = (await jsm.streams.info(STREAMS.jobs)).state.last_seq;
+    if (lastSeq === 0) return 0;
     const consumer = await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.All });
     const messages = await consumer.consume({ max_messages: 1000 });
     try {
       for await (const msg of messages) {
         const entry = this.parse(msg);
-        if (entry && fence.admits(entry)) apply(entry);
+        if (entry) apply(entry);
         if (msg.seq >= lastSeq) break;
       }
     } finally {
       await messages.close();
     }
-    return { lastSeq, fence };
+    return lastSeq;
   }
 
-  /** Follows agents' status reports written after `afterSeq`, in order, until stopped (the leader's feed). */
-  followStatus(afterSeq: number, onStatus: (entry: Extract<LogEntry, { kind: 'status' }>) => void): Promise<ConsumerMessages> {
-    return this.follow(afterSeq, subjects.allStatus, new TermFence(), (entry) => {
-      if (entry.kind === 'status') onStatus(entry);
-    });
-  }
-
-  /** Follows everything written after `afterSeq` behind the fence, in order, until stopped (a standby's feed). */
-  followAll(afterSeq: number, fence: TermFence, onEntry: (entry: LogEntry) => void): Promise<ConsumerMessages> {
-    return this.follow(afterSeq, undefined, fence, onEntry);
-  }
-
-  /** One filter subject at most: nats-server 2.9 (Debian's) has no filter_subjects. */
-  private async follow(afterSeq: number, filter: string | undefined, fence: TermFence, onEntry: (entry: LogEntry) => void): Promise<ConsumerMessages> {
-    const consumer = await this.js.consumers.get(STREAMS.jobs, {
-      ...(filter ? { filter_subjects: filter } : {}),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: afterSeq + 1,
-    });
+  /** Follows every entry written after `afterSeq`, in order, until stopped. */
+  async follow(afterSeq: number, onEntry: (entry: LogEntry) => void): Promise<ConsumerMessages> {
+    const consumer = await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 });
     const messages = await consumer.consume({ max_messages: 1000 });
     void (async () => {
       for await (const msg of messages) {
         const entry = this.parse(msg);
-        if (entry && fence.admits(entry)) onEntry(entry);
+        if (entry) onEntry(entry);
       }
     })().catch((err) => this.log.error({ err }, 'job log consumer stopped'));
     return messages;
   }
 
-  private parse(msg: JsMsg): RawEntry | undefined {
+  private parse(msg: JsMsg): LogEntry | undefined {
     let body: unknown;
     try {
       body = msg.json();
@@ -133,7 +126,7 @@ export class JobLog {
       this.log.warn({ subject: msg.subject, seq: msg.seq }, 'job log entry is not JSON; skipped');
       return undefined;
     }
-    if (msg.subject === subjects.term) {
+    if (msg.subject.startsWith('qy.term.')) {
       const parsed = leaderTermSchema.safeParse(body);
       if (parsed.success) return { kind: 'term', seq: msg.seq, marker: parsed.data };
     } else if (msg.subject.startsWith('qy.status.')) {

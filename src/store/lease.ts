@@ -124,8 +124,12 @@ export class LeaderElector {
       this.renewed();
     } catch (err) {
       // Someone else wrote the key: the lease is no longer ours. Any other error: retry until the deadline.
-      if (/wrong last sequence|key exists/i.test((err as Error).message)) this.stepDown('the lease was taken over');
-      else throw err;
+      if (!/wrong last sequence|key exists/i.test((err as Error).message)) throw err;
+      this.stepDown('the lease was taken over');
+      // Learn the new holder now, so this replica names it at once to clients it refuses.
+      const entry = await this.kv.get(this.key);
+      const parsed = entry?.operation === 'PUT' ? leaseRecordSchema.safeParse(entry.json()) : undefined;
+      this.current = parsed?.success ? parsed.data : undefined;
     }
   }
 
@@ -180,5 +184,28 @@ export class LeaderElector {
     this.observed = undefined;
     this.log.warn({ reason, term: this.term }, 'stepping down');
     this.events.deposed(reason);
+  }
+}
+
+/**
+ * What an agent (or the Kubernetes bridge) keeps to ignore a deposed leader's late work: the highest term
+ * seen per node. A node's work comes from the leader of its pool, and pools have their own terms, so the
+ * terms of one agent's nodes in different pools are not compared.
+ */
+export class WorkFence {
+  private readonly highest = new Map<string, number>();
+
+  /** Whether to act on work for the node from this term; remembers the term when it is the newest. */
+  admits(nodeId: string, term: number | undefined): boolean {
+    if (term === undefined) return true;
+    const highest = this.highest.get(nodeId) ?? 0;
+    if (term < highest) return false;
+    this.highest.set(nodeId, term);
+    return true;
+  }
+
+  /** The highest term seen in work for the node (0 before any). */
+  highestFor(nodeId: string): number {
+    return this.highest.get(nodeId) ?? 0;
   }
 }

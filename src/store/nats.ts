@@ -46,7 +46,7 @@ export async function ensureStreams(nc: NatsConnection, settings: StreamSettings
   const configs: (Partial<StreamConfig> & { name: string })[] = [
     {
       name: STREAMS.jobs,
-      subjects: [subjects.allJobEvents, subjects.allStatus, subjects.term],
+      subjects: [subjects.allJobEvents, subjects.allStatus, subjects.allTerms],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: settings.replicas,

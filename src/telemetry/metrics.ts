@@ -4,9 +4,8 @@ import type { NodeState, Pool } from '../protocol';
 /** What the scheduler looks like at scrape time; gauges are computed from it, so they are never stale. */
 export interface MetricsSource {
   ready(): boolean;
-  /** This replica leads (places and accepts writes), and in which term. */
-  leading(): boolean;
-  term(): number;
+  /** Per pool: whether this replica leads it (places and accepts writes), and its term there (0 if not). */
+  leadership(): { pool: Pool; leading: boolean; term: number }[];
   pools(): {
     pool: Pool;
     nodes: Record<NodeState, number>;
@@ -71,7 +70,7 @@ export class SchedulerMetrics {
   readonly energy = new Counter({ name: 'qy_energy_joules_total', help: 'Electrical energy drawn by the nodes, from their heartbeats.', labelNames: ['pool'], registers: [this.registry] });
   readonly greenEnergy = new Counter({ name: 'qy_green_energy_joules_total', help: 'Part of that energy from renewable sources.', labelNames: ['pool'], registers: [this.registry] });
   readonly logAppends = new Counter({ name: 'qy_job_log_appends_total', help: 'Scheduler events appended to the job log, by result.', labelNames: ['result'], registers: [this.registry] });
-  readonly leaderChanges = new Counter({ name: 'qy_leader_elections_total', help: 'Times this replica became leader.', registers: [this.registry] });
+  readonly leaderChanges = new Counter({ name: 'qy_leader_elections_total', help: 'Times this replica became the leader of a pool.', labelNames: ['pool'], registers: [this.registry] });
   readonly rebuilds = new Counter({ name: 'qy_state_rebuilds_total', help: 'Times the scheduler rebuilt its state from the job log.', registers: [this.registry] });
   readonly telemetryDropped = new Counter({ name: 'qy_telemetry_dropped_points_total', help: 'Telemetry points dropped because InfluxDB could not take them.', registers: [this.registry] });
   readonly telemetryWritten = new Counter({ name: 'qy_telemetry_written_points_total', help: 'Telemetry points written to InfluxDB.', registers: [this.registry] });
@@ -94,8 +93,12 @@ export class SchedulerMetrics {
       });
 
     gauge('qy_scheduler_ready', 'Whether the scheduler has rebuilt its state and serves (1) or not (0).', [], (g) => g.set(source.ready() ? 1 : 0));
-    gauge('qy_scheduler_leader', 'Whether this replica leads: places and accepts writes (1), or stands by (0).', [], (g) => g.set(source.leading() ? 1 : 0));
-    gauge('qy_scheduler_term', 'The leadership term this replica last led in (0 if it never led).', [], (g) => g.set(source.term()));
+    gauge('qy_scheduler_leader', 'Whether this replica leads the pool: places and accepts writes (1), or stands by (0).', ['pool'], (g) => {
+      for (const l of source.leadership()) g.set({ pool: l.pool }, l.leading ? 1 : 0);
+    });
+    gauge('qy_scheduler_term', 'The leadership term this replica leads the pool in (0 when it does not).', ['pool'], (g) => {
+      for (const l of source.leadership()) g.set({ pool: l.pool }, l.term);
+    });
     gauge('qy_nodes', 'Nodes by pool and state.', ['pool', 'state'], (g) => {
       for (const p of source.pools()) for (const [state, n] of Object.entries(p.nodes)) g.set({ pool: p.pool, state }, n);
     });

@@ -213,7 +213,7 @@ describe('operators: nodes, pools, cordon and drain', () => {
 
   test('health and readiness', async () => {
     expect((await api.request('GET', '/healthz')).body).toEqual({ ok: true });
-    expect((await api.request('GET', '/readyz')).body).toMatchObject({ ready: true, role: 'leader', leader: { term: expect.any(Number) } });
+    expect((await api.request('GET', '/readyz')).body).toMatchObject({ ready: true, role: 'leader', pools: { general: { role: 'leader', leader: { term: expect.any(Number) } } } });
     expect((await api.request('GET', '/readyz?role=leader')).status).toBe(200);
   });
 });

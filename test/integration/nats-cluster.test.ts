@@ -11,6 +11,7 @@ afterEach(async () => {
 
 const job: JobSpecInput = { pool: 'general', resources: { cpuMillis: 500, memBytes: 1024 ** 3 }, durationSeconds: 1 };
 
+let logs: (() => string) | undefined;
 /** Submits with an Idempotency-Key to whichever replica accepts it (the leader), trying each in turn. */
 async function submit(replicas: ApiClient[], key: string): Promise<string> {
   return waitUntil(async () => {
@@ -19,7 +20,7 @@ async function submit(replicas: ApiClient[], key: string): Promise<string> {
       if (res?.status === 202) return res.body.id;
     }
     return undefined;
-  }, 60_000, () => `job ${key} was never accepted`);
+  }, 120_000, () => `job ${key} was never accepted${logs ? `\n${logs()}` : ''}`);
 }
 
 test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and then the leading scheduler loses no acknowledged job', async () => {
@@ -35,13 +36,15 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   cleanups.push(() => agent.stop());
   await waitUntil(async () => ((await a.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 6 ? true : undefined), 30_000, agent.output);
   const replicas = [a.api, b.api];
+  logs = () => `replica a:\n${a.output()}\nreplica b:\n${b.output()}`;
 
   const ids = new Set<string>();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `before-${i}`));
   // One NATS server goes: two of three still hold every stream and bucket.
   await cluster.servers[0].stop();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-nats-1-${i}`));
-  // And the leading scheduler: the standby takes over.
+  // And the leading scheduler: the standby takes over. With a NATS server gone, creating consumers can time
+  // out for a while (a replica's rebuild retries), so this takes longer than the lease.
   await a.kill9();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-leader-${i}`));
   expect(ids.size).toBe(30);

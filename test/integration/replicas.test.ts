@@ -5,101 +5,113 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import { LEADER_LEASE_KEY } from '../../scheduler/service';
+import { leaseKeyOf } from '../../scheduler/service';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import type { JobView } from '../../src/protocol';
+import type { JobSpecInput, JobView } from '../../src/protocol';
 import { openLeasesKv } from '../../src/store/lease';
 import { waitUntil } from '../helpers/api';
 import { startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
 let nats: LocalNatsServer;
-let leader: TestScheduler;
-let standby: TestScheduler;
+let one: TestScheduler;
+let two: TestScheduler;
 let agent: Agent;
+
+const cpuJob: JobSpecInput = { pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 };
+const gpuJob: JobSpecInput = { pool: 'intelligent', resources: { cpuMillis: 100, memBytes: 1024, gpus: 1 }, durationSeconds: 0 };
 
 beforeAll(async () => {
   nats = await startNatsServer();
   const tenants = testTenantsFile();
-  leader = await startScheduler(nats.url, { replicaId: 'one', tenantsFile: tenants.file });
-  standby = await startScheduler(nats.url, { replicaId: 'two', tenantsFile: tenants.file });
-  for (const s of [leader, standby]) Object.assign(s, { tokens: tenants.tokens, api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
-  agent = await startAgent(nats.url, 'rep', [testNode('rep-1'), testNode('rep-2')], 'sim');
-  await waitForNodes(leader.operator, ['rep-1', 'rep-2']);
+  one = await startScheduler(nats.url, { replicaId: 'one', tenantsFile: tenants.file });
+  two = await startScheduler(nats.url, { replicaId: 'two', tenantsFile: tenants.file });
+  for (const s of [one, two]) Object.assign(s, { tokens: tenants.tokens, api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
+  agent = await startAgent(nats.url, 'rep', [testNode('rep-1'), testNode('rep-gpu', 'intelligent')], 'sim');
+  await waitForNodes(one.operator, ['rep-1', 'rep-gpu']);
 });
 
 afterAll(async () => {
   await agent?.stop();
-  await standby?.close();
-  await leader?.close();
+  await two?.close();
+  await one?.close();
   await nats?.dispose();
 });
 
-test('one replica leads, the other stands by and says who leads', async () => {
-  expect(leader.scheduler.leading).toBe(true);
-  expect(standby.scheduler.leading).toBe(false);
-  const ready = await standby.api.request('GET', '/readyz');
+test('the first replica leads every pool; the other stands by and says who leads each', async () => {
+  expect(one.scheduler.leadsAll).toBe(true);
+  expect(two.scheduler.led.size).toBe(0);
+  const ready = await two.api.request<{ role: string; pools: Record<string, unknown> }>('GET', '/readyz');
   expect(ready.status).toBe(200);
-  expect(ready.body).toEqual({ ready: true, role: 'standby', leader: { replica: 'one', url: leader.url, term: leader.scheduler.term } });
-  expect((await standby.api.request('GET', '/readyz?role=leader')).status).toBe(503);
+  expect(ready.body.role).toBe('standby');
+  for (const pool of ['general', 'intelligent', 'super']) expect(ready.body.pools[pool]).toEqual({ role: 'standby', leader: { replica: 'one', url: one.url, term: one.scheduler.led.get(pool as 'general') } });
+  expect((await two.api.request('GET', '/readyz?role=leader')).status).toBe(503);
+  expect((await one.api.request('GET', '/readyz?role=leader')).status).toBe(200);
 });
 
-test('only the leader reports the cluster’s state in its metrics, so sums over replicas count it once', async () => {
+test('only a pool’s leader reports its state in metrics, so sums over replicas count it once', async () => {
   const metrics = async (s: TestScheduler) => (await s.api.request<string>('GET', '/metrics')).body;
-  const [one, two] = [await metrics(leader), await metrics(standby)];
-  expect(one).toMatch(/^qy_scheduler_leader 1$/m);
-  expect(two).toMatch(/^qy_scheduler_leader 0$/m);
-  expect(one).toMatch(/^qy_nodes\{pool="general",state="ready"\} 2$/m);
-  expect(two).not.toMatch(/^qy_nodes\{/m);
-  expect(two).not.toMatch(/^qy_jobs_pending\{/m);
-  expect(two).toMatch(/^qy_scheduler_ready 1$/m);
+  const [a, b] = [await metrics(one), await metrics(two)];
+  expect(a).toMatch(/^qy_scheduler_leader\{pool="general"\} 1$/m);
+  expect(b).toMatch(/^qy_scheduler_leader\{pool="general"\} 0$/m);
+  expect(a).toMatch(/^qy_nodes\{pool="general",state="ready"\} 1$/m);
+  expect(b).not.toMatch(/^qy_nodes\{/m);
+  expect(b).not.toMatch(/^qy_jobs_pending\{/m);
+  expect(b).toMatch(/^qy_scheduler_ready 1$/m);
 });
 
 test('a standby refuses writes with 503 QY_ERR_NOT_LEADER and the leader’s address, and serves reads', async () => {
-  const refused = await standby.api.request('POST', '/v1/jobs', { body: { pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 } } });
+  const refused = await two.api.request('POST', '/v1/jobs', { body: cpuJob });
   expect(refused.status).toBe(503);
   expect(refused.body).toMatchObject({ code: 'QY_ERR_NOT_LEADER', statusCode: 503 });
-  expect((refused.body as { message: string }).message).toContain(`one at ${leader.url}`);
-  expect(refused.headers.get('x-qy-leader')).toBe(leader.url);
-  for (const [method, path] of [['DELETE', '/v1/jobs/j1'], ['POST', '/v1/nodes/rep-1/cordon']] as const) {
-    expect((await standby.operator.request(method, path)).body).toMatchObject({ code: 'QY_ERR_NOT_LEADER' });
-  }
+  expect((refused.body as { message: string }).message).toContain(`the leader of pool general is one at ${one.url}`);
+  expect(refused.headers.get('x-qy-leader')).toBe(one.url);
+  expect((await two.operator.request('POST', '/v1/nodes/rep-1/cordon')).body).toMatchObject({ code: 'QY_ERR_NOT_LEADER' });
+  expect((await two.operator.request('POST', '/v1/nodes/nowhere/cordon')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
 
   // What the leader does, the standby shows, from the job log it follows.
-  const id = await leader.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 });
-  const done = await leader.api.waitFor(id, ['succeeded']);
+  const id = await one.api.submit(cpuJob);
+  const done = await one.api.waitFor(id, ['succeeded']);
   const seen = await waitUntil(async () => {
-    const res = await standby.api.request<JobView>('GET', `/v1/jobs/${id}`);
+    const res = await two.api.request<JobView>('GET', `/v1/jobs/${id}`);
     return res.status === 200 && res.body.state === 'succeeded' ? res.body : undefined;
   }, 10_000);
   expect(seen).toEqual(done);
-  const nodes = (await standby.operator.request<{ items: { id: string }[] }>('GET', '/v1/nodes')).body.items.map((n) => n.id);
-  expect(nodes).toEqual(expect.arrayContaining(['rep-1', 'rep-2']));
+  expect((await two.api.request('DELETE', `/v1/jobs/${id}`)).body).toMatchObject({ code: 'QY_ERR_NOT_LEADER' });
+  const nodes = (await two.operator.request<{ items: { id: string }[] }>('GET', '/v1/nodes')).body.items.map((n) => n.id);
+  expect(nodes).toEqual(expect.arrayContaining(['rep-1', 'rep-gpu']));
 });
 
 test('qy sent to a standby follows it to the leader', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'qy-replicas-')), 'job.json');
-  writeFileSync(file, JSON.stringify({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 }));
-  const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', standby.url, 'submit', file], { env: { ...process.env, QY_TOKEN: standby.tokens['city-a'] } });
-  expect(stderr).toContain(`is a standby; sending to the leader at ${leader.url}`);
+  writeFileSync(file, JSON.stringify(cpuJob));
+  const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', two.url, 'submit', file], { env: { ...process.env, QY_TOKEN: two.tokens['city-a'] } });
+  expect(stderr).toContain(`is a standby; sending to the leader at ${one.url}`);
   const id = stdout.trim().split(/\s+/)[0];
-  expect((await leader.api.job(id)).tenant).toBe('city-a');
+  expect((await one.api.job(id)).tenant).toBe('city-a');
 });
 
-test('a leader whose lease is taken stops accepting writes; the new holder leads with a higher term', async () => {
-  const before = leader.scheduler.term;
-  // Someone else (an operator's hand, a partition healing late) wrote the lease: the leader learns at its next renewal.
-  const kv = await openLeasesKv(leader.scheduler.nc, 1);
-  const entry = await kv.get(LEADER_LEASE_KEY);
-  await kv.update(LEADER_LEASE_KEY, JSON.stringify({ holder: 'elsewhere', address: 'http://elsewhere', term: before + 1 }), entry!.revision);
-  await waitUntil(() => (leader.scheduler.leading ? undefined : true), 10_000);
-  const refused = await leader.api.request('POST', '/v1/jobs', { body: { pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 } } });
-  // Refused: as a standby, or while it rebuilds its state as one.
-  expect(refused.status).toBe(503);
-  expect(['QY_ERR_NOT_LEADER', 'QY_ERR_NOT_READY']).toContain((refused.body as { code: string }).code);
-  // Nobody renews 'elsewhere': after the lease one of the two replicas takes over, in a newer term, and places again.
-  const next = await waitUntil(() => [leader, standby].find((s) => s.scheduler.leading && s.scheduler.ready), 20_000);
-  expect(next.scheduler.term).toBeGreaterThan(before + 1);
-  const id = await next.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 });
-  expect((await next.api.waitFor(id, ['succeeded'])).attempts).toBe(1);
+test('pools can have different leaders: the one whose lease moves changes hands, the others stay', async () => {
+  const termBefore = one.scheduler.led.get('general')!;
+  const kv = await openLeasesKv(one.scheduler.nc, 1);
+  const entry = await kv.get(leaseKeyOf('general'));
+  // The general pool's lease now names replica two (as after a failover): two takes it up at its next look,
+  // and one learns at its next renewal that it lost it.
+  await kv.update(leaseKeyOf('general'), JSON.stringify({ holder: 'two', address: two.url, term: termBefore }), entry!.revision);
+  await waitUntil(() => (two.scheduler.leads('general') && two.scheduler.ready && !one.scheduler.leads('general') && one.scheduler.ready ? true : undefined), 20_000);
+  expect(two.scheduler.led.get('general')).toBeGreaterThan(termBefore);
+  expect([...one.scheduler.led.keys()].sort()).toEqual(['intelligent', 'super']);
+  expect((await one.api.request<{ role: string }>('GET', '/readyz')).body.role).toBe('partial');
+
+  // Each replica places its pools' jobs, on the same agent; the other refuses them, naming the leader.
+  const cpu = await two.api.submit(cpuJob);
+  const gpu = await one.api.submit(gpuJob);
+  expect((await two.api.waitFor(cpu, ['succeeded'])).attempts).toBe(1);
+  expect((await one.api.waitFor(gpu, ['succeeded'])).attempts).toBe(1);
+  const refused = await one.api.request('POST', '/v1/jobs', { body: cpuJob });
+  expect(refused.body).toMatchObject({ code: 'QY_ERR_NOT_LEADER' });
+  expect(refused.headers.get('x-qy-leader')).toBe(two.url);
+  expect((await two.api.request('POST', '/v1/jobs', { body: gpuJob })).headers.get('x-qy-leader')).toBe(one.url);
+  // And each shows the other's job as it ended.
+  await waitUntil(async () => ((await one.api.job(cpu)).state === 'succeeded' && (await two.api.job(gpu)).state === 'succeeded' ? true : undefined), 10_000);
 });
