@@ -13,7 +13,8 @@ export class SchedulerApiError extends Error {
 
 /**
  * The scheduler's HTTP API as the bridge uses it: as an operator allowed to act as tenants, it submits,
- * reads and cancels jobs as the pods' tenants (X-Qy-Act-As), and cordons nodes as itself.
+ * reads and cancels jobs as the pods' tenants (X-Qy-Act-As), and cordons nodes as itself. A write refused
+ * by a replica that does not lead the pool is sent once to the leader it names (X-Qy-Leader).
  */
 export class SchedulerClient {
   constructor(
@@ -47,11 +48,19 @@ export class SchedulerClient {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...options.headers };
     if (options.tenant) headers['x-qy-act-as'] = options.tenant;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal: AbortSignal.timeout(10_000) });
-    } catch (err) {
-      throw new SchedulerApiError(0, 'QY_ERR_UNREACHABLE', `scheduler unreachable: ${(err as Error).message}`);
+    const send = async (baseUrl: string): Promise<Response> => {
+      try {
+        return await fetch(`${baseUrl}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal: AbortSignal.timeout(10_000) });
+      } catch (err) {
+        throw new SchedulerApiError(0, 'QY_ERR_UNREACHABLE', `scheduler unreachable: ${(err as Error).message}`);
+      }
+    };
+    let res = await send(this.baseUrl);
+    // With several scheduler replicas, a pool's writes go to its leader, which a standby names.
+    const leader = res.status === 503 ? res.headers.get('x-qy-leader') : null;
+    if (leader && leader !== this.baseUrl) {
+      await res.body?.cancel();
+      res = await send(leader);
     }
     const text = await res.text();
     let body: unknown;
