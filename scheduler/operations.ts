@@ -111,7 +111,8 @@ export class SchedulerOperations {
         if (never) throw new QY_ERR_UNSCHEDULABLE(spec.pool, formatFailure(never));
       }
     }
-    const { stored } = this.s.commit(event, idempotencyKey === undefined ? undefined : `submit:${tenant}:${idempotencyKey}`);
+    const msgID = idempotencyKey === undefined ? undefined : submitMessageId(tenant, idempotencyKey, this.s.led.get(spec.pool) ?? 0);
+    const { stored } = this.s.commit(event, msgID);
     const record = this.s.table.get(id);
     if (record) this.s.jobEvent(record, 'submitted', { priority_class: spec.priorityClass, tasks: spec.tasks });
     if (!event.placed) this.s.requestCycle();
@@ -400,4 +401,13 @@ export function notLeader(err: NotLeaderError): Error {
 function storeError(err: unknown): Error {
   if (err instanceof NotLeaderError) return notLeader(err);
   return new QY_ERR_STORE_UNAVAILABLE((err as Error).message, { cause: err });
+}
+
+/**
+ * The JetStream message id of an idempotent submission: a retry in the same term is dropped as a duplicate.
+ * It names the term: a deposed leader's copy, fenced off from history, must not make JetStream drop the
+ * new leader's within the duplicate window.
+ */
+export function submitMessageId(tenant: string, idempotencyKey: string, term: number): string {
+  return `submit:${tenant}:${idempotencyKey}:${term}`;
 }

@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
+import { submitMessageId } from '../../scheduler/operations';
 import { leaseKeyOf } from '../../scheduler/service';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import type { JobSpecInput, JobView } from '../../src/protocol';
+import { jobSpecSchema, type JobSpecInput, type JobSubmitted, type JobView } from '../../src/protocol';
+import { JobLog } from '../../src/store/job-log';
 import { openLeasesKv } from '../../src/store/lease';
 import { waitUntil } from '../helpers/api';
-import { startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { silentLog, startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
 let nats: LocalNatsServer;
@@ -114,4 +116,29 @@ test('pools can have different leaders: the one whose lease moves changes hands,
   expect((await two.api.request('POST', '/v1/jobs', { body: gpuJob })).headers.get('x-qy-leader')).toBe(one.url);
   // And each shows the other's job as it ended.
   await waitUntil(async () => ((await one.api.job(cpu)).state === 'succeeded' && (await two.api.job(gpu)).state === 'succeeded' ? true : undefined), 10_000);
+});
+
+test('a deposed leader’s fenced-off submission does not block a retry of the same Idempotency-Key on the new leader', async () => {
+  const term = two.scheduler.led.get('general')!;
+  // What the general pool's previous leader stored after losing its lease: a submission from its term.
+  const ghost: JobSubmitted = {
+    type: 'submitted',
+    v: 1,
+    jobId: 'ghost-of-a-deposed-leader',
+    tenant: 'city-a',
+    spec: jobSpecSchema.parse(cpuJob),
+    submittedAtMs: Date.now(),
+    priority: 500,
+    maxAttempts: 3,
+    idempotencyKey: 'retried-after-failover',
+    term: term - 1,
+  };
+  const log = new JobLog(two.scheduler.nc, silentLog);
+  expect((await log.append(ghost, submitMessageId('city-a', 'retried-after-failover', term - 1))).duplicate).toBe(false);
+  // The client saw a 503 from the deposed leader and retries on the new one.
+  const res = await two.api.request<{ id: string }>('POST', '/v1/jobs', { body: cpuJob, headers: { 'idempotency-key': 'retried-after-failover' } });
+  expect(res.status).toBe(202);
+  expect(res.body.id).not.toBe(ghost.jobId);
+  expect((await two.api.waitFor(res.body.id, ['succeeded'])).attempts).toBe(1);
+  expect((await two.api.request('GET', `/v1/jobs/${ghost.jobId}`)).status).toBe(404);
 });
