@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import type { ClusterState } from '../src/core';
 import { nodeSpecSchema, type Heartbeat, type NodeSpec, type NodeState, type Registration } from '../src/protocol';
+import { retryTimeouts } from '../src/store/nats';
 import type { Logger } from '../src/telemetry/logger';
 
 /** Whether the node's agent is heard from. */
@@ -41,8 +42,11 @@ export class NodeRegistry {
 
   /** Loads the stored nodes; they start suspect until their agents are heard from. */
   async load(nowMs: number): Promise<void> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
+    const keys = await retryTimeouts(async () => {
+      const found: string[] = [];
+      for await (const key of await this.kv.keys()) found.push(key);
+      return found;
+    });
     for (const key of keys) {
       const entry = await this.kv.get(key);
       if (!entry || entry.operation !== 'PUT') continue;
@@ -61,7 +65,7 @@ export class NodeRegistry {
    * too, without being written back. Returns a function that stops following.
    */
   async follow(nowMs: () => number): Promise<() => void> {
-    const watch = await this.kv.watch({ include: 'updates' });
+    const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }));
     void (async () => {
       for await (const e of watch) {
         if (e.operation !== 'PUT') continue;

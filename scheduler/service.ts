@@ -17,7 +17,7 @@ import { JetStreamPublisher } from '../src/store/js-publisher';
 import { JobLog, TermFence, type LogEntry } from '../src/store/job-log';
 import { LeaderElector, openLeasesKv, type LeaseRecord } from '../src/store/lease';
 import { AuditLog } from '../src/store/audit-log';
-import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv } from '../src/store/nats';
+import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv, retryTimeouts } from '../src/store/nats';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../src/telemetry/logger';
 import { SchedulerMetrics } from '../src/telemetry/metrics';
@@ -481,13 +481,18 @@ export class Scheduler {
 
   /** Quotas operators set at run time override the configured ones. */
   private async loadQuotaOverrides(): Promise<void> {
-    for await (const tenant of await this.quotasKv.keys()) {
+    const tenants = await retryTimeouts(async () => {
+      const found: string[] = [];
+      for await (const tenant of await this.quotasKv.keys()) found.push(tenant);
+      return found;
+    });
+    for (const tenant of tenants) {
       const entry = await this.quotasKv.get(tenant);
       const parsed = entry?.operation === 'PUT' ? quotasSchema.safeParse(entry.json()) : undefined;
       if (parsed?.success) this.tenants.setQuotaOverride(tenant, parsed.data);
     }
     // Every replica follows the bucket from then on: quotas set on any of them hold for every pool's leader.
-    const watch = await this.quotasKv.watch({ include: 'updates' });
+    const watch = await retryTimeouts(() => this.quotasKv.watch({ include: 'updates' }));
     this.stopWatchingQuotas = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {

@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, jobEventSchema, leaderTermSchema, statusReportSchema, subjects, type JobEvent, type LeaderTerm, type Pool, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { JetStreamPublisher, type StoredAck } from './js-publisher';
+import { JS_API_TIMEOUT_MS, retryTimeouts } from './nats';
 
 /** One entry of the job log, validated: a scheduler event, an agent's status report, or a term marker. */
 export type LogEntry =
@@ -48,7 +49,7 @@ export class JobLog {
     private readonly log: Logger,
     private readonly publisher: JetStreamPublisher = new JetStreamPublisher(nc),
   ) {
-    this.js = jetstream(nc);
+    this.js = jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
   }
 
   /**
@@ -89,10 +90,9 @@ export class JobLog {
    */
   async replay(apply: (entry: LogEntry) => void): Promise<number> {
     const jsm = await this.js.jetstreamManager();
-    const lastSeq = (await jsm.streams.info(STREAMS.jobs)).state.last_seq;
+    const lastSeq = (await retryTimeouts(() => jsm.streams.info(STREAMS.jobs))).state.last_seq;
     if (lastSeq === 0) return 0;
-    const consumer = await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume({ max_messages: 1000 });
+    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.All })).consume({ max_messages: 1000 }));
     try {
       for await (const msg of messages) {
         const entry = this.parse(msg);
@@ -107,8 +107,7 @@ export class JobLog {
 
   /** Follows every entry written after `afterSeq`, in order, until stopped. */
   async follow(afterSeq: number, onEntry: (entry: LogEntry) => void): Promise<ConsumerMessages> {
-    const consumer = await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 });
-    const messages = await consumer.consume({ max_messages: 1000 });
+    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 })).consume({ max_messages: 1000 }));
     void (async () => {
       for await (const msg of messages) {
         const entry = this.parse(msg);

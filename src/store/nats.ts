@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { KV_BUCKETS, STREAMS, agentConsumerName, subjects } from '../protocol';
 import type { Logger } from '../telemetry/logger';
@@ -30,6 +30,25 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
   }
   return nc;
 }
+
+/**
+ * Retries a JetStream call that timed out. Creating a consumer on a clustered stream can time out over and
+ * over while a dead server is still counted among the stream's peers (nats-server 2.9 may place the
+ * consumer there; seen for tens of seconds after losing one of three servers); each new try may land on a
+ * live one. Other errors are thrown at once.
+ */
+export async function retryTimeouts<T>(call: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= attempts || !/timeout/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/** How long a JetStream API request (consumer create, info) may take before it is tried again. */
+export const JS_API_TIMEOUT_MS = 2_000;
 
 /** Stream settings that deployments tune. */
 export interface StreamSettings {
@@ -105,12 +124,12 @@ export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string
 
 /** The registered-nodes bucket. */
 export async function openNodesKv(nc: NatsConnection, replicas: number): Promise<KV> {
-  return new Kvm(nc).create(KV_BUCKETS.nodes, { history: 1, replicas });
+  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS.nodes, { history: 1, replicas });
 }
 
 /** The bucket of tenant quotas set at run time. */
 export async function openQuotasKv(nc: NatsConnection, replicas: number): Promise<KV> {
-  return new Kvm(nc).create(KV_BUCKETS.quotas, { history: 5, replicas });
+  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS.quotas, { history: 5, replicas });
 }
 
 /** Whether a JetStream API error says the stream or consumer does not exist. */

@@ -44,7 +44,7 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   await cluster.servers[0].stop();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-nats-1-${i}`));
   // And the leading scheduler: the standby takes over. With a NATS server gone, creating consumers can time
-  // out for a while (a replica's rebuild retries), so this takes longer than the lease.
+  // out for a while (the scheduler retries them), so this may take longer than the lease.
   await a.kill9();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-leader-${i}`));
   expect(ids.size).toBe(30);
