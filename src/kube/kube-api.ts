@@ -1,9 +1,21 @@
-import { CoreV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger';
 import type { KubePod } from './kube-types';
 
 /** The component name on events and conditions. */
 export const REPORTING_COMPONENT = 'qingyang-scheduler';
+
+/**
+ * client-node's watch, asking for bookmarks (`allowWatchBookmarks`): the server then tells a quiet watch how
+ * far the collection has moved, so a watch that breaks resumes from there instead of from an old resource
+ * version the server may have compacted (410, and a full relist). client-node's ListWatch already takes the
+ * resource version from BOOKMARK events; it just does not ask for them.
+ */
+export class BookmarkingWatch extends Watch {
+  override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
+    return super.watch(path, { ...queryParams, allowWatchBookmarks: true }, callback, done);
+  }
+}
 
 /** An error of a Kubernetes API call with its HTTP status (0 when the request did not get an answer). */
 export class KubeApiError extends Error {
@@ -62,7 +74,7 @@ export class KubeApi {
    * relisting), so it is started again after a pause.
    */
   private informer(path: string, list: () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>): CachedInformer<KubernetesObject> {
-    const informer = makeInformer(this.kc, path, list as never) as CachedInformer<KubernetesObject>;
+    const informer = new ListWatch(path, new BookmarkingWatch(this.kc), list as never, false) as CachedInformer<KubernetesObject>;
     informer.on('error', (err: unknown) => {
       if (this.stopped) return;
       this.log.warn({ path, err: errorMessage(err) }, 'watch failed; restarting');

@@ -257,6 +257,22 @@ describe.skipIf(isReal)('pods', () => {
   });
 });
 
+describe('bookmarks', () => {
+  test.skipIf(isReal)('watches ask for bookmarks, and a broken watch resumes from the last one instead of relisting', async () => {
+    const podWatches = () => requestsTo(fakeOnly(), 'GET', /^\/api\/v1\/pods$/).filter((r) => r.query.watch === 'true');
+    expect(podWatches().length).toBeGreaterThan(0);
+    expect(podWatches().every((r) => r.query.allowWatchBookmarks === 'true')).toBe(true);
+    const listsBefore = requestsTo(fakeOnly(), 'GET', /^\/api\/v1\/pods$/).filter((r) => r.query.watch !== 'true').length;
+    // The collection moves on without touching pods (the pods watch sees nothing), then a bookmark says how far.
+    for (let i = 0; i < 3; i++) fakeOnly().put('Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: `${ns}-quiet-${i}` } });
+    const bookmark = fakeOnly().sendBookmarks();
+    fakeOnly().dropWatchesCompactingFirst(() => fakeOnly().put('Pod', { ...pod('after-bookmark'), status: { phase: 'Pending' } }));
+    await waitForPod('after-bookmark', (p) => !!nodeNameOf(p), 'not bound after the watch resumed');
+    expect(podWatches().some((r) => r.query.resourceVersion === String(bookmark))).toBe(true);
+    expect(requestsTo(fakeOnly(), 'GET', /^\/api\/v1\/pods$/).filter((r) => r.query.watch !== 'true').length).toBe(listsBefore);
+  });
+});
+
 describe('refusals', () => {
   test('a pod the scheduler refuses says why, once', async () => {
     // 500 cores: larger than any node of the pool (or, on a real cluster, no node of it at all).

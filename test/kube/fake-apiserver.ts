@@ -32,7 +32,7 @@ export class FakeApiServer {
   private compactedRv = 0;
   private readonly objects = new Map<string, KObject>();
   private readonly history: { rv: number; kind: Kind; type: EventType; object: KObject }[] = [];
-  private readonly watchers = new Set<{ kind: Kind; res: ServerResponse }>();
+  private readonly watchers = new Set<{ kind: Kind; res: ServerResponse; bookmarks: boolean }>();
   private readonly bindFailures = new Map<string, { status: number; remaining: number }>();
   readonly requests: RecordedRequest[] = [];
   url = '';
@@ -124,6 +124,25 @@ export class FakeApiServer {
     this.compactedRv = this.rv;
   }
 
+  /** Sends every watch that asked for bookmarks a BOOKMARK at the current resource version; returns it. */
+  sendBookmarks(): number {
+    for (const w of this.watchers) {
+      if (w.bookmarks) w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { apiVersion: 'v1', kind: w.kind, metadata: { resourceVersion: String(this.rv) } } })}\n`);
+    }
+    return this.rv;
+  }
+
+  /**
+   * Ends every watch, compacts history up to now, then makes `whileAway` changes: a watcher that resumes
+   * from the current resource version (a bookmark told it) sees them; one resuming from older gets 410.
+   */
+  dropWatchesCompactingFirst(whileAway: () => void): void {
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+    this.compactedRv = this.rv;
+    whileAway();
+  }
+
   events(namespace: string): KObject[] {
     return this.list('Event', namespace);
   }
@@ -210,7 +229,7 @@ export class FakeApiServer {
     }
     for (const e of this.history) if (e.kind === kind && e.rv > from) res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
     if (query.allowWatchBookmarks === 'true') res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { apiVersion: 'v1', kind, metadata: { resourceVersion: String(this.rv) } } })}\n`);
-    const watcher = { kind, res };
+    const watcher = { kind, res, bookmarks: query.allowWatchBookmarks === 'true' };
     this.watchers.add(watcher);
     res.on('close', () => this.watchers.delete(watcher));
   }
