@@ -388,6 +388,7 @@ export class SchedulerOperations {
   /** A pool's writes go to its leader alone; another replica names it. */
   private assertLeader(pool: Pool): void {
     this.assertReady();
+    this.s.confirmLeadership();
     if (!this.s.leads(pool)) throw notLeader(new NotLeaderError(pool, this.s.leaderOf(pool)));
   }
 }

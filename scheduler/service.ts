@@ -240,6 +240,14 @@ export class Scheduler {
     return this.led.has(pool);
   }
 
+  /**
+   * Checks the leases of the pools this replica leads against the clock before it acts as their leader: one
+   * past its renew deadline is given up now, even if its timer has not fired (the process was paused).
+   */
+  confirmLeadership(): void {
+    for (const pool of [...this.led.keys()]) if (!this.electors.get(pool)?.confirm()) this.led.delete(pool);
+  }
+
   /** Whether this replica leads every pool (the usual case with one replica, or after a failover). */
   get leadsAll(): boolean {
     return this.led.size === POOLS.length;
@@ -434,7 +442,9 @@ export class Scheduler {
     if (entry.kind !== 'status') return;
     const effects = this.apply(entry);
     const pool = this.table.get(entry.status.jobId)?.spec.pool;
-    if (live && pool !== undefined && this.led.has(pool)) this.runEffects(effects);
+    if (!live || pool === undefined || !this.led.has(pool)) return;
+    this.confirmLeadership();
+    if (this.led.has(pool)) this.runEffects(effects);
   }
 
   /** Applies one job-log entry to memory and returns what the live service should do about it. */
@@ -609,6 +619,7 @@ export class Scheduler {
   }
 
   private runCycle(): void {
+    this.confirmLeadership();
     if (this.led.size === 0 || !this.pending.hasWork) return;
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.cyclePaused = true;
@@ -784,6 +795,7 @@ export class Scheduler {
       }
     }
     const down = this.registry.sweep(nowMs, this.config.suspectAfterMs, this.config.downAfterMs);
+    if (down.length > 0) this.confirmLeadership();
     for (const node of down) if (this.led.has(node.spec.pool)) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${this.config.downAfterMs} ms)`);
   }
 

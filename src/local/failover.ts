@@ -25,6 +25,11 @@ export interface FailoverOptions {
   lease: { durationMs: number; renewDeadlineMs: number; retryMs: number };
   /** How long acknowledged jobs may take to finish after the load stops. */
   drainTimeoutMs: number;
+  /**
+   * What happens to the leader: `kill` (kill -9), or `pause` (SIGSTOP until the standby leads, then SIGCONT:
+   * a leader that wakes up believing it still leads, as after a long GC pause or a partition).
+   */
+  fault?: 'kill' | 'pause';
   log?: Logger;
 }
 
@@ -39,6 +44,8 @@ export interface FailoverResult {
   lost: number;
   /** Acknowledged submissions stored as two jobs, plus jobs whose work ran in more than one attempt. */
   duplicates: number;
+  /** Events in the job log that the term fence keeps out of history (a deposed leader's late writes). */
+  fencedEvents: number;
   /** The leaders' terms, before and after. */
   termBefore: number;
   termAfter: number;
@@ -46,6 +53,8 @@ export interface FailoverResult {
   retries: number;
   /** What the standby answered to a write while the leader lived. */
   standbyRefusal: { status: number; code: string; leaderHeader: string | null };
+  /** With `fault: 'pause'`: the old leader's role once it has woken up (it must be a standby). */
+  oldLeaderRole?: string;
 }
 
 interface Readiness {
@@ -142,9 +151,10 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
       const wait = due - Date.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       if (i === killAt) {
-        await a.kill9();
+        if (options.fault === 'pause') a.child.kill('SIGSTOP');
+        else await a.kill9();
         killedAtMs = Date.now();
-        options.log?.info('leader killed (kill -9)');
+        options.log?.info(options.fault === 'pause' ? 'leader paused (SIGSTOP)' : 'leader killed (kill -9)');
         // On its own connection, every 10 ms: the load's connections are busy retrying.
         takeover = (async () => {
           const probe = new HttpAgent({ connections: 1 });
@@ -152,7 +162,12 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
             while (Date.now() - killedAtMs < 120_000) {
               const res = await fetch(`${b.url}/readyz?role=leader`, { dispatcher: probe }).catch(() => undefined);
               await res?.body?.cancel();
-              if (res?.status === 200) return Date.now() - killedAtMs;
+              if (res?.status === 200) {
+                const ms = Date.now() - killedAtMs;
+                // The old leader wakes up, its lease long gone: it must stop before doing anything as leader.
+                if (options.fault === 'pause') a.child.kill('SIGCONT');
+                return ms;
+              }
               await new Promise((r) => setTimeout(r, 10));
             }
             throw new Error('the standby did not take over within 120 s');
@@ -168,6 +183,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
     if (failure) throw failure.reason;
     const takeoverMs = await takeover!;
     const termAfter = (await readiness(b.url))?.pools.general.leader?.term ?? 0;
+    const oldLeaderRole = options.fault === 'pause' ? await waitUntil(async () => (await readiness(a.url))?.role, 30_000).catch(() => 'unreachable') : undefined;
 
     // Every acknowledged job must finish on the new leader.
     const ids = [...acked.values()];
@@ -189,10 +205,12 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
       acked: acked.size,
       lost,
       duplicates: history.duplicateSubmissions + history.jobsRunTwice,
+      fencedEvents: history.fenced,
       termBefore,
       termAfter,
       retries,
       standbyRefusal,
+      oldLeaderRole,
     };
   } finally {
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
@@ -204,7 +222,7 @@ function spec(seconds: number): JobSpecInput {
 }
 
 /** What the job log holds, as history (behind the term fence): placement times and signs of duplicated work. */
-async function readHistory(natsUrl: string): Promise<{ placementTimes: number[]; duplicateSubmissions: number; jobsRunTwice: number }> {
+async function readHistory(natsUrl: string): Promise<{ fenced: number; placementTimes: number[]; duplicateSubmissions: number; jobsRunTwice: number }> {
   const nc = await connectNats(natsUrl, 'failover-reader');
   try {
     const placementTimes: number[] = [];
@@ -214,8 +232,12 @@ async function readHistory(natsUrl: string): Promise<{ placementTimes: number[];
     // History as the replicas see it: behind the term fence.
     const fence = new TermFence();
     const poolOfJob = new Map<string, Pool>();
+    let fenced = 0;
     await new JobLog(nc, createLogger({ name: 'failover', level: 'silent' })).replay((entry) => {
-      if (!fence.admits(entry, (e) => (e.type === 'submitted' ? e.spec.pool : poolOfJob.get(e.jobId)))) return;
+      if (!fence.admits(entry, (e) => (e.type === 'submitted' ? e.spec.pool : poolOfJob.get(e.jobId)))) {
+        if (entry.kind === 'event') fenced++;
+        return;
+      }
       if (entry.kind === 'status') return void statuses.push(statusReportSchema.parse(entry.status));
       if (entry.kind !== 'event') return;
       const e = entry.event;
@@ -227,6 +249,7 @@ async function readHistory(natsUrl: string): Promise<{ placementTimes: number[];
     });
     for (const s of statuses) if (s.state === 'running' || s.state === 'succeeded') attemptsRun.set(s.jobId, (attemptsRun.get(s.jobId) ?? new Set()).add(s.attemptId));
     return {
+      fenced,
       placementTimes: placementTimes.sort((x, y) => x - y),
       duplicateSubmissions: [...jobsByKey.values()].reduce((n, jobs) => n + jobs.size - 1, 0),
       jobsRunTwice: [...attemptsRun.values()].filter((a) => a.size > 1).length,

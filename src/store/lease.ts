@@ -52,6 +52,8 @@ export class LeaderElector {
   /** Fires at the renew deadline: a leader steps down then even if a renewal is still hanging. */
   private deadline: NodeJS.Timeout | undefined;
   private leading = false;
+  /** When the last successful write of the lease was sent. */
+  private renewedAtMs = 0;
   private revision = 0;
   private observed: { revision: number; sinceMs: number } | undefined;
   private current: LeaseRecord | undefined;
@@ -119,9 +121,10 @@ export class LeaderElector {
 
   private async renew(): Promise<void> {
     const record: LeaseRecord = { holder: this.me.holder, address: this.me.address, term: this.term };
+    const sentAtMs = this.now();
     try {
       this.revision = await this.kv.update(this.key, JSON.stringify(record), this.revision);
-      this.renewed();
+      if (this.leading) this.renewed(sentAtMs);
     } catch (err) {
       // Someone else wrote the key: the lease is no longer ours. Any other error: retry until the deadline.
       if (!/wrong last sequence|key exists/i.test((err as Error).message)) throw err;
@@ -166,15 +169,27 @@ export class LeaderElector {
     }
     this.current = record;
     this.leading = true;
-    this.renewed();
+    this.renewed(nowMs);
     this.observed = undefined;
     this.log.info({ term }, 'elected leader');
     this.events.elected(term);
   }
 
-  private renewed(): void {
+  /** The lease was written; the renew deadline runs from when the write was sent (the conservative end). */
+  private renewed(sentAtMs: number): void {
+    this.renewedAtMs = sentAtMs;
     clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => this.stepDown(`could not renew the lease for ${this.timings.renewDeadlineMs} ms`), this.timings.renewDeadlineMs);
+    this.deadline = setTimeout(() => this.stepDown(`could not renew the lease for ${this.timings.renewDeadlineMs} ms`), Math.max(0, sentAtMs + this.timings.renewDeadlineMs - this.now()));
+  }
+
+  /**
+   * Whether this replica still leads by its own clock. A leader past its renew deadline steps down now, even
+   * if its deadline timer has not fired yet: after the process was paused (a long GC, SIGSTOP, a frozen VM),
+   * work queued while it slept runs before timers do. Call it before acting as leader.
+   */
+  confirm(): boolean {
+    if (this.leading && this.now() - this.renewedAtMs >= this.timings.renewDeadlineMs) this.stepDown(`the renew deadline passed (last renewal ${this.now() - this.renewedAtMs} ms ago)`);
+    return this.leading;
   }
 
   private stepDown(reason: string): void {

@@ -92,3 +92,18 @@ test('a leader whose lease is overwritten steps down at its next renewal', async
   expect(events).toEqual(['a elected 1', 'a deposed: the lease was taken over']);
   await a.stop();
 });
+
+test('a leader whose clock says the renew deadline passed steps down when asked, before its timer fires (a paused process)', async () => {
+  const events: string[] = [];
+  let skewMs = 0;
+  const a = new LeaderElector(kv, 'paused', { holder: 'a', address: 'http://a' }, timings, { elected: (term) => events.push(`a elected ${term}`), deposed: (why) => events.push(`a deposed: ${why}`) }, log, () => Date.now() + skewMs);
+  a.start();
+  await waitUntil(() => (a.isLeader ? true : undefined), 5000);
+  expect(a.confirm()).toBe(true);
+  // As if the process had slept past its deadline: the clock moved, no timer has run yet.
+  skewMs = timings.renewDeadlineMs + 50;
+  expect(a.confirm()).toBe(false);
+  expect(a.isLeader).toBe(false);
+  expect(events[1]).toMatch(/^a deposed: the renew deadline passed/);
+  await a.stop();
+});
