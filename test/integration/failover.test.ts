@@ -28,8 +28,8 @@ test('kill -9 of the leader under steady load: the standby takes over, and every
 
 // The split brain the fences are for: the old leader wakes up believing it leads, with work queued while it
 // slept. It checks its lease against the clock before acting (LeaderElector.confirm); what it still wrote
-// would be fenced off by the new leader's term marker (fencedEvents counts that: 0 with the check, about 1
-// per 17 queued submissions without it in bench:failover --fault pause).
+// would be fenced off by the new leader's term marker (fencedEvents counts that: 0 with the check; 100 in a
+// `bench:failover --fault pause` run before the check existed).
 test('a leader paused past its lease (SIGSTOP) wakes up as a standby: nothing it does after the takeover counts, nothing runs twice', async () => {
   const result = await runFailoverScenario({
     rate: 40,
