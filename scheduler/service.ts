@@ -15,9 +15,9 @@ import {
 } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { JobLog, TermFence, type LogEntry } from '../src/store/job-log';
-import { LeaderElector, openLeasesKv, type LeaseRecord } from '../src/store/lease';
+import { LeaderElector, type LeaseRecord } from '../src/store/lease';
 import { AuditLog } from '../src/store/audit-log';
-import { connectNats, ensureAgentConsumer, ensureStreams, openNodesKv, openQuotasKv, retryTimeouts } from '../src/store/nats';
+import { connectNats, ensureAgentConsumer, ensureStreams, openBucket, retryTimeouts } from '../src/store/nats';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../src/telemetry/logger';
 import { SchedulerMetrics } from '../src/telemetry/metrics';
@@ -186,8 +186,8 @@ export class Scheduler {
     this.js = jetstream(this.nc);
     this.publisher = new JetStreamPublisher(this.nc);
     this.jobLog = new JobLog(this.nc, this.log, this.publisher);
-    this.registry = new NodeRegistry(await openNodesKv(this.nc, this.config.streamReplicas), this.log);
-    this.quotasKv = await openQuotasKv(this.nc, this.config.streamReplicas);
+    this.registry = new NodeRegistry(await openBucket(this.nc, 'nodes', this.config.streamReplicas), this.log);
+    this.quotasKv = await openBucket(this.nc, 'quotas', this.config.streamReplicas);
     await this.loadQuotaOverrides();
     this.audit = new AuditLog(this.nc, this.log, this.now);
     await this.audit.init();
@@ -218,7 +218,7 @@ export class Scheduler {
    */
   async campaign(advertiseUrl: string): Promise<void> {
     this.advertiseUrl = this.config.advertiseUrl ?? advertiseUrl;
-    const kv = await openLeasesKv(this.nc, this.config.streamReplicas);
+    const kv = await openBucket(this.nc, 'leases', this.config.streamReplicas);
     for (const pool of POOLS) {
       const elector = new LeaderElector(
         kv,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { POOLS, poolSchema, type Pool, type TaskUsage } from '../protocol';
+import { POOLS, type Pool, type TaskUsage } from '../protocol';
 import { DEFAULT_TIME_ZONE_OFFSET_MINUTES, ITEM_UNITS, decimal, periodRange, summarize, type UsageFigures } from './usage';
 
 /**

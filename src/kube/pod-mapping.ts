@@ -98,15 +98,15 @@ export function groupPods(pods: KubePod[]): { units: PodUnit[]; waiting: Waiting
     const chosen = members.slice(0, ref.minMember);
     // Finished members still count (the gang's key stays the same after a restart); a finished gang is done.
     if (chosen.every((p) => isTerminalPhase(p.status.phase))) continue;
-    units.push({ key: gangKey(ref, chosen), pods: chosen, gang: ref });
+    units.push({ key: gangKey(chosen), pods: chosen, gang: ref });
     const extra = members.slice(ref.minMember).filter((p) => !p.spec.nodeName);
     if (extra.length > 0) waiting.push({ pods: extra, reason: 'Unschedulable', message: `pod group ${ref.name} already has its ${ref.minMember} members; this pod is not part of the gang` });
   }
   return { units, waiting };
 }
 
-/** A gang's key: its name and the UIDs of its members, so a recreated gang is a new job. */
-function gangKey(ref: GangRef, pods: KubePod[]): string {
+/** A gang's key: a hash of its members' UIDs, so a recreated gang is a new job. */
+function gangKey(pods: KubePod[]): string {
   const hash = createHash('sha256').update(pods.map((p) => p.metadata.uid).join(',')).digest('hex').slice(0, 32);
   return `kube-gang-${hash}`;
 }

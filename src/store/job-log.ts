@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, jobEventSchema, leaderTermSchema, statusReportSchema, subjects, type JobEvent, type LeaderTerm, type Pool, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { JetStreamPublisher, type StoredAck } from './js-publisher';
-import { JS_API_TIMEOUT_MS, retryTimeouts } from './nats';
+import { JS_API_TIMEOUT_MS, isNotFound, retryTimeouts } from './nats';
 
 /** One entry of the job log, validated: a scheduler event, an agent's status report, or a term marker. */
 export type LogEntry =
@@ -78,7 +78,7 @@ export class JobLog {
       const parsed = msg ? leaderTermSchema.safeParse(msg.json()) : undefined;
       return parsed?.success ? parsed.data.term : 0;
     } catch (err) {
-      if (/no message found|not found/i.test((err as Error).message)) return 0;
+      if (isNotFound(err)) return 0;
       throw err;
     }
   }

@@ -1,7 +1,5 @@
-import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
-import { KV_BUCKETS } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 
 /** What the lease key holds: who leads, where to reach it, and its term (one more at every change of leader). */
@@ -32,11 +30,6 @@ export function assertSafeTimings(t: LeaseTimings): void {
   if (!(t.retryPeriodMs > 0 && t.renewDeadlineMs > t.retryPeriodMs && t.leaseDurationMs > t.renewDeadlineMs + t.retryPeriodMs)) {
     throw new Error(`lease timings: need retry period < renew deadline and renew deadline + retry period < lease duration (got ${t.retryPeriodMs}, ${t.renewDeadlineMs}, ${t.leaseDurationMs} ms)`);
   }
-}
-
-/** The bucket of leadership leases. */
-export async function openLeasesKv(nc: NatsConnection, replicas: number): Promise<KV> {
-  return new Kvm(nc).create(KV_BUCKETS.leases, { history: 1, replicas });
 }
 
 /**

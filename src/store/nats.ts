@@ -122,14 +122,12 @@ export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string
   }
 }
 
-/** The registered-nodes bucket. */
-export async function openNodesKv(nc: NatsConnection, replicas: number): Promise<KV> {
-  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS.nodes, { history: 1, replicas });
-}
+/** How many values each bucket keeps per key: only quotas keep a short history, for operators to look back. */
+const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1 };
 
-/** The bucket of tenant quotas set at run time. */
-export async function openQuotasKv(nc: NatsConnection, replicas: number): Promise<KV> {
-  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS.quotas, { history: 5, replicas });
+/** Opens (creating it if needed) one of the scheduler's KV buckets: registered nodes, run-time quotas, leadership leases. */
+export async function openBucket(nc: NatsConnection, bucket: keyof typeof KV_BUCKETS, replicas: number): Promise<KV> {
+  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS[bucket], { history: BUCKET_HISTORY[bucket], replicas });
 }
 
 /** Whether a JetStream API error says the stream or consumer does not exist. */

@@ -10,7 +10,7 @@ import { loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/confi
 import { runScheduler, type RunningScheduler } from '../../scheduler/run';
 import { spawnScheduler as spawnSchedulerProcess, spawnSimAgent as spawnSimAgentProcess, type ChildService } from '../../src/local/processes';
 import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
-import { writeTenantsFile, type LocalTenant, type LocalTokens } from '../../src/local/tenants';
+import { writeTenantsFile, type LocalTokens } from '../../src/local/tenants';
 import { createLogger } from '../../src/telemetry/logger';
 import { ApiClient, waitUntil } from './api';
 

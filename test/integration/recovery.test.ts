@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { JobLog } from '../../src/store/job-log';
 import { connectNats } from '../../src/store/nats';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer } from '../../src/local/nats-server';
 import type { JobSpecInput, JobView, StatusReport } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
 import { silentLog, spawnScheduler, spawnSimAgent, startAgent, startScheduler, testNode, waitForNodes, type ChildService } from '../helpers/stack';

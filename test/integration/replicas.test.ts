@@ -10,7 +10,7 @@ import { leaseKeyOf } from '../../scheduler/service';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
 import { jobSpecSchema, type JobSpecInput, type JobSubmitted, type JobView } from '../../src/protocol';
 import { JobLog } from '../../src/store/job-log';
-import { openLeasesKv } from '../../src/store/lease';
+import { openBucket } from '../../src/store/nats';
 import { waitUntil } from '../helpers/api';
 import { silentLog, startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
@@ -95,7 +95,7 @@ test('qy sent to a standby follows it to the leader', async () => {
 
 test('pools can have different leaders: the one whose lease moves changes hands, the others stay', async () => {
   const termBefore = one.scheduler.led.get('general')!;
-  const kv = await openLeasesKv(one.scheduler.nc, 1);
+  const kv = await openBucket(one.scheduler.nc, 'leases', 1);
   const entry = await kv.get(leaseKeyOf('general'));
   // The general pool's lease now names replica two (as after a failover): two takes it up at its next look,
   // and one learns at its next renewal that it lost it.

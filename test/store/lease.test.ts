@@ -1,8 +1,8 @@
 import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import { connectNats } from '../../src/store/nats';
-import { LeaderElector, assertSafeTimings, openLeasesKv } from '../../src/store/lease';
+import { connectNats, openBucket } from '../../src/store/nats';
+import { LeaderElector, assertSafeTimings } from '../../src/store/lease';
 import { createLogger } from '../../src/telemetry/logger';
 import { waitUntil } from '../helpers/api';
 
@@ -15,7 +15,7 @@ let close: () => Promise<void>;
 beforeAll(async () => {
   nats = await startNatsServer();
   const nc = await connectNats(nats.url, 'lease-test', log);
-  kv = await openLeasesKv(nc, 1);
+  kv = await openBucket(nc, 'leases', 1);
   close = () => nc.close();
 });
 
