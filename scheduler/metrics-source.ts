@@ -26,12 +26,11 @@ function clusterStateSource(s: Scheduler): MetricsSource {
     pools() {
       const running: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
       for (const jobId of s.cluster.placedJobIds()) running[s.cluster.placementOf(jobId)!.pool]++;
-      const power: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
-      for (const entry of s.registry?.entries.values() ?? []) if (entry.liveness !== 'down') power[entry.spec.pool] += entry.lastHeartbeat?.powerWatts ?? 0;
+      const power = s.registry?.poolPower();
       return POOLS.map((pool) => {
         const summary = s.cluster.poolSummary(pool);
         const budgetKw = s.config.powerBudgetsKw[pool];
-        return { pool, nodes: summary.nodes, allocatable: summary.allocatable, allocated: summary.allocated, running: running[pool], powerWatts: power[pool], powerBudgetWatts: budgetKw === undefined ? undefined : budgetKw * 1000 };
+        return { pool, nodes: summary.nodes, allocatable: summary.allocatable, allocated: summary.allocated, running: running[pool], powerWatts: power?.[pool].watts ?? 0, powerBudgetWatts: budgetKw === undefined ? undefined : budgetKw * 1000 };
       });
     },
     pending() {

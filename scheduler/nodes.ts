@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import type { ClusterState } from '../src/core';
-import { nodeSpecSchema, type Heartbeat, type NodeSpec, type NodeState, type Registration } from '../src/protocol';
+import { nodeSpecSchema, type Heartbeat, type NodeSpec, type NodeState, type Pool, type Registration } from '../src/protocol';
 import { retryTimeouts } from '../src/store/nats';
 import type { Logger } from '../src/telemetry/logger';
 
@@ -142,6 +142,17 @@ export class NodeRegistry {
       if (next === 'down') wentDown.push(entry);
     }
     return wentDown;
+  }
+
+  /** Power drawn per pool by the nodes heard from (not down), from their last heartbeats: total and green. */
+  poolPower(): Record<Pool, { watts: number; greenWatts: number }> {
+    const power: Record<Pool, { watts: number; greenWatts: number }> = { general: { watts: 0, greenWatts: 0 }, intelligent: { watts: 0, greenWatts: 0 }, super: { watts: 0, greenWatts: 0 } };
+    for (const e of this.entries.values()) {
+      if (e.liveness === 'down' || !e.lastHeartbeat) continue;
+      power[e.spec.pool].watts += e.lastHeartbeat.powerWatts;
+      power[e.spec.pool].greenWatts += e.lastHeartbeat.powerWatts * e.lastHeartbeat.greenShare;
+    }
+    return power;
   }
 
   /** Sets the operator flags of a node. */

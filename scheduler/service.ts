@@ -29,7 +29,7 @@ import { SchedulingCycle } from './scheduling';
 import { JobTable, type AttemptRecord, type Effect, type JobRecord } from './state/job-table';
 import { UsageLedger, meterReport, usageKey, type MeteringSettings } from './metering';
 import { DEFAULT_PRICE_TABLE, loadPriceTable, type PriceTable } from '../src/billing';
-import { DAY_MS, loadSeries, persistenceForecaster, type LiveForecaster, type Series } from '../src/green';
+import { DAY_MS, loadSeries, persistenceForecaster, supplyUnits, type LiveForecaster, type Series } from '../src/green';
 import { GreenDeferral } from './green-deferral';
 import { TenantDirectory, loadTenantsFile, quotasSchema } from './tenants';
 
@@ -116,8 +116,6 @@ export class Scheduler {
   /** Terms won in elections, taken up by the next rebuild (while the elector still holds the lease). */
   private readonly won = new Map<Pool, number>();
   private readonly electors = new Map<Pool, LeaderElector>();
-  /** The lease's term at each pool's last election (a new leader's term is at least this). */
-  private readonly leaseTerms = new Map<Pool, number>();
   /** Fences off deposed leaders' late writes while the job log is read. */
   private fence = new TermFence();
   /** Serialises becoming leader and stepping down. */
@@ -139,10 +137,7 @@ export class Scheduler {
     this.metering = { pue: config.pue, carbonAt: carbon ? (atMs) => carbon.valueAt(atMs) : () => config.carbonIntensityGPerKwh };
     this.prices = config.pricesFile ? loadPriceTable(config.pricesFile) : DEFAULT_PRICE_TABLE;
     this.greenForecaster = persistenceForecaster({ stepMs: config.greenStepMs });
-    const supplyOf = (pool: Pool) => {
-      const cap = this.cluster.capacityOf(pool);
-      return pool === 'super' ? this.cluster.nodesOf(pool).length : pool === 'intelligent' ? cap.gpuMilli : cap.cpuMillis / 1000;
-    };
+    const supplyOf = (pool: Pool) => supplyUnits(pool, { nodes: this.cluster.nodesOf(pool).length, ...this.cluster.capacityOf(pool) });
     this.deferral = new GreenDeferral({ stepMs: config.greenStepMs, forecaster: this.greenForecaster, bookShare: config.greenDeferralShare, supplyOf }, now, (pools) => {
       for (const pool of pools) this.pending.markDirty(pool);
       this.requestCycle();
@@ -225,7 +220,7 @@ export class Scheduler {
         leaseKeyOf(pool),
         { holder: this.config.replicaId, address: this.advertiseUrl },
         leaseTimingsOf(this.config),
-        { elected: (term) => this.onElected(pool, term), deposed: (reason) => this.onDeposed(pool, reason) },
+        { elected: () => this.onElected(), deposed: (reason) => this.onDeposed(pool, reason) },
         this.log.child({ component: 'election', pool }),
         this.now,
       );
@@ -245,7 +240,14 @@ export class Scheduler {
    * past its renew deadline is given up now, even if its timer has not fired (the process was paused).
    */
   confirmLeadership(): void {
-    for (const pool of [...this.led.keys()]) if (!this.electors.get(pool)?.confirm()) this.led.delete(pool);
+    // A lease past its deadline is given up, and giving it up (onDeposed) takes the pool out of `led`.
+    for (const pool of [...this.led.keys()]) this.electors.get(pool)?.confirm();
+  }
+
+  /** Whether this replica leads the pool of a job it knows. */
+  private leadsJob(jobId: string): boolean {
+    const pool = this.table.get(jobId)?.spec.pool;
+    return pool !== undefined && this.led.has(pool);
   }
 
   /** Whether this replica leads every pool (the usual case with one replica, or after a failover). */
@@ -263,8 +265,7 @@ export class Scheduler {
     return event.type === 'submitted' ? event.spec.pool : this.table.get(event.jobId)?.spec.pool;
   }
 
-  private onElected(pool: Pool, leaseTerm: number): void {
-    this.leaseTerms.set(pool, leaseTerm);
+  private onElected(): void {
     this.transition = this.transition.then(() => this.takeUpLeadership());
   }
 
@@ -281,7 +282,7 @@ export class Scheduler {
         for (const pool of due) {
           if (this.won.has(pool)) continue;
           // A term above every marker of the pool in the log, even if the lease bucket was lost and its terms restarted.
-          const term = Math.max(this.leaseTerms.get(pool) ?? 1, (await this.jobLog.lastTerm(pool)) + 1);
+          const term = Math.max(this.electors.get(pool)!.term, (await this.jobLog.lastTerm(pool)) + 1);
           await this.jobLog.appendTerm({ type: 'term', pool, term, holder: this.config.replicaId, address: this.advertiseUrl, atMs: this.now() });
           if (this.electors.get(pool)?.isLeader) this.won.set(pool, term);
         }
@@ -347,15 +348,8 @@ export class Scheduler {
     );
     this.telemetry.start();
     this.poolPowerTimer = setInterval(() => {
-      const power = new Map<string, { watts: number; green: number }>();
-      for (const e of this.registry.entries.values()) {
-        if (e.liveness === 'down' || !e.lastHeartbeat || !this.led.has(e.spec.pool)) continue;
-        const p = power.get(e.spec.pool) ?? { watts: 0, green: 0 };
-        p.watts += e.lastHeartbeat.powerWatts;
-        p.green += e.lastHeartbeat.powerWatts * e.lastHeartbeat.greenShare;
-        power.set(e.spec.pool, p);
-      }
-      for (const [pool, p] of power) this.telemetry?.push({ measurement: 'pool_power', tags: { pool }, fields: { power_watts: p.watts, green_watts: p.green }, timestamp: new Date(this.now()) });
+      const power = this.registry.poolPower();
+      for (const pool of this.led.keys()) this.telemetry?.push({ measurement: 'pool_power', tags: { pool }, fields: { power_watts: power[pool].watts, green_watts: power[pool].greenWatts }, timestamp: new Date(this.now()) });
     }, this.config.influxPoolPowerIntervalMs);
     this.poolPowerTimer.unref();
   }
@@ -409,7 +403,7 @@ export class Scheduler {
           this.stopFollowingNodes = await this.registry.follow(this.now);
           this.reconcile();
           // Usage reported while the scheduler was down, or just before it stopped, is metered now.
-          for (const report of this.usage.unmetered()) if (this.led.has(this.table.get(report.jobId)?.spec.pool ?? 'general')) this.meterTask(report);
+          for (const report of this.usage.unmetered()) if (this.leadsJob(report.jobId)) this.meterTask(report);
           this.log.info({ leads: [...this.led.keys()], entries, lastSeq, jobs: this.table.jobs.size, pending: this.pending.size, nodes: this.registry.entries.size, ms: this.now() - startedMs }, 'state rebuilt; ready');
           break;
         } catch (err) {
@@ -441,10 +435,9 @@ export class Scheduler {
     }
     if (entry.kind !== 'status') return;
     const effects = this.apply(entry);
-    const pool = this.table.get(entry.status.jobId)?.spec.pool;
-    if (!live || pool === undefined || !this.led.has(pool)) return;
+    if (!live || !this.leadsJob(entry.status.jobId)) return;
     this.confirmLeadership();
-    if (this.led.has(pool)) this.runEffects(effects);
+    if (this.leadsJob(entry.status.jobId)) this.runEffects(effects);
   }
 
   /** Applies one job-log entry to memory and returns what the live service should do about it. */

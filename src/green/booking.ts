@@ -50,12 +50,17 @@ export function poolDemand(job: SchedJob): number {
   return (job.tasks * job.task.cpuMillis) / 1000;
 }
 
-/** The same measure of supply: cores, milli-GPUs or nodes of each pool. */
+/** A pool's supply in the unit of poolDemand (cores, milli-GPUs or nodes), from what it has. */
+export function supplyUnits(pool: Pool, has: { nodes: number; cpuMillis: number; gpuMilli: number }): number {
+  return pool === 'super' ? has.nodes : pool === 'intelligent' ? has.gpuMilli : has.cpuMillis / 1000;
+}
+
+/** The supply of each pool from its nodes' specs. */
 export function poolSupply(nodes: readonly NodeSpec[]): Record<Pool, number> {
   const supply: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
   for (const n of nodes) {
     const alloc = n.allocatable ?? n.capacity;
-    supply[n.pool] += n.pool === 'super' ? 1 : n.pool === 'intelligent' ? alloc.gpus * GPU_MILLI_PER_GPU : alloc.cpuMillis / 1000;
+    supply[n.pool] += supplyUnits(n.pool, { nodes: 1, cpuMillis: alloc.cpuMillis, gpuMilli: alloc.gpus * GPU_MILLI_PER_GPU });
   }
   return supply;
 }

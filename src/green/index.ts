@@ -31,4 +31,4 @@ export {
   type ReplayOptions,
 } from './forecast';
 export { latestStartOf, planStart, type Deferral, type Plan, type PlanRequest } from './shift';
-export { DEADLINE_SAFETY_MS, DeferralBook, MAX_DEFERRED_SHARE_OF_POOL, planDeferral, poolDemand, poolSupply, type DeferralPlan } from './booking';
+export { DEADLINE_SAFETY_MS, DeferralBook, MAX_DEFERRED_SHARE_OF_POOL, planDeferral, poolDemand, poolSupply, supplyUnits, type DeferralPlan } from './booking';

@@ -6,7 +6,7 @@ import { constantGreen } from '../../agents/collectors/green';
 import { ProcessRunner } from '../../agents/runners/process-runner';
 import { SimRunner } from '../../agents/runners/sim-runner';
 import { SimTelemetry } from '../../agents/telemetry';
-import { loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/config';
+import { SCHEDULER_ENV, loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/config';
 import { runScheduler, type RunningScheduler } from '../../scheduler/run';
 import { spawnScheduler as spawnSchedulerProcess, spawnSimAgent as spawnSimAgentProcess, type ChildService } from '../../src/local/processes';
 import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
@@ -104,17 +104,8 @@ export async function spawnScheduler(natsUrl: string, port?: number, env: Record
   const svc = await spawnSchedulerProcess(natsUrl, {
     port,
     role: options.standby ? 'any' : 'leader',
-    env: {
-      QY_LEASE_DURATION_MS: FAST_LIVENESS.leaseDurationMs,
-      QY_LEASE_RENEW_DEADLINE_MS: FAST_LIVENESS.leaseRenewDeadlineMs,
-      QY_LEASE_RETRY_MS: FAST_LIVENESS.leaseRetryMs,
-      QY_TENANTS_FILE: tenants.file,
-      QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs,
-      QY_SUSPECT_AFTER_MS: FAST_LIVENESS.suspectAfterMs,
-      QY_DOWN_AFTER_MS: FAST_LIVENESS.downAfterMs,
-      QY_CANCEL_GRACE_MS: FAST_LIVENESS.cancelGraceMs,
-      ...env,
-    },
+    // The same settings as in-process schedulers, under their environment variables.
+    env: { ...Object.fromEntries(Object.entries(FAST_LIVENESS).map(([key, value]) => [SCHEDULER_ENV[key as keyof typeof FAST_LIVENESS], value])), QY_TENANTS_FILE: tenants.file, ...env },
   });
   return { ...svc, api: new ApiClient(svc.url, tenants.tokens['city-a']), operator: new ApiClient(svc.url, tenants.tokens.ops), tenants };
 }
