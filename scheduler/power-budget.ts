@@ -1,9 +1,8 @@
 import type { ClusterState, Placement } from '../src/core';
 import { busyShare, nodeShareOf } from '../src/metering/attribution';
-import { IDLE_POWER_SHARE, modelPowerWatts, ratedWattsOf } from '../src/metering/power';
+import { IDLE_POWER_SHARE, modelPowerWatts, ratedWattsOf, zoneKey } from '../src/metering/power';
 
 /** The key of a zone's cap in QY_POWER_BUDGETS_KW, beside the pools' names. */
-export const zoneKey = (zone: string) => `zone:${zone}`;
 
 /**
  * Power caps per pool and zone, checked at placement against the draw estimated from allocations (each

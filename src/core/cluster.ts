@@ -47,7 +47,7 @@ export class ClusterState {
   groupsVersion = 0;
   /** Counts reservations; spreading policies start their scan here so consecutive jobs fan out. */
   rotation = 0;
-  /** Changes whenever a tenant's usage changes, so caches of fair shares know to start over. */
+  /** Changes whenever a tenant's usage or a pool's capacity changes, so caches of fair shares know to start over. */
   usageVersion = 0;
 
   /** Registers a node or updates its description, keeping its allocations. */
@@ -277,6 +277,8 @@ export class ClusterState {
   }
 
   private addCapacity(node: NodeRuntime, sign: 1 | -1): void {
+    // Shares are use over capacity: a change of capacity changes them as a change of use does.
+    this.usageVersion++;
     const c = this.capacity[node.spec.pool];
     c.cpuMillis += sign * node.allocatable.cpuMillis;
     c.memBytes += sign * node.allocatable.memBytes;

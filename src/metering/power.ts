@@ -11,6 +11,9 @@ export function modelPowerWatts(ratedWatts: number, util: number): number {
   return idle + Math.min(1, Math.max(0, util)) * (ratedWatts - idle);
 }
 
+/** The key of a zone's power cap and draw (`QY_POWER_BUDGETS_KW`, the simulator's caps), beside pool names. */
+export const zoneKey = (zone: string): string => `zone:${zone}`;
+
 /** A node's rated power, or the default. */
 export function ratedWattsOf(spec: Pick<NodeSpec, 'ratedPowerWatts'>): number {
   return spec.ratedPowerWatts ?? DEFAULT_RATED_WATTS;

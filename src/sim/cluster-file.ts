@@ -3,6 +3,7 @@ import { parse } from 'yaml';
 import { loadSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
+import { IDLE_POWER_SHARE } from '../metering/power';
 
 const GiB = 1024 ** 3;
 const hourly = z.array(z.number().min(0)).length(24, 'must list 24 hourly values, 00:00 to 23:00');
@@ -38,11 +39,11 @@ export const clusterFileSchema = z.strictObject({
   power: z
     .strictObject({
       /** Share of rated power an idle node draws. */
-      idleFraction: z.number().min(0).max(1).default(0.4),
+      idleFraction: z.number().min(0).max(1).default(IDLE_POWER_SHARE),
       /** Rated power of nodes whose type does not say, per pool. */
       defaultRatedWatts: z.record(poolSchema, z.number().int().min(0)).optional(),
     })
-    .default({ idleFraction: 0.4 }),
+    .default({ idleFraction: IDLE_POWER_SHARE }),
   green: z
     .strictObject({
       /** Share of green electricity by hour of day in every zone not listed under `zones`. */
@@ -129,7 +130,7 @@ export function environmentOf(file?: ClusterFile, carbon?: CarbonSignal): SimEnv
       return cap === undefined ? undefined : typeof cap === 'number' ? cap : cap[hourOfDay(atMs)];
     },
     stepMs: Math.min(HOUR_MS, carbon?.stepMs ?? HOUR_MS),
-    idleFraction: file?.power.idleFraction ?? 0.4,
+    idleFraction: file?.power.idleFraction ?? IDLE_POWER_SHARE,
     ratedWatts: (node) => node.ratedPowerWatts ?? rated[node.pool],
     failures: file?.failures,
   };

@@ -1,6 +1,7 @@
 import type { ClusterState, Placement } from '../core';
 import { nodeShareOf } from '../metering/attribution';
-import type { NodeSpec } from '../protocol';
+import { zoneKey } from '../metering/power';
+import type { NodeSpec, Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 
 const J_PER_KWH = 3.6e6;
@@ -37,8 +38,8 @@ export class EnergyModel {
   private readonly nodes = new Map<string, NodePower>();
   private readonly zones: string[] = [];
   private readonly zoneIndex = new Map<string, number>();
-  /** Watts drawn now by pool and by `zone:<name>`. */
-  private readonly draw = new Map<string, number>();
+  /** Watts drawn now by each pool. */
+  private readonly poolWatts: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
   /** Per zone: watts drawn and watts charged to jobs. */
   private zoneWatts: number[] = [];
   private zoneJobWatts: number[] = [];
@@ -79,14 +80,16 @@ export class EnergyModel {
     for (const task of placement.tasks) {
       const node = this.nodes.get(task.nodeId)!;
       const watts = nodeShareOf(task, this.cluster.getNode(task.nodeId)!.allocatable) * node.span;
-      for (const key of [placement.pool, `zone:${this.zones[node.zone]}`]) out.set(key, (out.get(key) ?? 0) + watts);
+      for (const key of [placement.pool, zoneKey(this.zones[node.zone])]) out.set(key, (out.get(key) ?? 0) + watts);
     }
     return out;
   }
 
   /** Watts drawn now by a pool or `zone:<name>`. */
   drawOf(key: string): number {
-    return this.draw.get(key) ?? 0;
+    if (!key.startsWith('zone:')) return this.poolWatts[key as Pool] ?? 0;
+    const z = this.zoneIndex.get(key.slice('zone:'.length));
+    return z === undefined ? 0 : this.zoneWatts[z];
   }
 
   /** Total watts and green watts now. */
@@ -103,10 +106,6 @@ export class EnergyModel {
   /** Carbon intensity of a zone's electricity at a time: the grid's, for the part that is not green. */
   carbonAt(zone: string, atMs: number): number {
     return (1 - this.env.greenShareAt(zone, atMs)) * this.env.gridCarbonAt(atMs);
-  }
-
-  zoneNames(): readonly string[] {
-    return this.zones;
   }
 
   /** Integrates from `fromMs` to `toMs`, over which every signal is constant. */
@@ -138,13 +137,12 @@ export class EnergyModel {
   /** Applies a change to one node, keeping the sums per pool, zone and of what jobs are charged. */
   private change(nodeId: string, node: NodePower, mutate: () => void): void {
     const pool = this.cluster.getNode(nodeId)!.spec.pool;
-    const zoneKey = `zone:${this.zones[node.zone]}`;
     const before = this.wattsOf(node);
     const chargedBefore = node.down ? 0 : Math.min(1, node.busy) * before;
     mutate();
     const after = this.wattsOf(node);
     const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
-    for (const key of [pool, zoneKey]) this.draw.set(key, (this.draw.get(key) ?? 0) + after - before);
+    this.poolWatts[pool] += after - before;
     this.zoneWatts[node.zone] += after - before;
     this.zoneJobWatts[node.zone] += chargedAfter - chargedBefore;
   }

@@ -18,7 +18,7 @@ import {
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 import { EnergyModel } from './energy';
-import { DeferralBook, planDeferral, poolSupply } from '../green';
+import { DeferralBook, gridFrom, nextGridTime, planDeferral, poolSupply } from '../green';
 import { gpuFragmentation, type GpuRequest } from './fragmentation';
 import { MinHeap } from './min-heap';
 import type { SimPolicy } from './policies';
@@ -144,6 +144,8 @@ export function simulate(jobs: readonly TimedJob[], nodes: readonly NodeSpec[], 
 
 class Simulation {
   private readonly cluster = new ClusterState();
+  /** One for the run: it keeps its shares while the cluster's use and capacity stay as they are. */
+  private readonly fairShare: FairShare;
   private readonly pending: Record<Pool, PendingQueue>;
   private readonly events = new MinHeap<SimEvent>();
   private readonly running = new Map<string, Running>();
@@ -202,6 +204,7 @@ class Simulation {
   ) {
     this.rng = seededRng(options.seed ?? 1);
     this.withinTenant = policy.order === 'fifo' ? bySubmitOrder : byPriorityThenSubmitTime;
+    this.fairShare = new FairShare(this.cluster, { weightOf: () => 1, agingMs: policy.agingMs });
     this.pending = { general: new PendingQueue(this.withinTenant), intelligent: new PendingQueue(this.withinTenant), super: new PendingQueue(this.withinTenant) };
     this.units = { general: blankUnits(), intelligent: blankUnits(), super: blankUnits() };
     this.energy = new EnergyModel(env, this.cluster);
@@ -344,9 +347,7 @@ class Simulation {
   private forecast(pool: Pool, fromMs: number, toMs: number): { atMs: number; value: number }[] {
     const zones = this.poolZones(pool);
     const at = (t: number) => zones.reduce((sum, [zone, weight]) => sum + weight * this.energy.carbonAt(zone, t), 0);
-    const out = [{ atMs: fromMs, value: at(fromMs) }];
-    for (let t = (Math.floor(fromMs / this.env.stepMs) + 1) * this.env.stepMs; t <= toMs; t += this.env.stepMs) out.push({ atMs: t, value: at(t) });
-    return out;
+    return gridFrom(fromMs, toMs, this.env.stepMs).map((t) => ({ atMs: t, value: at(t) }));
   }
 
   /** The zones of a pool, each weighted by its share of the pool's nodes. */
@@ -392,7 +393,7 @@ class Simulation {
         if (!inOrderOnly) this.reservations.delete(pool);
       }
       if (!queue.hasWork) continue;
-      const order = this.policy.order === 'fifo' ? bySubmitOrder : new FairShare(this.cluster, { weightOf: () => 1, agingMs: this.policy.agingMs }).comparator(this.nowMs);
+      const order = this.policy.order === 'fifo' ? bySubmitOrder : this.fairShare.comparator(this.nowMs);
       const held = new Map<string, number>();
       queue.runCycle((job) => this.attempt(job, held, inOrderOnly), Number.POSITIVE_INFINITY, order);
       if (interval > 0 && this.policy.placement[pool].backfill && !inOrderOnly && queue.size > 0) {
@@ -536,7 +537,7 @@ class Simulation {
 
   /** The next time the environment's signals may change. */
   private nextStepMs(): number {
-    return (Math.floor(this.nowMs / this.env.stepMs) + 1) * this.env.stepMs;
+    return nextGridTime(this.nowMs, this.env.stepMs);
   }
 
   /** The green share of the power the cluster draws now. */
