@@ -40,6 +40,8 @@ export class EnergyModel {
   private readonly zoneIndex = new Map<string, number>();
   /** Watts drawn now by each pool. */
   private readonly poolWatts: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
+  /** The most each pool drew at any moment of the run (what a power cap must bound; timeline samples may miss it). */
+  readonly peakPoolWatts: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
   /** Per zone: watts drawn and watts charged to jobs. */
   private zoneWatts: number[] = [];
   private zoneJobWatts: number[] = [];
@@ -143,6 +145,7 @@ export class EnergyModel {
     const after = this.wattsOf(node);
     const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
     this.poolWatts[pool] += after - before;
+    this.peakPoolWatts[pool] = Math.max(this.peakPoolWatts[pool], this.poolWatts[pool]);
     this.zoneWatts[node.zone] += after - before;
     this.zoneJobWatts[node.zone] += chargedAfter - chargedBefore;
   }

@@ -81,6 +81,8 @@ export interface SimResult {
   deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number };
   /** Placements held back by a power cap (counted per attempt). */
   powerCapHolds: number;
+  /** The most each pool drew at any moment, in kW. */
+  peakPowerKwByPool: Record<Pool, number>;
   /**
    * Jobs that started later than the EASY reservation they were first given: 0 in submit order (run times
    * never exceed walltimes); in priority order a more urgent arrival may take the head's place.
@@ -601,6 +603,7 @@ class Simulation {
       },
       deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean },
       powerCapHolds: this.powerCapHolds,
+      peakPowerKwByPool: { general: this.energy.peakPoolWatts.general / 1000, intelligent: this.energy.peakPoolWatts.intelligent / 1000, super: this.energy.peakPoolWatts.super / 1000 },
       reservationViolations: this.violations,
       deferred: this.deferred,
       makespanS: Math.round(spanMs / 1000),
