@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { GPU_MILLI_PER_GPU, nodeSpecSchema, type NodeSpec } from '../protocol';
 import { inSubmitOrder, skip, traceJob, traceJobId, type Trace } from './trace';
@@ -82,8 +82,7 @@ export function parseGpuCsv(text: string, name: string): Trace {
       }),
     );
   }
-  const nodeList = nodeListBeside(name);
-  return { name, jobs: inSubmitOrder(jobs), skipped, cluster: nodeList ? parseNodeList(readFileSync(nodeList, 'utf8')) : undefined };
+  return { name, jobs: inSubmitOrder(jobs), skipped };
 }
 
 /** The node list published beside a pod list (`..._pod_list_...csv` → `..._node_list_...csv`), if present. */

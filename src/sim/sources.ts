@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseGpuCsv } from './gpu-csv';
+import { nodeListBeside, parseGpuCsv, parseNodeList } from './gpu-csv';
 import { seededRng } from './rng';
 import { parseSwf } from './swf';
 import { mixedCluster, mixedWorkload, type ArrivalProcess } from './synthetic';
@@ -38,6 +38,10 @@ export function loadTrace(source: string, synthetic: SyntheticOptions): Trace {
     const raw = readFileSync(source);
     return parseSwf((source.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8'), name);
   }
-  if (/\.csv$/i.test(source)) return { ...parseGpuCsv(readFileSync(source, 'utf8'), source), name };
+  if (/\.csv$/i.test(source)) {
+    // A pod list published with its node list beside it (openb) brings its cluster.
+    const nodeList = nodeListBeside(source);
+    return { ...parseGpuCsv(readFileSync(source, 'utf8'), source), name, cluster: nodeList ? parseNodeList(readFileSync(nodeList, 'utf8')) : undefined };
+  }
   throw new Error(`${source}: unknown trace format; expected .swf, .swf.gz, .csv or synthetic:poisson|bursty|uniform`);
 }

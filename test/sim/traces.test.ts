@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -62,7 +62,7 @@ describe('GPU-cluster CSV', () => {
       ].join('\n'),
     );
     writeFileSync(join(dir, 'openb_node_list_test.csv'), ['sn,cpu_milli,memory_mib,gpu,model', 'n0,32000,262144,0,', 'n1,96000,786432,8,V100M16'].join('\n'));
-    const t = parseGpuCsv(readFileSync(pods, 'utf8'), pods);
+    const t = loadTrace(pods, { jobs: 0, nodes: 0, load: 0, seed: 1 });
     expect(t.skipped).toEqual({ 'no submit time': 1 });
     expect(t.jobs.map((j) => [j.job.pool, j.job.task.gpus, j.job.task.gpuMilli, j.runMs])).toEqual([
       ['intelligent', 1, 0, 100_000],
