@@ -99,7 +99,9 @@ export class KubeBridge {
     await this.informers.nodes.start();
     await this.informers.pods.start();
     this.nodeSync.start();
-    await this.reconcileNow();
+    // Through the one-at-a-time chain: informer events may already have queued a reconcile.
+    this.requestReconcile();
+    await this.reconciling;
     this.timers.push(setInterval(() => this.requestReconcile(), this.config.syncIntervalMs));
     this.timers.push(setInterval(() => void this.podBridge.pollPending().catch((err) => this.log.warn({ err }, 'pending poll failed')), this.config.syncIntervalMs));
     void this.consumeWork();

@@ -5,7 +5,7 @@ import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../store/nats-options';
 import { LOG_LEVELS } from '../telemetry/logger';
 
 /** The Kubernetes bridge's configuration (`npm run kube-bridge`): one variable per setting, all QY_ prefixed. */
-export const kubeConfigSchema = natsAuthConfigSchema.extend({
+const kubeConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** The scheduler's HTTP API. Env: QY_SCHEDULER_URL */

@@ -3,7 +3,7 @@ import type { Logger } from '../telemetry/logger';
 import type { KubePod } from './kube-types';
 
 /** The component name on events and conditions. */
-export const REPORTING_COMPONENT = 'qingyang-scheduler';
+const REPORTING_COMPONENT = 'qingyang-scheduler';
 
 /**
  * client-node's watch, asking for bookmarks (`allowWatchBookmarks`): the server then tells a quiet watch how
@@ -11,7 +11,7 @@ export const REPORTING_COMPONENT = 'qingyang-scheduler';
  * version the server may have compacted (410, and a full relist). client-node's ListWatch already takes the
  * resource version from BOOKMARK events; it just does not ask for them.
  */
-export class BookmarkingWatch extends Watch {
+class BookmarkingWatch extends Watch {
   override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
     return super.watch(path, { ...queryParams, allowWatchBookmarks: true }, callback, done);
   }

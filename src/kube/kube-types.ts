@@ -11,7 +11,7 @@ const quantity = z.union([z.string(), z.number()]);
 const resourceList = z.record(z.string(), quantity);
 const stringMap = z.record(z.string(), z.string());
 
-export const objectMetaSchema = z.object({
+const objectMetaSchema = z.object({
   name: z.string(),
   namespace: z.string().optional(),
   uid: z.string().default(''),

@@ -1,4 +1,4 @@
-import { LIMITS, dataClassSchema, labelKeySchema, labelValueSchema, nodeIdSchema, nodeSpecSchema, type NodeSpec, type Pool, type Taint } from '../protocol';
+import { LIMITS, dataClassSchema, labelKeySchema, labelValueSchema, nodeIdSchema, nodeSpecSchema, poolSchema, type NodeSpec, type Pool, type Taint } from '../protocol';
 import type { KubeNode } from './kube-types';
 import { resourcesOf, subtractResources, type KubeResources } from './requests';
 
@@ -17,7 +17,6 @@ export interface NodeLabelKeys {
 /** Where NVIDIA's GPU feature discovery puts the model and the memory per GPU (MiB). */
 const NVIDIA_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 const NVIDIA_MEMORY_LABEL = 'nvidia.com/gpu.memory';
-const POOLS = new Set<string>(['general', 'intelligent', 'super']);
 
 /**
  * The scheduler node id of a Kubernetes node. Node names may contain dots, which are not allowed in a NATS
@@ -59,7 +58,7 @@ export function nodeSpecOf(node: KubeNode, foreign: KubeResources, keys: NodeLab
   if (!id) return { ignored: `node name ${node.metadata.name} is longer than 63 characters` };
   const pool = labels[keys.poolLabel] ?? keys.defaultPool;
   if (pool === undefined) return { ignored: `no ${keys.poolLabel} label` };
-  if (!POOLS.has(pool)) return { ignored: `${keys.poolLabel}=${pool} is not a pool` };
+  if (!poolSchema.safeParse(pool).success) return { ignored: `${keys.poolLabel}=${pool} is not a pool` };
   const capacity = clamp(nodeAllocatable(node));
   const allocatable = subtractResources(capacity, foreign);
   const gpuMemMiB = Number(labels[NVIDIA_MEMORY_LABEL]);

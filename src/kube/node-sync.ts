@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { PROTOCOL_VERSION, registrationReplySchema, subjects, type Heartbeat, type NodeSpec, type Registration } from '../protocol';
 import type { Logger } from '../telemetry/logger';
+import { modelPowerWatts } from '../metering/power';
 import { isTerminalPhase, type KubeNode, type KubePod } from './kube-types';
 import { isNodeReady, isNodeUnschedulable, nodeAllocatable, nodeIdOf, nodeSpecOf, type NodeLabelKeys } from './node-mapping';
 import { addResources, emptyResources, podRequests, type KubeResources } from './requests';
@@ -14,6 +15,8 @@ interface ServedNode {
   registeredJson?: string;
   /** JSON of a spec the scheduler refused: not sent again until it changes (or the periodic re-registration). */
   refusedJson?: string;
+  /** The periodic re-registration is due (done by the next reconcile, without pausing heartbeats). */
+  reregisterDue?: boolean;
   isReady: boolean;
   isUnschedulable: boolean;
   /** The cordon flag the scheduler has as far as the bridge knows; undefined until checked. */
@@ -56,12 +59,12 @@ export class NodeSync {
 
   start(): void {
     this.scheduleHeartbeats();
+    // Marked due, and done by the next reconcile: the node stays registered (and heartbeating) meanwhile.
     this.reregisterTimer = setInterval(() => {
       for (const n of this.nodes.values()) {
-        n.registeredJson = undefined;
+        n.reregisterDue = true;
         n.refusedJson = undefined;
       }
-      void this.registerChanged();
     }, REREGISTER_MS);
   }
 
@@ -69,11 +72,6 @@ export class NodeSync {
     this.stopped = true;
     clearTimeout(this.heartbeatTimer);
     clearInterval(this.reregisterTimer);
-  }
-
-  /** Whether a scheduler node id is one of the bridge's nodes. */
-  has(nodeId: string): boolean {
-    return this.nodes.has(nodeId);
   }
 
   /** Brings the served nodes in line with the informers' caches. */
@@ -103,6 +101,7 @@ export class NodeSync {
         nodeId,
         spec: mapped.spec,
         registeredJson: known?.registeredJson,
+        reregisterDue: known?.reregisterDue,
         refusedJson: known?.refusedJson,
         isReady: isNodeReady(node),
         isUnschedulable: isNodeUnschedulable(node),
@@ -123,10 +122,12 @@ export class NodeSync {
     const work = [...this.nodes.values()].filter((n) => n.isReady).map(async (n) => {
       const json = JSON.stringify(n.spec);
       // A NotReady node is not registered: registration counts as a sign of life.
-      if (n.registeredJson !== json && n.refusedJson !== json) {
+      if ((n.registeredJson !== json || n.reregisterDue) && n.refusedJson !== json) {
         const outcome = await this.register(n.spec);
-        if (outcome === 'ok') n.registeredJson = json;
-        else if (outcome === 'refused') n.refusedJson = json;
+        if (outcome === 'ok') {
+          n.registeredJson = json;
+          n.reregisterDue = false;
+        } else if (outcome === 'refused') n.refusedJson = json;
       }
       if (n.registeredJson !== undefined) await this.syncCordon(n);
     });
@@ -192,8 +193,8 @@ export class NodeSync {
         cpuUtil,
         memUsedBytes: Math.min(n.requested.memBytes, n.allocatable.memBytes),
         gpus: [],
-        // The agents' model: 35% of rated power idle, the rest in proportion to CPU use.
-        powerWatts: this.opts.ratedPowerWatts * (0.35 + 0.65 * cpuUtil),
+        // The agents' utilisation model.
+        powerWatts: modelPowerWatts(this.opts.ratedPowerWatts, cpuUtil),
         greenShare: this.opts.greenShare,
         powerSource: 'model',
         running: this.opts.runningOn(n.nodeId),

@@ -3,7 +3,7 @@ import type { Logger } from '../telemetry/logger';
 import { errorMessage, KubeApiError, type KubeApi } from './kube-api';
 import { isTerminalPhase, podKey, type KubeNamespace, type KubePod } from './kube-types';
 import { kubeNodeNameOf } from './node-mapping';
-import { groupPods, isOurPod, jobOfUnit, type GangRef, type PodMappingKeys, type PodUnit } from './pod-mapping';
+import { groupPods, isOurPod, jobOfUnit, type PodMappingKeys, type PodUnit } from './pod-mapping';
 import { SchedulerApiError, type SchedulerClient } from './scheduler-client';
 import type { TaskReporter } from './task-reporter';
 
@@ -11,8 +11,6 @@ import type { TaskReporter } from './task-reporter';
 interface TrackedJob {
   jobId: string;
   tenant: string;
-  key: string;
-  gang?: GangRef;
   pods: { namespace: string; name: string; uid: string }[];
   /** The attempt whose pods are bound, and each task's node. */
   attemptId?: string;
@@ -100,8 +98,6 @@ export class PodBridge {
       const job: TrackedJob = {
         jobId: res.id,
         tenant: mapped.tenant,
-        key: unit.key,
-        gang: unit.gang,
         pods: unit.pods.map((p) => ({ namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid })),
         reported: [],
         attempts: new Map(),

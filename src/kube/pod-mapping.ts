@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { MAX_JOB_SECONDS, dataClassSchema, jobSpecSchema, labelKeySchema, labelValueSchema, type JobSpecInput, type Pool, type Toleration } from '../protocol';
 import { isTerminalPhase, podKey, type KubeNamespace, type KubePod } from './kube-types';
+import { validLabels } from './node-mapping';
 import { describeResources, podRequests, sameResources } from './requests';
 
 /** How pods and namespaces say tenant, pool and priority; from the bridge configuration. */
@@ -15,7 +16,7 @@ export interface PodMappingKeys {
 }
 
 /** Pod annotations the bridge reads (besides the configurable ones). */
-export const ANNOTATIONS = {
+const ANNOTATIONS = {
   podGroup: 'qingyang.cn/pod-group',
   minMember: 'qingyang.cn/min-member',
   dataClass: 'qingyang.cn/data-class',
@@ -37,7 +38,7 @@ export function isOurPod(pod: KubePod, schedulerName: string): boolean {
 }
 
 /** The gang of a pod, from its annotations; `error` when the group is named but its size is not. */
-export function gangOf(pod: KubePod): GangRef | { error: string } | undefined {
+function gangOf(pod: KubePod): GangRef | { error: string } | undefined {
   const a = pod.metadata.annotations;
   const l = pod.metadata.labels;
   const name = a[ANNOTATIONS.podGroup] ?? a[ANNOTATIONS.volcanoGroup] ?? l[ANNOTATIONS.coschedulingGroup] ?? a[ANNOTATIONS.coschedulingGroup];
@@ -139,7 +140,7 @@ export function jobOfUnit(unit: PodUnit, namespace: KubeNamespace | undefined, k
     tasks: unit.pods.length,
     resources: { cpuMillis: Math.max(1, requests.cpuMillis), memBytes: requests.memBytes, gpus: requests.gpus, extended: requests.extended },
     walltimeSeconds: first.spec.activeDeadlineSeconds ? Math.min(MAX_JOB_SECONDS, first.spec.activeDeadlineSeconds) : undefined,
-    constraints: { nodeSelector: validSelector(first.spec.nodeSelector ?? {}), tolerations: tolerationsOf(first) },
+    constraints: { nodeSelector: validLabels(first.spec.nodeSelector ?? {}), tolerations: tolerationsOf(first) },
     dataClass: dataClass.success ? dataClass.data : undefined,
   };
   if (spec.priorityClass === undefined) delete spec.priorityClass;
@@ -148,12 +149,6 @@ export function jobOfUnit(unit: PodUnit, namespace: KubeNamespace | undefined, k
   const parsed = jobSpecSchema.safeParse(spec);
   if (!parsed.success) return { error: `pod ${podKey(first)} does not make a valid job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
   return { tenant, spec };
-}
-
-function validSelector(selector: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(selector)) if (labelKeySchema.safeParse(k).success && labelValueSchema.safeParse(v).success) out[k] = v;
-  return out;
 }
 
 /** The pod's tolerations the scheduler understands (NoExecute tolerates as NoSchedule, as node taints map). */

@@ -11,7 +11,7 @@ export interface KubeResources {
 }
 
 /** The Kubernetes resource name of NVIDIA GPUs; counted as the scheduler's `gpus`. */
-export const GPU_RESOURCE = 'nvidia.com/gpu';
+const GPU_RESOURCE = 'nvidia.com/gpu';
 
 /** Resource names that are neither CPU, memory nor GPUs and still not extended resources the scheduler places. */
 function isIgnoredResource(name: string): boolean {

@@ -168,6 +168,7 @@ describe.skipIf(isReal)('pods', () => {
     expect(job.tasks).toBe(4);
     const placed = await tenant.job(job.id);
     // Task i is the i-th pod by name, bound to the node the scheduler chose for it.
+    expect(placed.placement).toHaveLength(4);
     for (const [i, t] of (placed.placement ?? []).entries()) expect(nodeNameOf(await cluster.getPod(ns, `train-${i}`))).toBe(t.nodeId.replaceAll('_', '.'));
     for (const i of [0, 1, 2, 3]) fakeOnly().runPod(ns, `train-${i}`);
     await tenant.waitFor(job.id, ['running']);
@@ -183,6 +184,8 @@ describe.skipIf(isReal)('pods', () => {
     const failed = await tenant.waitFor(job.id, ['failed']);
     expect(failed.reason ?? '').toMatch(/binding failed: broken-2/);
     for (const i of [0, 1, 2, 3]) expect(nodeNameOf(await cluster.getPod(ns, `broken-${i}`))).toBeUndefined();
+    // broken-2 still exists (it was never bound, so not deleted): the check above is about it, not about a missing pod.
+    expect(await cluster.getPod(ns, 'broken-2')).toBeDefined();
     // The pods bound in the attempt were deleted (their controllers would recreate them); broken-2 says why it waits.
     const deleted = new Set(requestsTo(fakeOnly(), 'DELETE', /\/pods\/broken-\d$/).map((r) => r.path.split('/').pop()));
     expect([...deleted].sort()).toEqual(['broken-0', 'broken-1', 'broken-3']);
