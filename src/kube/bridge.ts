@@ -37,6 +37,8 @@ export class KubeBridge {
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> = Promise.resolve();
+  /** Rounds of looking at pending jobs' reasons done so far (tests wait for some rather than for a time). */
+  pendingPolls = 0;
   private reconcileQueued = false;
   /** The highest scheduler leadership term seen in work, per node. */
   private readonly fence = new WorkFence();
@@ -103,7 +105,16 @@ export class KubeBridge {
     this.requestReconcile();
     await this.reconciling;
     this.timers.push(setInterval(() => this.requestReconcile(), this.config.syncIntervalMs));
-    this.timers.push(setInterval(() => void this.podBridge.pollPending().catch((err) => this.log.warn({ err }, 'pending poll failed')), this.config.syncIntervalMs));
+    this.timers.push(
+      setInterval(
+        () =>
+          void this.podBridge.pollPending().then(
+            () => this.pendingPolls++,
+            (err) => this.log.warn({ err }, 'pending poll failed'),
+          ),
+        this.config.syncIntervalMs,
+      ),
+    );
     void this.consumeWork();
     this.log.info({ agentId: this.agentId }, 'kubernetes bridge started');
   }

@@ -31,6 +31,12 @@ function startBridge(): Promise<KubeBridge> {
   return b.start().then(() => b);
 }
 
+/** Waits until the bridge has looked at pending jobs `n` more times. */
+async function pollRounds(n: number): Promise<void> {
+  const target = bridge.pendingPolls + n;
+  await waitUntil(() => (bridge.pendingPolls >= target ? true : undefined), 30_000, () => `the bridge did not poll ${n} times`);
+}
+
 function kubeNode(name: string, labels: Record<string, string>, allocatable: Record<string, string>, ready = true): KObject {
   return { metadata: { name, labels }, spec: {}, status: { allocatable, capacity: allocatable, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } };
 }
@@ -212,8 +218,8 @@ describe.skipIf(isReal)('pods', () => {
     expect(pending.pendingReason).toMatch(/gpu/i);
     const patch = requestsTo(fakeOnly(), 'PATCH', new RegExp(`/pods/waiter/status$`))[0];
     expect(patch.contentType).toBe('application/merge-patch+json');
-    // Several looks at the unchanged reason later (the bridge looks every 200 ms here), still one event.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Several looks at the unchanged reason later, still one event.
+    await pollRounds(3);
     const events = (await cluster.events(ns)).filter((e) => (e.involvedObject as { name: string }).name === 'waiter' && e.reason === 'FailedScheduling');
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ type: 'Warning', message: pending.pendingReason, reportingComponent: 'qingyang-scheduler', involvedObject: { kind: 'Pod', namespace: ns, name: 'waiter' } });
@@ -225,7 +231,8 @@ describe.skipIf(isReal)('pods', () => {
     await tenant.waitFor(hog.id, ['running']);
     await bridge.stop();
     bridge = await startBridge();
-    await new Promise((r) => setTimeout(r, 1_000));
+    // The new bridge has found its jobs (at start) and looked at the pending ones a few times.
+    await pollRounds(3);
     expect((await jobsNamed('waiter')).map((j) => j.id)).toEqual([waiter.id]);
     expect((await jobsNamed('hog')).map((j) => j.id)).toEqual([hog.id]);
     // The waiter's unchanged reason is still on the pod: the new bridge does not repeat the event.
@@ -282,7 +289,8 @@ describe('refusals', () => {
     await cluster.createPod(pod('too-big', { cpu: '500' }));
     const p = await waitForPod('too-big', (x) => scheduledCondition(x)?.status === 'False', 'has no PodScheduled=False');
     expect(scheduledCondition(p)?.message).toMatch(/the scheduler refused the job/);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Several sync rounds later (reconciles run on the same interval as the polls), still one event.
+    await pollRounds(3);
     const events = (await cluster.events(ns)).filter((e) => (e.involvedObject as { name: string }).name === 'too-big' && e.reason === 'FailedScheduling');
     expect(events).toHaveLength(1);
   });
