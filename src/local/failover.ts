@@ -7,6 +7,7 @@ import { JobLog, TermFence } from '../store/job-log';
 import { connectNats } from '../store/nats';
 import { startNatsServer } from './nats-server';
 import { spawnScheduler, spawnSimAgent } from './processes';
+import { waitForReadyNodes } from './stack';
 import { writeTenantsFile } from './tenants';
 import { waitUntil } from './wait';
 import { createLogger, type Logger } from '../telemetry/logger';
@@ -105,11 +106,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
       }
     };
     await waitUntil(async () => ((await readiness(b.url))?.pools.general.leader?.replica === 'replica-a' ? true : undefined), 30_000, () => 'the standby does not see the leader');
-    await waitUntil(async () => {
-      const res = await fetch(`${a.url}/v1/pools`, { headers: { authorization: `Bearer ${tokens.ops}` }, dispatcher: http });
-      const body = (await res.json()) as { items: { nodes: { ready: number } }[] };
-      return body.items.reduce((n, p) => n + p.nodes.ready, 0) >= options.nodes ? true : undefined;
-    }, 60_000, () => `nodes did not register:\n${agent.output()}`);
+    await waitForReadyNodes(a.url, tokens.ops, options.nodes, 60_000, () => `nodes did not register:\n${agent.output()}`);
 
     // A write to the standby while the leader lives: refused, naming the leader.
     const refused = await fetch(`${b.url}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify(spec(options.jobSeconds)), dispatcher: http });
@@ -123,17 +120,14 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
     const submit = async (key: string, deadlineMs: number): Promise<void> => {
       while (Date.now() < deadlineMs) {
         const url = urls[current];
-        try {
-          const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { ...auth, 'idempotency-key': key }, body: JSON.stringify(spec(options.jobSeconds)), dispatcher: http });
-          const body = (await res.json()) as { id?: string };
-          if (res.status === 202 && body.id) {
-            acked.set(key, body.id);
-            return;
-          }
-          if (res.status !== 503) throw new Error(`submission refused: ${res.status} ${JSON.stringify(body)}`);
-        } catch (err) {
-          if ((err as Error).message.startsWith('submission refused')) throw err;
+        // A connection error (the replica is gone) or a 503 (not the leader, not ready) sends the retry elsewhere.
+        const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { ...auth, 'idempotency-key': key }, body: JSON.stringify(spec(options.jobSeconds)), dispatcher: http }).catch(() => undefined);
+        const body = res ? ((await res.json().catch(() => ({}))) as { id?: string }) : undefined;
+        if (res?.status === 202 && body?.id) {
+          acked.set(key, body.id);
+          return;
         }
+        if (res && res.status !== 503) throw new Error(`submission refused: ${res.status} ${JSON.stringify(body)}`);
         retries++;
         if (urls[current] === url) current = 1 - current;
         await new Promise((r) => setTimeout(r, 50));
@@ -241,8 +235,8 @@ async function readHistory(natsUrl: string): Promise<{ fenced: number; placement
       if (entry.kind === 'status') return void statuses.push(statusReportSchema.parse(entry.status));
       if (entry.kind !== 'event') return;
       const e = entry.event;
-      if (e.type === 'submitted') poolOfJob.set(e.jobId, e.spec.pool);
       if (e.type === 'submitted') {
+        poolOfJob.set(e.jobId, e.spec.pool);
         if (e.placed) placementTimes.push(e.submittedAtMs);
         if (e.idempotencyKey) jobsByKey.set(e.idempotencyKey, (jobsByKey.get(e.idempotencyKey) ?? new Set()).add(e.jobId));
       } else if (e.type === 'placed') placementTimes.push(e.atMs);

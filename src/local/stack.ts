@@ -11,14 +11,8 @@ export interface LocalStackOptions {
   /** Simulated nodes of the three pools, served by one agent process. */
   nodes: number;
   tenants: LocalTenant[];
-  /** Operators of the tenants file; the first one's token is used to watch nodes register. */
-  operators?: string[];
   /** Prefix of the simulated node ids and of the temporary folders. */
   prefix?: string;
-  /** More environment of the scheduler process (QY_LOG_LEVEL is `error` unless set here). */
-  env?: Record<string, string>;
-  /** How long the simulated nodes may take to register. */
-  readyTimeoutMs?: number;
 }
 
 /** A running stack: the scheduler's URL, the tokens of the tenants file, the process ids (for CPU accounting). */
@@ -38,10 +32,9 @@ export interface LocalStack {
  */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const prefix = options.prefix ?? 'stack';
-  const operators = options.operators ?? ['ops'];
   const dir = mkdtempSync(join(tmpdir(), `qy-${prefix}-`));
   const tenantsFile = join(dir, 'tenants.yaml');
-  const tokens = writeTenantsFile(tenantsFile, { operators, tenants: options.tenants });
+  const tokens = writeTenantsFile(tenantsFile, { operators: ['ops'], tenants: options.tenants });
   const stoppers: (() => Promise<void>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
   const stop = async () => {
     for (const stopOne of stoppers.splice(0).reverse()) await stopOne();
@@ -49,11 +42,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     const nats = await startNatsServer();
     stoppers.push(() => nats.dispose());
-    const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenantsFile, ...options.env } });
+    const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenantsFile } });
     stoppers.push(() => scheduler.stop());
     const agent = spawnSimAgent(nats.url, options.nodes, prefix, { QY_LOG_LEVEL: 'error' });
     stoppers.push(() => agent.stop());
-    await waitForReadyNodes(scheduler.url, tokens[operators[0]], options.nodes, options.readyTimeoutMs ?? 120_000, () => agent.output());
+    await waitForReadyNodes(scheduler.url, tokens.ops, options.nodes, 120_000, () => agent.output());
     return { url: scheduler.url, natsUrl: nats.url, tokens, pids: { 'nats-server': nats.pid, scheduler: scheduler.child.pid, agent: agent.child.pid }, stop };
   } catch (err) {
     await stop();
@@ -62,7 +55,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 }
 
 /** Resolves once the pools of the scheduler at `url` count at least `count` ready nodes. */
-async function waitForReadyNodes(url: string, token: string, count: number, timeoutMs: number, describe: () => string): Promise<void> {
+export async function waitForReadyNodes(url: string, token: string, count: number, timeoutMs: number, describe: () => string): Promise<void> {
   await waitUntil(
     async () => {
       const res = await fetch(`${url}/v1/pools`, { headers: { authorization: `Bearer ${token}` } });
