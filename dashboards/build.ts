@@ -47,7 +47,7 @@ export function dashboardJson(d: DashboardDef) {
   });
   const datasourceVars = [
     { type: 'datasource', name: 'DS_PROMETHEUS', label: 'Prometheus', query: 'prometheus', hide: 0, current: {}, options: [], refresh: 1, regex: '' },
-    ...(d.influx ? [{ type: 'datasource', name: 'DS_INFLUXDB', label: 'InfluxDB', query: 'influxdb', hide: 0, current: {}, options: [], refresh: 1, regex: '' }] : []),
+    ...(d.panels.some((p) => p.queries.some((q) => q.influx)) ? [{ type: 'datasource', name: 'DS_INFLUXDB', label: 'InfluxDB', query: 'influxdb', hide: 0, current: {}, options: [], refresh: 1, regex: '' }] : []),
   ];
   const queryVars = d.variables.map((v) => ({
     type: 'query',

@@ -38,7 +38,6 @@ export interface DashboardDef {
   title: string;
   description: string;
   file: string;
-  influx?: boolean;
   variables: VariableDef[];
   panels: PanelDef[];
 }
@@ -100,7 +99,6 @@ export const DASHBOARDS: DashboardDef[] = [
     title: 'Qingyang / Green power',
     description: 'Power drawn by the cluster and how green it is: energy, carbon and the power budget.',
     file: 'green-power.json',
-    influx: true,
     variables: [poolVar],
     panels: [
       { title: 'Cluster power', description: 'Power drawn by all nodes, from their last heartbeats.', type: 'stat', unit: 'watt', w: 6, queries: [{ expr: 'sum(qy_pool_power_watts)' }] },
