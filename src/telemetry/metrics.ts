@@ -75,7 +75,24 @@ export class SchedulerMetrics {
   readonly telemetryDropped = new Counter({ name: 'qy_telemetry_dropped_points_total', help: 'Telemetry points dropped because InfluxDB could not take them.', registers: [this.registry] });
   readonly telemetryWritten = new Counter({ name: 'qy_telemetry_written_points_total', help: 'Telemetry points written to InfluxDB.', registers: [this.registry] });
 
-  constructor(source: MetricsSource) {
+  /** What the source gave during the scrape under way: every gauge of one scrape reads the same snapshot. */
+  private snapshot: Partial<{ [K in keyof MetricsSource]: ReturnType<MetricsSource[K]> }> = {};
+
+  constructor(live: MetricsSource) {
+    // pools(), nodes() and tenants() walk the whole cluster; a scrape reads each of them for many gauges.
+    const once =
+      <K extends keyof MetricsSource>(key: K) =>
+      (): ReturnType<MetricsSource[K]> =>
+        (this.snapshot[key] ??= live[key]() as never) as ReturnType<MetricsSource[K]>;
+    const source: MetricsSource = {
+      ready: once('ready'),
+      leadership: once('leadership'),
+      pools: once('pools'),
+      pending: once('pending'),
+      nodes: once('nodes'),
+      tenants: once('tenants'),
+      carbonIntensity: once('carbonIntensity'),
+    };
     collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges with a counter's "_total" suffix, which promtool rightly flags.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
@@ -154,9 +171,14 @@ export class SchedulerMetrics {
     perTenant('qy_tenant_quota_gpus', 'GPU quota of the tenant in the pool, where one is set.', (t) => t.quotaGpus);
   }
 
-  /** The text exposition served on /metrics. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** The text exposition served on /metrics, from one snapshot of the source. */
+  async text(): Promise<string> {
+    this.snapshot = {};
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.snapshot = {};
+    }
   }
 
   get contentType(): string {
