@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
@@ -39,7 +40,17 @@ beforeAll(async () => {
   await Promise.all(jobs);
   // Let the jobs run and end while Prometheus scrapes every second and evaluates the rules.
   await waitUntil(async () => ((await prom.query('qy_jobs_finished_total')).result.length >= 2 ? true : undefined), 30_000);
-  await new Promise((r) => setTimeout(r, 4_000));
+  // Until every recording rule has been evaluated over that data (rather than for a fixed time).
+  const recorded = [...readFileSync('configs/prometheus/rules/recording.yml', 'utf8').matchAll(/^\s*- record: (\S+)$/gm)].map((m) => m[1]);
+  expect(recorded.length).toBeGreaterThan(10);
+  await waitUntil(
+    async () => {
+      for (const name of recorded) if ((await prom.query(name)).result.length === 0) return undefined;
+      return true;
+    },
+    60_000,
+    () => 'some recording rules have no data',
+  );
 });
 
 afterAll(async () => {
