@@ -1,4 +1,4 @@
-import { POOLS, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
+import { POOLS, billingClassSchema, type BillingClass, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
 import { BASIS_POINTS, FEN_PER_YUAN, MILLI_FEN_PER_FEN, bandOf, unitPrice, type PriceTable, type TimeOfUseBand } from './prices';
 import { ITEM_UNITS, METERED_ITEMS, decimal, divideHalfUp, exactNumber, periodRange, selectSegments, type MeteredItem } from './usage';
 
@@ -9,8 +9,8 @@ import { ITEM_UNITS, METERED_ITEMS, decimal, divideHalfUp, exactNumber, periodRa
  * charge − discount. Bill totals are exact sums of the line figures, never rounded again.
  */
 
-export type BillingClass = TaskUsage['billingClass'];
-const BILLING_CLASSES: readonly BillingClass[] = ['standard', 'public-interest'];
+/** Bill lines of a tenant are ordered by billing class as the protocol lists them. */
+const BILLING_CLASSES = billingClassSchema.options;
 
 /** A quantity in its integer base unit, and shown in the unit it is priced in (3 decimals, half-up). */
 export interface Quantity {

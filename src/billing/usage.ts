@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { poolSchema, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
+import { HOUR_MS } from '../time';
 
 /**
  * Usage summaries: metered segments summed in their integer base units, so that every total is exactly the
@@ -10,7 +11,6 @@ import { poolSchema, type Pool, type TaskUsage, type UsageSegment } from '../pro
 /** China Standard Time, UTC+8 all year (no daylight saving time): the cluster's local time. */
 export const DEFAULT_TIME_ZONE_OFFSET_MINUTES = 480;
 const MINUTE_MS = 60_000;
-const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const MG_PER_KG = 1_000_000;
 

@@ -40,8 +40,9 @@ export interface SeriesOptions {
   outside?: Outside;
 }
 
-export const DAY_MS = 86_400_000;
-export const HOUR_MS = 3_600_000;
+import { DAY_MS, HOUR_MS } from '../time';
+
+export { DAY_MS, HOUR_MS };
 
 /** Reads a signal CSV file: see {@link parseSeries}. */
 export function loadSeries(path: string, options: SeriesOptions = {}): Series {

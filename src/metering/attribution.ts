@@ -1,8 +1,8 @@
 import { GPU_MILLI_PER_GPU, type NodeResources, type TaskPlacement, type UsageSegment } from '../protocol';
+import { HOUR_MS } from '../time';
 
 /** Share of a GPU server's power its GPUs draw; the rest goes with the cores. */
 export const GPU_POWER_WEIGHT = 0.8;
-const HOUR_MS = 3_600_000;
 const MiB = 1024 ** 2;
 
 /**

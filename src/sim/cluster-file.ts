@@ -4,6 +4,7 @@ import { loadSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
 import { IDLE_POWER_SHARE } from '../metering/power';
+import { HOUR_MS } from '../time';
 
 const GiB = 1024 ** 3;
 const hourly = z.array(z.number().min(0)).length(24, 'must list 24 hourly values, 00:00 to 23:00');
@@ -77,7 +78,6 @@ export const DEFAULT_GREEN_HOURLY = [0.42, 0.43, 0.44, 0.44, 0.43, 0.42, 0.44, 0
 export const DEFAULT_PRICE_HOURLY = [0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.95, 0.95, 0.95, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.95, 0.95, 0.95, 0.95, 0.6, 0.6];
 const DEFAULT_RATED_WATTS: Record<Pool, number> = { general: 500, intelligent: 5000, super: 800 };
 
-const HOUR_MS = 3_600_000;
 
 /** The local hour of day at a virtual time (time 0 is midnight). */
 export function hourOfDay(ms: number): number {

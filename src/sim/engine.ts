@@ -24,8 +24,8 @@ import { MinHeap } from './min-heap';
 import type { SimPolicy } from './policies';
 import { seededRng, exponential, randInt, type Rng } from './rng';
 import type { TimedJob } from './synthetic';
+import { HOUR_MS } from '../time';
 
-const HOUR_MS = 3_600_000;
 /** Share of a pool deferred jobs may book in any one step. */
 const DEFAULT_DEFERRAL_SHARE = 0.3;
 /** Above every priority class: a deferred job about to miss its deadline. */

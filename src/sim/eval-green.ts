@@ -17,8 +17,8 @@ import { simulate, type SimResult } from './engine';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
+import { HOUR_MS } from '../time';
 
-const HOUR_MS = 3_600_000;
 const number = (name: string, min: number) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}`);
