@@ -144,11 +144,13 @@ export class NodeRegistry {
     return wentDown;
   }
 
-  /** Power drawn per pool by the nodes heard from (not down), from their last heartbeats: total and green. */
-  poolPower(): Record<Pool, { watts: number; greenWatts: number }> {
-    const power: Record<Pool, { watts: number; greenWatts: number }> = { general: { watts: 0, greenWatts: 0 }, intelligent: { watts: 0, greenWatts: 0 }, super: { watts: 0, greenWatts: 0 } };
+  /** Power drawn per pool by the nodes heard from (not down), from their last heartbeats: total and green, and how many nodes. */
+  poolPower(): Record<Pool, { nodes: number; watts: number; greenWatts: number }> {
+    const blank = () => ({ nodes: 0, watts: 0, greenWatts: 0 });
+    const power: Record<Pool, { nodes: number; watts: number; greenWatts: number }> = { general: blank(), intelligent: blank(), super: blank() };
     for (const e of this.entries.values()) {
       if (e.liveness === 'down' || !e.lastHeartbeat) continue;
+      power[e.spec.pool].nodes++;
       power[e.spec.pool].watts += e.lastHeartbeat.powerWatts;
       power[e.spec.pool].greenWatts += e.lastHeartbeat.powerWatts * e.lastHeartbeat.greenShare;
     }

@@ -349,7 +349,7 @@ export class Scheduler {
     this.telemetry.start();
     this.poolPowerTimer = setInterval(() => {
       const power = this.registry.poolPower();
-      for (const pool of this.led.keys()) this.telemetry?.push({ measurement: 'pool_power', tags: { pool }, fields: { power_watts: power[pool].watts, green_watts: power[pool].greenWatts }, timestamp: new Date(this.now()) });
+      for (const pool of this.led.keys()) if (power[pool].nodes > 0) this.telemetry?.push({ measurement: 'pool_power', tags: { pool }, fields: { power_watts: power[pool].watts, green_watts: power[pool].greenWatts }, timestamp: new Date(this.now()) });
     }, this.config.influxPoolPowerIntervalMs);
     this.poolPowerTimer.unref();
   }
