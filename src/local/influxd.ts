@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { startDaemon } from './processes';
 import { waitUntil } from './wait';
 
 /** An InfluxDB 1.x (Debian package `influxdb`) on loopback ports with its data in a temporary folder. */
@@ -36,19 +36,12 @@ export async function startInfluxd(): Promise<LocalInfluxd> {
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn('influxd', ['-config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${httpPort}`;
-  await waitUntil(async () => ((await fetch(`${url}/ping`)).status === 204 ? true : undefined), 20_000, () => `influxd did not start: ${stderr}`);
+  const daemon = await startDaemon('influxd', ['-config', config], () => waitUntil(async () => ((await fetch(`${url}/ping`)).status === 204 ? true : undefined), 20_000, () => 'influxd did not start'));
   return {
     url,
     async dispose() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await gone;
-      }
+      await daemon.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

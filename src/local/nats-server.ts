@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -6,6 +5,7 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { startDaemon, type Daemon } from './processes';
 
 /** A nats-server with JetStream on a loopback port, for the demo, the tests and the benchmarks. */
 export interface LocalNatsServer {
@@ -38,35 +38,20 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const temporary = options.storeDir === undefined;
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'qy-nats-'));
   const port = options.port ?? (await freePort());
-  let child: ChildProcess | undefined;
+  let daemon: Daemon | undefined;
 
   const launch = async () => {
     const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
     if (options.configFile) args.unshift('-c', options.configFile);
     if (options.extraArgs) args.push(...options.extraArgs);
-    const proc = spawn(options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const exited = new Promise<never>((_, reject) => proc.on('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${stderr}`))));
-    exited.catch(() => undefined);
-    child = proc;
-    await Promise.race([waitForInfo(port, 15_000), exited]);
+    daemon = await startDaemon(options.binary ?? 'nats-server', args, () => waitForInfo(port, 15_000));
   };
-
-  const stop = async () => {
-    const proc = child;
-    if (!proc || proc.exitCode !== null) return;
-    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(timer);
-  };
+  const stop = async () => daemon?.stop();
 
   await launch();
   return {
     get pid() {
-      return child?.pid;
+      return daemon?.child.pid;
     },
     url: `nats://127.0.0.1:${port}`,
     port,

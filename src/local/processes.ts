@@ -53,3 +53,40 @@ export function spawnSimAgent(natsUrl: string, count: number, prefix: string, en
   const stateDir = mkdtempSync(join(tmpdir(), `qy-${prefix}-`));
   return spawnTs('agents/main.ts', ['--simulate', String(count), '--prefix', prefix, '--agent-id', `${prefix}-agent`, '--state-dir', stateDir], { QY_NATS_URL: natsUrl, QY_LOG_LEVEL: 'warn', ...env });
 }
+
+/** A server binary (nats-server, prometheus, influxd) started for the demo, a test or a benchmark. */
+export interface Daemon {
+  child: ChildProcess;
+  /** SIGTERM, SIGKILL after 5 s; resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server binary and resolves once `ready` does. A server that exits first (a bad flag, a port in
+ * use) fails at once with its last stderr, rather than after the readiness timeout.
+ */
+export async function startDaemon(command: string, args: string[], ready: () => Promise<unknown>): Promise<Daemon> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise<never>((_, reject) => {
+    child.on('error', (err) => reject(new Error(`${command}: ${err.message}`)));
+    child.on('exit', (code) => reject(new Error(`${command} exited with ${code}: ${stderr}`)));
+  });
+  exited.catch(() => undefined);
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(timer);
+  };
+  try {
+    await Promise.race([ready(), exited]);
+  } catch (err) {
+    await stop();
+    throw err instanceof Error && !err.message.includes(stderr) && stderr ? new Error(`${err.message}\n${stderr}`) : err;
+  }
+  return { child, stop };
+}

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { startDaemon } from './processes';
 import { waitUntil } from './wait';
 
 /** A Prometheus (Debian package `prometheus`) on a loopback port with its TSDB in a temporary folder. */
@@ -39,11 +39,10 @@ export async function startPrometheus(targets: string[], intervalSeconds = 1): P
     ].join('\n'),
   );
   const port = await freePort();
-  const child: ChildProcess = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => ((await fetch(`${url}/-/ready`)).status === 200 ? true : undefined), 30_000, () => `prometheus did not start: ${stderr}`);
+  const daemon = await startDaemon('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], () =>
+    waitUntil(async () => ((await fetch(`${url}/-/ready`)).status === 200 ? true : undefined), 30_000, () => 'prometheus did not start'),
+  );
   return {
     url,
     async query(promql: string) {
@@ -53,11 +52,7 @@ export async function startPrometheus(targets: string[], intervalSeconds = 1): P
       return body.data;
     },
     async dispose() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await gone;
-      }
+      await daemon.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
