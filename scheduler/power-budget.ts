@@ -1,8 +1,6 @@
 import type { ClusterState, Placement } from '../src/core';
-import { busyShare, nodeShareOf } from '../src/metering/attribution';
-import { IDLE_POWER_SHARE, modelPowerWatts, ratedWattsOf, zoneKey } from '../src/metering/power';
-
-/** The key of a zone's cap in QY_POWER_BUDGETS_KW, beside the pools' names. */
+import { busyShare } from '../src/metering/attribution';
+import { IDLE_POWER_SHARE, addedWattsByKey, modelPowerWatts, ratedWattsOf, zoneKey } from '../src/metering/power';
 
 /**
  * Power caps per pool and zone, checked at placement against the draw estimated from allocations (each
@@ -49,15 +47,11 @@ export class PowerBudget {
   }
 
   private addedWatts(placement: Placement): Map<string, number> {
-    const out = new Map<string, number>();
     const cluster = this.cluster();
-    for (const task of placement.tasks) {
-      const node = cluster.getNode(task.nodeId);
-      if (!node) continue;
-      const watts = nodeShareOf(task, node.allocatable) * ratedWattsOf(node.spec) * (1 - IDLE_POWER_SHARE);
-      for (const key of [placement.pool, zoneKey(node.spec.zone)]) out.set(key, (out.get(key) ?? 0) + watts);
-    }
-    return out;
+    return addedWattsByKey(placement, (nodeId) => {
+      const node = cluster.getNode(nodeId);
+      return node && { allocatable: node.allocatable, zone: node.spec.zone, spanWatts: ratedWattsOf(node.spec) * (1 - IDLE_POWER_SHARE) };
+    });
   }
 
   private estimateNow(): Map<string, number> {

@@ -1,6 +1,6 @@
 import type { ClusterState, Placement } from '../core';
 import { nodeShareOf } from '../metering/attribution';
-import { zoneKey } from '../metering/power';
+import { addedWattsByKey } from '../metering/power';
 import type { NodeSpec, Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 
@@ -78,13 +78,10 @@ export class EnergyModel {
 
   /** Watts a placement would add, by pool and by `zone:<name>`. */
   addedBy(placement: Placement): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const task of placement.tasks) {
-      const node = this.nodes.get(task.nodeId)!;
-      const watts = nodeShareOf(task, this.cluster.getNode(task.nodeId)!.allocatable) * node.span;
-      for (const key of [placement.pool, zoneKey(this.zones[node.zone])]) out.set(key, (out.get(key) ?? 0) + watts);
-    }
-    return out;
+    return addedWattsByKey(placement, (nodeId) => {
+      const node = this.nodes.get(nodeId)!;
+      return { allocatable: this.cluster.getNode(nodeId)!.allocatable, zone: this.zones[node.zone], spanWatts: node.span };
+    });
   }
 
   /** Watts drawn now by a pool or `zone:<name>`. */
