@@ -1,34 +1,11 @@
 import { join } from 'node:path';
-import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import {
-  PROTOCOL_VERSION,
-  STREAMS,
-  agentConsumerName,
-  agentWorkSchema,
-  logRequestSchema,
-  registrationReplySchema,
-  subjects,
-  type Assignment,
-  type CancelOrder,
-  type Heartbeat,
-  type LogReply,
-  type NodeSpec,
-  type Registration,
-  type StatusReport,
-  type TaskPlacement,
-  type UsageSegment,
-} from '../src/protocol';
-import { JetStreamPublisher } from '../src/store/js-publisher';
-import { WorkFence } from '../src/store/lease';
-import { connectNats } from '../src/store/nats';
-import { agentInboxPrefix } from '../src/store/nats-auth';
+import { taskKey, type AgentWork, type Assignment, type CancelOrder, type Enforcement, type LogReply, type LogRequest, type TaskPlacement, type UsageSegment, type NodeSpec } from '../src/protocol';
+import { NodeLink, type FenceSettings, type HeartbeatBody, type WorkOutcome } from '../src/node-link/node-link';
 import type { NatsAuthConfig } from '../src/store/nats-options';
 import type { Logger } from '../src/telemetry/logger';
 import { TaskMeter } from '../src/metering/attribution';
 import { Journal } from './journal';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
-import { StatusPublisher } from './status-publisher';
 import type { NodeTelemetry } from './telemetry';
 
 /** A node this agent serves. */
@@ -40,6 +17,9 @@ export interface AgentNode {
 interface RunningTask {
   key: string;
   nodeId: string;
+  jobId: string;
+  attemptId: string;
+  taskIndex: number;
   placement: TaskPlacement;
   handle: TaskHandle;
   logPath: string;
@@ -58,43 +38,63 @@ export interface AgentOptions {
   heartbeatIntervalMs: number;
   log: Logger;
   now?: () => number;
+  /** What the agent enforces on its nodes, sent with their registrations (shown by GET /v1/nodes/:id). */
+  enforcement?: Enforcement;
+  /**
+   * Fencing: stop the tasks after `afterMs` without NATS (SIGKILL `graceMs` after SIGTERM). When absent, the
+   * agent fences at half the scheduler's down threshold, once a registration reply has told it.
+   */
+  fence?: FenceSettings;
+  /**
+   * Test only: starts a repeated assignment again instead of dropping it (the journal's duplicate guard off),
+   * so a test can show that the chaos checker sees one attempt started twice. Never set in production.
+   */
+  unsafeDisableDuplicateGuard?: boolean;
 }
-
-/** How often registrations are repeated, so a scheduler that lost its node registry learns it again. */
-const REREGISTER_MS = 60_000;
-/** Heartbeats are checked this often; each node sends one per heartbeat interval, at its own phase. */
-const HEARTBEAT_TICK_MS = 50;
 
 /**
  * A node agent: registers its node(s), sends heartbeats, runs what is assigned to them and reports how
- * each task ended. One agent serves one machine, or many simulated nodes in one process (`--simulate`),
- * speaking the same NATS protocol either way: work arrives on the agent's durable consumer of QY_ASSIGN
- * (`qy.assign.<agentId>.<nodeId>`), status reports go to the job log, heartbeats to core NATS.
+ * each task ended. One agent serves one machine, or many virtual nodes in one process (`--simulate`). The
+ * wire protocol (registration, heartbeats, the work consumer with its term fence and acks, status reports,
+ * log replies, the ping fence) is NodeLink's, shared with the Kubernetes bridge; the agent runs the tasks,
+ * journals them, meters them and says what its nodes' heartbeats carry.
  */
 export class Agent {
-  private nc!: NatsConnection;
-  private js!: JetStreamClient;
-  private statuses!: StatusPublisher;
-  private publisher!: JetStreamPublisher;
+  private readonly link: NodeLink;
   private readonly journal: Journal;
   private readonly running = new Map<string, RunningTask>();
+  /** The running tasks of each node (heartbeats list them). */
+  private readonly runningOn = new Map<string, Map<string, RunningTask>>();
   private readonly nodes = new Map<string, AgentNode>();
-  private readonly subs: Subscription[] = [];
-  private work: ConsumerMessages | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private reregisterTimer: NodeJS.Timeout | undefined;
-  private heartbeatIntervalMs: number;
-  private readonly lastHeartbeatMs = new Map<string, number>();
   private stopped = false;
+  /** Tasks stopped by the fence: reported lost (reason `fenced`) once NATS is back. */
+  private readonly fencedKeys = new Set<string>();
+  /** Tasks being stopped because the agent stops, and what to call when each has exited. */
+  private readonly exitWaiters = new Map<string, () => void>();
+  private journalClosed = false;
   private readonly log: Logger;
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
     for (const node of opts.nodes) this.nodes.set(node.spec.id, node);
     this.journal = new Journal(join(opts.stateDir, 'journal'));
-    this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    this.link = new NodeLink({
+      agentId: opts.agentId,
+      natsUrl: opts.natsUrl,
+      natsAuth: opts.natsAuth,
+      connectionName: `qy-agent-${opts.agentId}`,
+      log: opts.log,
+      now: this.now,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      heartbeat: (nodeId, atMs) => this.heartbeatOf(nodeId, atMs),
+      onWork: (work) => this.onWork(work),
+      onLogRequest: (_nodeId, request) => this.readLog(request),
+      onReregisterDue: () => void this.registerAll(),
+      fence: opts.fence,
+      onFence: (silentMs, graceMs) => this.fenceTasks(silentMs, graceMs),
+    });
   }
 
   get nodeIds(): string[] {
@@ -102,36 +102,17 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    // Replies come to the agent's own inbox prefix, which its NATS permissions are written for.
-    const inboxPrefix = agentInboxPrefix(this.opts.agentId);
-    this.nc = await connectNats(this.opts.natsUrl, `qy-agent-${this.opts.agentId}`, this.log, { auth: this.opts.natsAuth, inboxPrefix });
-    this.js = jetstream(this.nc);
-    this.publisher = new JetStreamPublisher(this.nc, 5_000, inboxPrefix);
-    this.statuses = new StatusPublisher(this.publisher, this.log);
+    await this.link.connect();
+    this.link.serve(this.nodeIds);
     this.recoverFromJournal();
-    for (const nodeId of this.nodes.keys()) {
-      this.subs.push(
-        this.nc.subscribe(subjects.log(nodeId), {
-          callback: (err, msg) => {
-            if (!err) void this.onLogRequest(msg.data).then((r) => msg.respond(JSON.stringify(r)));
-          },
-        }),
-      );
-    }
     await this.registerAll();
-    this.heartbeatTimer = setInterval(() => void this.sendHeartbeats(), HEARTBEAT_TICK_MS);
-    this.reregisterTimer = setInterval(() => void this.registerAll(), REREGISTER_MS);
-    await this.sendHeartbeats();
-    void this.consumeWork();
+    await this.link.run();
   }
 
   /** Stops serving. Running tasks are stopped and reported lost, so the scheduler runs them elsewhere. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.heartbeatTimer);
-    clearInterval(this.reregisterTimer);
-    for (const s of this.subs) s.unsubscribe();
-    await this.work?.close().catch(() => undefined);
+    await this.link.stopIntake();
     const stopping = [...this.running.values()].map(
       (task) =>
         new Promise<void>((resolve) => {
@@ -140,16 +121,11 @@ export class Agent {
         }),
     );
     await Promise.race([Promise.all(stopping), new Promise((r) => setTimeout(r, 5_000))]);
-    this.statuses.stop();
-    this.publisher.close();
+    await this.link.close();
     this.journalClosed = true;
     this.journal.close();
-    await this.nc.drain().catch(() => undefined);
+    await this.opts.runner.close?.().catch(() => undefined);
   }
-
-  /** Tasks being stopped because the agent stops, and what to call when each has exited. */
-  private readonly exitWaiters = new Map<string, () => void>();
-  private journalClosed = false;
 
   /** Tasks started before a restart: kill what may be left of them and report them lost; re-report exits. */
   private recoverFromJournal(): void {
@@ -164,185 +140,114 @@ export class Agent {
       }
       const lost: ReportedStatus = { state: 'lost', reason: 'agent restarted while the task ran' };
       this.journal.exited(task.key, lost);
-      void this.report(task.nodeId, task.jobId, task.attemptId, task.taskIndex, lost, task.key);
+      void this.report(task, lost, task.key);
     }
-    for (const { task, exit } of unreported) void this.report(task.nodeId, task.jobId, task.attemptId, task.taskIndex, exit, task.key);
+    // With what the task used, journaled with its exit: an exit reported again is still metered.
+    for (const { task, exit, usage } of unreported) void this.report(task, exit, task.key, usage);
     this.journal.compact();
   }
 
-  // ---- Registration and heartbeats --------------------------------------------------------------------
-
+  /** Registers every node (32 at a time), each until the scheduler accepts it. */
   private async registerAll(): Promise<void> {
     const pending = [...this.nodes.values()];
     const workers = Array.from({ length: Math.min(32, pending.length) }, async () => {
-      for (let node = pending.shift(); node && !this.stopped; node = pending.shift()) await this.register(node.spec);
+      for (let node = pending.shift(); node && !this.stopped; node = pending.shift()) await this.link.registerUntilAccepted(this.registered(node.spec));
     });
     await Promise.all(workers);
   }
 
-  private async register(spec: NodeSpec): Promise<void> {
-    const body: Registration = { type: 'register', v: PROTOCOL_VERSION, agentId: this.opts.agentId, node: spec };
-    for (let delayMs = 250; !this.stopped; delayMs = Math.min(5_000, delayMs * 2)) {
-      try {
-        const msg = await this.nc.request(subjects.register(spec.id), JSON.stringify(body), { timeout: 5_000 });
-        const reply = registrationReplySchema.parse(msg.json());
-        if (reply.ok) {
-          if (reply.heartbeatIntervalMs !== this.heartbeatIntervalMs) this.setHeartbeatInterval(reply.heartbeatIntervalMs);
-          return;
-        }
-        if (reply.code !== 'QY_ERR_NOT_READY') this.log.error({ nodeId: spec.id, code: reply.code }, `registration refused: ${reply.message}`);
-      } catch (err) {
-        this.log.debug({ nodeId: spec.id, err: (err as Error).message }, 'registration not answered; retrying');
-      }
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
+  /** A node's spec as registered: with what the agent enforces on it (shown by GET /v1/nodes/:id). */
+  private registered(spec: NodeSpec): NodeSpec {
+    return this.opts.enforcement ? { ...spec, enforcement: this.opts.enforcement } : spec;
   }
 
-  private setHeartbeatInterval(ms: number): void {
-    this.heartbeatIntervalMs = ms;
+  /** A node's heartbeat: its telemetry with its running tasks, whose meters take the same power sample. */
+  private async heartbeatOf(nodeId: string, atMs: number): Promise<HeartbeatBody> {
+    const tasks = [...(this.runningOn.get(nodeId)?.values() ?? [])];
+    const sample = await this.nodes.get(nodeId)!.telemetry.sample(atMs, tasks.map((t) => t.placement));
+    for (const t of tasks) t.meter.sample(atMs, sample.powerWatts, sample.greenShare);
+    return { ...sample, running: tasks.map((t) => t.key) };
   }
 
-  /**
-   * Sends the heartbeats that are due. Each node has its own phase within the interval, so an agent with
-   * many (simulated) nodes spreads them out instead of sending a burst the scheduler has to swallow at once.
-   */
-  private async sendHeartbeats(): Promise<void> {
-    if (this.stopped || this.nc.isClosed()) return;
-    const nowMs = this.now();
-    const interval = this.heartbeatIntervalMs;
-    const due: [string, AgentNode][] = [];
-    let i = 0;
-    const count = this.nodes.size;
-    for (const entry of this.nodes) {
-      const phaseMs = Math.floor((i++ * interval) / count);
-      const last = this.lastHeartbeatMs.get(entry[0]) ?? -Infinity;
-      // Due when the node's phase point passed since its last heartbeat (or it never sent one).
-      if (nowMs - last >= interval || Math.floor((nowMs - phaseMs) / interval) > Math.floor((last - phaseMs) / interval)) due.push(entry);
+  // ---- Work: assignments and cancels (behind NodeLink's term fence) ------------------------------------
+
+  private async onWork(work: AgentWork): Promise<WorkOutcome> {
+    if (!this.nodes.has(work.nodeId)) {
+      this.log.error({ jobId: work.jobId, nodeId: work.nodeId }, 'work for a node this agent does not serve; dropped');
+      return 'drop';
     }
-    if (due.length === 0) return;
-    const byNode = new Map<string, RunningTask[]>();
-    for (const task of this.running.values()) {
-      const list = byNode.get(task.nodeId) ?? [];
-      list.push(task);
-      byNode.set(task.nodeId, list);
-    }
-    for (const [nodeId, node] of due) {
-      this.lastHeartbeatMs.set(nodeId, nowMs);
-      const tasks = byNode.get(nodeId) ?? [];
-      try {
-        const sample = await node.telemetry.sample(nowMs, tasks.map((t) => t.placement));
-        for (const t of tasks) t.meter.sample(nowMs, sample.powerWatts, sample.greenShare);
-        const hb: Heartbeat = { type: 'heartbeat', nodeId, atMs: nowMs, ...sample, running: tasks.map((t) => t.key) };
-        this.nc.publish(subjects.heartbeat(nodeId), JSON.stringify(hb));
-      } catch (err) {
-        this.log.warn({ nodeId, err: (err as Error).message }, 'heartbeat failed');
-      }
-    }
+    // An assignment is acknowledged once the agent's side is durable: started tasks journaled, their running reports stored.
+    if (work.type === 'assign') await this.onAssign(work);
+    else this.onCancel(work);
+    return 'ack';
   }
 
-  // ---- Work: assignments and cancels ------------------------------------------------------------------
-
-  private async consumeWork(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const consumer = await this.js.consumers.get(STREAMS.assign, agentConsumerName(this.opts.agentId));
-        this.work = await consumer.consume({ max_messages: 512 });
-        for await (const msg of this.work) this.onWork(msg);
-      } catch (err) {
-        if (this.stopped) return;
-        this.log.warn({ err: (err as Error).message }, 'work consumer unavailable; retrying');
-        await new Promise((r) => setTimeout(r, 1_000));
-      }
-    }
-  }
-
-  private onWork(msg: JsMsg): void {
-    let parsed;
-    try {
-      parsed = agentWorkSchema.safeParse(msg.json());
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed?.success || !this.nodes.has(parsed.data.nodeId)) {
-      this.log.error({ subject: msg.subject }, 'unreadable work message; dropped');
-      msg.term();
-      return;
-    }
-    const work = parsed.data;
-    // Fencing: a deposed leader's late writes carry an older term than work already seen from its successor.
-    if (!this.fence.admits(work.nodeId, work.term)) {
-      this.log.warn({ jobId: work.jobId, nodeId: work.nodeId, term: work.term, highestTerm: this.fence.highestFor(work.nodeId) }, 'work from a deposed scheduler; ignored');
-      msg.term();
-      return;
-    }
-    if (work.type === 'assign') this.onAssign(work, msg);
-    else {
-      this.onCancel(work);
-      this.ackLater(msg);
-    }
-  }
-
-  private acks: JsMsg[] = [];
-  /** The highest scheduler leadership term seen in work, per node. */
-  private readonly fence = new WorkFence();
-
-  /** Acknowledges at the end of this turn of the event loop, together with the others (one socket write). */
-  private ackLater(msg: JsMsg): void {
-    if (this.acks.push(msg) === 1) {
-      setImmediate(() => {
-        const batch = this.acks;
-        this.acks = [];
-        for (const m of batch) m.ack();
-      });
-    }
-  }
-
-  private onAssign(a: Assignment, msg: JsMsg): void {
+  private onAssign(a: Assignment): Promise<unknown> {
     const reports: Promise<void>[] = [];
+    // Stale work (NodeLink.isStale: queued past half the down threshold while the agent was cut off) may
+    // belong to an attempt since run elsewhere: it is reported lost instead of started; the scheduler runs
+    // it again if it was still current, and ignores the report otherwise.
+    const stale = this.link.isStale(a.atMs);
+    const ageMs = this.now() - a.atMs;
     for (const task of a.tasks) {
-      const key = `${a.attemptId}/${task.taskIndex}`;
-      if (this.journal.hasSeen(key)) continue; // a duplicate, or cancelled before it came
-      this.journal.started({ key, jobId: a.jobId, attemptId: a.attemptId, nodeId: a.nodeId, taskIndex: task.taskIndex });
-      const logPath = join(this.opts.stateDir, 'logs', `${a.attemptId}-${task.taskIndex}.log`);
+      const key = taskKey({ attemptId: a.attemptId, taskIndex: task.taskIndex });
+      const ref = { nodeId: a.nodeId, jobId: a.jobId, attemptId: a.attemptId, taskIndex: task.taskIndex };
+      if (this.journal.hasSeen(key) && !this.opts.unsafeDisableDuplicateGuard) continue; // a duplicate, or cancelled before it came
+      if (stale) {
+        this.journal.markSeen(key);
+        this.log.warn({ jobId: a.jobId, attemptId: a.attemptId, ageMs }, 'assignment too old to start safely; reported lost');
+        reports.push(this.report(ref, { state: 'lost', reason: `assignment arrived ${ageMs} ms after it was sent: not started, its node may have been declared down meanwhile` }, undefined));
+        continue;
+      }
+      this.journal.started({ key, ...ref });
+      const logPath = this.logPathOf(a.attemptId, task.taskIndex);
       const node = this.nodes.get(a.nodeId)!.spec;
       const meter = new TaskMeter({ placement: task, alloc: node.allocatable ?? node.capacity, gpuModel: node.gpuModel, startMs: this.now() });
       const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onExit: (exit) => this.onExit(key, exit) });
       if (handle.pid !== undefined) this.journal.setPid(key, handle.pid);
-      this.running.set(key, { key, nodeId: a.nodeId, placement: task, handle, logPath, meter });
-      reports.push(this.report(a.nodeId, a.jobId, a.attemptId, task.taskIndex, { state: 'running' }, undefined));
+      this.addRunning({ key, ...ref, placement: task, handle, logPath, meter });
+      reports.push(this.report(ref, { state: 'running' }, undefined));
     }
-    // Acknowledge once the agent's side is durable: started tasks are journaled, their running reports stored.
-    void Promise.all(reports).then(
-      () => this.ackLater(msg),
-      () => undefined,
-    );
+    return Promise.all(reports);
   }
 
   private onCancel(c: CancelOrder): void {
     for (const taskIndex of c.taskIndexes) {
-      const key = `${c.attemptId}/${taskIndex}`;
+      const key = taskKey({ attemptId: c.attemptId, taskIndex });
       const task = this.running.get(key);
       if (task) task.handle.cancel(c.graceMs, c.reason);
       else if (!this.journal.hasSeen(key)) {
         // Never started here: it never will, and the scheduler learns it is over.
         this.journal.markSeen(key);
-        void this.report(c.nodeId, c.jobId, c.attemptId, taskIndex, { state: 'cancelled', reason: `${c.reason} (before it started)` }, undefined);
+        void this.report({ nodeId: c.nodeId, jobId: c.jobId, attemptId: c.attemptId, taskIndex }, { state: 'cancelled', reason: `${c.reason} (before it started)` }, undefined);
       }
     }
+  }
+
+  private addRunning(task: RunningTask): void {
+    this.running.set(task.key, task);
+    const onNode = this.runningOn.get(task.nodeId) ?? new Map<string, RunningTask>();
+    onNode.set(task.key, task);
+    this.runningOn.set(task.nodeId, onNode);
   }
 
   private onExit(key: string, runnerExit: TaskExit): void {
     const task = this.running.get(key);
     if (!task) return;
     this.running.delete(key);
+    this.runningOn.get(task.nodeId)?.delete(key);
     const waiter = this.exitWaiters.get(key);
     // When the agent is stopping, the task did not end on its own: it is lost for the scheduler, which reruns it.
-    const status: ReportedStatus = waiter ? { state: 'lost', reason: 'agent stopped' } : runnerExit;
-    this.journal.exited(key, status);
-    const [attemptId, taskIndex] = splitKey(key);
-    const jobId = attemptId.slice(0, attemptId.lastIndexOf('-a'));
+    // A task a fence stopped is lost too: the scheduler runs it again (once its node is down, or now).
+    const fenced = this.fencedKeys.delete(key);
+    const status: ReportedStatus = waiter ? { state: 'lost', reason: 'agent stopped' } : fenced ? { state: 'lost', reason: 'fenced', measured: runnerExit.measured } : runnerExit;
+    // The exit is journaled with its usage, so a restart before the report is stored reports both again
+    // (a restart before this line reports the task lost: the scheduler runs it again and meters that run).
     void this.finalUsage(task)
-      .then((usage) => this.report(task.nodeId, jobId, attemptId, taskIndex, status, key, usage))
+      .then((usage) => {
+        if (!this.journalClosed) this.journal.exited(key, status, usage);
+        return this.report(task, status, key, usage);
+      })
       .finally(() => waiter?.());
   }
 
@@ -352,7 +257,7 @@ export class Agent {
    */
   private async finalUsage(task: RunningTask): Promise<UsageSegment[]> {
     const endMs = this.now();
-    const onNode = [...this.running.values()].filter((t) => t.nodeId === task.nodeId).map((t) => t.placement);
+    const onNode = [...(this.runningOn.get(task.nodeId)?.values() ?? [])].map((t) => t.placement);
     try {
       const sample = await this.nodes.get(task.nodeId)!.telemetry.sample(endMs, [...onNode, task.placement]);
       task.meter.sample(endMs, sample.powerWatts, sample.greenShare);
@@ -363,44 +268,39 @@ export class Agent {
   }
 
   /** Sends a status report; with `journalKey`, the journal records once it is stored. */
-  private report(nodeId: string, jobId: string, attemptId: string, taskIndex: number, status: ReportedStatus, journalKey: string | undefined, usage?: UsageSegment[]): Promise<void> {
-    const report: StatusReport = {
-      type: 'status',
-      nodeId,
-      jobId,
-      attemptId,
-      taskIndex,
-      state: status.state,
-      exitCode: status.exitCode,
-      signal: status.signal,
-      reason: status.reason,
-      usage,
-      atMs: this.now(),
-    };
-    return this.statuses.publish(report).then(
+  private report(task: TaskRef, status: ReportedStatus, journalKey: string | undefined, usage?: UsageSegment[]): Promise<void> {
+    return this.link.report(task.nodeId, task.jobId, task.attemptId, task.taskIndex, { ...status, usage }).then(
       () => {
         if (journalKey && !this.journalClosed) this.journal.reported(journalKey);
       },
-      (err: Error) => this.log.warn({ err: err.message, jobId }, 'status report abandoned'),
+      (err: Error) => this.log.warn({ err: err.message, jobId: task.jobId }, 'status report abandoned'),
     );
   }
 
-  private async onLogRequest(data: Uint8Array): Promise<LogReply> {
-    let parsed;
-    try {
-      parsed = logRequestSchema.safeParse(JSON.parse(new TextDecoder().decode(data)));
-    } catch {
-      return { ok: false, message: 'request is not JSON' };
+  /** The fence fired (no confirmed contact with NATS): every task is stopped, and reported lost once NATS is back. */
+  private fenceTasks(silentMs: number, graceMs: number): void {
+    this.log.error({ silentMs, tasks: this.running.size }, 'fenced: no contact with NATS; stopping every task');
+    for (const task of this.running.values()) {
+      this.fencedKeys.add(task.key);
+      task.handle.cancel(graceMs, 'fenced');
     }
-    if (!parsed.success) return { ok: false, message: 'invalid log request' };
-    const { attemptId, taskIndex, maxBytes } = parsed.data;
-    const logPath = this.running.get(`${attemptId}/${taskIndex}`)?.logPath ?? join(this.opts.stateDir, 'logs', `${attemptId}-${taskIndex}.log`);
+  }
+
+  private logPathOf(attemptId: string, taskIndex: number): string {
+    return join(this.opts.stateDir, 'logs', `${attemptId}-${taskIndex}.log`);
+  }
+
+  private async readLog({ attemptId, taskIndex, maxBytes }: LogRequest): Promise<LogReply> {
+    const logPath = this.running.get(taskKey({ attemptId, taskIndex }))?.logPath ?? this.logPathOf(attemptId, taskIndex);
     const tail = await this.opts.runner.readLog(logPath, maxBytes);
     return tail ? { ok: true, ...tail } : { ok: false, message: 'the agent has no output for this task (it did not start here, or its log was removed)' };
   }
 }
 
-function splitKey(key: string): [string, number] {
-  const slash = key.lastIndexOf('/');
-  return [key.slice(0, slash), Number(key.slice(slash + 1))];
+/** The task a report is about. */
+interface TaskRef {
+  nodeId: string;
+  jobId: string;
+  attemptId: string;
+  taskIndex: number;
 }

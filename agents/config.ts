@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { loadEnvConfig } from '../src/lifecycle';
+import { FENCE_SLACK_MS, fenceIsSafe } from '../src/protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
@@ -16,11 +17,11 @@ export function defaultNodeId(): string {
 export const agentConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
-  /** This agent's id: names its durable consumer. Env: QY_AGENT_ID (default: the node id, or <prefix>-agent when simulating) */
+  /** This agent's id: names its durable consumer. Env: QY_AGENT_ID (default: the node id, or `<prefix>-agent` when simulating) */
   agentId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/).optional(),
   /** Node id (real mode). Env: QY_NODE_ID (default: host name) */
   nodeId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/).default(defaultNodeId()),
-  /** A YAML or JSON node spec to register instead of the detected one. Env: QY_NODE_FILE */
+  /** A YAML or JSON node spec to register instead of the detected one, or a list of them (one agent, several nodes). Env: QY_NODE_FILE */
   nodeFile: z.string().optional(),
   /** Pool of the detected node. Env: QY_POOL */
   pool: z.enum(['general', 'intelligent', 'super']).default('general'),
@@ -34,7 +35,7 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   securityLevel: z.enum(['public', 'internal', 'sensitive', 'restricted']).default('internal'),
   /** Nameplate power, for the utilisation power model when no meter is readable. Env: QY_RATED_POWER_WATTS */
   ratedPowerWatts: z.coerce.number().int().min(1).default(400),
-  /** Where the agent keeps its journal and task logs. Env: QY_AGENT_STATE_DIR (default .data/agent-<agentId>) */
+  /** Where the agent keeps its journal and task logs. Env: QY_AGENT_STATE_DIR (default: `.data/agent-<agentId>`) */
   stateDir: z.string().optional(),
   /** Green-electricity share: a constant 0..1. Env: QY_GREEN_SHARE */
   greenShare: z.coerce.number().min(0).max(1).default(0.5),
@@ -50,6 +51,20 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   heartbeatIntervalMs: z.coerce.number().int().positive().default(1_000),
   /** Time between SIGTERM and SIGKILL when a task exceeds its walltime. Env: QY_KILL_GRACE_MS */
   killGraceMs: z.coerce.number().int().min(0).default(5_000),
+  /** Without confirmed contact with NATS this long, the agent stops its tasks (fencing; real nodes). Env: QY_FENCE_AFTER_MS */
+  fenceAfterMs: z.coerce.number().int().positive().default(4_000),
+  /** The scheduler's QY_DOWN_AFTER_MS: the fence must fire before it (fence + kill grace + 500 ms ≤ it). Env: QY_DOWN_AFTER_MS */
+  downAfterMs: z.coerce.number().int().positive().default(10_000),
+  /** Per-task cgroups: `auto` uses them where they can be created (and says so where not), `off` never. Env: QY_CGROUPS */
+  cgroups: z.enum(['auto', 'off']).default('auto'),
+  /** Parent of the agent's cgroups in each hierarchy: <hierarchy>/<parent>/<nodeId>/<task>. Env: QY_CGROUP_PARENT */
+  cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('qingyang'),
+  /** Processes a task may have at once (pids limit). Env: QY_TASK_PIDS_MAX */
+  taskPidsMax: z.coerce.number().int().min(16).default(4_096),
+  /** Unprivileged uid that sandbox and restricted tasks run as (agent running as root). Env: QY_SANDBOX_UID */
+  sandboxUid: z.coerce.number().int().min(1).default(65_534),
+  /** Unprivileged gid that sandbox and restricted tasks run as. Env: QY_SANDBOX_GID */
+  sandboxGid: z.coerce.number().int().min(1).default(65_534),
   /** Log level. Env: QY_LOG_LEVEL */
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
@@ -75,10 +90,24 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
   simDefaultDurationMs: 'QY_SIM_DEFAULT_DURATION_MS',
   heartbeatIntervalMs: 'QY_HEARTBEAT_INTERVAL_MS',
   killGraceMs: 'QY_KILL_GRACE_MS',
+  fenceAfterMs: 'QY_FENCE_AFTER_MS',
+  downAfterMs: 'QY_DOWN_AFTER_MS',
+  cgroups: 'QY_CGROUPS',
+  cgroupParent: 'QY_CGROUP_PARENT',
+  taskPidsMax: 'QY_TASK_PIDS_MAX',
+  sandboxUid: 'QY_SANDBOX_UID',
+  sandboxGid: 'QY_SANDBOX_GID',
   logLevel: 'QY_LOG_LEVEL',
 };
 
 /** Reads the agent configuration from the environment, with flag overrides; names every bad variable. */
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof AgentConfig, unknown>> = {}): AgentConfig {
-  return loadEnvConfig(agentConfigSchema, AGENT_ENV, env, overrides);
+  const config = loadEnvConfig(agentConfigSchema, AGENT_ENV, env, overrides);
+  // A real node fences itself before the scheduler requeues its work; the scheduler checks it again at registration.
+  if (config.simulate === 0 && !fenceIsSafe({ afterMs: config.fenceAfterMs, graceMs: config.killGraceMs }, config.downAfterMs)) {
+    throw new Error(
+      `invalid configuration: QY_FENCE_AFTER_MS (${config.fenceAfterMs}) + QY_KILL_GRACE_MS (${config.killGraceMs}) + ${FENCE_SLACK_MS} ms must not exceed the scheduler's QY_DOWN_AFTER_MS (${config.downAfterMs}): the fence must stop the tasks before the scheduler runs them elsewhere`,
+    );
+  }
+  return config;
 }

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { UsageSegment } from '../src/protocol';
 import type { ReportedStatus } from './runners/types';
 
 /** A task the journal knows was started. */
@@ -14,7 +15,7 @@ export interface JournalTask {
 
 type Line =
   | ({ t: 'start' } & JournalTask)
-  | { t: 'exit'; key: string; exit: ReportedStatus }
+  | { t: 'exit'; key: string; exit: ReportedStatus; usage?: UsageSegment[] }
   | { t: 'reported'; key: string }
   | { t: 'seen'; key: string };
 
@@ -31,6 +32,8 @@ export class Journal {
   private readonly seen = new Set<string>();
   private readonly tasks = new Map<string, JournalTask>();
   private readonly exits = new Map<string, ReportedStatus>();
+  /** What each exited task used, reported with its exit (again after a restart, so it is metered once all the same). */
+  private readonly usages = new Map<string, UsageSegment[]>();
   private fd: number;
   /** Lines not written yet: only starts must reach the file before the agent goes on (see append). */
   private buffered = '';
@@ -38,8 +41,12 @@ export class Journal {
 
   constructor(private readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
+    let torn = false;
     if (existsSync(path)) {
-      for (const text of readFileSync(path, 'utf8').split('\n')) {
+      const content = readFileSync(path, 'utf8');
+      // A crash mid-write leaves a last line without its newline: end it, or the next line would be glued to it.
+      torn = content.length > 0 && !content.endsWith('\n');
+      for (const text of content.split('\n')) {
         if (!text) continue;
         let line: Line;
         try {
@@ -49,14 +56,19 @@ export class Journal {
         }
         this.seen.add(line.key);
         if (line.t === 'start') this.tasks.set(line.key, line);
-        else if (line.t === 'exit') this.exits.set(line.key, line.exit);
+        else if (line.t === 'exit') {
+          this.exits.set(line.key, line.exit);
+          if (line.usage) this.usages.set(line.key, line.usage);
+        }
         else if (line.t === 'reported') {
           this.tasks.delete(line.key);
           this.exits.delete(line.key);
+          this.usages.delete(line.key);
         }
       }
     }
     this.fd = openSync(path, 'a');
+    if (torn) writeSync(this.fd, '\n');
   }
 
   /** Tasks started before a restart that never exited. */
@@ -65,8 +77,8 @@ export class Journal {
   }
 
   /** Tasks that exited but whose exit was not confirmed stored. */
-  unreported(): { task: JournalTask; exit: ReportedStatus }[] {
-    return [...this.tasks.values()].filter((t) => this.exits.has(t.key)).map((task) => ({ task, exit: this.exits.get(task.key)! }));
+  unreported(): { task: JournalTask; exit: ReportedStatus; usage?: UsageSegment[] }[] {
+    return [...this.tasks.values()].filter((t) => this.exits.has(t.key)).map((task) => ({ task, exit: this.exits.get(task.key)!, usage: this.usages.get(task.key) }));
   }
 
   hasSeen(key: string): boolean {
@@ -87,15 +99,17 @@ export class Journal {
     this.append({ t: 'start', ...task }, true);
   }
 
-  exited(key: string, exit: ReportedStatus): void {
+  exited(key: string, exit: ReportedStatus, usage?: UsageSegment[]): void {
     this.exits.set(key, exit);
-    this.append({ t: 'exit', key, exit });
+    if (usage) this.usages.set(key, usage);
+    this.append({ t: 'exit', key, exit, usage });
   }
 
   /** The exit status is stored in the job log: nothing more to do for this task. */
   reported(key: string): void {
     this.tasks.delete(key);
     this.exits.delete(key);
+    this.usages.delete(key);
     this.append({ t: 'reported', key });
   }
 
@@ -112,7 +126,7 @@ export class Journal {
     for (const task of this.tasks.values()) {
       lines.push(JSON.stringify({ t: 'start', ...task }));
       const exit = this.exits.get(task.key);
-      if (exit) lines.push(JSON.stringify({ t: 'exit', key: task.key, exit }));
+      if (exit) lines.push(JSON.stringify({ t: 'exit', key: task.key, exit, usage: this.usages.get(task.key) }));
     }
     closeSync(this.fd);
     writeFileSync(`${this.path}.tmp`, lines.length > 0 ? `${lines.join('\n')}\n` : '');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { nodeSpecSchema, type NodeSpec } from '../src/protocol';
 import { mixedCluster } from '../src/sim/synthetic';
 import type { AgentConfig } from './config';
@@ -16,12 +17,21 @@ export function gpuModelOf(productName: string): string {
   return (m ? m[1] : productName.replace(/^NVIDIA\s+/i, '').split(/[\s-]/)[0]).toUpperCase().slice(0, 32);
 }
 
-/** The node this agent serves: from QY_NODE_FILE when given, else detected from the machine. */
-export async function localNodeSpec(config: AgentConfig): Promise<NodeSpec> {
+/**
+ * The nodes this agent serves: those of QY_NODE_FILE when given (one spec, or a list of them: one agent
+ * running real processes for several nodes, as the chaos campaign has it), else the one detected.
+ */
+export async function localNodeSpecs(config: AgentConfig): Promise<NodeSpec[]> {
   if (config.nodeFile) {
     const text = readFileSync(config.nodeFile, 'utf8');
-    return nodeSpecSchema.parse(config.nodeFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text));
+    const parsed: unknown = config.nodeFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    return Array.isArray(parsed) ? z.array(nodeSpecSchema).min(1).parse(parsed) : [nodeSpecSchema.parse(parsed)];
   }
+  return [await localNodeSpec(config)];
+}
+
+/** The node this agent serves, detected from the machine. */
+export async function localNodeSpec(config: AgentConfig): Promise<NodeSpec> {
   const gpus = await readGpus();
   const cpuMillis = cpus().length * 1000;
   const memBytes = totalmem();

@@ -1,10 +1,13 @@
 import { join } from 'node:path';
 import type { Logger } from '../src/telemetry/logger';
+import type { Enforcement } from '../src/protocol';
 import { Agent } from './agent';
+import { CgroupManager } from './cgroups';
 import { constantGreen, fileGreen } from './collectors/green';
 import type { AgentConfig } from './config';
-import { localNodeSpec, simulatedNodeSpecs } from './node-spec';
+import { localNodeSpecs, simulatedNodeSpecs } from './node-spec';
 import { ProcessRunner } from './runners/process-runner';
+import { detectIsolation } from './sandbox';
 import { SimRunner } from './runners/sim-runner';
 import { HostTelemetry, SimTelemetry } from './telemetry';
 
@@ -24,21 +27,42 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
+      enforcement: { cgroups: 'none', reason: 'simulated nodes: tasks only sleep', isolation: 'none' },
     });
   } else {
-    const spec = await localNodeSpec(config);
-    const agentId = config.agentId ?? spec.id;
-    const telemetry = new HostTelemetry(spec.ratedPowerWatts ?? config.ratedPowerWatts, green);
-    await telemetry.init(Date.now());
+    const specs = await localNodeSpecs(config);
+    const agentId = config.agentId ?? specs[0].id;
+    const nodes = await Promise.all(
+      specs.map(async (spec) => {
+        const telemetry = new HostTelemetry(spec.ratedPowerWatts ?? config.ratedPowerWatts, green, { gpus: spec.capacity.gpus > 0 });
+        await telemetry.init(Date.now());
+        return { spec, telemetry };
+      }),
+    );
+    // What this node can enforce, said at start and in every registration: never pretended. The cgroups of
+    // one agent's nodes share one parent, named after its first node.
+    const cg = config.cgroups === 'off' ? { enforcement: { cgroups: 'none' as const, reason: 'turned off (QY_CGROUPS=off)' } } : CgroupManager.open({ nodeId: specs[0].id, parent: config.cgroupParent });
+    if (cg.manager) {
+      const stale = await cg.manager.cleanStale();
+      if (stale > 0) log.warn({ stale, base: cg.manager.base }, 'removed cgroups left by an earlier run (their processes killed)');
+    }
+    const iso = detectIsolation({ uid: config.sandboxUid, gid: config.sandboxGid });
+    const fence = { afterMs: config.fenceAfterMs, graceMs: config.killGraceMs };
+    const enforcement: Enforcement = { ...cg.enforcement, ...iso.enforcement, fence };
+    if (cg.manager) log.info({ cgroups: enforcement.cgroups, base: cg.manager.base, note: enforcement.reason }, 'tasks run in their own cgroups');
+    else log.warn({ reason: enforcement.reason }, 'no cgroups: task CPU and memory limits are NOT enforced on this node');
+    if (!iso.isolation) log.warn({ reason: iso.enforcement.isolationReason }, 'no isolation: sandbox and restricted tasks will fail on this node');
     agent = new Agent({
       agentId,
       natsUrl: config.natsUrl,
       natsAuth: config,
-      nodes: [{ spec, telemetry }],
-      runner: new ProcessRunner(config.killGraceMs),
+      nodes,
+      runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
+      enforcement,
+      fence,
     });
   }
   await agent.start();

@@ -1,8 +1,9 @@
 /**
- * Failover benchmark: nats-server, two scheduler replicas (a leader and a standby) and an agent simulating
- * the nodes, each a separate process; a client submits jobs at a steady rate, following the leader (on a
- * connection error or a 503 it tries the other replica, with the same Idempotency-Key); after a while the
- * leader is killed with SIGKILL.
+ * Failover benchmark, the failover scenario of the load engine (loadtests/failover.ts): nats-server, two
+ * scheduler replicas (a leader and a standby) and an agent of virtual nodes, each a separate process; the
+ * load engine submits jobs at a steady rate through a SchedulerClient that follows the leader (a standby's
+ * X-Qy-Leader; on a connection error or a 503 it tries again with backoff, with the same Idempotency-Key);
+ * after a while the leader is killed with SIGKILL.
  *
  *   npm run bench:failover                                   # 100 jobs/s, kill after 5 s, 15 s/10 s/2 s lease
  *   npm run bench:failover -- --lease-ms 5000 --renew-deadline-ms 3000 --retry-ms 500
@@ -13,7 +14,7 @@
  * {"takeoverMs":...,"placementGapMs":...,"acked":...,"lost":0,"duplicates":0,...}.
  */
 import { Command } from 'commander';
-import { runFailoverScenario } from '../src/local/failover';
+import { runFailoverScenario } from '../loadtests/failover';
 import { DEFAULT_LEASE_TIMINGS } from '../src/store/lease';
 import { createLogger } from '../src/telemetry/logger';
 
@@ -22,7 +23,7 @@ const program = new Command()
   .option('--rate <n>', 'steady submission rate, jobs per second', '100')
   .option('--before <s>', 'seconds of load before the kill', '5')
   .option('--after <s>', 'seconds of load after the kill', '25')
-  .option('--nodes <n>', 'simulated nodes', '50')
+  .option('--nodes <n>', 'virtual nodes', '50')
   .option('--job-seconds <s>', 'run time of each job (whole seconds)', '1')
   .option('--lease-ms <ms>', 'lease duration (QY_LEASE_DURATION_MS)', String(DEFAULT_LEASE_TIMINGS.leaseDurationMs))
   .option('--renew-deadline-ms <ms>', 'renew deadline (QY_LEASE_RENEW_DEADLINE_MS)', String(DEFAULT_LEASE_TIMINGS.renewDeadlineMs))

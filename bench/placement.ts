@@ -4,6 +4,7 @@
  *
  *   npm run bench:placement                      # N = 1,000, 50,000 and 10,000 (the last JSON line is N = 10,000)
  *   npm run bench:placement -- --nodes 10000 --jobs 200000
+ *   npm run bench:placement -- --nodes 10000 --intelligent fgd   # FragmentationGradient in the intelligent pool
  *
  * A mixed cluster (about 60% general, 30% intelligent with 8 GPUs each, 10% super) receives a mixed job
  * stream (single tasks, GPU jobs of 1/2/4/8 GPUs and GPU shares, gangs of 2–64 tasks) in virtual time,
@@ -14,15 +15,17 @@
  */
 import { Command } from 'commander';
 import * as hdr from 'hdr-histogram-js';
-import { ClusterState, DEFAULT_POLICY, placeJob, placeJobNaive, prepareJob } from '../src/core';
+import { ClusterState, DEFAULT_POLICY, observeGpuDemand, placeJob, placeJobNaive, prepareJob, withGpuDemandMix, withPoolPolicy, type Policy } from '../src/core';
 import { mixedCluster, mixedWorkload } from '../src/sim/synthetic';
-import { MinHeap } from '../src/sim/min-heap';
+import { MinHeap } from '../src/core/min-heap';
 import { seededRng } from '../src/sim/rng';
 import { gpuFragmentation } from '../src/sim/fragmentation';
 import { GPU_MILLI_PER_GPU as GPU_MILLI, POOLS, type Pool } from '../src/protocol';
 
 interface Options {
   nodes: number[];
+  /** `default`: DEFAULT_POLICY; `fgd`: its intelligent pool also weighs FragmentationGradient, fed by the arrivals. */
+  intelligent: 'default' | 'fgd';
   jobs?: number;
   jobsPerNode: number;
   naiveSamples: number;
@@ -37,6 +40,9 @@ interface Result {
   p50Micros: number;
   p99Micros: number;
   p999Micros: number;
+  /** Decisions of the intelligent pool alone. */
+  intelligentP50Micros: number;
+  intelligentP99Micros: number;
   naiveDecisionsPerSec: number;
   naiveP99Micros: number;
   naiveDecisions: number;
@@ -61,13 +67,22 @@ function allocatedShare(cluster: ClusterState, pool: Pool): number {
   return s.allocated.cpuMillis / Math.max(1, s.allocatable.cpuMillis);
 }
 
+/** The policy under test: the default, or the default with FragmentationGradient in the intelligent pool. */
+function policyOf(opts: Options): Policy {
+  if (opts.intelligent === 'default') return DEFAULT_POLICY;
+  const weights = { ...DEFAULT_POLICY.intelligent.scoreWeights, FragmentationGradient: 6 };
+  return withGpuDemandMix(withPoolPolicy(DEFAULT_POLICY, { intelligent: { scoreWeights: weights } }));
+}
+
 function run(nodeCount: number, jobCount: number, opts: Options): Result {
+  const policy = policyOf(opts);
   const specs = mixedCluster(nodeCount);
   const cluster = new ClusterState();
   for (const spec of specs) cluster.upsertNode(spec);
   const next = mixedWorkload(seededRng(opts.seed), seededRng(opts.seed + 1), specs, { load: opts.load });
   const ends = new MinHeap<string>();
   const indexed = histogram();
+  const intelligent = histogram();
   const naive = histogram();
   // The naive scan costs about a microsecond per node: cap its work at ~20 million node visits per size.
   const naiveSamples = Math.max(50, Math.min(opts.naiveSamples, Math.floor(20_000_000 / nodeCount)));
@@ -99,7 +114,7 @@ function run(nodeCount: number, jobCount: number, opts: Options): Result {
     let naiveOk: boolean | undefined;
     if (i % stride === 0) {
       const n0 = process.hrtime.bigint();
-      const result = placeJobNaive(cluster, prepareJob(job, DEFAULT_POLICY), DEFAULT_POLICY);
+      const result = placeJobNaive(cluster, prepareJob(job, policy), policy);
       const ns = Number(process.hrtime.bigint() - n0);
       naiveNs += ns;
       naiveCount++;
@@ -107,12 +122,14 @@ function run(nodeCount: number, jobCount: number, opts: Options): Result {
       naiveOk = result.ok;
     }
 
+    observeGpuDemand(policy, job);
     const t0 = process.hrtime.bigint();
-    const result = placeJob(cluster, prepareJob(job, DEFAULT_POLICY), DEFAULT_POLICY);
+    const result = placeJob(cluster, prepareJob(job, policy), policy);
     if (result.ok) cluster.reserve(result.placement);
     const ns = Number(process.hrtime.bigint() - t0);
     indexedNs += ns;
     indexed.recordValue(Math.max(1, ns));
+    if (job.pool === 'intelligent') intelligent.recordValue(Math.max(1, ns));
 
     if (naiveOk !== undefined && naiveOk !== result.ok) disagreements++;
     if (result.ok) {
@@ -140,6 +157,8 @@ function run(nodeCount: number, jobCount: number, opts: Options): Result {
     p50Micros: round(indexed.getValueAtPercentile(50) / 1000, 2),
     p99Micros: round(indexed.getValueAtPercentile(99) / 1000, 2),
     p999Micros: round(indexed.getValueAtPercentile(99.9) / 1000, 2),
+    intelligentP50Micros: round(intelligent.getValueAtPercentile(50) / 1000, 2),
+    intelligentP99Micros: round(intelligent.getValueAtPercentile(99) / 1000, 2),
     naiveDecisionsPerSec: Math.round(naiveDecisionsPerSec),
     naiveP99Micros: round(naive.getValueAtPercentile(99) / 1000, 2),
     naiveDecisions: naiveCount,
@@ -168,6 +187,8 @@ function printTable(results: Result[]): void {
     'p50 µs': r.p50Micros,
     'p99 µs': r.p99Micros,
     'p99.9 µs': r.p999Micros,
+    'intelligent p50 µs': r.intelligentP50Micros,
+    'intelligent p99 µs': r.intelligentP99Micros,
     'naive/s': r.naiveDecisionsPerSec,
     'naive p99 µs': r.naiveP99Micros,
     speedup: `${r.speedup}×`,
@@ -199,10 +220,13 @@ const program = new Command()
   .option('--naive-samples <n>', 'decisions also made by the naive baseline, spread over the run (capped at 20M node visits)', '2000')
   .option('--load <x>', 'offered load as a multiple of capacity', '1.2')
   .option('--seed <n>', 'workload seed', '42')
+  .option('--intelligent <scores>', 'scores of the intelligent pool: default, or fgd (the default plus FragmentationGradient)', 'default')
   .parse();
 
 const raw = program.opts();
+if (raw.intelligent !== 'default' && raw.intelligent !== 'fgd') throw new Error(`--intelligent: ${raw.intelligent} is not default or fgd`);
 const opts: Options = {
+  intelligent: raw.intelligent,
   nodes: String(raw.nodes).split(',').map((s) => Number(s.trim())),
   jobs: raw.jobs === undefined ? undefined : Number(raw.jobs),
   jobsPerNode: Number(raw.jobsPerNode),
@@ -229,6 +253,8 @@ for (const r of results) {
       p50Micros: r.p50Micros,
       p99Micros: r.p99Micros,
       p999Micros: r.p999Micros,
+      intelligentP50Micros: r.intelligentP50Micros,
+      intelligentP99Micros: r.intelligentP99Micros,
       naiveDecisionsPerSec: r.naiveDecisionsPerSec,
       speedup: r.speedup,
       disagreements: r.disagreements,

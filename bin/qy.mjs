@@ -2,4 +2,4 @@
 // The qy command: runs the TypeScript CLI through tsx.
 import { register } from 'tsx/esm/api';
 register();
-await import('../scheduler/cli/qy.ts');
+await import('../cli/qy.ts');

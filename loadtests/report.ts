@@ -139,7 +139,7 @@ const tallyLine = (label: string, t: Report['totals']) => `  ${label.padEnd(10)}
 
 /** The human-readable summary printed before the final JSON line. */
 export function formatReport(report: Report): string {
-  const where = report.target.localNodes === undefined ? report.target.url : `a local stack of ${report.target.localNodes} simulated nodes`;
+  const where = report.target.localNodes === undefined ? report.target.url : `a local stack of ${report.target.localNodes} virtual nodes`;
   const lines = [
     `scenario ${report.scenario}: peak ${report.rate}/s for ${report.durationS} s against ${where}${report.prefilled ? ` (${report.prefilled} jobs prefilled)` : ''}`,
     `sent ${report.totals.sent} (${report.sentPerS}/s)  ok ${report.totals.ok} (${report.okPerS}/s)  limited ${report.totals.limited}  errors ${report.totals.errors} (${percent(report.errorRate)})`,

@@ -5,7 +5,7 @@
  *   npm run loadtest -- --find-max --scenario steady --trial-duration 10s  # the highest rate meeting the thresholds
  *   npm run loadtest -- --scenario noisy-tenant --url http://host:8080 --tokens a,b,c,d,e,f,g,h
  *
- * Without --url it starts nats-server, the scheduler and an agent simulating --nodes nodes on this machine.
+ * Without --url it starts nats-server, the scheduler and an agent of --nodes virtual nodes on this machine.
  * Prints the figures, writes report.json and report.html, and ends with a JSON line. Exit codes: 0 when the
  * run completed (whether or not thresholds held), 3 when a threshold failed and --check was given (with
  * --find-max: when no rate met them), 1 when the run could not be made (bad flags, scenarios or stack).
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { Command } from 'commander';
-import { startLocalStack } from '../src/local/stack';
+import { startLocalStack } from '../harness/stack';
 import { findMaxRate } from './find-max';
 import { runScenario, type Progress, type RunOptions, type Target } from './load';
 import { formatReport, summaryOf, writeReports, type Report } from './report';
@@ -51,7 +51,7 @@ const flags = new Command()
   .option('--rate <n>', "peak arrival rate, requests/s (default: the scenario's); its other rates scale in proportion")
   .option('--duration <d>', "length of the run: 30s, 2m or seconds (default: the scenario's)")
   .option('--warmup <d>', 'load before the measured run, at the start rate of the scenario, not counted (0 for none)', '5s')
-  .option('--nodes <n>', 'simulated nodes of the local stack', '1000')
+  .option('--nodes <n>', 'virtual nodes of the local stack', '1000')
   .option('--url <url>', 'load an existing scheduler instead of starting a local stack')
   .option('--token <token>', 'with --url: bearer token for every tenant of the scenario (default: $QY_TOKEN)', process.env.QY_TOKEN)
   .option('--tokens <list>', "with --url: comma-separated tokens in the order of the scenario's tenants")
@@ -81,7 +81,7 @@ async function openTarget(file: ScenarioFile, tenantNames: string[]): Promise<{ 
     return { target: { url: flags.url, tokens }, stop: async () => undefined };
   }
   const nodes = positive('--nodes', flags.nodes);
-  process.stderr.write(`starting a local stack: nats-server, the scheduler and ${nodes} simulated nodes…\n`);
+  process.stderr.write(`starting a local stack: nats-server, the scheduler and ${nodes} virtual nodes…\n`);
   const stack = await startLocalStack({ nodes, prefix: 'load', tenants: localTenants(file) });
   return { target: { url: stack.url, tokens: tenantNames.map((name) => stack.tokens[name]), localNodes: nodes }, stop: stack.stop };
 }

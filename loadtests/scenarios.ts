@@ -3,12 +3,11 @@
  * needs from them. The file is the one definition of the scenarios: the k6 scripts read the same file, and
  * both sides turn it into requests with the same plain-JavaScript functions (k6/templates.js, k6/arrivals.js).
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import type { LocalTenant } from '../src/local/tenants';
+import type { LocalTenant } from '../harness/tenants';
+import { loadDataFile } from '../src/files';
 import { jobSpecSchema, poolSchema, priorityClassNameSchema } from '../src/protocol';
-import type { RateProfile } from './k6/arrivals.js';
 import { jobBody } from './k6/templates.js';
 
 export { parseDuration, rateProfile, type RateProfile } from './k6/arrivals.js';
@@ -102,31 +101,10 @@ export type ScenarioFile = z.infer<typeof scenarioFileSchema>;
 
 /** Reads and validates a scenarios file; the error names the file and each field that is wrong. */
 export function loadScenarios(path = DEFAULT_SCENARIOS_FILE): ScenarioFile {
-  const parsed = scenarioFileSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-  if (!parsed.success) throw new Error(`invalid scenarios file ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return parsed.data;
+  return loadDataFile(path, scenarioFileSchema);
 }
 
 /** The tenants of a local stack that can run every scenario of the file. */
 export function localTenants(file: ScenarioFile): LocalTenant[] {
   return Object.entries(file.tenants).map(([name, t]) => ({ name, requestsPerSecond: t.requestsPerSecond }));
-}
-
-/**
- * How many requests a profile has sent `t` seconds into a run: the integral of its piecewise-linear rate.
- * The open-model generator sends whatever this says is due, whether or not earlier requests were answered.
- */
-export function arrivalsBy(profile: RateProfile, t: number): number {
-  let count = 0;
-  let from = profile.startRate;
-  let stageStart = 0;
-  for (const stage of profile.stages) {
-    if (t <= stageStart) break;
-    const span = Math.min(stage.durationS, t - stageStart);
-    const slope = stage.durationS > 0 ? (stage.target - from) / stage.durationS : 0;
-    count += from * span + (slope * span * span) / 2;
-    stageStart += stage.durationS;
-    from = stage.target;
-  }
-  return count;
 }

@@ -2,7 +2,7 @@
  * What a load run measured: counts and latency histograms (hdr-histogram-js, microseconds) in total, by
  * request kind, by tenant and by second of the run.
  */
-import * as hdr from 'hdr-histogram-js';
+import { latencyHistogram, percentileMs, round2 } from './engine';
 
 /** How a response counts: ok (2xx), limited (a 429 that the tenant's scenario expects) or an error. */
 export type Outcome = 'ok' | 'limited' | 'error';
@@ -33,9 +33,6 @@ export interface TallySummary {
   latencyMs: LatencySummary;
 }
 
-const round2 = (x: number) => Math.round(x * 100) / 100;
-/** Latencies from 1 µs to 10 min at three significant digits. */
-const newHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
 
 /** Counts and a latency histogram. Latency is recorded for every response, whatever its status, as k6's http_req_duration is. */
 class Tally {
@@ -43,7 +40,7 @@ class Tally {
   ok = 0;
   limited = 0;
   errors = 0;
-  readonly latency = newHistogram();
+  readonly latency = latencyHistogram();
 
   count(outcome: Outcome): void {
     if (outcome === 'ok') this.ok++;
@@ -52,7 +49,7 @@ class Tally {
   }
 
   percentileMs(p: number): number {
-    return round2(this.latency.getValueAtPercentile(p) / 1000);
+    return percentileMs(this.latency, p);
   }
 
   summary(): TallySummary {

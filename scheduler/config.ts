@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
@@ -14,7 +15,8 @@ const bool = (fallback: boolean) =>
 
 /**
  * The scheduler's configuration: every setting, its environment variable, its default and its meaning.
- * Parsed once in main and passed down; the README's configuration table is generated from the same list.
+ * Parsed once in main and passed down; the README's configuration table is generated from this schema, its
+ * defaults and these comments (npm run docs:gen; test/docs.test.ts fails when they differ).
  */
 export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
@@ -31,10 +33,10 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   heartbeatIntervalMs: ms(1_000),
   /** Silence after which a node is suspect (no new work). Env: QY_SUSPECT_AFTER_MS */
   suspectAfterMs: ms(3_000),
-  /** Silence after which a node is down and its jobs are requeued. Env: QY_DOWN_AFTER_MS */
+  /** Silence after which a node is down and its jobs are requeued (not less than QY_SUSPECT_AFTER_MS; equal: no suspect phase). Env: QY_DOWN_AFTER_MS */
   downAfterMs: ms(10_000),
   /** Placements a job may have before it fails for good (requeues after lost nodes count). Env: QY_MAX_ATTEMPTS */
-  maxAttempts: z.coerce.number().int().min(1).max(100).default(3),
+  maxAttempts: z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),
   /** Time between SIGTERM and SIGKILL when a job is cancelled. Env: QY_CANCEL_GRACE_MS */
   cancelGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Largest accepted request body. Env: QY_BODY_LIMIT_BYTES */
@@ -58,16 +60,17 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   /** Tenants, operators and their token hashes (YAML). Env: QY_TENANTS_FILE */
   tenantsFile: z.string().min(1).default('configs/tenants.yaml'),
   /** Waiting this long counts as much as a whole dominant share in the fair-share order (aging). Env: QY_AGING_MS */
-  agingMs: ms(600_000),
+  agingMs: ms(DEFAULT_AGING_MS),
   /** Whether a pending job of a higher priority class may stop lower-class jobs to fit. Env: QY_PREEMPTION */
   preemption: bool(true),
   /** A job is preempted at most this many times per hour (the storm guard). Env: QY_PREEMPTION_MAX_PER_HOUR */
-  preemptionMaxPerHour: z.coerce.number().int().min(0).default(3),
+  preemptionMaxPerHour: z.coerce.number().int().min(0).default(DEFAULT_PREEMPTION_MAX_PER_HOUR),
   /** Time between SIGTERM and SIGKILL for preempted jobs. Env: QY_PREEMPTION_GRACE_MS */
   preemptionGraceMs: z.coerce.number().int().min(0).default(10_000),
   /**
    * Power caps in kW as JSON, per pool and per zone (`zone:<name>`), e.g. {"intelligent": 800, "zone:qy-a": 500}:
-   * placement keeps the estimated draw under them. Env: QY_POWER_BUDGETS_KW
+   * placement keeps the estimated draw under them and the pending reason says when a cap holds a job; also on
+   * dashboards and alerts. Env: QY_POWER_BUDGETS_KW
    */
   powerBudgetsKw: z
     .string()
@@ -81,20 +84,42 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
         return z.NEVER;
       }
     }),
-  /** Grid carbon intensity over time (CSV `time,gCO2/kWh`, e.g. `Time,Carbon Intensity`); replaces the constant. Env: QY_CARBON_FILE */
+  /** Grid carbon intensity over time (CSV `time,gCO2/kWh`, e.g. `Time,Carbon Intensity`, replayed in a loop); replaces the constant for metered carbon and is the signal of green deferral. Env: QY_CARBON_FILE */
   carbonFile: z.string().min(1).optional(),
+  /** A live carbon-intensity feed polled over HTTP (JSON `{"gPerKwh":…,"atMs":…}`), with backoff on failure; it takes the place of QY_CARBON_FILE and the constant while fresh. Env: QY_CARBON_URL */
+  carbonUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** A NATS subject an operator's feed publishes the same readings to (e.g. `qy.green.carbon`). Env: QY_CARBON_SUBJECT */
+  carbonSubject: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a NATS subject without wildcards').optional(),
+  /** How often QY_CARBON_URL is polled (failures retry sooner, backing off from a second up to this). Env: QY_CARBON_POLL_MS */
+  carbonPollMs: ms(300_000),
+  /** A live reading older than this is stale: metering and deferral fall back to QY_CARBON_FILE or the constant times the nodes' non-green share, as without a feed. Env: QY_CARBON_STALE_MS */
+  carbonStaleMs: ms(3_600_000),
   /** Hold deferrable jobs for the greenest window before their deadline. Env: QY_GREEN_DEFERRAL */
   greenDeferral: bool(true),
   /** Share of a pool deferred jobs may book in any one step of time. Env: QY_GREEN_DEFERRAL_SHARE */
-  greenDeferralShare: z.coerce.number().gt(0).max(1).default(0.3),
+  greenDeferralShare: z.coerce.number().gt(0).max(1).default(0.2),
+  /** Share of starting now's carbon intensity a later start must save, beyond twice the forecast's recent error, before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
+  greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
+  /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, blend). Env: QY_GREEN_FORECASTER */
+  greenForecaster: z.enum(['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'blend']).default('blend'),
   /** How often the green signal is observed, and the grid of planned start times. Env: QY_GREEN_STEP_MS */
   greenStepMs: ms(900_000),
-  /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE */
+  /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE (default: built-in) */
   pricesFile: z.string().min(1).optional(),
   /** Power usage effectiveness: facility energy per unit of IT energy, applied when metering. Env: QY_PUE */
   pue: z.coerce.number().min(1).max(5).default(1.25),
   /** Carbon intensity of grid electricity in gCO2/kWh, when no QY_CARBON_FILE is configured. Env: QY_CARBON_INTENSITY_G_PER_KWH */
   carbonIntensityGPerKwh: z.coerce.number().min(0).default(550),
+  /**
+   * PostgreSQL of the accounting archive (finished jobs, metered usage, audit records), e.g.
+   * postgres://qingyang:…@db.example:5432/qingyang. Env: QY_DATABASE_URL (default: — (`npm start`: its own in `.data/pg`))
+   */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  /** Archive records held in memory at most while PostgreSQL is slow or down; beyond, they wait in the scheduler's state. Env: QY_ARCHIVE_BUFFER_RECORDS */
+  archiveBufferRecords: z.coerce.number().int().min(100).default(100_000),
   /** InfluxDB 1.x for telemetry (heartbeats, pool power, job events); off when empty. Env: QY_INFLUX_URL */
   influxUrl: z.string().optional(),
   /** InfluxDB database. Env: QY_INFLUX_DATABASE */
@@ -107,21 +132,47 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   influxBufferPoints: z.coerce.number().int().min(100).default(200_000),
   /** How often pool power is written to InfluxDB. Env: QY_INFLUX_POOL_POWER_INTERVAL_MS */
   influxPoolPowerIntervalMs: ms(10_000),
+  /** Prometheus (http://host:9090) whose recording rules the web console charts over time, through /v1/series (operators); without it the console shows current values. Env: QY_PROMETHEUS_URL */
+  prometheusUrl: z.url({ protocol: /^https?$/ }).optional(),
   /**
    * This replica's name in the leadership lease; unique per replica. A stable one lets a restarted replica
    * take its own lease back at once. Env: QY_REPLICA_ID (default: host name and process id)
    */
   replicaId: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
-  /** The URL clients reach this replica's API at, told to them by standbys. Env: QY_ADVERTISE_URL (default: the listen address) */
+  /** The URL clients reach this replica's API at, told to them by standbys (header X-Qy-Leader). Env: QY_ADVERTISE_URL (default: the listen address) */
   advertiseUrl: z.string().url().optional(),
   /** A standby takes leadership after seeing the lease unchanged this long. Env: QY_LEASE_DURATION_MS */
   leaseDurationMs: ms(15_000),
-  /** A leader that could not renew its lease this long stops placing. Env: QY_LEASE_RENEW_DEADLINE_MS */
+  /** A leader that could not renew its lease this long stops placing (must be below the lease duration less the retry period). Env: QY_LEASE_RENEW_DEADLINE_MS */
   leaseRenewDeadlineMs: ms(10_000),
   /** How often the leader renews and standbys look at the lease. Env: QY_LEASE_RETRY_MS */
   leaseRetryMs: ms(2_000),
   /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
+  /** How often the leader of `general` snapshots the scheduler's state into the `qy-snapshots` object store (a rebuild loads the newest and replays only the log after it). Env: QY_SNAPSHOT_INTERVAL_MS */
+  snapshotIntervalMs: ms(60_000),
+  /** Log entries after which a snapshot is taken even before the interval. Env: QY_SNAPSHOT_EVERY_ENTRIES */
+  snapshotEveryEntries: z.coerce.number().int().min(100).default(50_000),
+  /** Entries kept below the compaction point, for replicas still reading them. Env: QY_COMPACTION_MARGIN_ENTRIES */
+  compactionMarginEntries: z.coerce.number().int().min(0).default(1_000),
+  /** A finished job leaves memory this long after it ended, once the archive holds it (reads then come from the archive). Env: QY_JOB_RETENTION_MS */
+  jobRetentionMs: ms(3_600_000),
+  /** EASY look-ahead: placement attempts a backfilling pool (`super`) makes at most per cycle, like Slurm's bf_max_job_test; jobs past it wait for the pool's next change. Env: QY_BACKFILL_DEPTH */
+  backfillDepth: z.coerce.number().int().min(1).default(DEFAULT_BACKFILL_DEPTH),
+  /** This site's name in the federation (with QY_FEDERATION_FILE); unset: a lone site. Env: QY_SITE */
+  site: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a site name such as qy-a').optional(),
+  /** The federation file (YAML/JSON): sites, pools, links, certified data classes, green and prices. Env: QY_FEDERATION_FILE */
+  federationFile: z.string().min(1).optional(),
+  /** NATS of the federation link (the account shared across the gateways); QY_NATS_URL when unset. Env: QY_FEDERATION_NATS_URL */
+  federationNatsUrl: z.string().min(1).optional(),
+  /** NATS user of the federation account. Env: QY_FEDERATION_NATS_USER */
+  federationNatsUser: z.string().optional(),
+  /** Its password. Env: QY_FEDERATION_NATS_PASSWORD */
+  federationNatsPassword: z.string().optional(),
+  /** How often this site tells the others its capacity and queue. Env: QY_FEDERATION_SUMMARY_INTERVAL_MS */
+  federationSummaryIntervalMs: ms(1_000),
+  /** A site silent this long is not routed to, and jobs offered to it but not started are routed again. Env: QY_FEDERATION_SITE_DOWN_AFTER_MS */
+  federationSiteDownAfterMs: ms(5_000),
 });
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
@@ -148,25 +199,46 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   preemptionMaxPerHour: 'QY_PREEMPTION_MAX_PER_HOUR',
   preemptionGraceMs: 'QY_PREEMPTION_GRACE_MS',
   cycleAttempts: 'QY_CYCLE_ATTEMPTS',
+  backfillDepth: 'QY_BACKFILL_DEPTH',
+  snapshotIntervalMs: 'QY_SNAPSHOT_INTERVAL_MS',
+  snapshotEveryEntries: 'QY_SNAPSHOT_EVERY_ENTRIES',
+  compactionMarginEntries: 'QY_COMPACTION_MARGIN_ENTRIES',
+  jobRetentionMs: 'QY_JOB_RETENTION_MS',
   powerBudgetsKw: 'QY_POWER_BUDGETS_KW',
+  databaseUrl: 'QY_DATABASE_URL',
+  archiveBufferRecords: 'QY_ARCHIVE_BUFFER_RECORDS',
   influxUrl: 'QY_INFLUX_URL',
   influxDatabase: 'QY_INFLUX_DATABASE',
   influxRawRetention: 'QY_INFLUX_RAW_RETENTION',
   influxLongRetention: 'QY_INFLUX_LONG_RETENTION',
   influxBufferPoints: 'QY_INFLUX_BUFFER_POINTS',
   influxPoolPowerIntervalMs: 'QY_INFLUX_POOL_POWER_INTERVAL_MS',
+  prometheusUrl: 'QY_PROMETHEUS_URL',
   carbonIntensityGPerKwh: 'QY_CARBON_INTENSITY_G_PER_KWH',
   pue: 'QY_PUE',
   pricesFile: 'QY_PRICES_FILE',
   carbonFile: 'QY_CARBON_FILE',
+  carbonUrl: 'QY_CARBON_URL',
+  carbonSubject: 'QY_CARBON_SUBJECT',
+  carbonPollMs: 'QY_CARBON_POLL_MS',
+  carbonStaleMs: 'QY_CARBON_STALE_MS',
   greenDeferral: 'QY_GREEN_DEFERRAL',
   greenStepMs: 'QY_GREEN_STEP_MS',
+  greenForecaster: 'QY_GREEN_FORECASTER',
   greenDeferralShare: 'QY_GREEN_DEFERRAL_SHARE',
+  greenMinGain: 'QY_GREEN_MIN_GAIN',
   replicaId: 'QY_REPLICA_ID',
   advertiseUrl: 'QY_ADVERTISE_URL',
   leaseDurationMs: 'QY_LEASE_DURATION_MS',
   leaseRenewDeadlineMs: 'QY_LEASE_RENEW_DEADLINE_MS',
   leaseRetryMs: 'QY_LEASE_RETRY_MS',
+  site: 'QY_SITE',
+  federationFile: 'QY_FEDERATION_FILE',
+  federationNatsUrl: 'QY_FEDERATION_NATS_URL',
+  federationNatsUser: 'QY_FEDERATION_NATS_USER',
+  federationNatsPassword: 'QY_FEDERATION_NATS_PASSWORD',
+  federationSummaryIntervalMs: 'QY_FEDERATION_SUMMARY_INTERVAL_MS',
+  federationSiteDownAfterMs: 'QY_FEDERATION_SITE_DOWN_AFTER_MS',
 };
 
 /** The lease timings of a configuration. */
@@ -177,7 +249,8 @@ export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: numb
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
   const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
-  if (config.downAfterMs <= config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
+  if ((config.site === undefined) !== (config.federationFile === undefined)) throw new Error('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
+  if (config.downAfterMs < config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
   try {
     assertSafeTimings(leaseTimingsOf(config));
   } catch (err) {

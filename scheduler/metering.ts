@@ -1,4 +1,4 @@
-import type { BillingClass, Pool, StatusReport, TaskUsage, UsageSegment } from '../src/protocol';
+import { taskKey, type BillingClass, type Pool, type StatusReport, type TaskUsage, type UsageSegment } from '../src/protocol';
 
 const HALF_HOUR_MS = 1_800_000;
 
@@ -38,13 +38,10 @@ export function meterReport(report: StatusReport & { usage: UsageSegment[] }, jo
       const carbonMg = Math.round(((energyMilliWh - greenMilliWh) * settings.carbonAt(s.hourStartMs + HALF_HOUR_MS)) / 1000);
       return { ...s, energyMilliWh, greenMilliWh, carbonMg };
     }),
+    ...(report.measured ? { measured: report.measured } : {}),
   };
 }
 
-/** The key of a task's usage: one record per task of an attempt. */
-export function usageKey(u: { attemptId: string; taskIndex: number }): string {
-  return `${u.attemptId}/${u.taskIndex}`;
-}
 
 /**
  * Metered usage, rebuilt from the job log like everything else: `metered` events are the record; reports
@@ -54,17 +51,65 @@ export function usageKey(u: { attemptId: string; taskIndex: number }): string {
 export class UsageLedger {
   private readonly metered = new Map<string, TaskUsage>();
   private readonly waiting = new Map<string, StatusReport & { usage: UsageSegment[] }>();
+  /** The keys of each job's tasks, so a job's usage leaves memory without a scan. */
+  private readonly keysOfJob = new Map<string, Set<string>>();
+
+  /** Forgets everything (a rebuild replays it). */
+  reset(): void {
+    this.metered.clear();
+    this.waiting.clear();
+    this.keysOfJob.clear();
+  }
+
+  /** Lets a finished job's usage go from memory (it is in the accounting archive). */
+  evict(jobId: string): void {
+    for (const key of this.keysOfJob.get(jobId) ?? []) {
+      this.metered.delete(key);
+      this.waiting.delete(key);
+    }
+    this.keysOfJob.delete(jobId);
+  }
+
+  /** A job's metered usage in memory. */
+  usageOf(jobId: string): TaskUsage[] {
+    const out: TaskUsage[] = [];
+    for (const key of this.keysOfJob.get(jobId) ?? []) {
+      const u = this.metered.get(key);
+      if (u) out.push(u);
+    }
+    return out;
+  }
+
+  /** Everything, as plain data, for a snapshot. */
+  serialize(): { metered: TaskUsage[]; waiting: (StatusReport & { usage: UsageSegment[] })[] } {
+    return { metered: [...this.metered.values()], waiting: [...this.waiting.values()] };
+  }
+
+  restore(data: ReturnType<UsageLedger['serialize']>): void {
+    for (const u of data.metered) this.record(u);
+    for (const r of data.waiting) this.noteReport(r);
+  }
 
   /** A status report that carried usage. */
   noteReport(report: StatusReport & { usage: UsageSegment[] }): void {
-    const key = usageKey(report);
-    if (!this.metered.has(key)) this.waiting.set(key, report);
+    const key = taskKey(report);
+    if (this.metered.has(key)) return;
+    this.waiting.set(key, report);
+    this.index(report.jobId, key);
   }
 
+  /** A `metered` event. The first one of a task counts, as in the accounting archive, which keeps the first row of each key. */
   record(usage: TaskUsage): void {
-    const key = usageKey(usage);
-    this.metered.set(key, usage);
+    const key = taskKey(usage);
+    if (!this.metered.has(key)) this.metered.set(key, usage);
     this.waiting.delete(key);
+    this.index(usage.jobId, key);
+  }
+
+  private index(jobId: string, key: string): void {
+    let keys = this.keysOfJob.get(jobId);
+    if (!keys) this.keysOfJob.set(jobId, (keys = new Set()));
+    keys.add(key);
   }
 
   has(key: string): boolean {

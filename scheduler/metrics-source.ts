@@ -12,30 +12,30 @@ export function schedulerMetricsSource(s: Scheduler): MetricsSource {
   const source = clusterStateSource(s);
   return {
     ...source,
-    pools: () => source.pools().filter((p) => s.leads(p.pool)),
-    pending: () => source.pending().filter((p) => s.leads(p.pool)),
-    nodes: () => source.nodes().filter((n) => s.leads(n.pool)),
-    tenants: () => source.tenants().filter((t) => s.leads(t.pool)),
+    pools: () => source.pools().filter((p) => s.leadership.leads(p.pool)),
+    pending: () => source.pending().filter((p) => s.leadership.leads(p.pool)),
+    nodes: () => source.nodes().filter((n) => s.leadership.leads(n.pool)),
+    tenants: () => source.tenants().filter((t) => s.leadership.leads(t.pool)),
   };
 }
 
 function clusterStateSource(s: Scheduler): MetricsSource {
   return {
     ready: () => s.ready,
-    leadership: () => POOLS.map((pool) => ({ pool, leading: s.leads(pool), term: s.led.get(pool) ?? 0 })),
+    leadership: () => POOLS.map((pool) => ({ pool, leading: s.leadership.leads(pool), term: s.leadership.termOf(pool) ?? 0 })),
     pools() {
       const running: Record<Pool, number> = { general: 0, intelligent: 0, super: 0 };
-      for (const jobId of s.cluster.placedJobIds()) running[s.cluster.placementOf(jobId)!.pool]++;
+      for (const jobId of s.store.cluster.placedJobIds()) running[s.store.cluster.placementOf(jobId)!.pool]++;
       const power = s.registry?.poolPower();
       return POOLS.map((pool) => {
-        const summary = s.cluster.poolSummary(pool);
+        const summary = s.store.cluster.poolSummary(pool);
         const budgetKw = s.config.powerBudgetsKw[pool];
         return { pool, nodes: summary.nodes, allocatable: summary.allocatable, allocated: summary.allocated, running: running[pool], powerWatts: power?.[pool].watts ?? 0, powerBudgetWatts: budgetKw === undefined ? undefined : budgetKw * 1000 };
       });
     },
     pending() {
       const counts = new Map<string, { pool: Pool; priorityClass: string; count: number }>();
-      for (const job of s.table.jobs.values()) {
+      for (const job of s.store.table.jobs.values()) {
         if (job.state !== 'pending') continue;
         const key = `${job.spec.pool}/${job.spec.priorityClass}`;
         const c = counts.get(key) ?? { pool: job.spec.pool, priorityClass: job.spec.priorityClass, count: 0 };
@@ -48,7 +48,7 @@ function clusterStateSource(s: Scheduler): MetricsSource {
     },
     nodes() {
       return [...(s.registry?.entries.values() ?? [])].map((entry) => {
-        const node = s.cluster.getNode(entry.id);
+        const node = s.store.cluster.getNode(entry.id);
         const hb = entry.lastHeartbeat;
         const gpuUtil = hb && hb.gpus.length > 0 ? hb.gpus.reduce((sum, g) => sum + g.util, 0) / hb.gpus.length : 0;
         return {
@@ -66,10 +66,10 @@ function clusterStateSource(s: Scheduler): MetricsSource {
       });
     },
     tenants() {
-      const fair = new FairShare(s.cluster, { weightOf: (t) => s.tenants.weightOf(t), agingMs: s.config.agingMs });
+      const fair = new FairShare(s.store.cluster, { weightOf: (t) => s.tenants.weightOf(t), agingMs: s.config.agingMs });
       return s.tenants.list().flatMap((t) =>
         POOLS.map((pool) => {
-          const used = s.cluster.usageOf(t.name, pool);
+          const used = s.store.cluster.usageOf(t.name, pool);
           const quota = s.tenants.quotaOf(t.name, pool);
           return {
             tenant: t.name,
@@ -77,7 +77,7 @@ function clusterStateSource(s: Scheduler): MetricsSource {
             cpuMillis: used.cpuMillis,
             gpuMilli: used.gpuMilli,
             running: used.jobs,
-            pending: s.pending.sizeOfTenant(t.name, pool),
+            pending: s.store.pending.sizeOfTenant(t.name, pool),
             dominantShare: fair.dominantShare(t.name, pool),
             quotaCpuMillis: quota.cpuMillis,
             quotaGpus: quota.gpus,

@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import type { ClusterState } from '../src/core';
 import { nodeSpecSchema, type Heartbeat, type NodeSpec, type NodeState, type Pool, type Registration } from '../src/protocol';
-import { retryTimeouts } from '../src/store/nats';
+import { WatchedKv } from '../src/store/watched-kv';
 import type { Logger } from '../src/telemetry/logger';
 
 /** Whether the node's agent is heard from. */
@@ -25,6 +25,7 @@ export interface NodeEntry {
 
 /** What is stored per node in the KV bucket. */
 const storedNodeSchema = z.object({ agentId: z.string(), spec: nodeSpecSchema, cordoned: z.boolean(), draining: z.boolean() });
+type StoredNode = z.infer<typeof storedNodeSchema>;
 
 /**
  * Registered nodes: their agents, operator flags (cordon, drain) and liveness from heartbeats. The
@@ -34,59 +35,51 @@ const storedNodeSchema = z.object({ agentId: z.string(), spec: nodeSpecSchema, c
 export class NodeRegistry {
   readonly entries = new Map<string, NodeEntry>();
   private cluster: ClusterState | undefined;
+  private readonly bucket: WatchedKv<StoredNode>;
 
   constructor(
-    private readonly kv: KV,
+    kv: KV,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.bucket = new WatchedKv(kv, storedNodeSchema, log, 'the node registry');
+  }
 
   /** Loads the stored nodes; they start suspect until their agents are heard from. */
   async load(nowMs: number): Promise<void> {
-    const keys = await retryTimeouts(async () => {
-      const found: string[] = [];
-      for await (const key of await this.kv.keys()) found.push(key);
-      return found;
-    });
-    for (const key of keys) {
-      const entry = await this.kv.get(key);
-      if (!entry || entry.operation !== 'PUT') continue;
-      const parsed = storedNodeSchema.safeParse(entry.json());
-      if (!parsed.success) {
-        this.log.warn({ nodeId: key }, 'stored node is invalid; ignored until it registers again');
-        continue;
-      }
+    const stored = await this.bucket.loadAll((nodeId) => this.log.warn({ nodeId }, 'stored node is invalid; ignored until it registers again'));
+    for (const [key, node] of stored) {
       const known = this.entries.get(key);
-      this.entries.set(key, { id: key, ...parsed.data, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 });
+      this.entries.set(key, { id: key, ...node, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 });
     }
   }
 
   /**
    * Follows the bucket from now on (a standby's view): nodes the leader registers or flags appear here
-   * too, without being written back. Returns a function that stops following.
+   * too, without being written back, until stopFollowing.
    */
-  async follow(nowMs: () => number): Promise<() => void> {
-    const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }));
-    void (async () => {
-      for await (const e of watch) {
-        if (e.operation !== 'PUT') continue;
-        const parsed = storedNodeSchema.safeParse(e.json());
-        if (!parsed.success) continue;
-        const known = this.entries.get(e.key);
-        const entry: NodeEntry = { id: e.key, ...parsed.data, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
-        try {
-          this.cluster?.upsertNode(entry.spec);
-        } catch (err) {
-          this.log.warn({ nodeId: e.key, err: (err as Error).message }, 'followed node change does not fit the cluster; kept the old one');
-          continue;
-        }
-        this.entries.set(e.key, entry);
-        this.syncState(entry);
+  async follow(nowMs: () => number): Promise<void> {
+    await this.bucket.follow((key, node) => {
+      const known = this.entries.get(key);
+      // The leader's own writes come back too: an unchanged node is not put into the cluster again.
+      if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) return;
+      const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
+      try {
+        this.cluster?.upsertNode(entry.spec);
+      } catch (err) {
+        this.log.warn({ nodeId: key, err: (err as Error).message }, 'followed node change does not fit the cluster; kept the old one');
+        return;
       }
-    })().catch((err) => this.log.warn({ err }, 'following the node registry stopped'));
-    return () => watch.stop();
+      this.entries.set(key, entry);
+      this.syncState(entry);
+    });
   }
 
-  /** Puts every known node into a (fresh) cluster state. */
+  /** Stops following the bucket. */
+  stopFollowing(): void {
+    this.bucket.stop();
+  }
+
+  /** Puts every known node into a (freshly reset) cluster state. */
   attach(cluster: ClusterState): void {
     this.cluster = cluster;
     for (const entry of this.entries.values()) {
@@ -190,6 +183,6 @@ export class NodeRegistry {
   }
 
   private async persist(entry: NodeEntry): Promise<void> {
-    await this.kv.put(entry.id, JSON.stringify({ agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining }));
+    await this.bucket.put(entry.id, { agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining });
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_POLICY, type Policy } from '../src/core';
 import type { Logger } from '../src/telemetry/logger';
+import { systemClock, type Clock } from '../src/time';
 import type { SchedulerConfig } from './config';
 import { buildHttpApp } from './http/app';
 import { SchedulerOperations } from './operations';
@@ -17,10 +18,12 @@ export interface RunningScheduler {
 }
 
 /** Starts the scheduler and its HTTP API (used by main, the demo and the tests). */
-export async function runScheduler(config: SchedulerConfig, log: Logger, policy: Policy = DEFAULT_POLICY): Promise<RunningScheduler> {
-  const scheduler = new Scheduler(config, log.child({ component: 'scheduler' }), policy);
+export async function runScheduler(config: SchedulerConfig, log: Logger, policy: Policy = DEFAULT_POLICY, clock: Clock = systemClock): Promise<RunningScheduler> {
+  const scheduler = new Scheduler(config, log.child({ component: 'scheduler' }), policy, clock);
   await scheduler.start();
   const ops = new SchedulerOperations(scheduler);
+  // The federation link serves the other sites through this site's operations.
+  await scheduler.federation?.start(ops.federated.host());
   const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes });
   const address = await app.listen({ host: config.httpHost, port: config.httpPort });
   log.info({ url: address }, 'scheduler API listening');

@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DATA_CLASSES, billingClassSchema, dataClassSchema, poolSchema, priorityClassNameSchema, type DataClass, type Pool } from '../src/protocol';
+import { loadDataFile } from '../src/files';
+import { DATA_CLASSES, billingClassSchema, dataClassSchema, hashToken, poolSchema, priorityClassNameSchema, type DataClass, type Pool } from '../src/protocol';
 
 const nameSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case name (letters, digits, -)');
 
@@ -79,27 +77,9 @@ export type Principal = { kind: 'tenant'; name: string; tenant: TenantConfig; vi
 /** What a bearer token resolved to. */
 export type TokenCheck = { ok: true; principal: Principal } | { ok: false; reason: 'missing' | 'unknown' | 'revoked' };
 
-/** The SHA-256 (hex) under which a token is configured. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-/** A new random API token (256 bits), prefixed so it is recognisable in logs and secret scanners. */
-export function newToken(): string {
-  return `qy_${randomBytes(32).toString('base64url')}`;
-}
-
 /** Reads and validates a tenants file (YAML or JSON); the error names the file and the field. */
 export function loadTenantsFile(path: string): TenantsFile {
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new Error(`cannot read tenants file ${path}: ${(err as Error).message}`);
-  }
-  const parsed = tenantsFileSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new Error(`invalid tenants file ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return parsed.data;
+  return loadDataFile(path, tenantsFileSchema);
 }
 
 /**

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Sets up everything the scheduler, its demo and its tests need, and does nothing that is already done.
-#  - Debian packages the integration tests and the demo start on loopback (nats-server now; more as they are needed).
+#  - Debian packages the integration tests and the demo start on loopback (nats-server, prometheus, influxd,
+#    and postgresql, whose initdb and postgres live under /usr/lib/postgresql/<major>/bin), and the headless
+#    browser of the web console's tests (chromium, with a CJK font so Chinese text renders).
+#    bubblewrap (bwrap) isolates the agent's sandbox tasks in Linux namespaces.
 #  - npm packages, exactly as package-lock.json pins them (npm ci), re-run only when the lock file changed.
 set -eu
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="nats-server prometheus influxdb"
+DEBIAN_PACKAGES="nats-server prometheus influxdb postgresql chromium fonts-wqy-microhei bubblewrap"
 
 missing=""
 for pkg in $DEBIAN_PACKAGES; do

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { AGENT_ENV } from '../agents/config';
 import { SCHEDULER_ENV } from '../scheduler/config';
 import { KUBE_ENV } from '../src/kube/config';
@@ -39,4 +39,43 @@ test('every dashboard panel has a description and a unit, and datasources are va
       expect(p.datasource.uid).toMatch(/^\$\{DS_(PROMETHEUS|INFLUXDB)\}$/);
     }
   }
+});
+
+describe('generated tables (npm run docs:gen)', () => {
+  test('the README holds exactly what npm run docs:gen writes: configuration, routes, NATS names, metrics', async () => {
+    const { generatedRegions, withRegions } = await import('../scripts/gen-docs');
+    const regions = await generatedRegions();
+    const stale = Object.entries(regions)
+      .filter(([name, content]) => !readme.includes(`<!-- gen:${name} -->\n${content}\n<!-- /gen:${name} -->`))
+      .map(([name]) => name);
+    expect(stale, 'run npm run docs:gen and commit the README').toEqual([]);
+    expect(withRegions(readme, regions)).toBe(readme);
+  });
+
+  test('generation is deterministic, and a README without a region’s markers is refused', async () => {
+    const { generatedRegions, withRegions } = await import('../scripts/gen-docs');
+    expect(await generatedRegions()).toEqual(await generatedRegions());
+    expect(() => withRegions('# no markers\n', { env: 'x' })).toThrow(/need exactly one <!-- gen:env -->/);
+    expect(withRegions('a\n<!-- gen:x -->\nold\n<!-- /gen:x -->\nb\n', { x: 'new' })).toBe('a\n<!-- gen:x -->\nnew\n<!-- /gen:x -->\nb\n');
+  });
+
+  test('every API route has a summary, so it is in the table (only the OpenAPI document and the console files are left out)', async () => {
+    const { registeredRoutes } = await import('../scripts/docs/routes');
+    const untitled = (await registeredRoutes()).filter((r) => !(r.schema as { summary?: string } | undefined)?.summary && r.method !== 'HEAD').map((r) => r.url);
+    expect([...new Set(untitled)].sort()).toEqual(['/docs/json', '/ui/*', '/ui/vendor/:file']);
+  });
+
+  test('every subject, stream and bucket of src/protocol/subjects.ts is in NATS_NAMES', async () => {
+    const { NATS_NAMES, STREAMS, KV_BUCKETS, OBJECT_STORES, subjects } = await import('../src/protocol');
+    // Placeholders stand for any token: `qy.assign.<a>.>` is covered by `qy.assign.<agentId>.<nodeId>`.
+    const shape = (s: string) => s.replace(/<[^>]+>/g, '*');
+    const names = NATS_NAMES.map((n) => shape(n.name));
+    const text = NATS_NAMES.map((n) => `${n.name} ${n.kind}`).join('\n');
+    for (const [key, built] of Object.entries(subjects)) {
+      const subject = shape(typeof built === 'function' ? (built as (...a: string[]) => string)(...Array.from({ length: built.length }, (_, i) => `<arg${i}>`)) : built);
+      const covered = subject.endsWith('.>') ? names.some((n) => n.startsWith(subject.slice(0, -1))) : names.includes(subject);
+      expect(covered, `subjects.${key} = ${subject}`).toBe(true);
+    }
+    for (const name of [...Object.values(STREAMS), ...Object.values(KV_BUCKETS), ...Object.values(OBJECT_STORES)]) expect(text, name).toContain(name);
+  });
 });

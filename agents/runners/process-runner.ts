@@ -1,9 +1,28 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { MeasuredUsage } from '../../src/protocol';
+import type { CgroupManager, TaskCgroup } from '../cgroups';
+import { NETWORK_ALLOWED, detectIsolation, isolatedArgv, needsIsolation, resolveCommand, type Isolation } from '../sandbox';
 import { taskEnv, type TaskContext, type TaskExit, type TaskHandle, type TaskRunner } from './types';
+
+/** Joins the cgroup (pid into each cgroup.procs file given) before anything of the task runs, then execs it. */
+const JOIN_CGROUP = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+/** The wrapper's exit code when the task could not join its cgroup. */
+const JOIN_FAILED = 125;
+
+export interface ProcessRunnerOptions {
+  /** Per-task cgroups; tasks run without limits when absent (the agent says so at registration). */
+  cgroups?: CgroupManager;
+  /** Namespaces for sandbox and restricted tasks; detected once when undefined, none when null. */
+  isolation?: Isolation | null;
+  /** Processes a task may have at once (its cgroup's pids limit). */
+  pidsMax?: number;
+}
+
+let detectedIsolation: { isolation?: Isolation; reason?: string } | undefined;
 
 /** Variables of the agent's own environment that tasks inherit; everything else (credentials) stays out. */
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR'];
@@ -17,24 +36,58 @@ const SANDBOX_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ'];
 export class ProcessRunner implements TaskRunner {
   readonly kind = 'process';
 
-  constructor(private readonly killGraceMs: number) {}
+  private readonly isolation: Isolation | undefined;
+  private readonly isolationReason: string | undefined;
+
+  constructor(
+    private readonly killGraceMs: number,
+    private readonly options: ProcessRunnerOptions = {},
+  ) {
+    if (options.isolation === undefined) {
+      if (!detectedIsolation) {
+        const d = detectIsolation();
+        detectedIsolation = { isolation: d.isolation, reason: d.enforcement.isolationReason };
+      }
+      this.isolation = detectedIsolation.isolation;
+      this.isolationReason = detectedIsolation.reason;
+    } else {
+      this.isolation = options.isolation ?? undefined;
+      this.isolationReason = options.isolation ? undefined : 'isolation is off';
+    }
+  }
 
   start(ctx: TaskContext): TaskHandle {
-    const command = ctx.assignment.command;
-    if (!command || command.length === 0) {
-      setImmediate(() => ctx.onExit({ state: 'failed', exitCode: 127, reason: 'the job has no command to run' }));
+    const { assignment, task } = ctx;
+    const command = assignment.command;
+    const failNow = (exitCode: number, reason: string): TaskHandle => {
+      setImmediate(() => ctx.onExit({ state: 'failed', exitCode, reason }));
       return { cancel: () => undefined };
+    };
+    if (!command || command.length === 0) return failNow(127, 'the job has no command to run');
+    // Sandbox tasks and restricted data run in namespaces, or not at all: never unisolated.
+    const isolated = needsIsolation(assignment.sandbox, assignment.dataClass);
+    if (isolated && !this.isolation) return failNow(126, `this node cannot isolate sandbox and restricted tasks: ${this.isolationReason ?? 'no isolation'}`);
+    const env: Record<string, string> = {};
+    for (const name of isolated ? SANDBOX_ENV : INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    const resolved = resolveCommand(command[0], env.PATH);
+    if (!resolved) return failNow(127, `could not start ${command[0]}: not found`);
+    let cgroup: TaskCgroup | undefined;
+    try {
+      cgroup = this.options.cgroups?.create(ctx.key, { cpuMillis: task.cpuMillis, memBytes: task.memBytes, pidsMax: this.options.pidsMax ?? 4096, gpuIndices: task.gpuIndices });
+    } catch (err) {
+      return failNow(126, `could not create the task's cgroup: ${(err as Error).message}`);
     }
     mkdirSync(dirname(ctx.logPath), { recursive: true });
     const fd = openSync(ctx.logPath, 'a');
-    const env: Record<string, string> = {};
-    for (const name of ctx.assignment.sandbox ? SANDBOX_ENV : INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-    // A sandboxed task gets a private home (also its working and temporary directory), removed when it ends.
-    const home = ctx.assignment.sandbox ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
+    // An isolated task gets a private home (also its working and temporary directory), removed when it ends.
+    const home = isolated ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
     if (home) {
       mkdirSync(join(home, 'tmp'), { mode: 0o700 });
+      if (this.isolation?.setpriv) for (const dir of [home, join(home, 'tmp')]) chownSync(dir, this.isolation.uid, this.isolation.gid);
       Object.assign(env, { HOME: home, TMPDIR: join(home, 'tmp') });
     }
+    let argv = home && this.isolation ? isolatedArgv(this.isolation, { home, network: NETWORK_ALLOWED[assignment.dataClass], gpuIndices: task.gpuIndices }, command) : command;
+    if (cgroup) argv = ['/bin/sh', '-c', JOIN_CGROUP, 'qy-task', String(cgroup.procsFiles.length), ...cgroup.procsFiles, ...argv];
     let done = false;
     let cancelReason: string | undefined;
     let walltimeExceeded = false;
@@ -45,12 +98,26 @@ export class ProcessRunner implements TaskRunner {
       done = true;
       clearTimeout(killTimer);
       clearTimeout(walltimeTimer);
-      if (home) rmSync(home, { recursive: true, force: true });
-      ctx.onExit(exit);
+      // What the cgroup counted, read before it goes; what is left in it is killed with it.
+      let measured: MeasuredUsage | undefined;
+      let oom = false;
+      if (cgroup) {
+        measured = cgroup.usage();
+        oom = cgroup.oomKilled();
+      }
+      if (oom && exit.state === 'failed' && cgroup?.memLimitBytes !== undefined) exit = { ...exit, reason: `out of memory (limit ${+(cgroup.memLimitBytes / 1024 ** 2).toFixed(3)} MiB)` };
+      else if (cgroup && exit.state === 'failed' && exit.exitCode === JOIN_FAILED) exit = { ...exit, reason: "could not put the task into its cgroup (see its log)" };
+      const cleanup = cgroup ? cgroup.remove() : Promise.resolve();
+      void cleanup.finally(() => {
+        if (home) rmSync(home, { recursive: true, force: true });
+        ctx.onExit(measured ? { ...exit, measured } : exit);
+      });
     };
-    const child = spawn(command[0], command.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home });
+    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home });
     closeSync(fd);
     const signalGroup = (signal: NodeJS.Signals) => {
+      // The cgroup holds every process of the task, also those that left its process group.
+      cgroup?.signalAll(signal);
       if (child.pid === undefined) return;
       try {
         process.kill(-child.pid, signal);
@@ -84,6 +151,10 @@ export class ProcessRunner implements TaskRunner {
         stop(graceMs);
       },
     };
+  }
+
+  async close(): Promise<void> {
+    await this.options.cgroups?.dispose();
   }
 
   async readLog(logPath: string, maxBytes: number): Promise<{ text: string; truncated: boolean } | undefined> {

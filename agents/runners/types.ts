@@ -1,4 +1,4 @@
-import type { Assignment, TaskPlacement } from '../../src/protocol';
+import type { Assignment, MeasuredUsage, TaskPlacement } from '../../src/protocol';
 
 /** How a task ended, as the runner saw it. */
 export interface TaskExit {
@@ -6,6 +6,8 @@ export interface TaskExit {
   exitCode?: number;
   signal?: string;
   reason?: string;
+  /** CPU seconds and peak memory from the task's cgroup, when it had one. */
+  measured?: MeasuredUsage;
 }
 
 /** A status as the agent reports it: an exit, or running / lost. */
@@ -14,6 +16,7 @@ export interface ReportedStatus {
   exitCode?: number;
   signal?: string;
   reason?: string;
+  measured?: MeasuredUsage;
 }
 
 /** One task to run on a node. */
@@ -41,6 +44,8 @@ export interface TaskRunner {
   start(ctx: TaskContext): TaskHandle;
   /** The tail of a task's output. */
   readLog(logPath: string, maxBytes: number): Promise<{ text: string; truncated: boolean } | undefined>;
+  /** Releases what the runner holds for the node (its cgroups), once every task has ended. */
+  close?(): Promise<void>;
 }
 
 /** The environment a task runs with: its allocation, rank and the gang's hosts. */

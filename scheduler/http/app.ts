@@ -1,26 +1,43 @@
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { POOLS } from '../../src/protocol';
+import { HEADERS, POOLS, readinessQuerySchema, readinessSchema, type Readiness } from '../../src/protocol';
 import { QY_ERR_BODY_TOO_LARGE, QY_ERR_INTERNAL, QY_ERR_MALFORMED_JSON, QY_ERR_ROUTE_NOT_FOUND, QY_ERR_UNSUPPORTED_MEDIA_TYPE, QY_ERR_VALIDATION } from '../../src/errors';
 import type { Logger } from '../../src/telemetry/logger';
 import { notLeader, type SchedulerOperations } from '../operations';
-import { NotLeaderError, type Scheduler } from '../service';
+import { NotLeaderError, type Leadership } from '../leadership';
+import type { SchedulerMetrics } from '../../src/telemetry/metrics';
+import type { TenantDirectory } from '../tenants';
+import type { SchedulerConfig } from '../config';
+
+/** What the HTTP layer reads of the scheduler: readiness, leadership, metrics and the tenants' tokens. */
+export interface HttpDeps {
+  readonly ready: boolean;
+  readonly notReadyReason: string;
+  readonly leadership: Pick<Leadership, 'leads' | 'leaderOf' | 'leadsAll' | 'ledPools'>;
+  readonly metrics: Pick<SchedulerMetrics, 'contentType' | 'text'>;
+  readonly tenants: TenantDirectory;
+  readonly config: Pick<SchedulerConfig, 'prometheusUrl'>;
+}
 import { authPlugin } from './auth';
+import { consoleRoutes } from './routes/console';
 import { jobRoutes } from './routes/jobs';
 import { nodeRoutes } from './routes/nodes';
 import { tenantRoutes } from './routes/tenants';
 import { usageRoutes } from './routes/usage';
+import { datasetRoutes } from './routes/datasets';
 
 /**
  * The HTTP API: fastify with zod schemas from src/protocol for validation, types and the OpenAPI document
  * (served at /docs/json). Every error leaves through one handler as {code, message, statusCode}.
  */
-export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
+export async function buildHttpApp(scheduler: HttpDeps, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number; onRoute?: (route: RouteOptions) => void }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
   const app = Fastify({ loggerInstance: options.log as FastifyBaseLogger, bodyLimit: options.bodyLimitBytes, logController: new LogController({ disableRequestLogging: true }), requestIdHeader: 'x-request-id' }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Every route as it is registered: scripts/gen-docs.ts writes the README's route table from them.
+  if (options.onRoute) app.addHook('onRoute', options.onRoute);
   await app.register(swagger, {
     openapi: {
       info: { title: 'qingyang-scheduler', description: 'Compute scheduler for the Qingyang cluster', version: '1' },
@@ -33,7 +50,7 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((thrown: FastifyError, req, reply) => {
     const err = (thrown instanceof NotLeaderError ? notLeader(thrown) : thrown) as FastifyError & { leaderUrl?: string };
-    if (err.leaderUrl) void reply.header('x-qy-leader', err.leaderUrl);
+    if (err.leaderUrl) void reply.header(HEADERS.leader, err.leaderUrl);
     const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
     // 503s (not ready, not the leader, store unavailable) are the service telling clients to retry: not errors of this request.
     if (out.statusCode >= 500 && out.statusCode !== 503) req.log.error({ err }, 'request failed');
@@ -55,37 +72,32 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   });
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(scheduler.metrics.contentType).send(await scheduler.metrics.text()));
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics of this replica (no token)', tags: ['health'] } }, async (_req, reply) => reply.type(scheduler.metrics.contentType).send(await scheduler.metrics.text()));
   app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', tags: ['health'], response: { 200: z.object({ ok: z.literal(true) }) } } }, async () => ({ ok: true as const }));
-  const leaderSchema = z.object({ replica: z.string(), url: z.string(), term: z.number().int() });
-  const readiness = z.object({
-    ready: z.boolean(),
-    reason: z.string().optional(),
-    role: z.enum(['leader', 'standby', 'partial']).describe('leader: leads every pool; standby: none; partial: some'),
-    pools: z.record(z.enum(POOLS), z.object({ role: z.enum(['leader', 'standby']), leader: leaderSchema.optional().describe('The pool\'s leader as this replica last saw its lease') })),
-  });
   app.get(
     '/readyz',
     {
       schema: {
-        summary: 'Readiness: state rebuilt from the job log. With ?role=leader: and this replica leads every pool (or ?pool=<pool>: that pool), for a load balancer that sends writes',
+        summary: 'Readiness: state rebuilt from the job log; with ?role=leader, and this replica leads the pools asked about',
+        description:
+          'Readiness: 200 once the state is rebuilt from the job log. The body says `role`: `leader` when this replica leads every pool, `standby` when it leads none, `partial` when it leads some (leaders are per pool), and for each pool its role here and that pool\'s `leader` (replica, URL, term). `?role=leader` answers 200 only on a replica that leads every pool (with `&pool=<pool>`: that pool), for a load balancer that sends writes.',
         tags: ['health'],
-        querystring: z.object({ role: z.enum(['leader', 'any']).default('any'), pool: z.enum(POOLS).optional() }),
-        response: { 200: readiness, 503: readiness },
+        querystring: readinessQuerySchema,
+        response: { 200: readinessSchema, 503: readinessSchema },
       },
     },
     async (req, reply) => {
       const pools = Object.fromEntries(
         POOLS.map((pool) => {
-          const lease = scheduler.leaderOf(pool);
-          return [pool, { role: scheduler.leads(pool) ? ('leader' as const) : ('standby' as const), leader: lease && !lease.released ? { replica: lease.holder, url: lease.address, term: lease.term } : undefined }];
+          const lease = scheduler.leadership.leaderOf(pool);
+          return [pool, { role: scheduler.leadership.leads(pool) ? ('leader' as const) : ('standby' as const), leader: lease && !lease.released ? { replica: lease.holder, url: lease.address, term: lease.term } : undefined }];
         }),
-      ) as z.infer<typeof readiness>['pools'];
-      const leadsAsked = req.query.pool ? scheduler.leads(req.query.pool) : scheduler.leadsAll;
+      ) as Readiness['pools'];
+      const leadsAsked = req.query.pool ? scheduler.leadership.leads(req.query.pool) : scheduler.leadership.leadsAll;
       const body = {
         ready: scheduler.ready && (req.query.role === 'any' || leadsAsked),
         reason: !scheduler.ready ? scheduler.notReadyReason : req.query.role === 'leader' && !leadsAsked ? 'standby' : undefined,
-        role: scheduler.leadsAll ? ('leader' as const) : scheduler.led.size === 0 ? ('standby' as const) : ('partial' as const),
+        role: scheduler.leadership.leadsAll ? ('leader' as const) : scheduler.leadership.ledPools.length === 0 ? ('standby' as const) : ('partial' as const),
         pools,
       };
       return body.ready ? body : reply.code(503).send(body);
@@ -96,6 +108,8 @@ export async function buildHttpApp(scheduler: Scheduler, ops: SchedulerOperation
   await app.register(nodeRoutes, { ops });
   await app.register(tenantRoutes, { ops });
   await app.register(usageRoutes, { ops });
+  await app.register(datasetRoutes, { ops });
+  await app.register(consoleRoutes, { ops, prometheusUrl: scheduler.config.prometheusUrl });
   return app;
 }
 

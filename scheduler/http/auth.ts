@@ -1,8 +1,9 @@
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
-import { QY_ERR_FORBIDDEN, QY_ERR_UNAUTHENTICATED } from '../../src/errors';
+import { QY_ERR_FORBIDDEN, QY_ERR_RATE_LIMITED, QY_ERR_UNAUTHENTICATED } from '../../src/errors';
+import { HEADERS } from '../../src/protocol';
 import type { SchedulerOperations } from '../operations';
-import type { Scheduler } from '../service';
+import type { HttpDeps } from './app';
 import type { Principal, TokenCheck } from '../tenants';
 
 /** Roles a route admits, set in its `config.roles`. Routes without roles admit any authenticated caller. */
@@ -31,7 +32,7 @@ const MESSAGES = { missing: 'send Authorization: Bearer <token>', unknown: 'the 
  * the token is resolved first, the rate limit counts per tenant (or per address without a valid token),
  * then an invalid token is refused (401, audited) and a role that may not call the route too (403, audited).
  */
-export const authPlugin = fp<{ scheduler: Scheduler; ops: SchedulerOperations }>(async (app, { scheduler, ops }) => {
+export const authPlugin = fp<{ scheduler: Pick<HttpDeps, 'tenants'>; ops: SchedulerOperations }>(async (app, { scheduler, ops }) => {
   app.decorateRequest('principal', null);
   app.decorateRequest('tokenCheck', null);
   const isApi = (url: string) => url.startsWith('/v1/');
@@ -40,7 +41,7 @@ export const authPlugin = fp<{ scheduler: Scheduler; ops: SchedulerOperations }>
     if (!isApi(req.url)) return;
     req.tokenCheck = scheduler.tenants.authenticate(req.headers.authorization);
     if (req.tokenCheck.ok) req.principal = req.tokenCheck.principal;
-    const actAs = req.headers['x-qy-act-as'];
+    const actAs = req.headers[HEADERS.actAs];
     if (req.principal && typeof actAs === 'string') {
       const acting = scheduler.tenants.actAs(req.principal, actAs);
       if (!acting) {
@@ -57,11 +58,10 @@ export const authPlugin = fp<{ scheduler: Scheduler; ops: SchedulerOperations }>
     allowList: (req) => !isApi(req.url),
     keyGenerator: (req) => (req.principal ? `${req.principal.kind}:${req.principal.name}` : `ip:${req.ip}`),
     max: (req) => (req.principal?.kind === 'tenant' ? req.principal.tenant.requestsPerSecond : req.principal ? OPERATOR_PER_SECOND : ANONYMOUS_PER_SECOND),
-    errorResponseBuilder: (req, context) => ({
-      statusCode: 429,
-      code: 'QY_ERR_RATE_LIMITED',
-      message: `Too many requests from ${req.principal?.name ?? req.ip}: at most ${context.max} per second`,
-    }),
+    errorResponseBuilder: (req, context) => {
+      const e = new QY_ERR_RATE_LIMITED(req.principal?.name ?? req.ip, context.max);
+      return { statusCode: e.statusCode, code: e.code, message: e.message };
+    },
   });
 
   app.addHook('onRequest', async (req, reply) => {

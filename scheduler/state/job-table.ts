@@ -1,5 +1,5 @@
 import { ClusterState, PendingQueue, jobFromSpec, type Placement, type SchedJob, type TaskPlacement } from '../../src/core';
-import { TERMINAL_JOB_STATES, type JobCancelRequested, type JobPlaced, type JobPreempted, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState, type UsageSegment } from '../../src/protocol';
+import { TERMINAL_JOB_STATES, isTerminalTaskState, type MeasuredUsage, type JobCancelRequested, type JobPlaced, type JobPreempted, type JobRequeued, type JobSpec, type JobState, type JobSubmitted, type StatusReport, type TaskState, type UsageSegment } from '../../src/protocol';
 
 /** One task of an attempt: where it runs and how it stands. */
 export interface TaskRecord {
@@ -8,6 +8,8 @@ export interface TaskRecord {
   exitCode?: number;
   signal?: string;
   reason?: string;
+  /** CPU seconds and peak memory from the task's cgroup, as its last report said. */
+  measured?: MeasuredUsage;
 }
 
 /** Why an attempt is being stopped before all its tasks succeeded. */
@@ -45,6 +47,9 @@ export interface JobRecord {
   spec: JobSpec;
   sched: SchedJob;
   idempotencyKey?: string;
+  /** Federation: the site that routed this job here (its first start waits for the claim); why it was routed. */
+  homeSite?: string;
+  route?: string;
   maxAttempts: number;
   state: JobState;
   attempts: AttemptRecord[];
@@ -64,6 +69,15 @@ export interface JobRecord {
   reason?: string;
 }
 
+/** A job as a snapshot keeps it: plain data, the attempt holding resources named by its index. */
+export type SerializedJob = Omit<JobRecord, 'current'> & { currentIndex?: number };
+
+/** Hears of placements as the table takes and gives them back. */
+export interface PlacementObserver {
+  placed(job: JobRecord, placement: Placement, atMs: number): void;
+  released(job: JobRecord): void;
+}
+
 /** What applying an event asks the live service to do; replay drops effects and reconciles instead. */
 export type Effect =
   | { kind: 'assign'; job: JobRecord; attempt: AttemptRecord }
@@ -75,7 +89,7 @@ export type Effect =
   | { kind: 'job-ended'; job: JobRecord }
   | { kind: 'meter'; report: StatusReport & { usage: UsageSegment[] } };
 
-const isTaskTerminal = (t: TaskRecord) => t.state !== 'assigned' && t.state !== 'running';
+const isTaskTerminal = (t: TaskRecord) => isTerminalTaskState(t.state);
 
 /**
  * Every job and its attempts, driven only by events: submissions, placements, requeues and cancel
@@ -86,14 +100,69 @@ const isTaskTerminal = (t: TaskRecord) => t.state !== 'assigned' && t.state !== 
 export class JobTable {
   readonly jobs = new Map<string, JobRecord>();
   private readonly byIdempotencyKey = new Map<string, string>();
+  /** Hears of every placement taken and given back, in log order, replays included (EASY's profile follows them). */
+  observer: PlacementObserver | undefined;
 
   constructor(
     readonly cluster: ClusterState,
     readonly pending: PendingQueue,
   ) {}
 
+  /** Forgets every job (a rebuild replays them); the cluster and the queue are reset by their owner. */
+  reset(): void {
+    this.jobs.clear();
+    this.byIdempotencyKey.clear();
+  }
+
   get(jobId: string): JobRecord | undefined {
     return this.jobs.get(jobId);
+  }
+
+  /**
+   * Lets a job that has ended go from memory (it is in the accounting archive). Refused for a job that has
+   * not ended: memory is the only place a live job's state is.
+   */
+  evict(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    if (!job || !TERMINAL_JOB_STATES.has(job.state)) return false;
+    this.jobs.delete(jobId);
+    if (job.idempotencyKey && this.byIdempotencyKey.get(`${job.tenant}\u0000${job.idempotencyKey}`) === jobId) this.byIdempotencyKey.delete(`${job.tenant}\u0000${job.idempotencyKey}`);
+    return true;
+  }
+
+  /** Every job as plain data, for a snapshot (an attempt holding resources is named by its index). */
+  serialize(): SerializedJob[] {
+    return [...this.jobs.values()].map(({ current, ...job }) => ({ ...job, currentIndex: current ? job.attempts.indexOf(current) : undefined }));
+  }
+
+  /**
+   * Puts jobs back from a snapshot: pending ones into the queue, placed ones' resources into the cluster (and
+   * to the observer, as a replay would). A placement that no longer fits the cluster as registered (a node
+   * left) is not reserved: its job is queued again, as the log's replay would leave it. Returns those jobs.
+   */
+  restore(jobs: readonly SerializedJob[]): string[] {
+    const requeued: string[] = [];
+    for (const { currentIndex, ...data } of jobs) {
+      const job: JobRecord = { ...data, current: currentIndex === undefined ? undefined : data.attempts[currentIndex] };
+      this.jobs.set(job.id, job);
+      if (job.idempotencyKey) this.byIdempotencyKey.set(`${job.tenant}\u0000${job.idempotencyKey}`, job.id);
+      if (job.state === 'pending') this.pending.add(job.sched);
+      const attempt = job.current;
+      if (!attempt) continue;
+      try {
+        this.cluster.reserve(attempt.placement);
+      } catch {
+        job.current = undefined;
+        attempt.outcome = 'requeued';
+        attempt.endedAtMs ??= attempt.placedAtMs;
+        job.state = 'pending';
+        this.pending.add(job.sched);
+        requeued.push(job.id);
+        continue;
+      }
+      this.observer?.placed(job, attempt.placement, attempt.placedAtMs);
+    }
+    return requeued;
   }
 
   /** The job a tenant submitted earlier with this Idempotency-Key. */
@@ -111,6 +180,8 @@ export class JobTable {
       spec: e.spec,
       sched,
       idempotencyKey: e.idempotencyKey,
+      ...(e.homeSite === undefined ? {} : { homeSite: e.homeSite }),
+      ...(e.route === undefined ? {} : { route: e.route }),
       maxAttempts: e.maxAttempts,
       state: 'pending',
       attempts: [],
@@ -132,6 +203,7 @@ export class JobTable {
     const job = this.jobs.get(e.jobId);
     if (!job || job.state !== 'pending' || job.attempts.some((a) => a.attemptId === e.attemptId)) return [];
     this.cluster.reserve(e.placement);
+    this.observer?.placed(job, e.placement, e.atMs);
     this.pending.remove(job.id);
     const attempt: AttemptRecord = {
       attempt: e.attempt,
@@ -167,6 +239,7 @@ export class JobTable {
     task.exitCode = s.exitCode;
     task.signal = s.signal;
     task.reason = s.reason;
+    if (s.measured) task.measured = s.measured;
     const effects: Effect[] = [];
     if (!attempt.stop && s.state !== 'succeeded') {
       // The first task that ends badly decides the attempt's fate; the rest of a gang is stopped.
@@ -243,6 +316,7 @@ export class JobTable {
   private finishIfDone(job: JobRecord, attempt: AttemptRecord, atMs: number): Effect[] {
     if (attempt.tasks.some((t) => !isTaskTerminal(t))) return [];
     this.cluster.release(job.id);
+    this.observer?.released(job);
     job.current = undefined;
     attempt.endedAtMs = atMs;
     const effects: Effect[] = [{ kind: 'capacity-freed', job }];

@@ -1,6 +1,6 @@
-import { POOLS, billingClassSchema, type BillingClass, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
+import { POOLS, billingClassSchema, csvRows, type Bill, type BillingClass, type BillLine, type BillTotals, type MeteredItem, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
 import { BASIS_POINTS, FEN_PER_YUAN, MILLI_FEN_PER_FEN, bandOf, unitPrice, type PriceTable, type TimeOfUseBand } from './prices';
-import { ITEM_UNITS, METERED_ITEMS, decimal, divideHalfUp, exactNumber, periodRange, selectSegments, type MeteredItem } from './usage';
+import { ITEM_UNITS, METERED_ITEMS, decimal, divideHalfUp, exactNumber, periodRange, selectSegments } from './usage';
 
 /**
  * Bills: a tenant's metered use in a period, priced line by line. Rounding rule: a line's charge is
@@ -12,55 +12,7 @@ import { ITEM_UNITS, METERED_ITEMS, decimal, divideHalfUp, exactNumber, periodRa
 /** Bill lines of a tenant are ordered by billing class as the protocol lists them. */
 const BILLING_CLASSES = billingClassSchema.options;
 
-/** A quantity in its integer base unit, and shown in the unit it is priced in (3 decimals, half-up). */
-export interface Quantity {
-  base: number;
-  baseUnit: string;
-  value: string;
-  unit: string;
-}
-
-export interface BillLine {
-  pool: Pool;
-  item: MeteredItem;
-  /** For `gpu` lines. */
-  gpuModel: string | null;
-  /** The time-of-use band, for items whose price follows time of use in this pool. */
-  band: string | null;
-  billingClass: BillingClass;
-  quantity: Quantity;
-  /** List price × band multiplier, capped by the ceiling: milli-fen per display unit, and as fen with 3 decimals. */
-  unitPriceMilliFen: number;
-  unitPriceFen: string;
-  multiplierBp: number;
-  ceilingApplied: boolean;
-  chargeFen: number;
-  discountBp: number;
-  discountFen: number;
-  amountFen: number;
-}
-
-export interface BillTotals {
-  chargeFen: number;
-  discountFen: number;
-  amountFen: number;
-  /** amountFen in yuan, `1234.56`. */
-  amount: string;
-}
-
-export interface Bill {
-  tenant: string;
-  /** `YYYY-MM` or `YYYY-MM-DD`, local time. */
-  period: string;
-  currency: PriceTable['currency'];
-  /** The local-time interval the bill covers, ISO 8601: `2026-11-01T00:00:00+08:00/2026-12-01T00:00:00+08:00`. */
-  generatedFor: string;
-  fromMs: number;
-  toMs: number;
-  timeZoneOffsetMinutes: number;
-  lines: BillLine[];
-  totals: BillTotals;
-}
+export type { Bill, BillLine, BillTotals, Quantity } from '../protocol';
 
 /** What makes a line: use of one item, in one pool, GPU model, band and billing class. */
 interface LineKey {
@@ -186,12 +138,6 @@ const CSV_HEADER = [
   'amount',
 ];
 
-/** A CSV field as RFC 4180 wants it: quoted when it holds a comma, quote or line break, quotes doubled. */
-function csvField(value: string | number | boolean | null): string {
-  const text = value === null ? '' : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
 /** The bill as CSV (RFC 4180, CRLF line ends): a header, one row per line, and a total row. */
 export function billCsv(bill: Bill): string {
   const head = [bill.tenant, bill.period, bill.currency];
@@ -216,5 +162,5 @@ export function billCsv(bill: Bill): string {
     ]),
     [...head, 'total', null, null, null, null, null, null, null, null, bill.totals.chargeFen, null, bill.totals.discountFen, bill.totals.amountFen, bill.totals.amount],
   ];
-  return rows.map((row) => `${row.map(csvField).join(',')}\r\n`).join('');
+  return csvRows(rows);
 }

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { POOLS, type Pool, type TaskUsage } from '../protocol';
+import { POOLS, type DisclosureReport, type JobsServed, type Pool, type PoolCapacity, type PoolDisclosure, type TaskUsage, type TenantPoolUsage } from '../protocol';
 import { DEFAULT_TIME_ZONE_OFFSET_MINUTES, ITEM_UNITS, decimal, periodRange, summarize, type UsageFigures } from './usage';
 
 /**
@@ -8,21 +7,9 @@ import { DEFAULT_TIME_ZONE_OFFSET_MINUTES, ITEM_UNITS, decimal, periodRange, sum
  * appear as given: the operator decides what to publish.
  */
 
-const count = z.number().int().min(0);
 const MS_PER_HOUR = 3_600_000;
 
-/** What a pool offers: counted from the node registry by the caller. */
-export const poolCapacitySchema = z.strictObject({
-  nodes: count,
-  cores: count,
-  gpus: count,
-  gpuModels: z.array(z.string().min(1).max(32)).default([]),
-});
-export type PoolCapacity = z.infer<typeof poolCapacitySchema>;
-
-/** Jobs that ended in the period by outcome, e.g. `{ completed: 812, failed: 9, cancelled: 3 }`. */
-export const jobsServedSchema = z.record(z.string().min(1).max(32), count);
-export type JobsServed = z.infer<typeof jobsServedSchema>;
+export { jobsServedSchema, poolCapacitySchema, type DisclosureReport, type JobsServed, type PoolCapacity, type PoolDisclosure, type TenantPoolUsage } from '../protocol';
 
 export interface DisclosureInput {
   period: string;
@@ -39,38 +26,6 @@ export const POOL_SERVICES: Record<Pool, string> = {
   super: 'High-performance computing on whole nodes',
 };
 
-export interface PoolDisclosure {
-  pool: Pool;
-  services: string;
-  capacity: PoolCapacity | null;
-  /** Capacity × the hours of the period. */
-  offered: { coreHours: number; gpuHours: number };
-  usage: UsageFigures;
-  /** Share of the offered core- and GPU-hours that were used; null when nothing was offered. */
-  utilisation: { cpu: number | null; gpu: number | null };
-  jobsServed: JobsServed | null;
-}
-
-export interface TenantPoolUsage {
-  tenant: string;
-  pool: Pool;
-  usage: UsageFigures;
-}
-
-export interface DisclosureReport {
-  period: string;
-  fromMs: number;
-  toMs: number;
-  timeZoneOffsetMinutes: number;
-  /** ISO 8601 local-time interval of the period. */
-  interval: string;
-  pools: PoolDisclosure[];
-  tenants: TenantPoolUsage[];
-  /** All pools together: energy, green energy and share, carbon, and the metered totals. */
-  total: UsageFigures;
-  /** Jobs served by outcome, summed over the pools; null when not reported. */
-  jobsServed: JobsServed | null;
-}
 
 /** Sum of the GPU milli-seconds over models. */
 function gpuMilliSeconds(usage: UsageFigures): number {

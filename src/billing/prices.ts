@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
 import { z } from 'zod';
-import { poolSchema, type Pool } from '../protocol';
-import { DEFAULT_TIME_ZONE_OFFSET_MINUTES, divideHalfUp, localHourOfDay, meteredItemSchema, type MeteredItem } from './usage';
+import { loadDataFile, parseDataText } from '../files';
+import { currencySchema, meteredItemSchema, poolSchema, type MeteredItem, type Pool } from '../protocol';
+import { DEFAULT_TIME_ZONE_OFFSET_MINUTES, divideHalfUp, localHourOfDay } from './usage';
 
 /**
  * The price table. Unit prices are integers in **milli-fen** (1/1000 fen, so 1 yuan = 100 000 milli-fen) per
@@ -68,7 +67,7 @@ const poolPricesSchema = z.strictObject({
 export type PoolPrices = z.infer<typeof poolPricesSchema>;
 
 export const priceTableSchema = z.strictObject({
-  currency: z.literal('CNY'),
+  currency: currencySchema,
   /**
    * The cluster's local time, minutes east of UTC, for time-of-use hours and calendar periods. Whole hours only:
    * usage is metered in UTC clock hours, which then fall in exactly one local hour.
@@ -86,20 +85,12 @@ export type PriceTableInput = z.input<typeof priceTableSchema>;
 
 /** Validates a price table given as YAML text; errors name `source` and the field. */
 export function parsePriceTable(text: string, source: string): PriceTable {
-  let data: unknown;
-  try {
-    data = parse(text);
-  } catch (err) {
-    throw new Error(`${source}: not valid YAML: ${(err as Error).message}`);
-  }
-  const result = priceTableSchema.safeParse(data);
-  if (!result.success) throw new Error(`${source}: ${result.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
-  return result.data;
+  return parseDataText(text, priceTableSchema, source);
 }
 
 /** Reads and validates a price table file (YAML); errors name the file and the field. */
 export function loadPriceTable(path: string): PriceTable {
-  return parsePriceTable(readFileSync(path, 'utf8'), path);
+  return loadDataFile(path, priceTableSchema);
 }
 
 /**

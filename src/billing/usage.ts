@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { poolSchema, type Pool, type TaskUsage, type UsageSegment } from '../protocol';
+import type { MeteredItem, Pool, TaskUsage, UsageFigures, UsageFilter, UsageSegment, UsageSummary } from '../protocol';
 import { HOUR_MS } from '../time';
 
 /**
@@ -14,10 +14,8 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 24 * HOUR_MS;
 const MG_PER_KG = 1_000_000;
 
-/** What a bill charges for: the four metered quantities of a segment. */
-export const METERED_ITEMS = ['cpu', 'gpu', 'memory', 'energy'] as const;
-export const meteredItemSchema = z.enum(METERED_ITEMS);
-export type MeteredItem = (typeof METERED_ITEMS)[number];
+// The documents' shapes (summaries, bills, disclosure) are the protocol's: the API client reads them too.
+export { METERED_ITEMS, meteredItemSchema, usageFilterSchema, type GpuModelFigures, type MeteredItem, type UsageFigures, type UsageFilter, type UsageSummary } from '../protocol';
 
 /** How an item is metered (an integer base unit) and how it is shown and priced (a display unit). */
 export interface ItemUnit {
@@ -108,18 +106,6 @@ export function localHourOfDay(ms: number, offsetMinutes: number): number {
   return Math.floor(local / HOUR_MS);
 }
 
-/** Which segments to count: every field narrows; the window selects a segment by the start of its hour. */
-export const usageFilterSchema = z.strictObject({
-  tenant: z.string().min(1).optional(),
-  pool: poolSchema.optional(),
-  jobId: z.string().min(1).optional(),
-  /** Inclusive, epoch ms. */
-  fromMs: z.number().int().min(0).optional(),
-  /** Exclusive, epoch ms. */
-  toMs: z.number().int().min(0).optional(),
-});
-export type UsageFilter = z.infer<typeof usageFilterSchema>;
-
 /** The segments a filter selects, each with the task usage it belongs to. */
 export function* selectSegments(usages: readonly TaskUsage[], filter: UsageFilter): Generator<[TaskUsage, UsageSegment]> {
   for (const usage of usages) {
@@ -130,42 +116,6 @@ export function* selectSegments(usages: readonly TaskUsage[], filter: UsageFilte
       if (segment.hourStartMs >= (filter.fromMs ?? -Infinity) && segment.hourStartMs < (filter.toMs ?? Infinity)) yield [usage, segment];
     }
   }
-}
-
-/** Metered use summed over a set of segments: exact integers first, display units after. */
-export interface UsageFigures {
-  /** Distinct jobs with at least one selected segment. */
-  jobs: number;
-  cpuMilliSeconds: number;
-  gpuMilliSeconds: Record<string, number>;
-  memMiBSeconds: number;
-  energyMilliWh: number;
-  greenMilliWh: number;
-  carbonMg: number;
-  coreHours: number;
-  gpuHours: Record<string, number>;
-  memGiBHours: number;
-  kWh: number;
-  greenKWh: number;
-  /** Green energy over energy; null when no energy was metered. */
-  greenShare: number | null;
-  carbonKg: number;
-}
-
-/** GPU use of one model. */
-export interface GpuModelFigures {
-  jobs: number;
-  gpuMilliSeconds: number;
-  gpuHours: number;
-}
-
-export interface UsageSummary {
-  filter: UsageFilter;
-  total: UsageFigures;
-  byTenant: Record<string, UsageFigures>;
-  byPool: Partial<Record<Pool, UsageFigures>>;
-  byJob: Record<string, UsageFigures>;
-  byGpuModel: Record<string, GpuModelFigures>;
 }
 
 /** Running integer sums of segments. Kept in Maps so that any tenant or model name is a safe key. */

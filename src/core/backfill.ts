@@ -1,8 +1,11 @@
 import type { ClusterState } from './cluster';
 import type { Policy } from './framework';
-import type { Placement } from './model';
+import type { Placement, SchedJob } from './model';
 import { placeJob } from './placement';
 import type { PreparedJobWithCache } from './prepare';
+
+/** Look-ahead only asks whether a job fits. */
+const QUIET = { explain: false };
 
 /** When a running job is expected to end: its start plus its walltime. */
 export interface ExpectedEnd {
@@ -12,49 +15,42 @@ export interface ExpectedEnd {
 
 /**
  * EASY backfilling's reservation for the job at the head of a pool's queue: the earliest time enough
- * running jobs have ended (by their walltimes) for it to fit, and which jobs will have ended by then.
+ * running jobs have ended (by their walltimes) for it to fit, and where it is planned to start then.
  */
 export interface Reservation {
   jobId: string;
   startMs: number;
-  /** Jobs expected to have ended by `startMs`, in end order. */
-  endedBefore: string[];
-  /**
-   * Nodes the head would take at `startMs`, as last found. A job placed on none of them cannot delay the
-   * head; backfillAllowed updates them when it finds the head a new place.
-   */
-  headNodes: Set<string>;
+  /** The last running job, in end order, that counts as ended by `startMs` (jobs up to it have ended). */
+  boundary: ExpectedEnd;
+  /** Where the head is planned to start: a job may start now only if it leaves room for this. */
+  headPlacement: Placement;
 }
 
 /**
- * Runs `fn` on the cluster as it will be once `jobIds` have ended (released), then puts every released job
- * back exactly as it was. Looking ahead this way costs a release and a reserve per job that ends, instead
- * of a copy of the whole cluster.
+ * EASY backfilling of one pool as the scheduling cycle asks it: the reservation of the head (the first job
+ * that does not fit), and whether another job may start now without delaying it. EasyShadow implements it,
+ * for the service and the simulator alike.
  */
-function withEnded<T>(cluster: ClusterState, jobIds: readonly string[], fn: () => T): T {
-  const rotation = cluster.rotation;
-  const released: Placement[] = [];
-  try {
-    for (const id of jobIds) {
-      const p = cluster.release(id);
-      if (p) released.push(p);
-    }
-    return fn();
-  } finally {
-    for (let i = released.length - 1; i >= 0; i--) cluster.restore(released[i]);
-    cluster.rotation = rotation;
-  }
+export interface BackfillProfile {
+  /** The head's reservation, or null when it cannot start even after every running job with a walltime has ended. */
+  reservation(head: PreparedJobWithCache, nowMs: number): Reservation | null;
+  /** Whether a job may start now on `placement`, ending by `endMs`, without delaying `reservation` of `head`. */
+  allowed(reservation: Reservation, head: PreparedJobWithCache, placement: Placement, endMs: number): boolean;
+  /**
+   * A necessary condition of `allowed`, in O(1) and before any placement is searched: false when the job,
+   * ending by `endMs`, could not start now anywhere without delaying the reservation.
+   */
+  couldAllow?(job: SchedJob, endMs: number): boolean;
 }
 
 /**
- * The head job's reservation, or null when it cannot start even after every running job with a walltime
- * has ended (then backfilling has nothing to protect). Leaves the cluster as it found it.
+ * The head job's reservation computed from scratch on the cluster as it is (the oracle EasyShadow's
+ * incremental answers are tested against), or null when it cannot start even after every running job with
+ * a walltime has ended. Leaves the cluster as it found it.
  *
- * `ends` must come in end order (earliest first; jobs without a walltime, at Infinity, last): the caller
- * keeps them sorted, so a cycle does not sort every running job again, and only the prefix needed is read.
- * The shortest prefix after which the head fits is found by doubling then bisecting, releasing and
- * restoring jobs incrementally between probes: O(log k) placement attempts and O(k) releases, where k is
- * how many jobs must end first.
+ * `ends` must come in end order (earliest first; jobs without a walltime, at Infinity, last). The shortest
+ * prefix after which the head fits is found by doubling then bisecting, releasing and restoring jobs
+ * incrementally between probes.
  */
 export function easyReservation(cluster: ClusterState, head: PreparedJobWithCache, policy: Policy, ends: Iterable<ExpectedEnd>, nowMs: number): Reservation | null {
   const { prefix, readUpTo } = finitePrefix(ends);
@@ -69,11 +65,11 @@ export function easyReservation(cluster: ClusterState, head: PreparedJobWithCach
     }
   };
   /** Where the head fits, for each prefix length probed that it fits after. */
-  const headNodesAfter = new Map<number, Set<string>>();
+  const placementAfter = new Map<number, Placement>();
   const fitsAfter = (k: number) => {
     endFirst(k);
-    const result = placeJob(cluster, head, policy);
-    if (result.ok) headNodesAfter.set(k, nodesOf(result.placement));
+    const result = placeJob(cluster, head, policy, QUIET);
+    if (result.ok) placementAfter.set(k, result.placement);
     return result.ok;
   };
   try {
@@ -91,7 +87,7 @@ export function easyReservation(cluster: ClusterState, head: PreparedJobWithCach
       if (fitsAfter(mid)) hi = mid;
       else lo = mid;
     }
-    return { jobId: head.job.id, startMs: Math.max(nowMs, prefix[hi - 1].endMs), endedBefore: prefix.slice(0, hi).map((e) => e.jobId), headNodes: headNodesAfter.get(hi)! };
+    return { jobId: head.job.id, startMs: Math.max(nowMs, prefix[hi - 1].endMs), boundary: prefix[hi - 1], headPlacement: placementAfter.get(hi)! };
   } finally {
     endFirst(0);
     cluster.rotation = rotation;
@@ -122,31 +118,16 @@ export function byEndTime(a: ExpectedEnd, b: ExpectedEnd): number {
 }
 
 /**
- * Whether a job may start now on `placement` without delaying the reservation: it ends before the
- * reservation starts, or it takes none of the nodes the head is to start on, or the head still fits at
- * the reservation time with this job (and every job already started, including earlier backfills) still
- * running — in which case the head's nodes in `reservation` are updated to where it now fits. Leaves the
- * cluster as it found it.
+ * Whether a job may start now on `placement`, ending by `endMs`, without delaying `reservation`, computed
+ * from scratch (the oracle of EasyShadow.allowed): it ends by the reservation (no later than its boundary
+ * in end order), or it fits on a copy of the cluster as it will be then — the jobs up to the boundary
+ * ended, the head on its planned placement. `ends` are the running jobs' expected ends.
  */
-export function backfillAllowed(cluster: ClusterState, reservation: Reservation, head: PreparedJobWithCache, policy: Policy, placement: Placement, endMs: number): boolean {
-  if (endMs <= reservation.startMs) return true;
-  if (!placement.tasks.some((t) => reservation.headNodes.has(t.nodeId))) return true;
-  const rotation = cluster.rotation;
-  try {
-    cluster.reserve(placement);
-  } catch {
-    return false;
-  }
-  try {
-    const result = withEnded(cluster, reservation.endedBefore, () => placeJob(cluster, head, policy));
-    if (result.ok) reservation.headNodes = nodesOf(result.placement);
-    return result.ok;
-  } finally {
-    cluster.release(placement.jobId);
-    cluster.rotation = rotation;
-  }
-}
-
-function nodesOf(placement: Placement): Set<string> {
-  return new Set(placement.tasks.map((t) => t.nodeId));
+export function backfillAllowed(cluster: ClusterState, reservation: Reservation, ends: Iterable<ExpectedEnd>, placement: Placement, endMs: number): boolean {
+  if (byEndTime({ jobId: placement.jobId, endMs }, reservation.boundary) <= 0) return true;
+  const then = cluster.clone();
+  for (const e of ends) if (byEndTime(e, reservation.boundary) <= 0) then.release(e.jobId);
+  if (!then.fits(reservation.headPlacement)) return false;
+  then.reserve(reservation.headPlacement);
+  return then.fits(placement);
 }

@@ -40,18 +40,49 @@ export class ClusterState {
     intelligent: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
     super: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
   };
+  /** What placements hold in each pool (task requests; whole nodes of exclusive placements count as requested). */
+  private readonly allocated: Record<Pool, { cpuMillis: number; memBytes: number; gpuMilli: number }> = {
+    general: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+    intelligent: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+    super: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
+  };
   private nextOrdinal = 0;
   private nextGroupId = 0;
 
   /** Changes whenever a group appears or disappears, so per-group caches know to start over. */
   groupsVersion = 0;
+  /** Changes whenever a node is added, changed or removed (mirrors such as EASY's shadow sync on it). */
+  nodesVersion = 0;
+  /** Changes whenever a node's lifecycle state changes. */
+  statesVersion = 0;
   /** Counts reservations; spreading policies start their scan here so consecutive jobs fan out. */
   rotation = 0;
   /** Changes whenever a tenant's usage or a pool's capacity changes, so caches of fair shares know to start over. */
   usageVersion = 0;
 
+  /** Forgets every node and placement (a rebuild starts from nothing); versions move on so caches start over. */
+  reset(): void {
+    this.nodesById.clear();
+    this.groupsByKey.clear();
+    this.placements.clear();
+    this.jobsByNode.clear();
+    this.usage.clear();
+    for (const pool of POOLS) {
+      this.poolNodes[pool] = [];
+      this.poolGroups[pool] = [];
+      this.capacity[pool] = { cpuMillis: 0, memBytes: 0, gpuMilli: 0 };
+      this.allocated[pool] = { cpuMillis: 0, memBytes: 0, gpuMilli: 0 };
+    }
+    this.nextOrdinal = 0;
+    this.rotation = 0;
+    this.groupsVersion++;
+    this.usageVersion++;
+    this.nodesVersion++;
+  }
+
   /** Registers a node or updates its description, keeping its allocations. */
   upsertNode(input: NodeSpec): NodeRuntime {
+    this.nodesVersion++;
     const spec: ResolvedNodeSpec = { ...input, allocatable: input.allocatable ?? input.capacity };
     const existing = this.nodesById.get(spec.id);
     if (!existing) {
@@ -80,6 +111,7 @@ export class ClusterState {
   removeNode(nodeId: string): void {
     const node = this.mustGetNode(nodeId);
     if (node.taskCount > 0) throw new Error(`node ${nodeId} still has ${node.taskCount} tasks placed on it`);
+    this.nodesVersion++;
     this.leave(node);
     removeItem(this.poolNodes[node.spec.pool], node);
     this.nodesById.delete(nodeId);
@@ -88,7 +120,9 @@ export class ClusterState {
   /** Moves a node to a lifecycle state; only ready nodes are offered to placement. */
   setNodeState(nodeId: string, state: NodeState): void {
     const node = this.mustGetNode(nodeId);
-    if (node.state !== state) node.group!.changeState(node, state);
+    if (node.state === state) return;
+    node.group!.changeState(node, state);
+    this.statesVersion++;
   }
 
   /** Records the latest power draw and green share an agent reported. Does not touch the index. */
@@ -135,18 +169,30 @@ export class ClusterState {
    * so a placement that no longer fits throws and changes nothing.
    */
   reserve(placement: Placement): void {
-    if (this.placements.has(placement.jobId)) throw new Error(`job ${placement.jobId} is already placed`);
     const byNode = groupByNode(placement.tasks);
+    const problem = this.problemWith(placement, byNode);
+    if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
+    this.apply(placement, byNode);
+  }
+
+  /** Whether `reserve(placement)` would succeed now, without changing anything (look-ahead asks this often). */
+  fits(placement: Placement): boolean {
+    return this.problemWith(placement, groupByNode(placement.tasks)) === undefined;
+  }
+
+  /** Why a placement cannot be reserved now, or undefined when it can. */
+  private problemWith(placement: Placement, byNode: ReadonlyMap<string, readonly TaskPlacement[]>): string | undefined {
+    if (this.placements.has(placement.jobId)) return 'it is already placed';
     for (const [nodeId, tasks] of byNode) {
       const node = this.nodesById.get(nodeId);
-      if (!node) throw new Error(`job ${placement.jobId}: node ${nodeId} is not registered`);
-      if (node.spec.pool !== placement.pool) throw new Error(`job ${placement.jobId}: node ${nodeId} is not in pool ${placement.pool}`);
-      if (placement.exclusive && (tasks.length > 1 || !node.isIdle)) throw new Error(`job ${placement.jobId}: node ${nodeId} is not free for exclusive use`);
-      if (node.isolationBlocks(placement.tenant, placement.dataClass === 'restricted')) throw new Error(`job ${placement.jobId}: node ${nodeId} holds another tenant's restricted work`);
+      if (!node) return `node ${nodeId} is not registered`;
+      if (node.spec.pool !== placement.pool) return `node ${nodeId} is not in pool ${placement.pool}`;
+      if (placement.exclusive && (tasks.length > 1 || !node.isIdle)) return `node ${nodeId} is not free for exclusive use`;
+      if (node.isolationBlocks(placement.tenant, placement.dataClass === 'restricted')) return `node ${nodeId} holds another tenant's restricted work`;
       const problem = node.checkCanApply(tasks);
-      if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
+      if (problem) return problem;
     }
-    this.apply(placement, byNode);
+    return undefined;
   }
 
   /**
@@ -157,7 +203,7 @@ export class ClusterState {
     this.apply(placement, groupByNode(placement.tasks));
   }
 
-  private apply(placement: Placement, byNode: Map<string, readonly TaskPlacement[]>): void {
+  private apply(placement: Placement, byNode: ReadonlyMap<string, readonly TaskPlacement[]>): void {
     const restricted = placement.dataClass === 'restricted';
     for (const [nodeId, tasks] of byNode) {
       applyOnNode(this.nodesById.get(nodeId)!, tasks, 1, placement.tenant, restricted);
@@ -229,14 +275,27 @@ export class ClusterState {
     this.usageVersion++;
     const key = `${placement.tenant}\u0000${placement.pool}`;
     const u = this.usage.get(key) ?? { cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 };
-    for (const t of placement.tasks) {
-      u.cpuMillis += sign * t.cpuMillis;
-      u.memBytes += sign * t.memBytes;
-      u.gpuMilli += sign * t.gpuIndices.length * t.gpuMilliEach;
-    }
+    const { cpuMillis, memBytes, gpuMilli } = placementDemand(placement);
+    u.cpuMillis += sign * cpuMillis;
+    u.memBytes += sign * memBytes;
+    u.gpuMilli += sign * gpuMilli;
     u.jobs += sign;
     if (u.jobs === 0) this.usage.delete(key);
     else this.usage.set(key, u);
+    const a = this.allocated[placement.pool];
+    a.cpuMillis += sign * cpuMillis;
+    a.memBytes += sign * memBytes;
+    a.gpuMilli += sign * gpuMilli;
+  }
+
+  /**
+   * Whether a pool's free capacity, summed over all its nodes, could hold `demand` at all: a necessary
+   * condition of fitting, checked in O(1) before a search (a deep queue of large gangs fails it often).
+   */
+  mayHold(pool: Pool, demand: { cpuMillis: number; memBytes: number; gpuMilli: number }): boolean {
+    const c = this.capacity[pool];
+    const a = this.allocated[pool];
+    return demand.cpuMillis <= c.cpuMillis - a.cpuMillis && demand.memBytes <= c.memBytes - a.memBytes && demand.gpuMilli <= c.gpuMilli - a.gpuMilli;
   }
 
   /** Totals of one pool, computed on demand (O(nodes in the pool)). */
@@ -332,23 +391,41 @@ const EMPTY: ReadonlySet<string> = new Set();
 const NO_USAGE: TenantUsage = Object.freeze({ cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 });
 
 function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1 | -1, tenant: string, restricted: boolean): void {
-  for (const t of tasks) node.apply(t, sign, tenant, restricted);
+  node.applyAll(tasks, sign, tenant, restricted);
   node.group!.reindex(node);
 }
 
-/** Task placements by node; a job's tasks on one node are checked and applied together. */
-function groupByNode(tasks: readonly TaskPlacement[]): Map<string, readonly TaskPlacement[]> {
-  if (tasks.length === 1) return new Map([[tasks[0].nodeId, tasks]]);
-  const byNode = new Map<string, TaskPlacement[]>();
+const groupedTasks = new WeakMap<readonly TaskPlacement[], Map<string, readonly TaskPlacement[]>>();
+
+/**
+ * Task placements by node; a job's tasks on one node are checked and applied together. Placements are
+ * immutable and look-ahead reserves and releases the same ones many times: the grouping is kept per task list.
+ */
+function groupByNode(tasks: readonly TaskPlacement[]): ReadonlyMap<string, readonly TaskPlacement[]> {
+  let byNode = groupedTasks.get(tasks);
+  if (byNode) return byNode;
+  byNode = new Map<string, TaskPlacement[]>();
   for (const t of tasks) {
-    const list = byNode.get(t.nodeId);
+    const list = byNode.get(t.nodeId) as TaskPlacement[] | undefined;
     if (list) list.push(t);
     else byNode.set(t.nodeId, [t]);
   }
+  groupedTasks.set(tasks, byNode);
   return byNode;
 }
 
 function removeItem<T>(list: T[], item: T): void {
   const i = list.indexOf(item);
   if (i >= 0) list.splice(i, 1);
+}
+
+/** What a placement holds, summed over its tasks (the counterpart of placement.ts's demandOf for a job). */
+export function placementDemand(placement: Placement): { cpuMillis: number; memBytes: number; gpuMilli: number } {
+  const demand = { cpuMillis: 0, memBytes: 0, gpuMilli: 0 };
+  for (const t of placement.tasks) {
+    demand.cpuMillis += t.cpuMillis;
+    demand.memBytes += t.memBytes;
+    demand.gpuMilli += t.gpuIndices.length * t.gpuMilliEach;
+  }
+  return demand;
 }

@@ -1,52 +1,121 @@
-import type { NodeSpec, NodeState } from '../protocol';
-import { byEndTime, finitePrefix, type ExpectedEnd, type Reservation } from './backfill';
-import { ClusterState } from './cluster';
+import type { Pool } from '../protocol';
+import { byEndTime, finitePrefix, type BackfillProfile, type ExpectedEnd, type Reservation } from './backfill';
+import { ClusterState, placementDemand } from './cluster';
 import type { Policy } from './framework';
-import type { Placement } from './model';
-import { placeJob } from './placement';
+import type { Placement, SchedJob } from './model';
+import { demandOf, placeJob } from './placement';
 import type { PreparedJobWithCache } from './prepare';
 import { SortedEnds } from './sorted-ends';
 
 /** Before every end: the boundary when no job counts as ended. */
 const NOTHING_ENDED: ExpectedEnd = { jobId: '', endMs: Number.NEGATIVE_INFINITY };
+/** The id under which the head's planned placement is held in the shadow. */
+const HEAD_ID = '\u0000easy-head';
+/** Look-ahead only asks whether a job fits. */
+const QUIET = { explain: false };
 
 /**
- * EASY backfilling kept up to date incrementally, for a caller that sees every start and end in a pool
- * (the simulator, which replays hundreds of thousands of them). It gives the same reservations as
- * easyReservation and the same answers as backfillAllowed, without releasing and restoring the jobs that
- * end before the reservation at every question.
+ * EASY backfilling of one pool as an availability profile kept up to date incrementally, for a caller that
+ * sees every start and end in the pool (the simulator, which replays hundreds of thousands of them; the
+ * service, from its job table).
  *
- * It keeps a shadow of the pool as it will be at the reservation: every running job except those expected
- * to end by the boundary (the last of them in end order). As jobs start and end the shadow follows; when
- * asked for the head's reservation it moves the boundary only as far as it must — after a job ends, one
- * placement attempt usually confirms that the head still needs everything before the boundary.
+ * It keeps a shadow of the pool as it will be at the head's reservation: every running job except those
+ * expected to end by the boundary (the last of them in end order), plus the head itself on the nodes it
+ * is planned to start on, as Slurm's backfill plans a pending job onto specific resources. A job may
+ * start now if it ends by the reservation or fits in the shadow beside the head: one reservation attempt
+ * of its placement, never a search. The head's plan is kept while the shadow only loses capacity to jobs
+ * that fit beside it; when capacity comes back (a job past the boundary ends early, a node returns), the
+ * plan is looked for again, moving the boundary only as far as it must.
  */
-export class EasyShadow {
-  private readonly shadow = new ClusterState();
+export class EasyShadow implements BackfillProfile {
+  private shadow = new ClusterState();
   private readonly ends = new SortedEnds();
   private readonly running = new Map<string, { placement: Placement; end: ExpectedEnd }>();
   /** Running jobs up to here, in end order, count as ended: they are not in the shadow. */
   private boundary = NOTHING_ENDED;
   private head: PreparedJobWithCache | undefined;
+  /** Where the head is planned to start, held in the shadow under HEAD_ID; undefined when it must be found again. */
+  private headPlacement: Placement | undefined;
   private headNodes = new Set<string>();
+  /** The shadow gained capacity since the head's plan was found: it may start earlier. */
+  private improvable = false;
+  /** Whether it gained only from jobs in it ending early (not from the boundary's job or a node coming back). */
+  private gainedOnlyInShadow = true;
+  /** The source's versions the shadow's nodes follow. */
+  private nodesVersion = -1;
+  private statesVersion = -1;
 
-  constructor(private readonly policy: Policy) {}
+  /**
+   * @param source the pool's live cluster: the shadow follows its nodes (specs and states) on its own; starts
+   * and ends of jobs are told (started, ended), with when each is expected to end.
+   */
+  constructor(
+    private readonly policy: Policy,
+    private readonly source: ClusterState,
+    private readonly pool: Pool,
+  ) {}
 
-  /** Registers a node of the pool (or updates it). */
-  upsertNode(spec: NodeSpec): void {
-    this.shadow.upsertNode(spec);
+  /** Forgets every job (a rebuild replays them). */
+  reset(): void {
+    this.shadow = new ClusterState();
+    this.ends.clear();
+    this.running.clear();
+    this.boundary = NOTHING_ENDED;
+    this.head = undefined;
+    this.headPlacement = undefined;
+    this.headNodes = new Set();
+    this.improvable = false;
+    this.gainedOnlyInShadow = true;
+    this.nodesVersion = -1;
+    this.statesVersion = -1;
   }
 
-  setNodeState(nodeId: string, state: NodeState): void {
-    this.shadow.setNodeState(nodeId, state);
+  /**
+   * Follows the source's nodes: a new or changed node rebuilds the shadow (rare: registrations); a change of
+   * state is copied node by node (a node that comes back may let the head start earlier; one that leaves
+   * under the head's plan drops it).
+   */
+  private sync(): void {
+    if (this.nodesVersion !== this.source.nodesVersion) {
+      this.nodesVersion = this.source.nodesVersion;
+      this.statesVersion = this.source.statesVersion;
+      this.rebuild();
+      return;
+    }
+    if (this.statesVersion === this.source.statesVersion) return;
+    this.statesVersion = this.source.statesVersion;
+    for (const node of this.source.nodesOf(this.pool)) {
+      const mine = this.shadow.getNode(node.id);
+      if (!mine || mine.state === node.state) continue;
+      this.shadow.setNodeState(node.id, node.state);
+      if (node.state === 'ready') this.gained();
+      else if (this.headNodes.has(node.id)) this.dropPlan();
+    }
+  }
+
+  /** A fresh shadow of the source's nodes with every running job in it (the boundary starts over). */
+  private rebuild(): void {
+    this.shadow = new ClusterState();
+    for (const node of this.source.nodesOf(this.pool)) {
+      this.shadow.upsertNode(node.spec);
+      if (node.state !== 'ready') this.shadow.setNodeState(node.id, node.state);
+    }
+    for (const { placement } of this.running.values()) this.shadow.reserve(placement);
+    this.boundary = NOTHING_ENDED;
+    this.headPlacement = undefined;
+    this.headNodes = new Set();
   }
 
   /** A job started on `placement` and is expected to end at `endMs` (Infinity without a walltime). */
   started(placement: Placement, endMs: number): void {
+    this.sync();
     const end = { jobId: placement.jobId, endMs };
     this.running.set(placement.jobId, { placement, end });
     this.ends.insert(end);
-    if (byEndTime(end, this.boundary) > 0) this.shadow.reserve(placement);
+    if (byEndTime(end, this.boundary) <= 0) return;
+    // A job that does not fit beside the head's plan (it did not ask first): the plan gives way and is found again.
+    if (!this.shadow.fits(placement)) this.dropPlan();
+    this.shadow.reserve(placement);
   }
 
   /** A job ended (or was stopped). */
@@ -55,7 +124,27 @@ export class EasyShadow {
     if (!r) return;
     this.running.delete(jobId);
     this.ends.remove(r.end);
-    this.shadow.release(jobId);
+    if (this.shadow.release(jobId)) this.improvable = true;
+    else if (r.end === this.boundary) this.gained();
+  }
+
+  /** Capacity came back some other way than a job in the shadow ending: the plan is looked for again. */
+  private gained(): void {
+    this.improvable = true;
+    this.gainedOnlyInShadow = false;
+  }
+
+  /**
+   * Whether the head surely cannot start earlier than planned after jobs in the shadow ended early: starting
+   * earlier means fitting with the boundary's job still running, and the shadow's free capacity, summed over
+   * its nodes, must then hold that job beside the head (a necessary condition, O(1)). Keeps the plan: the
+   * shadow only gained capacity, so it still fits.
+   */
+  private cannotStartEarlier(): boolean {
+    if (!this.gainedOnlyInShadow || this.boundary === NOTHING_ENDED) return false;
+    const atBoundary = this.running.get(this.boundary.jobId);
+    if (!atBoundary) return false;
+    return !this.shadow.mayHold(this.pool, placementDemand(atBoundary.placement));
   }
 
   /**
@@ -63,7 +152,16 @@ export class EasyShadow {
    * start even after every running job with a walltime has ended.
    */
   reservation(head: PreparedJobWithCache, nowMs: number): Reservation | null {
-    if (this.head?.job.id !== head.job.id) this.reset(head);
+    this.sync();
+    if (this.head?.job.id !== head.job.id) this.newHead(head);
+    else if (this.headPlacement && (!this.improvable || this.cannotStartEarlier())) {
+      this.improvable = false;
+      this.gainedOnlyInShadow = true;
+      return this.reservationNow(nowMs);
+    }
+    this.dropPlan();
+    this.improvable = false;
+    this.gainedOnlyInShadow = true;
     const { prefix, readUpTo } = finitePrefix(this.ends);
     // k: how many running jobs, in end order, count as ended now.
     let k = 0;
@@ -72,10 +170,10 @@ export class EasyShadow {
       for (; k < n; k++) this.shadow.release(prefix[k].jobId);
       while (k > n) this.shadow.restore(this.running.get(prefix[--k].jobId)!.placement);
     };
-    const nodesAfter = new Map<number, Set<string>>();
+    const placementAfter = new Map<number, Placement>();
     const fits = () => {
-      const result = placeJob(this.shadow, head, this.policy);
-      if (result.ok) nodesAfter.set(k, new Set(result.placement.tasks.map((t) => t.nodeId)));
+      const result = placeJob(this.shadow, head, this.policy, QUIET);
+      if (result.ok) placementAfter.set(k, result.placement);
       return result.ok;
     };
 
@@ -114,47 +212,56 @@ export class EasyShadow {
       endFirst(hi);
     }
     this.boundary = k > 0 ? prefix[k - 1] : NOTHING_ENDED;
-    this.headNodes = nodesAfter.get(k) ?? new Set();
-    return {
-      jobId: head.job.id,
-      startMs: Math.max(nowMs, k > 0 ? prefix[k - 1].endMs : nowMs),
-      endedBefore: prefix.slice(0, k).map((e) => e.jobId),
-      headNodes: this.headNodes,
-    };
+    const planned = placementAfter.get(k)!;
+    this.headPlacement = { ...planned, jobId: HEAD_ID };
+    this.headNodes = new Set(planned.tasks.map((t) => t.nodeId));
+    this.shadow.reserve(this.headPlacement);
+    return this.reservationNow(nowMs);
   }
 
   /**
    * Whether a job may start now on `placement`, ending by `endMs`, without delaying the reservation last
-   * given (see backfillAllowed): it ends by then, or takes none of the head's nodes, or the head still fits
-   * in the shadow beside it.
+   * given: it ends by then, or it fits in the shadow beside the head's plan.
    */
-  allowed(placement: Placement, endMs: number): boolean {
-    if (!this.head || byEndTime({ jobId: placement.jobId, endMs }, this.boundary) <= 0) return true;
+  couldAllow(job: SchedJob, endMs: number): boolean {
+    this.sync();
+    if (!this.headPlacement || byEndTime({ jobId: job.id, endMs }, this.boundary) <= 0) return true;
+    // Whatever it is allowed on, it fits in the shadow: the shadow must have room for it somewhere.
+    return this.shadow.mayHold(this.pool, demandOf(job));
+  }
+
+  allowed(_reservation: Reservation, _head: PreparedJobWithCache, placement: Placement, endMs: number): boolean {
+    this.sync();
+    if (!this.headPlacement || byEndTime({ jobId: placement.jobId, endMs }, this.boundary) <= 0) return true;
+    // On none of the head's nodes it cannot delay it: those nodes will hold no more then than now.
     if (!placement.tasks.some((t) => this.headNodes.has(t.nodeId))) return true;
-    const rotation = this.shadow.rotation;
-    try {
-      this.shadow.reserve(placement);
-    } catch {
-      return false;
-    }
-    try {
-      const result = placeJob(this.shadow, this.head, this.policy);
-      if (result.ok) this.headNodes = new Set(result.placement.tasks.map((t) => t.nodeId));
-      return result.ok;
-    } finally {
-      this.shadow.release(placement.jobId);
-      this.shadow.rotation = rotation;
-    }
+    return this.shadow.fits(placement);
+  }
+
+
+  /** The reservation as the shadow holds it now. */
+  private reservationNow(nowMs: number): Reservation {
+    const planned = this.headPlacement!;
+    return { jobId: this.head!.job.id, startMs: Math.max(nowMs, this.boundary.endMs), boundary: this.boundary, headPlacement: { ...planned, jobId: this.head!.job.id } };
+  }
+
+  /** Forgets the head's plan: it is found again at the next reservation. */
+  private dropPlan(): void {
+    if (!this.headPlacement) return;
+    this.shadow.release(HEAD_ID);
+    this.headPlacement = undefined;
+    this.headNodes = new Set();
   }
 
   /** A new head: every job counted as ended is put back, and its reservation is found from scratch. */
-  private reset(head: PreparedJobWithCache): void {
+  private newHead(head: PreparedJobWithCache): void {
+    this.dropPlan();
     for (const e of this.ends) {
       if (byEndTime(e, this.boundary) > 0) break;
       this.shadow.restore(this.running.get(e.jobId)!.placement);
     }
     this.boundary = NOTHING_ENDED;
     this.head = head;
-    this.headNodes = new Set();
+    this.improvable = false;
   }
 }

@@ -1,4 +1,5 @@
 import type { Pool } from '../protocol';
+import type { GpuDemandMix } from './gpu-demand';
 import type { ReasonCode, SchedJob } from './model';
 import type { NodeRuntime, PreparedTask } from './node-runtime';
 
@@ -71,6 +72,12 @@ export interface PoolPolicy {
    * jobs' walltimes, and later jobs start only if they do not delay it. Without it, any job that fits starts.
    */
   backfill: boolean;
+  /**
+   * The pool's recent mix of GPU demands, which the FragmentationGradient score measures fragmentation
+   * against. Owned and fed by the caller (it observes requests as they arrive); absent, the score uses
+   * FALLBACK_DEMAND. Copies of a policy made with withPoolPolicy share it.
+   */
+  gpuDemand?: GpuDemandMix;
 }
 
 /** A placement policy: one PoolPolicy per pool. Changing a policy never touches a plugin. */

@@ -262,6 +262,31 @@ export class NodeRuntime {
   }
 
   /** Adds (sign 1) or removes (sign -1) one task placement of a tenant. The caller re-indexes the node. */
+  /** Takes (sign 1) or gives back (-1) the tasks of one job on this node, counted together. */
+  applyAll(tasks: readonly TaskPlacement[], sign: 1 | -1, tenant: string, restricted: boolean): void {
+    if (tasks.length === 1) {
+      this.apply(tasks[0], sign, tenant, restricted);
+      return;
+    }
+    let cpuMillis = 0;
+    let memBytes = 0;
+    for (const t of tasks) {
+      cpuMillis += t.cpuMillis;
+      memBytes += t.memBytes;
+      for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
+      for (const name in t.extended) {
+        const next = (this.requestedExtended.get(name) ?? 0) + sign * t.extended[name];
+        if (next === 0) this.requestedExtended.delete(name);
+        else this.requestedExtended.set(name, next);
+      }
+    }
+    bump(this.tenantTasks, tenant, sign * tasks.length);
+    if (restricted) bump(this.restrictedTasks, tenant, sign * tasks.length);
+    this.requestedCpuMillis += sign * cpuMillis;
+    this.requestedMemBytes += sign * memBytes;
+    this.taskCount += sign * tasks.length;
+  }
+
   apply(t: TaskPlacement, sign: 1 | -1, tenant: string, restricted: boolean): void {
     bump(this.tenantTasks, tenant, sign);
     if (restricted) bump(this.restrictedTasks, tenant, sign);

@@ -1,3 +1,4 @@
+import { GPU_MILLI_PER_GPU } from '../protocol';
 import type { ClusterState } from './cluster';
 import type { FilterVerdict, Policy } from './framework';
 import { GangTally } from './gang';
@@ -17,8 +18,10 @@ import { selectBest } from './select';
  * `nodesToScore` feasible nodes per group are scored. A failure is exhaustive, so the indexed path and a
  * full scan agree on whether a job fits; only then are the reasons counted for every node.
  */
-export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithCache, policy: Policy): PlacementResult {
+export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithCache, policy: Policy, options: PlaceOptions = {}): PlacementResult {
   const p = 'staticCache' in job ? job : prepareJob(job, policy);
+  // Not enough free in the whole pool: no search can succeed (a caller who wants the reasons gets them from the search).
+  if (options.explain === false && !cluster.mayHold(p.job.pool, demandOf(p.job))) return unexplained(p, 0, undefined);
   const groups = cluster.groupsOf(p.job.pool);
   const passing: { group: NodeGroup; needs: SlotNeeds }[] = [];
   for (const group of groups) {
@@ -52,7 +55,7 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
       selectBest(p, sample).planTasks(p.task, 1, 0, out);
       return { ok: true, placement: toPlacement(p.job, p.task.exclusive, out), nodesEvaluated: evaluated };
     }
-    return indexedFailure(cluster, p, passing, visitReasons, evaluated, undefined);
+    return options.explain === false ? unexplained(p, evaluated, undefined) : indexedFailure(cluster, p, passing, visitReasons, evaluated, undefined);
   }
 
   const tally = new GangTally(p.job.tasks, p.policy.gangSearchNodes);
@@ -71,8 +74,30 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
   }
   const tasks = tally.assign(p.task);
   if (tasks) return { ok: true, placement: toPlacement(p.job, p.task.exclusive, tasks), nodesEvaluated: evaluated };
+  if (options.explain === false) return unexplained(p, evaluated, tally.totalCapacity);
   addReason(visitReasons, 'gang-too-large', tally.nodesWithRoom);
   return indexedFailure(cluster, p, passing, visitReasons, evaluated, tally.totalCapacity);
+}
+
+/** What a whole job asks of its pool. */
+export function demandOf(job: SchedJob): { cpuMillis: number; memBytes: number; gpuMilli: number } {
+  const { task, tasks } = job;
+  return { cpuMillis: tasks * task.cpuMillis, memBytes: tasks * task.memBytes, gpuMilli: tasks * (task.gpus * GPU_MILLI_PER_GPU + task.gpuMilli) };
+}
+
+/** How placeJob works. */
+export interface PlaceOptions {
+  /**
+   * Count a reason for every node of the pool when the job does not fit (the default). Look-ahead callers
+   * that only need to know whether it fits (EASY, preemption, the simulator) skip it: it costs a visit of
+   * every node.
+   */
+  explain?: boolean;
+}
+
+/** A failure without reasons (see PlaceOptions.explain); `never` is not decided either. */
+function unexplained(p: PreparedJobWithCache, evaluated: number, tasksFitting: number | undefined): PlacementFailure {
+  return { ok: false, never: false, totalNodes: 0, reasons: {}, tasks: p.job.tasks, tasksFitting, gpuModels: p.job.constraints.gpuModels, nodesEvaluated: evaluated };
 }
 
 /** Builds the placement record of a job from its task placements. */

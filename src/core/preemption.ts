@@ -2,6 +2,9 @@ import type { ClusterState } from './cluster';
 import type { Policy } from './framework';
 import type { Placement, TaskPlacement } from './model';
 import { placeJob, toPlacement } from './placement';
+
+/** Look-ahead only asks whether a job fits. */
+const QUIET = { explain: false };
 import { dynamicVerdict, staticVerdictForGroup, type PreparedJobWithCache } from './prepare';
 
 /** What preemption needs to know of a job that holds a placement. */
@@ -107,7 +110,7 @@ function acrossPool(cluster: ClusterState, p: PreparedJobWithCache, policy: Poli
     let fitted = false;
     for (const id of ordered) {
       released.push(cluster.release(id)!);
-      if (placeJob(cluster, p, policy).ok) {
+      if (placeJob(cluster, p, policy, QUIET).ok) {
         fitted = true;
         break;
       }
@@ -116,11 +119,11 @@ function acrossPool(cluster: ClusterState, p: PreparedJobWithCache, policy: Poli
     const needed: string[] = [];
     for (let i = released.length - 1; i >= 0; i--) {
       cluster.reserve(released[i]);
-      if (placeJob(cluster, p, policy).ok) continue;
+      if (placeJob(cluster, p, policy, QUIET).ok) continue;
       cluster.release(released[i].jobId);
       needed.push(released[i].jobId);
     }
-    const result = placeJob(cluster, p, policy);
+    const result = placeJob(cluster, p, policy, QUIET);
     return result.ok ? { victims: needed, placement: result.placement } : null;
   } finally {
     for (const placement of released) if (!cluster.placementOf(placement.jobId)) cluster.reserve(placement);

@@ -17,6 +17,10 @@ export class SortedEnds implements Iterable<ExpectedEnd> {
     return n;
   }
 
+  clear(): void {
+    this.chunks.length = 0;
+  }
+
   insert(e: ExpectedEnd): void {
     if (this.chunks.length === 0) {
       this.chunks.push([e]);

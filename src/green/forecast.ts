@@ -1,4 +1,8 @@
-import { DAY_MS, HOUR_MS, gridFrom, lastIndexAtOrBefore, nextGridTime, valueAtOrBefore, type Point, type Series } from './series';
+import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, gridFrom, lastIndexAtOrBefore, nextGridTime, valueAtOrBefore, type Point, type Series } from './series';
+
+// Local copies: the hot loops below read them per point (an imported binding is a getter once compiled).
+const DAY_MS = DAY_MS_;
+const HOUR_MS = HOUR_MS_;
 
 /**
  * Predicts a signal: the value in force at `nowMs`, then one value at every step of the forecaster's grid in
@@ -100,26 +104,34 @@ export interface ForecastError {
  * nothing was scored.
  */
 export function forecastError(series: Series, forecaster: Forecaster | LiveForecaster, options: ReplayOptions): ForecastError {
-  const { horizonMs, fromMs, toMs, stepMs, warmupMs = DAY_MS } = options;
-  if (!(stepMs > 0) || !(horizonMs >= 0)) throw new RangeError('forecast error: the step must be positive and the horizon not negative');
+  return forecastErrors(series, forecaster, { ...options, horizonsMs: [options.horizonMs] })[0];
+}
+
+/** {@link forecastError} at several horizons in one replay: one score per horizon, in order. */
+export function forecastErrors(series: Series, forecaster: Forecaster | LiveForecaster, options: Omit<ReplayOptions, 'horizonMs'> & { horizonsMs: readonly number[] }): ForecastError[] {
+  const { horizonsMs, fromMs, toMs, stepMs, warmupMs = DAY_MS } = options;
+  if (!(stepMs > 0) || !horizonsMs.every((h) => h >= 0)) throw new RangeError('forecast error: the step must be positive and the horizon not negative');
+  const maxHorizonMs = Math.max(0, ...horizonsMs);
   const showUpTo = 'observe' in forecaster ? observer(series, fromMs, forecaster) : () => {};
-  let absolute = 0;
-  let relative = 0;
-  let relativeCount = 0;
-  let count = 0;
-  for (let t = fromMs + warmupMs; t + horizonMs < toMs; t += stepMs) {
+  const sums = horizonsMs.map(() => ({ absolute: 0, relative: 0, relativeCount: 0, count: 0 }));
+  for (let t = fromMs + warmupMs; t < toMs; t += stepMs) {
     showUpTo(t);
-    const predicted = valueAtOrBefore(forecaster.forecast(t, horizonMs), t + horizonMs);
-    const actual = series.valueAt(t + horizonMs);
-    const error = Math.abs(predicted - actual);
-    absolute += error;
-    count++;
-    if (actual !== 0) {
-      relative += error / Math.abs(actual);
-      relativeCount++;
-    }
+    const forecast = forecaster.forecast(t, maxHorizonMs);
+    horizonsMs.forEach((horizonMs, i) => {
+      if (t + horizonMs >= toMs) return;
+      const predicted = valueAtOrBefore(forecast, t + horizonMs);
+      const actual = series.valueAt(t + horizonMs);
+      const error = Math.abs(predicted - actual);
+      const s = sums[i];
+      s.absolute += error;
+      s.count++;
+      if (actual !== 0) {
+        s.relative += error / Math.abs(actual);
+        s.relativeCount++;
+      }
+    });
   }
-  return { mae: absolute / count, mape: relative / relativeCount, count };
+  return sums.map((s) => ({ mae: s.absolute / s.count, mape: s.relative / s.relativeCount, count: s.count }));
 }
 
 /** Shows a live forecaster the series at `fromMs` and then on the series' grid, up to each time asked. */

@@ -22,6 +22,7 @@ export {
 } from './series';
 export {
   forecastError,
+  forecastErrors,
   oracleForecaster,
   persistenceForecaster,
   type ForecastError,
@@ -30,5 +31,24 @@ export {
   type PersistenceOptions,
   type ReplayOptions,
 } from './forecast';
+export {
+  ErrorTracker,
+  FORECASTERS,
+  MIN_ERROR_SCORES,
+  PERSISTENCE_ALPHAS,
+  SCORED_HORIZONS_MS,
+  blendForecaster,
+  fittedPersistenceForecaster,
+  forecasterNamed,
+  makeForecaster,
+  seasonalNaiveForecaster,
+  skilled,
+  type ForecasterName,
+  type GridOptions,
+  type SkillOptions,
+  type SkilledForecaster,
+} from './forecasters';
+export { DEFAULT_MIN_GAIN, DeferralPlanner, type DeferralSettings } from './deferral';
 export { latestStartOf, planStart, type Deferral, type Plan, type PlanRequest } from './shift';
-export { DEADLINE_SAFETY_MS, DeferralBook, MAX_DEFERRED_SHARE_OF_POOL, planDeferral, poolDemand, poolSupply, supplyUnits, type DeferralPlan } from './booking';
+export { DEADLINE_SAFETY_MS, safetyMarginMs } from '../core/deadline';
+export { DeferralBook, ERROR_BOUND, deferralMargin, MAX_DEFERRED_SHARE_OF_POOL, planDeferral, poolDemand, poolSupply, supplyUnits, type DeferralPlan } from './booking';

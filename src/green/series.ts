@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { parseTable, readTable, type Table } from '../files';
 
 /** One value of a signal, in force from `atMs` until the next point. */
 export interface Point {
@@ -46,7 +46,7 @@ export { DAY_MS, HOUR_MS };
 
 /** Reads a signal CSV file: see {@link parseSeries}. */
 export function loadSeries(path: string, options: SeriesOptions = {}): Series {
-  return parseSeries(readFileSync(path, 'utf8'), path, options);
+  return seriesOf(readTable(path), path, options);
 }
 
 /**
@@ -56,11 +56,10 @@ export function loadSeries(path: string, options: SeriesOptions = {}): Series {
  * share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
  */
 export function parseSeries(text: string, name: string, options: SeriesOptions = {}): Series {
-  const [header, ...rows] = text
-    .split(/\r?\n/)
-    .filter((line) => line.trim() !== '')
-    .map((line) => line.split(',').map((cell) => cell.trim()));
-  if (!header) throw new Error(`${name}: empty file`);
+  return seriesOf(parseTable(text, name), name, options);
+}
+
+function seriesOf({ header, rows }: Table, name: string, options: SeriesOptions): Series {
   if (rows.length === 0) throw new Error(`${name}: no rows`);
   const column = valueColumn(header, options.column, name);
   const kind: SeriesKind = /carbon/i.test(header[column]) ? 'carbon' : 'share';

@@ -1,5 +1,7 @@
 import { gridFrom, lastIndexAtOrBefore, valueAtOrBefore, type Point } from './series';
 
+export { latestStartOf, type Deferral } from '../core/deadline';
+
 /*
  * Temporal shifting after "Let's Wait Awhile" (Wiesner et al., Middleware 2021): a deferrable job starts
  * at the time within its window whose forecast over the job's run is best, e.g. the lowest carbon intensity.
@@ -19,6 +21,20 @@ export interface PlanRequest {
   stepMs: number;
   /** Seek the lowest mean (carbon intensity), the default, or the highest (green share) when false. */
   minimise?: boolean;
+  /**
+   * What a start later than now must win by, in the forecast's unit, given how far ahead it is: the
+   * forecast's recent error at that horizon, so a job waits only for a saving the forecast can tell from its
+   * noise. Candidates are ranked by their gain less this margin; none: 0.
+   */
+  margin?(aheadMs: number): number;
+  /**
+   * The share of starting now's mean a later start must win by on top of `margin` (0.05: 5 % less carbon
+   * than starting now): effects a forecast does not see (queueing when released, a rerun) cost something,
+   * so a window only a little better than now is not worth the wait. Default 0.
+   */
+  minGain?: number;
+  /** Later starts that may not be planned (no room left then); starting now never is. */
+  blocked?(startMs: number): boolean;
 }
 
 export interface Plan {
@@ -46,33 +62,17 @@ export function planStart(request: PlanRequest): Plan {
   const meanFrom = windowMean(forecast, nowMs, durationMs);
   const nowMean = meanFrom(nowMs);
   let best = { startMs: nowMs, expectedMean: nowMean };
+  let bestNet = (request.minGain ?? 0) * Math.abs(nowMean);
   for (const startMs of gridFrom(nowMs, latestStartMs, stepMs).slice(1)) {
     const mean = meanFrom(startMs);
-    const gain = minimise ? best.expectedMean - mean : mean - best.expectedMean;
-    if (gain > TIE_MARGIN * Math.max(1, Math.abs(best.expectedMean))) best = { startMs, expectedMean: mean };
+    if (request.blocked?.(startMs)) continue;
+    const net = (minimise ? nowMean - mean : mean - nowMean) - (request.margin?.(startMs - nowMs + durationMs / 2) ?? 0);
+    if (net - bestNet > TIE_MARGIN * Math.max(1, Math.abs(nowMean))) {
+      best = { startMs, expectedMean: mean };
+      bestNet = net;
+    }
   }
   return { ...best, nowMean };
-}
-
-export interface Deferral {
-  submittedAtMs: number;
-  durationMs: number;
-  /** Latest completion, epoch ms. */
-  deadlineMs?: number;
-  /** Longest delay of the start past submission. */
-  maxDelaySeconds?: number;
-}
-
-/**
- * The latest start that meets both limits a deferrable job may declare: its deadline (deadline − duration) and
- * its longest delay (submission + delay), the earlier of the two; never before submission, so a job that cannot
- * meet its deadline, or that declares neither limit, starts as soon as it is submitted.
- */
-export function latestStartOf(job: Deferral): number {
-  const byDeadline = (job.deadlineMs ?? Infinity) - job.durationMs;
-  const byDelay = job.submittedAtMs + (job.maxDelaySeconds ?? Infinity) * 1000;
-  const latest = Math.min(byDeadline, byDelay);
-  return Number.isFinite(latest) ? Math.max(job.submittedAtMs, latest) : job.submittedAtMs;
 }
 
 /**

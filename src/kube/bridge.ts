@@ -1,47 +1,36 @@
-import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { z } from 'zod';
-import { StatusPublisher } from '../../agents/status-publisher';
-import { STREAMS, agentConsumerName, agentWorkSchema, type AgentWork } from '../protocol';
-import { JetStreamPublisher } from '../store/js-publisher';
-import { WorkFence } from '../store/lease';
-import { connectNats } from '../store/nats';
-import { agentInboxPrefix } from '../store/nats-auth';
+import type { AgentWork } from '../protocol';
+import { NodeLink, type WorkOutcome } from '../node-link/node-link';
 import type { Logger } from '../telemetry/logger';
 import { bridgeAgentId, type KubeBridgeConfig } from './config';
 import { KubeApi, type CachedInformer } from './kube-api';
 import { kubeNamespaceSchema, kubeNodeSchema, kubePodSchema, type KubeNamespace } from './kube-types';
 import { NodeSync } from './node-sync';
 import { PodBridge } from './pod-bridge';
-import { SchedulerClient } from './scheduler-client';
-import { TaskReporter } from './task-reporter';
+import { SchedulerClient } from '../client';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 /**
- * The Kubernetes bridge: towards the scheduler a node agent (registration, heartbeats, the durable
- * QY_ASSIGN consumer, status reports) plus an API client (submissions as tenants, cordons); towards
+ * The Kubernetes bridge: towards the scheduler a node agent (NodeLink, as agents: registration, heartbeats,
+ * the durable QY_ASSIGN consumer, status reports) plus an API client (submissions as tenants, cordons); towards
  * Kubernetes a secondary scheduler (informers on nodes, pods and namespaces; Binding; pod status and events).
  * All state is in memory and rebuilt from the informers and the scheduler after a restart.
  */
 export class KubeBridge {
   readonly agentId: string;
-  private nc!: NatsConnection;
-  private publisher!: JetStreamPublisher;
-  private statuses!: StatusPublisher;
+  private readonly link: NodeLink;
   private nodeSync!: NodeSync;
   private podBridge!: PodBridge;
+  private scheduler: SchedulerClient | undefined;
   private readonly kube: KubeApi;
   private readonly informers: { nodes: CachedInformer<KubernetesObject>; pods: CachedInformer<KubernetesObject>; namespaces: CachedInformer<KubernetesObject> };
-  private work: ConsumerMessages | undefined;
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private reconciling: Promise<void> = Promise.resolve();
   /** Rounds of looking at pending jobs' reasons done so far (tests wait for some rather than for a time). */
   pendingPolls = 0;
   private reconcileQueued = false;
-  /** The highest scheduler leadership term seen in work, per node. */
-  private readonly fence = new WorkFence();
 
   constructor(
     private readonly config: KubeBridgeConfig,
@@ -51,18 +40,27 @@ export class KubeBridge {
     this.agentId = bridgeAgentId(config);
     this.kube = new KubeApi(kc, log);
     this.informers = { nodes: this.kube.nodeInformer(), pods: this.kube.podInformer(), namespaces: this.kube.namespaceInformer() };
+    this.link = new NodeLink({
+      agentId: this.agentId,
+      natsUrl: config.natsUrl,
+      natsAuth: config,
+      connectionName: `qy-kube-${this.agentId}`,
+      log,
+      heartbeatIntervalMs: 1_000,
+      heartbeat: (nodeId) => this.nodeSync.heartbeatOf(nodeId),
+      onWork: (work) => this.onWork(work),
+      onReregisterDue: () => this.nodeSync.markReregisterDue(),
+      maxMessages: 256,
+    });
   }
 
   async start(): Promise<void> {
-    const inboxPrefix = agentInboxPrefix(this.agentId);
-    this.nc = await connectNats(this.config.natsUrl, `qy-kube-${this.agentId}`, this.log, { auth: this.config, inboxPrefix });
-    this.publisher = new JetStreamPublisher(this.nc, 5_000, inboxPrefix);
-    this.statuses = new StatusPublisher(this.publisher, this.log);
-    const scheduler = new SchedulerClient(this.config.schedulerUrl, this.config.token);
+    await this.link.connect();
+    const scheduler = (this.scheduler = new SchedulerClient({ url: this.config.schedulerUrl, token: this.config.token }));
     this.podBridge = new PodBridge({
       kube: this.kube,
       scheduler,
-      reporter: new TaskReporter(this.statuses),
+      reporter: this.link,
       keys: {
         schedulerName: this.config.schedulerName,
         poolLabel: this.config.poolLabel,
@@ -74,8 +72,7 @@ export class KubeBridge {
       log: this.log,
     });
     this.nodeSync = new NodeSync({
-      nc: this.nc,
-      agentId: this.agentId,
+      link: this.link,
       scheduler,
       keys: {
         poolLabel: this.config.poolLabel,
@@ -100,7 +97,6 @@ export class KubeBridge {
     await this.informers.namespaces.start();
     await this.informers.nodes.start();
     await this.informers.pods.start();
-    this.nodeSync.start();
     // Through the one-at-a-time chain: informer events may already have queued a reconcile.
     this.requestReconcile();
     await this.reconciling;
@@ -115,7 +111,8 @@ export class KubeBridge {
         this.config.syncIntervalMs,
       ),
     );
-    void this.consumeWork();
+    // Heartbeats, the periodic re-registration and the work consumer.
+    await this.link.run();
     this.log.info({ agentId: this.agentId }, 'kubernetes bridge started');
   }
 
@@ -124,12 +121,10 @@ export class KubeBridge {
     for (const t of this.timers) clearInterval(t);
     this.kube.stop();
     for (const informer of Object.values(this.informers)) await informer.stop();
-    this.nodeSync?.stop();
-    await this.work?.close().catch(() => undefined);
+    await this.link.stopIntake();
     await this.reconciling.catch(() => undefined);
-    this.statuses?.stop();
-    this.publisher?.close();
-    await this.nc?.drain().catch(() => undefined);
+    await this.link.close();
+    await this.scheduler?.close();
   }
 
   /** Reconciles soon, once, however many informer events arrive meanwhile. */
@@ -151,50 +146,13 @@ export class KubeBridge {
     await this.podBridge.reconcile(pods, namespaces);
   }
 
-  // ---- Work: the agent's durable consumer -------------------------------------------------------------
+  // ---- Work from the link (behind its term fence): assignments bind pods, cancels delete them ----------
 
-  private async consumeWork(): Promise<void> {
-    const js = jetstream(this.nc);
-    while (!this.stopped) {
-      try {
-        const consumer = await js.consumers.get(STREAMS.assign, agentConsumerName(this.agentId));
-        this.work = await consumer.consume({ max_messages: 256 });
-        for await (const msg of this.work) void this.onWork(msg);
-      } catch (err) {
-        if (this.stopped) return;
-        this.log.debug({ err: (err as Error).message }, 'work consumer unavailable; retrying');
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
-  }
-
-  private async onWork(msg: JsMsg): Promise<void> {
-    let work: AgentWork;
-    try {
-      work = agentWorkSchema.parse(msg.json());
-    } catch {
-      this.log.error({ subject: msg.subject }, 'unreadable work message; dropped');
-      msg.term();
-      return;
-    }
-    // Fencing, as agents do: work from a deposed scheduler carries an older term.
-    if (!this.fence.admits(work.nodeId, work.term)) {
-      this.log.warn({ jobId: work.jobId, nodeId: work.nodeId, term: work.term }, 'work from a deposed scheduler; ignored');
-      msg.term();
-      return;
-    }
-    try {
-      if (work.type === 'assign') {
-        if ((await this.podBridge.onAssign(work)) === 'retry') {
-          msg.nak(500);
-          return;
-        }
-      } else await this.podBridge.onCancel(work);
-      msg.ack();
-    } catch (err) {
-      this.log.warn({ jobId: work.jobId, err: (err as Error).message }, 'work not done; redelivered later');
-      msg.nak(1_000);
-    }
+  /** 'retry' while the bridge does not know the job yet (just restarted); a throw is redelivered later. */
+  private async onWork(work: AgentWork): Promise<WorkOutcome> {
+    if (work.type === 'assign') return (await this.podBridge.onAssign(work)) === 'retry' ? 'retry' : 'ack';
+    await this.podBridge.onCancel(work);
+    return 'ack';
   }
 }
 

@@ -5,18 +5,18 @@ import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../store/nats-options';
 import { LOG_LEVELS } from '../telemetry/logger';
 
 /** The Kubernetes bridge's configuration (`npm run kube-bridge`): one variable per setting, all QY_ prefixed. */
-const kubeConfigSchema = natsAuthConfigSchema.extend({
+export const kubeConfigSchema = natsAuthConfigSchema.extend({
   /** NATS servers, comma-separated. Env: QY_NATS_URL */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
-  /** The scheduler's HTTP API. Env: QY_SCHEDULER_URL */
+  /** The scheduler's HTTP API: any replica (a write refused by one that does not lead the pool goes to the leader it names). Env: QY_SCHEDULER_URL */
   schedulerUrl: z.url().default('http://127.0.0.1:8080'),
   /** Operator token with `actAsTenants: true`: submits as tenants (X-Qy-Act-As), cordons nodes. Env: QY_KUBE_TOKEN */
   token: z.string().min(1),
-  /** Kubeconfig file; unset: in-cluster service account, else ~/.kube/config (client-node's loadFromDefault). Env: QY_KUBECONFIG */
+  /** Kubeconfig file of the cluster; unset: the in-cluster service account, else ~/.kube/config (client-node's loadFromDefault). Env: QY_KUBECONFIG (default: in-cluster, else `~/.kube/config`) */
   kubeconfig: z.string().optional(),
   /** Cluster name, part of the default agent id. Env: QY_KUBE_CLUSTER */
   cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/).default('default'),
-  /** The bridge's agent id (names its durable QY_ASSIGN consumer). Env: QY_KUBE_AGENT_ID (default kube-<cluster>) */
+  /** The bridge's agent id (names its durable QY_ASSIGN consumer). Env: QY_KUBE_AGENT_ID (default: `kube-<cluster>`) */
   agentId: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/).optional(),
   /** Pods with this spec.schedulerName are ours. Env: QY_KUBE_SCHEDULER_NAME */
   schedulerName: z.string().min(1).default('qingyang-scheduler'),
@@ -40,7 +40,7 @@ const kubeConfigSchema = natsAuthConfigSchema.extend({
   priorityAnnotation: z.string().min(1).default('qingyang.cn/priority-class'),
   /** Known priority class names: a pod's spec.priorityClassName matching one is used. Env: QY_KUBE_PRIORITY_CLASSES */
   priorityClasses: z.string().default('urgent,normal,batch,best-effort'),
-  /** Watch and wait this long between looks at pending jobs (pending reason, cancellation). Env: QY_KUBE_SYNC_INTERVAL_MS */
+  /** How often pending jobs are looked at (pending reason, cancellation) and everything reconciled. Env: QY_KUBE_SYNC_INTERVAL_MS */
   syncIntervalMs: z.coerce.number().int().min(50).default(2_000),
   /** Nameplate power per node for the heartbeat power model. Env: QY_KUBE_RATED_POWER_WATTS */
   ratedPowerWatts: z.coerce.number().int().min(1).default(400),

@@ -1,11 +1,11 @@
-import type { NatsConnection } from '@nats-io/transport-node';
-import { PROTOCOL_VERSION, registrationReplySchema, subjects, type Heartbeat, type NodeSpec, type Registration } from '../protocol';
+import { GPU_MILLI_PER_GPU, type NodeSpec } from '../protocol';
+import type { HeartbeatBody, NodeLink } from '../node-link/node-link';
 import type { Logger } from '../telemetry/logger';
-import { modelPowerWatts } from '../metering/power';
+import { modelledLoad, ratedWattsOf } from '../metering/power';
 import { isTerminalPhase, type KubeNode, type KubePod } from './kube-types';
-import { isNodeReady, isNodeUnschedulable, nodeAllocatable, nodeIdOf, nodeSpecOf, type NodeLabelKeys } from './node-mapping';
+import { isNodeReady, isNodeUnschedulable, nodeIdOf, nodeSpecOf, type NodeLabelKeys } from './node-mapping';
 import { addResources, emptyResources, podRequests, type KubeResources } from './requests';
-import { SchedulerApiError, type SchedulerClient } from './scheduler-client';
+import { SchedulerApiError, type SchedulerClient } from '../client';
 
 /** What the bridge knows of one Kubernetes node it serves. */
 interface ServedNode {
@@ -23,12 +23,11 @@ interface ServedNode {
   cordonedInScheduler?: boolean;
   /** Requests of every unfinished pod on the node, for the utilisation estimate. */
   requested: KubeResources;
-  allocatable: KubeResources;
 }
 
 export interface NodeSyncOptions {
-  nc: NatsConnection;
-  agentId: string;
+  /** The bridge's node link: registrations go through it, and it asks heartbeatOf for each served node's heartbeat. */
+  link: Pick<NodeLink, 'register' | 'serve'>;
   scheduler: SchedulerClient;
   keys: NodeLabelKeys;
   schedulerName: string;
@@ -39,39 +38,26 @@ export interface NodeSyncOptions {
   runningOn: (nodeId: string) => string[];
 }
 
-/** Registrations are repeated this often, as agents do, so a scheduler that lost its registry learns them again. */
-const REREGISTER_MS = 60_000;
-
 /**
- * Turns Kubernetes nodes into scheduler nodes, speaking the agent protocol: registration (again whenever
- * the spec changes, e.g. pods of other schedulers come and go), heartbeats while the node is Ready
+ * Turns Kubernetes nodes into scheduler nodes over the node link the agents use: registration (again
+ * whenever the spec changes, e.g. pods of other schedulers come and go), heartbeats while the node is Ready
  * (silence makes the scheduler mark it down, as for a dead agent), and cordon/uncordon through the API
  * following `spec.unschedulable` (Kubernetes is the source of truth: cordon kube nodes with kubectl).
  */
 export class NodeSync {
   private readonly nodes = new Map<string, ServedNode>();
-  private heartbeatIntervalMs = 1_000;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private reregisterTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
 
   constructor(private readonly opts: NodeSyncOptions) {}
 
-  start(): void {
-    this.scheduleHeartbeats();
-    // Marked due, and done by the next reconcile: the node stays registered (and heartbeating) meanwhile.
-    this.reregisterTimer = setInterval(() => {
-      for (const n of this.nodes.values()) {
-        n.reregisterDue = true;
-        n.refusedJson = undefined;
-      }
-    }, REREGISTER_MS);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.heartbeatTimer);
-    clearInterval(this.reregisterTimer);
+  /**
+   * The link's periodic re-registration: marked due, and done by the next reconcile, so the node stays
+   * registered (and heartbeating) meanwhile; a refused spec is tried again too.
+   */
+  markReregisterDue(): void {
+    for (const n of this.nodes.values()) {
+      n.reregisterDue = true;
+      n.refusedJson = undefined;
+    }
   }
 
   /** Brings the served nodes in line with the informers' caches. */
@@ -107,13 +93,13 @@ export class NodeSync {
         isUnschedulable: isNodeUnschedulable(node),
         cordonedInScheduler: known?.cordonedInScheduler,
         requested: requested.get(name) ?? emptyResources(),
-        allocatable: nodeAllocatable(node),
       };
       if (known?.isReady && !served.isReady) this.opts.log.warn({ nodeId }, 'node is NotReady; heartbeats stop');
       this.nodes.set(nodeId, served);
     }
     // A deleted node: no more heartbeats, so the scheduler marks it down (there is no deregistration).
     for (const nodeId of [...this.nodes.keys()]) if (!seen.has(nodeId)) this.nodes.delete(nodeId);
+    this.opts.link.serve([...this.nodes.keys()]);
     await this.registerChanged();
   }
 
@@ -139,22 +125,10 @@ export class NodeSync {
    * allocated there, after pods of another scheduler took some), 'unanswered' when it may later.
    */
   private async register(spec: NodeSpec): Promise<'ok' | 'refused' | 'unanswered'> {
-    const body: Registration = { type: 'register', v: PROTOCOL_VERSION, agentId: this.opts.agentId, node: spec };
-    try {
-      const msg = await this.opts.nc.request(subjects.register(spec.id), JSON.stringify(body), { timeout: 5_000 });
-      const reply = registrationReplySchema.parse(msg.json());
-      if (!reply.ok) {
-        if (reply.code === 'QY_ERR_NOT_READY') return 'unanswered';
-        this.opts.log.warn({ nodeId: spec.id, code: reply.code }, `registration refused: ${reply.message}`);
-        return 'refused';
-      }
-      if (reply.heartbeatIntervalMs !== this.heartbeatIntervalMs) this.heartbeatIntervalMs = reply.heartbeatIntervalMs;
-      this.opts.log.info({ nodeId: spec.id, pool: spec.pool, allocatable: spec.allocatable }, 'node registered');
-      return 'ok';
-    } catch (err) {
-      this.opts.log.debug({ nodeId: spec.id, err: (err as Error).message }, 'registration not answered; retried at the next reconcile');
-      return 'unanswered';
-    }
+    const r = await this.opts.link.register(spec);
+    if (r.outcome === 'refused') this.opts.log.warn({ nodeId: spec.id, code: r.code }, `registration refused: ${r.message}`);
+    if (r.outcome === 'ok') this.opts.log.info({ nodeId: spec.id, pool: spec.pool, allocatable: spec.allocatable }, 'node registered');
+    return r.outcome;
   }
 
   private async syncCordon(n: ServedNode): Promise<void> {
@@ -171,35 +145,22 @@ export class NodeSync {
     }
   }
 
-  private scheduleHeartbeats(): void {
-    if (this.stopped) return;
-    this.heartbeatTimer = setTimeout(() => {
-      this.sendHeartbeats();
-      this.scheduleHeartbeats();
-    }, this.heartbeatIntervalMs);
-  }
-
-  /** Heartbeats for Ready, registered nodes: utilisation estimated from requests, power from a model. */
-  sendHeartbeats(): void {
-    if (this.opts.nc.isClosed()) return;
-    const atMs = Date.now();
-    for (const n of this.nodes.values()) {
-      if (!n.isReady || n.registeredJson === undefined) continue;
-      const cpuUtil = n.allocatable.cpuMillis > 0 ? Math.min(1, n.requested.cpuMillis / n.allocatable.cpuMillis) : 0;
-      const hb: Heartbeat = {
-        type: 'heartbeat',
-        nodeId: n.nodeId,
-        atMs,
-        cpuUtil,
-        memUsedBytes: Math.min(n.requested.memBytes, n.allocatable.memBytes),
-        gpus: [],
-        // The agents' utilisation model.
-        powerWatts: modelPowerWatts(this.opts.ratedPowerWatts, cpuUtil),
-        greenShare: this.opts.greenShare,
-        powerSource: 'model',
-        running: this.opts.runningOn(n.nodeId),
-      };
-      this.opts.nc.publish(subjects.heartbeat(n.nodeId), JSON.stringify(hb));
-    }
+  /**
+   * The heartbeat of a Ready, registered node (none otherwise): utilisation estimated from requests, power
+   * from the model the agents' virtual nodes use.
+   */
+  heartbeatOf(nodeId: string): HeartbeatBody | undefined {
+    const n = this.nodes.get(nodeId);
+    if (!n?.isReady || n.registeredJson === undefined) return undefined;
+    // The pods' requests as the agents' virtual nodes count their tasks: one model, GPUs weighed as
+    // metering weighs them (whole GPUs, on the first indices: Kubernetes does not say which).
+    const gpus = Math.min(n.requested.gpus, n.spec.capacity.gpus);
+    const held = { cpuMillis: n.requested.cpuMillis, memBytes: n.requested.memBytes, gpuMilliByIndex: Array.from({ length: gpus }, () => GPU_MILLI_PER_GPU) };
+    return {
+      ...modelledLoad(n.spec.capacity, held, ratedWattsOf(n.spec)),
+      greenShare: this.opts.greenShare,
+      powerSource: 'model',
+      running: this.opts.runningOn(n.nodeId),
+    };
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Every Kubernetes API call the bridge makes, as RBAC rules: the one list that `configs/kubernetes/rbac.yaml`
  * must grant, no more and no less (test/kube/manifests.test.ts checks it), and that the README's Kubernetes
- * section describes. Add a line here whenever the bridge starts calling something new: nothing is granted
+ * section describes. test/kube/bridge.test.ts checks the manifest against the calls the bridge actually made. Add a line here whenever the bridge starts calling something new: nothing is granted
  * ahead of use.
  */
 export interface KubeApiPermission {

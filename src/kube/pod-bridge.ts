@@ -1,11 +1,11 @@
-import type { Assignment, CancelOrder, TaskState } from '../protocol';
+import { isTerminalTaskState, taskKey, type Assignment, type CancelOrder, type TaskState } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { errorMessage, KubeApiError, type KubeApi } from './kube-api';
 import { isTerminalPhase, podKey, type KubeNamespace, type KubePod } from './kube-types';
 import { kubeNodeNameOf } from './node-mapping';
 import { groupPods, isOurPod, jobOfUnit, type PodMappingKeys, type PodUnit } from './pod-mapping';
-import { SchedulerApiError, type SchedulerClient } from './scheduler-client';
-import type { TaskReporter } from './task-reporter';
+import { SchedulerApiError, type SchedulerClient } from '../client';
+import type { TaskReports } from '../node-link/node-link';
 
 /** A job the bridge submitted, and its pods by task index. Kept in memory only: rebuilt after a restart. */
 interface TrackedJob {
@@ -26,7 +26,6 @@ interface TrackedJob {
   isDone: boolean;
 }
 
-const TERMINAL_TASK: ReadonlySet<TaskState | undefined> = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
 /** Submissions refused by the scheduler are tried again after this long (a namespace label may have been fixed). */
 const RETRY_REFUSED_MS = 30_000;
 /** Tries of a bind that fails transiently (5xx, 409, 429, no answer). */
@@ -35,7 +34,8 @@ const BIND_TRIES = 4;
 export interface PodBridgeOptions {
   kube: KubeApi;
   scheduler: SchedulerClient;
-  reporter: TaskReporter;
+  /** Task status reports, sent as agents send them (the bridge's NodeLink). */
+  reporter: TaskReports;
   keys: PodMappingKeys;
   log: Logger;
 }
@@ -77,9 +77,10 @@ export class PodBridge {
   /** Task keys bound on a node and not finished, for its heartbeat. */
   runningOn(nodeId: string): string[] {
     const keys: string[] = [];
-    for (const job of this.jobs.values()) {
-      job.nodeIds?.forEach((n, i) => {
-        if (n === nodeId && !TERMINAL_TASK.has(job.reported[i])) keys.push(`${job.attemptId}/${i}`);
+    for (const { nodeIds, attemptId, reported } of this.jobs.values()) {
+      if (!attemptId) continue;
+      nodeIds?.forEach((n, i) => {
+        if (n === nodeId && !isTerminalTaskState(reported[i])) keys.push(taskKey({ attemptId, taskIndex: i }));
       });
     }
     return keys;
@@ -94,7 +95,7 @@ export class PodBridge {
     }
     this.submitting.add(unit.key);
     try {
-      const res = await this.opts.scheduler.submit(mapped.tenant, mapped.spec, unit.key);
+      const res = await this.opts.scheduler.submit(mapped.spec, { actAs: mapped.tenant, idempotencyKey: unit.key });
       const job: TrackedJob = {
         jobId: res.id,
         tenant: mapped.tenant,
@@ -110,8 +111,8 @@ export class PodBridge {
       for (const p of job.pods) this.jobByPodUid.set(p.uid, job);
       this.opts.log.info({ jobId: job.jobId, pods: job.pods.map((p) => `${p.namespace}/${p.name}`), tenant: job.tenant, replayed: res.replayed }, 'pods submitted as a job');
     } catch (err) {
-      const message = err instanceof SchedulerApiError && err.status >= 400 && err.status < 500 ? `the scheduler refused the job: ${err.message}` : `the scheduler is unavailable: ${errorMessage(err)}`;
-      this.refused.set(unit.key, Date.now() + (err instanceof SchedulerApiError && err.status >= 400 && err.status < 500 ? RETRY_REFUSED_MS : 2_000));
+      const message = err instanceof SchedulerApiError && err.statusCode >= 400 && err.statusCode < 500 ? `the scheduler refused the job: ${err.message}` : `the scheduler is unavailable: ${errorMessage(err)}`;
+      this.refused.set(unit.key, Date.now() + (err instanceof SchedulerApiError && err.statusCode >= 400 && err.statusCode < 500 ? RETRY_REFUSED_MS : 2_000));
       await Promise.all(unit.pods.map((p) => this.showPending(p, 'Unschedulable', message)));
     } finally {
       this.submitting.delete(unit.key);
@@ -120,11 +121,11 @@ export class PodBridge {
 
   /** After a restart: a bound pod's job is found by its idempotency key; its placement says which attempt is bound. */
   private async adopt(job: TrackedJob): Promise<void> {
-    const view = await this.opts.scheduler.job(job.tenant, job.jobId);
+    const view = await this.opts.scheduler.job(job.jobId, { actAs: job.tenant });
     if (!view.attemptId || !view.placement) return;
     job.attemptId = view.attemptId;
     job.nodeIds = view.placement.map((t) => t.nodeId);
-    job.reported = view.placement.map((t) => (t.state === 'running' || TERMINAL_TASK.has(t.state as TaskState) ? (t.state as TaskState) : undefined));
+    job.reported = view.placement.map((t) => (t.state === 'running' || isTerminalTaskState(t.state) ? (t.state as TaskState) : undefined));
     job.attempts.set(view.attemptId, Promise.resolve());
   }
 
@@ -138,10 +139,10 @@ export class PodBridge {
     for (const [i, ref] of job.pods.entries()) {
       const pod = present[i];
       if (!pod) {
-        if (!job.deletedByBridge.has(ref.uid) && !TERMINAL_TASK.has(job.reported[i])) await this.cancelForDeletedPod(job, i);
+        if (!job.deletedByBridge.has(ref.uid) && !isTerminalTaskState(job.reported[i])) await this.cancelForDeletedPod(job, i);
         continue;
       }
-      if (!job.nodeIds || !job.attemptId || TERMINAL_TASK.has(job.reported[i])) continue;
+      if (!job.nodeIds || !job.attemptId || isTerminalTaskState(job.reported[i])) continue;
       const phase = pod.status.phase;
       if ((phase === 'Running' || isTerminalPhase(phase)) && job.reported[i] === undefined) {
         job.reported[i] = 'running';
@@ -161,12 +162,12 @@ export class PodBridge {
     job.cancelRequested = true;
     const ref = job.pods[taskIndex];
     try {
-      await this.opts.scheduler.cancel(job.tenant, job.jobId);
+      await this.opts.scheduler.cancel(job.jobId, { actAs: job.tenant });
       this.opts.log.info({ jobId: job.jobId, pod: `${ref.namespace}/${ref.name}` }, 'pod deleted; job cancelled');
     } catch (err) {
       this.opts.log.info({ jobId: job.jobId, err: errorMessage(err) }, 'pod deleted; job not cancellable (finished already?)');
       // The task cannot end any other way now: the scheduler learns it is lost.
-      if (job.nodeIds && job.attemptId && !TERMINAL_TASK.has(job.reported[taskIndex])) {
+      if (job.nodeIds && job.attemptId && !isTerminalTaskState(job.reported[taskIndex])) {
         job.reported[taskIndex] = 'lost';
         await this.opts.reporter.report(job.nodeIds[taskIndex], job.jobId, job.attemptId, taskIndex, { state: 'lost', reason: `pod ${ref.namespace}/${ref.name} disappeared` });
       }
@@ -188,7 +189,7 @@ export class PodBridge {
       waiting.map(async (job) => {
         let view;
         try {
-          view = await this.opts.scheduler.job(job.tenant, job.jobId);
+          view = await this.opts.scheduler.job(job.jobId, { actAs: job.tenant });
         } catch (err) {
           this.opts.log.debug({ jobId: job.jobId, err: errorMessage(err) }, 'job not readable');
           return;

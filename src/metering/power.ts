@@ -1,5 +1,5 @@
-import type { NodeResources, NodeSpec, Placement } from '../protocol';
-import { nodeShareOf } from './attribution';
+import { GPU_MILLI_PER_GPU, type Heartbeat, type NodeResources, type NodeSpec, type Placement } from '../protocol';
+import { busyShare, nodeShareOf } from './attribution';
 
 /** Share of rated power a server draws when idle, for the utilisation model. */
 export const IDLE_POWER_SHARE = 0.35;
@@ -34,4 +34,35 @@ export function addedWattsByKey(placement: Placement, nodeOf: (nodeId: string) =
 /** A node's rated power, or the default. */
 export function ratedWattsOf(spec: Pick<NodeSpec, 'ratedPowerWatts'>): number {
   return spec.ratedPowerWatts ?? DEFAULT_RATED_WATTS;
+}
+
+/** What a node's tasks were allocated, summed: cores, memory, and milli-GPUs on each GPU index. */
+export interface HeldResources {
+  cpuMillis: number;
+  memBytes: number;
+  gpuMilliByIndex: number[];
+}
+
+/**
+ * A heartbeat's figures for a node without meters, from what its tasks were allocated: utilisation, memory,
+ * per-GPU load, and watts from the utilisation model with GPUs weighed as metering weighs them. The
+ * virtual-node agent and the Kubernetes bridge both report with this, so a GPU node draws and bills alike
+ * whichever path it comes by.
+ */
+export function modelledLoad(
+  alloc: Pick<NodeResources, 'cpuMillis' | 'memBytes' | 'gpus' | 'gpuMemBytes'>,
+  held: HeldResources,
+  ratedWatts: number,
+): Pick<Heartbeat, 'cpuUtil' | 'memUsedBytes' | 'gpus' | 'powerWatts'> {
+  const gpus = Array.from({ length: alloc.gpus }, (_, index) => {
+    const util = Math.min(1, (held.gpuMilliByIndex[index] ?? 0) / GPU_MILLI_PER_GPU);
+    return { index, util, memUsedBytes: Math.round((util * alloc.gpuMemBytes) / 2) };
+  });
+  const gpuMilli = held.gpuMilliByIndex.reduce((sum, m, i) => sum + (i < alloc.gpus ? m : 0), 0);
+  return {
+    cpuUtil: alloc.cpuMillis > 0 ? Math.min(1, held.cpuMillis / alloc.cpuMillis) : 0,
+    memUsedBytes: Math.min(alloc.memBytes, held.memBytes),
+    gpus,
+    powerWatts: Math.round(modelPowerWatts(ratedWatts, Math.min(1, busyShare(held.cpuMillis, gpuMilli, alloc))) * 10) / 10,
+  };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeStateSchema, poolSchema } from './common';
+import { deferrableSchema, jobConstraintsSchema } from './job';
+import { enforcementSchema } from './node';
 import { taskResourcesSchema } from './resources';
 import { billingClassSchema } from './usage';
 
@@ -31,6 +33,22 @@ const taskViewSchema = z.object({
   state: z.string().describe('assigned, running, succeeded, failed, cancelled or lost'),
   exitCode: z.number().int().optional(),
   signal: z.string().optional(),
+  reason: z.string().optional(),
+  cpuSeconds: z.number().optional().describe("CPU seconds the task used, from its cgroup"),
+  peakMemBytes: z.number().int().optional().describe("The task's peak memory, from its cgroup"),
+});
+
+/** What a job was submitted with beyond its resources, for one job's page; `env` values stay out of views (they may hold secrets). */
+export const jobSpecViewSchema = z.object({
+  command: z.array(z.string()).optional(),
+  envNames: z.array(z.string()).describe('Names of the variables set in env'),
+  walltimeSeconds: z.number().int().optional(),
+  durationSeconds: z.number().int().optional(),
+  exclusive: z.boolean().optional(),
+  constraints: jobConstraintsSchema,
+  deferrable: deferrableSchema.optional(),
+  sandbox: z.boolean(),
+  labels: z.record(z.string(), z.string()).optional(),
 });
 
 export const jobViewSchema = z.object({
@@ -59,6 +77,12 @@ export const jobViewSchema = z.object({
   history: z.array(
     z.object({ attemptId: z.string(), nodes: z.array(z.string()), outcome: z.string(), reason: z.string().optional(), at: z.string() }),
   ),
+  spec: jobSpecViewSchema.optional().describe('GET /v1/jobs/:id only (lists leave it out)'),
+  /** Federation: the site that runs the job, and why the router chose it. */
+  site: z.string().optional(),
+  route: z.string().optional(),
+  /** Federation: the site the job was submitted at, when it runs elsewhere. */
+  homeSite: z.string().optional(),
 });
 export type JobView = z.infer<typeof jobViewSchema>;
 
@@ -73,6 +97,9 @@ export const jobListQuerySchema = z.object({
   pool: poolSchema.optional(),
   /** Operators only: the jobs of one tenant. */
   tenant: z.string().max(64).optional(),
+  /** With `until`, a window as `sacct -S/-E` takes it: jobs not finished before `since` and submitted before `until`. */
+  since: z.iso.datetime({ offset: true }).optional().describe('Jobs still in the system at or after this time (not finished before it), ISO 8601'),
+  until: z.iso.datetime({ offset: true }).optional().describe('Jobs submitted before this time, ISO 8601'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(128).optional(),
 });
@@ -100,6 +127,7 @@ export const nodeViewSchema = z.object({
   powerWatts: z.number(),
   greenShare: z.number(),
   lastHeartbeatAt: z.string().optional(),
+  enforcement: enforcementSchema.optional().describe('What the agent enforces: cgroups (v1, v2 or none, with the reason), isolation, fence timings'),
 });
 export type NodeView = z.infer<typeof nodeViewSchema>;
 
@@ -117,6 +145,16 @@ export const poolViewSchema = z.object({
 });
 export type PoolView = z.infer<typeof poolViewSchema>;
 
+/** Where the green signal comes from now, and how old the live feed's last reading is. */
+export const greenSignalSourceSchema = z.object({
+  source: z.enum(['live', 'carbon-file', 'green-share']).describe("live: the feed of QY_CARBON_URL or QY_CARBON_SUBJECT, while fresh; carbon-file: the grid's intensity from QY_CARBON_FILE; green-share: the constant intensity times the nodes' non-green share"),
+  liveAgeSeconds: z.number().optional().describe("Age of the live feed's last reading (with a feed configured, after its first reading)"),
+  liveStale: z.boolean().optional().describe('With a feed configured: its last reading is older than QY_CARBON_STALE_MS (or none came), so the signal has fallen back'),
+});
+
+export type GreenSignalSource = z.infer<typeof greenSignalSourceSchema>;
+export const poolsResponseSchema = z.object({ items: z.array(poolViewSchema), greenSignal: greenSignalSourceSchema });
+
 const poolQuotaViewSchema = z.object({
   cpuMillis: z.number().int().optional(),
   gpus: z.number().int().optional(),
@@ -126,6 +164,8 @@ const poolQuotaViewSchema = z.object({
 
 /** Quotas to set for a tenant: per pool, any of cpuMillis, gpus, runningJobs, pendingJobs; absent is unlimited. */
 export const quotasBodySchema = z.partialRecord(poolSchema, poolQuotaViewSchema.strict());
+/** Quotas as the API takes them (PUT /v1/tenants/:name/quotas) and a tenants file holds them. */
+export type QuotasBody = z.infer<typeof quotasBodySchema>;
 
 export const tenantViewSchema = z.object({
   name: z.string(),
@@ -152,3 +192,60 @@ export const auditQuerySchema = z.object({
   target: z.string().max(128).optional(),
   since: z.iso.datetime().optional(),
 });
+
+// ---- The console's reads (GET /v1/whoami, /v1/green, /v1/audit/verify, /v1/series) -------------------------
+
+/** Who a token belongs to: the console shows operators' pages only to operators. */
+export const whoamiSchema = z.object({
+  kind: z.enum(['tenant', 'operator']),
+  name: z.string(),
+  displayName: z.string().optional(),
+  /** For a tenant acting through an operator (X-Qy-Act-As): that operator. */
+  via: z.string().optional(),
+});
+
+export const greenQuerySchema = z.strictObject({
+  hours: z.coerce.number().int().min(1).max(72).default(24).describe('How far ahead the forecast looks'),
+});
+
+/** The green signal, its forecast, the pools' power and the jobs held for greener power. */
+export const greenViewSchema = z.object({
+  at: z.string(),
+  signal: greenSignalSourceSchema.extend({
+    gPerKwh: z.number().describe('What green deferral plans against, now'),
+    gridGPerKwh: z.number().describe('Carbon intensity of grid electricity now, as metering charges it'),
+  }),
+  forecast: z.array(z.object({ at: z.string(), gPerKwh: z.number() })).describe('The signal expected at each step ahead, each value in force until the next'),
+  deferral: z.object({ enabled: z.boolean(), stepMs: z.number().int() }),
+  pools: z.array(z.object({ pool: poolSchema, nodes: z.number().int(), powerWatts: z.number(), greenWatts: z.number() })),
+  deferred: z
+    .array(z.object({ id: z.string(), name: z.string().optional(), tenant: z.string(), pool: poolSchema, plannedStartAt: z.string(), reason: z.string() }))
+    .describe('Jobs held for greener power, earliest planned start first (a tenant sees its own)'),
+});
+export type GreenView = z.infer<typeof greenViewSchema>;
+
+/** Records of a verified chain that were in the accounting archive. */
+const archivedRecords = z.number().int().optional().describe('Records of the chain checked in the accounting archive (the rest came from the live stream); absent without an archive');
+/** What checking the whole audit chain found (as `qy audit verify`). */
+export const auditVerdictSchema = z.union([
+  z.object({ ok: z.literal(true), records: z.number().int(), lastHash: z.string(), archivedRecords, checkedAt: z.string() }),
+  z.object({ ok: z.literal(false), seq: z.number().int(), problem: z.string(), archivedRecords, checkedAt: z.string() }),
+]);
+
+/** The recorded series the console may chart, and whether a Prometheus is configured to give them. */
+export const seriesListSchema = z.object({ prometheus: z.boolean(), series: z.array(z.string()) });
+
+export const seriesQuerySchema = z.strictObject({
+  minutes: z.coerce.number().int().min(5).max(7 * 24 * 60).default(180).describe('How far back from now'),
+  stepSeconds: z.coerce.number().int().min(5).max(3600).optional().describe('Resolution; default: about 240 points over the range'),
+});
+
+/** A range query's result: one line per label set, values by time (null where Prometheus has NaN). */
+export const seriesRangeSchema = z.object({
+  series: z.string(),
+  start: z.string(),
+  end: z.string(),
+  stepSeconds: z.number().int(),
+  result: z.array(z.object({ labels: z.record(z.string(), z.string()), points: z.array(z.tuple([z.number(), z.number().nullable()])) })),
+});
+export type SeriesRange = z.infer<typeof seriesRangeSchema>;

@@ -54,7 +54,7 @@ export const jobSpecSchema = z
     exclusive: z.boolean().optional(),
     /** Hard run-time limit in seconds; required in the super pool (it drives backfill). */
     walltimeSeconds: z.number().int().min(1).max(MAX_JOB_SECONDS).optional(),
-    /** Expected run time in seconds: simulated agents sleep this long; green and backfill planning use it. */
+    /** Expected run time in seconds: tasks on virtual nodes sleep this long; green and backfill planning use it. */
     durationSeconds: z.number().int().min(0).max(MAX_JOB_SECONDS).optional(),
     constraints: jobConstraintsSchema.default(() => jobConstraintsSchema.parse({})),
     dataClass: dataClassSchema.default('public'),
@@ -65,6 +65,12 @@ export const jobSpecSchema = z
     /** Run with a private temporary home and working directory and a reduced environment (see README). */
     sandbox: z.boolean().default(false),
     labels: z.record(labelKeySchema, labelValueSchema).optional(),
+    /** Federation: the sites the job may run at (any when absent); the router picks among them. */
+    sites: z.array(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a site name')).min(1).max(16).optional(),
+    /** Datasets (ids from POST /v1/datasets) the job reads: their class and place steer routing. */
+    inputs: z.array(z.string().min(1).max(64)).max(64).optional(),
+    /** Datasets the job writes. */
+    outputs: z.array(z.string().min(1).max(64)).max(64).optional(),
   })
   .superRefine((j, ctx) => {
     if (j.pool === 'super' && j.walltimeSeconds === undefined) {

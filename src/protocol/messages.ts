@@ -3,7 +3,7 @@ import { dataClassSchema, nodeStateSchema, poolSchema } from './common';
 import { jobSpecSchema } from './job';
 import { nodeIdSchema, nodeSpecSchema } from './node';
 import { placementSchema, taskPlacementSchema } from './placement';
-import { taskUsageSchema, usageSegmentSchema } from './usage';
+import { measuredUsageSchema, taskUsageSchema, usageSegmentSchema } from './usage';
 
 /** Version of the NATS message formats; bumped on incompatible changes. */
 export const PROTOCOL_VERSION = 1;
@@ -13,10 +13,7 @@ export const jobIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must b
 /** An attempt of a job: `<jobId>.<n>` is not a subject token, so attempts are `<jobId>-a<n>`. */
 export const attemptIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}-a\d+$/);
 
-/** The attempt id of a job's n-th placement. */
-export function attemptIdOf(jobId: string, attempt: number): string {
-  return `${jobId}-a${attempt}`;
-}
+// attemptIdOf, jobIdOfAttempt, taskKey and parseTaskKey: see tasks.ts.
 
 // ---- Job events (stream QY_JOBS, subjects qy.jobs.<jobId>.<event>) -------------------------------------
 
@@ -39,6 +36,10 @@ export const jobSubmittedSchema = z.object({
   /** Placements the job may have before it fails for good (requeues after lost nodes count). */
   maxAttempts: z.number().int().min(1),
   idempotencyKey: z.string().optional(),
+  /** Federation: the site the job was submitted at, when another site routed it here (its start waits for the claim). */
+  homeSite: z.string().optional(),
+  /** Federation: why the router chose this site. */
+  route: z.string().optional(),
   /**
    * The first placement, when the job could be placed at once: one stored message instead of two for the
    * common case of a job that finds room on arrival.
@@ -147,6 +148,8 @@ export const statusReportSchema = z.object({
   reason: z.string().optional(),
   /** With the task's last report: what it used, per clock hour (energy as the node drew it, before PUE). */
   usage: z.array(usageSegmentSchema).optional(),
+  /** With the task's last report: CPU seconds and peak memory from its cgroup (when it had one). */
+  measured: measuredUsageSchema.optional(),
   atMs: z.number().int(),
 });
 export type StatusReport = z.infer<typeof statusReportSchema>;
@@ -166,7 +169,7 @@ export const assignmentSchema = z.object({
   command: z.array(z.string()).optional(),
   env: z.record(z.string(), z.string()).optional(),
   walltimeMs: z.number().int().optional(),
-  /** Declared run time: simulated nodes sleep this long. */
+  /** Declared run time: tasks on virtual nodes sleep this long. */
   durationMs: z.number().int().optional(),
   dataClass: dataClassSchema,
   /** Run in the agent's sandbox: private temporary home, reduced environment. */
@@ -207,9 +210,9 @@ export const heartbeatSchema = z.object({
   powerWatts: z.number().min(0),
   /** Share of the node's electricity from renewable sources, 0..1. */
   greenShare: z.number().min(0).max(1),
-  /** Where the power figure came from: rapl, nvml, model (utilisation × rated power) or simulated. */
+  /** Where the power figure came from: rapl, nvml, model (utilisation × rated power) or simulated (a virtual node's). */
   powerSource: z.enum(['rapl', 'nvml', 'model', 'simulated']),
-  /** Tasks running now, as `<attemptId>/<taskIndex>`. */
+  /** Tasks running now, as task keys `<attemptId>/<taskIndex>` (taskKey). */
   running: z.array(z.string()).default([]),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
@@ -224,7 +227,14 @@ export const registrationSchema = z.object({
 export type Registration = z.infer<typeof registrationSchema>;
 
 export const registrationReplySchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), heartbeatIntervalMs: z.number().int().positive(), nodeState: nodeStateSchema }),
+  z.object({
+    ok: z.literal(true),
+    heartbeatIntervalMs: z.number().int().positive(),
+    nodeState: nodeStateSchema,
+    /** Silence after which the scheduler declares the node down and runs its work elsewhere: an agent cut off from NATS stops its tasks well before. */
+    downAfterMs: z.number().int().positive().optional(),
+  }),
+  /** `code`: one of REGISTRATION_ERROR_CODES. */
   z.object({ ok: z.literal(false), code: z.string(), message: z.string() }),
 ]);
 export type RegistrationReply = z.infer<typeof registrationReplySchema>;
@@ -242,3 +252,15 @@ export const logReplySchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(false), message: z.string() }),
 ]);
 export type LogReply = z.infer<typeof logReplySchema>;
+
+/**
+ * A reading of grid carbon intensity from an operator's feed: published on QY_CARBON_SUBJECT, or the body
+ * of QY_CARBON_URL (polled). `atMs` is when the value holds (the reading's age counts from it); absent, from
+ * when it was received.
+ */
+export const carbonReadingSchema = z.object({
+  gPerKwh: z.number().min(0).max(5_000),
+  atMs: z.number().int().min(0).optional(),
+  source: z.string().max(200).optional(),
+});
+export type CarbonReading = z.infer<typeof carbonReadingSchema>;

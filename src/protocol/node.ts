@@ -9,6 +9,40 @@ export const nodeIdSchema = z
   .max(63)
   .regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]*$/, 'must be letters, digits, - and _ (it is used as a NATS subject token)');
 
+/** FENCE_SLACK_MS: what the fence rule adds for timer ticks and the scheduler's liveness sweep. */
+export const FENCE_SLACK_MS = 500;
+
+/**
+ * The fence rule, one place for agent and scheduler: an agent cut off from NATS for `afterMs` stops its
+ * tasks (SIGTERM, SIGKILL `graceMs` later); the scheduler declares the node down after `downAfterMs` of
+ * silence. Two attempts never overlap only if the fence has fired by then: afterMs + graceMs + slack ≤ downAfterMs.
+ */
+export function fenceIsSafe(fence: { afterMs: number; graceMs: number }, downAfterMs: number): boolean {
+  return fence.afterMs + fence.graceMs + FENCE_SLACK_MS <= downAfterMs;
+}
+
+/** Whether a node silent for `silentMs` must have fenced itself: its tasks are certainly stopped. */
+export function fenceHasFired(fence: { afterMs: number; graceMs: number }, silentMs: number): boolean {
+  return silentMs >= fence.afterMs + fence.graceMs + FENCE_SLACK_MS;
+}
+
+/**
+ * What the node's agent enforces, as it says at registration (shown by GET /v1/nodes/:id): which cgroup
+ * hierarchy holds each task's limits (`none` with the reason when it cannot create cgroups), whether
+ * sandbox and restricted tasks run in namespaces (bubblewrap), and its fence timings.
+ */
+export const enforcementSchema = z.object({
+  cgroups: z.enum(['v1', 'v2', 'none']),
+  /** Why cgroups are `none`, or what part of them is missing (e.g. no devices controller). */
+  reason: z.string().max(500).optional(),
+  isolation: z.enum(['bwrap', 'none']).default('none'),
+  /** Why isolation is `none`: sandbox and restricted tasks then fail instead of running unisolated. */
+  isolationReason: z.string().max(500).optional(),
+  /** The agent stops its tasks after `afterMs` without NATS, SIGKILL `graceMs` after SIGTERM. */
+  fence: z.object({ afterMs: z.number().int().positive(), graceMs: z.number().int().min(0) }).optional(),
+});
+export type Enforcement = z.infer<typeof enforcementSchema>;
+
 /** Static description of a node, as its agent registers it. */
 export const nodeSpecSchema = z
   .object({
@@ -29,6 +63,8 @@ export const nodeSpecSchema = z
     securityLevel: dataClassSchema.default('internal'),
     /** Nameplate power, used to turn utilisation into watts where no meter is readable. */
     ratedPowerWatts: z.number().int().min(0).max(1_000_000).optional(),
+    /** Set by the agent at registration: what it enforces on this node (a node file does not set it). */
+    enforcement: enforcementSchema.optional(),
   })
   .superRefine((n, ctx) => {
     const alloc = n.allocatable ?? n.capacity;

@@ -1,20 +1,7 @@
 /**
  * Every NATS stream, bucket and subject of the system, named once. Call sites build subjects with these
- * functions, never by concatenation, so a rename happens here and nowhere else.
- *
- * | subject | kind | who publishes | what |
- * |---|---|---|---|
- * | `qy.jobs.<jobId>.<event>` | stream QY_JOBS | scheduler | job submissions and state events |
- * | `qy.status.<nodeId>` | stream QY_JOBS | agent | task status reports (running, succeeded, failed, …) |
- * | `qy.term.<pool>` | stream QY_JOBS | scheduler | a replica became a pool's leader: the fence against a deposed leader's late writes |
- * | `qy.assign.<agentId>.<nodeId>` | stream QY_ASSIGN (work queue) | scheduler | assignments and cancels for a node |
- * | `qy.heartbeat.<nodeId>` | core NATS | agent | liveness and live metrics, every second |
- * | `qy.register.<nodeId>` | core NATS request/reply | agent → scheduler | node registration |
- * | `qy.log.<nodeId>` | core NATS request/reply | scheduler → agent | the tail of a task's output |
- * | `qy.audit` | stream QY_AUDIT | scheduler | hash-chained audit records, in blocks |
- * | KV `qy-nodes` | JetStream KV | scheduler | registered nodes and their cordon/drain flags |
- * | KV `qy-quotas` | JetStream KV | scheduler | tenant quotas set by operators at run time |
- * | KV `qy-leases` | JetStream KV | scheduler | the leadership lease of each pool (key `scheduler-<pool>`), renewed by compare-and-set |
+ * functions, never by concatenation, so a rename happens here and nowhere else. What each one carries,
+ * who sends it to whom: NATS_NAMES (src/protocol/nats-names.ts), from which the README's table is generated.
  */
 
 /** Stream and bucket names. */
@@ -31,6 +18,27 @@ export const KV_BUCKETS = {
   nodes: 'qy-nodes',
   quotas: 'qy-quotas',
   leases: 'qy-leases',
+  datasets: 'qy-datasets',
+} as const;
+
+/** Federation buckets: one of each per site, held in that site's cluster. */
+export const fedBuckets = {
+  claims: (site: string) => `qy-fed-claims-${site}`,
+  datasets: (site: string) => `qy-fed-datasets-${site}`,
+} as const;
+
+/** Federation subjects (in the federation account, crossing the gateways). */
+export const fedSubjects = {
+  summary: (site: string) => `qy.fed.summary.${site}`,
+  allSummaries: 'qy.fed.summary.*',
+  submit: (site: string) => `qy.fed.site.${site}.submit`,
+  job: (site: string) => `qy.fed.site.${site}.job`,
+} as const;
+
+/** JetStream object stores. */
+export const OBJECT_STORES = {
+  /** Snapshots of the scheduler's state: a rebuild loads the newest and replays only the log after it. */
+  snapshots: 'qy-snapshots',
 } as const;
 
 /** Job event names, the last token of a job event subject. */
@@ -62,7 +70,19 @@ export const subjects = {
   log: (nodeId: string) => `qy.log.${nodeId}`,
   /** Blocks of audit records. */
   audit: 'qy.audit',
+  /** Where an operator's feed may publish grid carbon readings (set QY_CARBON_SUBJECT to it, or to another). */
+  carbon: 'qy.green.carbon',
 } as const;
+
+/** Whether a job-log message is a leadership term marker (`qy.term.<pool>`). */
+export function isTermSubject(subject: string): boolean {
+  return subject.startsWith(subjects.term(''));
+}
+
+/** Whether a job-log message is an agent's task status report (`qy.status.<nodeId>`). */
+export function isStatusSubject(subject: string): boolean {
+  return subject.startsWith(subjects.status(''));
+}
 
 /** The durable consumer through which an agent receives its nodes' work. */
 export function agentConsumerName(agentId: string): string {

@@ -29,6 +29,16 @@ export const usageSegmentSchema = z.strictObject({
 });
 export type UsageSegment = z.infer<typeof usageSegmentSchema>;
 
+/**
+ * What a task used as its cgroup counted it (real use, not the allocation): CPU seconds over all its
+ * processes and the peak of its memory. Absent where the agent runs tasks without cgroups.
+ */
+export const measuredUsageSchema = z.strictObject({
+  cpuSeconds: z.number().min(0),
+  peakMemBytes: count,
+});
+export type MeasuredUsage = z.infer<typeof measuredUsageSchema>;
+
 /** The metered use of one task of one attempt: what billing and disclosure read (job event `metered`). */
 export const taskUsageSchema = z.strictObject({
   jobId: z.string(),
@@ -40,5 +50,7 @@ export const taskUsageSchema = z.strictObject({
   /** Pricing class of the tenant when the task ran: `standard`, or `public-interest` for public governance and welfare work. */
   billingClass: billingClassSchema.default('standard'),
   segments: z.array(usageSegmentSchema),
+  /** CPU seconds and peak memory from the task's cgroup, when it had one. */
+  measured: measuredUsageSchema.optional(),
 });
 export type TaskUsage = z.infer<typeof taskUsageSchema>;

@@ -4,9 +4,11 @@
  *   npm run sim -- --trace ../shared/traces/lublin_256.swf --policy fifo,easy-backfill
  *   npm run sim -- --trace synthetic:poisson --jobs 100000 --nodes 10000 --policy fifo,easy-backfill,green-aware
  *   npm run sim -- --trace pods.csv --cluster configs/sim/qingyang.yaml --policy binpack,spread --json
+ *   npm run sim -- --trace ../shared/traces/alibaba_openb_pod_list_default.csv --mode fill --policy binpack,fgd --repeat 10
  *
  * Prints a comparison table and writes report.json and report.html; the last line of stdout is one JSON
- * object with the headline figures per policy (with --json it is the only line).
+ * object with the headline figures per policy (with --json it is the only line). `--mode fill` measures
+ * placement quality alone (src/sim/fill.ts) instead of replaying the trace in time.
  */
 import { basename, join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -14,14 +16,21 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { NodeSpec } from '../protocol';
 import { carbonSignal, environmentOf, loadClusterFile, nodesOf, type ClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
-import { SIM_POLICIES, policiesNamed, processorLevel } from './policies';
+import { fill } from './fill';
+import { fillHeadline, formatFillTable, summarise, writeFillReports, type FillReport } from './fill-report';
+import { SIM_POLICIES, policiesNamed, processorLevel, type SimPolicy } from './policies';
 import { formatTable, headline, writeReports, type SimReport } from './report';
 import { loadTrace } from './sources';
+import type { TimedJob } from './synthetic';
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
+};
+const modeOf = (v: string): 'replay' | 'fill' => {
+  if (v !== 'replay' && v !== 'fill') throw new InvalidArgumentError('--mode must be replay or fill');
+  return v;
 };
 const nonNegative = (name: string) => (v: string) => {
   const n = Number(v);
@@ -36,6 +45,8 @@ const program = new Command()
   .option('--cluster <file>', 'cluster definition (YAML); default: the machine the trace describes')
   .option('--carbon <file>', "the grid's carbon intensity over time (CSV such as Time,Carbon Intensity); time 0 is its start, or --carbon-start")
   .option('--carbon-start <date>', 'the time in the carbon file where the replay begins')
+  .option('--mode <mode>', 'replay: the trace in virtual time; fill: sampled tasks placed without departures until they request the GPU capacity (FGD\'s measure)', modeOf, 'replay')
+  .option('--repeat <n>', 'fill: run seeds seed, seed+1, … seed+n−1 and report the mean and spread', positiveInt('--repeat'), 1)
   .option('--policy <list>', `comma-separated policies: ${Object.keys(SIM_POLICIES).join(', ')}`, 'fifo,easy-backfill')
   .option('--json', 'print only the final JSON line on stdout (the table goes to stderr)')
   .option('--out <dir>', 'where to write report.json and report.html (default .data/sim/<trace>-<time>)')
@@ -43,7 +54,7 @@ const program = new Command()
   .option('--jobs <n>', 'synthetic: jobs to generate', positiveInt('--jobs'), 100_000)
   .option('--nodes <n>', 'synthetic: nodes of the built-in mixed cluster', positiveInt('--nodes'), 1000)
   .option('--load <x>', 'synthetic: offered load as a share of capacity', nonNegative('--load'), 0.9)
-  .option('--seed <n>', 'seed of synthetic workloads and node failures', positiveInt('--seed'), 1)
+  .option('--seed <n>', 'seed of synthetic workloads, node failures and fill sampling', positiveInt('--seed'), 1)
   .option('--backfill-interval <s>', "seconds between EASY backfill passes (Slurm's bf_interval); 0 backfills at every event", nonNegative('--backfill-interval'), 0)
   .option('--samples <n>', 'points of the charts over time', positiveInt('--samples'), 200)
   .option('--no-progress', 'no progress bar')
@@ -52,6 +63,8 @@ const program = new Command()
 
 const opts = program.opts<{
   trace: string;
+  mode: 'replay' | 'fill';
+  repeat: number;
   cluster?: string;
   carbon?: string;
   carbonStart?: string;
@@ -76,8 +89,14 @@ function main(): void {
   const clusterFile: ClusterFile | undefined = opts.cluster ? loadClusterFile(opts.cluster) : undefined;
   const nodes: NodeSpec[] | undefined = clusterFile ? nodesOf(clusterFile) : trace.cluster;
   if (!nodes) throw new Error(`${opts.trace} does not describe its cluster (no MaxNodes/MaxProcs header, no node list beside it): pass --cluster FILE`);
-  const env = environmentOf(clusterFile, opts.carbon ? carbonSignal(opts.carbon, opts.carbonStart) : undefined);
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const out = opts.out ?? join('.data', 'sim', `${basename(trace.name).replace(/[^A-Za-z0-9._-]+/g, '_')}${opts.mode === 'fill' ? '-fill' : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const clusterName = clusterFile?.name ?? (opts.trace.startsWith('synthetic:') ? `mixed-${opts.nodes}` : `from ${trace.name}`);
+  if (opts.mode === 'fill') {
+    runFill(policies, jobs, nodes, clusterName, trace.name, out, log);
+    return;
+  }
+  const env = environmentOf(clusterFile, opts.carbon ? carbonSignal(opts.carbon, opts.carbonStart) : undefined);
   const showProgress = opts.progress && process.stderr.isTTY;
 
   const results: SimResult[] = [];
@@ -97,17 +116,31 @@ function main(): void {
   for (const n of nodes) byPool[n.pool] = (byPool[n.pool] ?? 0) + 1;
   const report: SimReport = {
     trace: trace.name,
-    cluster: { name: clusterFile?.name ?? (opts.trace.startsWith('synthetic:') ? `mixed-${opts.nodes}` : `from ${trace.name}`), nodes: nodes.length, byPool },
+    cluster: { name: clusterName, nodes: nodes.length, byPool },
     jobs: jobs.length,
     skipped: trace.skipped,
     jobsPerSec: Math.round((jobs.length * policies.length) / Math.max(1e-3, wallMs / 1000)),
     results,
   };
-  const out = opts.out ?? join('.data', 'sim', `${basename(trace.name).replace(/[^A-Za-z0-9._-]+/g, '_')}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const files = writeReports(report, out);
   log(formatTable(report));
   log(`reports: ${files.json}, ${files.html}`);
   process.stdout.write(`${JSON.stringify(headline(report))}\n`);
+}
+
+/** Fill mode: every policy on the same samples, one per seed. */
+function runFill(policies: SimPolicy[], jobs: TimedJob[], nodes: NodeSpec[], clusterName: string, traceName: string, out: string, log: (line: string) => void): void {
+  const seeds = Array.from({ length: opts.repeat }, (_, i) => opts.seed + i);
+  const summaries = policies.map((policy) => {
+    const runs = seeds.map((seed) => fill(jobs, nodes, policy, { seed }));
+    log(`${policy.name}: unallocated GPU share ${runs.map((r) => r.unallocatedGpuShare).join(', ')} (seeds ${seeds.join(', ')})`);
+    return summarise(runs);
+  });
+  const report: FillReport = { trace: traceName, cluster: { name: clusterName, nodes: nodes.length, gpus: nodes.reduce((sum, n) => sum + (n.allocatable ?? n.capacity).gpus, 0) }, seeds, summaries };
+  const files = writeFillReports(report, out);
+  log(formatFillTable(report));
+  log(`reports: ${files.json}, ${files.html}`);
+  process.stdout.write(`${JSON.stringify(fillHeadline(report))}\n`);
 }
 
 try {

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { loadDataFile } from '../files';
 import { loadSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
@@ -138,9 +137,7 @@ export function environmentOf(file?: ClusterFile, carbon?: CarbonSignal): SimEnv
 
 /** Reads and validates a cluster file; errors name the file and the field. */
 export function loadClusterFile(path: string): ClusterFile {
-  const result = clusterFileSchema.safeParse(parse(readFileSync(path, 'utf8')));
-  if (!result.success) throw new Error(`${path}: ${result.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
-  return result.data;
+  return loadDataFile(path, clusterFileSchema);
 }
 
 /** The nodes a cluster file describes, named `<type>-<00000>`, racks filled in order. */

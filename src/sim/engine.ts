@@ -1,112 +1,37 @@
 import {
   ClusterState,
-  FairShare,
-  PendingQueue,
   EasyShadow,
+  FairShare,
+  MinHeap,
+  PendingQueue,
+  SchedulingPipeline,
   byPriorityThenSubmitTime,
+  fixedOrder,
   neverFits,
   placeJob,
-  prepareJob,
-  shapeKey,
-  type AttemptOutcome,
+  type CyclePorts,
   type JobComparator,
+  type NodeRuntime,
+  withGpuDemandMix,
   type Placement,
-  type PreparedJobWithCache,
-  type Reservation,
   type SchedJob,
 } from '../core';
-import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
+import { POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 import { EnergyModel } from './energy';
-import { DeferralBook, gridFrom, nextGridTime, planDeferral, poolSupply } from '../green';
-import { gpuFragmentation, type GpuRequest } from './fragmentation';
-import { MinHeap } from './min-heap';
+import { DeferralPlanner, nextGridTime, poolSupply, type SkilledForecaster } from '../green';
+import { SimGreenForecast } from './green-forecast';
 import type { SimPolicy } from './policies';
+import { SimRecorder, type SimResult } from './recorder';
 import { seededRng, exponential, randInt, type Rng } from './rng';
 import type { TimedJob } from './synthetic';
 import { HOUR_MS } from '../time';
+import { zoneKey } from '../metering/power';
+
+export { BSLD_THRESHOLD_MS, stats, type SimResult, type Stats, type Timeline } from './recorder';
 
 /** Share of a pool deferred jobs may book in any one step. */
-const DEFAULT_DEFERRAL_SHARE = 0.3;
-/** Above every priority class: a deferred job about to miss its deadline. */
-const URGENT_PRIORITY = Number.MAX_SAFE_INTEGER;
-/** Bounded slowdown counts run times below this as this long (the usual 10 s of the literature). */
-export const BSLD_THRESHOLD_MS = 10_000;
-/** Distinct GPU request shapes kept as the demand that fragmentation is measured against. */
-const GPU_DEMAND_SHAPES = 64;
-
-/** Percentiles and mean of a sample. */
-export interface Stats {
-  mean: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
-
-/** What one policy did with one workload. */
-export interface SimResult {
-  policy: string;
-  jobs: {
-    total: number;
-    completed: number;
-    /** Could never fit any node of their pool, even an empty one. */
-    rejected: number;
-    /** Still waiting (or running) when nothing else could happen. */
-    unfinished: number;
-    /** Killed by a node failure and queued again (counted once per kill). */
-    interrupted: number;
-  };
-  /** Submit to (last) start, seconds. */
-  waitS: Stats;
-  /** Submit to end (turnaround), seconds. */
-  completionS: Stats;
-  /** max(1, turnaround / max(run, 10 s)). */
-  boundedSlowdown: Stats;
-  /** Time-averaged allocated share of each pool's scarce resource (cores; GPUs in intelligent) over the makespan. */
-  utilisationByPool: Partial<Record<Pool, number>>;
-  /** Mean of utilisationByPool over the pools that received jobs. */
-  utilisation: number;
-  /** Mean GPU fragmentation over the samples (null when the cluster has no GPUs). */
-  gpuFragmentation: number | null;
-  /**
-   * Energy the nodes drew (idle included), its green share, carbon and cost; and what metering charges to
-   * jobs (each task's share of its node's draw), with its carbon per completed job.
-   */
-  energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number };
-  /**
-   * Deferrable jobs: how long they waited past submission on average, and how many ended after their
-   * deadline; and the mean wait of the other jobs, which shifting must not delay.
-   */
-  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number };
-  /** Placements held back by a power cap (counted per attempt). */
-  powerCapHolds: number;
-  /** The most each pool drew at any moment, in kW. */
-  peakPowerKwByPool: Record<Pool, number>;
-  /**
-   * Jobs that started later than the EASY reservation they were first given: 0 in submit order (run times
-   * never exceed walltimes); in priority order a more urgent arrival may take the head's place.
-   */
-  reservationViolations: number;
-  /** Jobs held back by green-aware admission at least once. */
-  deferred: number;
-  /** First submit to last end, seconds. */
-  makespanS: number;
-  timeline: Timeline;
-  /** Wall-clock time of the replay. */
-  wallMs: number;
-  jobsPerSec: number;
-}
-
-/** State sampled at regular virtual times, for charts. */
-export interface Timeline {
-  tS: number[];
-  utilisation: Record<Pool, number[]>;
-  pending: Record<Pool, number[]>;
-  powerKw: number[];
-  powerKwByPool: Record<Pool, number[]>;
-  greenShare: number[];
-}
+const DEFAULT_DEFERRAL_SHARE = 0.2;
 
 export interface SimOptions {
   /** Points of the timeline (about; more when the drain after the last arrival is long). */
@@ -121,9 +46,20 @@ export interface SimOptions {
   backfillIntervalMs?: number;
   /** Called every few thousand arrivals with how many have been replayed. */
   onProgress?(arrived: number, total: number): void;
+  /** Node failures at given times, besides (or instead of) the random ones of the environment: a what-if, or a recorded outage. */
+  outages?: readonly { nodeId: string; atMs: number; repairAtMs: number }[];
+  /**
+   * The forecaster green-aware plans with, fed the grid's intensity at every step (warm it up with earlier
+   * history first); absent, plans see the recorded future (an oracle).
+   */
+  forecaster?: SkilledForecaster;
+  /** Plan deferred starts early enough to run a job once more after a node failure (default: yes, as the pending queue escalates). */
+  rerunMargin?: boolean;
+  /** Hears of every placement, when it is made (the parity test compares them with the service's). */
+  onPlaced?(jobId: string, placement: Placement, atMs: number): void;
 }
 
-type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'step' } | { kind: 'fail' } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool: Pool } | { kind: 'release'; job: SchedJob } | { kind: 'urgent'; job: SchedJob } | { kind: 'sample' };
+type SimEvent = { kind: 'end'; jobId: string; attempt: number } | { kind: 'step' } | { kind: 'fail'; nodeId?: string } | { kind: 'repair'; nodeId: string } | { kind: 'wake'; pool?: Pool } | { kind: 'sample' };
 
 interface Running {
   timed: TimedJob;
@@ -134,11 +70,12 @@ interface Running {
 }
 
 /**
- * Replays a workload through the placement core in virtual time: arrivals, starts, completions, node
- * failures and repairs, and hourly changes of green share and price. The queue (PendingQueue), the order
- * (FairShare), placement (placeJob) and EASY backfilling (EasyShadow, the incremental form of the
- * service's easyReservation and backfillAllowed) all come from src/core; the simulator only decides when
- * things happen.
+ * Replays a workload through the scheduling pipeline in virtual time: arrivals, starts, completions, node
+ * failures and repairs, and hourly changes of green share and price. Everything that decides — the queue,
+ * the order, the green hold, quotas, placement, preemption, EASY backfilling, power caps — is the
+ * SchedulingPipeline the service runs, configured by the policy; the simulator only decides when things
+ * happen, and drives the pipeline as the service does: an arrival takes the submit fast path when nothing
+ * of its pool is queued, and every change is followed by a cycle.
  */
 export function simulate(jobs: readonly TimedJob[], nodes: readonly NodeSpec[], policy: SimPolicy, env: SimEnvironment, options: SimOptions = {}): SimResult {
   return new Simulation(jobs, nodes, policy, env, options).run();
@@ -146,56 +83,40 @@ export function simulate(jobs: readonly TimedJob[], nodes: readonly NodeSpec[], 
 
 class Simulation {
   private readonly cluster = new ClusterState();
-  /** One for the run: it keeps its shares while the cluster's use and capacity stay as they are. */
-  private readonly fairShare: FairShare;
-  private readonly pending: Record<Pool, PendingQueue>;
+  private readonly pending: PendingQueue;
+  private readonly pipeline: SchedulingPipeline;
   private readonly events = new MinHeap<SimEvent>();
   private readonly running = new Map<string, Running>();
-  private readonly attempts = new Map<string, number>();
-  private readonly prepared = new WeakMap<SchedJob, PreparedJobWithCache>();
-  private readonly timedOf = new WeakMap<SchedJob, TimedJob>();
+  /** Runs of each job so far (a run's end event names its run). */
+  private readonly runs = new Map<string, number>();
+  /** Runs that count against maxAttempts (preempted ones do not). */
+  private readonly counted = new Map<string, number>();
+  private readonly timedOf = new Map<string, TimedJob>();
+  /** When each job was preempted (the storm guard counts these). */
+  private readonly preemptedAt = new Map<string, number[]>();
+  /** Jobs a job has stopped to make room for it. */
+  private readonly preempting = new Map<string, string[]>();
+  /** Victims chosen in the cycle under way, stopped once it ends (capacity only shrinks during a cycle). */
+  private evictions: { victim: string; by: string }[] = [];
   /** EASY backfilling of each pool that uses it, kept up to date as jobs start and end. */
   private readonly easy: Partial<Record<Pool, EasyShadow>> = {};
-  private readonly reservations = new Map<Pool, { head: PreparedJobWithCache; reservation: Reservation }>();
   private readonly promised = new Map<string, number>();
   private readonly changed = new Set<Pool>();
   /** When each backfilling pool's next backfill pass is due (with a backfill interval). */
   private readonly backfillDueMs: Record<Pool, number | undefined> = { general: undefined, intelligent: undefined, super: undefined };
-  /** Deferrable jobs held back by green-aware admission, not yet queued. */
-  private readonly deferredJobs = new Set<SchedJob>();
+  private readonly planner: DeferralPlanner | undefined;
+  private readonly green: SimGreenForecast;
   private readonly zonesOfPool = new Map<Pool, [string, number][]>();
-  /** Capacity deferred jobs have booked, so they do not all start in the same greenest hour. */
-  private readonly book: DeferralBook;
-  private readonly supply: Record<Pool, number>;
   private readonly rng: Rng;
-  private readonly withinTenant: JobComparator;
-
-  // Accounting.
   private readonly energy: EnergyModel;
-  private readonly units: Record<Pool, { allocated: number; capacity: number; integral: number; used: boolean }>;
-  private readonly gpuDemand = new Map<string, GpuRequest>();
+  private readonly recorder: SimRecorder;
   private nowMs = 0;
-  private firstSubmitMs = 0;
-  private lastEndMs = 0;
-  private nextSampleMs = 0;
-  private sampleEveryMs = 1;
-  private fragmentationSum = 0;
-  private fragmentationSamples = 0;
-  private readonly timeline: Timeline = { tS: [], utilisation: { general: [], intelligent: [], super: [] }, pending: { general: [], intelligent: [], super: [] }, powerKw: [], powerKwByPool: { general: [], intelligent: [], super: [] }, greenShare: [] };
-  private readonly waits: number[] = [];
-  private readonly turnarounds: number[] = [];
-  private readonly slowdowns: number[] = [];
-  private rejected = 0;
-  private interrupted = 0;
-  private violations = 0;
-  private deferred = 0;
-  private powerCapHolds = 0;
-  private readonly deferrableDelays: number[] = [];
-  private readonly otherWaits: number[] = [];
-  private deadlineMisses = 0;
+  private wakeAtMs = Infinity;
   /** Events that can still change what runs (ends, repairs, wake-ups); hourly ticks and failures do not count. */
   private live = 0;
   private failureDue = false;
+  /** Whether any pool or zone has a power cap in this step (without one, placements need no power check). */
+  private capsActive = true;
 
   constructor(
     private readonly jobs: readonly TimedJob[],
@@ -205,34 +126,79 @@ class Simulation {
     private readonly options: SimOptions,
   ) {
     this.rng = seededRng(options.seed ?? 1);
-    this.withinTenant = policy.order === 'fifo' ? bySubmitOrder : byPriorityThenSubmitTime;
-    this.fairShare = new FairShare(this.cluster, { weightOf: () => 1, agingMs: policy.agingMs });
-    this.pending = { general: new PendingQueue(this.withinTenant), intelligent: new PendingQueue(this.withinTenant), super: new PendingQueue(this.withinTenant) };
-    this.units = { general: blankUnits(), intelligent: blankUnits(), super: blankUnits() };
+    const withinTenant = policy.order === 'fifo' ? bySubmitOrder : byPriorityThenSubmitTime;
+    this.pending = new PendingQueue(withinTenant);
     this.energy = new EnergyModel(env, this.cluster);
-    this.book = new DeferralBook(env.stepMs, policy.deferralShare ?? DEFAULT_DEFERRAL_SHARE);
-    this.supply = poolSupply(nodes);
-    for (const pool of POOLS) if (policy.placement[pool].backfill) this.easy[pool] = new EasyShadow(policy.placement);
+    this.recorder = new SimRecorder(this.cluster, this.energy, options.samples ?? 200);
+    // Pools scoring by GPU fragmentation learn the demand mix of this run's arrivals, and only of this run's.
+    const placementPolicy = withGpuDemandMix(policy.placement);
+    for (const pool of POOLS) if (policy.placement[pool].backfill) this.easy[pool] = new EasyShadow(placementPolicy, this.cluster, pool);
     for (const spec of nodes) {
       const node = this.cluster.upsertNode(spec);
-      this.easy[spec.pool]?.upsertNode(spec);
       this.energy.addNode(spec);
-      this.units[spec.pool].capacity += spec.pool === 'intelligent' ? node.allocatable.gpus * GPU_MILLI_PER_GPU : node.allocatable.cpuMillis;
+      this.recorder.addNode(spec, node.allocatable);
     }
-    for (const { job } of jobs) this.units[job.pool].used = true;
+    const supply = poolSupply(nodes);
+    this.green = new SimGreenForecast(env, (pool) => this.poolZones(pool), options.forecaster);
+    if (policy.shiftInTime) {
+      const green = this.green;
+      this.planner = new DeferralPlanner({
+        stepMs: env.stepMs,
+        bookShare: policy.deferralShare ?? DEFAULT_DEFERRAL_SHARE,
+        forecast: (pool, from, to) => green.forecast(pool, from, to),
+        supplyOf: (pool) => supply[pool],
+        errorOf: options.forecaster && ((pool, aheadMs) => green.errorOf(pool, this.nowMs, aheadMs)),
+        forecastVersion: () => green.forecastVersion(),
+        backlog: (pool, jobId) => this.pending.queuedIn(pool) - (this.pending.has(jobId) && !this.pending.holdOf(jobId) ? 1 : 0),
+        rerunMargin: options.rerunMargin,
+      });
+    }
+    // One for the run: it keeps its shares while the cluster's use and capacity stay as they are.
+    const fairShare = new FairShare(this.cluster, { weightOf: () => 1, agingMs: policy.agingMs });
+    const order = (nowMs: number): JobComparator => (policy.order === 'fifo' ? bySubmitOrder : fairShare.comparator(nowMs));
+    this.pipeline = new SchedulingPipeline(this.cluster, this.pending, { policy: placementPolicy, order, strict: policy.strict, preemptionMaxPerHour: policy.preemption?.maxPerHour, backfillDepth: policy.backfillDepth }, this.ports());
+  }
+
+  private ports(): CyclePorts {
+    return {
+      hold: this.planner,
+      // Nobody reads why a simulated job waits: skip explaining failures (a visit of every node each).
+      place: (cluster, p, placementPolicy) => placeJob(cluster, p, placementPolicy, { explain: false }),
+      backfill: (pool) => this.easy[pool],
+      power: { blocks: (placement, nowMs) => (this.overPowerCap(placement, nowMs) ? 'held by a power cap' : undefined) },
+      preemption: this.policy.preemption && {
+        victim: (jobId) => {
+          const r = this.running.get(jobId);
+          return r && { job: r.timed.job, startedAtMs: r.startMs, stopping: this.evictions.some((e) => e.victim === jobId), preemptedAtMs: this.preemptedAt.get(jobId) ?? [] };
+        },
+        stopping: (jobId) => (this.preempting.get(jobId) ?? []).filter((id) => this.running.has(id)),
+        evict: (victims, by) => {
+          for (const victim of victims) this.evictions.push({ victim, by: by.id });
+          this.preempting.set(by.id, victims);
+        },
+      },
+      bind: (job, placement) => this.start(job, placement),
+      observe: (job, stage) => {
+        if (stage === 'power-budget') this.recorder.counts.powerCapHolds++;
+        else if (stage === 'green-deferral') this.recorder.deferredJobs.add(job.id);
+      },
+    };
   }
 
   run(): SimResult {
     const started = performance.now();
     const jobs = this.jobs;
-    this.firstSubmitMs = jobs.length > 0 ? jobs[0].job.submittedAtMs : 0;
-    const lastSubmitMs = jobs.length > 0 ? jobs[jobs.length - 1].job.submittedAtMs : 0;
-    this.nowMs = this.firstSubmitMs;
-    this.sampleEveryMs = Math.max(1000, Math.ceil((lastSubmitMs - this.firstSubmitMs) / (this.options.samples ?? 200)));
-    this.nextSampleMs = this.firstSubmitMs;
+    const firstSubmitMs = jobs.length > 0 ? jobs[0].job.submittedAtMs : 0;
+    this.nowMs = firstSubmitMs;
+    this.recorder.begin(firstSubmitMs, jobs.length > 0 ? jobs[jobs.length - 1].job.submittedAtMs : 0);
     this.setSignals();
-    this.events.push(this.nextStepMs(), { kind: 'step' });
-    this.events.push(this.nextSampleMs, { kind: 'sample' });
+    this.events.push(nextGridTime(this.nowMs, this.env.stepMs), { kind: 'step' });
+    this.events.push(this.nowMs, { kind: 'sample' });
+    for (const o of this.options.outages ?? []) {
+      this.events.push(o.atMs, { kind: 'fail', nodeId: o.nodeId });
+      this.live++;
+      this.events.push(o.repairAtMs, { kind: 'repair', nodeId: o.nodeId });
+    }
     let next = 0;
     const progressEvery = Math.max(1, Math.floor(jobs.length / 200));
     for (;;) {
@@ -241,115 +207,79 @@ class Simulation {
       const t = Math.min(arrivalMs, this.events.peekKey());
       this.advance(t);
       while (this.events.peekKey() === t) this.handle(this.events.pop()!);
+      this.schedule();
       while (next < jobs.length && jobs[next].job.submittedAtMs === t) {
         this.arrive(jobs[next++]);
         if (next % progressEvery === 0) this.options.onProgress?.(next, jobs.length);
+        this.schedule();
       }
-      this.schedule();
     }
     this.options.onProgress?.(jobs.length, jobs.length);
-    return this.result(performance.now() - started);
+    const unfinished = this.running.size + this.pending.size;
+    const depth = this.policy.backfillDepth !== undefined && POOLS.some((p) => this.policy.placement[p].backfill) ? this.policy.backfillDepth : null;
+    return this.recorder.result(this.policy.name, jobs.length, unfinished, depth, performance.now() - started);
   }
-
-  // ---- events ----
 
   private handle(e: SimEvent): void {
     switch (e.kind) {
       case 'end': {
         this.live--;
         const r = this.running.get(e.jobId);
-        if (r && r.attempt === e.attempt) this.finish(r);
+        if (r && r.attempt === e.attempt) {
+          this.stop(r);
+          this.planner?.forget(e.jobId);
+          this.recorder.finished({ timed: r.timed, startMs: r.startMs, nowMs: this.nowMs });
+        }
         return;
       }
-      case 'step':
+      case 'step': {
+        const capped = this.capsActive;
         this.setSignals();
-        this.book.prune(this.nowMs);
-        // Power caps may have moved.
-        for (const pool of POOLS) this.changed.add(pool);
-        this.events.push(this.nextStepMs(), { kind: 'step' });
+        // Power caps may have moved: waiting jobs are tried again (as the service does when its caps change).
+        if (capped || this.capsActive) for (const pool of POOLS) this.changed.add(pool);
+        this.events.push(nextGridTime(this.nowMs, this.env.stepMs), { kind: 'step' });
         return;
-      case 'release':
-        this.live--;
-        if (this.deferredJobs.has(e.job)) this.admit(e.job);
-        return;
-      case 'urgent':
-        this.live--;
-        this.makeUrgent(e.job);
-        return;
+      }
       case 'sample':
-        this.sample();
-        this.nextSampleMs += this.sampleEveryMs;
-        this.events.push(this.nextSampleMs, { kind: 'sample' });
+        this.recorder.sample(this.nowMs, (pool) => this.pending.sizeOf(pool));
+        this.events.push(this.nowMs + this.recorder.sampleEveryMs, { kind: 'sample' });
         return;
       case 'fail':
-        this.failureDue = false;
-        this.failNode();
+        if (e.nodeId) this.failNode(this.cluster.getNode(e.nodeId)!, undefined);
+        else {
+          this.failureDue = false;
+          this.failRandomNode();
+        }
         return;
       case 'repair': {
         this.live--;
         const node = this.cluster.getNode(e.nodeId)!;
         this.cluster.setNodeState(e.nodeId, 'ready');
-        this.easy[node.spec.pool]?.setNodeState(e.nodeId, 'ready');
         this.energy.setDown(e.nodeId, false);
         this.changed.add(node.spec.pool);
         return;
       }
       case 'wake':
         this.live--;
-        this.changed.add(e.pool);
+        // A pool's next backfill pass retries its waiting jobs.
+        if (e.pool) this.changed.add(e.pool);
         return;
     }
   }
 
+  /** An arrival takes the submit fast path when nothing of its pool is queued, as the service does; else it queues. */
   private arrive(timed: TimedJob): void {
     const job = timed.job;
-    const p = this.preparedOf(job);
-    if (neverFits(this.cluster, p)) {
-      this.rejected++;
+    this.recorder.arrived(timed);
+    if (neverFits(this.cluster, this.pipeline.preparedOf(job))) {
+      this.recorder.counts.rejected++;
       return;
     }
-    if (job.pool === 'intelligent' && this.gpuDemand.size < GPU_DEMAND_SHAPES) this.gpuDemand.set(`${job.task.gpus}/${job.task.gpuMilli}`, { gpus: job.task.gpus, gpuMilli: job.task.gpuMilli });
-    this.timedOf.set(job, timed);
+    this.timedOf.set(job.id, timed);
     if (this.env.failures && !this.failureDue) this.scheduleFailure();
-    if (!this.defer(job)) this.pending[job.pool].add(job);
-  }
-
-  /**
-   * Temporal shifting (after "Let's Wait Awhile", Middleware 2021): a deferrable job that says how long it
-   * runs is held out of the queue until the start, within its window, whose forecast carbon intensity over
-   * its run is lowest (planDeferral). The forecast is the recorded future (an oracle), averaged over its
-   * pool's zones.
-   */
-  private defer(job: SchedJob): boolean {
-    if (!this.policy.shiftInTime) return false;
-    const plan = planDeferral({ job, nowMs: this.nowMs, stepMs: this.env.stepMs, forecast: (from, to) => this.forecast(job.pool, from, to), book: this.book, supply: this.supply[job.pool] });
-    if (!plan || plan.startMs <= this.nowMs) return false;
-    this.deferredJobs.add(job);
-    this.deferred++;
-    this.live++;
-    this.events.push(plan.startMs, { kind: 'release', job });
-    // Still waiting halfway between its planned start and its latest start: it goes ahead of everything.
-    this.live++;
-    this.events.push(Math.round((plan.startMs + plan.latestStartMs) / 2), { kind: 'urgent', job });
-    return true;
-  }
-
-  /** A released deferred job that has not started yet takes the highest priority, so shifting it does not cost its deadline. */
-  private makeUrgent(job: SchedJob): void {
-    const queue = this.pending[job.pool];
-    if (!queue.has(job.id)) return;
-    queue.remove(job.id);
-    const urgent: SchedJob = { ...job, priority: URGENT_PRIORITY };
-    this.timedOf.set(urgent, this.timedOf.get(job)!);
-    queue.add(urgent);
-    queue.markDirty(job.pool);
-  }
-
-  /** The carbon intensity of a pool's electricity from `fromMs` to `toMs` on the signals' grid, from the recorded signals. */
-  private forecast(pool: Pool, fromMs: number, toMs: number): { atMs: number; value: number }[] {
-    const zones = this.poolZones(pool);
-    const at = (t: number) => zones.reduce((sum, [zone, weight]) => sum + weight * this.energy.carbonAt(zone, t), 0);
-    return gridFrom(fromMs, toMs, this.env.stepMs).map((t) => ({ atMs: t, value: at(t) }));
+    const placement = this.pending.queuedIn(job.pool) === 0 ? this.pipeline.placeNow(job, this.nowMs) : undefined;
+    if (placement) this.start(job, placement);
+    else this.pending.add(job);
   }
 
   /** The zones of a pool, each weighted by its share of the pool's nodes. */
@@ -365,125 +295,99 @@ class Simulation {
     return zones;
   }
 
-  private admit(job: SchedJob): void {
-    this.deferredJobs.delete(job);
-    this.pending[job.pool].add(job);
-  }
-
-
-  /** Integrates utilisation, energy, green energy and cost up to `t`, taking the samples on the way. */
+  /** Integrates utilisation, energy, green energy and cost up to `t`. */
   private advance(t: number): void {
-    const dt = t - this.nowMs;
-    if (dt <= 0) return;
-    for (const pool of POOLS) this.units[pool].integral += this.units[pool].allocated * dt;
+    if (t <= this.nowMs) return;
+    this.recorder.advance(t);
     this.energy.integrate(this.nowMs, t);
     this.nowMs = t;
   }
 
-  // ---- scheduling ----
-
+  /**
+   * Cycles until nothing more happens at this instant. Preempted jobs stop one at a time, each followed by a
+   * cycle, as the service sees its agents' reports come in; the storm guard bounds how many there are.
+   */
   private schedule(): void {
-    const interval = this.options.backfillIntervalMs ?? 0;
-    for (const pool of POOLS) {
-      const queue = this.pending[pool];
-      // With a backfill interval, a backfilling pool runs in-order passes between its backfill passes.
-      const due = this.backfillDueMs[pool];
-      const inOrderOnly = interval > 0 && this.policy.placement[pool].backfill && due !== undefined && this.nowMs < due;
-      if (this.changed.has(pool)) {
-        this.changed.delete(pool);
-        queue.markDirty(pool);
-        if (!inOrderOnly) this.reservations.delete(pool);
-      }
-      if (!queue.hasWork) continue;
-      const order = this.policy.order === 'fifo' ? bySubmitOrder : this.fairShare.comparator(this.nowMs);
-      const held = new Map<string, number>();
-      queue.runCycle((job) => this.attempt(job, held, inOrderOnly), Number.POSITIVE_INFINITY, order);
-      if (interval > 0 && this.policy.placement[pool].backfill && !inOrderOnly && queue.size > 0) {
-        this.backfillDueMs[pool] = this.nowMs + interval;
+    for (;;) {
+      this.pipeline.wake(this.nowMs);
+      const inOrderOnly = this.inOrderOnlyPools();
+      for (const pool of this.changed) this.pending.markDirty(pool);
+      this.changed.clear();
+      if (this.pending.hasWork) this.pipeline.cycle(this.nowMs, { inOrderOnly });
+      this.notePromises();
+      this.planBackfillPasses(inOrderOnly);
+      const next = this.evictions.shift();
+      if (!next) break;
+      this.evict(next.victim);
+    }
+    const wakeMs = this.pipeline.nextWakeMs();
+    if (wakeMs < this.wakeAtMs || this.wakeAtMs <= this.nowMs) {
+      this.wakeAtMs = wakeMs;
+      if (Number.isFinite(wakeMs)) {
         this.live++;
-        this.events.push(this.nowMs + interval, { kind: 'wake', pool });
+        this.events.push(Math.max(wakeMs, this.nowMs), { kind: 'wake' });
       }
     }
   }
 
-  private attempt(job: SchedJob, held: Map<string, number>, inOrderOnly: boolean): AttemptOutcome {
-    const p = this.preparedOf(job);
-    const placement = this.policy.placement;
-    const result = placeJob(this.cluster, p, placement);
-    if (!result.ok) {
-      const easy = this.easy[job.pool];
-      if (easy && !inOrderOnly && !this.reservations.has(job.pool)) {
-        const reservation = easy.reservation(p, this.nowMs);
-        if (reservation) {
-          this.reservations.set(job.pool, { head: p, reservation });
-          if (!this.promised.has(job.id)) this.promised.set(job.id, reservation.startMs);
-        }
-      }
-      return { ok: false, sameForShape: true, failure: result, stop: this.policy.strict || inOrderOnly };
+  /** With a backfill interval, a backfilling pool starts jobs only in order between its backfill passes. */
+  private inOrderOnlyPools(): Set<Pool> {
+    const out = new Set<Pool>();
+    if (!(this.options.backfillIntervalMs! > 0)) return out;
+    for (const pool of POOLS) {
+      const due = this.backfillDueMs[pool];
+      if (this.policy.placement[pool].backfill && due !== undefined && this.nowMs < due) out.add(pool);
     }
-    const reserved = inOrderOnly ? undefined : this.reservations.get(job.pool);
-    if (reserved && reserved.head.job.id !== job.id) {
-      const endMs = this.nowMs + (job.walltimeMs ?? Number.POSITIVE_INFINITY);
-      // Within a cycle, a shape held back at some end time is held back at any later one.
-      const key = shapeKey(job);
-      const heldFrom = held.get(key);
-      if ((heldFrom !== undefined && endMs >= heldFrom) || !this.easy[job.pool]!.allowed(result.placement, endMs)) {
-        held.set(key, Math.min(heldFrom ?? Infinity, endMs));
-        return { ok: false, sameForShape: false, reason: 'held back by the EASY reservation' };
-      }
+    return out;
+  }
+
+  private planBackfillPasses(inOrderOnly: Set<Pool>): void {
+    const interval = this.options.backfillIntervalMs ?? 0;
+    if (!(interval > 0)) return;
+    for (const pool of POOLS) {
+      if (!this.policy.placement[pool].backfill || inOrderOnly.has(pool) || this.pending.sizeOf(pool) === 0) continue;
+      this.backfillDueMs[pool] = this.nowMs + interval;
+      this.live++;
+      this.events.push(this.nowMs + interval, { kind: 'wake', pool });
     }
-    if (this.overPowerCap(result.placement)) {
-      this.powerCapHolds++;
-      return { ok: false, sameForShape: false, reason: 'held by a power cap' };
+  }
+
+  /** The first reservation a job is given is its promise: starting later is a violation. */
+  private notePromises(): void {
+    for (const pool of POOLS) {
+      const r = this.pipeline.reservationOf(pool);
+      if (r && !this.promised.has(r.head.job.id)) this.promised.set(r.head.job.id, r.reservation.startMs);
     }
-    this.start(job, result.placement);
-    return { ok: true };
   }
 
   /** Whether starting `placement` would take a pool or zone above its power cap now. */
-  private overPowerCap(placement: Placement): boolean {
+  private overPowerCap(placement: Placement, nowMs: number): boolean {
+    if (!this.capsActive) return false;
     for (const [key, added] of this.energy.addedBy(placement)) {
-      const capKw = this.env.powerCapKwAt(key, this.nowMs);
+      const capKw = this.env.powerCapKwAt(key, nowMs);
       if (capKw !== undefined && this.energy.drawOf(key) + added > capKw * 1000) return true;
     }
     return false;
   }
 
   private start(job: SchedJob, placement: Placement): void {
-    const timed = this.timedOf.get(job)!;
+    const timed = this.timedOf.get(job.id)!;
     this.cluster.reserve(placement);
-    const attempt = (this.attempts.get(job.id) ?? 0) + 1;
-    this.attempts.set(job.id, attempt);
+    const attempt = (this.runs.get(job.id) ?? 0) + 1;
+    this.runs.set(job.id, attempt);
+    this.counted.set(job.id, (this.counted.get(job.id) ?? 0) + 1);
     const promised = this.promised.get(job.id);
-    if (promised !== undefined && this.nowMs > promised) this.violations++;
-    const running: Running = { timed, attempt, startMs: this.nowMs, units: 0, placement };
-    for (const task of placement.tasks) {
-      const alloc = this.cluster.getNode(task.nodeId)!.allocatable;
-      running.units += job.pool === 'intelligent' ? task.gpuIndices.length * task.gpuMilliEach : placement.exclusive ? alloc.cpuMillis : task.cpuMillis;
-    }
+    if (promised !== undefined && this.nowMs > promised) this.recorder.counts.violations++;
+    const running: Running = { timed, attempt, startMs: this.nowMs, units: this.recorder.unitsOf(job.pool, placement), placement };
     this.account(running, 1);
     this.running.set(job.id, running);
     this.easy[job.pool]?.started(placement, this.nowMs + (job.walltimeMs ?? Infinity));
+    this.options.onPlaced?.(job.id, placement, this.nowMs);
     this.live++;
     this.events.push(this.nowMs + timed.runMs, { kind: 'end', jobId: job.id, attempt });
   }
 
-  private finish(r: Running): void {
-    const job = r.timed.job;
-    this.stop(r);
-    const turnaround = this.nowMs - job.submittedAtMs;
-    this.waits.push(r.startMs - job.submittedAtMs);
-    this.turnarounds.push(turnaround);
-    this.slowdowns.push(Math.max(1, turnaround / Math.max(r.timed.runMs, BSLD_THRESHOLD_MS)));
-    this.lastEndMs = Math.max(this.lastEndMs, this.nowMs);
-    if (!job.deferrable) this.otherWaits.push(r.startMs - job.submittedAtMs);
-    else {
-      this.deferrableDelays.push(r.startMs - job.submittedAtMs);
-      if (job.deferrable.deadlineMs !== undefined && this.nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
-    }
-  }
-
-  /** Takes a running job off the cluster (it ended or its node failed). */
+  /** Takes a running job off the cluster (it ended, its node failed, or it was preempted). */
   private stop(r: Running): void {
     const job = r.timed.job;
     this.cluster.release(job.id);
@@ -494,8 +398,21 @@ class Simulation {
   }
 
   private account(r: Running, sign: 1 | -1): void {
-    this.units[r.timed.job.pool].allocated += sign * r.units;
+    this.recorder.allocated(r.timed.job.pool, sign * r.units);
     this.energy.apply(r.placement, sign);
+  }
+
+  /** Stops a preempted job and queues it again (preemptions do not count against its attempts). */
+  private evict(jobId: string): void {
+    const r = this.running.get(jobId);
+    if (!r) return;
+    this.stop(r);
+    this.counted.set(jobId, this.counted.get(jobId)! - 1);
+    const at = (this.preemptedAt.get(jobId) ?? []).filter((t) => this.nowMs - t < HOUR_MS);
+    at.push(this.nowMs);
+    this.preemptedAt.set(jobId, at);
+    this.recorder.counts.preempted++;
+    this.pending.add(r.timed.job);
   }
 
   // ---- failures ----
@@ -504,157 +421,62 @@ class Simulation {
   private scheduleFailure(): void {
     const f = this.env.failures!;
     this.failureDue = true;
-    const nodes = this.cluster.nodeCount;
-    this.events.push(this.nowMs + Math.max(1, Math.round(exponential(this.rng, (f.mtbfHours * HOUR_MS) / nodes))), { kind: 'fail' });
+    this.events.push(this.nowMs + Math.max(1, Math.round(exponential(this.rng, (f.mtbfHours * HOUR_MS) / this.cluster.nodeCount))), { kind: 'fail' });
   }
 
-  /** A random node fails: its jobs are killed and queued again; it comes back after the repair time. */
-  private failNode(): void {
+  /** A random node fails; the next failure is drawn while there is work. */
+  private failRandomNode(): void {
     const all = this.cluster.nodes();
     const node = all[randInt(this.rng, 0, all.length - 1)];
-    if (node.state === 'down') {
-      this.scheduleFailure();
-      return;
-    }
+    if (node.state !== 'down') this.failNode(node, this.nowMs + Math.round(this.env.failures!.repairHours * HOUR_MS));
+    if (node.state === 'down' && (this.running.size > 0 || this.pending.size > 0)) this.scheduleFailure();
+  }
+
+  /** A node fails: its jobs are killed and queued again (up to their last attempt); it comes back at `repairAtMs` (scripted outages bring their own). */
+  private failNode(node: NodeRuntime, repairAtMs: number | undefined): void {
+    if (node.state === 'down') return;
     for (const jobId of [...this.cluster.jobsOn(node.spec.id)]) {
       const r = this.running.get(jobId)!;
       this.stop(r);
-      this.interrupted++;
-      this.pending[r.timed.job.pool].add(r.timed.job);
+      this.recorder.counts.interrupted++;
+      if (this.counted.get(jobId)! >= this.policy.maxAttempts) {
+        this.recorder.counts.failed++;
+        this.planner?.forget(jobId);
+      } else this.pending.add(r.timed.job);
     }
     this.cluster.setNodeState(node.spec.id, 'down');
-    this.easy[node.spec.pool]?.setNodeState(node.spec.id, 'down');
     this.energy.setDown(node.spec.id, true);
+    if (repairAtMs === undefined) return;
     this.live++;
-    this.events.push(this.nowMs + Math.round(this.env.failures!.repairHours * HOUR_MS), { kind: 'repair', nodeId: node.spec.id });
-    if (this.running.size > 0 || this.pending.general.size + this.pending.intelligent.size + this.pending.super.size > 0) this.scheduleFailure();
+    this.events.push(repairAtMs, { kind: 'repair', nodeId: node.spec.id });
   }
 
-  // ---- environment and measurement ----
+  /** The cluster's nodes by zone, and the keys power caps are looked up under (redone when nodes change). */
+  private zones: { version: number; nodesByZone: Map<string, NodeRuntime[]>; capKeys: string[]; shares: Map<string, number> } | undefined;
 
-  /** Tells every node its zone's green share now (the GreenShare score reads it). */
+  /** Tells every node its zone's green share now (the GreenShare score reads it), once per zone; notes whether any cap applies now. */
   private setSignals(): void {
-    for (const node of this.cluster.nodes()) this.cluster.setNodeTelemetry(node.spec.id, 0, this.env.greenShareAt(node.spec.zone, this.nowMs));
-  }
-
-  /** The next time the environment's signals may change. */
-  private nextStepMs(): number {
-    return nextGridTime(this.nowMs, this.env.stepMs);
-  }
-
-  /** The green share of the power the cluster draws now. */
-  private greenShareNow(): number {
-    const { watts, green } = this.energy.now(this.nowMs);
-    return watts > 0 ? green / watts : 0;
-  }
-
-  private sample(): void {
-    const tl = this.timeline;
-    tl.tS.push(Math.round((this.nowMs - this.firstSubmitMs) / 1000));
-    for (const pool of POOLS) {
-      const u = this.units[pool];
-      tl.utilisation[pool].push(u.capacity > 0 ? round(u.allocated / u.capacity, 4) : 0);
-      tl.pending[pool].push(this.pending[pool].size);
-      tl.powerKwByPool[pool].push(round(this.energy.drawOf(pool) / 1000, 3));
+    this.green.observe(this.nowMs);
+    if (this.zones?.version !== this.cluster.nodesVersion) {
+      const nodesByZone = new Map<string, NodeRuntime[]>();
+      for (const node of this.cluster.nodes()) {
+        let nodes = nodesByZone.get(node.spec.zone);
+        if (!nodes) nodesByZone.set(node.spec.zone, (nodes = []));
+        nodes.push(node);
+      }
+      const capKeys = [...new Set<string>([...POOLS, ...[...nodesByZone.keys()].map(zoneKey)])];
+      this.zones = { version: this.cluster.nodesVersion, nodesByZone, capKeys, shares: new Map() };
     }
-    tl.powerKw.push(round(this.energy.now(this.nowMs).watts / 1000, 2));
-    tl.greenShare.push(round(this.greenShareNow(), 4));
-    if (this.units.intelligent.capacity > 0) {
-      this.fragmentationSum += gpuFragmentation(this.cluster, [...this.gpuDemand.values()]).gpuFragmentation;
-      this.fragmentationSamples++;
-    }
-    // A long drain after the last arrival would grow the timeline without bound: halve its resolution.
-    if (tl.tS.length >= 2 * (this.options.samples ?? 200)) {
-      this.sampleEveryMs *= 2;
-      halve(tl);
+    this.capsActive = this.zones.capKeys.some((key) => this.env.powerCapKwAt(key, this.nowMs) !== undefined);
+    for (const [zone, nodes] of this.zones.nodesByZone) {
+      const share = this.env.greenShareAt(zone, this.nowMs);
+      if (this.zones.shares.get(zone) === share) continue;
+      this.zones.shares.set(zone, share);
+      for (const node of nodes) node.greenShare = share;
     }
   }
 
-  private result(wallMs: number): SimResult {
-    const spanMs = Math.max(1, this.lastEndMs - this.firstSubmitMs);
-    const utilisationByPool: Partial<Record<Pool, number>> = {};
-    for (const pool of POOLS) {
-      const u = this.units[pool];
-      if (u.used && u.capacity > 0) utilisationByPool[pool] = round(u.integral / (u.capacity * spanMs), 4);
-    }
-    const used = Object.values(utilisationByPool);
-    const unfinished = this.running.size + POOLS.reduce((s, p) => s + this.pending[p].size, 0);
-    const e = this.energy.totalsNow();
-    const delays = stats(this.deferrableDelays, 1000);
-    return {
-      policy: this.policy.name,
-      jobs: { total: this.jobs.length, completed: this.waits.length, rejected: this.rejected, unfinished, interrupted: this.interrupted },
-      waitS: stats(this.waits, 1000),
-      completionS: stats(this.turnarounds, 1000),
-      boundedSlowdown: stats(this.slowdowns, 1),
-      utilisationByPool,
-      utilisation: used.length > 0 ? round(used.reduce((a, b) => a + b, 0) / used.length, 4) : 0,
-      gpuFragmentation: this.fragmentationSamples > 0 ? round(this.fragmentationSum / this.fragmentationSamples, 4) : null,
-      energy: {
-        kwh: round(e.kwh, 2),
-        greenKwh: round(e.greenKwh, 2),
-        greenShare: e.kwh > 0 ? round(e.greenKwh / e.kwh, 4) : 0,
-        carbonKg: round(e.carbonKg, 2),
-        cost: round(e.cost, 2),
-        jobKwh: round(e.jobKwh, 2),
-        jobGreenShare: e.jobKwh > 0 ? round(e.jobGreenKwh / e.jobKwh, 4) : 0,
-        jobCarbonKg: round(e.jobCarbonKg, 2),
-        carbonPerJobG: this.waits.length > 0 ? round((e.jobCarbonKg * 1000) / this.waits.length, 2) : 0,
-      },
-      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean },
-      powerCapHolds: this.powerCapHolds,
-      peakPowerKwByPool: { general: this.energy.peakPoolWatts.general / 1000, intelligent: this.energy.peakPoolWatts.intelligent / 1000, super: this.energy.peakPoolWatts.super / 1000 },
-      reservationViolations: this.violations,
-      deferred: this.deferred,
-      makespanS: Math.round(spanMs / 1000),
-      timeline: this.timeline,
-      wallMs: Math.round(wallMs),
-      jobsPerSec: Math.round(this.jobs.length / Math.max(1e-3, wallMs / 1000)),
-    };
-  }
-
-  private preparedOf(job: SchedJob): PreparedJobWithCache {
-    let p = this.prepared.get(job);
-    if (!p) this.prepared.set(job, (p = prepareJob(job, this.policy.placement)));
-    return p;
-  }
 }
 
-/** Submit order: submit time, then id (trace ids are zero-padded, so ties keep trace order). */
-const bySubmitOrder: JobComparator = (a, b) => a.submittedAtMs - b.submittedAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-
-function blankUnits() {
-  return { allocated: 0, capacity: 0, integral: 0, used: false };
-}
-
-/** Mean and percentiles (nearest rank) of a sample, divided by `unit`. */
-export function stats(values: number[], unit: number): Stats {
-  if (values.length === 0) return { mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] / unit;
-  let sum = 0;
-  for (const v of sorted) sum += v;
-  return { mean: round(sum / sorted.length / unit, 2), p50: round(at(0.5), 2), p95: round(at(0.95), 2), p99: round(at(0.99), 2), max: round(sorted[sorted.length - 1] / unit, 2) };
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-/** Keeps every other point of the timeline. */
-function halve(tl: Timeline): void {
-  const keep = <T>(xs: T[]) => {
-    const out = xs.filter((_, i) => i % 2 === 0);
-    xs.length = 0;
-    xs.push(...out);
-  };
-  keep(tl.tS);
-  for (const pool of POOLS) {
-    keep(tl.utilisation[pool]);
-    keep(tl.pending[pool]);
-    keep(tl.powerKwByPool[pool]);
-  }
-  keep(tl.powerKw);
-  keep(tl.greenShare);
-}
+/** Submit order: submit time, then id (trace ids are zero-padded, so ties keep trace order). Fixed: a cycle keeps heads in a heap. */
+const bySubmitOrder: JobComparator = fixedOrder((a, b) => a.submittedAtMs - b.submittedAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

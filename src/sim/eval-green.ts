@@ -1,23 +1,29 @@
 /**
- * The green evaluation: what does green-aware scheduling save on a real carbon-intensity trace?
+ * The green evaluation: what does green-aware scheduling save on a real carbon-intensity trace, with the
+ * forecast it would have live, against what a perfect forecast would save (the oracle)?
  *
  *   npm run eval:green -- --carbon ../shared/traces/gb_ci.csv
- *   npm run eval:green -- --carbon ../shared/traces/gb_ci.csv --start 2020-06-01 --days 7 --deferrable-share 0.5 --json
+ *   npm run eval:green -- --carbon ../shared/traces/gb_ci.csv --windows 12 --days 2 --nodes 60 --json
  *
  * One synthetic workload (a share of it deferrable, each with a deadline some hours past its walltime) runs
- * three times on the same cluster and signals: green-blind, green-spatial (placement prefers greener
- * zones) and green-aware (spatial plus temporal shifting of deferrable jobs). The grid's intensity comes
- * from the trace, each zone's own green share from the cluster file (node failures are left out); the
- * part of a zone's power that is not green is charged at the grid's intensity. Prints a table and a final
- * JSON line.
+ * on the same cluster and signals as green-blind, green-spatial (placement prefers greener zones),
+ * green-aware planning with a live forecaster (`--forecaster`, fed the grid's intensity as time goes on,
+ * warmed up on the days before the window), and green-aware planning with the recorded future (oracle).
+ * `--windows N` repeats this over N start dates spread across the trace (whole days, after the warm-up),
+ * so every season is in the figures. The grid's intensity comes from the trace, each zone's own green share
+ * from the cluster file, node failures too (`--no-failures` leaves them out); the part of a zone's power
+ * that is not green is charged at the grid's intensity. Prints a table per window, writes report.json and
+ * report.html (savings per window beside the oracle's) to `--out`, and ends with one JSON line.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { carbonSignal, environmentOf, loadClusterFile } from './cluster-file';
+import { environmentOf, loadClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { HOUR_MS } from '../time';
+import { forecasterNamed, loadSeries, makeForecaster, type Series } from '../green';
+import { DAY_MS, HOUR_MS } from '../time';
+import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
 const number = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -27,20 +33,45 @@ const number = (name: string, min: number) => (v: string) => {
 
 const opts = new Command()
   .name('eval:green')
-  .description('Compare green-blind, green-spatial and green-aware scheduling on a carbon-intensity trace.')
+  .description('Compare green-blind, green-spatial and green-aware scheduling (live forecast and oracle) on a carbon-intensity trace.')
   .requiredOption('--carbon <file>', 'grid carbon intensity over time (CSV with the columns Time,Carbon Intensity)')
-  .option('--cluster <file>', "zones' own green share by hour, prices (the nodes are the built-in mixed cluster)", 'configs/sim/qingyang.yaml')
-  .option('--start <date>', 'the trace time where the run begins (default: the start of the trace)')
+  .option('--cluster <file>', "zones' own green share by hour, prices, failures (the nodes are the built-in mixed cluster)", 'configs/sim/qingyang.yaml')
+  .option('--start <date>', 'the trace time where the run begins, with one window (default: the start of the trace)')
+  .option('--windows <n>', 'runs over this many start dates spread across the trace', number('--windows', 1), 1)
   .option('--days <n>', 'days of arrivals', number('--days', 0.1), 7)
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
-  .option('--seed <n>', 'seed of the workload', number('--seed', 1), 1)
+  .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
+  .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
+  .option('--no-failures', "leave out the cluster file's random node failures")
+  .option('--mtbf-hours <h>', "mean time between failures of one node, instead of the cluster file's (a stress test of the deadlines)", number('--mtbf-hours', 1))
+  .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
+  .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
+  .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
   .parse()
-  .opts<{ carbon: string; cluster: string; start?: string; days: number; nodes: number; load: number; deferrableShare: number; windowHours: number; seed: number; json?: boolean }>();
+  .opts<{
+    carbon: string;
+    cluster: string;
+    start?: string;
+    windows: number;
+    days: number;
+    nodes: number;
+    load: number;
+    deferrableShare: number;
+    windowHours: number;
+    forecaster: string;
+    warmupDays: number;
+    failures: boolean;
+    gridOnly?: boolean;
+    mtbfHours?: number;
+    seed: number;
+    out?: string;
+    json?: boolean;
+  }>();
 
 /** Makes a share of the jobs deferrable, each with a deadline `windowMs` past its walltime (its declared run time is exact). */
 function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed: number): TimedJob[] {
@@ -51,25 +82,48 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
   });
 }
 
-function main(): void {
-  const carbon = carbonSignal(opts.carbon, opts.start);
-  // Node failures are left out: a rerun after a failure can miss a deadline whatever the policy.
-  const env = { ...environmentOf(loadClusterFile(opts.cluster), carbon), failures: undefined };
-  const nodes = mixedCluster(opts.nodes);
-  // Jobs run an hour on average in the general pool; arrivals fill the days asked for.
-  const next = mixedWorkload(seededRng(opts.seed), seededRng(opts.seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
-  const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < opts.days * 24 * HOUR_MS; j = next()) raw.push(j);
-  const jobs = withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, opts.seed);
+/**
+ * The windows' start times: `--start` (or the trace's start) for one window; else N whole days spread evenly
+ * from the end of the first warm-up to the last start that leaves the window and its drain inside the trace.
+ */
+function windowStarts(series: Series): number[] {
+  if (opts.windows === 1) {
+    const startMs = opts.start ? Date.parse(opts.start) : series.startMs;
+    if (!Number.isFinite(startMs)) throw new Error(`${opts.start}: not a date`);
+    return [startMs];
+  }
+  if (opts.start) throw new Error('--start names one window; with --windows the starts are spread across the trace');
+  const first = Math.ceil((series.startMs + opts.warmupDays * DAY_MS) / DAY_MS) * DAY_MS;
+  const last = Math.floor((series.endMs - (opts.days + 2) * DAY_MS) / DAY_MS) * DAY_MS;
+  if (last < first) throw new Error(`${opts.carbon}: too short for a window of ${opts.days} days after ${opts.warmupDays} days of warm-up`);
+  return Array.from({ length: opts.windows }, (_, i) => first + Math.round(((last - first) * i) / Math.max(1, opts.windows - 1) / DAY_MS) * DAY_MS);
+}
 
-  const results: SimResult[] = policiesNamed('green-blind,green-spatial,green-aware').map((p) => simulate(jobs, nodes, p, env, { seed: opts.seed }));
-  const [blind, spatial, aware] = results;
-  const saved = (r: SimResult) => (blind.energy.carbonPerJobG > 0 ? Math.round((1 - r.energy.carbonPerJobG / blind.energy.carbonPerJobG) * 10_000) / 100 : 0);
-  const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
-  log(`${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime); grid intensity from ${opts.carbon} from ${new Date(carbon.startMs).toISOString()}`);
+const savedPct = (r: SimResult, blind: SimResult) => (blind.energy.carbonPerJobG > 0 ? Math.round((1 - r.energy.carbonPerJobG / blind.energy.carbonPerJobG) * 10_000) / 100 : 0);
+
+function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line: string) => void): GreenWindow {
+  const signal = { valueAt: (t: number) => series.valueAt(startMs + t), stepMs: series.stepMs };
+  const file = loadClusterFile(opts.cluster);
+  const base = environmentOf(file, signal);
+  const failures = opts.mtbfHours ? { mtbfHours: opts.mtbfHours, repairHours: file.failures?.repairHours ?? 4 } : file.failures;
+  const env = { ...base, greenShareAt: opts.gridOnly ? () => 0 : base.greenShareAt, failures: opts.failures ? failures : undefined };
+  const nodes = mixedCluster(opts.nodes);
+  const [blindPolicy, spatialPolicy, awarePolicy] = policiesNamed('green-blind,green-spatial,green-aware');
+  // The live forecaster learns the days before the window first, as a running service would have.
+  const forecaster = makeForecaster(forecasterNamed(opts.forecaster), { stepMs: env.stepMs });
+  for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
+  const runs = {
+    blind: simulate(jobs, nodes, blindPolicy, env, { seed: opts.seed }),
+    spatial: simulate(jobs, nodes, spatialPolicy, env, { seed: opts.seed }),
+    aware: simulate(jobs, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster }),
+    oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed }),
+  };
+  const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
+  const start = new Date(startMs).toISOString().slice(0, 10);
+  log(`window from ${start}:`);
   const rows: [string, (r: SimResult) => string | number][] = [
     ['carbon per job (g)', (r) => r.energy.carbonPerJobG],
-    ['carbon saved vs green-blind', (r) => `${saved(r)}%`],
+    ['carbon saved vs green-blind', (r) => `${savedPct(r, runs.blind)}%`],
     ['green share of jobs’ energy', (r) => `${(r.energy.jobGreenShare * 100).toFixed(1)}%`],
     ['jobs’ energy (kWh)', (r) => r.energy.jobKwh],
     ['deferrable jobs', (r) => r.deferrable.jobs],
@@ -81,23 +135,52 @@ function main(): void {
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
-  process.stdout.write(
-    `${JSON.stringify({
-      policy: 'green',
-      carbonPerJobG: aware.energy.carbonPerJobG,
-      baselineCarbonPerJobG: blind.energy.carbonPerJobG,
-      carbonSavedPct: saved(aware),
-      greenShare: aware.energy.jobGreenShare,
-      baselineGreenShare: blind.energy.jobGreenShare,
-      meanDelayS: aware.deferrable.meanDelayS,
-      deadlineMisses: aware.deferrable.deadlineMisses,
-      othersMeanWaitS: aware.deferrable.othersMeanWaitS,
-      baselineOthersMeanWaitS: blind.deferrable.othersMeanWaitS,
-      spatialCarbonSavedPct: saved(spatial),
-      jobs: jobs.length,
-      deferrableJobs: aware.deferrable.jobs,
-    })}\n`,
+  return {
+    start,
+    savedPct: savedPct(runs.aware, runs.blind),
+    oracleSavedPct: savedPct(runs.oracle, runs.blind),
+    spatialSavedPct: savedPct(runs.spatial, runs.blind),
+    carbonPerJobG: runs.aware.energy.carbonPerJobG,
+    baselineCarbonPerJobG: runs.blind.energy.carbonPerJobG,
+    oracleCarbonPerJobG: runs.oracle.energy.carbonPerJobG,
+    greenShare: runs.aware.energy.jobGreenShare,
+    baselineGreenShare: runs.blind.energy.jobGreenShare,
+    meanDelayS: runs.aware.deferrable.meanDelayS,
+    deadlineMisses: runs.aware.deferrable.deadlineMisses,
+    oracleDeadlineMisses: runs.oracle.deferrable.deadlineMisses,
+    othersMeanWaitS: runs.aware.deferrable.othersMeanWaitS,
+    baselineOthersMeanWaitS: runs.blind.deferrable.othersMeanWaitS,
+    deferrableJobs: runs.aware.deferrable.jobs,
+  };
+}
+
+/** The cluster file's mean time between failures, for the report's settings. */
+const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
+
+function main(): void {
+  const series = loadSeries(opts.carbon, { outside: 'clamp' });
+  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity")`);
+  forecasterNamed(opts.forecaster);
+  const nodes = mixedCluster(opts.nodes);
+  // Jobs run an hour on average in the general pool; arrivals fill the days asked for.
+  const next = mixedWorkload(seededRng(opts.seed), seededRng(opts.seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
+  const raw: TimedJob[] = [];
+  for (let j = next(); j.job.submittedAtMs < opts.days * DAY_MS; j = next()) raw.push(j);
+  const jobs = withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, opts.seed);
+  const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const starts = windowStarts(series);
+  log(
+    `${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime), node failures ${opts.failures ? 'on' : 'off'}; ` +
+      `grid intensity from ${opts.carbon}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)`,
   );
+  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, log));
+  const summary = summarise(windows);
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed };
+  const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const files = writeGreenReports({ settings, summary, windows }, out);
+  log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);
+  log(`reports: ${files.json}, ${files.html}`);
+  process.stdout.write(`${JSON.stringify({ policy: 'green', ...summary, jobs: jobs.length })}\n`);
 }
 
 try {

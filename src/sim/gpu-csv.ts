@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { columnIndex, parseTable } from '../files';
 import { GPU_MILLI_PER_GPU, nodeSpecSchema, type NodeSpec } from '../protocol';
 import { inSubmitOrder, skip, traceJob, traceJobId, type Trace } from './trace';
 import type { TimedJob } from './synthetic';
@@ -38,18 +39,18 @@ const QOS_PRIORITY: Record<string, string> = { LS: 'urgent', Guaranteed: 'urgent
  * pool, the others to `general`. Needs a header row naming the columns (see COLUMNS).
  */
 export function parseGpuCsv(text: string, name: string): Trace {
-  const rows = text.split('\n').filter((l) => l.trim() !== '');
-  const head = rows[0]?.split(',').map((h) => h.trim().toLowerCase()) ?? [];
-  const col = Object.fromEntries(Object.entries(COLUMNS).map(([key, names]) => [key, names.map((n) => head.indexOf(n)).find((i) => i >= 0) ?? -1])) as Record<Column, number>;
+  const { header, rows } = parseTable(text, name);
+  const col = Object.fromEntries(Object.entries(COLUMNS).map(([key, names]) => [key, columnIndex(header, names)])) as Record<Column, number>;
   const missing = (['submit', 'cpus'] as const).filter((c) => col[c] < 0 && !(c === 'cpus' && col.cpuMilli >= 0));
   if (col.duration < 0 && col.end < 0) missing.push('duration' as never);
-  if (missing.length > 0) throw new Error(`${name}: no column for ${missing.join(', ')} (header: ${head.join(',')})`);
+  if (missing.length > 0) throw new Error(`${name}: no column for ${missing.join(', ')} (header: ${header.join(',')})`);
   const jobs: TimedJob[] = [];
   const skipped: Record<string, number> = {};
-  for (let r = 1; r < rows.length; r++) {
-    const cells = rows[r].split(',');
-    const num = (c: Column) => (col[c] >= 0 && cells[col[c]]?.trim() !== '' ? Number(cells[col[c]]) : undefined);
-    const text = (c: Column) => (col[c] >= 0 ? (cells[col[c]] ?? '').trim() : '');
+  // Row numbers count from the first after the header, as the job ids always have.
+  for (const [i, cells] of rows.entries()) {
+    const r = i + 1;
+    const num = (c: Column) => (col[c] >= 0 && (cells[col[c]] ?? '') !== '' ? Number(cells[col[c]]) : undefined);
+    const text = (c: Column) => (col[c] >= 0 ? (cells[col[c]] ?? '') : '');
     const submitS = num('submit');
     const durationS = num('duration') ?? (num('end') !== undefined && submitS !== undefined ? num('end')! - submitS : undefined);
     const cpuMillis = num('cpuMilli') ?? (num('cpus') !== undefined ? Math.round(num('cpus')! * 1000) : undefined);
@@ -99,21 +100,18 @@ export function nodeListBeside(podList: string): string | undefined {
  * A node list (`sn,cpu_milli,memory_mib,gpu,model`) as a cluster: nodes with GPUs in the `intelligent`
  * pool, the others in `general`.
  */
-export function parseNodeList(text: string): NodeSpec[] {
-  const rows = text.split('\n').filter((l) => l.trim() !== '');
-  const head = rows[0].split(',').map((h) => h.trim().toLowerCase());
-  const at = (name: string) => head.indexOf(name);
-  const [sn, cpu, mem, gpu, model] = ['sn', 'cpu_milli', 'memory_mib', 'gpu', 'model'].map(at);
-  if ([sn, cpu, mem, gpu].some((i) => i < 0)) throw new Error(`node list: expected columns sn,cpu_milli,memory_mib,gpu,model (header: ${head.join(',')})`);
-  return rows.slice(1).map((row, i) => {
-    const c = row.split(',');
+export function parseNodeList(text: string, name = 'node list'): NodeSpec[] {
+  const { header, rows } = parseTable(text, name);
+  const [sn, cpu, mem, gpu, model] = ['sn', 'cpu_milli', 'memory_mib', 'gpu', 'model'].map((column) => columnIndex(header, [column]));
+  if ([sn, cpu, mem, gpu].some((i) => i < 0)) throw new Error(`${name}: expected columns sn,cpu_milli,memory_mib,gpu,model (header: ${header.join(',')})`);
+  return rows.map((c, i) => {
     const gpus = Number(c[gpu]);
     return nodeSpecSchema.parse({
-      id: c[sn].trim(),
+      id: c[sn],
       pool: gpus > 0 ? 'intelligent' : 'general',
       rack: `rack-${Math.floor(i / NODES_PER_RACK)}`,
       capacity: { cpuMillis: Number(c[cpu]), memBytes: Number(c[mem]) * MiB, gpus },
-      gpuModel: gpus > 0 && model >= 0 && c[model]?.trim() ? c[model].trim() : undefined,
+      gpuModel: gpus > 0 && model >= 0 && c[model] ? c[model] : undefined,
     });
   });
 }

@@ -41,7 +41,7 @@ export function loadTrace(source: string, synthetic: SyntheticOptions): Trace {
   if (/\.csv$/i.test(source)) {
     // A pod list published with its node list beside it (openb) brings its cluster.
     const nodeList = nodeListBeside(source);
-    return { ...parseGpuCsv(readFileSync(source, 'utf8'), source), name, cluster: nodeList ? parseNodeList(readFileSync(nodeList, 'utf8')) : undefined };
+    return { ...parseGpuCsv(readFileSync(source, 'utf8'), source), name, cluster: nodeList ? parseNodeList(readFileSync(nodeList, 'utf8'), nodeList) : undefined };
   }
   throw new Error(`${source}: unknown trace format; expected .swf, .swf.gz, .csv or synthetic:poisson|bursty|uniform`);
 }

@@ -1,79 +1,20 @@
-import { createHash } from 'node:crypto';
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { STREAMS, subjects } from '../protocol';
+import { GENESIS_HASH, STREAMS, auditRecordSchema, hashRecord, subjects, type AuditEntry, type AuditRecord } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { isNotFound } from './nats';
 
-/** Who did something. */
-export const auditActorSchema = z.object({
-  kind: z.enum(['tenant', 'operator', 'anonymous', 'system']),
-  name: z.string(),
-  /** The operator (a bridge such as the Kubernetes one) that acted for this tenant. */
-  via: z.string().optional(),
-});
-export type AuditActor = z.infer<typeof auditActorSchema>;
-
-/** One audited action. `hash` is the SHA-256 of `prevHash` and the record's other fields, so the records form a chain. */
-export const auditRecordSchema = z.object({
-  seq: z.number().int().min(1),
-  atMs: z.number().int(),
-  actor: auditActorSchema,
-  /** What was done: job.submit, job.cancel, node.cordon, node.uncordon, node.drain, tenant.quota, auth.failed, auth.forbidden. */
-  action: z.string(),
-  /** What it was done to: a job id, a node id, a tenant. */
-  target: z.string().optional(),
-  outcome: z.enum(['ok', 'denied', 'failed']),
-  details: z.record(z.string(), z.unknown()).optional(),
-  prevHash: z.string(),
-  hash: z.string(),
-});
-export type AuditRecord = z.infer<typeof auditRecordSchema>;
-export type AuditEntry = Omit<AuditRecord, 'seq' | 'atMs' | 'prevHash' | 'hash'>;
+// The record, its hash and the chain rule are wire facts: `qy audit verify` checks the chain it fetches.
+export { CHAIN_START, GENESIS_HASH, auditActorSchema, auditRecordSchema, canonicalJson, hashRecord, verifyChain, type AuditActor, type AuditEntry, type AuditRecord, type ChainPoint, type ChainVerdict } from '../protocol';
 
 /** Records appended in one turn of the event loop travel as one JetStream message. */
 const blockSchema = z.object({ records: z.array(auditRecordSchema).min(1) });
 
-/** The hash before the first record. */
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** JSON with object keys sorted at every level: the same record always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** The hash of a record: SHA-256 over the previous hash and the record without its own hash. */
-export function hashRecord(record: Omit<AuditRecord, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson(record)).digest('hex');
-}
-
-/** What a chain verification found. */
-export type ChainVerdict = { ok: true; records: number; lastHash: string } | { ok: false; seq: number; problem: string };
-
-/**
- * Checks a run of records from the first: sequence numbers without gaps, each record's hash over its content,
- * each `prevHash` equal to the hash before it. Names the first record that is missing or altered.
- */
-export function verifyChain(records: readonly AuditRecord[]): ChainVerdict {
-  let prev = GENESIS_HASH;
-  let expectSeq = 1;
-  for (const r of records) {
-    if (r.seq !== expectSeq) return { ok: false, seq: expectSeq, problem: r.seq > expectSeq ? `record ${expectSeq} is missing` : `record ${r.seq} is out of order` };
-    const { hash, ...rest } = r;
-    if (hashRecord(rest) !== hash) return { ok: false, seq: r.seq, problem: `record ${r.seq} was altered (its hash does not match its content)` };
-    if (r.prevHash !== prev) return { ok: false, seq: r.seq, problem: `record ${r.seq} does not follow record ${r.seq - 1} (a record before it was altered or replaced)` };
-    prev = hash;
-    expectSeq++;
-  }
-  return { ok: true, records: records.length, lastHash: prev };
+/** Blocks of audit records as they are stored, until closed (`AuditLog.follow`). */
+export interface AuditFollower {
+  blocks: AsyncIterable<AuditRecord[]>;
+  close(): Promise<void>;
 }
 
 /**
@@ -92,6 +33,7 @@ export class AuditLog {
   private queued: { entry: AuditEntry; atMs: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private flushing = false;
   private readonly js: JetStreamClient;
+  private jsm: Promise<JetStreamManager> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -170,12 +112,18 @@ export class AuditLog {
     }
   }
 
-  /** Records in order, filtered, from sequence `afterSeq` on (reads the stream; for the operators' API). */
+  /**
+   * Records in order, filtered, from sequence `afterSeq` on, as the stream holds them (for the operators'
+   * API). The read starts at the first message holding a record past `afterSeq`, so paging does not read the
+   * stream from its start each time.
+   */
   async list(filter: { afterSeq?: number; limit: number; actor?: string; action?: string; target?: string; sinceMs?: number }): Promise<AuditRecord[]> {
-    const jsm = await jetstreamManager(this.nc);
+    const jsm = await this.manager();
     const info = await jsm.streams.info(STREAMS.audit);
     if (info.state.messages === 0) return [];
-    const consumer = await this.js.consumers.get(STREAMS.audit, { deliver_policy: DeliverPolicy.All });
+    const startSeq = await this.streamSeqAfter(filter.afterSeq ?? 0, info.state.first_seq, info.state.last_seq);
+    if (startSeq > info.state.last_seq) return [];
+    const consumer = await this.js.consumers.get(STREAMS.audit, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
     const messages = await consumer.consume({ max_messages: 500 });
     const out: AuditRecord[] = [];
     try {
@@ -197,5 +145,96 @@ export class AuditLog {
       await messages.close();
     }
     return out;
+  }
+
+  /**
+   * The sequence number of the first record the stream still holds (undefined when it holds none). Below it,
+   * records are only in the accounting archive once the stream is compacted.
+   */
+  async firstSeq(): Promise<number | undefined> {
+    const jsm = await this.manager();
+    const info = await jsm.streams.info(STREAMS.audit);
+    if (info.state.messages === 0) return undefined;
+    return (await this.recordsAt(info.state.first_seq))?.[0].seq;
+  }
+
+  /**
+   * Follows the stream from the first record after `afterSeq`: blocks of records (those up to `afterSeq`
+   * left out) as they are stored, until `close`. A consumer that stops pulling holds the stream back, not
+   * memory: the next blocks wait in JetStream.
+   */
+  async follow(afterSeq: number): Promise<AuditFollower> {
+    const jsm = await this.manager();
+    const info = await jsm.streams.info(STREAMS.audit);
+    const startSeq = info.state.messages === 0 ? info.state.last_seq + 1 : await this.streamSeqAfter(afterSeq, info.state.first_seq, info.state.last_seq);
+    const consumer = await this.js.consumers.get(STREAMS.audit, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
+    const messages = await consumer.consume({ max_messages: 100 });
+    const log = this.log;
+    async function* blocks(): AsyncGenerator<AuditRecord[]> {
+      for await (const msg of messages) {
+        const block = blockSchema.safeParse(msg.json());
+        if (!block.success) {
+          log.warn({ streamSeq: msg.seq }, 'unreadable message in the audit stream skipped');
+          continue;
+        }
+        const records = block.data.records.filter((r) => r.seq > afterSeq);
+        if (records.length > 0) yield records;
+      }
+    }
+    return { blocks: blocks(), close: () => messages.close().then(() => undefined) };
+  }
+
+  /**
+   * Removes the messages whose records all come at or before `recordSeq` (they are in the accounting
+   * archive). The last message always stays: a restarted writer reads the chain's head from it.
+   */
+  async compactThrough(recordSeq: number): Promise<number> {
+    const jsm = await this.manager();
+    const info = await jsm.streams.info(STREAMS.audit);
+    if (info.state.messages === 0) return 0;
+    const keepFrom = Math.min(await this.streamSeqAfter(recordSeq, info.state.first_seq, info.state.last_seq), info.state.last_seq);
+    if (keepFrom <= info.state.first_seq) return 0;
+    return (await jsm.streams.purge(STREAMS.audit, { seq: keepFrom })).purged;
+  }
+
+  /**
+   * The stream sequence of the first message holding a record after `afterSeq` (`lastSeq + 1` when none
+   * does), by binary search: records are chained in stream order, so their numbers grow with it. A message
+   * that cannot be read sends the search back to the stream's start, which is always correct, only slower.
+   */
+  private async streamSeqAfter(afterSeq: number, firstSeq: number, lastSeq: number): Promise<number> {
+    if (afterSeq <= 0) return firstSeq;
+    let lo = firstSeq;
+    let hi = lastSeq + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const records = await this.recordsAt(mid);
+      if (!records) return firstSeq;
+      if (records[records.length - 1].seq > afterSeq) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** One JetStream manager for the reads (making one asks the server for its API each time). */
+  private manager(): Promise<JetStreamManager> {
+    this.jsm ??= jetstreamManager(this.nc).catch((err: unknown) => {
+      this.jsm = undefined; // not kept: the next read asks again
+      throw err;
+    });
+    return this.jsm;
+  }
+
+  /** The records of the message at a stream sequence; undefined when it is gone or unreadable. */
+  private async recordsAt(streamSeq: number): Promise<AuditRecord[] | undefined> {
+    const jsm = await this.manager();
+    try {
+      const msg = await jsm.streams.getMessage(STREAMS.audit, { seq: streamSeq });
+      const block = msg ? blockSchema.safeParse(msg.json()) : undefined;
+      return block?.success ? block.data.records : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 }

@@ -23,13 +23,14 @@ const SWEEP_MS = 100;
  * The official client's `js.publish` does exactly that but allocates a timer, a race and an Error per
  * message, which showed as about a tenth of the scheduler's CPU under load. This publisher uses one
  * reply subscription for all acknowledgements, correlates them by token and fails the overdue ones from
- * a single sweep timer. Same wire protocol (`Nats-Msg-Id` for de-duplication), same answers.
+ * a single sweep timer, armed only while acknowledgements are awaited (an idle agent must not wake up ten
+ * times a second for nothing). Same wire protocol (`Nats-Msg-Id` for de-duplication), same answers.
  */
 export class JetStreamPublisher {
   private readonly inbox: string;
   private readonly sub: Subscription;
   private readonly waiting = new Map<number, Waiter>();
-  private readonly sweep: NodeJS.Timeout;
+  private sweep: NodeJS.Timeout | undefined;
   private next = 0;
   /** Messages to send at the end of this turn of the event loop. */
   private outbox: { subject: string; data: string | Uint8Array; msgID?: string; token: number }[] = [];
@@ -42,8 +43,6 @@ export class JetStreamPublisher {
   ) {
     this.inbox = createInbox(inboxPrefix);
     this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
-    this.sweep = setInterval(() => this.expire(), SWEEP_MS);
-    this.sweep.unref();
   }
 
   /**
@@ -55,6 +54,10 @@ export class JetStreamPublisher {
     const token = this.next++;
     return new Promise<StoredAck>((resolve, reject) => {
       this.waiting.set(token, { resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
+      if (this.sweep === undefined) {
+        this.sweep = setInterval(() => this.expire(), SWEEP_MS);
+        this.sweep.unref();
+      }
       this.outbox.push({ subject, data, msgID, token });
       if (!this.flushQueued) {
         this.flushQueued = true;
@@ -86,6 +89,7 @@ export class JetStreamPublisher {
   /** Fails everything still waiting and stops listening. */
   close(): void {
     clearInterval(this.sweep);
+    this.sweep = undefined;
     this.sub.unsubscribe();
     for (const w of this.waiting.values()) w.reject(new Error('publisher closed'));
     this.waiting.clear();
@@ -112,7 +116,11 @@ export class JetStreamPublisher {
   }
 
   private expire(): void {
-    if (this.waiting.size === 0) return;
+    if (this.waiting.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+      return;
+    }
     const now = Date.now();
     // Waiters are in publish order and share one timeout, so the overdue ones come first.
     for (const [token, w] of this.waiting) {

@@ -47,6 +47,16 @@ export async function retryTimeouts<T>(call: () => Promise<T>, attempts = 8): Pr
   }
 }
 
+/**
+ * Whether an error says NATS or JetStream could not be reached or did not answer in time (a timeout while a
+ * stream elects its leader, no responders, a closed or lost connection), rather than anything about the data.
+ */
+export function isUnavailable(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name ?? '';
+  if (['TimeoutError', 'NoRespondersError', 'ConnectionError', 'ClosedConnectionError', 'DrainingConnectionError', 'RequestError'].includes(name)) return true;
+  return /timeout|no responders|disconnect|connection (closed|lost)/i.test((err as Error | undefined)?.message ?? '');
+}
+
 /** How long a JetStream API request (consumer create, info) may take before it is tried again. */
 export const JS_API_TIMEOUT_MS = 2_000;
 
@@ -123,7 +133,7 @@ export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string
 }
 
 /** How many values each bucket keeps per key: only quotas keep a short history, for operators to look back. */
-const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1 };
+const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1, datasets: 1 };
 
 /** Opens (creating it if needed) one of the scheduler's KV buckets: registered nodes, run-time quotas, leadership leases. */
 export async function openBucket(nc: NatsConnection, bucket: keyof typeof KV_BUCKETS, replicas: number): Promise<KV> {

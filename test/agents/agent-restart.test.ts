@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { startNatsServer } from '../../src/local/nats-server';
+import { startNatsServer } from '../../harness/nats-server';
 import { waitUntil } from '../helpers/api';
 import { spawnTs, startScheduler, testNode } from '../helpers/stack';
 
@@ -35,7 +35,8 @@ test('an agent killed with -9 and restarted kills what it left running and repor
   await waitUntil(async () => ((await s.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length === 1 ? true : undefined), 20_000, first.output);
 
   const script = `echo $$ > ${dir}/pid-$QY_ATTEMPT_ID; if [ "$QY_ATTEMPT_ID" = "\${QY_JOB_ID}-a1" ]; then sleep 60; fi`;
-  const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, command: ['sh', '-c', script] });
+  // A real agent enforces memory with cgroups where it can: the task asks for enough to run a shell.
+  const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 64 * 1024 ** 2 }, command: ['sh', '-c', script] });
   await s.api.waitFor(id, ['running']);
   const pid = await waitUntil(() => Number(readFileSync(join(dir, `pid-${id}-a1`), 'utf8')) || undefined, 5_000);
   await first.kill9();

@@ -3,7 +3,7 @@ import { JetStreamPublisher } from '../../src/store/js-publisher';
 import { JobLog } from '../../src/store/job-log';
 import { WorkFence } from '../../src/store/lease';
 import { connectNats } from '../../src/store/nats';
-import { startNatsServer } from '../../src/local/nats-server';
+import { startNatsServer } from '../../harness/nats-server';
 import { subjects, type Assignment } from '../../src/protocol';
 import { waitUntil } from '../helpers/api';
 import { silentLog, startAgent, startScheduler, testNode, waitForNodes } from '../helpers/stack';
@@ -28,10 +28,10 @@ test('an agent ignores work for a node from an older term than it has seen, and 
   cleanups.push(() => nats.dispose());
   const s = await startScheduler(nats.url);
   cleanups.push(() => s.close());
-  const agent = await startAgent(nats.url, 'wf', [testNode('wf-1')], 'sim');
+  const agent = await startAgent(nats.url, 'wf', [testNode('wf-1')], 'virtual');
   cleanups.push(() => agent.stop());
   await waitForNodes(s.operator, ['wf-1']);
-  const term = s.scheduler.led.get('general')!;
+  const term = s.scheduler.leadership.termOf('general')!;
   // A real job: the agent sees the leader's term for wf-1.
   const real = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0 });
   await s.api.waitFor(real, ['succeeded']);

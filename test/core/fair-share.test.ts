@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, FairShare, PendingQueue, placeJob, withPoolPolicy, type AttemptOutcome, type Policy, type SchedJob } from '../../src/core';
-import { MinHeap } from '../../src/sim/min-heap';
+import { MinHeap } from '../../src/core/min-heap';
 import { seededRng } from '../../src/sim/rng';
 import { GiB, job, nodeSpec } from './fixtures';
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { PendingQueue, type AttemptOutcome, type PlacementFailure, type SchedJob } from '../../src/core';
+import { ESCALATED_PRIORITY, PendingQueue, type AttemptOutcome, type PlacementFailure, type SchedJob } from '../../src/core';
 import { job } from './fixtures';
 
 const failure: PlacementFailure = { ok: false, never: false, totalNodes: 1, reasons: { 'insufficient-cpu': 1 }, tasks: 1, gpuModels: [], nodesEvaluated: 1 };
@@ -120,4 +120,31 @@ describe('PendingQueue', () => {
     expect(q.sizeOf('general')).toBe(1);
     expect(q.jobs().map((j) => j.id)).toEqual(['y']);
   });
+
+  test('a deferrable job still waiting at its latest start less its safety margin (an hour and one more run) goes ahead of every class', () => {
+    const q = new PendingQueue();
+    // Runs an hour (walltime 2 h), due by 10:00: latest start 09:00, escalated at 09:00 − 1 h − 2 h = 06:00.
+    q.add(job({ id: 'due', submittedAtMs: 0, durationSeconds: 3600, walltimeSeconds: 7200, deferrable: { deadlineMs: 10 * HOUR } }));
+    q.add(sized('urgent', 1000, 9, 1));
+    expect(q.nextWakeMs()).toBe(6 * HOUR);
+    expect([...q.escalateDue(6 * HOUR - 1)]).toEqual([]);
+    expect([...q.escalateDue(6 * HOUR)]).toEqual(['general']);
+    expect(q.get('due')?.priority).toBe(ESCALATED_PRIORITY);
+  });
+
+  test('a job released from a hold queues behind the jobs of its class that cannot wait, ahead of lower classes', () => {
+    const q = new PendingQueue();
+    const deferred = job({ id: 'deferred', priority: 5, submittedAtMs: 0, durationSeconds: 600, deferrable: { maxDelaySeconds: 12 * 3600 }, resources: { cpuMillis: 1000, memBytes: 0 } });
+    q.add(deferred);
+    // Offered once, it is held until 03:00.
+    q.runCycle(() => ({ ok: false, sameForShape: false, hold: { untilMs: 3 * HOUR, reason: 'deferred' }, reason: 'deferred' }), 10);
+    q.add(sized('same-class', 1000, 5, HOUR));
+    q.add(sized('lower-class', 1000, 4, HOUR));
+    q.releaseDue(3 * HOUR);
+    const tried: string[] = [];
+    cycle(q, { cpuMillis: 10_000 }, tried);
+    expect(tried).toEqual(['same-class', 'deferred', 'lower-class']);
+  });
 });
+
+const HOUR = 3_600_000;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ClusterState, DEFAULT_POLICY, backfillAllowed, byEndTime, easyReservation, findPreemption, placeJob, prepareJob, type ExpectedEnd, type SchedJob, type VictimInfo } from '../../src/core';
-import { MinHeap } from '../../src/sim/min-heap';
+import { ClusterState, DEFAULT_POLICY, backfillAllowed, byEndTime, easyReservation, findPreemption, placeJob, prepareJob, type SchedJob, type VictimInfo } from '../../src/core';
+import { MinHeap } from '../../src/core/min-heap';
 import { seededRng } from '../../src/sim/rng';
 import { GiB, job, nodeSpec } from './fixtures';
 
@@ -111,8 +111,9 @@ describe('EASY backfilling', () => {
     const short = placeJob(cluster, gang('short', 1, 60), DEFAULT_POLICY);
     const long = placeJob(cluster, gang('long', 1, 600), DEFAULT_POLICY);
     if (!short.ok || !long.ok) throw new Error('setup');
-    expect(backfillAllowed(cluster, reservation, head, DEFAULT_POLICY, short.placement, 60_000)).toBe(true);
-    expect(backfillAllowed(cluster, reservation, head, DEFAULT_POLICY, long.placement, 600_000)).toBe(false);
+    const ends = [{ jobId: 'running', endMs: 100_000 }];
+    expect(backfillAllowed(cluster, reservation, ends, short.placement, 60_000)).toBe(true);
+    expect(backfillAllowed(cluster, reservation, ends, long.placement, 600_000)).toBe(false);
   });
 
   test('no reservation when the head could never start from what is running', () => {
@@ -134,13 +135,13 @@ describe('EASY backfilling', () => {
         let nowMs = 0;
         const schedule = () => {
           let reservation: ReturnType<typeof easyReservation> = null;
-          let head: ReturnType<typeof prepareJob> | undefined;
           for (let i = 0; i < queue.length; ) {
             const j = queue[i];
             const p = prepareJob(j, DEFAULT_POLICY);
             const r = placeJob(cluster, p, DEFAULT_POLICY);
             const endMs = nowMs + j.walltimeMs!;
-            if (r.ok && (!reservation || backfillAllowed(cluster, reservation, head!, DEFAULT_POLICY, r.placement, endMs))) {
+            const running = () => [...cluster.placedJobIds()].map((id) => ({ jobId: id, endMs: endOf.get(id)! })).sort(byEndTime);
+            if (r.ok && (!reservation || backfillAllowed(cluster, reservation, running(), r.placement, endMs))) {
               cluster.reserve(r.placement);
               ends.push(endMs, j.id);
               endOf.set(j.id, endMs);
@@ -149,9 +150,7 @@ describe('EASY backfilling', () => {
               continue;
             }
             if (!reservation && !r.ok) {
-              head = p;
-              const running: ExpectedEnd[] = [...cluster.placedJobIds()].map((id) => ({ jobId: id, endMs: endOf.get(id)! })).sort(byEndTime);
-              reservation = easyReservation(cluster, p, DEFAULT_POLICY, running, nowMs);
+              reservation = easyReservation(cluster, p, DEFAULT_POLICY, running(), nowMs);
               if (reservation && !promised.has(j.id)) promised.set(j.id, reservation.startMs);
             }
             i++;

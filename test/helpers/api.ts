@@ -1,4 +1,5 @@
-import { waitUntil } from '../../src/local/wait';
+import { SchedulerClient, type SendOptions } from '../../src/client';
+import { waitUntil } from '../../harness/wait';
 import type { JobSpecInput, JobState, JobView } from '../../src/protocol';
 
 /** A response as tests look at it. */
@@ -8,48 +9,43 @@ export interface ApiResponse<T = unknown> {
   headers: Headers;
 }
 
-/** A small client of the scheduler's HTTP API for tests. */
+/** One SchedulerClient (one connection pool) per scheduler a test file talks to, shared by every caller. */
+const clients = new Map<string, SchedulerClient>();
+
+/**
+ * The scheduler's API as tests call it: SchedulerClient, pinned to one replica (a test sees a standby's
+ * answers as they are), as the caller whose token it holds.
+ */
 export class ApiClient {
+  private readonly client: SchedulerClient;
+
   /** `token` is sent as a bearer token on every request unless a request sets its own authorization. */
   constructor(
     readonly baseUrl: string,
     readonly token?: string,
-  ) {}
+  ) {
+    this.client = clients.get(baseUrl) ?? new SchedulerClient({ url: baseUrl });
+    clients.set(baseUrl, this.client);
+  }
 
   /** The same server, as another caller. */
   as(token: string | undefined): ApiClient {
     return new ApiClient(this.baseUrl, token);
   }
 
-  async request<T = unknown>(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
-    const hasBody = options.body !== undefined || options.rawBody !== undefined;
-    const auth: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
-    const res = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...auth, ...options.headers },
-      body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
-    });
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: res.status, body: body as T, headers: res.headers };
+  /** Any request; resolves with its answer whatever the status. */
+  async request<T = unknown>(method: string, path: string, options: Pick<SendOptions, 'body' | 'rawBody' | 'headers'> = {}): Promise<ApiResponse<T>> {
+    const { status, body, headers } = await this.client.send<T>(method, path, { ...options, ...this.caller() });
+    return { status, body, headers };
   }
 
   /** Submits a job; throws unless it was accepted. */
   async submit(spec: JobSpecInput, idempotencyKey?: string): Promise<string> {
-    const res = await this.request<{ id: string }>('POST', '/v1/jobs', { body: spec, headers: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {} });
-    if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body.id;
+    return (await this.client.submit(spec, { idempotencyKey, ...this.caller() })).id;
   }
 
   async job(id: string): Promise<JobView> {
-    const res = await this.request<JobView>('GET', `/v1/jobs/${id}`);
-    if (res.status !== 200) throw new Error(`get ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body;
+    return this.client.job(id, this.caller());
   }
 
   /** Polls a job until it is in one of `states`; throws with its last view after `timeoutMs`. */
@@ -59,6 +55,10 @@ export class ApiClient {
       return states.includes(job.state) ? job : undefined;
     }, timeoutMs, async () => `job ${id} did not reach ${states.join('/')}: ${JSON.stringify(await this.job(id).catch((e) => String(e)))}`);
   }
+
+  private caller(): { token: string | null; url: string } {
+    return { token: this.token ?? null, url: this.baseUrl };
+  }
 }
 
-export { waitUntil } from '../../src/local/wait';
+export { waitUntil } from '../../harness/wait';

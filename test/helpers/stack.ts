@@ -8,13 +8,15 @@ import { SimRunner } from '../../agents/runners/sim-runner';
 import { SimTelemetry } from '../../agents/telemetry';
 import { SCHEDULER_ENV, loadSchedulerConfig, type SchedulerConfig } from '../../scheduler/config';
 import { runScheduler, type RunningScheduler } from '../../scheduler/run';
-import { spawnScheduler as spawnSchedulerProcess, spawnSimAgent as spawnSimAgentProcess, type ChildService } from '../../src/local/processes';
-import { nodeSpecSchema, type NodeSpec } from '../../src/protocol';
-import { writeTenantsFile, type LocalTokens } from '../../src/local/tenants';
+import { UNTRIED_REASON } from '../../scheduler/state/views';
+import { spawnScheduler as spawnSchedulerProcess, spawnVirtualNodeAgent as spawnVirtualNodeAgentProcess, type ChildService } from '../../harness/processes';
+import { nodeSpecSchema, type NodeSpec, type Pool } from '../../src/protocol';
+import { writeTempTenantsFile } from '../../harness/stack';
+import type { LocalTokens, TenantsSpec } from '../../harness/tenants';
 import { createLogger } from '../../src/telemetry/logger';
 import { ApiClient, waitUntil } from './api';
 
-export { spawnTs, type ChildService } from '../../src/local/processes';
+export { spawnTs, type ChildService } from '../../harness/processes';
 
 const GiB = 1024 ** 3;
 
@@ -39,7 +41,7 @@ export function testNode(id: string, pool: NodeSpec['pool'] = 'general', extra: 
 }
 
 /** Tenants of the test schedulers: an operator and two cities that may use every class and data level. */
-export const TEST_TENANTS: Parameters<typeof writeTenantsFile>[1] = {
+export const TEST_TENANTS: TenantsSpec = {
   operators: ['ops'],
   tenants: [
     { name: 'city-a', requestsPerSecond: 100_000 },
@@ -49,8 +51,8 @@ export const TEST_TENANTS: Parameters<typeof writeTenantsFile>[1] = {
 
 /** Writes a tenants file to a temporary folder; returns its path and the tokens. */
 export function testTenantsFile(spec = TEST_TENANTS): { file: string; tokens: LocalTokens } {
-  const file = join(mkdtempSync(join(tmpdir(), 'qy-tenants-')), 'tenants.yaml');
-  return { file, tokens: writeTenantsFile(file, spec) };
+  const { file, tokens } = writeTempTenantsFile(spec);
+  return { file, tokens };
 }
 
 /** A scheduler for tests: `api` is tenant city-a, `operator` the operator, `as(name)` any other caller. */
@@ -71,8 +73,8 @@ export async function startScheduler(natsUrl: string, overrides: Partial<Record<
   return Object.assign(running, { api: base.as(tokens['city-a']), operator: base.as(tokens.ops), tokens, as: (name: string) => base.as(tokens[name]) });
 }
 
-/** Starts an agent in this process serving `nodes`, running real processes or simulated sleepers. */
-export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSpec[], runner: 'process' | 'sim' = 'process'): Promise<Agent> {
+/** Starts an agent in this process serving `nodes`: running real processes, or as virtual nodes whose tasks only sleep. */
+export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSpec[], runner: 'process' | 'virtual' = 'process'): Promise<Agent> {
   const green = constantGreen(0.6);
   const agent = new Agent({
     agentId,
@@ -96,21 +98,51 @@ export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs 
   }, timeoutMs, () => `nodes ${nodeIds.join(',')} not ready`);
 }
 
+/** Scheduling cycles a scheduler has run: qy_scheduling_cycles_total on its /metrics. */
+export async function cyclesRun(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^qy_scheduling_cycles_total (\d+)$/m.exec(text);
+  if (!m) throw new Error(`no qy_scheduling_cycles_total on ${url}/metrics`);
+  return Number(m[1]);
+}
+
+/**
+ * The bounded observation window of a "did not happen" check, instead of a sleep: `cycles` times, the
+ * scheduler is asked to retry the pool's waiting jobs and the test waits until a scheduling cycle has run
+ * (qy_scheduling_cycles_total went up). Whatever a cycle would do to those jobs, it has had that many chances.
+ * A job must be waiting in the pool (else no cycle runs, and this times out saying so).
+ */
+export async function observeCycles(s: Pick<RunningScheduler, 'scheduler' | 'url'>, pool: Pool, cycles = 3): Promise<void> {
+  for (let i = 0; i < cycles; i++) {
+    const before = await cyclesRun(s.url);
+    s.scheduler.cycle.retry(pool);
+    await waitUntil(async () => ((await cyclesRun(s.url)) > before ? true : undefined), 10_000, () => `no scheduling cycle ran after a retry of pool ${pool} (is a job waiting there?)`);
+  }
+}
+
+/** Waits until a cycle has tried the job and left it waiting with a reason; returns that reason. */
+export async function waitForPendingReason(api: ApiClient, jobId: string, timeoutMs = 10_000): Promise<string> {
+  return waitUntil(async () => {
+    const reason = (await api.job(jobId)).pendingReason;
+    return reason === UNTRIED_REASON ? undefined : reason;
+  }, timeoutMs, async () => `job ${jobId} has no pending reason: ${JSON.stringify(await api.job(jobId))}`);
+}
+
 /**
  * Starts the scheduler as a child process with fast liveness settings (so a test can kill -9 it); resolves
- * once it leads, or (`standby`) once it serves reads.
+ * once it leads, or (`standby`) once it serves reads, or (`noWait`) at once.
  */
-export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}, tenants = testTenantsFile(), options: { standby?: boolean } = {}): Promise<ChildService & { url: string; api: ApiClient; operator: ApiClient; tenants: { file: string; tokens: LocalTokens } }> {
+export async function spawnScheduler(natsUrl: string, port?: number, env: Record<string, string> = {}, tenants = testTenantsFile(), options: { standby?: boolean; noWait?: boolean } = {}): Promise<ChildService & { url: string; api: ApiClient; operator: ApiClient; tenants: { file: string; tokens: LocalTokens } }> {
   const svc = await spawnSchedulerProcess(natsUrl, {
     port,
-    role: options.standby ? 'any' : 'leader',
+    role: options.noWait ? 'none' : options.standby ? 'any' : 'leader',
     // The same settings as in-process schedulers, under their environment variables.
     env: { ...Object.fromEntries(Object.entries(FAST_LIVENESS).map(([key, value]) => [SCHEDULER_ENV[key as keyof typeof FAST_LIVENESS], value])), QY_TENANTS_FILE: tenants.file, ...env },
   });
   return { ...svc, api: new ApiClient(svc.url, tenants.tokens['city-a']), operator: new ApiClient(svc.url, tenants.tokens.ops), tenants };
 }
 
-/** Starts a simulating agent as a child process, heartbeating at the fast test interval. */
-export function spawnSimAgent(natsUrl: string, count: number, prefix: string, env: Record<string, string> = {}): ChildService {
-  return spawnSimAgentProcess(natsUrl, count, prefix, { QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs, ...env });
+/** Starts an agent of virtual nodes as a child process, heartbeating at the fast test interval. */
+export function spawnVirtualNodeAgent(natsUrl: string, count: number, prefix: string, env: Record<string, string> = {}): ChildService {
+  return spawnVirtualNodeAgentProcess(natsUrl, count, prefix, { QY_HEARTBEAT_INTERVAL_MS: FAST_LIVENESS.heartbeatIntervalMs, ...env });
 }

@@ -5,7 +5,7 @@ import { loadSchedulerConfig } from '../../scheduler/config';
 import { buildHttpApp } from '../../scheduler/http/app';
 import { SchedulerOperations } from '../../scheduler/operations';
 import { Scheduler } from '../../scheduler/service';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { STREAMS, type ErrorBody } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
 import { silentLog, startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
@@ -159,6 +159,8 @@ describe('errors from the system rather than the input', () => {
 
   test('a job store that refuses writes gives 503 and keeps no half-written job', async () => {
     const ids = async () => (await api.request<{ items: { id: string }[] }>('GET', '/v1/jobs?limit=1000')).body.items.map((j) => j.id);
+    // Ready first: on a busy machine a lease renewed late may have sent the scheduler through a rebuild just now.
+    await waitUntil(async () => ((await api.request('GET', '/readyz')).status === 200 ? true : undefined), 10_000);
     const before = await ids();
     const jsm = await jetstreamManager(s.scheduler.nc);
     const info = await jsm.streams.info(STREAMS.jobs);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
@@ -21,7 +21,7 @@ async function qy(...args: string[]): Promise<{ code: number; stdout: string; st
 
 async function qyAs(who: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -86,4 +86,25 @@ test('qy reports API errors with their code and exits non-zero', async () => {
   expect(res.stderr).toMatch(/^qy: QY_ERR_VALIDATION: Invalid request: body\.pool: /);
   const missing = await qy('get', 'nope');
   expect(missing.stderr.trim()).toBe('qy: QY_ERR_JOB_NOT_FOUND: Job nope not found');
+});
+
+test('qy history lists the jobs of a window as sacct does, in table, JSON and CSV', async () => {
+  const file = join(dir, 'history.json');
+  writeFileSync(file, JSON.stringify({ name: 'etl, "nightly"', pool: 'general', resources: { cpuMillis: 500, memBytes: 1048576 }, command: ['sh', '-c', 'exit 3'] }));
+  const id = (await qy('submit', file)).stdout.trim().split(' ')[0];
+  await s.api.waitFor(id, ['failed']);
+
+  const json = JSON.parse((await qy('history', '--since', '1h', '-o', 'json')).stdout) as { items: { id: string; state: string; exitCode: number | null; name: string }[] };
+  expect(json.items.find((r) => r.id === id)).toMatchObject({ state: 'failed', exitCode: 3, name: 'etl, "nightly"' });
+  const table = (await qy('history', '--state', 'failed')).stdout;
+  expect(table).toMatch(/^JOBID\s+NAME\s+TENANT\s+POOL\s+STATE\s+SUBMIT\s+START\s+END\s+ELAPSED\s+ATTEMPTS\s+EXITCODE\s+NODELIST/);
+  expect(table).toMatch(new RegExp(`${id}\\s+etl, "nightly"\\s+city-a\\s+general\\s+failed\\s.*\\s3\\s+cli-1`));
+  const csv = (await qy('history', '--pool', 'general', '--since', new Date(Date.now() - 3_600_000).toISOString(), '-o', 'csv')).stdout.split('\r\n');
+  expect(csv[0]).toBe('id,name,tenant,pool,priorityClass,state,tasks,submittedAt,startedAt,finishedAt,elapsedSeconds,attempts,exitCode,signal,nodeList,reason');
+  expect(csv.find((l) => l.startsWith(`${id},`))).toMatch(new RegExp(`^${id},"etl, ""nightly""",city-a,general,normal,failed,1,`));
+
+  const bad = await qy('history', '--since', 'yesterday-ish');
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/^qy: "yesterday-ish" is not a time: give now, an age/);
+  expect((await qy('history', '-o', 'xml')).stderr.trim()).toBe('qy: --output must be one of table, json, csv');
 });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import type { JobSpecInput, JobView, NodeView, PoolView } from '../../src/protocol';
-import type { ApiClient } from '../helpers/api';
-import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { waitUntil, type ApiClient } from '../helpers/api';
+import { observeCycles, startAgent, startScheduler, testNode, waitForNodes, waitForPendingReason, type TestScheduler } from '../helpers/stack';
 
 const MiB = 1024 ** 2;
 const small = { cpuMillis: 100, memBytes: 16 * MiB };
@@ -67,6 +67,8 @@ describe('jobs run on agents and report how they ended', () => {
   test('cancel stops a running sleep; cancelling again is refused', async () => {
     const id = await api.submit(general(['sh', '-c', 'echo started; sleep 30; echo finished']));
     await api.waitFor(id, ['running']);
+    // Running is reported when the process is spawned: wait until it has printed, on a busy machine that takes a while.
+    await waitUntil(async () => ((await api.request<{ text: string }>('GET', `/v1/jobs/${id}/log`)).body.text?.includes('started') ? true : undefined), 10_000, () => 'the task never printed');
     const res = await api.request<{ state: string }>('DELETE', `/v1/jobs/${id}`);
     expect(res.status).toBe(202);
     expect(['cancelling', 'cancelled']).toContain(res.body.state);
@@ -112,7 +114,8 @@ describe('jobs run on agents and report how they ended', () => {
     const blocker = await api.submit({ pool: 'super', resources: small, walltimeSeconds: 60, command: ['sleep', '30'] });
     await api.waitFor(blocker, ['running']);
     const gang = await api.submit({ pool: 'super', tasks: 4, resources: small, walltimeSeconds: 60, command: ['sh', '-c', 'echo rank=$QY_RANK of $QY_WORLD_SIZE on $QY_NODE_ID'] });
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForPendingReason(api, gang);
+    await observeCycles(s, 'super');
     const waiting = await api.job(gang);
     expect(waiting.state).toBe('pending');
     expect(waiting.attempts).toBe(0);
@@ -165,7 +168,8 @@ describe('operators: nodes, pools, cordon and drain', () => {
   test('a cordoned pool keeps jobs pending with the reason; uncordon lets them run', async () => {
     for (const n of ['gen-1', 'gen-2']) expect((await operator.request<NodeView>('POST', `/v1/nodes/${n}/cordon`)).body.state).toBe('cordoned');
     const id = await api.submit(general(['true']));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForPendingReason(api, id);
+    await observeCycles(s, 'general');
     const waiting = await api.job(id);
     expect(waiting.state).toBe('pending');
     expect(waiting.pendingReason).toBe('0/2 nodes fit: 2 cordoned');

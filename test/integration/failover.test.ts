@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { runFailoverScenario, type FailoverOptions } from '../../src/local/failover';
+import { runFailoverScenario, type FailoverOptions } from '../../loadtests/failover';
 import { FAST_LIVENESS } from '../helpers/stack';
 
 /** The scenario at test scale: 240 jobs at 40/s, the fault after 2 s, 1.5 s leases. */

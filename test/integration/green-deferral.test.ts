@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import { waitUntil } from '../helpers/api';
-import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
+import { startAgent, startScheduler, testNode, waitForNodes, waitForPendingReason, type TestScheduler } from '../helpers/stack';
 
 let nats: LocalNatsServer;
 let s: TestScheduler;
@@ -38,10 +37,10 @@ test('a deferrable job waits for the cleaner hours it can still make; other jobs
   const urgent = await s.api.submit({ ...work, deferrable: { maxDelaySeconds: 0 } });
   const plain = await s.api.submit({ ...work });
   for (const id of [urgent, plain]) expect((await s.api.waitFor(id, ['succeeded', 'failed'])).state).toBe('succeeded');
-  const job = await waitUntil(async () => {
-    const j = await s.api.job(deferred);
-    return j.pendingReason ? j : undefined;
-  }, 10_000);
+  // Tried by a cycle: a reason other than "waiting for the next scheduling cycle". A held job leaves the queue
+  // until its planned start (hours away), so no later cycle looks at it before then.
+  await waitForPendingReason(s.api, deferred);
+  const job = await s.api.job(deferred);
   expect(job.state).toBe('pending');
   const until = /until (\S+):/.exec(job.pendingReason!)?.[1];
   expect(job.pendingReason).toMatch(/^deferred for greener power until \S+: forecast \d+ gCO2\/kWh over its run, against \d+ if it started now \(latest start \S+\)$/);

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { DASHBOARDS } from '../../dashboards/definitions';
-import { startInfluxd, type LocalInfluxd } from '../../src/local/influxd';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import { freePort } from '../../src/local/ports';
+import { startInfluxd, type LocalInfluxd } from '../../harness/influxd';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
+import { freePort } from '../../harness/ports';
 import { LONG_TERM_POLICY, TelemetryWriter, type TelemetrySettings } from '../../src/telemetry/influx-writer';
 import { waitUntil } from '../helpers/api';
 import { silentLog, startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
@@ -73,7 +73,7 @@ describe('telemetry in a real InfluxDB 1.x', () => {
     beforeAll(async () => {
       nats = await startNatsServer();
       s = await startScheduler(nats.url, { influxUrl: influx.url, influxDatabase: 'qingyang', influxPoolPowerIntervalMs: 200 });
-      agent = await startAgent(nats.url, 'inf', [testNode('inf-1'), testNode('inf-2', 'intelligent')], 'sim');
+      agent = await startAgent(nats.url, 'inf', [testNode('inf-1'), testNode('inf-2', 'intelligent')], 'virtual');
       await waitForNodes(s.operator, ['inf-1', 'inf-2']);
     });
     afterAll(async () => {

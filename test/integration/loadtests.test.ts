@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { arrivalsBy } from '../../loadtests/engine';
 import { findMaxRate } from '../../loadtests/find-max';
 import { runScenario, type Target } from '../../loadtests/load';
 import { reportSchema, summarySchema, writeReports } from '../../loadtests/report';
-import { arrivalAt, arrivalsBy, compileScenario, loadScenarios, localTenants, parseDuration, rateProfile, tokenOf, type ScenarioFile } from '../../loadtests/scenarios';
+import { arrivalAt, compileScenario, loadScenarios, localTenants, parseDuration, rateProfile, tokenOf, type ScenarioFile } from '../../loadtests/scenarios';
 import { classify } from '../../loadtests/stats';
 import { weightedCycle } from '../../loadtests/k6/templates.js';
-import { startLocalStack, type LocalStack } from '../../src/local/stack';
+import { startLocalStack, type LocalStack } from '../../harness/stack';
 import { jobSpecSchema } from '../../src/protocol';
 
 const run = promisify(execFile);

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { DEFAULT_PRICE_TABLE, type Bill, type UsageSummary } from '../../src/billing';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import type { TaskUsage } from '../../src/protocol';
 import { waitUntil } from '../helpers/api';
 import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
@@ -42,7 +42,7 @@ describe('metering and billing, end to end', () => {
   test("a job's usage and bill lines are what its node's power, green share and the prices give by hand", async () => {
     const id = await s.api.submit({ pool: 'super', resources: { cpuMillis: 1000, memBytes: 0 }, walltimeSeconds: 60, command: ['sleep', '1'] });
     expect((await s.api.waitFor(id, ['succeeded', 'failed'])).state).toBe('succeeded');
-    const usage = await waitUntil(() => s.scheduler.usage.all().find((u) => u.jobId === id), 10_000, () => 'no metered usage');
+    const usage = await waitUntil(() => s.scheduler.store.usage.all().find((u) => u.jobId === id), 10_000, () => 'no metered usage');
 
     // The job held the node whole: it is charged the node's full draw, 1 MW, for the time it ran.
     for (const seg of usage.segments) {
@@ -81,10 +81,22 @@ describe('metering and billing, end to end', () => {
     expect(bill.totals.amountFen).toBeGreaterThan(0);
   });
 
+  test('/v1/usage/tasks lists the records /v1/usage sums, one per task, a tenant only its own', async () => {
+    const period = new Date(Date.now() + 8 * HOUR).toISOString().slice(0, 7);
+    const ledger = s.scheduler.store.usage.all().filter((u) => u.tenant === 'city-a');
+    expect(ledger.length).toBeGreaterThan(0);
+    const listed = (await s.api.request<{ items: TaskUsage[] }>('GET', `/v1/usage/tasks?period=${period}`)).body.items;
+    expect(listed.map((u) => `${u.attemptId}/${u.taskIndex}`).sort()).toEqual(ledger.map((u) => `${u.attemptId}/${u.taskIndex}`).sort());
+    const summary = (await s.api.request<UsageSummary>('GET', `/v1/usage?period=${period}`)).body;
+    expect(listed.flatMap((u) => u.segments).reduce((n, x) => n + x.cpuMilliSeconds, 0)).toBe(summary.total.cpuMilliSeconds);
+    expect((await s.as('city-b').request<{ items: TaskUsage[] }>('GET', `/v1/usage/tasks?period=${period}`)).body.items).toEqual([]);
+    expect((await s.as('city-b').request('GET', `/v1/usage/tasks?period=${period}&tenant=city-a`)).status).toBe(404);
+  });
+
   test('usage survives a rebuild from the job log, and bills come as CSV', async () => {
-    const before: TaskUsage[] = s.scheduler.usage.all();
+    const before: TaskUsage[] = s.scheduler.store.usage.all();
     await s.scheduler.rebuild('test');
-    expect(s.scheduler.usage.all()).toEqual(before);
+    expect(s.scheduler.store.usage.all()).toEqual(before);
     const period = new Date(Date.now() + 8 * HOUR).toISOString().slice(0, 7);
     const csv = await fetch(`${s.url}/v1/bills/city-a/${period}?format=csv`, { headers: { authorization: `Bearer ${s.tokens['city-a']}` } });
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
@@ -109,7 +121,7 @@ describe('metering and billing, end to end', () => {
   test('qy usage, qy bill --csv and qy disclosure --markdown', async () => {
     const period = new Date(Date.now() + 8 * HOUR).toISOString().slice(0, 7);
     const qy = async (who: string, ...args: string[]) =>
-      (await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } })).stdout;
+      (await promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens[who] } })).stdout;
     expect(await qy('city-a', 'usage', '--period', period)).toMatch(/^TENANT \/ POOL\s+JOBS\s+CORE-H/);
     expect(await qy('city-a', 'bill', 'city-a', period, '--csv')).toMatch(/^tenant,period,/);
     expect(await qy('ops', 'disclosure', period, '--markdown')).toMatch(/^# /);

@@ -1,8 +1,8 @@
 import { afterEach, expect, test } from 'vitest';
-import { startNatsCluster } from '../../src/local/nats-server';
+import { startNatsCluster } from '../../harness/nats-server';
 import type { JobSpecInput } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
-import { spawnScheduler, spawnSimAgent, testTenantsFile } from '../helpers/stack';
+import { spawnScheduler, spawnVirtualNodeAgent, testTenantsFile } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -32,7 +32,7 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   cleanups.push(() => a.kill9());
   const b = await spawnScheduler(cluster.url, undefined, env('b'), tenants, { standby: true });
   cleanups.push(() => b.stop());
-  const agent = spawnSimAgent(cluster.url, 6, 'nc');
+  const agent = spawnVirtualNodeAgent(cluster.url, 6, 'nc');
   cleanups.push(() => agent.stop());
   await waitUntil(async () => ((await a.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 6 ? true : undefined), 30_000, agent.output);
   const replicas = [a.api, b.api];

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { STREAMS, agentConsumerName, subjects } from '../../src/protocol';
 import { agentInboxPrefix, generateNatsAuthorization } from '../../src/store/nats-auth';
 import { connectNats, ensureStreams } from '../../src/store/nats';
+import { waitUntil } from '../helpers/api';
 
 const dir = mkdtempSync(join(tmpdir(), 'qy-nats-sec-'));
 let server: LocalNatsServer;
@@ -56,14 +57,17 @@ describe('NATS permissions from configs/nats: an agent acts only for its own nod
   test('an agent publishes its own heartbeat, but not another node’s', async () => {
     const watcher = await as('scheduler');
     const seen: string[] = [];
-    watcher.nc.subscribe(subjects.allHeartbeats, { callback: (_e, m) => void seen.push(m.subject) });
+    watcher.nc.subscribe(subjects.allHeartbeats, { callback: (_e, m) => void seen.push(`${m.subject} ${m.string()}`) });
     await watcher.nc.flush();
     const agent = await as('agent-a1', agentInboxPrefix('a1'));
     agent.nc.publish(subjects.heartbeat('node-a'), '{}');
     agent.nc.publish(subjects.heartbeat('node-b'), '{}');
+    // The server delivers one connection's messages in order: once this last one has arrived, node-b's would have too.
+    agent.nc.publish(subjects.heartbeat('node-a'), 'last');
     await agent.nc.flush();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(seen).toEqual([subjects.heartbeat('node-a')]);
+    await waitUntil(() => (seen.includes(`${subjects.heartbeat('node-a')} last`) ? true : undefined), 5_000, () => `seen: ${seen.join(', ')}`);
+    await waitUntil(() => (agent.errors.length > 0 ? true : undefined), 5_000, () => 'no permission error reported');
+    expect(seen).toEqual([`${subjects.heartbeat('node-a')} {}`, `${subjects.heartbeat('node-a')} last`]);
     expect(agent.errors.join(' ')).toMatch(/Permissions Violation for Publish to "qy\.heartbeat\.node-b"/);
   });
 
@@ -89,7 +93,7 @@ describe('NATS permissions from configs/nats: an agent acts only for its own nod
     await expect(js.consumers.get(STREAMS.assign, agentConsumerName('a2'))).rejects.toThrow();
     const sub = agent.nc.subscribe(subjects.assignForAgent('a2'));
     await agent.nc.flush().catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil(() => (agent.errors.length > 0 ? true : undefined), 5_000, () => 'no permission error reported');
     expect(agent.errors.join(' ')).toMatch(/Permissions Violation for Subscription to "qy\.assign\.a2\.>"/);
     sub.unsubscribe();
   });
@@ -108,6 +112,7 @@ describe('NATS permissions from configs/nats: an agent acts only for its own nod
 
 describe('TLS by configuration', () => {
   let tlsServer: LocalNatsServer;
+  let mtlsServer: LocalNatsServer;
   const tls = mkdtempSync(join(tmpdir(), 'qy-tls-'));
 
   beforeAll(async () => {
@@ -119,10 +124,17 @@ describe('TLS by configuration', () => {
     const conf = join(tls, 'tls.conf');
     writeFileSync(conf, `tls {\n  cert_file: "${join(tls, 'server.crt')}"\n  key_file: "${join(tls, 'server.key')}"\n}\n`);
     tlsServer = await startNatsServer({ configFile: conf });
+    // Mutual TLS: the server also asks for a client certificate signed by the CA (verify: true).
+    sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=qy-agent']);
+    sh(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '1']);
+    const mutual = join(tls, 'mtls.conf');
+    writeFileSync(mutual, `tls {\n  cert_file: "${join(tls, 'server.crt')}"\n  key_file: "${join(tls, 'server.key')}"\n  ca_file: "${join(tls, 'ca.crt')}"\n  verify: true\n}\n`);
+    mtlsServer = await startNatsServer({ configFile: mutual });
   });
 
   afterAll(async () => {
     await tlsServer?.dispose();
+    await mtlsServer?.dispose();
   });
 
   test('a client with the CA connects over TLS; one without it is refused', async () => {
@@ -130,5 +142,14 @@ describe('TLS by configuration', () => {
     expect(nc.info?.tls_required).toBe(true);
     await nc.close();
     await expect(connect({ servers: tlsServer.url, reconnect: false })).rejects.toThrow();
+  });
+
+  test('mutual TLS: a client with the certificate of QY_NATS_TLS_CERT/QY_NATS_TLS_KEY connects; one with the CA alone is refused', async () => {
+    const ca = join(tls, 'ca.crt');
+    const nc = await connectNats(mtlsServer.url, 'mtls-client', undefined, { auth: { natsTlsCa: ca, natsTlsCert: join(tls, 'client.crt'), natsTlsKey: join(tls, 'client.key') } });
+    expect(nc.info?.tls_verify).toBe(true);
+    await nc.flush();
+    await nc.close();
+    await expect(connect({ servers: mtlsServer.url, reconnect: false, tls: { caFile: ca } })).rejects.toThrow();
   });
 });

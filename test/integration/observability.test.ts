@@ -4,8 +4,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { DASHBOARDS } from '../../dashboards/definitions';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
-import { startPrometheus, type LocalPrometheus } from '../../src/local/prometheus';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
+import { startPrometheus, type LocalPrometheus } from '../../harness/prometheus';
 import { waitUntil } from '../helpers/api';
 import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
@@ -25,7 +25,7 @@ beforeAll(async () => {
       { name: 'city-b', requestsPerSecond: 10_000 },
     ],
   });
-  agents.push(await startAgent(nats.url, 'obs', [testNode('o-gen-1'), testNode('o-gen-2'), testNode('o-gpu-1', 'intelligent'), testNode('o-hpc-1', 'super')], 'sim'));
+  agents.push(await startAgent(nats.url, 'obs', [testNode('o-gen-1'), testNode('o-gen-2'), testNode('o-gpu-1', 'intelligent'), testNode('o-hpc-1', 'super')], 'virtual'));
   await waitForNodes(s.operator, ['o-gen-1', 'o-gen-2', 'o-gpu-1', 'o-hpc-1']);
   prom = await startPrometheus([new URL(s.url).host]);
   // A short workload: jobs that run, a GPU job, a failing job, and jobs that must wait (placement failures).
@@ -91,7 +91,7 @@ describe('the metrics a real Prometheus scrapes', () => {
     expect((up.result[0] as { value: [number, string] }).value[1]).toBe('1');
     const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { health: string; name: string }[] }[] } };
     const all = rules.data.groups.flatMap((g) => g.rules);
-    expect(all.length).toBe(23);
+    expect(all.length).toBe(24);
     expect(all.filter((r) => r.health !== 'ok').map((r) => r.name)).toEqual([]);
   });
 
@@ -114,7 +114,7 @@ describe('configs/prometheus passes promtool', () => {
     const config = await run('promtool', ['check', 'config', 'configs/prometheus/prometheus.yml']);
     expect(config.stdout).toMatch(/SUCCESS: configs\/prometheus\/prometheus.yml is valid/);
     const rules = await run('promtool', ['check', 'rules', 'configs/prometheus/rules/recording.yml', 'configs/prometheus/rules/alerts.yml']);
-    expect(rules.stdout).toMatch(/SUCCESS: 15 rules found[\s\S]*SUCCESS: 8 rules found/);
+    expect(rules.stdout).toMatch(/SUCCESS: 15 rules found[\s\S]*SUCCESS: 9 rules found/);
     const tests = await run('promtool', ['test', 'rules', 'configs/prometheus/tests/alerts.test.yml']);
     expect(tests.stdout).toMatch(/SUCCESS/);
   });

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { JobLog } from '../../src/store/job-log';
 import { connectNats } from '../../src/store/nats';
-import { startNatsServer } from '../../src/local/nats-server';
+import { startNatsServer } from '../../harness/nats-server';
 import type { JobSpecInput, JobView, StatusReport } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
-import { silentLog, spawnScheduler, spawnSimAgent, startAgent, startScheduler, testNode, waitForNodes, type ChildService } from '../helpers/stack';
+import { silentLog, spawnScheduler, spawnVirtualNodeAgent, startAgent, startScheduler, testNode, waitForNodes, type ChildService } from '../helpers/stack';
 
 const GiB = 1024 ** 3;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -58,7 +58,7 @@ describe('nothing acknowledged is lost', () => {
     const first = await spawnScheduler(nats.url);
     const port = Number(new URL(first.url).port);
     cleanups.push(() => first.kill9());
-    const agent = spawnSimAgent(nats.url, 20, 'crash');
+    const agent = spawnVirtualNodeAgent(nats.url, 20, 'crash');
     cleanups.push(() => agent.stop());
     await waitUntil(async () => ((await first.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 20 ? true : undefined), 20_000, agent.output);
 
@@ -95,9 +95,9 @@ describe('nothing acknowledged is lost', () => {
     cleanups.push(() => nats.dispose());
     const s = await startScheduler(nats.url);
     cleanups.push(() => s.close());
-    const doomed: ChildService = spawnSimAgent(nats.url, 6, 'ka');
+    const doomed: ChildService = spawnVirtualNodeAgent(nats.url, 6, 'ka');
     cleanups.push(() => doomed.kill9());
-    const survivor = spawnSimAgent(nats.url, 6, 'kb');
+    const survivor = spawnVirtualNodeAgent(nats.url, 6, 'kb');
     cleanups.push(() => survivor.stop());
     await waitUntil(async () => ((await s.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 12 ? true : undefined), 20_000);
 
@@ -125,7 +125,7 @@ describe('nothing acknowledged is lost', () => {
     cleanups.push(() => nats.dispose());
     const s = await startScheduler(nats.url);
     cleanups.push(() => s.close());
-    const agent = await startAgent(nats.url, 'nr', [testNode('nr-1'), testNode('nr-2')], 'sim');
+    const agent = await startAgent(nats.url, 'nr', [testNode('nr-1'), testNode('nr-2')], 'virtual');
     cleanups.push(() => agent.stop());
     await waitForNodes(s.operator, ['nr-1', 'nr-2']);
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { submitMessageId } from '../../scheduler/operations';
 import { leaseKeyOf } from '../../scheduler/service';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { jobSpecSchema, type JobSpecInput, type JobSubmitted, type JobView } from '../../src/protocol';
 import { JobLog } from '../../src/store/job-log';
 import { openBucket } from '../../src/store/nats';
@@ -29,7 +29,7 @@ beforeAll(async () => {
   one = await startScheduler(nats.url, { replicaId: 'one', tenantsFile: tenants.file });
   two = await startScheduler(nats.url, { replicaId: 'two', tenantsFile: tenants.file });
   for (const s of [one, two]) Object.assign(s, { tokens: tenants.tokens, api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
-  agent = await startAgent(nats.url, 'rep', [testNode('rep-1'), testNode('rep-gpu', 'intelligent')], 'sim');
+  agent = await startAgent(nats.url, 'rep', [testNode('rep-1'), testNode('rep-gpu', 'intelligent')], 'virtual');
   await waitForNodes(one.operator, ['rep-1', 'rep-gpu']);
 });
 
@@ -41,12 +41,12 @@ afterAll(async () => {
 });
 
 test('the first replica leads every pool; the other stands by and says who leads each', async () => {
-  expect(one.scheduler.leadsAll).toBe(true);
-  expect(two.scheduler.led.size).toBe(0);
+  expect(one.scheduler.leadership.leadsAll).toBe(true);
+  expect(two.scheduler.leadership.ledPools.length).toBe(0);
   const ready = await two.api.request<{ role: string; pools: Record<string, unknown> }>('GET', '/readyz');
   expect(ready.status).toBe(200);
   expect(ready.body.role).toBe('standby');
-  for (const pool of ['general', 'intelligent', 'super']) expect(ready.body.pools[pool]).toEqual({ role: 'standby', leader: { replica: 'one', url: one.url, term: one.scheduler.led.get(pool as 'general') } });
+  for (const pool of ['general', 'intelligent', 'super']) expect(ready.body.pools[pool]).toEqual({ role: 'standby', leader: { replica: 'one', url: one.url, term: one.scheduler.leadership.termOf(pool as 'general') } });
   expect((await two.api.request('GET', '/readyz?role=leader')).status).toBe(503);
   expect((await one.api.request('GET', '/readyz?role=leader')).status).toBe(200);
 });
@@ -87,22 +87,22 @@ test('a standby refuses writes with 503 QY_ERR_NOT_LEADER and the leader’s add
 test('qy sent to a standby follows it to the leader', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'qy-replicas-')), 'job.json');
   writeFileSync(file, JSON.stringify(cpuJob));
-  const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', two.url, 'submit', file], { env: { ...process.env, QY_TOKEN: two.tokens['city-a'] } });
+  const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/qy.ts', '--server', two.url, 'submit', file], { env: { ...process.env, QY_TOKEN: two.tokens['city-a'] } });
   expect(stderr).toContain(`is a standby; sending to the leader at ${one.url}`);
   const id = stdout.trim().split(/\s+/)[0];
   expect((await one.api.job(id)).tenant).toBe('city-a');
 });
 
 test('pools can have different leaders: the one whose lease moves changes hands, the others stay', async () => {
-  const termBefore = one.scheduler.led.get('general')!;
+  const termBefore = one.scheduler.leadership.termOf('general')!;
   const kv = await openBucket(one.scheduler.nc, 'leases', 1);
   const entry = await kv.get(leaseKeyOf('general'));
   // The general pool's lease now names replica two (as after a failover): two takes it up at its next look,
   // and one learns at its next renewal that it lost it.
   await kv.update(leaseKeyOf('general'), JSON.stringify({ holder: 'two', address: two.url, term: termBefore }), entry!.revision);
   await waitUntil(() => (two.scheduler.leads('general') && two.scheduler.ready && !one.scheduler.leads('general') && one.scheduler.ready ? true : undefined), 20_000);
-  expect(two.scheduler.led.get('general')).toBeGreaterThan(termBefore);
-  expect([...one.scheduler.led.keys()].sort()).toEqual(['intelligent', 'super']);
+  expect(two.scheduler.leadership.termOf('general')).toBeGreaterThan(termBefore);
+  expect([...one.scheduler.leadership.ledPools].sort()).toEqual(['intelligent', 'super']);
   expect((await one.api.request<{ role: string }>('GET', '/readyz')).body.role).toBe('partial');
 
   // Each replica places its pools' jobs, on the same agent; the other refuses them, naming the leader.
@@ -119,7 +119,7 @@ test('pools can have different leaders: the one whose lease moves changes hands,
 });
 
 test('a deposed leader’s fenced-off submission does not block a retry of the same Idempotency-Key on the new leader', async () => {
-  const term = two.scheduler.led.get('general')!;
+  const term = two.scheduler.leadership.termOf('general')!;
   // What the general pool's previous leader stored after losing its lease: a submission from its term.
   const ghost: JobSubmitted = {
     type: 'submitted',

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { startNatsServer } from '../../src/local/nats-server';
+import { startNatsServer } from '../../harness/nats-server';
 import type { JobSpecInput } from '../../src/protocol';
-import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { waitUntil } from '../helpers/api';
+import { observeCycles, startAgent, startScheduler, testNode, waitForNodes, waitForPendingReason, type TestScheduler } from '../helpers/stack';
 
 const MiB = 1024 ** 2;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -29,29 +30,43 @@ describe('fair share between tenants', () => {
     const s = await stack({ agingMs: 3_600_000 }, fourCores);
     const a = s.api;
     const b = s.as('city-b');
-    const held = [await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '1']))];
-    await Promise.all(held.map((id) => a.waitFor(id, ['running', 'succeeded'])));
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(await a.submit(oneCore(['sleep', '30'])));
+    await Promise.all(held.map((id) => a.waitFor(id, ['running'])));
     const aWaits = await a.submit(oneCore(['true']));
     const bWaits = await b.submit(oneCore(['sleep', '30']));
+    // Both wait, tried by a cycle, before the test frees a core: then the order alone decides.
+    await waitForPendingReason(a, aWaits);
+    await waitForPendingReason(b, bWaits);
+    await a.request('DELETE', `/v1/jobs/${held[0]}`);
     await b.waitFor(bWaits, ['running'], 10_000);
+    // No core is left: city-a's job waits, whatever the next cycles do.
+    await observeCycles(s, 'general');
     expect((await a.job(aWaits)).state).toBe('pending');
     expect((await a.job(aWaits)).pendingReason).toMatch(/^0\/1 nodes fit: 1 insufficient cpu$/);
   });
 
   test('aging: a job that has waited long goes first even from the tenant with the larger share', async () => {
-    const s = await stack({ agingMs: 100 }, fourCores);
+    const agingMs = 100;
+    const s = await stack({ agingMs }, fourCores);
     const a = s.api;
     const b = s.as('city-b');
-    const held = [await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '30'])), await a.submit(oneCore(['sleep', '2']))];
-    await Promise.all(held.map((id) => a.waitFor(id, ['running', 'succeeded'])));
-    const aWaits = await a.submit(oneCore(['true']));
-    await new Promise((r) => setTimeout(r, 1_000));
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(await a.submit(oneCore(['sleep', '30'])));
+    await Promise.all(held.map((id) => a.waitFor(id, ['running'])));
+    const aWaits = await a.submit(oneCore(['sleep', '30']));
+    const aSubmittedMs = Date.parse((await a.job(aWaits)).submittedAt);
+    // city-a holds 4 of 4 cores (share 1) and city-b none (share 0): city-a's job goes first only if it has
+    // waited more than agingMs longer than city-b's, so city-b submits once 10 × agingMs have passed.
+    await waitUntil(() => (Date.now() > aSubmittedMs + 10 * agingMs ? true : undefined), 5_000);
     const bWaits = await b.submit(oneCore(['sleep', '30']));
-    await a.waitFor(aWaits, ['succeeded'], 10_000);
-    // The core freed by the short job went to the old job of city-a; city-b's job waited.
-    const bJob = await b.job(bWaits);
-    expect(['pending', 'placed', 'running']).toContain(bJob.state);
-    expect(bJob.startedAt === undefined || Date.parse(bJob.startedAt) >= Date.parse((await a.job(aWaits)).startedAt!)).toBe(true);
+    await waitForPendingReason(a, aWaits);
+    await waitForPendingReason(b, bWaits);
+    await a.request('DELETE', `/v1/jobs/${held[0]}`);
+    await a.waitFor(aWaits, ['running'], 10_000);
+    // The freed core went to city-a's old job; no core is left, so city-b's job waits through the next cycles.
+    await observeCycles(s, 'general');
+    expect((await b.job(bWaits)).state).toBe('pending');
   });
 });
 
@@ -67,7 +82,9 @@ describe('preemption storm guard', () => {
     expect((await b.waitFor(first, ['succeeded'], 15_000)).preempting).toEqual([victim]);
     await a.waitFor(victim, ['running'], 10_000);
     const second = await b.submit({ ...whole, priorityClass: 'urgent', command: ['true'] });
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Tried by a cycle and left waiting; then the guard has several more cycles in which to preempt, and must not.
+    await waitForPendingReason(b, second);
+    await observeCycles(s, 'general', 5);
     expect((await b.job(second)).state).toBe('pending');
     expect((await b.job(second)).preempting).toBeUndefined();
     const v = await a.job(victim);
@@ -89,7 +106,7 @@ describe('EASY backfill in the super pool', () => {
     const short = await a.submit(gang(1, 5, ['true']));
     const long = await a.submit(gang(1, 600, ['true']));
     expect((await a.waitFor(short, ['succeeded'], 10_000)).state).toBe('succeeded');
-    await new Promise((r) => setTimeout(r, 300));
+    await observeCycles(s, 'super');
     const headView = await a.job(head);
     expect(headView.state).toBe('pending');
     expect(headView.pendingReason).toMatch(/^reserved to start at \d{4}-\d\d-\d\dT[\d:.]+Z when running jobs reach their walltime \(EASY backfill\); 0\/4 nodes fit/);

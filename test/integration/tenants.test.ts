@@ -3,11 +3,11 @@ import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { STREAMS, type ErrorBody, type JobSpecInput, type JobView, type TenantView } from '../../src/protocol';
 import type { AuditRecord } from '../../src/store/audit-log';
 import { waitUntil, type ApiClient } from '../helpers/api';
-import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { observeCycles, startAgent, startScheduler, testNode, waitForNodes, waitForPendingReason, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
@@ -136,7 +136,8 @@ describe('rate limits and quotas', () => {
     const first = await capped.submit(sleep(30));
     await capped.waitFor(first, ['running']);
     const second = await capped.submit(sleep(0));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForPendingReason(capped, second);
+    await observeCycles(s, 'general');
     const waiting = await capped.job(second);
     expect(waiting.state).toBe('pending');
     expect(waiting.pendingReason).toBe('tenant capped is at its general quota of 1 running jobs');
@@ -175,7 +176,8 @@ describe('data classification and sandboxing', () => {
     const other = await b.submit(sleep(30, onR1));
     await b.waitFor(other, ['running']);
     const secret = await a.submit(sleep(0, { ...onR1, dataClass: 'restricted' }));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForPendingReason(a, secret);
+    await observeCycles(s, 'general');
     const waiting = await a.job(secret);
     expect(waiting.state).toBe('pending');
     expect(waiting.pendingReason).toMatch(/^0\/3 nodes fit: .*1 hold another tenant's restricted work/);
@@ -210,7 +212,7 @@ describe('a tamper-evident audit log', () => {
     for (const action of ['job.submit', 'job.cancel', 'tenant.quota', 'auth.failed', 'auth.forbidden']) expect(actions).toContain(action);
     expect(records.find((r) => r.action === 'auth.failed')).toMatchObject({ actor: { kind: 'anonymous' }, outcome: 'denied' });
     const cli = (...args: string[]) =>
-      run(process.execPath, ['--import', 'tsx', 'scheduler/cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens.ops } }).then(
+      run(process.execPath, ['--import', 'tsx', 'cli/qy.ts', '--server', s.url, ...args], { env: { ...process.env, QY_TOKEN: s.tokens.ops } }).then(
         (r) => ({ code: 0, out: r.stdout }),
         (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
       );

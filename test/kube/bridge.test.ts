@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { KubeBridge } from '../../src/kube/bridge';
 import { loadKubeBridgeConfig } from '../../src/kube/config';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import type { JobView, NodeView } from '../../src/protocol';
 import { waitUntil, type ApiClient } from '../helpers/api';
 import { silentLog, startScheduler, type TestScheduler } from '../helpers/stack';
 import { openTestCluster, requestsTo, uniqueSuffix, type TestCluster } from './cluster';
 import type { KObject } from './fake-apiserver';
+import { grantedBy, permissionOf } from './rbac';
 
 /**
  * The bridge against a real scheduler and nats-server, and a Kubernetes API: the fake API server, or a real
@@ -293,5 +294,16 @@ describe('refusals', () => {
     await pollRounds(3);
     const events = (await cluster.events(ns)).filter((e) => (e.involvedObject as { name: string }).name === 'too-big' && e.reason === 'FailedScheduling');
     expect(events).toHaveLength(1);
+  });
+});
+
+describe('permissions', () => {
+  // Last in the file: by now the run has made every kind of call the bridge makes.
+  test.skipIf(isReal)('configs/kubernetes/rbac.yaml grants exactly the calls the bridge made against the API server in this run', () => {
+    const made = new Set(fakeOnly().requests.map(permissionOf));
+    const granted = grantedBy('configs/kubernetes/rbac.yaml');
+    // A call made but not granted would be forbidden on a real cluster; a grant never used is more than the bridge needs.
+    expect([...made].filter((p) => !granted.has(p)).sort()).toEqual([]);
+    expect([...granted].filter((p) => !made.has(p)).sort()).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import { kubePodSchema } from '../../src/kube/kube-types';
 import { KUBE_API_PERMISSIONS } from '../../src/kube/permissions';
 import { groupPods, jobOfUnit } from '../../src/kube/pod-mapping';
 import { kubeNamespaceSchema } from '../../src/kube/kube-types';
+import { permissionOf } from './rbac';
 
 const DIR = 'configs/kubernetes';
 
@@ -32,7 +33,25 @@ test('every manifest parses and names its apiVersion, kind and name', () => {
   }
 });
 
-test('the ClusterRole grants exactly the API calls the bridge makes (KUBE_API_PERMISSIONS)', () => {
+test('the permission a request needs, by the API server’s rules (what test/kube/bridge.test.ts checks rbac.yaml against)', () => {
+  const cases: [string, string, Record<string, string>, string][] = [
+    ['GET', '/api/v1/nodes', {}, '|nodes|list'],
+    ['GET', '/api/v1/pods', { watch: 'true', allowWatchBookmarks: 'true' }, '|pods|watch'],
+    ['GET', '/api/v1/namespaces', { watch: 'true' }, '|namespaces|watch'],
+    ['GET', '/api/v1/namespaces/team-a', {}, '|namespaces|get'],
+    ['GET', '/api/v1/namespaces/team-a/pods/p1', {}, '|pods|get'],
+    ['DELETE', '/api/v1/namespaces/team-a/pods/p1', {}, '|pods|delete'],
+    ['DELETE', '/api/v1/namespaces/team-a/pods', {}, '|pods|deletecollection'],
+    ['POST', '/api/v1/namespaces/team-a/pods/p1/binding', {}, '|pods/binding|create'],
+    ['PATCH', '/api/v1/namespaces/team-a/pods/p1/status', {}, '|pods/status|patch'],
+    ['POST', '/api/v1/namespaces/team-a/events', {}, '|events|create'],
+    ['PUT', '/apis/coordination.k8s.io/v1/namespaces/team-a/leases/l1', {}, 'coordination.k8s.io|leases|update'],
+  ];
+  for (const [method, path, query, want] of cases) expect(permissionOf({ method, path, query }), `${method} ${path}`).toBe(want);
+  expect(() => permissionOf({ method: 'GET', path: '/healthz', query: {} })).toThrow(/not a resource request/);
+});
+
+test('the ClusterRole grants exactly the documented list KUBE_API_PERMISSIONS (the calls themselves: test/kube/bridge.test.ts)', () => {
   const [role] = ofKind('ClusterRole') as (Manifest & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] })[];
   const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`)))));
   const needed = new Set(KUBE_API_PERMISSIONS.flatMap((p) => p.verbs.map((v) => `${p.apiGroup}|${p.resource}|${v}`)));

@@ -49,6 +49,10 @@ describe('metering in the scheduler', () => {
     // 1 kWh × 1.25 = 1.25 kWh, of which 0.5 kWh green; 0.75 kWh × 500 g/kWh = 375 g.
     expect(u.segments[0]).toMatchObject({ energyMilliWh: 1_250_000, greenMilliWh: 500_000, carbonMg: 375_000 });
     expect(u).toMatchObject({ tenant: 't', pool: 'general', jobId: 'j1', attemptId: 'j1-a1', taskIndex: 0 });
+    expect(u.measured).toBeUndefined(); // no cgroup, nothing measured
+    // What the task's cgroup counted travels with the metered record.
+    const measured = { cpuSeconds: 1.5, peakMemBytes: 3 * 1024 ** 2 };
+    expect(meterReport({ ...report([]), measured }, { tenant: 't', pool: 'general', billingClass: 'standard' }, { pue: 1, carbonAt: () => 0 }).measured).toEqual(measured);
   });
 
   test('the ledger keeps one record per task and knows which reports still need metering', () => {

@@ -19,7 +19,7 @@ test('every bad variable is named in one error', () => {
   expect(() => loadSchedulerConfig({ QY_HTTP_PORT: 'eighty', QY_LOG_LEVEL: 'loud', QY_PRIORITY_CLASSES: '[1]' })).toThrow(
     /QY_HTTP_PORT: .*; QY_LOG_LEVEL: .*; QY_PRIORITY_CLASSES: must be a JSON object/,
   );
-  expect(() => loadSchedulerConfig({ QY_SUSPECT_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '4000' })).toThrow('QY_DOWN_AFTER_MS must be larger than QY_SUSPECT_AFTER_MS');
+  expect(() => loadSchedulerConfig({ QY_SUSPECT_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '4000' })).toThrow('QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS');
 });
 
 test('lease timings that would let a deposed leader overlap its successor are refused', () => {
@@ -32,4 +32,10 @@ test('lease timings that would let a deposed leader overlap its successor are re
 test('the agent configuration names bad variables too', () => {
   expect(loadAgentConfig({ QY_SIMULATE: '12' }).simulate).toBe(12);
   expect(() => loadAgentConfig({ QY_GREEN_SHARE: '1.5' })).toThrow(/QY_GREEN_SHARE: Too big/);
+});
+
+test('the archive database is a postgres URL, and off when unset', () => {
+  expect(loadSchedulerConfig({}).databaseUrl).toBeUndefined();
+  expect(loadSchedulerConfig({ QY_DATABASE_URL: 'postgres://qy:pw@db:5432/qingyang' }).databaseUrl).toBe('postgres://qy:pw@db:5432/qingyang');
+  expect(() => loadSchedulerConfig({ QY_DATABASE_URL: 'mysql://db/qingyang' })).toThrow(/QY_DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
 });

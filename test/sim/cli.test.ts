@@ -21,6 +21,20 @@ const figures = z.strictObject({
   wallMs: z.number().min(0),
 });
 const headline = z.strictObject({ trace: z.string(), jobs: z.number().int(), jobsPerSec: z.number().positive(), policies: z.record(z.string(), figures) });
+const share = z.number().min(0).max(1);
+const fillFigures = z.strictObject({
+  unallocatedGpuShare: share,
+  unallocatedGpuShareMin: share,
+  unallocatedGpuShareMax: share,
+  unallocatedGpuShareStdev: z.number().min(0),
+  unallocatedGpuShareBySeed: z.array(share),
+  allocatedGpuShare: share,
+  fragmentedGpuShare: share,
+  arrivedTasks: z.number().positive(),
+  failedTasks: z.number().min(0),
+  wallMs: z.number().min(0),
+});
+const fillHeadline = z.strictObject({ trace: z.string(), mode: z.literal('fill'), gpus: z.number().int().positive(), seeds: z.array(z.number().int()), policies: z.record(z.string(), fillFigures) });
 
 describe('npm run sim', () => {
   test('--json prints one JSON line with the headline figures per policy, and writes the reports', async () => {
@@ -53,6 +67,26 @@ describe('npm run sim', () => {
     expect(existsSync(join(out, 'report.html'))).toBe(true);
   }, 60_000);
 
+  test('--mode fill prints unallocatedGpuShare per policy over --repeat seeds, and writes the reports', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'qy-sim-'));
+    const { stdout, stderr } = await sim(['--trace', 'test/fixtures/openb_pod_list_sample.csv', '--mode', 'fill', '--policy', 'binpack,fgd', '--seed', '4', '--repeat', '2', '--json', '--out', out]);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const result = fillHeadline.parse(JSON.parse(lines[0]));
+    expect(result).toMatchObject({ trace: 'openb_pod_list_sample.csv', mode: 'fill', seeds: [4, 5] });
+    expect(Object.keys(result.policies)).toEqual(['binpack', 'fgd']);
+    const { binpack, fgd } = result.policies;
+    expect(fgd.unallocatedGpuShareBySeed).toHaveLength(2);
+    expect(fgd.unallocatedGpuShare).toBeLessThan(binpack.unallocatedGpuShare);
+    expect(binpack.unallocatedGpuShareMin).toBeLessThanOrEqual(binpack.unallocatedGpuShare);
+    expect(stderr).toMatch(/unallocated GPU share \(mean\)/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.summaries[1].curve.failedGpuShare).toHaveLength(101);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toMatch(/GPU demand arrived but not placed/);
+    expect(html).not.toMatch(/<script|<link|src=|url\(/);
+  }, 60_000);
+
   test('bad input is refused with a message and exit code 2', async () => {
     const refused = (args: string[]) => sim(args).then(() => expect.unreachable('should have failed'), (err: { code: number; stderr: string }) => err);
     const unknownPolicy = await refused(['--trace', 'synthetic:poisson', '--jobs', '10', '--policy', 'lottery']);
@@ -64,5 +98,9 @@ describe('npm run sim', () => {
     expect(badFormat.stderr).toMatch(/unknown trace format/);
     const badNumber = await refused(['--trace', 'synthetic:poisson', '--jobs', '-5']);
     expect(badNumber.stderr).toMatch(/--jobs must be a positive integer/);
+    const badMode = await refused(['--trace', 'synthetic:poisson', '--mode', 'drain']);
+    expect(badMode.stderr).toMatch(/--mode must be replay or fill/);
+    const noGpus = await refused(['--trace', 'test/fixtures/lublin_256-first-1000.swf', '--mode', 'fill']);
+    expect(noGpus.stderr).toMatch(/fill mode needs a cluster with GPUs/);
   }, 60_000);
 });

@@ -5,6 +5,7 @@ import { environmentOf, type SimEnvironment } from '../../src/sim/cluster-file';
 import { simulate } from '../../src/sim/engine';
 import { SIM_POLICIES, policiesNamed, processorLevel } from '../../src/sim/policies';
 import { loadTrace } from '../../src/sim/sources';
+import { makeForecaster } from '../../src/green';
 import { traceJob } from '../../src/sim/trace';
 
 const HOUR = 3_600_000;
@@ -22,7 +23,7 @@ describe('the simulator on the pinned Lublin-256 excerpt (processor-level alloca
   const [fifo, easy] = ['fifo', 'easy-backfill'].map((name) => simulate(lublin.jobs, lublin.cluster!, processorLevel(policy(name)), environmentOf()));
 
   test('every job completes under both policies', () => {
-    for (const r of [fifo, easy]) expect(r.jobs).toEqual({ total: 1000, completed: 1000, rejected: 0, unfinished: 0, interrupted: 0 });
+    for (const r of [fifo, easy]) expect(r.jobs).toEqual({ total: 1000, completed: 1000, rejected: 0, unfinished: 0, interrupted: 0, failed: 0, preempted: 0 });
   });
 
   test('EASY backfill beats FIFO on mean wait and bounded slowdown by an order of magnitude, as the literature reports on Lublin-256', () => {
@@ -74,13 +75,17 @@ describe('the simulator on small hand-made cases', () => {
     expect(r.jobs).toMatchObject({ completed: 1, rejected: 1, unfinished: 0 });
   });
 
-  test('node failures kill and requeue jobs, and every job still completes', () => {
+  test('node failures kill and requeue jobs; a job fails for good after its last attempt, as in the service', () => {
     const env: SimEnvironment = { ...environmentOf(), failures: { mtbfHours: 2, repairHours: 0.5 } };
     const jobs = Array.from({ length: 200 }, (_, i) => gang(`j${i}`, i * 60, 1 + (i % 4), 1800));
-    const r = simulate(jobs, hpcNodes(16), processorLevel(policy('easy-backfill')), env, { seed: 7 });
-    expect(r.jobs.interrupted).toBeGreaterThan(0);
-    expect(r.jobs.completed).toBe(200);
-    expect(r.jobs.unfinished).toBe(0);
+    const patient = simulate(jobs, hpcNodes(16), { ...processorLevel(policy('easy-backfill')), maxAttempts: 1000 }, env, { seed: 7 });
+    expect(patient.jobs.interrupted).toBeGreaterThan(0);
+    expect(patient.jobs).toMatchObject({ completed: 200, failed: 0, unfinished: 0 });
+    // With one attempt, every job hit by a failure is given up; none is lost.
+    const once = simulate(jobs, hpcNodes(16), { ...processorLevel(policy('easy-backfill')), maxAttempts: 1 }, env, { seed: 7 });
+    expect(once.jobs.failed).toBe(once.jobs.interrupted);
+    expect(once.jobs.completed + once.jobs.failed).toBe(200);
+    expect(once.jobs.unfinished).toBe(0);
   });
 
   test('green-aware shifting starts deferrable work in the cleanest window it can still make', () => {
@@ -98,6 +103,30 @@ describe('the simulator on small hand-made cases', () => {
     expect(aware.waitS.p50).toBe(0);
     expect(aware.energy.carbonPerJobG).toBeLessThan(blind.energy.carbonPerJobG);
     expect(aware.deferrable).toMatchObject({ jobs: 2, deadlineMisses: 0 });
+  });
+
+  test('green-aware with a live forecaster keeps its deadlines through node failures: a plan leaves room to run again', () => {
+    // The grid is clean from 11:00 to 14:00 every day; the forecaster has seen two such days.
+    const grid = (atMs: number) => (((atMs % (24 * HOUR)) + 24 * HOUR) % (24 * HOUR) >= 11 * HOUR && ((atMs % (24 * HOUR)) + 24 * HOUR) % (24 * HOUR) < 14 * HOUR ? 100 : 500);
+    const env: SimEnvironment = { ...environmentOf(undefined, { valueAt: grid, stepMs: HOUR / 2 }), greenShareAt: () => 0 };
+    const warmed = () => {
+      const f = makeForecaster('blend', { stepMs: env.stepMs });
+      for (let t = -2 * 24 * HOUR; t < 0; t += env.stepMs) f.observe(t, grid(t));
+      return f;
+    };
+    // One hour's run, due by 13:00 (latest start 12:00); every node fails from 11:30 to 12:30.
+    const jobs = [gang('due', 0, 1, 3600, { priorityClass: 'batch' })];
+    jobs[0].job.deferrable = { deadlineMs: 13 * HOUR };
+    const nodes = hpcNodes(40);
+    const outages = nodes.map((n) => ({ nodeId: n.id, atMs: 11.5 * HOUR, repairAtMs: 12.5 * HOUR }));
+    const [aware] = policiesNamed('green-aware');
+    // Planned to 11:00 without the room, it is killed at 11:30, runs again from 12:30 and misses.
+    const tight = simulate(jobs, nodes, processorLevel(aware), env, { forecaster: warmed(), outages, rerunMargin: false });
+    expect(tight.deferrable.deadlineMisses).toBe(1);
+    // With outages on, a plan must start by latest start − safety − one run (10:00): no clean start is left, it runs now.
+    const safe = simulate(jobs, nodes, processorLevel(aware), env, { forecaster: warmed(), outages });
+    expect(safe.deferrable).toMatchObject({ jobs: 1, deadlineMisses: 0 });
+    expect(safe.waitS.max).toBe(0);
   });
 
   test('power caps are never exceeded, whatever the workload (property)', () => {
@@ -134,5 +163,6 @@ describe('the simulator on small hand-made cases', () => {
       // In submit order a reservation is a promise; in priority order a more urgent arrival may take the head's place.
       if (p.order === 'fifo') expect(r.reservationViolations, p.name).toBe(0);
     }
-  });
+    // About 15 CPU-seconds for every policy: room for a machine whose cores are busy with other work.
+  }, 240_000);
 });

@@ -16,7 +16,7 @@ function chain(n: number): AuditRecord[] {
 describe('the audit hash chain', () => {
   test('an intact chain verifies', () => {
     const records = chain(5);
-    expect(verifyChain(records)).toEqual({ ok: true, records: 5, lastHash: records[4].hash });
+    expect(verifyChain(records)).toEqual({ ok: true, records: 5, lastSeq: 5, lastHash: records[4].hash });
   });
 
   test('an altered record is named', () => {
@@ -36,6 +36,13 @@ describe('the audit hash chain', () => {
     const records = chain(5);
     records.splice(3, 1);
     expect(verifyChain(records)).toEqual({ ok: false, seq: 4, problem: 'record 4 is missing' });
+  });
+
+  test('a run continues from a verified point (an archived prefix, then the live tail)', () => {
+    const records = chain(5);
+    expect(verifyChain(records.slice(3), { seq: 3, hash: records[2].hash })).toEqual({ ok: true, records: 2, lastSeq: 5, lastHash: records[4].hash });
+    expect(verifyChain(records.slice(3), { seq: 3, hash: records[1].hash })).toMatchObject({ ok: false, seq: 4 });
+    expect(verifyChain(records.slice(4), { seq: 3, hash: records[2].hash })).toEqual({ ok: false, seq: 4, problem: 'record 4 is missing' });
   });
 
   test('canonical JSON does not depend on key order', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { AuditLog, verifyChain } from '../../src/store/audit-log';
 import { connectNats, ensureStreams } from '../../src/store/nats';
 import { createLogger } from '../../src/telemetry/logger';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import type { JobEvent, JobSubmitted, Pool } from '../../src/protocol';
 import { JobLog, TermFence, type LogEntry } from '../../src/store/job-log';
 import { connectNats, ensureStreams } from '../../src/store/nats';

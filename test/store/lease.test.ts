@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startNatsServer, type LocalNatsServer } from '../../src/local/nats-server';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { connectNats, openBucket } from '../../src/store/nats';
 import { LeaderElector, assertSafeTimings } from '../../src/store/lease';
 import { createLogger } from '../../src/telemetry/logger';
@@ -33,30 +33,50 @@ test('timings where a deposed leader might still lead when another takes over ar
   expect(() => assertSafeTimings(timings)).not.toThrow();
 });
 
-test('one of two replicas leads; when it dies the other takes over after the lease, with a higher term, never both at once', async () => {
+/** A KV that counts the standby's looks at the lease (each `get`): the observation window of "it did not take over". */
+function countingGets(target: KV): { kv: KV; looks: () => number } {
+  let looks = 0;
+  const kv = new Proxy(target, {
+    get(t, prop, receiver) {
+      const value = Reflect.get(t, prop, receiver) as unknown;
+      if (prop === 'get') return (...args: Parameters<KV['get']>) => (looks++, t.get(...args));
+      return typeof value === 'function' ? value.bind(t) : value;
+    },
+  });
+  return { kv, looks: () => looks };
+}
+
+test('when the leader dies, the standby takes over once the lease has stood unchanged for the lease duration on its own clock, with a higher term', async () => {
   const events: string[] = [];
   const a = elector('a', 'crash', events);
-  a.start();
+  await a.start();
   await waitUntil(() => (a.isLeader ? true : undefined), 5000);
-  const b = elector('b', 'crash', events);
-  b.start();
-  let both = false;
-  const watch = setInterval(() => (both ||= a.isLeader && b.isLeader), 5);
-  await new Promise((r) => setTimeout(r, 1500));
-  expect(b.isLeader).toBe(false);
+  // b's clock moves only when the test moves it: whether the lease has expired is decided on that clock alone.
+  let bNowMs = 1_000_000;
+  const counted = countingGets(kv);
+  const b = new LeaderElector(counted.kv, 'crash', { holder: 'b', address: 'http://b' }, timings, { elected: (term) => events.push(`b elected ${term}`), deposed: (why) => events.push(`b deposed: ${why}`) }, log, () => bNowMs);
+  await b.start();
   expect(b.leader).toEqual({ holder: 'a', address: 'http://a', term: 1 });
-  // a dies without a word: its timers stop, its lease is not given up.
-  const diedAt = Date.now();
+  // a dies without a word: its timers stop, its lease is not given up; it stops leading at its renew deadline.
   (a as unknown as { stopped: boolean }).stopped = true;
   clearTimeout((a as unknown as { timer: NodeJS.Timeout }).timer);
+  await waitUntil(() => (events.includes('a deposed: could not renew the lease for 500 ms') ? true : undefined), 5000, () => events.join('; '));
+  const looksAfter = async (n: number) => {
+    const from = counted.looks();
+    await waitUntil(() => (counted.looks() >= from + n ? true : undefined), 5000, () => `b looked ${counted.looks() - from} of ${n} times`);
+  };
+  // Several looks at the same revision on a clock that has not moved: b still waits.
+  await looksAfter(3);
+  expect(b.isLeader).toBe(false);
+  // One millisecond short of the lease duration since b saw that revision: still waiting.
+  bNowMs += timings.leaseDurationMs - 1;
+  await looksAfter(3);
+  expect(b.isLeader).toBe(false);
+  bNowMs += 1;
   await waitUntil(() => (b.isLeader ? true : undefined), 5000);
-  const takeover = Date.now() - diedAt;
-  clearInterval(watch);
-  // a stops leading at its renew deadline (it cannot renew), before b may take over.
   expect(events).toEqual(['a elected 1', 'a deposed: could not renew the lease for 500 ms', 'b elected 2']);
-  expect(both).toBe(false);
-  expect(takeover).toBeGreaterThanOrEqual(timings.leaseDurationMs - timings.retryPeriodMs);
   expect(b.term).toBe(2);
+  expect(b.leader).toEqual({ holder: 'b', address: 'http://b', term: 2 });
   await b.stop();
 });
 
@@ -66,8 +86,9 @@ test('a leader that stops gives the lease up at once', async () => {
   a.start();
   await waitUntil(() => (a.isLeader ? true : undefined), 5000);
   const b = elector('b', 'clean', events);
-  b.start();
-  await new Promise((r) => setTimeout(r, 300));
+  // b has looked once and seen a lead (start resolves after the first look).
+  await b.start();
+  expect(b.leader?.holder).toBe('a');
   const seen: unknown[] = [];
   const watch = await kv.watch({ key: 'clean' });
   void (async () => {

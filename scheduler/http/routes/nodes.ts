@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { drainBodySchema, errorBodySchema, nodeViewSchema, poolViewSchema } from '../../../src/protocol';
+import { drainBodySchema, errorBodySchema, nodeViewSchema, poolsResponseSchema } from '../../../src/protocol';
 import type { SchedulerOperations } from '../../operations';
 
 const idParams = z.object({ id: z.string().min(1).max(63) });
@@ -10,7 +10,7 @@ const operators = { roles: ['operator' as const] };
 
 /** Nodes (operators) and pools (everyone): list, cordon, uncordon, drain. */
 export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = async (app, { ops }) => {
-  app.get('/v1/nodes', { config: operators, schema: { summary: 'List nodes', tags: ['nodes'], security, response: { 200: z.object({ items: z.array(nodeViewSchema) }), ...errors } } }, async () => ({ items: ops.nodes() }));
+  app.get('/v1/nodes', { config: operators, schema: { summary: 'List nodes', description: 'Nodes: state, allocation, power, green share.', tags: ['nodes'], security, response: { 200: z.object({ items: z.array(nodeViewSchema) }), ...errors } } }, async () => ({ items: ops.nodes() }));
   app.get('/v1/nodes/:id', { config: operators, schema: { summary: 'Get a node', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) => ops.node(req.params.id));
   app.post('/v1/nodes/:id/cordon', { config: operators, schema: { summary: 'Cordon a node: no new work', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) =>
     ops.cordon(req.params.id, true, req.principal!),
@@ -24,7 +24,7 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = a
       config: operators,
       schema: {
         summary: 'Drain a node',
-        description: 'Cordons the node; its jobs run to completion, or with {"requeue": true} are stopped now and queued again.',
+        description: 'Cordons the node; its jobs run to completion, or with `{"requeue": true}` are stopped now and queued again.',
         tags: ['nodes'],
         security,
         params: idParams,
@@ -34,5 +34,5 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = a
     },
     async (req) => ops.drain(req.params.id, req.body?.requeue ?? false, req.principal!),
   );
-  app.get('/v1/pools', { schema: { summary: 'Pools: capacity, allocation, queue', tags: ['pools'], security, response: { 200: z.object({ items: z.array(poolViewSchema) }), ...errors } } }, async () => ({ items: ops.pools() }));
+  app.get('/v1/pools', { schema: { summary: 'Pools: capacity, allocation, queue', description: 'Capacity, allocation, queue length and running jobs per pool, and where the green signal comes from (with the live feed’s age).', tags: ['pools'], security, response: { 200: poolsResponseSchema, ...errors } } }, async () => ({ items: ops.pools(), greenSignal: ops.greenSignalSource() }));
 };

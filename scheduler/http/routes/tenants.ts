@@ -11,7 +11,7 @@ const operators = { roles: ['operator' as const] };
 
 /** Tenants and quotas (operators; a tenant sees itself) and the audit log (operators). */
 export const tenantRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = async (app, { ops }) => {
-  app.get('/v1/tenants', { schema: { summary: 'Tenants with quotas and use', tags: ['tenants'], security, response: { 200: z.object({ items: z.array(tenantViewSchema) }), ...errors } } }, async (req) => ({
+  app.get('/v1/tenants', { schema: { summary: 'Tenants with quotas and use', description: 'Tenants with weights, quotas and what they use and queue (a tenant sees itself).', tags: ['tenants'], security, response: { 200: z.object({ items: z.array(tenantViewSchema) }), ...errors } } }, async (req) => ({
     items: ops.tenants(req.principal!),
   }));
   app.get('/v1/tenants/:name', { schema: { summary: 'A tenant with quotas and use', tags: ['tenants'], security, params: nameParams, response: { 200: tenantViewSchema, ...errors } } }, async (req) =>
@@ -19,7 +19,7 @@ export const tenantRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> =
   );
   app.put(
     '/v1/tenants/:name/quotas',
-    { config: operators, schema: { summary: "Replace a tenant's quotas", tags: ['tenants'], security, params: nameParams, body: quotasBodySchema, response: { 200: tenantViewSchema, ...errors } } },
+    { config: operators, schema: { summary: "Replace a tenant's quotas", description: "Replace a tenant's quotas (kept in the `qy-quotas` bucket, audited).", tags: ['tenants'], security, params: nameParams, body: quotasBodySchema, response: { 200: tenantViewSchema, ...errors } } },
     async (req) => ops.setQuotas(req.params.name, req.body, req.principal!),
   );
   app.get(

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { billCsv, disclosureMarkdown, periodSchema } from '../../../src/billing';
-import { errorBodySchema, poolSchema } from '../../../src/protocol';
+import { errorBodySchema, poolSchema, usageTasksSchema } from '../../../src/protocol';
 import type { SchedulerOperations } from '../../operations';
 
 const errors = { 400: errorBodySchema, 401: errorBodySchema, 403: errorBodySchema, 404: errorBodySchema, 429: errorBodySchema, 503: errorBodySchema };
@@ -36,6 +36,21 @@ export const usageRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = 
   );
 
   app.get(
+    '/v1/usage/tasks',
+    {
+      schema: {
+        summary: 'Metered usage per task in a period',
+        description: 'The records /v1/usage sums: one per task of an attempt, with its segments in the period (memory and the accounting archive, each task once).',
+        tags: ['usage'],
+        security,
+        querystring: usageQuery,
+        response: { 200: usageTasksSchema, ...errors },
+      },
+    },
+    async (req) => ops.usageTasks(req.query, req.principal!),
+  );
+
+  app.get(
     '/v1/bills/:tenant/:period',
     {
       schema: {
@@ -49,7 +64,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = 
       },
     },
     async (req, reply) => {
-      const bill = ops.bill(req.params.tenant, req.params.period, req.principal!);
+      const bill = await ops.bill(req.params.tenant, req.params.period, req.principal!);
       if (req.query.format !== 'csv') return bill;
       return reply
         .type('text/csv; charset=utf-8')
@@ -73,7 +88,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = 
       },
     },
     async (req, reply) => {
-      const report = ops.disclosure(req.params.period);
+      const report = await ops.disclosure(req.params.period);
       return req.query.format === 'md' ? reply.type('text/markdown; charset=utf-8').send(disclosureMarkdown(report)) : report;
     },
   );

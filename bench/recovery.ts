@@ -1,0 +1,214 @@
+/**
+ * Recovery benchmark: does a restart cost the same after a million jobs as after ten thousand?
+ *
+ *   npm run bench:recovery                                   # history of 10,000, 100,000 and 1,000,000 jobs
+ *   npm run bench:recovery -- --steps 10000,50000 --api-jobs 50000
+ *
+ * nats-server, PostgreSQL (the archive), the scheduler and an agent simulating the nodes run as separate
+ * processes on loopback. History is pushed through the stack — up to `--api-jobs` through the HTTP API and
+ * the agents, beyond that synthetic: jobs written straight to the job log (placed and ended), which the
+ * scheduler takes in, archives, lets go and compacts like any other. At each step, once the archive has
+ * caught up and a snapshot covers the history, the scheduler is killed with -9 and restarted; `readyMs` is
+ * the time until it leads again, `rssMiB` its resident memory then. The final JSON line:
+ * {"historyJobs","readyMs","rssMiB","archivedJobs","archiveLagMs","steps":[{"historyJobs","readyMs","rssMiB"}]}.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { openArchive } from '../src/archive';
+import { startNatsServer } from '../harness/nats-server';
+import { startPostgres } from '../harness/postgres';
+import { spawnScheduler, spawnVirtualNodeAgent, type ChildService } from '../harness/processes';
+import { writeTenantsFile } from '../harness/tenants';
+import { waitUntil } from '../harness/wait';
+import { freePort } from '../harness/ports';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { STREAMS, attemptIdOf, subjects, type JobSubmitted, type StatusReport } from '../src/protocol';
+import { JetStreamPublisher } from '../src/store/js-publisher';
+import { connectNats } from '../src/store/nats';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const opts = new Command()
+  .option('--steps <list>', 'history sizes to restart at (jobs ever submitted)', '10000,100000,1000000')
+  .option('--api-jobs <n>', 'history pushed through the API and agents; beyond it, written straight to the job log', '100000')
+  .option('--rate <n>', 'API submissions per second', '1500')
+  .option('--nodes <n>', 'simulated nodes', '50')
+  .option('--retention-ms <ms>', 'QY_JOB_RETENTION_MS: how long finished jobs stay in memory (short, so history leaves it during the run)', '15000')
+  .parse()
+  .opts<{ steps: string; apiJobs: string; rate: string; nodes: string; retentionMs: string }>();
+
+const steps = opts.steps.split(',').map(Number).sort((a, b) => a - b);
+const apiJobs = Number(opts.apiJobs);
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+const [nats, pg] = await Promise.all([startNatsServer(), startPostgres({ durable: false })]);
+const tenantsFile = join(mkdtempSync(join(tmpdir(), 'qy-recovery-')), 'tenants.yaml');
+const tokens = writeTenantsFile(tenantsFile, { operators: ['ops'], tenants: [{ name: 'city-a', requestsPerSecond: 1_000_000 }] });
+const port = await freePort();
+const env = {
+  QY_TENANTS_FILE: tenantsFile,
+  QY_DATABASE_URL: pg.url,
+  QY_JOB_RETENTION_MS: opts.retentionMs,
+  QY_SNAPSHOT_INTERVAL_MS: '5000',
+  QY_SNAPSHOT_EVERY_ENTRIES: '50000',
+  QY_LEASE_DURATION_MS: '3000',
+  QY_LEASE_RENEW_DEADLINE_MS: '2000',
+  QY_LEASE_RETRY_MS: '500',
+  QY_REPLICA_ID: 'recovery',
+};
+let scheduler: ChildService & { url: string } = await spawnScheduler(nats.url, { port, env });
+const agent = spawnVirtualNodeAgent(nats.url, Number(opts.nodes), 'rec', { QY_HEARTBEAT_INTERVAL_MS: '1000' });
+const url = scheduler.url;
+const auth = { authorization: `Bearer ${tokens['city-a']}`, 'content-type': 'application/json' };
+
+/** Whether the scheduler leads now: its memory figures mean nothing in the middle of a rebuild. */
+async function leads(): Promise<boolean> {
+  return (await fetch(`${url}/readyz?role=leader`).catch(() => undefined))?.ok ?? false;
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+await waitUntil(async () => ((await fetch(`${url}/v1/pools`, { headers: auth }).then((r) => r.json())) as { items: { nodes: { ready: number } }[] }).items.reduce((n, p) => n + p.nodes.ready, 0) >= Number(opts.nodes) || undefined, 60_000, () => 'nodes did not register');
+
+/** Submits `count` one-second jobs through the API at the configured rate (open model, bounded concurrency). */
+async function pushThroughApi(count: number): Promise<void> {
+  const gapMs = 1000 / Number(opts.rate);
+  const started = Date.now();
+  let inFlight = 0;
+  for (let i = 0; i < count; i++) {
+    const due = started + i * gapMs;
+    while (Date.now() < due || inFlight >= 256) await new Promise((r) => setTimeout(r, inFlight >= 256 ? 2 : Math.max(0, due - Date.now())));
+    inFlight++;
+    void fetch(`${url}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1 << 20 }, durationSeconds: 1 }) })
+      .then((r) => r.arrayBuffer())
+      .catch(() => undefined)
+      .finally(() => inFlight--);
+  }
+  await waitUntil(() => inFlight === 0 || undefined, 120_000);
+}
+
+/** The term synthetic entries carry: above any term an election of this run reaches. */
+const SYNTHETIC_TERM = 1_000_000_000;
+/** Synthetic history is written in rounds of this many jobs. */
+const SYNTHETIC_ROUND = 50_000;
+
+/** Writes `count` finished jobs straight to the job log: submitted and placed in one message, then a succeeded report. */
+async function pushSynthetic(count: number, offset: number): Promise<void> {
+  const nc = await connectNats(nats.url, 'recovery-history');
+  const publisher = new JetStreamPublisher(nc);
+  // A term above any the leader will mark: the leader takes the entries as another writer's (its own
+  // decisions are already in its memory and skipped when it reads them back), and no marker fences them
+  // off. (The term the leader had plus one was not enough: a re-election in the middle of a round marked a
+  // higher term, and the fence rightly dropped the rest of the round as a deposed writer's — a fifth of the
+  // million never reached the archive.)
+  const term = SYNTHETIC_TERM;
+  // The first general-pool node of the agent's virtual cluster (mixedCluster, prefixed by the agent).
+  const nodeId = 'rec-gen-00000';
+  const window: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    const jobId = `h${String(offset + i).padStart(9, '0')}`;
+    const attemptId = attemptIdOf(jobId, 1);
+    const atMs = Date.now();
+    const task = { taskIndex: 0, nodeId, cpuMillis: 10, memBytes: 1024, gpuIndices: [], gpuMilliEach: 0, extended: {} };
+    const submitted: JobSubmitted = {
+      type: 'submitted', v: 1, jobId, tenant: 'city-a', priority: 500, maxAttempts: 3, submittedAtMs: atMs, term,
+      spec: { pool: 'general', tasks: 1, priorityClass: 'normal', dataClass: 'public', resources: { cpuMillis: 10, memBytes: 1024, gpus: 0, gpuMilli: 0, gpuMemBytes: 0, extended: {} }, constraints: { gpuModels: [], nodeSelector: {}, affinity: [], antiAffinity: [], preferred: [], tolerations: [] }, sandbox: false, env: {}, labels: {} } as never,
+      placed: { attempt: 1, attemptId, placement: { jobId, tenant: 'city-a', pool: 'general', dataClass: 'public', exclusive: false, tasks: [task] } },
+    };
+    const done: StatusReport = { type: 'status', nodeId, jobId, attemptId, taskIndex: 0, state: 'succeeded', exitCode: 0, atMs: atMs + 1 };
+    window.push(publisher.publish(subjects.jobEvent(jobId, 'submitted'), JSON.stringify(submitted)), publisher.publish(subjects.status(nodeId), JSON.stringify(done)));
+    if (window.length >= 512) await Promise.all(window.splice(0));
+  }
+  await Promise.all(window);
+  publisher.close();
+  await nc.close();
+}
+
+/** The last position of the job log. */
+async function lastLogSeq(): Promise<number> {
+  const nc = await connectNats(nats.url, 'recovery-probe');
+  try {
+    return (await (await jetstreamManager(nc)).streams.info(STREAMS.jobs)).state.last_seq;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Until the archive has caught up, history has left memory, and a snapshot covers the whole log. */
+async function settle(): Promise<void> {
+  await waitUntil(
+    async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < 2_000 && (await metric('qy_archive_lag_seconds')) === 0 ? true : undefined),
+    30 * 60_000,
+    async () => `did not settle: ${await metric('qy_jobs_in_memory')} jobs in memory, archive lag ${await metric('qy_archive_lag_seconds')} s`,
+  );
+  const seq = await lastLogSeq();
+  // A snapshot that covers the whole log and was taken after history left memory (one taken just before
+  // would hold it all, and a restart would load it back).
+  await waitUntil(
+    async () => ((await metric('qy_state_snapshot_seq')) >= seq && (await metric('qy_state_snapshot_jobs')) < 2_000 ? true : undefined),
+    10 * 60_000,
+    async () => `no snapshot of the history let go reached position ${seq} (last at ${await metric('qy_state_snapshot_seq')}, holding ${await metric('qy_state_snapshot_jobs')} jobs)`,
+  );
+}
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+}
+
+const results: { historyJobs: number; readyMs: number; rssMiB: number }[] = [];
+let history = 0;
+for (const target of steps) {
+  const viaApi = Math.max(0, Math.min(target, apiJobs) - history);
+  const synthetic = target - history - viaApi;
+  say(`history → ${target}: ${viaApi} through the API, ${synthetic} written to the log`);
+  if (viaApi > 0) await pushThroughApi(viaApi);
+  // In rounds, each taken in (archived, let go) before the next: history arrives over weeks, not in one
+  // burst, and a burst of a million jobs at JetStream's full speed starves the lease's own writes (the
+  // leader is then rightly deposed, archives nothing while standing by, and memory only grows).
+  for (let done = 0; done < synthetic; done += SYNTHETIC_ROUND) {
+    await pushSynthetic(Math.min(SYNTHETIC_ROUND, synthetic - done), history + viaApi + done);
+    say(`  … ${done + Math.min(SYNTHETIC_ROUND, synthetic - done)} synthetic jobs written`);
+    await waitUntil(async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `round not taken in: ${await metric('qy_jobs_in_memory')} jobs in memory`);
+  }
+  history = target;
+  await settle();
+  await scheduler.kill9();
+  const killedAt = Date.now();
+  scheduler = await spawnScheduler(nats.url, { port, env });
+  const readyMs = Date.now() - killedAt;
+  // Resident memory once the start-up (the module loading, the rebuild's garbage) has settled.
+  await new Promise((r) => setTimeout(r, 10_000));
+  const step = { historyJobs: target, readyMs, rssMiB: rssMiB(scheduler.child.pid!) };
+  say(`  ready ${readyMs} ms after kill -9, RSS ${step.rssMiB} MiB`);
+  results.push(step);
+}
+
+const archive = openArchive({ url: pg.url });
+const archivedJobs = (await archive.db.query<{ n: number }>('SELECT count(*)::int AS n FROM archived_jobs')).rows[0].n;
+// Synthetic jobs the archive does not hold, and what the scheduler says of a few of them.
+const archivedSynthetic = new Set((await archive.db.query<{ id: string }>("SELECT id FROM archived_jobs WHERE id LIKE 'h%'")).rows.map((r) => r.id));
+const missing: string[] = [];
+for (let i = Math.min(apiJobs, history); i < history; i++) {
+  const jobId = `h${String(i).padStart(9, '0')}`;
+  if (!archivedSynthetic.has(jobId)) missing.push(jobId);
+}
+if (missing.length > 0) {
+  say(`${missing.length} synthetic jobs are not in the archive; first ${missing[0]}, last ${missing[missing.length - 1]}`);
+  for (const jobId of [...missing.slice(0, 3), ...missing.slice(-2)]) {
+    const r = await fetch(`${url}/v1/jobs/${jobId}`, { headers: auth });
+    say(`  ${jobId}: ${r.status} ${(await r.text()).slice(0, 300)}`);
+  }
+}
+await archive.close();
+const archiveLagMs = Math.round((await metric('qy_archive_lag_seconds')) * 1000);
+await scheduler.stop();
+await agent.stop();
+await Promise.all([nats.dispose(), pg.dispose()]);
+const last = results[results.length - 1];
+console.log(JSON.stringify({ historyJobs: last.historyJobs, readyMs: last.readyMs, rssMiB: last.rssMiB, archivedJobs, archiveLagMs, steps: results }));

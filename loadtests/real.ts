@@ -1,0 +1,210 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchedulerApiError, SchedulerClient } from '../src/client';
+import { startNatsServer } from '../harness/nats-server';
+import { spawnScheduler, spawnTs, type ChildService } from '../harness/processes';
+import { waitForReadyNodes, writeTempTenantsFile } from '../harness/stack';
+import { subjects, type JobSpecInput, type NodeSpec, type StatusReport } from '../src/protocol';
+import { connectNats } from '../src/store/nats';
+import { latencyHistogram, percentileMs, recordSince, round2 } from './engine';
+
+/**
+ * The real-agent scenario (`npm run bench:real`): nats-server, the scheduler and N agent processes, one per
+ * node (agents/main.ts with a node file each, running real processes), all on this machine; C closed-loop
+ * clients submit M jobs of `true` (each client waits for its 202 before the next submission, like sbatch).
+ * Start latency is submit to the job's `running` report, seen on NATS; a job is finished at its terminal report.
+ */
+
+const GiB = 1024 ** 3;
+
+export interface RealOptions {
+  nodes: number;
+  /** Cores of each node. */
+  cores: number;
+  jobs: number;
+  clients: number;
+  /** Progress lines (stderr). */
+  progress?: (line: string) => void;
+}
+
+/** The roles whose CPU is counted, as in bench:e2e's cpuPer1000Jobs. */
+export type CpuRoles = { scheduler: number; agents: number; nats: number };
+
+/** bench:real's final JSON line (field names fixed by issue 14). */
+export interface RealSummary {
+  nodes: number;
+  jobs: number;
+  clients: number;
+  submitPerSec: number;
+  finishedPerSec: number;
+  makespanS: number;
+  startP50Ms: number;
+  startP99Ms: number;
+  cpuPer1000Jobs: CpuRoles;
+}
+
+/** CPU seconds (user + system) of a process from /proc/<pid>/stat; with `children`, also its waited-for children's. */
+export function cpuSeconds(pid: number | undefined, children = false): number {
+  if (pid === undefined) return 0;
+  try {
+    return parseCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'), children);
+  } catch {
+    return 0; // gone
+  }
+}
+
+/** utime + stime (+ cutime + cstime) of a /proc/<pid>/stat line, in seconds (exported for tests). */
+export function parseCpuSeconds(stat: string, children = false, ticksPerSecond = 100): number {
+  // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+  const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
+  return ticks / ticksPerSecond;
+}
+
+/** The spec of real node `i`: general pool, `cores` cores, 4 GiB per core. */
+export function realNodeSpec(i: number, cores: number): NodeSpec {
+  return {
+    id: `real-${String(i + 1).padStart(3, '0')}`,
+    pool: 'general',
+    zone: 'bench',
+    rack: `r${Math.floor(i / 20) + 1}`,
+    labels: {},
+    capacity: { cpuMillis: cores * 1000, memBytes: cores * 4 * GiB, gpus: 0, gpuMemBytes: 0 },
+    securityLevel: 'internal',
+    ratedPowerWatts: 400,
+  } as NodeSpec;
+}
+
+/** The job every client submits: `true`, one core. */
+export const TRUE_JOB: JobSpecInput = { pool: 'general', resources: { cpuMillis: 1000, memBytes: 256 * 1024 ** 2 }, command: ['true'], walltimeSeconds: 60 };
+
+/** The summary, and the agents' CPU per 1,000 jobs split into their own and their tasks'. */
+export interface RealResult {
+  summary: RealSummary;
+  agentsOwnPer1000Jobs: number;
+  tasksPer1000Jobs: number;
+}
+
+/** Runs the scenario on processes it starts and stops. */
+export async function runRealScenario(options: RealOptions): Promise<RealResult> {
+  const progress = options.progress ?? (() => undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'qy-real-'));
+  const tenants = writeTempTenantsFile({ operators: ['ops'], tenants: [{ name: 'bench', requestsPerSecond: 1_000_000 }] }, 'real');
+  const stoppers: (() => Promise<unknown>)[] = [async () => rmSync(dir, { recursive: true, force: true }), async () => rmSync(tenants.dir, { recursive: true, force: true })];
+  try {
+    const nats = await startNatsServer();
+    stoppers.push(() => nats.dispose());
+    const scheduler = await spawnScheduler(nats.url, { env: { QY_LOG_LEVEL: 'warn', QY_TENANTS_FILE: tenants.file } });
+    stoppers.push(() => scheduler.stop());
+
+    progress(`starting ${options.nodes} agents of ${options.cores} cores…`);
+    const agents: ChildService[] = [];
+    stoppers.push(() => Promise.all(agents.map((a) => a.stop())));
+    for (let i = 0; i < options.nodes; i++) {
+      const spec = realNodeSpec(i, options.cores);
+      const stateDir = join(dir, spec.id);
+      mkdirSync(stateDir, { recursive: true });
+      const nodeFile = join(stateDir, 'node.json');
+      writeFileSync(nodeFile, JSON.stringify(spec));
+      agents.push(spawnTs('agents/main.ts', ['--node-file', nodeFile, '--agent-id', spec.id, '--state-dir', stateDir], { QY_NATS_URL: nats.url, QY_LOG_LEVEL: 'warn' }));
+      // A few at a time: 100 Node.js processes loading at once would starve each other on a small machine.
+      if (i % 8 === 7) await new Promise((r) => setTimeout(r, 400));
+    }
+    await waitForReadyNodes(scheduler.url, tenants.tokens.ops, options.nodes, 300_000, () => agents.map((a) => a.output()).join('').slice(-4000));
+    progress(`${options.nodes} nodes ready; submitting ${options.jobs} jobs of \`true\` from ${options.clients} closed-loop clients`);
+
+    const watcher = await connectNats(nats.url, 'bench-real-watcher');
+    stoppers.push(() => watcher.close());
+    const api = new SchedulerClient({ url: scheduler.url, token: tenants.tokens.bench, connections: options.clients });
+    stoppers.push(() => api.close());
+
+    const start = latencyHistogram();
+    const submittedAtNs = new Map<string, bigint>();
+    const runningAtNs = new Map<string, bigint>();
+    const finished = new Set<string>();
+    let lastFinishNs = 0n;
+    watcher.subscribe(subjects.allStatus, {
+      callback: (err, msg) => {
+        if (err) return;
+        const at = process.hrtime.bigint();
+        // A light check rather than the zod schema: the load generator's own CPU counts against the machine.
+        const s = msg.json<Partial<StatusReport>>();
+        if (typeof s.jobId !== 'string') return;
+        if (s.state === 'running') {
+          const sent = submittedAtNs.get(s.jobId);
+          if (sent === undefined) runningAtNs.set(s.jobId, at);
+          else recordSince(start, sent, at);
+        } else if (s.state !== undefined && !finished.has(s.jobId)) {
+          finished.add(s.jobId);
+          lastFinishNs = at;
+        }
+      },
+    });
+    await watcher.flush();
+
+    const pids = { scheduler: scheduler.child.pid, agents: agents.map((a) => a.child.pid), nats: nats.pid };
+    const agentsOwn = () => pids.agents.reduce<number>((sum, pid) => sum + cpuSeconds(pid), 0);
+    const cpuNow = (): CpuRoles => ({
+      scheduler: cpuSeconds(pids.scheduler),
+      // An agent's children are its tasks: their CPU is the agent's cost of running them.
+      agents: pids.agents.reduce<number>((sum, pid) => sum + cpuSeconds(pid, true), 0),
+      nats: cpuSeconds(pids.nats),
+    });
+    const cpuBefore = cpuNow();
+    const ownBefore = agentsOwn();
+    const t0 = process.hrtime.bigint();
+    let next = 0;
+    let accepted = 0;
+    let failures = 0;
+    let lastSubmitNs = t0;
+    const progressEvery = Math.max(1, Math.ceil(options.jobs / 5));
+    const client = async () => {
+      while (next < options.jobs) {
+        next++;
+        const sentNs = process.hrtime.bigint();
+        try {
+          const { id } = await api.submit(TRUE_JOB);
+          accepted++;
+          lastSubmitNs = process.hrtime.bigint();
+          const ran = runningAtNs.get(id);
+          if (ran === undefined) submittedAtNs.set(id, sentNs);
+          else {
+            runningAtNs.delete(id);
+            recordSince(start, sentNs, ran);
+          }
+          if (accepted % progressEvery === 0) progress(`  ${accepted} accepted, ${finished.size} finished`);
+        } catch (err) {
+          failures++;
+          if (failures <= 3) progress(`  submission failed: ${err instanceof SchedulerApiError ? `${err.statusCode} ${err.message}` : (err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: options.clients }, client));
+    const expected = accepted;
+    const deadline = Date.now() + 120_000;
+    while (finished.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const cpuAfter = cpuNow();
+    const ownAfter = agentsOwn();
+    const submitS = Number(lastSubmitNs - t0) / 1e9;
+    const makespanS = Number((lastFinishNs > t0 ? lastFinishNs : process.hrtime.bigint()) - t0) / 1e9;
+    if (finished.size < expected) progress(`  ${expected - finished.size} accepted jobs did not finish within 120 s`);
+    const per1000 = (role: keyof CpuRoles) => round2(((cpuAfter[role] - cpuBefore[role]) * 1000) / Math.max(1, finished.size));
+    const summary: RealSummary = {
+      nodes: options.nodes,
+      jobs: accepted,
+      clients: options.clients,
+      submitPerSec: round2(accepted / Math.max(submitS, 1e-9)),
+      finishedPerSec: round2(finished.size / Math.max(makespanS, 1e-9)),
+      makespanS: round2(makespanS),
+      startP50Ms: percentileMs(start, 50),
+      startP99Ms: percentileMs(start, 99),
+      cpuPer1000Jobs: { scheduler: per1000('scheduler'), agents: per1000('agents'), nats: per1000('nats') },
+    };
+    const agentsOwnPer1000Jobs = round2(((ownAfter - ownBefore) * 1000) / Math.max(1, finished.size));
+    return { summary, agentsOwnPer1000Jobs, tasksPer1000Jobs: round2(summary.cpuPer1000Jobs.agents - agentsOwnPer1000Jobs) };
+  } finally {
+    for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => undefined);
+  }
+}

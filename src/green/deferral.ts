@@ -1,0 +1,189 @@
+import type { Hold, SchedJob } from '../core';
+import type { Pool } from '../protocol';
+import { DeferralBook, deferralMargin, planDeferral } from './booking';
+import { lastIndexAtOrBefore, type Point } from './series';
+
+/** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
+export interface DeferralSettings {
+  stepMs: number;
+  /** Share of a pool deferred jobs may book in any one step. */
+  bookShare: number;
+  /** Forecast intensity of the pool's electricity from `fromMs` to `toMs`. */
+  forecast(pool: Pool, fromMs: number, toMs: number): Point[];
+  /** The pool's supply in the unit of poolDemand. */
+  supplyOf(pool: Pool): number;
+  /** The forecast's recent mean absolute error `aheadMs` ahead for the pool; absent (a perfect forecast): 0. */
+  errorOf?(pool: Pool, aheadMs: number): number;
+  /** Changes whenever the forecast may have changed (a new observation): plans are revised only then. Absent: never revised. */
+  forecastVersion?(): number | undefined;
+  /** Plan starts early enough to run a job again after a node failure before its deadline (default true, as the pending queue escalates). */
+  rerunMargin?: boolean;
+  /**
+   * Jobs of the pool waiting now for room to start (held ones and `jobId` itself not counted). While any
+   * wait, nothing is deferred: the room a deferred job leaves now goes to them, so holding it moves no
+   * energy out of this hour, and the job adds its own to a later one (a gang of GPUs started in a dirty
+   * hour for a small job held for a clean one). Absent: 0.
+   */
+  backlog?(pool: Pool, jobId: string): number;
+  /** Share of starting now's intensity a later start must save, besides the forecast's error (default {@link DEFAULT_MIN_GAIN}). */
+  minGain?: number;
+}
+
+/**
+ * A later start must be forecast to save at least this share of starting now's intensity (beyond the
+ * forecast's error) before a job waits for it: what a forecast cannot see (released jobs queueing, a
+ * rerun, co-located jobs drawing more) costs a little, and a nearly flat window is not worth a promise.
+ */
+export const DEFAULT_MIN_GAIN = 0.05;
+
+/**
+ * A held plan is kept while its forecast saving over starting now is above this share of the bar it had to
+ * clear when planned: 0, kept while a newer forecast still expects its window to be greener than starting
+ * now. A higher share dropped good plans on the next forecast's noise (the bar is deliberately high), and
+ * every plan dropped at once sends a herd of jobs to start together.
+ */
+const KEEP_SHARE = 0;
+
+/** A plan kept for revision: the job, its hold and what it booked. */
+interface Planned {
+  job: SchedJob;
+  hold: Hold;
+  durationMs: number;
+  units: number;
+}
+
+/**
+ * The PreEnqueue stage of temporal shifting (after "Let's Wait Awhile", Middleware 2021), for the service
+ * and the simulator alike: a job that declares `deferrable` (a deadline or a longest delay) and how long it
+ * runs is planned once, when first offered (planDeferral): it is held until the start within its window
+ * whose forecast carbon intensity over its run is lowest, its safety margin (an hour and one more run)
+ * before its latest start at the latest; it still waiting then, it is escalated ahead of every class, so
+ * holding it never costs its deadline. Deferred jobs may book at most a share of their pool in any step.
+ *
+ * The plan never backfires by design: when in doubt the job starts now, as green-blind scheduling would
+ * start it. A later start must beat starting now by twice the forecast's recent error that far ahead, its
+ * error now, and `minGain` of now's intensity (an error not yet measured defers nothing); a step whose room
+ * deferred work has booked is not planned, a full book never makes starting now look worse, and while jobs
+ * of the pool wait for room nothing is deferred. When a newer forecast expects a held plan's window to be no
+ * greener than starting now, `revise` gives the plan up and the pipeline releases the job, which is planned
+ * afresh from then on.
+ */
+export class DeferralPlanner {
+  private readonly plans = new Map<string, Hold | null>();
+  private readonly planned = new Map<string, Planned>();
+  private readonly book: DeferralBook;
+  private revisedAt: number | undefined;
+
+  constructor(private readonly settings: DeferralSettings) {
+    this.book = new DeferralBook(settings.stepMs, settings.bookShare);
+  }
+
+  /** The job's hold, planned on first sight; undefined when it may start now. */
+  hold(job: SchedJob, nowMs: number): Hold | undefined {
+    if (!job.deferrable) return undefined;
+    let plan = this.plans.get(job.id);
+    if (plan === undefined) this.plans.set(job.id, (plan = this.plan(job, nowMs)));
+    return plan && plan.untilMs > nowMs ? plan : undefined;
+  }
+
+  /** The job started or ended: its plan is no longer needed. */
+  forget(jobId: string): void {
+    this.plans.delete(jobId);
+    this.planned.delete(jobId);
+  }
+
+  /**
+   * Held jobs whose planned window a newer forecast expects to be no greener than starting now: their plans
+   * are given up (and unbooked), so the pipeline releases them and plans them again. Only when the forecast
+   * has changed since the last revision.
+   */
+  revise(nowMs: number): string[] {
+    const version = this.settings.forecastVersion?.();
+    if (version === undefined || version === this.revisedAt) return [];
+    this.revisedAt = version;
+    const given: string[] = [];
+    const forecasts = new Map<Pool, Point[]>();
+    for (const [jobId, p] of this.planned) {
+      if (p.hold.untilMs <= nowMs) {
+        this.planned.delete(jobId);
+        continue;
+      }
+      const pool = p.job.pool;
+      let forecast = forecasts.get(pool);
+      const needMs = p.hold.untilMs + p.durationMs;
+      if (!forecast || forecast[forecast.length - 1].atMs < needMs) forecasts.set(pool, (forecast = this.settings.forecast(pool, nowMs, needMs + 6 * 3_600_000)));
+      if (forecast.length === 0) continue;
+      // Kept while a newer forecast still expects its window to beat starting now (see KEEP_SHARE).
+      const nowMean = meanOver(forecast, nowMs, p.durationMs);
+      const margin = deferralMargin(this.errorAt(pool), p.durationMs)?.(p.hold.untilMs - nowMs + p.durationMs / 2) ?? 0;
+      const bar = margin + (this.settings.minGain ?? DEFAULT_MIN_GAIN) * Math.abs(nowMean);
+      if (nowMean - meanOver(forecast, p.hold.untilMs, p.durationMs) > KEEP_SHARE * bar) continue;
+      this.book.unbook(pool, p.hold.untilMs, p.durationMs, p.units);
+      this.planned.delete(jobId);
+      this.plans.delete(jobId);
+      given.push(jobId);
+    }
+    return given;
+  }
+
+  /** Every plan, for a snapshot (null: planned to start at once). */
+  serialize(): [string, Hold | null][] {
+    return [...this.plans];
+  }
+
+  /** Takes plans back from a snapshot, so a restarted scheduler keeps the promises it made. */
+  restore(plans: readonly (readonly [string, Hold | null])[]): void {
+    for (const [jobId, plan] of plans) this.plans.set(jobId, plan);
+  }
+
+  /** Plans kept (jobs planned and not yet forgotten). */
+  get size(): number {
+    return this.plans.size;
+  }
+
+  private errorAt(pool: Pool): ((aheadMs: number) => number) | undefined {
+    const { errorOf } = this.settings;
+    return errorOf && ((aheadMs) => errorOf(pool, aheadMs));
+  }
+
+  private plan(job: SchedJob, nowMs: number): Hold | null {
+    this.book.prune(nowMs);
+    const { settings } = this;
+    if ((settings.backlog?.(job.pool, job.id) ?? 0) > 0) return null;
+    const plan = planDeferral({
+      job,
+      nowMs,
+      stepMs: settings.stepMs,
+      forecast: (from, to) => settings.forecast(job.pool, from, to),
+      book: this.book,
+      supply: settings.supplyOf(job.pool),
+      errorAt: this.errorAt(job.pool),
+      minGain: settings.minGain ?? DEFAULT_MIN_GAIN,
+      rerunMargin: settings.rerunMargin,
+    });
+    if (!plan || plan.startMs <= nowMs) return null;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const hold: Hold = {
+      untilMs: plan.startMs,
+      escalateAtMs: plan.escalateAtMs,
+      reason: `deferred for greener power until ${iso(plan.startMs)}: forecast ${Math.round(plan.expectedMean)} gCO2/kWh over its run, against ${Math.round(plan.nowMean)} if it started now (latest start ${iso(plan.latestStartMs)})`,
+    };
+    this.planned.set(job.id, { job, hold, durationMs: plan.durationMs, units: plan.units });
+    return hold;
+  }
+}
+
+/** Time-weighted mean of a step forecast over [fromMs, fromMs + durationMs] (the value at `fromMs` for a zero duration). */
+function meanOver(forecast: readonly Point[], fromMs: number, durationMs: number): number {
+  let i = Math.max(0, lastIndexAtOrBefore(forecast, fromMs));
+  if (durationMs <= 0) return forecast[i].value;
+  const endMs = fromMs + durationMs;
+  let area = 0;
+  for (let t = fromMs; t < endMs; i++) {
+    const next = i + 1 < forecast.length ? Math.min(endMs, forecast[i + 1].atMs) : endMs;
+    area += forecast[i].value * (next - t);
+    t = next;
+    if (i + 1 >= forecast.length) break;
+  }
+  return area / durationMs;
+}

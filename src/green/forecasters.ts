@@ -1,0 +1,267 @@
+import { persistenceForecaster, type LiveForecaster } from './forecast';
+import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, gridFrom, lastIndexAtOrBefore, valueAtOrBefore, type Point } from './series';
+
+// Local copies: hot loops read them per point (an imported binding is a getter once compiled).
+const DAY_MS = DAY_MS_;
+const HOUR_MS = HOUR_MS_;
+
+/**
+ * A live forecaster that knows how wrong it has recently been: every observation scores the forecasts it
+ * made earlier for that time, per horizon, so a planner can weigh a forecast saving against the error of a
+ * forecast that far ahead, and a blend can weigh its members.
+ */
+export interface SkilledForecaster extends LiveForecaster {
+  /** Recent mean absolute error of the forecasts `horizonMs` ahead (linear between the tracked horizons,
+   *  the last one's beyond them); undefined until something has been scored. With `minScores`, undefined
+   *  also while the tracked horizon at or beyond `horizonMs` has been scored fewer times than that: an
+   *  error not yet measured that far ahead is not taken from a shorter horizon (a planner then waits for
+   *  nothing, rather than trust a forecast it cannot judge). */
+  recentError(horizonMs: number, minScores?: number): number | undefined;
+}
+
+/**
+ * Scores a horizon needs before a planner trusts its error (half a day of hourly forecasts): a few lucky
+ * forecasts say little of the next one, and deferring on them is how a green policy backfires.
+ */
+export const MIN_ERROR_SCORES = 12;
+
+/** The horizons scored: a step, then out to two days. */
+export const SCORED_HORIZONS_MS = [0.5, 1, 2, 3, 6, 9, 12, 18, 24, 36, 48].map((h) => h * HOUR_MS);
+
+export interface SkillOptions {
+  /** Scores are a running mean of the first this many forecasts per horizon, then an exponential mean with this
+   *  memory (default a week of hourly forecasts). */
+  memory?: number;
+  horizonsMs?: readonly number[];
+  /** A forecast is kept for scoring at most this often (default an hour): the error moves slowly, forecasts cost. */
+  recordEveryMs?: number;
+}
+
+/**
+ * The recent error of forecasts, per horizon. `record` keeps what a forecast said for each horizon ahead;
+ * `score` compares, once the observation at or after a target time comes, the value then in force with it.
+ */
+export class ErrorTracker {
+  private readonly horizons: readonly number[];
+  private readonly memory: number;
+  private readonly due: { targetMs: number; predicted: number }[][];
+  private readonly heads: number[];
+  private readonly mae: number[];
+  private readonly counts: number[];
+  private last: Point | undefined;
+
+  constructor(options: SkillOptions = {}) {
+    this.horizons = options.horizonsMs ?? SCORED_HORIZONS_MS;
+    this.memory = options.memory ?? 7 * 24;
+    this.due = this.horizons.map(() => []);
+    this.heads = this.horizons.map(() => 0);
+    this.mae = this.horizons.map(() => 0);
+    this.counts = this.horizons.map(() => 0);
+  }
+
+  get maxHorizonMs(): number {
+    return this.horizons[this.horizons.length - 1];
+  }
+
+  /** Keeps what a forecast made at `atMs` says for each scored horizon. */
+  record(atMs: number, forecast: readonly Point[]): void {
+    if (forecast.length === 0) return;
+    this.horizons.forEach((h, i) => this.due[i].push({ targetMs: atMs + h, predicted: valueAtOrBefore(forecast, atMs + h) }));
+  }
+
+  /** Scores the forecasts whose target has come, given the observation at `atMs`. */
+  score(atMs: number, value: number): void {
+    for (let i = 0; i < this.horizons.length; i++) {
+      const due = this.due[i];
+      let head = this.heads[i];
+      while (head < due.length && due[head].targetMs <= atMs) {
+        const { targetMs, predicted } = due[head++];
+        // The value in force at the target: this observation's, or the one before when it came later.
+        const actual = targetMs === atMs || !this.last ? value : this.last.value;
+        const n = Math.min(++this.counts[i], this.memory);
+        this.mae[i] += (Math.abs(predicted - actual) - this.mae[i]) / n;
+      }
+      if (head > 1024 && head > due.length / 2) {
+        due.splice(0, head);
+        head = 0;
+      }
+      this.heads[i] = head;
+    }
+    this.last = { atMs, value };
+  }
+
+  errorAt(horizonMs: number, minScores = 1): number | undefined {
+    const hs = this.horizons;
+    if (minScores > 1) {
+      const i = hs.findIndex((h) => h >= horizonMs);
+      if (this.counts[i < 0 ? hs.length - 1 : i] < minScores) return undefined;
+    }
+    const scored = (i: number) => this.counts[i] > 0;
+    if (!scored(0)) return undefined;
+    if (horizonMs <= hs[0]) return this.mae[0];
+    for (let i = 1; i < hs.length; i++) {
+      if (!scored(i)) return this.mae[i - 1];
+      if (horizonMs <= hs[i]) return this.mae[i - 1] + ((this.mae[i] - this.mae[i - 1]) * (horizonMs - hs[i - 1])) / (hs[i] - hs[i - 1]);
+    }
+    return this.mae[hs.length - 1];
+  }
+}
+
+/** A live forecaster that scores itself as it goes (see {@link SkilledForecaster}). */
+export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}): SkilledForecaster {
+  const tracker = new ErrorTracker(options);
+  const everyMs = options.recordEveryMs ?? HOUR_MS;
+  let recordedMs = -Infinity;
+  return {
+    observe(atMs, value) {
+      tracker.score(atMs, value);
+      forecaster.observe(atMs, value);
+      if (atMs - recordedMs < everyMs) return;
+      recordedMs = atMs;
+      tracker.record(atMs, forecaster.forecast(atMs, tracker.maxHorizonMs));
+    },
+    forecast: (nowMs, horizonMs) => forecaster.forecast(nowMs, horizonMs),
+    recentError: (horizonMs, minScores) => tracker.errorAt(horizonMs, minScores),
+  };
+}
+
+export interface GridOptions {
+  /** The forecast grid: its step and a time on it (default the Unix epoch). */
+  stepMs: number;
+  anchorMs?: number;
+}
+
+/**
+ * Seasonal naive: the value `periodMs` earlier (the same time yesterday, or last week), going back whole
+ * periods until the time has been observed; the latest value for now and before a period has been seen.
+ * Keeps one period of observations.
+ */
+export function seasonalNaiveForecaster(options: GridOptions & { periodMs: number }): LiveForecaster {
+  const { stepMs, anchorMs = 0, periodMs } = options;
+  if (!(stepMs > 0) || !(periodMs > 0)) throw new RangeError('seasonal naive forecaster: the step and the period must be positive');
+  let seen: Point[] = [];
+  const seenAt = (tMs: number): number | undefined => seen[lastIndexAtOrBefore(seen, tMs)]?.value;
+  return {
+    observe(atMs, value) {
+      const lastMs = seen.length > 0 ? seen[seen.length - 1].atMs : -Infinity;
+      if (atMs < lastMs) throw new RangeError(`seasonal naive forecaster: observation at ${atMs} is before the last one at ${lastMs}`);
+      seen.push({ atMs, value });
+      const oldest = lastIndexAtOrBefore(seen, atMs - periodMs);
+      if (oldest > seen.length / 2) seen = seen.slice(oldest);
+    },
+    forecast(nowMs, horizonMs) {
+      const latest = seenAt(nowMs);
+      if (latest === undefined) return [];
+      return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
+        if (i === 0) return { atMs, value: latest };
+        const back = Math.max(1, Math.ceil((atMs - nowMs) / periodMs)) * periodMs;
+        return { atMs, value: seenAt(atMs - back) ?? latest };
+      });
+    },
+  };
+}
+
+/**
+ * Combines skilled members point by point: each horizon's value is a weighted mean of the members' values
+ * for that time, the weights from `weigh` given each member's recent error at that horizon (undefined before
+ * it has any: then every member weighs the same).
+ */
+function combined(members: readonly SkilledForecaster[], grid: GridOptions, weigh: (errors: readonly number[]) => number[], options: SkillOptions): SkilledForecaster {
+  const { stepMs, anchorMs = 0 } = grid;
+  return skilled(
+    {
+      observe(atMs, value) {
+        for (const m of members) m.observe(atMs, value);
+      },
+      forecast(nowMs, horizonMs) {
+        const forecasts = members.map((m) => m.forecast(nowMs, horizonMs));
+        if (forecasts.some((f) => f.length === 0)) return [];
+        let lastHorizon = -1;
+        let weights: number[] = members.map(() => 1 / members.length);
+        return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, k) => {
+          // Errors change only between scored horizons: weigh once per half-hour of horizon.
+          const h = Math.floor((atMs - nowMs) / (HOUR_MS / 2));
+          if (h !== lastHorizon) {
+            lastHorizon = h;
+            const errors = members.map((m) => m.recentError(atMs - nowMs));
+            weights = errors.every((e) => e !== undefined) ? weigh(errors as number[]) : members.map(() => 1 / members.length);
+          }
+          let value = 0;
+          for (let i = 0; i < forecasts.length; i++) {
+            const f = forecasts[i];
+            // Members forecast on the same grid: the point at this index is usually the one for this time.
+            const p = f[k];
+            value += weights[i] * (p !== undefined && p.atMs === atMs ? p.value : valueAtOrBefore(f, atMs));
+          }
+          return { atMs, value };
+        });
+      },
+    },
+    options,
+  );
+}
+
+/** Inverse squared error weights (each member's share of the precision), normalised. */
+function inverseSquare(errors: readonly number[]): number[] {
+  const precision = errors.map((e) => 1 / Math.max(e, 1e-6) ** 2);
+  const total = precision.reduce((a, b) => a + b, 0);
+  return precision.map((p) => p / total);
+}
+
+/** All the weight on the member with the lowest error (the earliest on a tie). */
+function best(errors: readonly number[]): number[] {
+  const i = errors.indexOf(Math.min(...errors));
+  return errors.map((_, j) => (j === i ? 1 : 0));
+}
+
+/** Blends skilled forecasters, each horizon weighted by the inverse square of the members' recent error there. */
+export function blendForecaster(members: readonly SkilledForecaster[], grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+  if (members.length === 0) throw new RangeError('blend forecaster: no members');
+  return combined(members, grid, inverseSquare, options);
+}
+
+/** The persistence weights tried when fitting (see {@link fittedPersistenceForecaster}). */
+export const PERSISTENCE_ALPHAS = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 1];
+
+/**
+ * Persistence with its parameter fitted on past data only: one persistence forecaster per alpha in
+ * {@link PERSISTENCE_ALPHAS}, each scored as it runs, and at every horizon the forecast of the alpha with
+ * the lowest recent error there (until anything has been scored, the mean of them all).
+ */
+export function fittedPersistenceForecaster(grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+  const candidates = PERSISTENCE_ALPHAS.map((alpha) => skilled(persistenceForecaster({ ...grid, alpha }), options));
+  return combined(candidates, grid, best, options);
+}
+
+/** The forecasters eval:forecast scores and the simulator and the service may run, by name. */
+export const FORECASTERS = ['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'blend'] as const;
+export type ForecasterName = (typeof FORECASTERS)[number];
+
+/**
+ * A live forecaster by name, scoring itself. `blend` weighs fitted persistence, same time yesterday and same
+ * time last week by their recent errors. `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ */
+export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+  switch (name) {
+    case 'persistence':
+      return skilled(persistenceForecaster(grid), options);
+    case 'fitted-persistence':
+      return fittedPersistenceForecaster(grid, options);
+    case 'seasonal-day':
+      return skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options);
+    case 'seasonal-week':
+      return skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options);
+    case 'blend':
+      return blendForecaster(
+        [fittedPersistenceForecaster(grid, options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options)],
+        grid,
+        options,
+      );
+  }
+}
+
+/** Parses a forecaster's name (for flags and configuration); throws with the known names. */
+export function forecasterNamed(name: string): ForecasterName {
+  if ((FORECASTERS as readonly string[]).includes(name)) return name as ForecasterName;
+  throw new Error(`unknown forecaster ${name}; known: ${FORECASTERS.join(', ')}`);
+}

@@ -1,0 +1,116 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PALETTE, escapeHtml, lineChart, page, table } from '../report/html';
+
+/** One window of eval:green: green-aware with the live forecaster and with the oracle, against green-blind. */
+export interface GreenWindow {
+  /** The window's first day (UTC). */
+  start: string;
+  savedPct: number;
+  oracleSavedPct: number;
+  spatialSavedPct: number;
+  carbonPerJobG: number;
+  baselineCarbonPerJobG: number;
+  oracleCarbonPerJobG: number;
+  greenShare: number;
+  baselineGreenShare: number;
+  meanDelayS: number;
+  deadlineMisses: number;
+  oracleDeadlineMisses: number;
+  othersMeanWaitS: number;
+  baselineOthersMeanWaitS: number;
+  deferrableJobs: number;
+}
+
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length === 0 ? 0 : s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * The final JSON line's fields over windows: the means of each window's figures under the names one window
+ * always had (carbonSavedPct is the mean of the windows' savings), the oracle's mean saving, the live
+ * forecaster's share of it (liveOfOraclePct), the worst and median window, and deadline misses summed.
+ */
+export function summarise(windows: readonly GreenWindow[]) {
+  const of = (f: (w: GreenWindow) => number, digits = 2) => round(mean(windows.map(f)), digits);
+  const carbonSavedPct = of((w) => w.savedPct);
+  const oracleSavedPct = of((w) => w.oracleSavedPct);
+  return {
+    carbonPerJobG: of((w) => w.carbonPerJobG),
+    baselineCarbonPerJobG: of((w) => w.baselineCarbonPerJobG),
+    carbonSavedPct,
+    greenShare: of((w) => w.greenShare, 4),
+    baselineGreenShare: of((w) => w.baselineGreenShare, 4),
+    meanDelayS: of((w) => w.meanDelayS),
+    deadlineMisses: windows.reduce((a, w) => a + w.deadlineMisses, 0),
+    othersMeanWaitS: of((w) => w.othersMeanWaitS),
+    baselineOthersMeanWaitS: of((w) => w.baselineOthersMeanWaitS),
+    spatialCarbonSavedPct: of((w) => w.spatialSavedPct),
+    deferrableJobs: windows[0]?.deferrableJobs ?? 0,
+    oracleSavedPct,
+    liveOfOraclePct: oracleSavedPct > 0 ? round((carbonSavedPct / oracleSavedPct) * 100, 1) : null,
+    minSavedPct: round(Math.min(...windows.map((w) => w.savedPct))),
+    medianSavedPct: round(median(windows.map((w) => w.savedPct))),
+    windows: windows.length,
+    oracleDeadlineMisses: windows.reduce((a, w) => a + w.oracleDeadlineMisses, 0),
+  };
+}
+
+export interface GreenReport {
+  settings: Record<string, string | number | boolean>;
+  summary: ReturnType<typeof summarise>;
+  windows: GreenWindow[];
+}
+
+/** The HTML report: the settings, the summary, and each window's saving beside the oracle's (chart and table). */
+export function renderGreenHtml(report: GreenReport): string {
+  const { settings, summary, windows } = report;
+  const pct = (x: number | null) => (x === null ? '–' : `${x}%`);
+  const body = [
+    `<h1>Green evaluation: ${escapeHtml(String(settings.trace))}</h1>`,
+    `<p class="note">${escapeHtml(Object.entries(settings).map(([k, v]) => `${k} ${v}`).join(', '))}</p>`,
+    table(
+      ['', 'value'],
+      [
+        ['carbon saved vs green-blind (mean of windows)', pct(summary.carbonSavedPct)],
+        ['oracle (perfect forecast)', pct(summary.oracleSavedPct)],
+        ['live forecaster / oracle', pct(summary.liveOfOraclePct)],
+        ['worst window', pct(summary.minSavedPct)],
+        ['median window', pct(summary.medianSavedPct)],
+        ['deadline misses (all windows)', summary.deadlineMisses],
+        ['other jobs: mean wait (s), green-aware / green-blind', `${summary.othersMeanWaitS} / ${summary.baselineOthersMeanWaitS}`],
+      ],
+    ),
+    `<p class="${summary.minSavedPct >= 0 && summary.deadlineMisses === 0 ? 'pass' : 'fail'}">${summary.minSavedPct >= 0 ? 'no window emits more than green-blind' : 'a window emits more than green-blind'}; ${summary.deadlineMisses} deadline misses</p>`,
+    '<h2>Savings per window</h2>',
+    lineChart({
+      title: 'carbon saved vs green-blind',
+      unit: '%',
+      lines: [
+        { name: 'live forecast', color: PALETTE[0], values: windows.map((w) => w.savedPct) },
+        { name: 'oracle', color: PALETTE[1], values: windows.map((w) => w.oracleSavedPct), dashed: true },
+        { name: 'spatial only', color: PALETTE[2], values: windows.map((w) => w.spatialSavedPct) },
+      ],
+      xLabel: (i) => windows[i]?.start ?? '',
+    }),
+    table(
+      ['window', 'saved', 'oracle', 'spatial only', 'mean delay (h)', 'misses', 'others wait (s) aware / blind'],
+      windows.map((w) => [w.start, pct(w.savedPct), pct(w.oracleSavedPct), pct(w.spatialSavedPct), round(w.meanDelayS / 3600, 1), w.deadlineMisses, `${w.othersMeanWaitS} / ${w.baselineOthersMeanWaitS}`]),
+    ),
+  ].join('\n');
+  return page(`Green evaluation: ${settings.trace}`, body);
+}
+
+/** Writes report.json and report.html to `dir`. */
+export function writeGreenReports(report: GreenReport, dir: string): { json: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, 'report.json');
+  const html = join(dir, 'report.html');
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(html, renderGreenHtml(report));
+  return { json, html };
+}

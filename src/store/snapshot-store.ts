@@ -1,0 +1,50 @@
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { retryTimeouts } from './nats';
+import { OBJECT_STORES } from '../protocol';
+
+/** The JetStream object store that holds the scheduler's state snapshots. */
+export const SNAPSHOT_BUCKET = OBJECT_STORES.snapshots;
+/** Snapshots kept: the newest, and older ones to fall back on when it is corrupt. */
+const KEEP = 3;
+/** Sequence numbers are zero-padded in names, so names sort as positions do. */
+const nameOf = (seq: number) => `state-${String(seq).padStart(16, '0')}`;
+const seqOf = (name: string) => Number(name.slice('state-'.length));
+
+/**
+ * Snapshots of the scheduler's state in a JetStream object store (chunked, replicated like the streams),
+ * one object per log position. A rebuild tries the newest first and falls back to older ones.
+ */
+export class SnapshotStore {
+  private constructor(private readonly os: ObjectStore) {}
+
+  static async open(nc: NatsConnection, replicas: number): Promise<SnapshotStore> {
+    const objm = new Objm(nc);
+    return new SnapshotStore(await retryTimeouts(() => objm.create(SNAPSHOT_BUCKET, { replicas, storage: 'file' })));
+  }
+
+  /** Stores a snapshot taken at `seq`; resolves once stored. Keeps the newest few. */
+  async save(seq: number, data: Uint8Array): Promise<void> {
+    await this.os.putBlob({ name: nameOf(seq) }, data);
+    const names = await this.names();
+    for (const name of names.slice(KEEP)) await this.os.delete(name).catch(() => undefined);
+  }
+
+  /** The positions of the stored snapshots, newest first. */
+  async positions(): Promise<number[]> {
+    return (await this.names()).map(seqOf);
+  }
+
+  /** A stored snapshot's data, or null when it is gone. */
+  async load(seq: number): Promise<Uint8Array | null> {
+    return this.os.getBlob(nameOf(seq));
+  }
+
+  private async names(): Promise<string[]> {
+    return (await this.os.list())
+      .filter((i) => !i.deleted && i.name.startsWith('state-'))
+      .map((i) => i.name)
+      .sort()
+      .reverse();
+  }
+}

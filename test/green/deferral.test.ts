@@ -1,0 +1,204 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, PendingQueue, SchedulingPipeline, byPriorityThenSubmitTime } from '../../src/core';
+import { DeferralPlanner, type Forecaster } from '../../src/green';
+import { job, nodeSpec } from '../core/fixtures';
+
+const HOUR = 3_600_000;
+const STEP = 15 * 60_000;
+
+/** A forecaster of a given intensity profile, by hours from time 0. */
+function profile(valueAt: (ms: number) => number): Forecaster {
+  return {
+    forecast(nowMs, horizonMs) {
+      const out = [{ atMs: nowMs, value: valueAt(nowMs) }];
+      for (let t = Math.floor(nowMs / STEP) * STEP + STEP; t <= nowMs + horizonMs; t += STEP) out.push({ atMs: t, value: valueAt(t) });
+      return out;
+    },
+  };
+}
+
+function planner(valueAt: (ms: number) => number, settings: { bookShare?: number; supply?: number } = {}) {
+  const forecaster = profile(valueAt);
+  return new DeferralPlanner({ stepMs: STEP, bookShare: settings.bookShare ?? 1, supplyOf: () => settings.supply ?? 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from) });
+}
+
+const deferrable = (id: string, extra: Parameters<typeof job>[0] = {}) => job({ id, durationSeconds: 3600, deferrable: { maxDelaySeconds: 8 * 3600 }, ...extra });
+
+describe('green deferral', () => {
+  test('a deferrable job is held for the greenest window of its run, then released', () => {
+    // Dirty now, clean from 03:00 to 05:00.
+    const d = planner((ms) => (ms >= 3 * HOUR && ms < 5 * HOUR ? 100 : 500));
+    const j = deferrable('a');
+    const hold = d.hold(j, 0)!;
+    expect(hold.untilMs).toBe(3 * HOUR);
+    // Released at 03:00, it is escalated at its latest start (08:00) less the safety margin (an hour, and an hour's rerun) if it still waits.
+    expect(hold.escalateAtMs).toBe(6 * HOUR);
+    expect(hold.reason).toMatch(/^deferred for greener power until 1970-01-01T03:00:00.000Z: forecast 100 gCO2\/kWh over its run, against 500 if it started now \(latest start 1970-01-01T08:00:00.000Z\)$/);
+    expect(d.hold(j, 3 * HOUR)).toBeUndefined();
+  });
+
+  test('jobs that are not deferrable, or do not say how long they run, are never held', () => {
+    const d = planner(() => 500);
+    expect(d.hold(job({ id: 'plain' }), 0)).toBeUndefined();
+    expect(d.hold(job({ id: 'open-ended', deferrable: { maxDelaySeconds: 3600 } }), 0)).toBeUndefined();
+  });
+
+  test('a job that needs a large part of its pool is not held', () => {
+    const d = planner((ms) => (ms >= 3 * HOUR ? 100 : 500), { supply: 64 });
+    expect(d.hold(deferrable('big', { resources: { cpuMillis: 16_000, memBytes: 0 } }), 0)).toBeUndefined();
+    expect(d.hold(deferrable('small', { resources: { cpuMillis: 2000, memBytes: 0 } }), 0)).toBeDefined();
+  });
+
+  test('deferred jobs book their pool, so they do not all start in the same greenest step', () => {
+    const d = planner((ms) => (ms >= 3 * HOUR && ms < 4 * HOUR ? 100 : 500), { bookShare: 0.3, supply: 100 });
+    // Each job needs 1 core of 100 for an hour; 30 fit in the clean hour, the rest go elsewhere.
+    const starts = Array.from({ length: 40 }, (_, i) => d.hold(deferrable(`j${i}`, { resources: { cpuMillis: 1000, memBytes: 0 } }), 0)?.untilMs ?? 0);
+    expect(starts.filter((t) => t === 3 * HOUR)).toHaveLength(30);
+  });
+
+  test('the planned start is never after the latest start, so a declared duration meets its deadline (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 900 }), { minLength: 96, maxLength: 96 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 24 }), (values, runHours, slackHours) => {
+        const d = planner((ms) => values[Math.min(values.length - 1, Math.floor(ms / STEP))]);
+        const deadlineMs = (runHours + slackHours) * HOUR;
+        const j = job({ id: 'dl', durationSeconds: runHours * 3600, deferrable: { deadlineMs } });
+        const hold = d.hold(j, 0);
+        const start = hold?.untilMs ?? 0;
+        // The escalation comes between the planned start and the latest start.
+        if (hold) expect(hold.escalateAtMs!).toBeGreaterThanOrEqual(start);
+        if (hold) expect(hold.escalateAtMs! + runHours * HOUR).toBeLessThanOrEqual(deadlineMs);
+        expect(start).toBeGreaterThanOrEqual(0);
+        expect(start + runHours * HOUR).toBeLessThanOrEqual(deadlineMs);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('the pipeline holds a deferred job out of the queue until its planned start, then escalates it if it still waits', () => {
+    const cluster = new ClusterState();
+    cluster.upsertNode(nodeSpec('n1', { capacity: { cpuMillis: 1000, memBytes: 1 << 30 } }));
+    const pending = new PendingQueue();
+    const placed: string[] = [];
+    const d = planner((ms) => (ms >= 3 * HOUR ? 100 : 500));
+    const pipeline = new SchedulingPipeline(cluster, pending, { policy: DEFAULT_POLICY, order: () => byPriorityThenSubmitTime }, { hold: d, bind: (j, placement) => (cluster.reserve(placement), placed.push(j.id)) });
+    // A blocker holds the only core, so the deferred job, once released, has to wait.
+    pending.add(job({ id: 'blocker', resources: { cpuMillis: 1000, memBytes: 0 } }));
+    pending.add(deferrable('green', { resources: { cpuMillis: 1000, memBytes: 0 } }));
+    pipeline.cycle(0);
+    expect(placed).toEqual(['blocker']);
+    expect(pending.holdOf('green')?.untilMs).toBe(3 * HOUR);
+    expect(pipeline.nextWakeMs()).toBe(3 * HOUR);
+    expect(pipeline.wake(3 * HOUR - 1).size).toBe(0);
+    expect(pending.queuedIn('general')).toBe(0);
+    expect([...pipeline.wake(3 * HOUR)]).toEqual(['general']);
+    pipeline.cycle(3 * HOUR);
+    expect(pending.whyWaiting('green')?.failure).toBeDefined();
+    expect(pipeline.nextWakeMs()).toBe(6 * HOUR);
+    pipeline.wake(6 * HOUR);
+    expect(pending.get('green')?.priority).toBe(ESCALATED_PRIORITY);
+  });
+
+  test('a job waits only for a saving larger than twice the forecast\'s recent error that far ahead, its error now, and 5 % of now', () => {
+    // Now 500, from 03:00 on 400: a saving of 100 three hours ahead; the bar is three times a flat error (the window may be dirtier, now cleaner) plus 25.
+    const valueAt = (ms: number) => (ms >= 3 * HOUR ? 400 : 500);
+    const withError = (error: number) => {
+      const forecaster = profile(valueAt);
+      return new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: () => error });
+    };
+    expect(withError(20).hold(deferrable('sure'), 0)?.untilMs).toBe(3 * HOUR);
+    expect(withError(30).hold(deferrable('unsure'), 0)).toBeUndefined();
+    // An error not yet known (Infinity) defers nothing.
+    expect(withError(Infinity).hold(deferrable('unknown'), 0)).toBeUndefined();
+    // An error that grows with the horizon favours a nearer, smaller saving over a farther, larger one.
+    const forecaster = profile((ms) => (ms >= 6 * HOUR ? 300 : ms >= 2 * HOUR ? 380 : 500));
+    const growing = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: (_pool, aheadMs) => (aheadMs / HOUR) * 12 });
+    expect(growing.hold(deferrable('near'), 0)?.untilMs).toBe(2 * HOUR);
+  });
+
+  test('a held job whose window a newer forecast makes no better than now is released and planned again', () => {
+    let version = 0;
+    let cleanFrom = 3 * HOUR;
+    const forecaster = profile((ms) => (ms >= cleanFrom && ms < cleanFrom + 2 * HOUR ? 100 : 500));
+    const d = new DeferralPlanner({ stepMs: STEP, bookShare: 0.05, supplyOf: () => 40, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), forecastVersion: () => version });
+    const a = deferrable('a', { resources: { cpuMillis: 1000, memBytes: 0 } });
+    const b = deferrable('b', { resources: { cpuMillis: 1000, memBytes: 0 } });
+    expect(d.hold(a, 0)?.untilMs).toBe(3 * HOUR);
+    expect(d.hold(b, 0)?.untilMs).toBe(3 * HOUR);
+    // Nothing changed since: nothing is revised.
+    expect(d.revise(HOUR)).toEqual([]);
+    // The clean hours move to 05:00: 03:00 is now as dirty as starting now.
+    cleanFrom = 5 * HOUR;
+    version++;
+    expect(d.revise(HOUR)).toEqual(['a', 'b']);
+    expect(d.revise(HOUR)).toEqual([]);
+    // Planned again, each from now, and its old booking given back (both fit in the book's share again).
+    expect(d.hold(a, HOUR)?.untilMs).toBe(5 * HOUR);
+    expect(d.hold(b, HOUR)?.untilMs).toBe(5 * HOUR);
+    // A forecast that keeps the window better than now keeps the plan.
+    version++;
+    expect(d.revise(2 * HOUR)).toEqual([]);
+  });
+
+  test('with room for a rerun, a plan leaves the job time to run twice before its deadline', () => {
+    // Latest start 08:00 (an hour's run, 8 hours' delay): the plan may go up to 07:00, or 06:00 with a rerun's room.
+    const j = job({ id: 'late', durationSeconds: 3600, deferrable: { maxDelaySeconds: 8 * 3600 } });
+    const greenestLast = profile((ms) => (ms >= 6.5 * HOUR ? 100 : 500));
+    const plain = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => greenestLast.forecast(from, to - from), rerunMargin: false });
+    expect(plain.hold(j, 0)?.untilMs).toBe(6.5 * HOUR);
+    // The default leaves the room, as the pending queue escalates a deferrable job that early.
+    const withRerun = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => greenestLast.forecast(from, to - from) });
+    expect(withRerun.hold(j, 0)?.untilMs).toBe(6 * HOUR);
+  });
+
+  test('the pipeline releases a held job whose plan was given up, and it is placed at once', () => {
+    const cluster = new ClusterState();
+    cluster.upsertNode(nodeSpec('n1', { capacity: { cpuMillis: 4000, memBytes: 1 << 30 } }));
+    const pending = new PendingQueue();
+    const placed: string[] = [];
+    let version = 0;
+    let dirtyUntil = 3 * HOUR;
+    const forecaster = profile((ms) => (ms >= dirtyUntil ? 100 : 500));
+    const d = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), forecastVersion: () => version });
+    const pipeline = new SchedulingPipeline(cluster, pending, { policy: DEFAULT_POLICY, order: () => byPriorityThenSubmitTime }, { hold: d, bind: (j, placement) => (cluster.reserve(placement), placed.push(j.id)) });
+    pending.add(deferrable('green', { resources: { cpuMillis: 1000, memBytes: 0 } }));
+    pipeline.cycle(0);
+    expect(pending.holdOf('green')?.untilMs).toBe(3 * HOUR);
+    // The clean hours came early: the forecast at 01:00 says now is as clean as 03:00.
+    dirtyUntil = HOUR;
+    version++;
+    expect([...pipeline.wake(HOUR)]).toEqual(['general']);
+    pipeline.cycle(HOUR);
+    expect(placed).toEqual(['green']);
+  });
+
+  test('a full book never makes starting now look worse: the job starts now rather than in a dirtier hour', () => {
+    // Clean from 03:00 to 04:00 only, then dirtier than now from 06:00: the clean hour fills up (1 core of 100 at a share of 0.03).
+    const d = planner((ms) => (ms >= 3 * HOUR && ms < 4 * HOUR ? 100 : ms >= 6 * HOUR ? 900 : 500), { bookShare: 0.03, supply: 100 });
+    const starts = Array.from({ length: 6 }, (_, i) => d.hold(deferrable(`j${i}`, { resources: { cpuMillis: 1000, memBytes: 0 } }), 0)?.untilMs ?? 0);
+    expect(starts).toEqual([3 * HOUR, 3 * HOUR, 3 * HOUR, 0, 0, 0]);
+  });
+
+  test('a window only a little greener than now (under 5 %) is not worth the wait', () => {
+    expect(planner((ms) => (ms >= 3 * HOUR ? 480 : 500)).hold(deferrable('flat'), 0)).toBeUndefined();
+    expect(planner((ms) => (ms >= 3 * HOUR ? 450 : 500)).hold(deferrable('worth'), 0)?.untilMs).toBe(3 * HOUR);
+  });
+
+  test('a plan that only just passed is kept while a newer forecast still expects its window greener than now, given up when not', () => {
+    let version = 0;
+    let later = 400;
+    const forecaster = profile((ms) => (ms >= 3 * HOUR ? later : 500));
+    const d = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: () => 20, forecastVersion: () => version });
+    // Saving 100 against a bar of 85 (three times the error of 20, and 25).
+    expect(d.hold(deferrable('a'), 0)?.untilMs).toBe(3 * HOUR);
+    later = 440;
+    version++;
+    expect(d.revise(HOUR)).toEqual([]);
+    later = 490;
+    version++;
+    expect(d.revise(HOUR)).toEqual([]);
+    later = 500;
+    version++;
+    expect(d.revise(HOUR)).toEqual(['a']);
+  });
+});

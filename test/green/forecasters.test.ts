@@ -1,0 +1,149 @@
+import { describe, expect, test } from 'vitest';
+import {
+  ErrorTracker,
+  blendForecaster,
+  createSeries,
+  fittedPersistenceForecaster,
+  forecastError,
+  forecastErrors,
+  loadSeries,
+  makeForecaster,
+  persistenceForecaster,
+  seasonalNaiveForecaster,
+  skilled,
+  FORECASTERS,
+  type LiveForecaster,
+} from '../../src/green';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const STEP = 30 * 60_000;
+
+/** A recorded series on a half-hour grid over `days`, from a function of time. */
+function seriesOf(days: number, f: (ms: number) => number) {
+  const points = Array.from({ length: (days * DAY) / STEP }, (_, i) => ({ atMs: i * STEP, value: f(i * STEP) }));
+  return createSeries(points, { name: 'test', kind: 'carbon', outside: 'clamp' });
+}
+
+/** A daily cycle between 100 and 300 gCO2/kWh, lowest at 03:00 and highest at 15:00. */
+const daily = (ms: number) => 200 - 100 * Math.cos((2 * Math.PI * (ms - 3 * HOUR)) / DAY);
+
+/** A constant forecaster (always `value`), to know its errors exactly. */
+function constant(value: number): LiveForecaster {
+  return { observe() {}, forecast: (nowMs, horizonMs) => [{ atMs: nowMs, value }, { atMs: nowMs + horizonMs, value }] };
+}
+
+describe('seasonal naive', () => {
+  test('forecasts the same time yesterday, and the latest value for now and before a day has been seen', () => {
+    const f = seasonalNaiveForecaster({ stepMs: HOUR, periodMs: DAY });
+    f.observe(0, 100);
+    expect(f.forecast(0, 3 * HOUR).map((p) => p.value)).toEqual([100, 100, 100, 100]);
+    for (let h = 1; h <= 24; h++) f.observe(h * HOUR, h);
+    // At 24:00 the forecast for 25:00 is 01:00's value, for 48:00 it is 24:00's (the same time one day back).
+    const forecast = f.forecast(24 * HOUR, 24 * HOUR);
+    expect(forecast[0].value).toBe(24);
+    expect(forecast[1]).toEqual({ atMs: 25 * HOUR, value: 1 });
+    expect(forecast[24]).toEqual({ atMs: 48 * HOUR, value: 24 });
+  });
+
+  test('a weekly one looks a week back, and keeps no more than it needs', () => {
+    const f = seasonalNaiveForecaster({ stepMs: HOUR, periodMs: 7 * DAY });
+    for (let h = 0; h <= 21 * 24; h++) f.observe(h * HOUR, h);
+    expect(f.forecast(21 * DAY, 2 * HOUR)[1].value).toBe((14 * 24 + 1) as number);
+    expect(() => f.observe(0, 1)).toThrow(/before the last one/);
+  });
+
+  test('on a daily cycle, same time yesterday is exact a day ahead where persistence is not', () => {
+    const series = seriesOf(6, daily);
+    const options = { horizonMs: 12 * HOUR, fromMs: 0, toMs: 6 * DAY, stepMs: STEP };
+    const seasonal = forecastError(series, seasonalNaiveForecaster({ stepMs: STEP, periodMs: DAY }), options);
+    const persistence = forecastError(series, persistenceForecaster({ stepMs: STEP, alpha: 1 }), options);
+    expect(seasonal.mae).toBeLessThan(1e-9);
+    expect(persistence.mae).toBeGreaterThan(50);
+  });
+});
+
+describe('recent error', () => {
+  test('an error tracker scores each horizon against the value in force at its target', () => {
+    const tracker = new ErrorTracker({ horizonsMs: [HOUR, 2 * HOUR] });
+    expect(tracker.errorAt(HOUR)).toBeUndefined();
+    tracker.score(0, 100);
+    tracker.record(0, [{ atMs: 0, value: 100 }]);
+    // Observed at 01:00 (the 1 h target) and 02:30 (after the 2 h target, when 01:00's value was in force).
+    tracker.score(HOUR, 130);
+    tracker.score(2.5 * HOUR, 0);
+    expect(tracker.errorAt(HOUR)).toBe(30);
+    expect(tracker.errorAt(2 * HOUR)).toBe(30);
+    expect(tracker.errorAt(1.5 * HOUR)).toBe(30);
+  });
+
+  test('a skilled forecaster knows its recent error per horizon, and older errors fade', () => {
+    const f = skilled(constant(200), { memory: 48, recordEveryMs: STEP });
+    // 50 off for the first 12 hours, 10 off for the next three and a half days.
+    const series = seriesOf(4, (ms) => (ms < 12 * HOUR ? 250 : 210));
+    for (let t = 0; t < 4 * DAY; t += STEP) f.observe(t, series.valueAt(t));
+    // A day ahead, every target came after the change.
+    expect(f.recentError(24 * HOUR)).toBeCloseTo(10, 6);
+    // An hour ahead, the first 50s weigh (47/48)^~150 of what they did.
+    expect(f.recentError(HOUR)).toBeGreaterThan(10);
+    expect(f.recentError(HOUR)).toBeLessThan(12);
+  });
+});
+
+describe('forecasters fitted and blended on past data only', () => {
+  test('forecastErrors scores several horizons in one replay, as forecastError does one', () => {
+    const series = seriesOf(4, (ms) => daily(ms) + ((ms / STEP) % 7) * 3);
+    const options = { fromMs: 0, toMs: 4 * DAY, stepMs: STEP };
+    const many = forecastErrors(series, persistenceForecaster({ stepMs: STEP }), { ...options, horizonsMs: [HOUR, 6 * HOUR] });
+    expect(many[0]).toEqual(forecastError(series, persistenceForecaster({ stepMs: STEP }), { ...options, horizonMs: HOUR }));
+    expect(many[1]).toEqual(forecastError(series, persistenceForecaster({ stepMs: STEP }), { ...options, horizonMs: 6 * HOUR }));
+  });
+
+  test('fitted persistence learns a daily cycle (low alpha far ahead) where the default alpha is worse', () => {
+    const series = seriesOf(10, daily);
+    const options = { horizonMs: 9 * HOUR, fromMs: 0, toMs: 10 * DAY, stepMs: STEP, warmupMs: 3 * DAY };
+    const fitted = forecastError(series, fittedPersistenceForecaster({ stepMs: STEP }), options);
+    const fixed = forecastError(series, persistenceForecaster({ stepMs: STEP, alpha: 0.95 }), options);
+    expect(fitted.mae).toBeLessThan(fixed.mae / 5);
+  });
+
+  test('fitted persistence keeps to the latest value on a random walk, where yesterday says nothing', () => {
+    let value = 200;
+    let seed = 7;
+    const walk = Array.from({ length: (10 * DAY) / STEP }, () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      value = Math.max(0, value + ((seed / 2 ** 31) * 2 - 1) * 15);
+      return value;
+    });
+    const series = seriesOf(10, (ms) => walk[ms / STEP]);
+    const options = { horizonMs: 2 * HOUR, fromMs: 0, toMs: 10 * DAY, stepMs: STEP, warmupMs: 3 * DAY };
+    const fitted = forecastError(series, fittedPersistenceForecaster({ stepMs: STEP }), options);
+    const yesterday = forecastError(series, persistenceForecaster({ stepMs: STEP, alpha: 0 }), options);
+    const latest = forecastError(series, persistenceForecaster({ stepMs: STEP, alpha: 1 }), options);
+    expect(fitted.mae).toBeLessThan(yesterday.mae);
+    expect(fitted.mae).toBeLessThan(latest.mae * 1.25);
+  });
+
+  test('a blend leans on the member with the smaller recent error', () => {
+    const series = seriesOf(8, daily);
+    const memory = { memory: 48, recordEveryMs: STEP };
+    const good = skilled(seasonalNaiveForecaster({ stepMs: STEP, periodMs: DAY }), memory);
+    const bad = skilled(constant(400), memory);
+    const blend = blendForecaster([good, bad], { stepMs: STEP }, memory);
+    const options = { horizonMs: 6 * HOUR, fromMs: 0, toMs: 8 * DAY, stepMs: STEP, warmupMs: 4 * DAY };
+    const blended = forecastError(series, blend, options);
+    // Equal weights would be about half of the bad member's error (around 100) away.
+    expect(blended.mae).toBeLessThan(1);
+    expect(blend.recentError(6 * HOUR)).toBeLessThan(1);
+  });
+
+  test('every named forecaster runs out of sample on the pinned British excerpt, the blend within reach of its best member', () => {
+    const series = loadSeries('test/fixtures/gb_ci-excerpt.csv', { outside: 'clamp' });
+    const options = { horizonsMs: [HOUR, 6 * HOUR], fromMs: series.startMs, toMs: series.endMs, stepMs: STEP, warmupMs: DAY };
+    const scores = Object.fromEntries(FORECASTERS.map((name) => [name, forecastErrors(series, makeForecaster(name, { stepMs: series.stepMs }), options)]));
+    for (const name of FORECASTERS) for (const e of scores[name]) expect(e.count).toBeGreaterThan(60);
+    const bestAt = (i: number) => Math.min(scores['fitted-persistence'][i].mae, scores['seasonal-day'][i].mae, scores['seasonal-week'][i].mae);
+    expect(scores.blend[0].mae).toBeLessThan(bestAt(0) * 1.5);
+    expect(scores.blend[1].mae).toBeLessThan(bestAt(1) * 1.5);
+  });
+});

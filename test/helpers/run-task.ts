@@ -1,0 +1,40 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TaskExit, TaskRunner } from '../../agents/runners/types';
+import type { Assignment, DataClass } from '../../src/protocol';
+
+let seq = 0;
+
+/** Runs one task through a runner, as the agent would, and resolves with how it ended. */
+export function runTask(
+  runner: TaskRunner,
+  command: string[],
+  options: { cpuMillis?: number; memBytes?: number; sandbox?: boolean; dataClass?: DataClass; walltimeMs?: number; env?: Record<string, string>; jobId?: string } = {},
+): { exit: Promise<TaskExit>; key: string; logPath: string; cancel(graceMs: number, reason: string): void } {
+  const jobId = options.jobId ?? `t${process.pid}-${++seq}`;
+  const attemptId = `${jobId}-a1`;
+  const task = { taskIndex: 0, nodeId: 'n1', cpuMillis: options.cpuMillis ?? 1000, memBytes: options.memBytes ?? 256 * 1024 ** 2, gpuIndices: [], gpuMilliEach: 0, extended: {} };
+  const assignment: Assignment = {
+    type: 'assign',
+    jobId,
+    attemptId,
+    nodeId: 'n1',
+    tenant: 'city-a',
+    tasks: [task],
+    hosts: ['n1'],
+    command,
+    env: options.env,
+    walltimeMs: options.walltimeMs,
+    dataClass: options.dataClass ?? 'public',
+    sandbox: options.sandbox ?? false,
+    atMs: Date.now(),
+  };
+  const logPath = join(mkdtempSync(join(tmpdir(), 'qy-task-log-')), 'task.log');
+  const key = `${attemptId}/0`;
+  let handle: { cancel(graceMs: number, reason: string): void } | undefined;
+  const exit = new Promise<TaskExit>((resolve) => {
+    handle = runner.start({ key, assignment, task, nodeId: 'n1', logPath, onExit: resolve });
+  });
+  return { exit, key, logPath, cancel: (g, r) => handle!.cancel(g, r) };
+}

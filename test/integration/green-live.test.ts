@@ -1,0 +1,45 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { startNatsServer } from '../../harness/nats-server';
+import { connectNats } from '../../src/store/nats';
+import { subjects, type GreenSignalSource } from '../../src/protocol';
+import { waitUntil } from '../helpers/api';
+import { startScheduler } from '../helpers/stack';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+describe('a live carbon feed in the service', () => {
+  test('readings on QY_CARBON_SUBJECT become the signal; /v1/pools, /v1/green and the metric show the feed and its age; a stale one falls back', async () => {
+    const nats = await startNatsServer();
+    cleanups.push(() => nats.dispose());
+    const s = await startScheduler(nats.url, { carbonSubject: subjects.carbon, carbonStaleMs: 3_600_000, carbonIntensityGPerKwh: 500 });
+    cleanups.push(() => s.close());
+    const pools = async () => (await s.operator.request<{ greenSignal: GreenSignalSource }>('GET', '/v1/pools')).body.greenSignal;
+    // Configured, nothing heard yet: the signal has fallen back, and says so.
+    expect(await pools()).toEqual({ source: 'green-share', liveStale: true });
+
+    const nc = await connectNats(nats.url, 'test-feed');
+    cleanups.push(() => nc.close());
+    const now = Date.now();
+    // A reading two hours old is past the stale limit: it is heard, and the signal still falls back.
+    nc.publish(subjects.carbon, JSON.stringify({ gPerKwh: 10, atMs: now - 7_200_000 }));
+    await waitUntil(async () => ((await pools()).liveAgeSeconds !== undefined ? true : undefined), 10_000);
+    expect(await pools()).toMatchObject({ source: 'green-share', liveStale: true });
+    expect((await pools()).liveAgeSeconds).toBeGreaterThanOrEqual(7_200);
+    expect((await s.operator.request<{ signal: { gridGPerKwh: number } }>('GET', '/v1/green')).body.signal.gridGPerKwh).toBe(500);
+
+    // A fresh one is the signal, for deferral and metering alike.
+    nc.publish(subjects.carbon, JSON.stringify({ gPerKwh: 87, atMs: now - 60_000 }));
+    await waitUntil(async () => ((await pools()).source === 'live' ? true : undefined), 10_000);
+    const live = await pools();
+    expect(live.liveStale).toBe(false);
+    expect(live.liveAgeSeconds).toBeGreaterThanOrEqual(60);
+    expect(live.liveAgeSeconds).toBeLessThan(7_200);
+    const green = (await s.operator.request<{ signal: { source: string; gPerKwh: number; gridGPerKwh: number } }>('GET', '/v1/green')).body.signal;
+    expect(green).toMatchObject({ source: 'live', gPerKwh: 87, gridGPerKwh: 87 });
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(Number(/^qy_green_signal_age_seconds (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(60);
+  });
+});
