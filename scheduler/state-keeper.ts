@@ -85,6 +85,8 @@ export class StateKeeper {
   /** Touched jobs not yet offered to the archive (its buffer was full), by the last position that touched them. */
   private backlog = new Map<string, number>();
   private archiving = false;
+  /** The term of each pool as the archiver last saw it led: a pool taken up in a new term is offered whole. */
+  private archivedTerms = new Map<Pool, number>();
 
   constructor(
     private readonly deps: {
@@ -177,6 +179,15 @@ export class StateKeeper {
     const touched = store.drainTouched();
     if (!archive) return;
     for (const [jobId, seq] of touched) this.backlog.set(jobId, seq);
+    // A pool taken up since last round is offered whole: the jobs a rebuild touched were drained while it
+    // led nothing (a replay spans many rounds) and skipped, and its last leader may have been deposed
+    // before archiving them. Only what the archive already vouches for has left memory.
+    const terms = new Map(leadership.ledPools.map((pool) => [pool, leadership.termOf(pool)] as const));
+    for (const [pool, term] of terms) {
+      if (this.archivedTerms.get(pool) === term) continue;
+      for (const job of store.table.jobs.values()) if (job.spec.pool === pool) this.backlog.set(job.id, store.lastSeqOf(job.id) ?? appliedAtDrain);
+    }
+    this.archivedTerms = terms;
     if (this.archiving) return;
     this.archiving = true;
     try {
@@ -208,7 +219,11 @@ export class StateKeeper {
       const pool = store.table.get(jobId)?.spec.pool;
       if (pool && seq < (floor.get(pool) ?? Infinity)) floor.set(pool, seq);
     }
-    for (const pool of leadership.ledPools) archive.writer.markApplied(archiveLogOf(pool), Math.min(appliedAtDrain, (floor.get(pool) ?? Infinity) - 1));
+    // Only for pools led without a break since the drain: a job skipped while a pool was not led is offered
+    // when it is taken up again (above), not vouched for now.
+    for (const [pool, term] of terms) {
+      if (leadership.termOf(pool) === term) archive.writer.markApplied(archiveLogOf(pool), Math.min(appliedAtDrain, (floor.get(pool) ?? Infinity) - 1));
+    }
   }
 
   private snapshotDue(): boolean {

@@ -1,0 +1,121 @@
+import { Registry } from 'prom-client';
+import { describe, expect, test } from 'vitest';
+import type { Archive } from '../../src/archive';
+import type { DeferralPlanner } from '../../src/green';
+import type { JobEvent, Pool } from '../../src/protocol';
+import type { JobLog, LogEntry } from '../../src/store/job-log';
+import { createLogger } from '../../src/telemetry/logger';
+import { SchedulerMetrics, type MetricsSource } from '../../src/telemetry/metrics';
+import { JobStore } from '../../scheduler/job-store';
+import type { LeadershipView } from '../../scheduler/leadership';
+import { StateKeeper, archiveLogOf } from '../../scheduler/state-keeper';
+import type { SchedulerConfig } from '../../scheduler/config';
+import { ManualClock } from '../helpers/manual-clock';
+
+/** Leadership a test hands out and takes back; each take-up is a new term. */
+class Leadership implements LeadershipView {
+  private readonly led = new Map<Pool, number>();
+  private term = 0;
+  leads(pool: Pool) {
+    return this.led.has(pool);
+  }
+  termOf(pool: Pool) {
+    return this.led.get(pool);
+  }
+  get ledPools() {
+    return [...this.led.keys()];
+  }
+  leaderOf() {
+    return undefined;
+  }
+  confirm() {}
+  takeUp(pool: Pool) {
+    this.led.set(pool, ++this.term);
+  }
+  lose(pool: Pool) {
+    this.led.delete(pool);
+  }
+}
+
+/** An archive writer that takes everything and remembers what it was offered and told. */
+function recordingArchive() {
+  const jobs = new Set<string>();
+  const marks = new Map<string, number>();
+  const writer = {
+    isSaturated: () => false,
+    enqueueJob: (job: { view: { id: string } }) => (jobs.add(job.view.id), true),
+    enqueueUsage: () => true,
+    markApplied: (log: string, seq: number) => marks.set(log, Math.max(seq, marks.get(log) ?? 0)),
+  };
+  return { archive: { writer } as unknown as Archive, jobs, marks };
+}
+
+const event = (e: Record<string, unknown>) => e as unknown as JobEvent;
+/** A job of `pool` submitted and cancelled while it waited: ended, at positions `seq` and `seq + 1`. */
+function endedJob(id: string, pool: Pool, seq: number): LogEntry[] {
+  const spec = { name: id, pool, tasks: 1, resources: { cpuMillis: 100, memBytes: 1 }, priorityClass: 'normal', dataClass: 'public' };
+  return [
+    { kind: 'event', seq, event: event({ type: 'submitted', v: 1, jobId: id, tenant: 't', submittedAtMs: 0, priority: 0, maxAttempts: 1, spec, term: 1 }) },
+    { kind: 'event', seq: seq + 1, event: event({ type: 'cancel-requested', jobId: id, reason: 'test', atMs: 1, term: 1 }) },
+  ];
+}
+
+const turns = async (n = 20) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('StateKeeper archiving across a change of leadership', () => {
+  test('jobs a rebuild touched while no pool was led are offered once the pool is taken up, before the watermark passes them', async () => {
+    const clock = new ManualClock(1_000_000);
+    const leadership = new Leadership();
+    let toReplay: LogEntry[] = [];
+    const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
+    const log = createLogger({ level: 'silent', name: 't' });
+    const store = new JobStore(() => jobLog, leadership, log, new SchedulerMetrics({} as unknown as MetricsSource), { runEffects: () => undefined, appendFailed: () => undefined, relieved: () => undefined }, 0);
+    const { archive, jobs, marks } = recordingArchive();
+    const keeper = new StateKeeper({
+      store,
+      leadership,
+      jobLog: () => jobLog,
+      snapshots: () => { throw new Error('no snapshots in this test'); },
+      archive,
+      audit: () => { throw new Error('no audit in this test'); },
+      planner: { forget: () => undefined } as unknown as DeferralPlanner,
+      config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
+      registry: new Registry(),
+      clock,
+      log,
+    });
+    keeper.start();
+    // A rebuild: the first part of the log is replayed while the replica leads nothing (leadership is
+    // cleared at a rebuild's start), and the keeper's round runs in the middle of it.
+    toReplay = endedJob('early', 'general', 1);
+    await store.replay();
+    clock.advanceTo(clock.now() + 1_000);
+    await turns();
+    expect(jobs.has('early')).toBe(false);
+    // The rest of the log, then the pool is taken up; the next round archives.
+    toReplay = endedJob('late', 'general', 3);
+    await store.replay();
+    leadership.takeUp('general');
+    clock.advanceTo(clock.now() + 1_000);
+    await turns();
+    expect(jobs).toEqual(new Set(['early', 'late']));
+    expect(marks.get(archiveLogOf('general'))).toBe(4);
+
+    // Deposed and taken up again in a later term, with a job ended meanwhile: it is offered too.
+    leadership.lose('general');
+    toReplay = endedJob('between', 'general', 5);
+    await store.replay();
+    clock.advanceTo(clock.now() + 1_000);
+    await turns();
+    expect(jobs.has('between')).toBe(false);
+    expect(marks.get(archiveLogOf('general'))).toBe(4);
+    leadership.takeUp('general');
+    clock.advanceTo(clock.now() + 1_000);
+    await turns();
+    expect(jobs.has('between')).toBe(true);
+    expect(marks.get(archiveLogOf('general'))).toBe(6);
+    keeper.stop();
+  });
+});
