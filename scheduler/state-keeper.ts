@@ -86,7 +86,7 @@ export class StateKeeper {
   private backlog = new Map<string, number>();
   private archiving = false;
   /** The term of each pool as the archiver last saw it led: a pool taken up in a new term is offered whole. */
-  private archivedTerms = new Map<Pool, number>();
+  private archivedTerms = new Map<Pool, number | undefined>();
 
   constructor(
     private readonly deps: {
