@@ -3,6 +3,7 @@
  *
  *   npm run bench:recovery                                   # history of 10,000, 100,000 and 1,000,000 jobs
  *   npm run bench:recovery -- --steps 10000,50000 --api-jobs 50000
+ *   npm run bench:recovery -- --steps 300000 --api-jobs 10000 --pause-ms 4000   # re-elections while archiving
  *
  * nats-server, PostgreSQL (the archive), the scheduler and an agent simulating the nodes run as separate
  * processes on loopback. History is pushed through the stack — up to `--api-jobs` through the HTTP API and
@@ -34,9 +35,10 @@ const opts = new Command()
   .option('--api-jobs <n>', 'history pushed through the API and agents; beyond it, written straight to the job log', '100000')
   .option('--rate <n>', 'API submissions per second', '1500')
   .option('--nodes <n>', 'simulated nodes', '50')
+  .option('--pause-ms <ms>', 'after each synthetic round, SIGSTOP the scheduler this long (past its 2 s renew deadline: it steps down and is elected again while archiving); 0 for none', '0')
   .option('--retention-ms <ms>', 'QY_JOB_RETENTION_MS: how long finished jobs stay in memory (short, so history leaves it during the run)', '15000')
   .parse()
-  .opts<{ steps: string; apiJobs: string; rate: string; nodes: string; retentionMs: string }>();
+  .opts<{ steps: string; apiJobs: string; rate: string; nodes: string; pauseMs: string; retentionMs: string }>();
 
 const steps = opts.steps.split(',').map(Number).sort((a, b) => a - b);
 const apiJobs = Number(opts.apiJobs);
@@ -129,6 +131,20 @@ async function pushSynthetic(count: number, offset: number): Promise<void> {
   await nc.close();
 }
 
+/**
+ * Freezes the scheduler in the middle of taking a round in (a long GC pause, a stalled VM): past its renew
+ * deadline it steps down when it wakes, and is elected again in a new term with a rebuild, while the round
+ * is still being archived. Whatever the timing, nothing may go missing from the archive.
+ */
+async function pause(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 200 + Math.floor(Math.random() * 800)));
+  process.kill(scheduler.child.pid!, 'SIGSTOP');
+  await new Promise((r) => setTimeout(r, ms));
+  process.kill(scheduler.child.pid!, 'SIGCONT');
+  pauses++;
+}
+let pauses = 0;
+
 /** The last position of the job log. */
 async function lastLogSeq(): Promise<number> {
   const nc = await connectNats(nats.url, 'recovery-probe');
@@ -174,6 +190,7 @@ for (const target of steps) {
   for (let done = 0; done < synthetic; done += SYNTHETIC_ROUND) {
     await pushSynthetic(Math.min(SYNTHETIC_ROUND, synthetic - done), history + viaApi + done);
     say(`  … ${done + Math.min(SYNTHETIC_ROUND, synthetic - done)} synthetic jobs written`);
+    if (Number(opts.pauseMs) > 0) await pause(Number(opts.pauseMs));
     await waitUntil(async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `round not taken in: ${await metric('qy_jobs_in_memory')} jobs in memory`);
   }
   history = target;
@@ -206,6 +223,7 @@ if (missing.length > 0) {
   }
 }
 await archive.close();
+if (pauses > 0) say(`the scheduler was frozen ${pauses} times past its renew deadline`);
 const archiveLagMs = Math.round((await metric('qy_archive_lag_seconds')) * 1000);
 await scheduler.stop();
 await agent.stop();
