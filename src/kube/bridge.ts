@@ -49,6 +49,7 @@ export class KubeBridge {
       heartbeatIntervalMs: 1_000,
       heartbeat: (nodeId) => this.nodeSync.heartbeatOf(nodeId),
       onWork: (work) => this.onWork(work),
+      onLogRequest: async (_nodeId, request) => this.podBridge?.readLog(request) ?? { ok: false, message: 'the Kubernetes bridge is starting' },
       onReregisterDue: () => this.nodeSync.markReregisterDue(),
       maxMessages: 256,
     });

@@ -143,6 +143,14 @@ export class KubeApi {
     );
   }
 
+  /**
+   * The last `tailLines` lines of a pod's container output (the pods/log subresource, as `kubectl logs
+   * --tail` reads it). The API has no "last n bytes": the caller asks for enough lines and cuts.
+   */
+  async podLog(namespace: string, name: string, container: string, tailLines: number): Promise<string> {
+    return call(() => this.core.readNamespacedPodLog({ namespace, name, container, tailLines }));
+  }
+
   /** Deletes a pod (only the one with this UID); a pod already gone is not an error. */
   async deletePod(namespace: string, name: string, uid: string): Promise<void> {
     try {

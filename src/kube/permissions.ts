@@ -18,6 +18,7 @@ export const KUBE_API_PERMISSIONS: readonly KubeApiPermission[] = [
   { apiGroup: '', resource: 'nodes', verbs: ['list', 'watch'], why: 'node informer: nodes become scheduler nodes' },
   { apiGroup: '', resource: 'pods', verbs: ['list', 'watch', 'delete'], why: 'pod informer; deleting pods of cancelled jobs and of gangs that failed to bind' },
   { apiGroup: '', resource: 'pods/binding', verbs: ['create'], why: 'binding a pod to the node the scheduler chose' },
+  { apiGroup: '', resource: 'pods/log', verbs: ['get'], why: 'a task\'s output for `qy log` and GET /v1/jobs/:id/log: the pod\'s log' },
   { apiGroup: '', resource: 'pods/status', verbs: ['patch'], why: 'PodScheduled=False with the pending reason (a JSON merge patch)' },
   { apiGroup: '', resource: 'events', verbs: ['create'], why: 'FailedScheduling and Scheduled events' },
   { apiGroup: '', resource: 'namespaces', verbs: ['list', 'watch'], why: 'namespace informer: tenant and default pool labels' },

@@ -1,4 +1,4 @@
-import { isTerminalTaskState, taskKey, type Assignment, type CancelOrder, type TaskState } from '../protocol';
+import { isTerminalTaskState, taskKey, type Assignment, type CancelOrder, type LogReply, type LogRequest, type TaskState } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { errorMessage, KubeApiError, type KubeApi } from './kube-api';
 import { isTerminalPhase, podKey, type KubeNamespace, type KubePod } from './kube-types';
@@ -72,6 +72,25 @@ export class PodBridge {
     for (const job of this.jobs.values()) work.push(this.followPods(job));
     await Promise.all(work);
     this.hasSynced = true;
+  }
+
+  /**
+   * The tail of a task's output: its pod's log, read from the API server (the first container's, the one
+   * that runs the task). Only the attempt whose pods are bound has output here; once its pods are deleted
+   * the output is gone with them.
+   */
+  async readLog({ jobId, attemptId, taskIndex, maxBytes }: LogRequest): Promise<LogReply> {
+    const job = this.jobs.get(jobId);
+    const ref = job?.attemptId === attemptId ? job.pods[taskIndex] : undefined;
+    const pod = ref && this.pods.get(ref.uid);
+    if (!ref || !pod) return { ok: false, message: 'the Kubernetes bridge has no pod for this task (not bound here, or deleted)' };
+    const container = pod.spec.containers[0]?.name;
+    if (!container) return { ok: false, message: `pod ${ref.namespace}/${ref.name} has no container` };
+    // Every line holds at least its newline: maxBytes + 1 lines hold more than maxBytes when there are more.
+    const text = await this.opts.kube.podLog(ref.namespace, ref.name, container, maxBytes + 1);
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length <= maxBytes) return { ok: true, text, truncated: false };
+    return { ok: true, text: bytes.subarray(bytes.length - maxBytes).toString('utf8'), truncated: true };
   }
 
   /** Task keys bound on a node and not finished, for its heartbeat. */

@@ -163,6 +163,26 @@ describe.skipIf(isReal)('pods', () => {
     expect(await tenant.waitFor(crash.id, ['failed'])).toMatchObject({ exitCode: 3 });
   });
 
+  test('a task\'s output is its pod\'s log, read through the API server: the tail, cut to the bytes asked for', async () => {
+    await cluster.createPod(pod('talker'));
+    await waitForPod('talker', (p) => !!nodeNameOf(p), 'not bound');
+    const job = await jobOf('talker');
+    fakeOnly().runPod(ns, 'talker');
+    await tenant.waitFor(job.id, ['running']);
+    const lines = Array.from({ length: 50 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`);
+    fakeOnly().writePodLog(ns, 'talker', 'main', lines.join(''));
+    const whole = await tenant.request<{ text: string; truncated: boolean; taskIndex: number }>('GET', `/v1/jobs/${job.id}/log?task=0&bytes=4096`);
+    expect(whole.status).toBe(200);
+    expect(whole.body).toMatchObject({ text: lines.join(''), truncated: false, taskIndex: 0 });
+    // 20 bytes: the last two lines (8 bytes each) and the end of the one before.
+    const tail = await tenant.request<{ text: string; truncated: boolean }>('GET', `/v1/jobs/${job.id}/log?task=0&bytes=20`);
+    expect(tail.body).toEqual(expect.objectContaining({ text: `${lines[47].slice(-4)}${lines[48]}${lines[49]}`, truncated: true }));
+    const asked = requestsTo(fakeOnly(), 'GET', new RegExp(`/namespaces/${ns}/pods/talker/log$`));
+    expect(asked.at(-1)!.query).toMatchObject({ container: 'main', tailLines: '21' });
+    fakeOnly().finishPod(ns, 'talker', 0);
+    await tenant.waitFor(job.id, ['succeeded']);
+  });
+
   test('a gang waits for min-member pods, then is one job whose pods are all bound', async () => {
     const gang = { 'qingyang.cn/pod-group': 'train', 'qingyang.cn/min-member': '4' };
     for (const i of [0, 1, 2]) await cluster.createPod(pod(`train-${i}`, { cpu: '3', annotations: gang }));

@@ -34,6 +34,8 @@ export class FakeApiServer {
   private readonly history: { rv: number; kind: Kind; type: EventType; object: KObject }[] = [];
   private readonly watchers = new Set<{ kind: Kind; res: ServerResponse; bookmarks: boolean }>();
   private readonly bindFailures = new Map<string, { status: number; remaining: number }>();
+  /** Output of each pod container, by `namespace/pod/container`. */
+  private readonly podLogs = new Map<string, string>();
   readonly requests: RecordedRequest[] = [];
   url = '';
 
@@ -108,6 +110,12 @@ export class FakeApiServer {
     });
   }
 
+  /** The pod's container writes this output (what the kubelet would serve as its log). */
+  writePodLog(namespace: string, name: string, container: string, text: string): void {
+    const k = `${namespace}/${name}/${container}`;
+    this.podLogs.set(k, (this.podLogs.get(k) ?? '') + text);
+  }
+
   /** Bindings of this pod fail with `status`, `times` times. */
   failBinding(namespace: string, name: string, status: number, times = Infinity): void {
     this.bindFailures.set(`${namespace}/${name}`, { status, remaining: times });
@@ -170,7 +178,7 @@ export class FakeApiServer {
     this.requests.push({ method: req.method ?? 'GET', path, query, body, contentType: req.headers['content-type'] });
     const listKind = LIST_KINDS[path];
     if (req.method === 'GET' && listKind) return query.watch === 'true' ? this.watch(listKind, query, res) : this.sendList(listKind, res);
-    const m = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|events)(?:\/([^/]+))?(?:\/(binding|status))?$/.exec(path);
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|events)(?:\/([^/]+))?(?:\/(binding|status|log))?$/.exec(path);
     if (!m) return status(res, 404, 'NotFound', `the server could not find the requested resource (${req.method} ${path})`);
     const [, ns, resource, name, sub] = m;
     if (resource === 'events' && req.method === 'POST' && !name) {
@@ -188,12 +196,26 @@ export class FakeApiServer {
       this.remove('Pod', name, ns);
       return json(res, 200, pod);
     }
+    if (req.method === 'GET' && sub === 'log') return this.podLog(pod, query, res);
     if (req.method === 'POST' && sub === 'binding') return this.bind(pod, body as KObject & { target?: { name?: string } }, res);
     if (req.method === 'PATCH' && sub === 'status') {
       if (req.headers['content-type'] !== 'application/merge-patch+json') return status(res, 415, 'UnsupportedMediaType', 'the fake takes JSON merge patches only');
       return json(res, 200, this.put('Pod', mergePatch(pod, body) as KObject));
     }
     return status(res, 405, 'MethodNotAllowed', `${req.method} ${path} is not served by the fake`);
+  }
+
+  /** pods/log as the API server serves it: plain text; `container` required when the pod has several; `tailLines`. */
+  private podLog(pod: KObject, query: Record<string, string>, res: ServerResponse): void {
+    const containers = containersOf(pod);
+    const container = query.container ?? (containers.length === 1 ? containers[0] : undefined);
+    if (!container) return status(res, 400, 'BadRequest', `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(' ')}]`);
+    if (!containers.includes(container)) return status(res, 400, 'BadRequest', `container ${container} is not valid for pod ${pod.metadata.name}`);
+    if (!(pod.spec as { nodeName?: string }).nodeName) return status(res, 400, 'BadRequest', `pod ${pod.metadata.name} is not bound to a node`);
+    let lines = (this.podLogs.get(`${pod.metadata.namespace}/${pod.metadata.name}/${container}`) ?? '').split(/(?<=\n)/).filter((l) => l !== '');
+    if (query.tailLines !== undefined) lines = lines.slice(Math.max(0, lines.length - Number(query.tailLines)));
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(lines.join(''));
   }
 
   private bind(pod: KObject, binding: KObject & { target?: { name?: string } }, res: ServerResponse): void {
