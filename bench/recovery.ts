@@ -22,10 +22,7 @@ import { spawnScheduler, spawnVirtualNodeAgent, type ChildService } from '../har
 import { writeTenantsFile } from '../harness/tenants';
 import { waitUntil } from '../harness/wait';
 import { freePort } from '../harness/ports';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { STREAMS, attemptIdOf, subjects, type JobSubmitted, type StatusReport } from '../src/protocol';
-import { JetStreamPublisher } from '../src/store/js-publisher';
-import { connectNats } from '../src/store/nats';
+import { SYNTHETIC_ROUND, lastJobLogSeq, scrapeMetric, syntheticJobId, writeSyntheticHistory } from '../harness/history';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,10 +66,8 @@ async function leads(): Promise<boolean> {
   return (await fetch(`${url}/readyz?role=leader`).catch(() => undefined))?.ok ?? false;
 }
 
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+function metric(name: string): Promise<number> {
+  return scrapeMetric(url, name);
 }
 
 await waitUntil(async () => ((await fetch(`${url}/v1/pools`, { headers: auth }).then((r) => r.json())) as { items: { nodes: { ready: number } }[] }).items.reduce((n, p) => n + p.nodes.ready, 0) >= Number(opts.nodes) || undefined, 60_000, () => 'nodes did not register');
@@ -94,43 +89,6 @@ async function pushThroughApi(count: number): Promise<void> {
   await waitUntil(() => inFlight === 0 || undefined, 120_000);
 }
 
-/** The term synthetic entries carry: above any term an election of this run reaches. */
-const SYNTHETIC_TERM = 1_000_000_000;
-/** Synthetic history is written in rounds of this many jobs. */
-const SYNTHETIC_ROUND = 50_000;
-
-/** Writes `count` finished jobs straight to the job log: submitted and placed in one message, then a succeeded report. */
-async function pushSynthetic(count: number, offset: number): Promise<void> {
-  const nc = await connectNats(nats.url, 'recovery-history');
-  const publisher = new JetStreamPublisher(nc);
-  // A term above any the leader will mark: the leader takes the entries as another writer's (its own
-  // decisions are already in its memory and skipped when it reads them back), and no marker fences them
-  // off. (The term the leader had plus one was not enough: a re-election in the middle of a round marked a
-  // higher term, and the fence rightly dropped the rest of the round as a deposed writer's — a fifth of the
-  // million never reached the archive.)
-  const term = SYNTHETIC_TERM;
-  // The first general-pool node of the agent's virtual cluster (mixedCluster, prefixed by the agent).
-  const nodeId = 'rec-gen-00000';
-  const window: Promise<unknown>[] = [];
-  for (let i = 0; i < count; i++) {
-    const jobId = `h${String(offset + i).padStart(9, '0')}`;
-    const attemptId = attemptIdOf(jobId, 1);
-    const atMs = Date.now();
-    const task = { taskIndex: 0, nodeId, cpuMillis: 10, memBytes: 1024, gpuIndices: [], gpuMilliEach: 0, extended: {} };
-    const submitted: JobSubmitted = {
-      type: 'submitted', v: 1, jobId, tenant: 'city-a', priority: 500, maxAttempts: 3, submittedAtMs: atMs, term,
-      spec: { pool: 'general', tasks: 1, priorityClass: 'normal', dataClass: 'public', resources: { cpuMillis: 10, memBytes: 1024, gpus: 0, gpuMilli: 0, gpuMemBytes: 0, extended: {} }, constraints: { gpuModels: [], nodeSelector: {}, affinity: [], antiAffinity: [], preferred: [], tolerations: [] }, sandbox: false, env: {}, labels: {} } as never,
-      placed: { attempt: 1, attemptId, placement: { jobId, tenant: 'city-a', pool: 'general', dataClass: 'public', exclusive: false, tasks: [task] } },
-    };
-    const done: StatusReport = { type: 'status', nodeId, jobId, attemptId, taskIndex: 0, state: 'succeeded', exitCode: 0, atMs: atMs + 1 };
-    window.push(publisher.publish(subjects.jobEvent(jobId, 'submitted'), JSON.stringify(submitted)), publisher.publish(subjects.status(nodeId), JSON.stringify(done)));
-    if (window.length >= 512) await Promise.all(window.splice(0));
-  }
-  await Promise.all(window);
-  publisher.close();
-  await nc.close();
-}
-
 /**
  * Freezes the scheduler in the middle of taking a round in (a long GC pause, a stalled VM): past its renew
  * deadline it steps down when it wakes, and is elected again in a new term with a rebuild, while the round
@@ -145,16 +103,6 @@ async function pause(ms: number): Promise<void> {
 }
 let pauses = 0;
 
-/** The last position of the job log. */
-async function lastLogSeq(): Promise<number> {
-  const nc = await connectNats(nats.url, 'recovery-probe');
-  try {
-    return (await (await jetstreamManager(nc)).streams.info(STREAMS.jobs)).state.last_seq;
-  } finally {
-    await nc.close();
-  }
-}
-
 /** Until the archive has caught up, history has left memory, and a snapshot covers the whole log. */
 async function settle(): Promise<void> {
   await waitUntil(
@@ -162,7 +110,7 @@ async function settle(): Promise<void> {
     30 * 60_000,
     async () => `did not settle: ${await metric('qy_jobs_in_memory')} jobs in memory, archive lag ${await metric('qy_archive_lag_seconds')} s`,
   );
-  const seq = await lastLogSeq();
+  const seq = await lastJobLogSeq(nats.url);
   // A snapshot that covers the whole log and was taken after history left memory (one taken just before
   // would hold it all, and a restart would load it back).
   await waitUntil(
@@ -188,7 +136,8 @@ for (const target of steps) {
   // burst, and a burst of a million jobs at JetStream's full speed starves the lease's own writes (the
   // leader is then rightly deposed, archives nothing while standing by, and memory only grows).
   for (let done = 0; done < synthetic; done += SYNTHETIC_ROUND) {
-    await pushSynthetic(Math.min(SYNTHETIC_ROUND, synthetic - done), history + viaApi + done);
+    // The first general-pool node of the agent's virtual cluster (mixedCluster, prefixed by the agent).
+    await writeSyntheticHistory(nats.url, { count: Math.min(SYNTHETIC_ROUND, synthetic - done), offset: history + viaApi + done, nodeId: 'rec-gen-00000', tenant: 'city-a' });
     say(`  … ${done + Math.min(SYNTHETIC_ROUND, synthetic - done)} synthetic jobs written`);
     if (Number(opts.pauseMs) > 0) await pause(Number(opts.pauseMs));
     await waitUntil(async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `round not taken in: ${await metric('qy_jobs_in_memory')} jobs in memory`);
@@ -212,7 +161,7 @@ const archivedJobs = (await archive.db.query<{ n: number }>('SELECT count(*)::in
 const archivedSynthetic = new Set((await archive.db.query<{ id: string }>("SELECT id FROM archived_jobs WHERE id LIKE 'h%'")).rows.map((r) => r.id));
 const missing: string[] = [];
 for (let i = Math.min(apiJobs, history); i < history; i++) {
-  const jobId = `h${String(i).padStart(9, '0')}`;
+  const jobId = syntheticJobId(i);
   if (!archivedSynthetic.has(jobId)) missing.push(jobId);
 }
 if (missing.length > 0) {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchedulerClient } from '../src/client';
 import { startNatsServer } from './nats-server';
+import { startPostgres } from './postgres';
 import { spawnScheduler, spawnVirtualNodeAgent, type ChildService } from './processes';
 import { writeTenantsFile, type LocalTenant, type LocalTokens, type TenantsSpec } from './tenants';
 import { waitUntil } from './wait';
@@ -22,6 +23,8 @@ export interface LocalStackOptions {
   agentEnv?: Record<string, string>;
   /** How long the nodes may take to register (default 120 s). */
   readyTimeoutMs?: number;
+  /** Start a PostgreSQL of its own (not durable) for the accounting archive, and give every replica its URL. */
+  database?: boolean;
 }
 
 /** A running scheduler replica of the stack. */
@@ -34,9 +37,11 @@ export interface LocalStack {
   replicas: StackReplica[];
   agent: ChildService;
   natsUrl: string;
+  /** The archive's database, with `database: true`. */
+  databaseUrl?: string;
   tokens: LocalTokens;
   pids: Record<'nats-server' | 'scheduler' | 'agent', number | undefined>;
-  /** Stops the agent, the schedulers and nats-server, and removes the tenants file. */
+  /** Stops the agent, the schedulers, PostgreSQL and nats-server, and removes the tenants file. */
   stop(): Promise<void>;
 }
 
@@ -63,17 +68,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     const nats = await startNatsServer();
     stoppers.push(() => nats.dispose());
+    const pg = options.database ? await startPostgres({ durable: false }) : undefined;
+    if (pg) stoppers.push(() => pg.dispose());
+    const database: Record<string, string> = pg ? { QY_DATABASE_URL: pg.url } : {};
     const replicas: StackReplica[] = [];
     for (let i = 0; i < (options.replicas ?? 1); i++) {
       // The first replica leads; the others stand by, ready once they serve reads.
-      const replica = await spawnScheduler(nats.url, { role: i === 0 ? 'leader' : 'any', env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenants.file, ...options.schedulerEnv?.(i) } });
+      const replica = await spawnScheduler(nats.url, { role: i === 0 ? 'leader' : 'any', env: { QY_LOG_LEVEL: 'error', QY_TENANTS_FILE: tenants.file, ...database, ...options.schedulerEnv?.(i) } });
       replicas.push(replica);
       stoppers.push(() => replica.stop());
     }
     const agent = spawnVirtualNodeAgent(nats.url, options.nodes, prefix, { QY_LOG_LEVEL: 'error', ...options.agentEnv });
     stoppers.push(() => agent.stop());
     await waitForReadyNodes(replicas[0].url, tenants.tokens.ops, options.nodes, options.readyTimeoutMs ?? 120_000, () => agent.output());
-    return { url: replicas[0].url, replicas, agent, natsUrl: nats.url, tokens: tenants.tokens, pids: { 'nats-server': nats.pid, scheduler: replicas[0].child.pid, agent: agent.child.pid }, stop };
+    return { url: replicas[0].url, replicas, agent, natsUrl: nats.url, databaseUrl: pg?.url, tokens: tenants.tokens, pids: { 'nats-server': nats.pid, scheduler: replicas[0].child.pid, agent: agent.child.pid }, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,6 +1,7 @@
 import { SchedulerApiError, SchedulerClient } from '../src/client';
 import { startLocalStack } from '../harness/stack';
 import { waitUntil } from '../harness/wait';
+import { SYNTHETIC_ROUND, lastJobLogSeq, scrapeMetric, writeSyntheticHistory } from '../harness/history';
 import { HEADERS, statusReportSchema, type JobSpecInput, type Pool, type StatusReport } from '../src/protocol';
 import { JobLog, TermFence } from '../src/store/job-log';
 import { connectNats } from '../src/store/nats';
@@ -26,6 +27,12 @@ export interface FailoverOptions {
    * a leader that wakes up believing it still leads, as after a long GC pause or a partition).
    */
   fault?: 'kill' | 'pause';
+  /**
+   * Finished jobs of history written to the job log before the load (synthetic, as `bench:recovery` writes
+   * them), with an accounting archive: taken in (archived, let go from memory after a short retention, covered
+   * by a snapshot) before the load starts, so the takeover shows whether it grows with history. 0: none, no archive.
+   */
+  history?: number;
   log?: Logger;
 }
 
@@ -62,9 +69,11 @@ export interface FailoverResult {
  * acknowledged job must finish, once.
  */
 export async function runFailoverScenario(options: FailoverOptions): Promise<FailoverResult> {
+  const historyJobs = options.history ?? 0;
   const stack = await startLocalStack({
+    database: historyJobs > 0,
     nodes: options.nodes,
-    prefix: 'fo',
+    prefix: PREFIX,
     tenants: [{ name: 'city', requestsPerSecond: 1_000_000 }],
     replicas: 2,
     schedulerEnv: (i) => ({
@@ -75,6 +84,9 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
       QY_HEARTBEAT_INTERVAL_MS: '500',
       QY_SUSPECT_AFTER_MS: '3000',
       QY_DOWN_AFTER_MS: '30000',
+      // History leaves memory soon and is covered by a snapshot; the scenario's own entries stay in the log
+      // (the margin keeps them from compaction) for the check of duplicates and of the placement gap.
+      ...(historyJobs > 0 ? { QY_JOB_RETENTION_MS: '10000', QY_SNAPSHOT_INTERVAL_MS: '5000', QY_SNAPSHOT_EVERY_ENTRIES: String(SYNTHETIC_ROUND), QY_COMPACTION_MARGIN_ENTRIES: '200000' } : {}),
     }),
     agentEnv: { QY_HEARTBEAT_INTERVAL_MS: '500' },
     readyTimeoutMs: 60_000,
@@ -87,6 +99,7 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
   const readiness = (url: string) => probe.readiness({}, { url }).catch(() => undefined);
   try {
     await waitUntil(async () => ((await readiness(b.url))?.pools.general.leader?.replica === 'replica-a' ? true : undefined), 30_000, () => 'the standby does not see the leader');
+    if (historyJobs > 0) await takeInHistory(stack.natsUrl, [a.url, b.url], historyJobs, `${PREFIX}-gen-00000`, options.log);
 
     // A write to the standby while the leader lives: refused, naming the leader.
     const refused = await load.send<{ code: string }>('POST', '/v1/jobs', { body: spec(options.jobSeconds), url: b.url });
@@ -171,6 +184,32 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
     await a.kill9();
     await stack.stop();
   }
+}
+
+/** Prefix of the virtual nodes. */
+const PREFIX = 'fo';
+
+/**
+ * Writes `count` jobs of synthetic history in rounds, and waits until both replicas have taken each round in
+ * (let it go from memory once archived), then until the leader's newest snapshot covers the whole log and
+ * holds none of it: a takeover then loads only live state.
+ */
+async function takeInHistory(natsUrl: string, urls: string[], count: number, nodeId: string, log: Logger | undefined): Promise<void> {
+  const inMemory = async () => Math.max(...(await Promise.all(urls.map((u) => scrapeMetric(u, 'qy_jobs_in_memory')))));
+  for (let done = 0; done < count; done += SYNTHETIC_ROUND) {
+    const round = Math.min(SYNTHETIC_ROUND, count - done);
+    await writeSyntheticHistory(natsUrl, { count: round, offset: done, nodeId, tenant: 'city' });
+    await waitUntil(async () => ((await inMemory()) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `history round not taken in: ${await inMemory()} jobs in memory`);
+    log?.info({ written: done + round }, 'history taken in');
+  }
+  const [leader] = urls;
+  await waitUntil(async () => ((await inMemory()) < 1_000 && (await scrapeMetric(leader, 'qy_archive_lag_seconds')) === 0 ? true : undefined), 10 * 60_000, async () => `history not let go: ${await inMemory()} jobs in memory`);
+  const seq = await lastJobLogSeq(natsUrl);
+  await waitUntil(
+    async () => ((await scrapeMetric(leader, 'qy_state_snapshot_seq')) >= seq && (await scrapeMetric(leader, 'qy_state_snapshot_jobs')) < 1_000 ? true : undefined),
+    10 * 60_000,
+    async () => `no snapshot without the history reached position ${seq} (last at ${await scrapeMetric(leader, 'qy_state_snapshot_seq')})`,
+  );
 }
 
 function spec(seconds: number): JobSpecInput {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { openArchive } from '../../src/archive';
 import { startNatsServer } from '../../harness/nats-server';
 import { startPostgres } from '../../harness/postgres';
+import { scrapeMetric } from '../../harness/history';
 import { STREAMS, type JobSpecInput, type JobView } from '../../src/protocol';
 import { connectNats } from '../../src/store/nats';
 import { SnapshotStore } from '../../src/store/snapshot-store';
@@ -20,12 +21,7 @@ const BOUNDED = { QY_SNAPSHOT_EVERY_ENTRIES: '200', QY_SNAPSHOT_INTERVAL_MS: '10
 
 const quick = (i: number, seconds = 0): JobSpecInput => ({ name: `history-${i}`, pool: 'general', resources: { cpuMillis: 500, memBytes: GiB }, durationSeconds: seconds });
 
-/** A value of the scheduler's metrics (0 when absent). */
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
+const metric = scrapeMetric;
 
 /** How many entries QY_JOBS holds, and its last position (compaction removes entries, not positions). */
 async function jobLogSize(natsUrl: string): Promise<{ messages: number; lastSeq: number }> {
