@@ -14,6 +14,10 @@ import type { NodeEntry, NodeRegistry } from './nodes';
 import type { AttemptRecord, JobRecord } from './state/job-table';
 import type { TelemetrySink } from './telemetry-sink';
 
+/** Work JetStream did not store is sent again after this long, doubling up to the maximum. */
+const WORK_RETRY_FIRST_MS = 250;
+const WORK_RETRY_MAX_MS = 5_000;
+
 /**
  * The scheduler's side of the agent protocol: registrations (answered by the leader of the node's pool),
  * heartbeats and liveness (a silent node turns suspect, then down, and its jobs are requeued), and work
@@ -24,6 +28,7 @@ export class AgentGateway {
   private readonly knownAgents = new Set<string>();
   private readonly strayCancelAtMs = new Map<string, number>();
   private sweepTimer: Timer | undefined;
+  private stopped = false;
   /** Nodes found down whose fence may not have fired yet: requeued by a later sweep, once it must have. */
   private readonly awaitingFence = new Set<NodeEntry>();
 
@@ -67,6 +72,7 @@ export class AgentGateway {
   }
 
   stop(): void {
+    this.stopped = true;
     this.sweepTimer?.cancel();
     for (const s of this.subs) s.unsubscribe();
   }
@@ -109,7 +115,7 @@ export class AgentGateway {
         atMs: this.deps.clock.now(),
       };
       // No message id: the agent's journal makes a repeated assignment harmless.
-      this.sendWork(nodeId, work);
+      this.sendWork(nodeId, work, () => this.stillAssigned(job.id, attempt.attemptId, nodeId));
     }
   }
 
@@ -121,7 +127,19 @@ export class AgentGateway {
       list.push(t.placement.taskIndex);
       byNode.set(t.placement.nodeId, list);
     }
-    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason, graceMs);
+    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason, graceMs, () => this.stillLiveOn(job.id, attempt.attemptId, nodeId));
+  }
+
+  /** Whether an attempt is still current and not being stopped, with a task on the node still waiting for its agent. */
+  private stillAssigned(jobId: string, attemptId: string, nodeId: string): boolean {
+    const attempt = this.deps.store.table.get(jobId)?.current;
+    return attempt?.attemptId === attemptId && !attempt.stop && attempt.tasks.some((t) => t.placement.nodeId === nodeId && t.state === 'assigned');
+  }
+
+  /** Whether an attempt still has a live task on the node (a stop not yet confirmed). */
+  private stillLiveOn(jobId: string, attemptId: string, nodeId: string): boolean {
+    const attempt = this.deps.store.table.get(jobId)?.current;
+    return attempt?.attemptId === attemptId && this.deps.store.table.liveTasks(attempt).some((t) => t.placement.nodeId === nodeId);
   }
 
   /** Stops a task running for an attempt the scheduler no longer holds resources for (at most every 10 s). */
@@ -132,7 +150,8 @@ export class AgentGateway {
     this.strayCancelAtMs.set(key, nowMs);
     if (this.strayCancelAtMs.size > 10_000) this.strayCancelAtMs.clear();
     this.deps.log.warn({ nodeId, jobId, attemptId }, 'stopping a task of an attempt that is no longer active');
-    this.cancelOn(nodeId, jobId, attemptId, taskIndexes, 'attempt is no longer active');
+    // Not sent again on a failure: the node's next heartbeat that still lists the task asks again.
+    this.cancelOn(nodeId, jobId, attemptId, taskIndexes, 'attempt is no longer active', undefined, () => false);
   }
 
   /** Asks a node's agent for the tail of a task's output. */
@@ -158,12 +177,17 @@ export class AgentGateway {
     return count;
   }
 
-  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.deps.config.cancelGraceMs): void {
-    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.deps.clock.now() });
+  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.deps.config.cancelGraceMs, stillWanted: () => boolean): void {
+    this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.deps.clock.now() }, stillWanted);
   }
 
-  /** Sends work to a node's agent, with this replica's term in the node's pool (only for pools it leads). */
-  private sendWork(nodeId: string, work: AgentWork): void {
+  /**
+   * Sends work to a node's agent, with this replica's term in the node's pool (only for pools it leads). Work
+   * that JetStream did not store (a timeout while a NATS server of the cluster is lost and the stream elects
+   * a leader; the connection itself may stay up, so no rebuild follows) is sent again with backoff, stamped
+   * anew, for as long as `stillWanted` says it is and this replica leads the pool in the same term.
+   */
+  private sendWork(nodeId: string, work: AgentWork, stillWanted: () => boolean, retryMs = WORK_RETRY_FIRST_MS): void {
     const entry = this.deps.registry.entries.get(nodeId);
     if (!entry) {
       this.deps.log.error({ nodeId, jobId: work.jobId }, 'no agent known for node; work not sent');
@@ -173,8 +197,11 @@ export class AgentGateway {
     if (term === undefined) return;
     work.term = term;
     this.deps.publisher.publish(subjects.assign(entry.agentId, nodeId), JSON.stringify(work)).catch((err: Error) => {
-      // Reconnecting triggers a rebuild, whose reconciliation sends the work again.
-      this.deps.log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type }, 'could not send work to agent');
+      this.deps.log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type, retryMs }, 'could not send work to agent; sending it again');
+      this.deps.clock.setTimeout(() => {
+        if (this.stopped || this.deps.leadership.termOf(entry.spec.pool) !== term || !stillWanted()) return;
+        this.sendWork(nodeId, { ...work, atMs: this.deps.clock.now() }, stillWanted, Math.min(WORK_RETRY_MAX_MS, retryMs * 2));
+      }, retryMs);
     });
   }
 
