@@ -58,21 +58,22 @@ export class EnergyModel {
     // Added as down, then brought up: its idle draw enters the sums like any change.
     const node: NodePower = { zone: this.zoneOf(spec.zone), idle, span: rated - idle, busy: 0, down: true };
     this.nodes.set(spec.id, node);
-    this.change(spec.id, node, () => (node.down = false));
+    this.change(spec.pool, node, 0, false);
   }
 
   /** A node failed (draws nothing) or came back. */
   setDown(nodeId: string, down: boolean): void {
     const node = this.nodes.get(nodeId)!;
-    this.change(nodeId, node, () => (node.down = down));
+    this.change(this.cluster.getNode(nodeId)!.spec.pool, node, node.busy, down);
   }
 
   /** A job started (sign 1) or stopped (sign -1) on `placement`. */
   apply(placement: Placement, sign: 1 | -1): void {
+    // The per-task path of every start and end: one lookup of each node, no closure.
     for (const task of placement.tasks) {
       const node = this.nodes.get(task.nodeId)!;
-      const share = nodeShareOf(task, this.cluster.getNode(task.nodeId)!.allocatable);
-      this.change(task.nodeId, node, () => (node.busy = Math.max(0, node.busy + sign * share)));
+      const spec = this.cluster.getNode(task.nodeId)!;
+      this.change(spec.spec.pool, node, Math.max(0, node.busy + sign * nodeShareOf(task, spec.allocatable)), node.down);
     }
   }
 
@@ -134,11 +135,11 @@ export class EnergyModel {
   }
 
   /** Applies a change to one node, keeping the sums per pool, zone and of what jobs are charged. */
-  private change(nodeId: string, node: NodePower, mutate: () => void): void {
-    const pool = this.cluster.getNode(nodeId)!.spec.pool;
+  private change(pool: Pool, node: NodePower, busy: number, down: boolean): void {
     const before = this.wattsOf(node);
     const chargedBefore = node.down ? 0 : Math.min(1, node.busy) * before;
-    mutate();
+    node.busy = busy;
+    node.down = down;
     const after = this.wattsOf(node);
     const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
     this.poolWatts[pool] += after - before;
