@@ -181,9 +181,9 @@ export class ClusterState {
   }
 
   /** Why a placement cannot be reserved now, or undefined when it can. */
-  private problemWith(placement: Placement, byNode: ReadonlyMap<string, readonly TaskPlacement[]>): string | undefined {
+  private problemWith(placement: Placement, byNode: readonly NodeTasks[]): string | undefined {
     if (this.placements.has(placement.jobId)) return 'it is already placed';
-    for (const [nodeId, tasks] of byNode) {
+    for (const { nodeId, tasks } of byNode) {
       const node = this.nodesById.get(nodeId);
       if (!node) return `node ${nodeId} is not registered`;
       if (node.spec.pool !== placement.pool) return `node ${nodeId} is not in pool ${placement.pool}`;
@@ -203,9 +203,9 @@ export class ClusterState {
     this.apply(placement, groupByNode(placement.tasks));
   }
 
-  private apply(placement: Placement, byNode: ReadonlyMap<string, readonly TaskPlacement[]>): void {
+  private apply(placement: Placement, byNode: readonly NodeTasks[]): void {
     const restricted = placement.dataClass === 'restricted';
-    for (const [nodeId, tasks] of byNode) {
+    for (const { nodeId, tasks } of byNode) {
       applyOnNode(this.nodesById.get(nodeId)!, tasks, 1, placement.tenant, restricted);
       let jobs = this.jobsByNode.get(nodeId);
       if (!jobs) this.jobsByNode.set(nodeId, (jobs = new Set()));
@@ -221,7 +221,7 @@ export class ClusterState {
     const placement = this.placements.get(jobId);
     if (!placement) return undefined;
     const restricted = placement.dataClass === 'restricted';
-    for (const [nodeId, tasks] of groupByNode(placement.tasks)) {
+    for (const { nodeId, tasks } of groupByNode(placement.tasks)) {
       const node = this.nodesById.get(nodeId);
       if (node) applyOnNode(node, tasks, -1, placement.tenant, restricted);
       this.jobsByNode.get(nodeId)?.delete(jobId);
@@ -395,23 +395,31 @@ function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1
   node.group!.reindex(node);
 }
 
-const groupedTasks = new WeakMap<readonly TaskPlacement[], Map<string, readonly TaskPlacement[]>>();
+/** A job's tasks on one node. */
+interface NodeTasks {
+  nodeId: string;
+  tasks: readonly TaskPlacement[];
+}
+
+const groupedTasks = new WeakMap<readonly TaskPlacement[], readonly NodeTasks[]>();
 
 /**
- * Task placements by node; a job's tasks on one node are checked and applied together. Placements are
- * immutable and look-ahead reserves and releases the same ones many times: the grouping is kept per task list.
+ * Task placements by node, in order of first appearance; a job's tasks on one node are checked and applied
+ * together. Placements are immutable and look-ahead reserves and releases the same ones many times: the
+ * grouping is kept per task list, as an array (every start and end walks it: no iterator entries).
  */
-function groupByNode(tasks: readonly TaskPlacement[]): ReadonlyMap<string, readonly TaskPlacement[]> {
-  let byNode = groupedTasks.get(tasks);
-  if (byNode) return byNode;
-  byNode = new Map<string, TaskPlacement[]>();
+function groupByNode(tasks: readonly TaskPlacement[]): readonly NodeTasks[] {
+  let groups = groupedTasks.get(tasks);
+  if (groups) return groups;
+  const byNode = new Map<string, TaskPlacement[]>();
   for (const t of tasks) {
-    const list = byNode.get(t.nodeId) as TaskPlacement[] | undefined;
+    const list = byNode.get(t.nodeId);
     if (list) list.push(t);
     else byNode.set(t.nodeId, [t]);
   }
-  groupedTasks.set(tasks, byNode);
-  return byNode;
+  groups = Array.from(byNode, ([nodeId, list]) => ({ nodeId, tasks: list }));
+  groupedTasks.set(tasks, groups);
+  return groups;
 }
 
 function removeItem<T>(list: T[], item: T): void {
