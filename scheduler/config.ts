@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
+import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 
@@ -68,19 +69,19 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   /** Time between SIGTERM and SIGKILL for preempted jobs. Env: QY_PREEMPTION_GRACE_MS */
   preemptionGraceMs: z.coerce.number().int().min(0).default(10_000),
   /**
-   * Power caps in kW as JSON, per pool and per zone (`zone:<name>`), e.g. {"intelligent": 800, "zone:qy-a": 500}:
-   * placement keeps the estimated draw under them and the pending reason says when a cap holds a job; also on
-   * dashboards and alerts. Env: QY_POWER_BUDGETS_KW
+   * Power caps in kW as JSON, per pool and per zone (`zone:<name>`), e.g. {"intelligent": 800, "zone:qy-a": 500}; a
+   * cap may be 24 hourly values (00:00 to 23:00 UTC) to follow the green supply, as in the simulator's cluster
+   * files: placement keeps the estimated draw under them and the pending reason says when a cap holds a job;
+   * also on dashboards and alerts. Env: QY_POWER_BUDGETS_KW
    */
   powerBudgetsKw: z
     .string()
     .default('{}')
     .transform((text, ctx) => {
       try {
-        const key = z.union([z.enum(['general', 'intelligent', 'super']), z.string().regex(/^zone:.+$/, 'must be a pool or zone:<name>')]);
-        return z.record(key, z.number().positive()).parse(JSON.parse(text)) as Partial<Record<string, number>>;
+        return powerCapsKwSchema.parse(JSON.parse(text)) as Partial<Record<string, PowerCapKw>>;
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `must be a JSON object of pool or zone:<name> → kW (${(err as Error).message})` });
+        ctx.addIssue({ code: 'custom', message: `must be a JSON object of pool or zone:<name> → kW, or → 24 hourly kW values (${(err as Error).message})` });
         return z.NEVER;
       }
     }),

@@ -2,7 +2,7 @@ import { EasyShadow, FairShare, SchedulingPipeline, placeJob, withGpuDemandMix, 
 import { POOLS, attemptIdOf, type Pool } from '../src/protocol';
 import type { DeferralPlanner } from '../src/green';
 import type { SchedulerMetrics } from '../src/telemetry/metrics';
-import type { Clock, Timer } from '../src/time';
+import { HOUR_MS, nextHourMs, type Clock, type Timer } from '../src/time';
 import type { SchedulerConfig } from './config';
 import { MAX_IN_FLIGHT, type JobStore } from './job-store';
 import type { LeadershipView } from './leadership';
@@ -24,6 +24,8 @@ export class SchedulerCycle implements PlacementObserver {
   private wakeTimer: Timer | undefined;
   private wakeAtMs = Number.POSITIVE_INFINITY;
   private readonly power: PowerBudget;
+  /** The hour the caps were last looked at (hourly caps change with it: every pool is tried again). */
+  private capHour = -1;
   /** EASY's availability profile of each pool that backfills, following the job table's placements. */
   private readonly backfills = new Map<Pool, EasyShadow>();
 
@@ -37,7 +39,7 @@ export class SchedulerCycle implements PlacementObserver {
     private readonly clock: Clock,
     private readonly planner: DeferralPlanner | undefined,
   ) {
-    this.power = new PowerBudget(config.powerBudgetsKw as Record<string, number>, () => store.cluster);
+    this.power = new PowerBudget(config.powerBudgetsKw, () => store.cluster, () => clock.now());
     // Pools scoring by GPU fragmentation learn the demand mix of submissions (reset on rebuild).
     policy = withGpuDemandMix(policy);
     for (const pool of POOLS) if (policy[pool].backfill) this.backfills.set(pool, new EasyShadow(policy, store.cluster, pool));
@@ -112,6 +114,10 @@ export class SchedulerCycle implements PlacementObserver {
     this.leadership.confirm();
     const nowMs = this.clock.now();
     this.pipeline.wake(nowMs);
+    if (this.power.hourly && Math.floor(nowMs / HOUR_MS) !== this.capHour) {
+      this.capHour = Math.floor(nowMs / HOUR_MS);
+      for (const pool of POOLS) this.store.pending.markDirty(pool);
+    }
     if (this.leadership.ledPools.length > 0 && this.store.pending.hasWork) {
       if (this.store.inFlight >= MAX_IN_FLIGHT || this.store.gate) {
         this.paused = true;
@@ -127,9 +133,9 @@ export class SchedulerCycle implements PlacementObserver {
     this.scheduleWake();
   }
 
-  /** One timer, at the earliest time a held job is released or escalated. */
+  /** One timer, at the earliest time a held job is released or escalated, or an hourly power cap changes. */
   private scheduleWake(): void {
-    const atMs = this.pipeline.nextWakeMs();
+    const atMs = Math.min(this.pipeline.nextWakeMs(), this.power.hourly ? nextHourMs(this.clock.now()) : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(atMs) || (this.wakeTimer && atMs >= this.wakeAtMs)) return;
     this.wakeTimer?.cancel();
     this.wakeAtMs = atMs;

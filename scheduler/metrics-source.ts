@@ -1,5 +1,6 @@
 import { FairShare } from '../src/core';
 import { POOLS, type Pool } from '../src/protocol';
+import { capKwAt } from '../src/metering/power';
 import type { MetricsSource } from '../src/telemetry/metrics';
 import type { Scheduler } from './service';
 
@@ -29,7 +30,8 @@ function clusterStateSource(s: Scheduler): MetricsSource {
       const power = s.registry?.poolPower();
       return POOLS.map((pool) => {
         const summary = s.store.cluster.poolSummary(pool);
-        const budgetKw = s.config.powerBudgetsKw[pool];
+        const cap = s.config.powerBudgetsKw[pool];
+        const budgetKw = cap === undefined ? undefined : capKwAt(cap, s.clock.now());
         return { pool, nodes: summary.nodes, allocatable: summary.allocatable, allocated: summary.allocated, running: running[pool], powerWatts: power?.[pool].watts ?? 0, powerBudgetWatts: budgetKw === undefined ? undefined : budgetKw * 1000 };
       });
     },

@@ -1,22 +1,29 @@
 import type { ClusterState, Placement } from '../src/core';
 import { busyShare } from '../src/metering/attribution';
-import { IDLE_POWER_SHARE, addedWattsByKey, modelPowerWatts, ratedWattsOf, zoneKey } from '../src/metering/power';
+import { IDLE_POWER_SHARE, addedWattsByKey, capKwAt, modelPowerWatts, ratedWattsOf, zoneKey, type PowerCapKw } from '../src/metering/power';
 
 /**
  * Power caps per pool and zone, checked at placement against the draw estimated from allocations (each
  * node's idle draw plus the busy share of the rest of its rated power, the agents' utilisation model):
- * an estimate does not lag behind a job that has just started, as measurements do.
+ * an estimate does not lag behind a job that has just started, as measurements do. A cap of 24 hourly values
+ * holds the value of the current hour (UTC); jobs running when a cap falls keep running, new ones wait.
  */
 export class PowerBudget {
   private estimate: Map<string, number> | undefined;
 
   constructor(
-    private readonly capsKw: Readonly<Record<string, number>>,
+    private readonly capsKw: Readonly<Partial<Record<string, PowerCapKw>>>,
     private readonly cluster: () => ClusterState,
+    private readonly now: () => number,
   ) {}
 
   get enabled(): boolean {
     return Object.keys(this.capsKw).length > 0;
+  }
+
+  /** Whether some cap changes with the hour (a job a cap held may fit when the hour turns). */
+  get hourly(): boolean {
+    return Object.values(this.capsKw).some((cap) => Array.isArray(cap));
   }
 
   /** Forgets the estimate; the next check recomputes it from the cluster (once per scheduling cycle). */
@@ -28,13 +35,15 @@ export class PowerBudget {
   blocks(placement: Placement): string | undefined {
     if (!this.enabled) return undefined;
     const est = (this.estimate ??= this.estimateNow());
+    const nowMs = this.now();
     for (const [key, added] of this.addedWatts(placement)) {
-      const capKw = this.capsKw[key];
-      if (capKw === undefined) continue;
+      const cap = this.capsKw[key];
+      if (cap === undefined) continue;
+      const capKw = capKwAt(cap, nowMs);
       const inUse = est.get(key) ?? 0;
       if (inUse + added > capKw * 1000) {
         const kw = (w: number) => (w / 1000).toFixed(1);
-        return `held by the power budget of ${key.startsWith('zone:') ? `zone ${key.slice(5)}` : `pool ${key}`}: ${kw(inUse)} of ${capKw} kW estimated in use, this job adds ${kw(added)} kW`;
+        return `held by the power budget of ${key.startsWith('zone:') ? `zone ${key.slice(5)}` : `pool ${key}`}: ${kw(inUse)} of ${capKw} kW${typeof cap === 'number' ? '' : ' (this hour)'} estimated in use, this job adds ${kw(added)} kW`;
       }
     }
     return undefined;

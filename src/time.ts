@@ -2,6 +2,16 @@
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
+/** The hour of the day (0–23, UTC) of a time in milliseconds since the epoch (or since a simulation's start). */
+export function hourOfDay(ms: number): number {
+  return ((Math.floor(ms / HOUR_MS) % 24) + 24) % 24;
+}
+
+/** The next whole hour after `ms`. */
+export function nextHourMs(ms: number): number {
+  return (Math.floor(ms / HOUR_MS) + 1) * HOUR_MS;
+}
+
 /** A timer that can be cancelled. */
 export interface Timer {
   cancel(): void;

@@ -1,5 +1,25 @@
+import { z } from 'zod';
 import { GPU_MILLI_PER_GPU, type Heartbeat, type NodeResources, type NodeSpec, type Placement } from '../protocol';
+import { hourOfDay } from '../time';
 import { busyShare, nodeShareOf } from './attribution';
+
+/** What a power cap applies to: a pool, or a zone (`zone:<name>`). */
+export const powerCapKeySchema = z.string().regex(/^(general|intelligent|super|zone:.+)$/, 'must be a pool or zone:<name>');
+
+/**
+ * A power cap in kW: a constant, or 24 hourly values, 00:00 to 23:00 UTC (a cap that follows the green
+ * supply: higher in the hours the hub's own wind and solar produce). The same in the service and the simulator.
+ */
+export const powerCapKwSchema = z.union([z.number().positive(), z.array(z.number().min(0)).length(24, 'must list 24 hourly values, 00:00 to 23:00 UTC')]);
+export type PowerCapKw = z.infer<typeof powerCapKwSchema>;
+
+/** Power caps per pool and zone. */
+export const powerCapsKwSchema = z.record(powerCapKeySchema, powerCapKwSchema);
+
+/** The cap in kW at a time. */
+export function capKwAt(cap: PowerCapKw, atMs: number): number {
+  return typeof cap === 'number' ? cap : cap[hourOfDay(atMs)];
+}
 
 /** Share of rated power a server draws when idle, for the utilisation model. */
 export const IDLE_POWER_SHARE = 0.35;

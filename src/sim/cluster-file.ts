@@ -2,8 +2,8 @@ import { loadDataFile } from '../files';
 import { loadSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
-import { IDLE_POWER_SHARE } from '../metering/power';
-import { HOUR_MS } from '../time';
+import { IDLE_POWER_SHARE, capKwAt, powerCapsKwSchema } from '../metering/power';
+import { HOUR_MS, hourOfDay } from '../time';
 
 const GiB = 1024 ** 3;
 const hourly = z.array(z.number().min(0)).length(24, 'must list 24 hourly values, 00:00 to 23:00');
@@ -56,7 +56,7 @@ export const clusterFileSchema = z.strictObject({
   /** Carbon intensity of grid electricity, gCO2/kWh (the part that is not green comes from the grid); `--carbon FILE` replaces it with a time series. */
   gridCarbonGPerKwh: z.number().min(0).max(2000).default(550),
   /** Power caps in kW per pool or zone (`zone:<name>`): a number, or 24 hourly values (a cap that follows the green supply). */
-  powerCapsKw: z.record(z.string().regex(/^(general|intelligent|super|zone:.+)$/, 'must be a pool or zone:<name>'), z.union([z.number().positive(), hourly])).default({}),
+  powerCapsKw: powerCapsKwSchema.default({}),
   failures: z
     .strictObject({
       /** Mean time between failures of one node. */
@@ -79,10 +79,6 @@ const DEFAULT_RATED_WATTS: Record<Pool, number> = { general: 500, intelligent: 5
 
 
 /** The local hour of day at a virtual time (time 0 is midnight). */
-export function hourOfDay(ms: number): number {
-  return ((Math.floor(ms / HOUR_MS) % 24) + 24) % 24;
-}
-
 /** The world a simulation runs in besides its nodes; every signal is a function of virtual time. */
 export interface SimEnvironment {
   /** Share of a zone's electricity from its own wind and solar. */
@@ -126,7 +122,7 @@ export function environmentOf(file?: ClusterFile, carbon?: CarbonSignal): SimEnv
     pricePerKwhAt: (atMs) => price[hourOfDay(atMs)],
     powerCapKwAt: (key, atMs) => {
       const cap = caps[key];
-      return cap === undefined ? undefined : typeof cap === 'number' ? cap : cap[hourOfDay(atMs)];
+      return cap === undefined ? undefined : capKwAt(cap, atMs);
     },
     stepMs: Math.min(HOUR_MS, carbon?.stepMs ?? HOUR_MS),
     idleFraction: file?.power.idleFraction ?? IDLE_POWER_SHARE,

@@ -75,7 +75,7 @@ describe('power budget', () => {
     for (let i = 0; i < 4; i++) cluster.upsertNode(nodeSpec(`c${i}`, { zone: i < 2 ? 'qy-a' : 'qy-b', ratedPowerWatts: 1000, capacity: { cpuMillis: 16_000 } }));
     cluster.upsertNode(gpuNodeSpec('g0', { zone: 'qy-a', ratedPowerWatts: 5000 }));
     // Idle: 4 × 350 W in general. Each 8-core job on a 16-core node adds 0.5 × 650 W = 325 W.
-    const budget = new PowerBudget({ general: 2.4, 'zone:qy-b': 1.1 }, () => cluster);
+    const budget = new PowerBudget({ general: 2.4, 'zone:qy-b': 1.1 }, () => cluster, () => 0);
     const placed: string[] = [];
     for (let i = 0; i < 6; i++) {
       const p = placeJob(cluster, prepareJob(job({ id: `j${i}`, resources: { cpuMillis: 8000, memBytes: 0 } }), DEFAULT_POLICY), DEFAULT_POLICY);
@@ -94,6 +94,23 @@ describe('power budget', () => {
     expect(placed.filter((n) => n === 'c2' || n === 'c3')).toHaveLength(1);
     budget.refresh();
     expect(budget.blocks(placeJobOrThrow(cluster, 'late'))).toMatch(/power budget/);
+  });
+
+  test('an hourly cap holds the value of the current UTC hour', () => {
+    const cluster = new ClusterState();
+    for (let i = 0; i < 2; i++) cluster.upsertNode(nodeSpec(`c${i}`, { zone: 'qy-a', ratedPowerWatts: 1000, capacity: { cpuMillis: 16_000 } }));
+    // Idle: 2 × 350 W. One 8-core job adds 325 W: 1,025 W in all.
+    const hourly = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 16 ? 2 : 1));
+    let nowMs = Date.parse('2026-06-01T09:59:59Z');
+    const budget = new PowerBudget({ general: hourly }, () => cluster, () => nowMs);
+    expect(budget.hourly).toBe(true);
+    const p = placeJobOrThrow(cluster, 'j');
+    expect(budget.blocks(p)).toMatch(/^held by the power budget of pool general: 0.7 of 1 kW \(this hour\) estimated in use, this job adds 0.3 kW$/);
+    nowMs = Date.parse('2026-06-01T10:00:00Z');
+    expect(budget.blocks(p)).toBeUndefined();
+    nowMs = Date.parse('2026-06-01T16:00:00Z');
+    expect(budget.blocks(p)).toMatch(/power budget/);
+    expect(new PowerBudget({ general: 5 }, () => cluster, () => nowMs).hourly).toBe(false);
   });
 });
 
