@@ -174,6 +174,12 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   federationSummaryIntervalMs: ms(1_000),
   /** A site silent this long is not routed to, and jobs offered to it but not started are routed again. Env: QY_FEDERATION_SITE_DOWN_AFTER_MS */
   federationSiteDownAfterMs: ms(5_000),
+  /**
+   * How long the claim of a job routed away (and the Idempotency-Key that made it) is kept after it was last
+   * written (the executor's start, or a cancel): its home answers for the job that long, the site that ran
+   * it for as long as its archive keeps it. Claims still offered are renewed. Env: QY_FEDERATION_CLAIM_RETENTION_MS
+   */
+  federationClaimRetentionMs: ms(30 * 24 * 3_600_000),
 });
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
@@ -240,6 +246,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   federationNatsPassword: 'QY_FEDERATION_NATS_PASSWORD',
   federationSummaryIntervalMs: 'QY_FEDERATION_SUMMARY_INTERVAL_MS',
   federationSiteDownAfterMs: 'QY_FEDERATION_SITE_DOWN_AFTER_MS',
+  federationClaimRetentionMs: 'QY_FEDERATION_CLAIM_RETENTION_MS',
 };
 
 /** The lease timings of a configuration. */

@@ -144,7 +144,7 @@ export class Scheduler {
     if (this.federationFile) {
       // The federation link: a second connection, to the account the sites share across the gateways.
       this.fedNc = await connectNats(config.federationNatsUrl ?? config.natsUrl, 'qy-federation', this.log, { auth: { natsUser: config.federationNatsUser, natsPassword: config.federationNatsPassword } });
-      this.federation = new FederationLink({ site: config.site!, federation: this.federationFile, nc: this.fedNc, replicas: config.streamReplicas, summaryIntervalMs: config.federationSummaryIntervalMs, siteDownAfterMs: config.federationSiteDownAfterMs, clock: this.clock, log: this.log.child({ component: 'federation' }) });
+      this.federation = new FederationLink({ site: config.site!, federation: this.federationFile, nc: this.fedNc, replicas: config.streamReplicas, summaryIntervalMs: config.federationSummaryIntervalMs, siteDownAfterMs: config.federationSiteDownAfterMs, claimRetentionMs: config.federationClaimRetentionMs, clock: this.clock, log: this.log.child({ component: 'federation' }) });
     }
     this.datasetStore = new DatasetStore(new BucketOpener(this.fedNc ?? this.nc, config.streamReplicas), config.site);
     this.keeper = new StateKeeper({

@@ -56,6 +56,8 @@ export interface FederationLinkOptions {
   replicas: number;
   summaryIntervalMs: number;
   siteDownAfterMs: number;
+  /** How long a claim stays in this site's bucket after its last write (offered claims are renewed). */
+  claimRetentionMs?: number;
   clock: Clock;
   log: Logger;
 }
@@ -89,7 +91,7 @@ export class FederationLink {
   private stopped = false;
 
   constructor(private readonly o: FederationLinkOptions) {
-    this.claims = new ClaimStore(new BucketOpener(o.nc, o.replicas), o.site);
+    this.claims = new ClaimStore(new BucketOpener(o.nc, o.replicas), o.site, o.claimRetentionMs);
   }
 
   get site(): string {
@@ -270,6 +272,8 @@ export class FederationLink {
 
   private async watchOffered(jobId: string): Promise<void> {
     const held = await this.claims.get(this.site, jobId);
+    // Renewed before the bucket's retention would let it go while it waits; looked at again next round.
+    if (held && (await this.claims.renewOffered(held, this.o.clock.now()))) return;
     if (held?.value.state === 'offered' && held.value.executor === this.site && !this.host!.hasJob(jobId)) {
       // Taken back to run here, but not stored yet (the store failed): store it now.
       await this.host!.runHere(held.value);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { claimSchema, datasetRecordSchema, fedBuckets, KV_BUCKETS, type Claim, type DatasetRecord } from '../protocol';
@@ -19,24 +19,37 @@ export class BucketOpener {
     private readonly replicas: number,
   ) {}
 
-  /** The bucket, created when `create` (a site's own), else opened (another site's; fails if it does not exist). */
-  bucket(name: string, create: boolean): Promise<KV> {
+  /**
+   * The bucket, created when `create` (a site's own), else opened (another site's; fails if it does not
+   * exist). With `ttlMs`, a site's own bucket keeps each key that long after its last write; a bucket made
+   * before (without it, or with another) is brought to it.
+   */
+  bucket(name: string, create: boolean, ttlMs?: number): Promise<KV> {
     let kv = this.opened.get(name);
     if (!kv) {
       const kvm = new Kvm(jetstream(this.nc, { timeout: JS_API_TIMEOUT_MS }));
-      kv = create ? kvm.create(name, { history: 1, replicas: this.replicas }) : kvm.open(name);
+      kv = create ? kvm.create(name, { history: 1, replicas: this.replicas, ttl: ttlMs }).then((b) => (ttlMs === undefined ? b : this.withTtl(b, ttlMs))) : kvm.open(name);
       kv.catch(() => this.opened.delete(name));
       this.opened.set(name, kv);
     }
     return kv;
   }
+
+  private async withTtl(kv: KV, ttlMs: number): Promise<KV> {
+    const status = await kv.status();
+    if (status.ttl === ttlMs) return kv;
+    const jsm = await jetstreamManager(this.nc, { timeout: JS_API_TIMEOUT_MS });
+    const info = await jsm.streams.info(status.streamInfo.config.name);
+    await jsm.streams.update(info.config.name, { ...info.config, max_age: ttlMs * 1_000_000 });
+    return kv;
+  }
 }
 
-/** Reads a JSON value of a schema from a KV entry, with its revision; undefined when absent or deleted. */
-async function read<T>(kv: KV, key: string, parse: (v: unknown) => T): Promise<{ value: T; revision: number } | undefined> {
+/** Reads a JSON value of a schema from a KV entry, with its revision and when it was written; undefined when absent or deleted. */
+async function read<T>(kv: KV, key: string, parse: (v: unknown) => T): Promise<{ value: T; revision: number; writtenAtMs: number } | undefined> {
   const entry = await kv.get(key);
   if (!entry || entry.operation !== 'PUT') return undefined;
-  return { value: parse(entry.json()), revision: entry.revision };
+  return { value: parse(entry.json()), revision: entry.revision, writtenAtMs: entry.created.getTime() };
 }
 
 /** Retries `step` while a compare-and-set loses to another writer. */
@@ -102,15 +115,30 @@ function idempotencyKeyOf(tenant: string, key: string): string {
 /** The outcome of an executor's bid to start a job. */
 export type StartBid = { ok: true } | { ok: false; reason: string };
 
-/** Claims of the jobs a home site routed away (`qy-fed-claims-<home>`, key = job id). */
+/**
+ * Claims of the jobs a home site routed away (`qy-fed-claims-<home>`, key = job id). The home's bucket keeps
+ * a claim `retentionMs` after its last write (bounded state: the bucket, and the home's start, which reads
+ * every key, do not grow with history); a claim still offered is renewed before that (`renewOffered`).
+ */
 export class ClaimStore {
   constructor(
     private readonly opener: BucketOpener,
     private readonly site: string,
+    private readonly retentionMs?: number,
   ) {}
 
   private bucketOf(home: string): Promise<KV> {
-    return this.opener.bucket(fedBuckets.claims(home), home === this.site);
+    return home === this.site ? this.opener.bucket(fedBuckets.claims(home), true, this.retentionMs) : this.opener.bucket(fedBuckets.claims(home), false);
+  }
+
+  /**
+   * Rewrites a claim held here (as just read) that is still offered and was last written more than half the
+   * retention before `nowMs`, so it does not expire while it waits (compare-and-set: a start meanwhile
+   * wins). True when renewed.
+   */
+  async renewOffered(held: { value: Claim; revision: number; writtenAtMs: number }, nowMs: number): Promise<boolean> {
+    if (this.retentionMs === undefined || held.value.state !== 'offered' || nowMs - held.writtenAtMs <= this.retentionMs / 2) return false;
+    return this.replace(held.value, held.revision);
   }
 
   /** Creates the claim of a new job (create-only: one claim per job id, ever). */
@@ -118,8 +146,8 @@ export class ClaimStore {
     await (await this.bucketOf(this.site)).create(claim.jobId, JSON.stringify(claim));
   }
 
-  /** A claim held at `home`, with its revision. */
-  async get(home: string, jobId: string): Promise<{ value: Claim; revision: number } | undefined> {
+  /** A claim held at `home`, with its revision and when it was last written. */
+  async get(home: string, jobId: string): Promise<{ value: Claim; revision: number; writtenAtMs: number } | undefined> {
     return read(await this.bucketOf(home), jobId, (v) => claimSchema.parse(v));
   }
 
