@@ -22,7 +22,7 @@ import { spawnScheduler, spawnVirtualNodeAgent, type ChildService } from '../har
 import { writeTenantsFile } from '../harness/tenants';
 import { waitUntil } from '../harness/wait';
 import { freePort } from '../harness/ports';
-import { SYNTHETIC_ROUND, lastJobLogSeq, scrapeMetric, syntheticJobId, writeSyntheticHistory } from '../harness/history';
+import { scrapeMetric, syntheticJobId, waitHistorySettled, writeHistoryInRounds } from '../harness/history';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,22 +103,7 @@ async function pause(ms: number): Promise<void> {
 }
 let pauses = 0;
 
-/** Until the archive has caught up, history has left memory, and a snapshot covers the whole log. */
-async function settle(): Promise<void> {
-  await waitUntil(
-    async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < 2_000 && (await metric('qy_archive_lag_seconds')) === 0 ? true : undefined),
-    30 * 60_000,
-    async () => `did not settle: ${await metric('qy_jobs_in_memory')} jobs in memory, archive lag ${await metric('qy_archive_lag_seconds')} s`,
-  );
-  const seq = await lastJobLogSeq(nats.url);
-  // A snapshot that covers the whole log and was taken after history left memory (one taken just before
-  // would hold it all, and a restart would load it back).
-  await waitUntil(
-    async () => ((await metric('qy_state_snapshot_seq')) >= seq && (await metric('qy_state_snapshot_jobs')) < 2_000 ? true : undefined),
-    10 * 60_000,
-    async () => `no snapshot of the history let go reached position ${seq} (last at ${await metric('qy_state_snapshot_seq')}, holding ${await metric('qy_state_snapshot_jobs')} jobs)`,
-  );
-}
+const historyTarget = { natsUrl: nats.url, urls: [url], ready: leads };
 
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
@@ -132,18 +117,19 @@ for (const target of steps) {
   const synthetic = target - history - viaApi;
   say(`history → ${target}: ${viaApi} through the API, ${synthetic} written to the log`);
   if (viaApi > 0) await pushThroughApi(viaApi);
-  // In rounds, each taken in (archived, let go) before the next: history arrives over weeks, not in one
-  // burst, and a burst of a million jobs at JetStream's full speed starves the lease's own writes (the
-  // leader is then rightly deposed, archives nothing while standing by, and memory only grows).
-  for (let done = 0; done < synthetic; done += SYNTHETIC_ROUND) {
-    // The first general-pool node of the agent's virtual cluster (mixedCluster, prefixed by the agent).
-    await writeSyntheticHistory(nats.url, { count: Math.min(SYNTHETIC_ROUND, synthetic - done), offset: history + viaApi + done, nodeId: 'rec-gen-00000', tenant: 'city-a' });
-    say(`  … ${done + Math.min(SYNTHETIC_ROUND, synthetic - done)} synthetic jobs written`);
-    if (Number(opts.pauseMs) > 0) await pause(Number(opts.pauseMs));
-    await waitUntil(async () => ((await leads()) && (await metric('qy_jobs_in_memory')) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `round not taken in: ${await metric('qy_jobs_in_memory')} jobs in memory`);
-  }
+  // The first general-pool node of the agent's virtual cluster (mixedCluster, prefixed by the agent).
+  await writeHistoryInRounds(historyTarget, {
+    count: synthetic,
+    offset: history + viaApi,
+    nodeId: 'rec-gen-00000',
+    tenant: 'city-a',
+    afterRound: async (written) => {
+      say(`  … ${written} synthetic jobs written`);
+      if (Number(opts.pauseMs) > 0) await pause(Number(opts.pauseMs));
+    },
+  });
   history = target;
-  await settle();
+  await waitHistorySettled(historyTarget, 2_000);
   await scheduler.kill9();
   const killedAt = Date.now();
   scheduler = await spawnScheduler(nats.url, { port, env });

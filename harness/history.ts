@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAMS, attemptIdOf, subjects, type JobSubmitted, type StatusReport } from '../src/protocol';
 import { JetStreamPublisher } from '../src/store/js-publisher';
 import { connectNats } from '../src/store/nats';
+import { waitUntil } from './wait';
 
 /**
  * The term synthetic entries carry: above any term an election of a run reaches, so the leader takes them as
@@ -65,4 +66,58 @@ export async function scrapeMetric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+/** Where history goes and who takes it in: schedulers (the first leads) and the state they must reach. */
+export interface HistoryTarget {
+  natsUrl: string;
+  /** Scheduler URLs; the first one leads (its archive lag and snapshots are the ones that count). */
+  urls: string[];
+  /** A further condition (the first scheduler leads again after a restart or a pause). */
+  ready?: () => Promise<boolean>;
+}
+
+/** The most jobs any of the schedulers holds in memory. */
+async function mostInMemory(urls: string[]): Promise<number> {
+  return Math.max(...(await Promise.all(urls.map((u) => scrapeMetric(u, 'qy_jobs_in_memory')))));
+}
+
+/**
+ * Writes `count` jobs of synthetic history in rounds of SYNTHETIC_ROUND, each taken in (archived and let go
+ * from every scheduler's memory) before the next: history arrives over weeks, not in one burst, and a burst
+ * of a million jobs at JetStream's full speed starves the lease's own writes. `afterRound` runs between
+ * writing a round and waiting for it (a fault, a progress line).
+ */
+export async function writeHistoryInRounds(target: HistoryTarget, o: { count: number; offset: number; nodeId: string; tenant: string; afterRound?: (written: number) => Promise<void> | void }): Promise<void> {
+  for (let done = 0; done < o.count; done += SYNTHETIC_ROUND) {
+    const round = Math.min(SYNTHETIC_ROUND, o.count - done);
+    await writeSyntheticHistory(target.natsUrl, { count: round, offset: o.offset + done, nodeId: o.nodeId, tenant: o.tenant });
+    await o.afterRound?.(done + round);
+    await waitUntil(
+      async () => ((await (target.ready?.() ?? true)) && (await mostInMemory(target.urls)) < SYNTHETIC_ROUND / 2 ? true : undefined),
+      30 * 60_000,
+      async () => `history round not taken in: ${await mostInMemory(target.urls)} jobs in memory`,
+    );
+  }
+}
+
+/**
+ * Waits until history has settled: every scheduler holds fewer than `below` jobs in memory, the leader's
+ * archive has caught up, and its newest snapshot covers the whole log and was taken after history left
+ * memory (one taken just before would hold it all, and a rebuild would load it back).
+ */
+export async function waitHistorySettled(target: HistoryTarget, below: number): Promise<void> {
+  const [leader] = target.urls;
+  const lag = () => scrapeMetric(leader, 'qy_archive_lag_seconds');
+  await waitUntil(
+    async () => ((await (target.ready?.() ?? true)) && (await mostInMemory(target.urls)) < below && (await lag()) === 0 ? true : undefined),
+    30 * 60_000,
+    async () => `history did not settle: ${await mostInMemory(target.urls)} jobs in memory, archive lag ${await lag()} s`,
+  );
+  const seq = await lastJobLogSeq(target.natsUrl);
+  await waitUntil(
+    async () => ((await scrapeMetric(leader, 'qy_state_snapshot_seq')) >= seq && (await scrapeMetric(leader, 'qy_state_snapshot_jobs')) < below ? true : undefined),
+    10 * 60_000,
+    async () => `no snapshot of the history let go reached position ${seq} (last at ${await scrapeMetric(leader, 'qy_state_snapshot_seq')}, holding ${await scrapeMetric(leader, 'qy_state_snapshot_jobs')} jobs)`,
+  );
 }

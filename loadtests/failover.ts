@@ -1,7 +1,7 @@
 import { SchedulerApiError, SchedulerClient } from '../src/client';
 import { startLocalStack } from '../harness/stack';
 import { waitUntil } from '../harness/wait';
-import { SYNTHETIC_ROUND, lastJobLogSeq, scrapeMetric, writeSyntheticHistory } from '../harness/history';
+import { SYNTHETIC_ROUND, waitHistorySettled, writeHistoryInRounds } from '../harness/history';
 import { HEADERS, statusReportSchema, type JobSpecInput, type Pool, type StatusReport } from '../src/protocol';
 import { JobLog, TermFence } from '../src/store/job-log';
 import { connectNats } from '../src/store/nats';
@@ -99,7 +99,12 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
   const readiness = (url: string) => probe.readiness({}, { url }).catch(() => undefined);
   try {
     await waitUntil(async () => ((await readiness(b.url))?.pools.general.leader?.replica === 'replica-a' ? true : undefined), 30_000, () => 'the standby does not see the leader');
-    if (historyJobs > 0) await takeInHistory(stack.natsUrl, [a.url, b.url], historyJobs, `${PREFIX}-gen-00000`, options.log);
+    if (historyJobs > 0) {
+      // Taken in by both replicas, then covered by a snapshot that holds none of it: a takeover loads only live state.
+      const target = { natsUrl: stack.natsUrl, urls: [a.url, b.url] };
+      await writeHistoryInRounds(target, { count: historyJobs, offset: 0, nodeId: `${PREFIX}-gen-00000`, tenant: 'city', afterRound: (written) => options.log?.info({ written }, 'history written') });
+      await waitHistorySettled(target, 1_000);
+    }
 
     // A write to the standby while the leader lives: refused, naming the leader.
     const refused = await load.send<{ code: string }>('POST', '/v1/jobs', { body: spec(options.jobSeconds), url: b.url });
@@ -188,29 +193,6 @@ export async function runFailoverScenario(options: FailoverOptions): Promise<Fai
 
 /** Prefix of the virtual nodes. */
 const PREFIX = 'fo';
-
-/**
- * Writes `count` jobs of synthetic history in rounds, and waits until both replicas have taken each round in
- * (let it go from memory once archived), then until the leader's newest snapshot covers the whole log and
- * holds none of it: a takeover then loads only live state.
- */
-async function takeInHistory(natsUrl: string, urls: string[], count: number, nodeId: string, log: Logger | undefined): Promise<void> {
-  const inMemory = async () => Math.max(...(await Promise.all(urls.map((u) => scrapeMetric(u, 'qy_jobs_in_memory')))));
-  for (let done = 0; done < count; done += SYNTHETIC_ROUND) {
-    const round = Math.min(SYNTHETIC_ROUND, count - done);
-    await writeSyntheticHistory(natsUrl, { count: round, offset: done, nodeId, tenant: 'city' });
-    await waitUntil(async () => ((await inMemory()) < SYNTHETIC_ROUND / 2 ? true : undefined), 30 * 60_000, async () => `history round not taken in: ${await inMemory()} jobs in memory`);
-    log?.info({ written: done + round }, 'history taken in');
-  }
-  const [leader] = urls;
-  await waitUntil(async () => ((await inMemory()) < 1_000 && (await scrapeMetric(leader, 'qy_archive_lag_seconds')) === 0 ? true : undefined), 10 * 60_000, async () => `history not let go: ${await inMemory()} jobs in memory`);
-  const seq = await lastJobLogSeq(natsUrl);
-  await waitUntil(
-    async () => ((await scrapeMetric(leader, 'qy_state_snapshot_seq')) >= seq && (await scrapeMetric(leader, 'qy_state_snapshot_jobs')) < 1_000 ? true : undefined),
-    10 * 60_000,
-    async () => `no snapshot without the history reached position ${seq} (last at ${await scrapeMetric(leader, 'qy_state_snapshot_seq')})`,
-  );
-}
 
 function spec(seconds: number): JobSpecInput {
   return { pool: 'general', resources: { cpuMillis: 500, memBytes: 256 * 1024 ** 2 }, durationSeconds: seconds };
