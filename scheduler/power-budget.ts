@@ -10,20 +10,19 @@ import { IDLE_POWER_SHARE, addedWattsByKey, capKwAt, modelPowerWatts, ratedWatts
  */
 export class PowerBudget {
   private estimate: Map<string, number> | undefined;
+  /** Whether some cap changes with the hour (a job a cap held may fit when the hour turns). */
+  readonly hourly: boolean;
 
   constructor(
     private readonly capsKw: Readonly<Partial<Record<string, PowerCapKw>>>,
     private readonly cluster: () => ClusterState,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.hourly = Object.values(capsKw).some((cap) => Array.isArray(cap));
+  }
 
   get enabled(): boolean {
     return Object.keys(this.capsKw).length > 0;
-  }
-
-  /** Whether some cap changes with the hour (a job a cap held may fit when the hour turns). */
-  get hourly(): boolean {
-    return Object.values(this.capsKw).some((cap) => Array.isArray(cap));
   }
 
   /** Forgets the estimate; the next check recomputes it from the cluster (once per scheduling cycle). */

@@ -48,10 +48,15 @@ test('a job held by this hour\'s cap starts when the hour turns and the cap rise
     }, 10_000, () => `not held by the cap: ${reason}`);
     expect(reason).toMatch(/held by the power budget of pool general: 0.7 of 1 kW \(this hour\)/);
 
-    // A minute on, still 09:59: still held. Then 10:00: the cycle wakes by itself and places it.
+    // A minute on, still 09:59: a cycle that tries the pool again still finds it held. Then 10:00: the cycle
+    // wakes by itself and places it.
     clock.advanceTo(T0 + 60_000);
-    const cyclesBefore = await waitUntil(() => (s.cycle.isIdle ? s.store.table.get(id)!.state : undefined), 10_000);
-    expect(cyclesBefore).toBe('pending');
+    const cyclesRun = async () => (await s.metrics.cycles.get()).values.reduce((n, v) => n + v.value, 0);
+    const before = await cyclesRun();
+    s.cycle.retry('general');
+    await waitUntil(async () => ((await cyclesRun()) > before && s.cycle.isIdle ? true : undefined), 10_000, () => 'no cycle ran');
+    expect(s.store.table.get(id)!.state).toBe('pending');
+    expect((await view()).pendingReason).toMatch(/held by the power budget of pool general: 0.7 of 1 kW \(this hour\)/);
     clock.advanceTo(Date.UTC(2026, 5, 1, 10, 0, 0));
     await waitUntil(() => (s.store.table.get(id)!.state !== 'pending' ? true : undefined), 10_000, () => `still ${s.store.table.get(id)!.state}`);
     expect(['placed', 'running']).toContain(s.store.table.get(id)!.state);
