@@ -127,7 +127,7 @@ export class AgentGateway {
       list.push(t.placement.taskIndex);
       byNode.set(t.placement.nodeId, list);
     }
-    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason, graceMs, () => this.stillLiveOn(job.id, attempt.attemptId, nodeId));
+    for (const [nodeId, taskIndexes] of byNode) this.cancelOn(nodeId, job.id, attempt.attemptId, taskIndexes, reason, () => this.stillLiveOn(job.id, attempt.attemptId, nodeId), graceMs);
   }
 
   /** Whether an attempt is still current and not being stopped, with a task on the node still waiting for its agent. */
@@ -151,7 +151,7 @@ export class AgentGateway {
     if (this.strayCancelAtMs.size > 10_000) this.strayCancelAtMs.clear();
     this.deps.log.warn({ nodeId, jobId, attemptId }, 'stopping a task of an attempt that is no longer active');
     // Not sent again on a failure: the node's next heartbeat that still lists the task asks again.
-    this.cancelOn(nodeId, jobId, attemptId, taskIndexes, 'attempt is no longer active', undefined, () => false);
+    this.cancelOn(nodeId, jobId, attemptId, taskIndexes, 'attempt is no longer active', () => false);
   }
 
   /** Asks a node's agent for the tail of a task's output. */
@@ -177,7 +177,7 @@ export class AgentGateway {
     return count;
   }
 
-  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, graceMs = this.deps.config.cancelGraceMs, stillWanted: () => boolean): void {
+  private cancelOn(nodeId: string, jobId: string, attemptId: string, taskIndexes: number[], reason: string, stillWanted: () => boolean, graceMs = this.deps.config.cancelGraceMs): void {
     this.sendWork(nodeId, { type: 'cancel', jobId, attemptId, nodeId, taskIndexes, reason, graceMs, atMs: this.deps.clock.now() }, stillWanted);
   }
 
