@@ -38,9 +38,8 @@ export class BucketOpener {
   private async withTtl(kv: KV, ttlMs: number): Promise<KV> {
     const status = await kv.status();
     if (status.ttl === ttlMs) return kv;
-    const jsm = await jetstreamManager(this.nc, { timeout: JS_API_TIMEOUT_MS });
-    const info = await jsm.streams.info(status.streamInfo.config.name);
-    await jsm.streams.update(info.config.name, { ...info.config, max_age: ttlMs * 1_000_000 });
+    const config = status.streamInfo.config;
+    await (await jetstreamManager(this.nc, { timeout: JS_API_TIMEOUT_MS })).streams.update(config.name, { ...config, max_age: ttlMs * 1_000_000 });
     return kv;
   }
 }
