@@ -1,7 +1,7 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { REGISTRATION_ERROR_CODES, fenceHasFired, fenceIsSafe, heartbeatSchema, jobIdOfAttempt, logReplySchema, nodeIdOfSubject, parseTaskKey, registrationSchema, subjects, type AgentWork, type Assignment, type LogReply, type LogRequest, type RegistrationReply } from '../src/protocol';
-import type { JetStreamPublisher } from '../src/store/js-publisher';
+import { publishUntilStored, type JetStreamPublisher } from '../src/store/js-publisher';
 import { ensureAgentConsumer } from '../src/store/nats';
 import type { Logger } from '../src/telemetry/logger';
 import type { SchedulerMetrics } from '../src/telemetry/metrics';
@@ -187,23 +187,32 @@ export class AgentGateway {
    * a leader; the connection itself may stay up, so no rebuild follows) is sent again with backoff, stamped
    * anew, for as long as `stillWanted` says it is and this replica leads the pool in the same term.
    */
-  private sendWork(nodeId: string, work: AgentWork, stillWanted: () => boolean, retryMs = WORK_RETRY_FIRST_MS): void {
+  private sendWork(nodeId: string, work: AgentWork, stillWanted: () => boolean): void {
     const entry = this.deps.registry.entries.get(nodeId);
     if (!entry) {
       this.deps.log.error({ nodeId, jobId: work.jobId }, 'no agent known for node; work not sent');
       return;
     }
-    const term = this.deps.leadership.termOf(entry.spec.pool);
+    const { leadership, clock, log } = this.deps;
+    const term = leadership.termOf(entry.spec.pool);
     if (term === undefined) return;
-    work.term = term;
-    this.deps.publisher.publish(subjects.assign(entry.agentId, nodeId), JSON.stringify(work)).catch((err: Error) => {
-      this.deps.log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type, retryMs }, 'could not send work to agent; sending it again');
-      this.deps.clock.setTimeout(() => {
-        if (this.stopped || this.deps.leadership.termOf(entry.spec.pool) !== term || !stillWanted()) return;
-        this.sendWork(nodeId, { ...work, atMs: this.deps.clock.now() }, stillWanted, Math.min(WORK_RETRY_MAX_MS, retryMs * 2));
-      }, retryMs);
-    });
+    void publishUntilStored(
+      this.deps.publisher,
+      subjects.assign(entry.agentId, nodeId),
+      (attempt) => {
+        if (attempt === 1) return JSON.stringify({ ...work, term });
+        if (this.stopped || leadership.termOf(entry.spec.pool) !== term || !stillWanted()) return undefined;
+        return JSON.stringify({ ...work, term, atMs: clock.now() });
+      },
+      {
+        firstDelayMs: WORK_RETRY_FIRST_MS,
+        maxDelayMs: WORK_RETRY_MAX_MS,
+        clock,
+        onFailure: (err, retryMs) => log.warn({ err: err.message, nodeId, jobId: work.jobId, work: work.type, retryMs }, 'could not send work to agent; sending it again'),
+      },
+    );
   }
+
 
   private async onRegister(subject: string, data: Uint8Array, reply: (r: RegistrationReply) => void): Promise<void> {
     let body: unknown;

@@ -1,4 +1,4 @@
-import type { JetStreamPublisher } from '../store/js-publisher';
+import { publishUntilStored, type JetStreamPublisher } from '../store/js-publisher';
 import { subjects, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 
@@ -17,17 +17,13 @@ export class StatusPublisher {
 
   async publish(report: StatusReport): Promise<void> {
     const payload = JSON.stringify(report);
-    for (let delayMs = 100; !this.stopped; delayMs = Math.min(5_000, delayMs * 2)) {
-      try {
-        // No message id: the scheduler applies a repeated report as a no-op.
-        await this.publisher.publish(subjects.status(report.nodeId), payload);
-        return;
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message, jobId: report.jobId, state: report.state }, 'status report not stored yet; retrying');
-        await new Promise((r) => setTimeout(r, delayMs));
-      }
-    }
-    throw new Error('status publisher stopped');
+    // No message id: the scheduler applies a repeated report as a no-op.
+    const stored = await publishUntilStored(this.publisher, subjects.status(report.nodeId), () => (this.stopped ? undefined : payload), {
+      firstDelayMs: 100,
+      maxDelayMs: 5_000,
+      onFailure: (err) => this.log.warn({ err: err.message, jobId: report.jobId, state: report.state }, 'status report not stored yet; retrying'),
+    });
+    if (!stored) throw new Error('status publisher stopped');
   }
 
   stop(): void {

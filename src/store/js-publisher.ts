@@ -1,4 +1,5 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { systemClock, type Clock } from '../time';
 
 /** What JetStream answered to a stored message. */
 export interface StoredAck {
@@ -127,6 +128,38 @@ export class JetStreamPublisher {
       if (w.deadlineMs > now) break;
       this.waiting.delete(token);
       w.reject(new Error(`no acknowledgement from JetStream within ${this.timeoutMs} ms`));
+    }
+  }
+}
+
+/** How `publishUntilStored` tries again. */
+export interface StoreRetry {
+  /** Wait after the first failure, doubled after each further one up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** The clock of the waits (a test's manual one). */
+  clock?: Clock;
+  /** Told of each failure and of the wait before the next try. */
+  onFailure?: (err: Error, retryMs: number) => void;
+}
+
+/**
+ * Publishes to JetStream until the stream stores the message, trying again after each failure (a timeout
+ * while a stream elects a leader, a lost connection) with backoff. `message` is asked before every try
+ * (1, 2, …) for what to send, and returns undefined to give up (no longer wanted, shutting down). Resolves
+ * true once stored, false when given up. No message id: callers send what a receiver takes twice harmlessly.
+ */
+export async function publishUntilStored(publisher: JetStreamPublisher, subject: string, message: (attempt: number) => string | undefined, retry: StoreRetry): Promise<boolean> {
+  const clock = retry.clock ?? systemClock;
+  for (let attempt = 1, delayMs = retry.firstDelayMs; ; attempt++, delayMs = Math.min(retry.maxDelayMs, delayMs * 2)) {
+    const data = message(attempt);
+    if (data === undefined) return false;
+    try {
+      await publisher.publish(subject, data);
+      return true;
+    } catch (err) {
+      retry.onFailure?.(err as Error, delayMs);
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, delayMs));
     }
   }
 }
