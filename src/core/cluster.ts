@@ -33,8 +33,8 @@ export class ClusterState {
   private readonly poolGroups: Record<Pool, NodeGroup[]> = { general: [], intelligent: [], super: [] };
   private readonly groupsByKey = new Map<string, NodeGroup>();
   private readonly placements = new Map<string, Placement>();
-  private readonly jobsByNode = new Map<string, Set<string>>();
-  private readonly usage = new Map<string, TenantUsage>();
+  /** Per pool, what each tenant holds. */
+  private readonly usage: Record<Pool, Map<string, TenantUsage>> = { general: new Map(), intelligent: new Map(), super: new Map() };
   private readonly capacity: Record<Pool, { cpuMillis: number; memBytes: number; gpuMilli: number }> = {
     general: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
     intelligent: { cpuMillis: 0, memBytes: 0, gpuMilli: 0 },
@@ -48,6 +48,11 @@ export class ClusterState {
   };
   private nextOrdinal = 0;
   private nextGroupId = 0;
+  /**
+   * Each placement's nodes as this cluster holds them, found once per placement (and again when nodes
+   * change): starts and ends walk them, and a lookup by id per task costs more than the rest of the work.
+   */
+  private resolved = new WeakMap<PlacementIndex, { nodesVersion: number; nodes: (NodeRuntime | undefined)[] }>();
 
   /** Changes whenever a group appears or disappears, so per-group caches know to start over. */
   groupsVersion = 0;
@@ -65,9 +70,9 @@ export class ClusterState {
     this.nodesById.clear();
     this.groupsByKey.clear();
     this.placements.clear();
-    this.jobsByNode.clear();
-    this.usage.clear();
+    this.resolved = new WeakMap();
     for (const pool of POOLS) {
+      this.usage[pool].clear();
       this.poolNodes[pool] = [];
       this.poolGroups[pool] = [];
       this.capacity[pool] = { cpuMillis: 0, memBytes: 0, gpuMilli: 0 };
@@ -169,27 +174,30 @@ export class ClusterState {
    * so a placement that no longer fits throws and changes nothing.
    */
   reserve(placement: Placement): void {
-    const byNode = groupByNode(placement.tasks);
-    const problem = this.problemWith(placement, byNode);
+    const problem = this.problemWith(placement);
     if (problem) throw new Error(`job ${placement.jobId}: ${problem}`);
-    this.apply(placement, byNode);
+    this.apply(placement);
   }
 
   /** Whether `reserve(placement)` would succeed now, without changing anything (look-ahead asks this often). */
   fits(placement: Placement): boolean {
-    return this.problemWith(placement, groupByNode(placement.tasks)) === undefined;
+    return this.problemWith(placement) === undefined;
   }
 
   /** Why a placement cannot be reserved now, or undefined when it can. */
-  private problemWith(placement: Placement, byNode: readonly NodeTasks[]): string | undefined {
+  private problemWith(placement: Placement): string | undefined {
     if (this.placements.has(placement.jobId)) return 'it is already placed';
-    for (const { nodeId, tasks } of byNode) {
-      const node = this.nodesById.get(nodeId);
+    const index = indexOf(placement);
+    const nodes = this.nodesFor(index);
+    const { tasks, starts, nodeIds } = index;
+    for (let i = 0; i < nodes.length; i++) {
+      const nodeId = nodeIds[i];
+      const node = nodes[i];
       if (!node) return `node ${nodeId} is not registered`;
-      if (node.spec.pool !== placement.pool) return `node ${nodeId} is not in pool ${placement.pool}`;
-      if (placement.exclusive && (tasks.length > 1 || !node.isIdle)) return `node ${nodeId} is not free for exclusive use`;
+      if (node.pool !== placement.pool) return `node ${nodeId} is not in pool ${placement.pool}`;
+      if (placement.exclusive && (starts[i + 1] - starts[i] > 1 || !node.isIdle)) return `node ${nodeId} is not free for exclusive use`;
       if (node.isolationBlocks(placement.tenant, placement.dataClass === 'restricted')) return `node ${nodeId} holds another tenant's restricted work`;
-      const problem = node.checkCanApply(tasks);
+      const problem = node.checkCanApply(tasks, starts[i], starts[i + 1]);
       if (problem) return problem;
     }
     return undefined;
@@ -200,20 +208,58 @@ export class ClusterState {
    * (look-ahead for backfilling): it fits by construction, so the checks of `reserve` are skipped.
    */
   restore(placement: Placement): void {
-    this.apply(placement, groupByNode(placement.tasks));
+    this.apply(placement);
   }
 
-  private apply(placement: Placement, byNode: readonly NodeTasks[]): void {
+  private apply(placement: Placement): void {
     const restricted = placement.dataClass === 'restricted';
-    for (const { nodeId, tasks } of byNode) {
-      applyOnNode(this.nodesById.get(nodeId)!, tasks, 1, placement.tenant, restricted);
-      let jobs = this.jobsByNode.get(nodeId);
-      if (!jobs) this.jobsByNode.set(nodeId, (jobs = new Set()));
-      jobs.add(placement.jobId);
+    const index = indexOf(placement);
+    const nodes = this.nodesFor(index);
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!;
+      applyOnNode(node, index, i, 1, placement.tenant, restricted);
+      node.jobIds.push(placement.jobId);
     }
     this.placements.set(placement.jobId, placement);
-    this.account(placement, 1);
+    this.account(placement, index.demand, 1);
     this.rotation++;
+  }
+
+  /**
+   * A placement's tasks grouped by node (the tasks of group i are tasks[starts[i]] up to tasks[starts[i + 1]]),
+   * and those nodes as this cluster holds them (undefined where one is not registered): for per-task
+   * bookkeeping outside (the simulator's energy model) without a lookup by id per task.
+   */
+  placedOn(placement: Placement): { tasks: readonly TaskPlacement[]; starts: readonly number[]; nodes: readonly (NodeRuntime | undefined)[] } {
+    const index = indexOf(placement);
+    return { tasks: index.tasks, starts: index.starts, nodes: this.nodesFor(index) };
+  }
+
+  /**
+   * A placement just planned on this cluster: its tasks go, in order, `counts[i]` to `nodes[i]` (distinct
+   * nodes of this cluster). Its index is made from that, without grouping the tasks or looking nodes up by
+   * id (a gang of processors on one-core nodes is as many lookups as tasks).
+   */
+  adoptPlan(placement: Placement, nodes: readonly NodeRuntime[], counts: readonly number[]): void {
+    if (indexes.has(placement.tasks)) return;
+    const starts = [0];
+    const nodeIds: string[] = [];
+    for (let i = 0; i < nodes.length; i++) {
+      starts.push(starts[i] + counts[i]);
+      nodeIds.push(nodes[i].id);
+    }
+    const index: PlacementIndex = { tasks: placement.tasks, starts, nodeIds, demand: placementDemand(placement) };
+    indexes.set(placement.tasks, index);
+    this.resolved.set(index, { nodesVersion: this.nodesVersion, nodes: nodes.slice() });
+  }
+
+  /** The nodes of a placement's groups, in the same order (undefined where a node is not registered). */
+  private nodesFor(index: PlacementIndex): readonly (NodeRuntime | undefined)[] {
+    const known = this.resolved.get(index);
+    if (known?.nodesVersion === this.nodesVersion) return known.nodes;
+    const nodes = index.nodeIds.map((nodeId) => this.nodesById.get(nodeId));
+    this.resolved.set(index, { nodesVersion: this.nodesVersion, nodes });
+    return nodes;
   }
 
   /** Gives back exactly what a job's placement took. Returns the placement, or undefined if the job held none. */
@@ -221,13 +267,16 @@ export class ClusterState {
     const placement = this.placements.get(jobId);
     if (!placement) return undefined;
     const restricted = placement.dataClass === 'restricted';
-    for (const { nodeId, tasks } of groupByNode(placement.tasks)) {
-      const node = this.nodesById.get(nodeId);
-      if (node) applyOnNode(node, tasks, -1, placement.tenant, restricted);
-      this.jobsByNode.get(nodeId)?.delete(jobId);
+    const index = indexOf(placement);
+    const nodes = this.nodesFor(index);
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i];
+      if (!node) continue;
+      applyOnNode(node, index, i, -1, placement.tenant, restricted);
+      removeItem(node.jobIds, jobId);
     }
     this.placements.delete(jobId);
-    this.account(placement, -1);
+    this.account(placement, index.demand, -1);
     return placement;
   }
 
@@ -246,24 +295,19 @@ export class ClusterState {
     return copy;
   }
 
-  /** Jobs with a task on the node. */
-  jobsOn(nodeId: string): ReadonlySet<string> {
-    return this.jobsByNode.get(nodeId) ?? EMPTY;
+  /** Jobs with a task on the node (changes as jobs start and end: copy it to release while walking it). */
+  jobsOn(nodeId: string): readonly string[] {
+    return this.nodesById.get(nodeId)?.jobIds ?? NO_JOBS;
   }
 
   /** What a tenant holds in a pool now. */
   usageOf(tenant: string, pool: Pool): TenantUsage {
-    return this.usage.get(`${tenant}\u0000${pool}`) ?? NO_USAGE;
+    return this.usage[pool].get(tenant) ?? NO_USAGE;
   }
 
   /** Every tenant holding something in a pool. */
   tenantsIn(pool: Pool): string[] {
-    const out: string[] = [];
-    for (const key of this.usage.keys()) {
-      const [tenant, p] = key.split('\u0000');
-      if (p === pool) out.push(tenant);
-    }
-    return out;
+    return [...this.usage[pool].keys()];
   }
 
   /** Allocatable CPU, memory and milli-GPUs of all registered nodes of a pool (fair-share denominators). */
@@ -271,17 +315,17 @@ export class ClusterState {
     return this.capacity[pool];
   }
 
-  private account(placement: Placement, sign: 1 | -1): void {
+  private account(placement: Placement, demand: Demand, sign: 1 | -1): void {
     this.usageVersion++;
-    const key = `${placement.tenant}\u0000${placement.pool}`;
-    const u = this.usage.get(key) ?? { cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 };
-    const { cpuMillis, memBytes, gpuMilli } = placementDemand(placement);
+    const usage = this.usage[placement.pool];
+    const u = usage.get(placement.tenant) ?? { cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 };
+    const { cpuMillis, memBytes, gpuMilli } = demand;
     u.cpuMillis += sign * cpuMillis;
     u.memBytes += sign * memBytes;
     u.gpuMilli += sign * gpuMilli;
     u.jobs += sign;
-    if (u.jobs === 0) this.usage.delete(key);
-    else this.usage.set(key, u);
+    if (u.jobs === 0) usage.delete(placement.tenant);
+    else usage.set(placement.tenant, u);
     const a = this.allocated[placement.pool];
     a.cpuMillis += sign * cpuMillis;
     a.memBytes += sign * memBytes;
@@ -387,39 +431,53 @@ function byKey(a: [string, unknown], b: [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-const EMPTY: ReadonlySet<string> = new Set();
+const NO_JOBS: readonly string[] = Object.freeze([]);
 const NO_USAGE: TenantUsage = Object.freeze({ cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 });
 
-function applyOnNode(node: NodeRuntime, tasks: readonly TaskPlacement[], sign: 1 | -1, tenant: string, restricted: boolean): void {
-  node.applyAll(tasks, sign, tenant, restricted);
+function applyOnNode(node: NodeRuntime, index: PlacementIndex, group: number, sign: 1 | -1, tenant: string, restricted: boolean): void {
+  node.applyAll(index.tasks, index.starts[group], index.starts[group + 1], sign, tenant, restricted);
   node.group!.reindex(node);
 }
 
-/** A job's tasks on one node. */
-interface NodeTasks {
-  nodeId: string;
+type Demand = { cpuMillis: number; memBytes: number; gpuMilli: number };
+
+/** What every start and end of a placement walks: its tasks grouped by node, and its demand summed. */
+interface PlacementIndex {
+  /**
+   * The placement's tasks grouped by node, nodes in order of first appearance: group i is tasks[starts[i]]
+   * up to tasks[starts[i + 1]], on node nodeIds[i]. A job's tasks on one node are checked and applied together.
+   */
   tasks: readonly TaskPlacement[];
+  starts: readonly number[];
+  nodeIds: readonly string[];
+  demand: Demand;
 }
 
-const groupedTasks = new WeakMap<readonly TaskPlacement[], readonly NodeTasks[]>();
+const indexes = new WeakMap<readonly TaskPlacement[], PlacementIndex>();
 
 /**
- * Task placements by node, in order of first appearance; a job's tasks on one node are checked and applied
- * together. Placements are immutable and look-ahead reserves and releases the same ones many times: the
- * grouping is kept per task list, as an array (every start and end walks it: no iterator entries).
+ * A placement's index, made once per task list: placements are immutable, and look-ahead reserves and
+ * releases the same ones many times (arrays, so walking them makes no iterator entries).
  */
-function groupByNode(tasks: readonly TaskPlacement[]): readonly NodeTasks[] {
-  let groups = groupedTasks.get(tasks);
-  if (groups) return groups;
+function indexOf(placement: Placement): PlacementIndex {
+  const tasks = placement.tasks;
+  let index = indexes.get(tasks);
+  if (index) return index;
   const byNode = new Map<string, TaskPlacement[]>();
   for (const t of tasks) {
     const list = byNode.get(t.nodeId);
     if (list) list.push(t);
     else byNode.set(t.nodeId, [t]);
   }
-  groups = Array.from(byNode, ([nodeId, list]) => ({ nodeId, tasks: list }));
-  groupedTasks.set(tasks, groups);
-  return groups;
+  const grouped: TaskPlacement[] = [];
+  const starts = [0];
+  for (const list of byNode.values()) {
+    for (const t of list) grouped.push(t);
+    starts.push(grouped.length);
+  }
+  index = { tasks: grouped, starts, nodeIds: [...byNode.keys()], demand: placementDemand(placement) };
+  indexes.set(tasks, index);
+  return index;
 }
 
 function removeItem<T>(list: T[], item: T): void {
@@ -428,7 +486,7 @@ function removeItem<T>(list: T[], item: T): void {
 }
 
 /** What a placement holds, summed over its tasks (the counterpart of placement.ts's demandOf for a job). */
-export function placementDemand(placement: Placement): { cpuMillis: number; memBytes: number; gpuMilli: number } {
+export function placementDemand(placement: Placement): Demand {
   const demand = { cpuMillis: 0, memBytes: 0, gpuMilli: 0 };
   for (const t of placement.tasks) {
     demand.cpuMillis += t.cpuMillis;

@@ -114,8 +114,12 @@ export class EasyShadow implements BackfillProfile {
     this.ends.insert(end);
     if (byEndTime(end, this.boundary) <= 0) return;
     // A job that does not fit beside the head's plan (it did not ask first): the plan gives way and is found again.
-    if (!this.shadow.fits(placement)) this.dropPlan();
-    this.shadow.reserve(placement);
+    // One check per start: a placement that fits is taken without checking it twice.
+    if (this.shadow.fits(placement)) this.shadow.restore(placement);
+    else {
+      this.dropPlan();
+      this.shadow.reserve(placement);
+    }
   }
 
   /** A job ended (or was stopped). */

@@ -25,6 +25,9 @@ export class GangTally {
   totalCapacity = 0;
   /** Nodes seen that hold at least one task. */
   nodesWithRoom = 0;
+  /** After a successful assign: the nodes the gang went to, in task order, and how many tasks each got. */
+  readonly plannedNodes: NodeRuntime[] = [];
+  readonly plannedCounts: number[] = [];
 
   constructor(
     private readonly tasks: number,
@@ -68,6 +71,8 @@ export class GangTally {
       for (let i = 0; i < rack.nodes.length && out.length < this.tasks; i++) {
         const count = Math.min(rack.counts[i], this.tasks - out.length);
         rack.nodes[i].planTasks(task, count, out.length, out);
+        this.plannedNodes.push(rack.nodes[i]);
+        this.plannedCounts.push(count);
       }
     }
     return out;

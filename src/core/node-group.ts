@@ -185,7 +185,8 @@ export class NodeGroup {
   }
 
   private slotOf(node: NodeRuntime): number {
-    return this.slotFor(node.wholeFreeGpus(), node.maxFreeGpuMilli(), node.freeCpuMillis, node.freeMemBytes);
+    // CPU-only groups never read the GPU levels: skip walking the node's GPUs (every start and end re-files a node).
+    return this.hasGpus ? this.slotFor(node.wholeFreeGpus(), node.maxFreeGpuMilli(), node.freeCpuMillis, node.freeMemBytes) : this.slotFor(0, 0, node.freeCpuMillis, node.freeMemBytes);
   }
 
   private slotFor(wholeFreeGpus: number, maxFreeGpuMilli: number, freeCpuMillis: number, freeMemBytes: number): number {

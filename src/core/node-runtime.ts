@@ -32,17 +32,30 @@ export class NodeRuntime {
   /** Task placements currently on the node. */
   taskCount = 0;
   /** Tasks on the node per tenant, and those of them at the `restricted` data class. */
-  readonly tenantTasks = new Map<string, number>();
-  readonly restrictedTasks = new Map<string, number>();
+  readonly tenantTasks = new TenantCounts();
+  readonly restrictedTasks = new TenantCounts();
+  /** Jobs with tasks on the node (ClusterState keeps it; a node holds few jobs, so an array). */
+  readonly jobIds: string[] = [];
   /** Latest power draw reported by the node's agent. */
   powerWatts = 0;
   /** Latest share of green electricity (0..1) reported by the node's agent. */
   greenShare = 0;
 
   /** Labels that selectors and affinity match against: the node's own plus its zone. */
-  matchLabels: Labels;
+  matchLabels!: Labels;
   /** zone/rack: the unit gangs try to stay within. */
-  rackKey: string;
+  rackKey!: string;
+  /** The node's id, which never changes. */
+  readonly id: string;
+
+  /**
+   * Copies of the spec's pool and allocatable CPU and memory, on the node itself: every start and end and
+   * every candidate visit reads them, and a read through spec.allocatable is two more objects to fetch.
+   */
+  pool!: NodeSpec['pool'];
+  allocatable!: NodeResources;
+  private allocCpuMillis!: number;
+  private allocMemBytes!: number;
 
   /** Index bookkeeping, owned by the node's group. */
   group: NodeGroup | undefined = undefined;
@@ -55,8 +68,18 @@ export class NodeRuntime {
     readonly ordinal: number,
   ) {
     this.gpuUsedMilli = new Uint16Array(spec.allocatable.gpus);
+    this.id = spec.id;
+    this.follow(spec);
+  }
+
+  /** Sets what is derived from the spec. */
+  private follow(spec: ResolvedNodeSpec): void {
     this.matchLabels = { ...spec.labels, [ZONE_LABEL]: spec.zone };
     this.rackKey = `${spec.zone}/${spec.rack}`;
+    this.pool = spec.pool;
+    this.allocatable = spec.allocatable;
+    this.allocCpuMillis = spec.allocatable.cpuMillis;
+    this.allocMemBytes = spec.allocatable.memBytes;
   }
 
   /**
@@ -73,8 +96,7 @@ export class NodeRuntime {
       this.gpuUsedMilli = next;
     }
     this.spec = spec;
-    this.matchLabels = { ...spec.labels, [ZONE_LABEL]: spec.zone };
-    this.rackKey = `${spec.zone}/${spec.rack}`;
+    this.follow(spec);
   }
 
   /** Throws when `updateSpec(spec)` would drop GPUs that are allocated (checked before anything changes). */
@@ -83,20 +105,12 @@ export class NodeRuntime {
     if (this.gpuUsedMilli.subarray(count).some((u) => u > 0)) throw new Error(`node ${spec.id}: cannot remove GPUs ${count}..${this.gpuUsedMilli.length - 1} while they are allocated`);
   }
 
-  get id(): string {
-    return this.spec.id;
-  }
-
-  get allocatable(): NodeResources {
-    return this.spec.allocatable;
-  }
-
   get freeCpuMillis(): number {
-    return this.spec.allocatable.cpuMillis - this.requestedCpuMillis;
+    return this.allocCpuMillis - this.requestedCpuMillis;
   }
 
   get freeMemBytes(): number {
-    return this.spec.allocatable.memBytes - this.requestedMemBytes;
+    return this.allocMemBytes - this.requestedMemBytes;
   }
 
   freeExtended(name: string): number {
@@ -224,14 +238,15 @@ export class NodeRuntime {
     }
   }
 
-  /** Checks that these task placements fit on the node together; returns the problem or null. */
-  checkCanApply(tasks: readonly TaskPlacement[]): string | null {
+  /** Checks that these task placements (tasks[from] up to tasks[to]) fit on the node together; returns the problem or null. */
+  checkCanApply(tasks: readonly TaskPlacement[], from = 0, to = tasks.length): string | null {
     let cpu = 0;
     let mem = 0;
     const gpuCount = this.gpuUsedMilli.length;
     const gpu = gpuCount > 0 ? new Int32Array(gpuCount) : undefined;
     let ext: Map<string, number> | undefined;
-    for (const t of tasks) {
+    for (let k = from; k < to; k++) {
+      const t = tasks[k];
       cpu += t.cpuMillis;
       mem += t.memBytes;
       for (const i of t.gpuIndices) {
@@ -255,22 +270,19 @@ export class NodeRuntime {
    * node with another tenant's tasks, in either direction.
    */
   isolationBlocks(tenant: string, restricted: boolean): boolean {
-    const others = restricted ? this.tenantTasks : this.restrictedTasks;
-    if (others.size === 0) return false;
-    for (const owner of others.keys()) if (owner !== tenant) return true;
-    return false;
+    return (restricted ? this.tenantTasks : this.restrictedTasks).hasOtherThan(tenant);
   }
 
-  /** Adds (sign 1) or removes (sign -1) one task placement of a tenant. The caller re-indexes the node. */
-  /** Takes (sign 1) or gives back (-1) the tasks of one job on this node, counted together. */
-  applyAll(tasks: readonly TaskPlacement[], sign: 1 | -1, tenant: string, restricted: boolean): void {
-    if (tasks.length === 1) {
-      this.apply(tasks[0], sign, tenant, restricted);
+  /** Takes (sign 1) or gives back (-1) the tasks of one job on this node (tasks[from] up to tasks[to]), counted together. The caller re-indexes the node. */
+  applyAll(tasks: readonly TaskPlacement[], from: number, to: number, sign: 1 | -1, tenant: string, restricted: boolean): void {
+    if (to - from === 1) {
+      this.apply(tasks[from], sign, tenant, restricted);
       return;
     }
     let cpuMillis = 0;
     let memBytes = 0;
-    for (const t of tasks) {
+    for (let k = from; k < to; k++) {
+      const t = tasks[k];
       cpuMillis += t.cpuMillis;
       memBytes += t.memBytes;
       for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
@@ -280,16 +292,16 @@ export class NodeRuntime {
         else this.requestedExtended.set(name, next);
       }
     }
-    bump(this.tenantTasks, tenant, sign * tasks.length);
-    if (restricted) bump(this.restrictedTasks, tenant, sign * tasks.length);
+    this.tenantTasks.add(tenant, sign * (to - from));
+    if (restricted) this.restrictedTasks.add(tenant, sign * (to - from));
     this.requestedCpuMillis += sign * cpuMillis;
     this.requestedMemBytes += sign * memBytes;
-    this.taskCount += sign * tasks.length;
+    this.taskCount += sign * (to - from);
   }
 
   apply(t: TaskPlacement, sign: 1 | -1, tenant: string, restricted: boolean): void {
-    bump(this.tenantTasks, tenant, sign);
-    if (restricted) bump(this.restrictedTasks, tenant, sign);
+    this.tenantTasks.add(tenant, sign);
+    if (restricted) this.restrictedTasks.add(tenant, sign);
     this.requestedCpuMillis += sign * t.cpuMillis;
     this.requestedMemBytes += sign * t.memBytes;
     for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
@@ -302,8 +314,62 @@ export class NodeRuntime {
   }
 }
 
-function bump(map: Map<string, number>, key: string, by: number): void {
-  const next = (map.get(key) ?? 0) + by;
-  if (next === 0) map.delete(key);
-  else map.set(key, next);
+/**
+ * Task counts per tenant on one node. A node mostly holds one tenant's tasks, and every start and end of a
+ * task changes a count: the first tenant is held inline and the others in a map made only when needed, so
+ * the per-task path neither fetches more objects than this one nor grows and shrinks a hash table as
+ * tenants come and go.
+ */
+export class TenantCounts {
+  private first: string | undefined = undefined;
+  private firstCount = 0;
+  private others: Map<string, number> | undefined = undefined;
+
+  /** Tenants with tasks on the node. */
+  get size(): number {
+    return (this.first === undefined ? 0 : 1) + (this.others?.size ?? 0);
+  }
+
+  /** Changes a tenant's count by `by`; a tenant whose count reaches 0 is forgotten. */
+  add(tenant: string, by: number): void {
+    if (by === 0) return;
+    if (this.first === tenant) {
+      this.firstCount += by;
+      if (this.firstCount === 0) this.promote();
+      return;
+    }
+    if (this.first === undefined && !this.others?.size) {
+      this.first = tenant;
+      this.firstCount = by;
+      return;
+    }
+    const others = (this.others ??= new Map());
+    const next = (others.get(tenant) ?? 0) + by;
+    if (next === 0) others.delete(tenant);
+    else others.set(tenant, next);
+  }
+
+  get(tenant: string): number {
+    return this.first === tenant ? this.firstCount : (this.others?.get(tenant) ?? 0);
+  }
+
+  /** Whether a tenant other than `tenant` has tasks here. */
+  hasOtherThan(tenant: string): boolean {
+    if (this.first !== undefined && this.first !== tenant) return true;
+    if (!this.others?.size) return false;
+    for (const owner of this.others.keys()) if (owner !== tenant) return true;
+    return false;
+  }
+
+  /** The first tenant left: another takes its place, if any. */
+  private promote(): void {
+    this.first = undefined;
+    this.firstCount = 0;
+    const others = this.others;
+    if (!others?.size) return;
+    const [tenant, count] = others.entries().next().value as [string, number];
+    others.delete(tenant);
+    this.first = tenant;
+    this.firstCount = count;
+  }
 }

@@ -73,7 +73,11 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
     if (verdict === STOP) break;
   }
   const tasks = tally.assign(p.task);
-  if (tasks) return { ok: true, placement: toPlacement(p.job, p.task.exclusive, tasks), nodesEvaluated: evaluated };
+  if (tasks) {
+    const placement = toPlacement(p.job, p.task.exclusive, tasks);
+    cluster.adoptPlan(placement, tally.plannedNodes, tally.plannedCounts);
+    return { ok: true, placement, nodesEvaluated: evaluated };
+  }
   if (options.explain === false) return unexplained(p, evaluated, tally.totalCapacity);
   addReason(visitReasons, 'gang-too-large', tally.nodesWithRoom);
   return indexedFailure(cluster, p, passing, visitReasons, evaluated, tally.totalCapacity);

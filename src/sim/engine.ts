@@ -135,7 +135,7 @@ class Simulation {
     for (const pool of POOLS) if (policy.placement[pool].backfill) this.easy[pool] = new EasyShadow(placementPolicy, this.cluster, pool);
     for (const spec of nodes) {
       const node = this.cluster.upsertNode(spec);
-      this.energy.addNode(spec);
+      this.energy.addNode(node);
       this.recorder.addNode(spec, node.allocatable);
     }
     const supply = poolSupply(nodes);

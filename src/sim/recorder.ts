@@ -155,9 +155,11 @@ export class SimRecorder {
   /** The units of its pool's scarce resource a placement holds. */
   unitsOf(pool: Pool, placement: Placement): number {
     let units = 0;
-    for (const task of placement.tasks) {
-      const alloc = this.cluster.getNode(task.nodeId)!.allocatable;
-      units += pool === 'intelligent' ? task.gpuIndices.length * task.gpuMilliEach : placement.exclusive ? alloc.cpuMillis : task.cpuMillis;
+    // Per task on every start: the cluster's nodes of the placement, no lookup by id.
+    const { tasks, starts, nodes } = this.cluster.placedOn(placement);
+    for (let i = 0; i < nodes.length; i++) {
+      const alloc = nodes[i]!.allocatable;
+      for (let k = starts[i]; k < starts[i + 1]; k++) units += pool === 'intelligent' ? tasks[k].gpuIndices.length * tasks[k].gpuMilliEach : placement.exclusive ? alloc.cpuMillis : tasks[k].cpuMillis;
     }
     return units;
   }
