@@ -3,7 +3,7 @@ import { byEndTime, finitePrefix, type BackfillProfile, type ExpectedEnd, type R
 import { ClusterState, placementDemand } from './cluster';
 import type { Policy } from './framework';
 import type { Placement, SchedJob } from './model';
-import { demandOf, placeJob } from './placement';
+import { demandOf, jobFits, placeJob } from './placement';
 import type { PreparedJobWithCache } from './prepare';
 import { SortedEnds } from './sorted-ends';
 
@@ -174,11 +174,13 @@ export class EasyShadow implements BackfillProfile {
       for (; k < n; k++) this.shadow.release(prefix[k].jobId);
       while (k > n) this.shadow.restore(this.running.get(prefix[--k].jobId)!.placement);
     };
-    const placementAfter = new Map<number, Placement>();
+    // Probes only ask whether the head fits; its placement is made once, where it is planned, with the
+    // rotation it saw when probed there (spreading pools start their scan at it).
+    const rotationAfter = new Map<number, number>();
     const fits = () => {
-      const result = placeJob(this.shadow, head, this.policy, QUIET);
-      if (result.ok) placementAfter.set(k, result.placement);
-      return result.ok;
+      const ok = jobFits(this.shadow, head);
+      if (ok) rotationAfter.set(k, this.shadow.rotation);
+      return ok;
     };
 
     if (fits()) {
@@ -216,7 +218,12 @@ export class EasyShadow implements BackfillProfile {
       endFirst(hi);
     }
     this.boundary = k > 0 ? prefix[k - 1] : NOTHING_ENDED;
-    const planned = placementAfter.get(k)!;
+    const rotation = this.shadow.rotation;
+    this.shadow.rotation = rotationAfter.get(k)!;
+    const result = placeJob(this.shadow, head, this.policy, QUIET);
+    this.shadow.rotation = rotation;
+    if (!result.ok) throw new Error(`EASY: head ${head.job.id} fitted when probed but not when planned`);
+    const planned = result.placement;
     this.headPlacement = { ...planned, jobId: HEAD_ID };
     this.headNodes = new Set(planned.tasks.map((t) => t.nodeId));
     this.shadow.reserve(this.headPlacement);

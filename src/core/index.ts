@@ -7,7 +7,7 @@ export { jobFromSpec, type JobIdentity, type Placement, type PlacementFailure, t
 export { MAX_NODE_SCORE, fractionScore, pass, reject, type FilterPlugin, type FilterVerdict, type Policy, type PoolPolicy, type PreparedJob, type ScorePlugin } from './framework';
 export { DEFAULT_POLICY, assertValidPolicy, withPoolPolicy } from './policy';
 export { prepareJob, type PreparedJobWithCache } from './prepare';
-export { placeJob, neverFits } from './placement';
+export { placeJob, jobFits, neverFits } from './placement';
 export { placeJobNaive } from './naive';
 export { formatFailure } from './reasons';
 export { JobQueue, byPriorityThenSubmitTime, type JobComparator } from './queue';

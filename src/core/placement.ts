@@ -22,13 +22,7 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
   const p = 'staticCache' in job ? job : prepareJob(job, policy);
   // Not enough free in the whole pool: no search can succeed (a caller who wants the reasons gets them from the search).
   if (options.explain === false && !cluster.mayHold(p.job.pool, demandOf(p.job))) return unexplained(p, 0, undefined);
-  const groups = cluster.groupsOf(p.job.pool);
-  const passing: { group: NodeGroup; needs: SlotNeeds }[] = [];
-  for (const group of groups) {
-    if (group.indexedCount > 0 && staticVerdictForGroup(p, group, cluster.groupsVersion) === null) {
-      passing.push({ group, needs: group.needsFor(p.task) });
-    }
-  }
+  const passing = passingGroups(cluster, p);
   const visitReasons: ReasonCounts = {};
   const spread = p.policy.candidateOrder === 'spread';
   let evaluated = 0;
@@ -81,6 +75,39 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
   if (options.explain === false) return unexplained(p, evaluated, tally.totalCapacity);
   addReason(visitReasons, 'gang-too-large', tally.nodesWithRoom);
   return indexedFailure(cluster, p, passing, visitReasons, evaluated, tally.totalCapacity);
+}
+
+/**
+ * Whether placeJob would find a placement now (the same answer), without choosing nodes or building task
+ * placements: the search stops at the first node that holds a single task, or once the nodes seen hold the
+ * whole gang. Look-ahead probes ask this many times before they need one placement (EASY's head).
+ */
+export function jobFits(cluster: ClusterState, p: PreparedJobWithCache): boolean {
+  if (!cluster.mayHold(p.job.pool, demandOf(p.job))) return false;
+  const spread = p.policy.candidateOrder === 'spread';
+  const single = p.job.tasks === 1;
+  let room = 0;
+  for (const { group, needs } of passingGroups(cluster, p)) {
+    const verdict = group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
+      if (dynamicVerdict(p, node) !== null) return CONTINUE;
+      if (single) return STOP;
+      room += node.fitCount(p.task, p.job.tasks);
+      return room >= p.job.tasks ? STOP : CONTINUE;
+    });
+    if (verdict === STOP) return true;
+  }
+  return false;
+}
+
+/** The pool's groups with ready nodes that pass the job's static filters, and what a task needs in each. */
+function passingGroups(cluster: ClusterState, p: PreparedJobWithCache): { group: NodeGroup; needs: SlotNeeds }[] {
+  const passing: { group: NodeGroup; needs: SlotNeeds }[] = [];
+  for (const group of cluster.groupsOf(p.job.pool)) {
+    if (group.indexedCount > 0 && staticVerdictForGroup(p, group, cluster.groupsVersion) === null) {
+      passing.push({ group, needs: group.needsFor(p.task) });
+    }
+  }
+  return passing;
 }
 
 /** What a whole job asks of its pool. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ClusterState, DEFAULT_POLICY, placeJob, placeJobNaive, type Placement, type PlacementResult, type SchedJob } from '../../src/core';
+import { ClusterState, DEFAULT_POLICY, jobFits, placeJob, placeJobNaive, prepareJob, type Placement, type PlacementResult, type SchedJob } from '../../src/core';
 import { GPU_MILLI_PER_GPU, NODE_STATES, POOLS, type NodeSpec } from '../../src/protocol';
 import { GiB, job, nodeSpec } from './fixtures';
 
@@ -123,6 +123,8 @@ function run(nodes: NodeSpec[], ops: Op[]): (Placement | string)[] {
       // Deciding changes nothing, and both paths agree on whether (and why not) the job fits.
       expect(snapshot(cluster)).toEqual(before);
       expect(indexed.ok).toBe(naive.ok);
+      // The look-ahead probe gives the same answer without building a placement.
+      expect(jobFits(cluster, prepareJob(j, DEFAULT_POLICY))).toBe(indexed.ok);
       if (!indexed.ok && !naive.ok) {
         expect(indexed.never).toBe(naive.never);
         expect(indexed.reasons).toEqual(naive.reasons);
@@ -157,7 +159,7 @@ function run(nodes: NodeSpec[], ops: Op[]): (Placement | string)[] {
 describe('placement core invariants (property tests)', () => {
   const scenario = fc.tuple(fc.array(nodeArb, { minLength: 1, maxLength: 14 }), fc.array(opArb, { minLength: 1, maxLength: 60 }));
 
-  test('never over-allocates, gangs are all or nothing, reserve+release restores, indexed and naive agree', () => {
+  test('never over-allocates, gangs are all or nothing, reserve+release restores, indexed, naive and the fit probe agree', () => {
     fc.assert(
       fc.property(scenario, ([nodes, ops]) => {
         run(nodes.map(toNodeSpec), ops);
