@@ -197,7 +197,7 @@ export class ClusterState {
       if (node.pool !== placement.pool) return `node ${nodeId} is not in pool ${placement.pool}`;
       if (placement.exclusive && (starts[i + 1] - starts[i] > 1 || !node.isIdle)) return `node ${nodeId} is not free for exclusive use`;
       if (node.isolationBlocks(placement.tenant, placement.dataClass === 'restricted')) return `node ${nodeId} holds another tenant's restricted work`;
-      const problem = node.checkCanApply(tasks, starts[i], starts[i + 1]);
+      const problem = node.checkCanApply(tasks, starts[i], starts[i + 1], index.cpuAndMemoryOnly);
       if (problem) return problem;
     }
     return undefined;
@@ -218,7 +218,7 @@ export class ClusterState {
     for (let i = 0; i < nodes.length; i++) {
       const node = nodes[i]!;
       applyOnNode(node, index, i, 1, placement.tenant, restricted);
-      node.jobIds.push(placement.jobId);
+      node.placements.push(placement);
     }
     this.placements.set(placement.jobId, placement);
     this.account(placement, index.demand, 1);
@@ -248,7 +248,7 @@ export class ClusterState {
       starts.push(starts[i] + counts[i]);
       nodeIds.push(nodes[i].id);
     }
-    const index: PlacementIndex = { tasks: placement.tasks, starts, nodeIds, demand: placementDemand(placement) };
+    const index: PlacementIndex = { tasks: placement.tasks, starts, nodeIds, demand: placementDemand(placement), cpuAndMemoryOnly: cpuAndMemoryOnly(placement.tasks) };
     indexes.set(placement.tasks, index);
     this.resolved.set(index, { nodesVersion: this.nodesVersion, nodes: nodes.slice() });
   }
@@ -273,7 +273,7 @@ export class ClusterState {
       const node = nodes[i];
       if (!node) continue;
       applyOnNode(node, index, i, -1, placement.tenant, restricted);
-      removeItem(node.jobIds, jobId);
+      removeItem(node.placements, placement);
     }
     this.placements.delete(jobId);
     this.account(placement, index.demand, -1);
@@ -295,9 +295,9 @@ export class ClusterState {
     return copy;
   }
 
-  /** Jobs with a task on the node (changes as jobs start and end: copy it to release while walking it). */
+  /** Jobs with a task on the node (a copy: release them while walking it). */
   jobsOn(nodeId: string): readonly string[] {
-    return this.nodesById.get(nodeId)?.jobIds ?? NO_JOBS;
+    return this.nodesById.get(nodeId)?.placements.map((p) => p.jobId) ?? [];
   }
 
   /** What a tenant holds in a pool now. */
@@ -431,11 +431,10 @@ function byKey(a: [string, unknown], b: [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-const NO_JOBS: readonly string[] = Object.freeze([]);
 const NO_USAGE: TenantUsage = Object.freeze({ cpuMillis: 0, memBytes: 0, gpuMilli: 0, jobs: 0 });
 
 function applyOnNode(node: NodeRuntime, index: PlacementIndex, group: number, sign: 1 | -1, tenant: string, restricted: boolean): void {
-  node.applyAll(index.tasks, index.starts[group], index.starts[group + 1], sign, tenant, restricted);
+  node.applyAll(index.tasks, index.starts[group], index.starts[group + 1], sign, tenant, restricted, index.cpuAndMemoryOnly);
   node.group!.reindex(node);
 }
 
@@ -451,6 +450,8 @@ interface PlacementIndex {
   starts: readonly number[];
   nodeIds: readonly string[];
   demand: Demand;
+  /** No task holds GPUs or extended resources. */
+  cpuAndMemoryOnly: boolean;
 }
 
 const indexes = new WeakMap<readonly TaskPlacement[], PlacementIndex>();
@@ -475,9 +476,17 @@ function indexOf(placement: Placement): PlacementIndex {
     for (const t of list) grouped.push(t);
     starts.push(grouped.length);
   }
-  index = { tasks: grouped, starts, nodeIds: [...byNode.keys()], demand: placementDemand(placement) };
+  index = { tasks: grouped, starts, nodeIds: [...byNode.keys()], demand: placementDemand(placement), cpuAndMemoryOnly: cpuAndMemoryOnly(tasks) };
   indexes.set(tasks, index);
   return index;
+}
+
+function cpuAndMemoryOnly(tasks: readonly TaskPlacement[]): boolean {
+  for (const t of tasks) {
+    if (t.gpuIndices.length > 0) return false;
+    for (const _ in t.extended) return false;
+  }
+  return true;
 }
 
 function removeItem<T>(list: T[], item: T): void {

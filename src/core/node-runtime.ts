@@ -1,6 +1,6 @@
 import { GPU_MILLI_PER_GPU, type Labels, type NodeResources, type NodeSpec, type NodeState } from '../protocol';
 import { ZONE_LABEL } from './labels';
-import type { ReasonCode, TaskPlacement } from './model';
+import type { Placement, ReasonCode, TaskPlacement } from './model';
 import type { NodeGroup } from './node-group';
 
 /** A task's resources prepared for the hot path: numbers only, extended resources as an array. */
@@ -34,8 +34,11 @@ export class NodeRuntime {
   /** Tasks on the node per tenant, and those of them at the `restricted` data class. */
   readonly tenantTasks = new TenantCounts();
   readonly restrictedTasks = new TenantCounts();
-  /** Jobs with tasks on the node (ClusterState keeps it; a node holds few jobs, so an array). */
-  readonly jobIds: string[] = [];
+  /**
+   * Placements with tasks on the node (ClusterState keeps it). A node holds few jobs, so an array, and
+   * placements rather than ids: finding one to remove compares references, not id strings.
+   */
+  readonly placements: Placement[] = [];
   /** Latest power draw reported by the node's agent. */
   powerWatts = 0;
   /** Latest share of green electricity (0..1) reported by the node's agent. */
@@ -206,9 +209,10 @@ export class NodeRuntime {
     const used = this.gpuUsedMilli.length > 0 && (task.gpus > 0 || task.gpuMilli > 0) ? Uint16Array.from(this.gpuUsedMilli) : undefined;
     const extended = task.extended.length > 0 ? Object.fromEntries(task.extended) : {};
     for (let t = 0; t < count; t++) {
-      let gpuIndices: number[] = [];
+      let gpuIndices = NO_GPUS;
       let gpuMilliEach = 0;
       if (used && task.gpus > 0) {
+        gpuIndices = [];
         gpuMilliEach = GPU_MILLI_PER_GPU;
         for (let i = 0; i < used.length && gpuIndices.length < task.gpus; i++) {
           if (used[i] === 0) {
@@ -238,17 +242,21 @@ export class NodeRuntime {
     }
   }
 
-  /** Checks that these task placements (tasks[from] up to tasks[to]) fit on the node together; returns the problem or null. */
-  checkCanApply(tasks: readonly TaskPlacement[], from = 0, to = tasks.length): string | null {
+  /**
+   * Checks that these task placements (tasks[from] up to tasks[to]) fit on the node together; returns the
+   * problem or null. `cpuAndMemoryOnly`: the caller knows none holds GPUs or extended resources.
+   */
+  checkCanApply(tasks: readonly TaskPlacement[], from = 0, to = tasks.length, cpuAndMemoryOnly = false): string | null {
     let cpu = 0;
     let mem = 0;
     const gpuCount = this.gpuUsedMilli.length;
-    const gpu = gpuCount > 0 ? new Int32Array(gpuCount) : undefined;
+    const gpu = gpuCount > 0 && !cpuAndMemoryOnly ? new Int32Array(gpuCount) : undefined;
     let ext: Map<string, number> | undefined;
     for (let k = from; k < to; k++) {
       const t = tasks[k];
       cpu += t.cpuMillis;
       mem += t.memBytes;
+      if (cpuAndMemoryOnly) continue;
       for (const i of t.gpuIndices) {
         if (!gpu || !Number.isInteger(i) || i < 0 || i >= gpuCount) return `GPU index ${i} does not exist on ${this.id}`;
         gpu[i] += t.gpuMilliEach;
@@ -273,9 +281,12 @@ export class NodeRuntime {
     return (restricted ? this.tenantTasks : this.restrictedTasks).hasOtherThan(tenant);
   }
 
-  /** Takes (sign 1) or gives back (-1) the tasks of one job on this node (tasks[from] up to tasks[to]), counted together. The caller re-indexes the node. */
-  applyAll(tasks: readonly TaskPlacement[], from: number, to: number, sign: 1 | -1, tenant: string, restricted: boolean): void {
-    if (to - from === 1) {
+  /**
+   * Takes (sign 1) or gives back (-1) the tasks of one job on this node (tasks[from] up to tasks[to]), counted
+   * together; `cpuAndMemoryOnly` when none of them holds GPUs or extended resources. The caller re-indexes the node.
+   */
+  applyAll(tasks: readonly TaskPlacement[], from: number, to: number, sign: 1 | -1, tenant: string, restricted: boolean, cpuAndMemoryOnly = false): void {
+    if (to - from === 1 && !cpuAndMemoryOnly) {
       this.apply(tasks[from], sign, tenant, restricted);
       return;
     }
@@ -285,6 +296,9 @@ export class NodeRuntime {
       const t = tasks[k];
       cpuMillis += t.cpuMillis;
       memBytes += t.memBytes;
+      // The caller knows when the tasks hold no GPUs and no extended resources: no loops over them (a for-in
+      // over an empty object per task is most of the work of a start on a CPU node).
+      if (cpuAndMemoryOnly) continue;
       for (const i of t.gpuIndices) this.gpuUsedMilli[i] += sign * t.gpuMilliEach;
       for (const name in t.extended) {
         const next = (this.requestedExtended.get(name) ?? 0) + sign * t.extended[name];
@@ -313,6 +327,12 @@ export class NodeRuntime {
     this.taskCount += sign;
   }
 }
+
+/**
+ * The GPU indices of every task without GPUs: one frozen array, not one per task (a processor-level trace
+ * places millions of CPU tasks, each held until its job ends). Nothing changes a placement's indices.
+ */
+const NO_GPUS = Object.freeze([]) as readonly number[] as number[];
 
 /**
  * Task counts per tenant on one node. A node mostly holds one tenant's tasks, and every start and end of a
