@@ -155,9 +155,9 @@ export class SchedulerCycle implements PlacementObserver {
       },
       hold: config.greenDeferral ? this.planner : undefined,
       quotaOf: (tenant, pool) => this.tenants.quotaOf(tenant, pool),
-      place: (cluster, p, placementPolicy) => {
+      place: (cluster, p, placementPolicy, options) => {
         const t0 = process.hrtime.bigint();
-        const result = placeJob(cluster, p, placementPolicy);
+        const result = placeJob(cluster, p, placementPolicy, options);
         metrics.placementDuration.observe({ pool: p.job.pool, result: result.ok ? 'placed' : 'unschedulable' }, Number(process.hrtime.bigint() - t0) / 1e9);
         return result;
       },

@@ -1,4 +1,5 @@
 import type { ClusterState } from './cluster';
+import type { NodeRuntime } from './node-runtime';
 import type { Policy } from './framework';
 import type { Placement, SchedJob } from './model';
 import { placeJob } from './placement';
@@ -41,6 +42,13 @@ export interface BackfillProfile {
    * ending by `endMs`, could not start now anywhere without delaying the reservation.
    */
   couldAllow?(job: SchedJob, endMs: number): boolean;
+  /**
+   * Where a job ending by `endMs` may go now without delaying the reservation: per node, at most how many of
+   * its tasks (Slurm's backfill plans a job only on resources the reservation leaves free). Undefined when
+   * the job may go anywhere (it ends by the reservation, or there is none). A placement searched within it
+   * is allowed.
+   */
+  roomBeside?(job: PreparedJobWithCache, endMs: number): ((node: NodeRuntime) => number) | undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Pool } from '../protocol';
 import { byEndTime, finitePrefix, type BackfillProfile, type ExpectedEnd, type Reservation } from './backfill';
 import { ClusterState, placementDemand } from './cluster';
+import type { NodeRuntime } from './node-runtime';
 import type { Policy } from './framework';
 import type { Placement, SchedJob } from './model';
 import { demandOf, jobFits, placeJob } from './placement';
@@ -41,6 +42,8 @@ export class EasyShadow implements BackfillProfile {
   private improvable = false;
   /** Whether it gained only from jobs in it ending early (not from the boundary's job or a node coming back). */
   private gainedOnlyInShadow = true;
+  /** The shadow's node for each node of the source, by the source's ordinal. */
+  private mirror: (NodeRuntime | undefined)[] = [];
   /** The source's versions the shadow's nodes follow. */
   private nodesVersion = -1;
   private statesVersion = -1;
@@ -58,6 +61,7 @@ export class EasyShadow implements BackfillProfile {
   /** Forgets every job (a rebuild replays them). */
   reset(): void {
     this.shadow = new ClusterState();
+    this.mirror = [];
     this.ends.clear();
     this.running.clear();
     this.boundary = NOTHING_ENDED;
@@ -96,8 +100,9 @@ export class EasyShadow implements BackfillProfile {
   /** A fresh shadow of the source's nodes with every running job in it (the boundary starts over). */
   private rebuild(): void {
     this.shadow = new ClusterState();
+    this.mirror = [];
     for (const node of this.source.nodesOf(this.pool)) {
-      this.shadow.upsertNode(node.spec);
+      this.mirror[node.ordinal] = this.shadow.upsertNode(node.spec);
       if (node.state !== 'ready') this.shadow.setNodeState(node.id, node.state);
     }
     for (const { placement } of this.running.values()) this.shadow.reserve(placement);
@@ -239,6 +244,19 @@ export class EasyShadow implements BackfillProfile {
     if (!this.headPlacement || byEndTime({ jobId: job.id, endMs }, this.boundary) <= 0) return true;
     // Whatever it is allowed on, it fits in the shadow: the shadow must have room for it somewhere.
     return this.shadow.mayHold(this.pool, demandOf(job));
+  }
+
+  roomBeside(job: PreparedJobWithCache, endMs: number): ((node: NodeRuntime) => number) | undefined {
+    this.sync();
+    if (!this.headPlacement || byEndTime({ jobId: job.job.id, endMs }, this.boundary) <= 0) return undefined;
+    const { tenant, dataClass, tasks } = job.job;
+    const restricted = dataClass === 'restricted';
+    // What the node will hold at the reservation, the head included: the job's tasks that fit there too.
+    return (node) => {
+      const then = this.mirror[node.ordinal];
+      if (!then || then.isolationBlocks(tenant, restricted)) return 0;
+      return then.fitCount(job.task, tasks);
+    };
   }
 
   allowed(_reservation: Reservation, _head: PreparedJobWithCache, placement: Placement, endMs: number): boolean {

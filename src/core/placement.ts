@@ -23,6 +23,7 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
   // Not enough free in the whole pool: no search can succeed (a caller who wants the reasons gets them from the search).
   if (options.explain === false && !cluster.mayHold(p.job.pool, demandOf(p.job))) return unexplained(p, 0, undefined);
   const passing = passingGroups(cluster, p);
+  const room = options.room;
   const visitReasons: ReasonCounts = {};
   const spread = p.policy.candidateOrder === 'spread';
   let evaluated = 0;
@@ -40,6 +41,7 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
           addReason(visitReasons, reason);
           return CONTINUE;
         }
+        if (room && room(node) === 0) return CONTINUE;
         sample.push(node);
         return ++taken >= perGroup ? NEXT_GROUP : CONTINUE;
       });
@@ -57,7 +59,8 @@ export function placeJob(cluster: ClusterState, job: SchedJob | PreparedJobWithC
     const verdict = group.forEachCandidate(needs, spread, cluster.rotation, (node) => {
       evaluated++;
       const blocked = dynamicVerdict(p, node);
-      const count = blocked === null ? node.fitCount(p.task, p.job.tasks) : 0;
+      let count = blocked === null ? node.fitCount(p.task, p.job.tasks) : 0;
+      if (room && count > 0) count = Math.min(count, room(node));
       if (count === 0) {
         addReason(visitReasons, blocked ?? 'insufficient-cpu');
         return CONTINUE;
@@ -124,6 +127,11 @@ export interface PlaceOptions {
    * every node.
    */
   explain?: boolean;
+  /**
+   * At most how many of the job's tasks a node may take (EASY backfilling: what fits beside the head's
+   * reservation). Nodes it allows none are passed over as if full.
+   */
+  room?: (node: NodeRuntime) => number;
 }
 
 /** A failure without reasons (see PlaceOptions.explain); `never` is not decided either. */

@@ -163,7 +163,7 @@ class Simulation {
     return {
       hold: this.planner,
       // Nobody reads why a simulated job waits: skip explaining failures (a visit of every node each).
-      place: (cluster, p, placementPolicy) => placeJob(cluster, p, placementPolicy, { explain: false }),
+      place: (cluster, p, placementPolicy, options) => placeJob(cluster, p, placementPolicy, { ...options, explain: false }),
       backfill: (pool) => this.easy[pool],
       power: { blocks: (placement, nowMs) => (this.overPowerCap(placement, nowMs) ? 'held by a power cap' : undefined) },
       preemption: this.policy.preemption && {

@@ -12,7 +12,7 @@ const gang = (id: string, tasks: number, walltimeSeconds: number | undefined): S
 
 describe('EasyShadow', () => {
   test('gives the reservations of easyReservation and the backfill answers of backfillAllowed, computed from scratch, as jobs start and end (property)', () => {
-    const outcomes = { reserved: 0, none: 0, allowed: 0, held: 0 };
+    const outcomes = { reserved: 0, none: 0, allowed: 0, held: 0, besideOnly: 0 };
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 1_000_000 }), (seed) => {
         const rng = seededRng(seed);
@@ -65,6 +65,14 @@ describe('EasyShadow', () => {
           const allowed = backfillAllowed(cluster, actual, sorted, placed.placement, endMs);
           expect(easy.allowed(actual, head, placed.placement, endMs)).toBe(allowed);
           outcomes[allowed ? 'allowed' : 'held']++;
+          // A search within the room the reservation leaves finds an allowed placement whenever one exists
+          // there, and only allowed ones: where the first placement found is held back, another may not be.
+          const p = prepareJob(candidate, DEFAULT_POLICY);
+          const room = easy.roomBeside(p, endMs);
+          const beside = room ? placeJob(cluster, p, DEFAULT_POLICY, { room }) : placed;
+          if (allowed) expect(beside.ok).toBe(true);
+          if (beside.ok) expect(backfillAllowed(cluster, actual, sorted, beside.placement, endMs)).toBe(true);
+          if (beside.ok && !allowed) outcomes.besideOnly++;
         }
       }),
       { numRuns: 80 },

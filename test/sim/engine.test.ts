@@ -61,6 +61,19 @@ describe('the simulator on small hand-made cases', () => {
     expect(easy.reservationViolations).toBe(0);
   });
 
+  test("EASY backfills beside the head's planned nodes, not only when the first nodes found are free of it (as Slurm plans backfill)", () => {
+    // a holds n0 and n1 until 100 s; head (3 nodes) is planned on n0–n2 from then. long (500 s) would delay it
+    // on n2, the first free node, but not on n3: it starts at once there.
+    const jobs = [gang('a', 0, 2, 100), gang('head', 1, 3, 50), gang('long', 2, 1, 500)];
+    const placed = new Map<string, { atS: number; nodes: string[] }>();
+    const r = simulate(jobs, hpcNodes(4), processorLevel(policy('easy-backfill')), environmentOf(), {
+      onPlaced: (jobId, placement, atMs) => placed.set(jobId, { atS: atMs / 1000, nodes: placement.tasks.map((t) => t.nodeId) }),
+    });
+    expect(placed.get('long')).toEqual({ atS: 2, nodes: ['n3'] });
+    expect(placed.get('head')).toEqual({ atS: 100, nodes: ['n0', 'n1', 'n2'] });
+    expect(r.reservationViolations).toBe(0);
+  });
+
   test('utilisation and energy follow the jobs exactly', () => {
     const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, greenShareAt: () => 0.25, gridCarbonAt: () => 400, pricePerKwhAt: () => 1 };
     const r = simulate([gang('a', 0, 2, 3600)], hpcNodes(4), processorLevel(policy('fifo')), env);

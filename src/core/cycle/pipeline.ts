@@ -4,7 +4,7 @@ import type { ClusterState } from '../cluster';
 import type { Placement, PlacementFailure, SchedJob } from '../model';
 import { ESCALATION_LEAD_MS } from '../deadline';
 import { ESCALATED_PRIORITY, shapeKey, type AttemptOutcome, type CycleReport, type PendingQueue } from '../pending';
-import { placeJob } from '../placement';
+import { jobFits, placeJob } from '../placement';
 import { observeGpuDemand } from '../gpu-demand';
 import { findPreemption } from '../preemption';
 import { prepareJob, type PreparedJobWithCache } from '../prepare';
@@ -158,9 +158,20 @@ export class SchedulingPipeline {
       ctx.heldShapes.set(shapeKey(job), Math.min(heldFrom ?? Number.POSITIVE_INFINITY, endMs));
       return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved) });
     }
-    // Filter and Score.
+    // Filter and Score. Behind a reservation, a job that would delay it is placed only where it leaves the
+    // head room (as Slurm's backfill plans it); if it fits now but nowhere beside the head, it is held back.
     const p = this.preparedOf(job);
-    const result = (ports.place ?? placeJob)(this.cluster, p, this.settings.policy);
+    const place = ports.place ?? placeJob;
+    const room = reserved && reserved.head.job.id !== job.id ? ports.backfill?.(job.pool)?.roomBeside?.(p, endMs) : undefined;
+    let result = place(this.cluster, p, this.settings.policy, room && { room, explain: false });
+    if (!result.ok && room) {
+      if (jobFits(this.cluster, p)) {
+        ctx.heldShapes.set(shapeKey(job), Math.min(ctx.heldShapes.get(shapeKey(job)) ?? Number.POSITIVE_INFINITY, endMs));
+        return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved!) });
+      }
+      // It does not fit now at all: the search without the reservation's limit says why.
+      result = place(this.cluster, p, this.settings.policy);
+    }
     if (!result.ok) return this.postFilter(p, result, nowMs, ctx);
     const placement = result.placement;
     const overQuotaPlaced = quota && quotaBlock(job, quota, this.cluster.usageOf(job.tenant, job.pool), placement);

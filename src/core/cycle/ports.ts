@@ -5,6 +5,7 @@ import type { Policy } from '../framework';
 import type { Placement, PlacementFailure, PlacementResult, SchedJob } from '../model';
 import type { Hold } from '../pending';
 import type { PreparedJobWithCache } from '../prepare';
+import type { PlaceOptions } from '../placement';
 import type { JobComparator } from '../queue';
 import type { QuotaLimits } from './quota';
 
@@ -25,7 +26,7 @@ export interface CyclePorts {
   /** PreFilter: a tenant's limits in a pool. */
   quotaOf?(tenant: string, pool: Pool): QuotaLimits;
   /** Filter and Score: placeJob, or a wrapper of it (the service times it). */
-  place?(cluster: ClusterState, p: PreparedJobWithCache, policy: Policy): PlacementResult;
+  place?(cluster: ClusterState, p: PreparedJobWithCache, policy: Policy, options?: PlaceOptions): PlacementResult;
   /** PostFilter: lower-priority jobs that may be stopped to make room (absent: no preemption). */
   preemption?: PreemptionPort;
   /** Permit: EASY backfilling of a pool, when the pool backfills. */
