@@ -17,9 +17,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Command } from 'commander';
-import { environmentOf } from '../src/sim/cluster-file';
-import { simulate, type SimResult } from '../src/sim/engine';
-import { SIM_POLICIES, processorLevel } from '../src/sim/policies';
+import type { SimResult } from '../src/sim/engine';
+import { replayIsolated } from '../src/sim/isolated';
 import { exponential, seededRng, type Rng } from '../src/sim/rng';
 import { loadTrace } from '../src/sim/sources';
 
@@ -70,17 +69,14 @@ if (!source) {
   source = opts.write;
 }
 const trace = loadTrace(source, { jobs: 0, nodes: 0, load: 0, seed: 1 });
-const env = environmentOf();
 const results: Record<string, SimResult> = {};
 // CPU seconds beside wall seconds: on a machine busy with other work, wall time says little.
 const cpuS: Record<string, number> = {};
 for (const name of ['fifo', 'easy-backfill']) {
-  const policy = processorLevel(SIM_POLICIES[name].make());
-  if (opts.backfillDepth !== undefined) policy.backfillDepth = opts.backfillDepth > 0 ? opts.backfillDepth : undefined;
-  const cpuBefore = process.cpuUsage();
-  const r = simulate(trace.jobs, trace.cluster!, policy, env, { samples: 400 });
-  const cpu = process.cpuUsage(cpuBefore);
-  cpuS[name] = Math.round((cpu.user + cpu.system) / 1000) / 1000;
+  // Each policy in a fresh process: the second replay does not run on the heap the first left behind.
+  const backfillDepth = opts.backfillDepth === undefined ? undefined : opts.backfillDepth > 0 ? opts.backfillDepth : null;
+  const { result: r, cpuS: cpu } = await replayIsolated({ trace: source, synthetic: { jobs: 0, nodes: 0, load: 0, seed: 1 }, policy: name, backfillDepth, options: { samples: 400 } });
+  cpuS[name] = cpu;
   results[name] = r;
   const maxQueued = Math.max(...r.timeline.pending.super);
   process.stderr.write(`${name.padEnd(14)} ${(r.wallMs / 1000).toFixed(1)} s  ${r.jobsPerSec} jobs/s  mean wait ${r.waitS.mean} s  bounded slowdown ${r.boundedSlowdown.mean}  utilisation ${r.utilisation}  most queued (sampled) ${maxQueued}\n`);

@@ -14,8 +14,9 @@ import { basename, join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import type { NodeSpec } from '../protocol';
-import { carbonSignal, environmentOf, loadClusterFile, nodesOf, type ClusterFile } from './cluster-file';
-import { simulate, type SimResult } from './engine';
+import { carbonSignal, loadClusterFile, nodesOf, type ClusterFile } from './cluster-file';
+import type { SimResult } from './engine';
+import { replayIsolated } from './isolated';
 import { fill } from './fill';
 import { fillHeadline, formatFillTable, summarise, writeFillReports, type FillReport } from './fill-report';
 import { SIM_POLICIES, policiesNamed, processorLevel, type SimPolicy } from './policies';
@@ -81,10 +82,11 @@ const opts = program.opts<{
   progress: boolean;
 }>();
 
-function main(): void {
+async function main(): Promise<void> {
   const policies = policiesNamed(opts.policy);
   if (policies.length === 0) throw new Error('--policy names no policy');
-  const trace = loadTrace(opts.trace, { jobs: opts.jobs, nodes: opts.nodes, load: opts.load, seed: opts.seed });
+  const synthetic = { jobs: opts.jobs, nodes: opts.nodes, load: opts.load, seed: opts.seed };
+  const trace = loadTrace(opts.trace, synthetic);
   const jobs = opts.limit ? trace.jobs.slice(0, opts.limit) : trace.jobs;
   const clusterFile: ClusterFile | undefined = opts.cluster ? loadClusterFile(opts.cluster) : undefined;
   const nodes: NodeSpec[] | undefined = clusterFile ? nodesOf(clusterFile) : trace.cluster;
@@ -96,7 +98,8 @@ function main(): void {
     runFill(policies, jobs, nodes, clusterName, trace.name, out, log);
     return;
   }
-  const env = environmentOf(clusterFile, opts.carbon ? carbonSignal(opts.carbon, opts.carbonStart) : undefined);
+  // Each replay reads the carbon file again in its own process: a bad one is refused here first.
+  if (opts.carbon) carbonSignal(opts.carbon, opts.carbonStart);
   const showProgress = opts.progress && process.stderr.isTTY;
 
   const results: SimResult[] = [];
@@ -105,7 +108,11 @@ function main(): void {
     const policy = trace.processorLevel ? processorLevel(base) : base;
     const bar = showProgress ? new SingleBar({ format: `${policy.name.padEnd(14)} {bar} {value}/{total} jobs arrived`, hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
     bar?.start(jobs.length, 0);
-    const result = simulate(jobs, nodes, policy, env, { seed: opts.seed, samples: opts.samples, backfillIntervalMs: opts.backfillInterval * 1000, onProgress: (n) => bar?.update(n) });
+    // Each policy in a process of its own, as independent replays should be (none runs on another's garbage).
+    const { result } = await replayIsolated(
+      { trace: opts.trace, synthetic, limit: opts.limit, cluster: opts.cluster, carbon: opts.carbon, carbonStart: opts.carbonStart, policy: policy.name, options: { seed: opts.seed, samples: opts.samples, backfillIntervalMs: opts.backfillInterval * 1000 } },
+      (n) => bar?.update(n),
+    );
     bar?.stop();
     log(`${policy.name}: ${jobs.length} jobs in ${(result.wallMs / 1000).toFixed(1)} s (${result.jobsPerSec} jobs/s)`);
     wallMs += result.wallMs;
@@ -143,9 +150,7 @@ function runFill(policies: SimPolicy[], jobs: TimedJob[], nodes: NodeSpec[], clu
   process.stdout.write(`${JSON.stringify(fillHeadline(report))}\n`);
 }
 
-try {
-  main();
-} catch (err) {
-  process.stderr.write(`sim: ${(err as Error).message}\n`);
+main().catch((err: Error) => {
+  process.stderr.write(`sim: ${err.message}\n`);
   process.exit(2);
-}
+});
