@@ -44,7 +44,7 @@ async function startAgent(agentId: string, nodeId: string, guardOff: boolean): P
     agentId,
     natsUrl: nats.url,
     nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(1_000),
+    runner: new ProcessRunner(5_000),
     stateDir: mkdtempSync(join(tmpdir(), `qy-guard-${agentId}-`)),
     heartbeatIntervalMs: 200,
     log: silentLog,
@@ -65,9 +65,11 @@ async function runWithReplayedAssignment(agentId: string, guardOff: boolean) {
     // The assignment as the scheduler published it, seen by a plain subscriber of the agent's subject.
     const seen: Msg[] = [];
     const sub = nc.subscribe(subjects.assignForAgent(agentId), { callback: (_, msg) => void seen.push(msg) });
-    // The task ignores SIGTERM, so a run the scheduler stops at once (a stray) still gets to write its start line.
+    // The task ignores SIGTERM from its first instruction, so a run the scheduler stops at once (a stray) still
+    // gets to write its start line. (A `trap` inside the script left bash's start-up open: on a busy machine the
+    // stray's stop came first and the second run never wrote its line.) The kill grace leaves it time to.
     const job = chaosJob(history, seededRng(1));
-    job.command = ['bash', '-c', `trap '' TERM\n${job.command![2]}`];
+    job.command = ['env', '--ignore-signal=TERM', ...job.command!];
     const jobId = await s.api.submit(job, `guard-${agentId}`);
     const first = await s.api.waitFor(jobId, ['succeeded', 'failed'], 30_000);
     expect(first.state).toBe('succeeded');
