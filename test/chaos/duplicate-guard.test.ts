@@ -28,7 +28,11 @@ let nc: NatsConnection;
 
 beforeAll(async () => {
   nats = await startNatsServer();
-  s = await startScheduler(nats.url);
+  // Unhurried leases and node liveness: the subject here is the agent's guard, and on a busy machine the test
+  // stack's fast ones (1 s to renew a lease, 1.5 s to declare a node down) could re-elect the scheduler or
+  // declare the node down between the two deliveries, which drops or reroutes the replayed work for reasons
+  // of their own (a CI run saw 'the second run did not start').
+  s = await startScheduler(nats.url, { leaseDurationMs: '15000', leaseRenewDeadlineMs: '10000', leaseRetryMs: '2000', suspectAfterMs: '10000', downAfterMs: '20000' });
   nc = await connect({ servers: nats.url });
 });
 
