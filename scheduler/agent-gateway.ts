@@ -166,7 +166,7 @@ export class AgentGateway {
   requeueJobsOn(node: NodeEntry, lost: boolean, reason: string): number {
     const { store, clock, log } = this.deps;
     let count = 0;
-    for (const jobId of [...store.cluster.jobsOn(node.id)]) {
+    for (const jobId of store.cluster.jobsOn(node.id)) {
       const job = store.table.get(jobId);
       const attempt = job?.current;
       if (!job || !attempt) continue;

@@ -61,7 +61,7 @@ function onOneNode(cluster: ClusterState, p: PreparedJobWithCache, lower: Map<st
     if (group.stateCounts.ready === 0 || staticVerdictForGroup(p, group, cluster.groupsVersion) !== null) continue;
     for (const node of group.members) {
       if (!node || node.state !== 'ready') continue;
-      const victims = [...cluster.jobsOn(node.id)].filter((id) => lower.has(id));
+      const victims = cluster.jobsOn(node.id).filter((id) => lower.has(id));
       if (victims.length > 0) candidates.push({ nodeId: node.id, victims: victims.sort(order) });
     }
   }

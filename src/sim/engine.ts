@@ -435,7 +435,7 @@ class Simulation {
   /** A node fails: its jobs are killed and queued again (up to their last attempt); it comes back at `repairAtMs` (scripted outages bring their own). */
   private failNode(node: NodeRuntime, repairAtMs: number | undefined): void {
     if (node.state === 'down') return;
-    for (const jobId of [...this.cluster.jobsOn(node.spec.id)]) {
+    for (const jobId of this.cluster.jobsOn(node.spec.id)) {
       const r = this.running.get(jobId)!;
       this.stop(r);
       this.recorder.counts.interrupted++;

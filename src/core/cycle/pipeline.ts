@@ -152,23 +152,24 @@ export class SchedulingPipeline {
     // A shape the reservation already held back at an earlier end would be held back again: skip the search.
     const reserved = ctx.inOrderOnly ? undefined : this.reservations.get(job.pool);
     const endMs = nowMs + (job.walltimeMs ?? Number.POSITIVE_INFINITY);
-    const heldFrom = reserved && reserved.head.job.id !== job.id ? ctx.heldShapes.get(shapeKey(job)) : undefined;
-    if (heldFrom !== undefined && endMs >= heldFrom) return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved!) });
-    if (reserved && reserved.head.job.id !== job.id && ports.backfill?.(job.pool)?.couldAllow?.(job, endMs) === false) {
-      ctx.heldShapes.set(shapeKey(job), Math.min(heldFrom ?? Number.POSITIVE_INFINITY, endMs));
-      return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved) });
-    }
+    const behind = reserved && reserved.head.job.id !== job.id ? reserved : undefined;
+    /** Held back by the reservation; later jobs of the same shape ending no earlier are held back without a search. */
+    const holdBack = (reservation: PoolReservation) => {
+      const key = shapeKey(job);
+      ctx.heldShapes.set(key, Math.min(ctx.heldShapes.get(key) ?? Number.POSITIVE_INFINITY, endMs));
+      return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reservation) });
+    };
+    const heldFrom = behind && ctx.heldShapes.get(shapeKey(job));
+    if (heldFrom !== undefined && endMs >= heldFrom) return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(behind!) });
+    if (behind && ports.backfill?.(job.pool)?.couldAllow?.(job, endMs) === false) return holdBack(behind);
     // Filter and Score. Behind a reservation, a job that would delay it is placed only where it leaves the
     // head room (as Slurm's backfill plans it); if it fits now but nowhere beside the head, it is held back.
     const p = this.preparedOf(job);
     const place = ports.place ?? placeJob;
-    const room = reserved && reserved.head.job.id !== job.id ? ports.backfill?.(job.pool)?.roomBeside?.(p, endMs) : undefined;
-    let result = place(this.cluster, p, this.settings.policy, room && { room, explain: false });
+    const room = behind && ports.backfill?.(job.pool)?.roomBeside?.(p, endMs);
+    let result = place(this.cluster, p, this.settings.policy, room ? { room, explain: false } : undefined);
     if (!result.ok && room) {
-      if (jobFits(this.cluster, p)) {
-        ctx.heldShapes.set(shapeKey(job), Math.min(ctx.heldShapes.get(shapeKey(job)) ?? Number.POSITIVE_INFINITY, endMs));
-        return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved!) });
-      }
+      if (jobFits(this.cluster, p)) return holdBack(behind!);
       // It does not fit now at all: the search without the reservation's limit says why.
       result = place(this.cluster, p, this.settings.policy);
     }
@@ -177,11 +178,7 @@ export class SchedulingPipeline {
     const overQuotaPlaced = quota && quotaBlock(job, quota, this.cluster.usageOf(job.tenant, job.pool), placement);
     if (overQuotaPlaced) return this.wait(job, nowMs, 'quota', { sameForShape: false, reason: overQuotaPlaced });
     // Permit: EASY backfilling protects the reservation of the pool's head.
-    if (reserved && reserved.head.job.id !== job.id && !ports.backfill!(job.pool)!.allowed(reserved.reservation, reserved.head, placement, endMs)) {
-      const key = shapeKey(job);
-      ctx.heldShapes.set(key, Math.min(ctx.heldShapes.get(key) ?? Number.POSITIVE_INFINITY, endMs));
-      return this.wait(job, nowMs, 'backfill-reservation', { sameForShape: false, reason: heldBack(reserved) });
-    }
+    if (behind && !ports.backfill!(job.pool)!.allowed(behind.reservation, behind.head, placement, endMs)) return holdBack(behind);
     // Nodes nominated for a higher-priority job whose victims are stopping are its.
     const nominated = this.nominatedFor(job, placement);
     if (nominated) return this.wait(job, nowMs, 'nominated', { sameForShape: false, reason: `held back: ${nominated} is to start on the nodes its preempted jobs free` });
