@@ -223,6 +223,9 @@ describe('the web console in Chromium', () => {
     await proxied;
     const chart = ops.locator('figure.chart[data-source="prometheus"]', { hasText: 'CPU allocated' });
     await waitUntil(async () => (Number(await chart.getAttribute('data-points')) > 0 ? true : undefined), UI_TIMEOUT_MS, () => 'the CPU chart drew no points');
+    // uPlot draws in an effect that Preact runs after the next frame, so the points are counted before the
+    // canvas exists; wait for it rather than look once.
+    await chart.locator('canvas').first().waitFor({ timeout: UI_TIMEOUT_MS });
     expect(await chart.locator('canvas').count()).toBe(1);
     expect(await chart.locator('[role="img"]').getAttribute('aria-label')).toMatch(/^CPU allocated: General \d+%/);
     await screenshot(ops, 'overview');
