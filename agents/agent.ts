@@ -203,8 +203,7 @@ export class Agent {
       const logPath = this.logPathOf(a.attemptId, task.taskIndex);
       const node = this.nodes.get(a.nodeId)!.spec;
       const meter = new TaskMeter({ placement: task, alloc: node.allocatable ?? node.capacity, gpuModel: node.gpuModel, startMs: this.now() });
-      const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onExit: (exit) => this.onExit(key, exit) });
-      if (handle.pid !== undefined) this.journal.setPid(key, handle.pid);
+      const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onPid: (pid) => this.journal.setPid(key, pid), onExit: (exit) => this.onExit(key, exit) });
       this.addRunning({ key, ...ref, placement: task, handle, logPath, meter });
       reports.push(this.report(ref, { state: 'running' }, undefined));
     }

@@ -61,6 +61,8 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('qingyang'),
   /** Processes a task may have at once (pids limit). Env: QY_TASK_PIDS_MAX */
   taskPidsMax: z.coerce.number().int().min(16).default(4_096),
+  /** How tasks start: `launcher` (a small Perl process forks them; the default where Perl is installed) or `spawn` (the agent forks them). Env: QY_TASK_START */
+  taskStart: z.enum(['launcher', 'spawn']).optional(),
   /** Unprivileged uid that sandbox and restricted tasks run as (agent running as root). Env: QY_SANDBOX_UID */
   sandboxUid: z.coerce.number().int().min(1).default(65_534),
   /** Unprivileged gid that sandbox and restricted tasks run as. Env: QY_SANDBOX_GID */
@@ -95,6 +97,7 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
   cgroups: 'QY_CGROUPS',
   cgroupParent: 'QY_CGROUP_PARENT',
   taskPidsMax: 'QY_TASK_PIDS_MAX',
+  taskStart: 'QY_TASK_START',
   sandboxUid: 'QY_SANDBOX_UID',
   sandboxGid: 'QY_SANDBOX_GID',
   logLevel: 'QY_LOG_LEVEL',

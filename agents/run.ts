@@ -57,7 +57,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       natsUrl: config.natsUrl,
       natsAuth: config,
       nodes,
-      runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax }),
+      runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,

@@ -54,6 +54,21 @@ export function cpuSeconds(pid: number | undefined, children = false): number {
   }
 }
 
+/**
+ * CPU seconds of a process and of its live descendants (the agent's task launcher is one), each with or
+ * without its waited-for children's.
+ */
+export function treeCpuSeconds(pid: number | undefined, children = false): number {
+  if (pid === undefined) return 0;
+  let live: number[] = [];
+  try {
+    live = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    // gone, or a kernel without the children file
+  }
+  return live.reduce((sum, child) => sum + treeCpuSeconds(child, children), cpuSeconds(pid, children));
+}
+
 /** utime + stime (+ cutime + cstime) of a /proc/<pid>/stat line, in seconds (exported for tests). */
 export function parseCpuSeconds(stat: string, children = false, ticksPerSecond = 100): number {
   // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
@@ -145,11 +160,12 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     await watcher.flush();
 
     const pids = { scheduler: scheduler.child.pid, agents: agents.map((a) => a.child.pid), nats: nats.pid };
-    const agentsOwn = () => pids.agents.reduce<number>((sum, pid) => sum + cpuSeconds(pid), 0);
+    // An agent's own CPU includes its task launcher's (a live child); what they reaped is their tasks'.
+    const agentsOwn = () => pids.agents.reduce<number>((sum, pid) => sum + treeCpuSeconds(pid), 0);
     const cpuNow = (): CpuRoles => ({
       scheduler: cpuSeconds(pids.scheduler),
       // An agent's children are its tasks: their CPU is the agent's cost of running them.
-      agents: pids.agents.reduce<number>((sum, pid) => sum + cpuSeconds(pid, true), 0),
+      agents: pids.agents.reduce<number>((sum, pid) => sum + treeCpuSeconds(pid, true), 0),
       nats: cpuSeconds(pids.nats),
     });
     const cpuBefore = cpuNow();

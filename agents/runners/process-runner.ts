@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import type { MeasuredUsage } from '../../src/protocol';
 import type { CgroupManager, TaskCgroup } from '../cgroups';
 import { NETWORK_ALLOWED, detectIsolation, isolatedArgv, needsIsolation, resolveCommand, type Isolation } from '../sandbox';
+import { Launcher, type LaunchEvents, type LaunchRequest } from './launcher';
 import { taskEnv, type TaskContext, type TaskExit, type TaskHandle, type TaskRunner } from './types';
 
 /** Joins the cgroup (pid into each cgroup.procs file given) before anything of the task runs, then execs it. */
@@ -20,6 +21,26 @@ export interface ProcessRunnerOptions {
   isolation?: Isolation | null;
   /** Processes a task may have at once (its cgroup's pids limit). */
   pidsMax?: number;
+  /**
+   * How tasks are started: through the Perl launcher (`launcher`, the default where Perl is installed) or
+   * by forking the agent (`spawn`).
+   */
+  start?: 'launcher' | 'spawn';
+}
+
+/** Starts a task by forking the agent (where there is no launcher): the cgroup is joined by a shell first. */
+function spawnTask(req: LaunchRequest, events: LaunchEvents): void {
+  const argv = req.cgroupProcs.length > 0 ? ['/bin/sh', '-c', JOIN_CGROUP, 'qy-task', String(req.cgroupProcs.length), ...req.cgroupProcs, ...req.argv] : req.argv;
+  const fd = openSync(req.logPath, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: req.env, cwd: req.cwd });
+  } finally {
+    closeSync(fd);
+  }
+  child.on('error', (err) => events.onError(err));
+  child.on('close', (code, signal) => events.onClose(code, signal));
+  if (child.pid !== undefined) events.onSpawn(child.pid);
 }
 
 let detectedIsolation: { isolation?: Isolation; reason?: string } | undefined;
@@ -38,11 +59,13 @@ export class ProcessRunner implements TaskRunner {
 
   private readonly isolation: Isolation | undefined;
   private readonly isolationReason: string | undefined;
+  private readonly launcher: Launcher | undefined;
 
   constructor(
     private readonly killGraceMs: number,
     private readonly options: ProcessRunnerOptions = {},
   ) {
+    this.launcher = (options.start ?? (Launcher.available() ? 'launcher' : 'spawn')) === 'launcher' ? new Launcher() : undefined;
     if (options.isolation === undefined) {
       if (!detectedIsolation) {
         const d = detectIsolation();
@@ -77,8 +100,6 @@ export class ProcessRunner implements TaskRunner {
     } catch (err) {
       return failNow(126, `could not create the task's cgroup: ${(err as Error).message}`);
     }
-    mkdirSync(dirname(ctx.logPath), { recursive: true });
-    const fd = openSync(ctx.logPath, 'a');
     // An isolated task gets a private home (also its working and temporary directory), removed when it ends.
     const home = isolated ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
     if (home) {
@@ -86,8 +107,7 @@ export class ProcessRunner implements TaskRunner {
       if (this.isolation?.setpriv) for (const dir of [home, join(home, 'tmp')]) chownSync(dir, this.isolation.uid, this.isolation.gid);
       Object.assign(env, { HOME: home, TMPDIR: join(home, 'tmp') });
     }
-    let argv = home && this.isolation ? isolatedArgv(this.isolation, { home, network: NETWORK_ALLOWED[assignment.dataClass], gpuIndices: task.gpuIndices }, command) : command;
-    if (cgroup) argv = ['/bin/sh', '-c', JOIN_CGROUP, 'qy-task', String(cgroup.procsFiles.length), ...cgroup.procsFiles, ...argv];
+    const argv = home && this.isolation ? isolatedArgv(this.isolation, { home, network: NETWORK_ALLOWED[assignment.dataClass], gpuIndices: task.gpuIndices }, command) : command;
     let done = false;
     let cancelReason: string | undefined;
     let walltimeExceeded = false;
@@ -113,14 +133,18 @@ export class ProcessRunner implements TaskRunner {
         ctx.onExit(measured ? { ...exit, measured } : exit);
       });
     };
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home });
-    closeSync(fd);
+    let pid: number | undefined;
+    /** A stop asked for before the launcher said which process it is: sent as soon as it does. */
+    let pendingSignal: NodeJS.Signals | undefined;
     const signalGroup = (signal: NodeJS.Signals) => {
       // The cgroup holds every process of the task, also those that left its process group.
       cgroup?.signalAll(signal);
-      if (child.pid === undefined) return;
+      if (pid === undefined) {
+        pendingSignal = signal;
+        return;
+      }
       try {
-        process.kill(-child.pid, signal);
+        process.kill(-pid, signal);
       } catch {
         // already gone
       }
@@ -130,13 +154,24 @@ export class ProcessRunner implements TaskRunner {
       clearTimeout(killTimer);
       killTimer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
     };
-    child.on('error', (err) => finish({ state: 'failed', exitCode: 127, reason: `could not start ${command[0]}: ${err.message}` }));
-    child.on('close', (code, signal) => {
-      if (cancelReason !== undefined) finish({ state: 'cancelled', exitCode: code ?? undefined, signal: signal ?? undefined, reason: cancelReason });
-      else if (walltimeExceeded) finish({ state: 'failed', exitCode: code ?? undefined, signal: signal ?? undefined, reason: `walltime of ${ctx.assignment.walltimeMs} ms exceeded` });
-      else if (code === 0) finish({ state: 'succeeded', exitCode: 0 });
-      else finish({ state: 'failed', exitCode: code ?? undefined, signal: signal ?? undefined, reason: signal ? `killed by ${signal}` : `exited with code ${code}` });
-    });
+    const events: LaunchEvents = {
+      onSpawn: (p) => {
+        pid = p;
+        ctx.onPid?.(p);
+        if (pendingSignal) signalGroup(pendingSignal);
+      },
+      onError: (err) => finish({ state: 'failed', exitCode: 127, reason: `could not start ${command[0]}: ${err.message}` }),
+      onClose: (code, signal) => {
+        if (cancelReason !== undefined) finish({ state: 'cancelled', exitCode: code ?? undefined, signal: signal ?? undefined, reason: cancelReason });
+        else if (walltimeExceeded) finish({ state: 'failed', exitCode: code ?? undefined, signal: signal ?? undefined, reason: `walltime of ${ctx.assignment.walltimeMs} ms exceeded` });
+        else if (code === 0) finish({ state: 'succeeded', exitCode: 0 });
+        else finish({ state: 'failed', exitCode: code ?? undefined, signal: signal ?? undefined, reason: signal ? `killed by ${signal}` : `exited with code ${code}` });
+      },
+    };
+    mkdirSync(dirname(ctx.logPath), { recursive: true });
+    const request: LaunchRequest = { argv, env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home, logPath: ctx.logPath, cgroupProcs: cgroup?.procsFiles ?? [] };
+    if (this.launcher) this.launcher.launch(request, events);
+    else spawnTask(request, events);
     if (ctx.assignment.walltimeMs !== undefined) {
       walltimeTimer = setTimeout(() => {
         walltimeExceeded = true;
@@ -144,7 +179,6 @@ export class ProcessRunner implements TaskRunner {
       }, ctx.assignment.walltimeMs);
     }
     return {
-      pid: child.pid,
       cancel(graceMs: number, reason: string) {
         if (done) return;
         cancelReason = reason;
@@ -154,6 +188,7 @@ export class ProcessRunner implements TaskRunner {
   }
 
   async close(): Promise<void> {
+    this.launcher?.close();
     await this.options.cgroups?.dispose();
   }
 

@@ -27,13 +27,13 @@ export interface TaskContext {
   /** The agent's node record for this task's node. */
   nodeId: string;
   logPath: string;
+  /** The task's process (leading its process group) once it exists, for the journal. */
+  onPid?(pid: number): void;
   onExit(exit: TaskExit): void;
 }
 
 /** A started task. */
 export interface TaskHandle {
-  /** Process id, when the task is a real process. */
-  pid?: number;
   /** Stops the task: SIGTERM, then SIGKILL after the grace period. Its exit is reported as cancelled. */
   cancel(graceMs: number, reason: string): void;
 }
