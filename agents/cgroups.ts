@@ -1,3 +1,4 @@
+import { mkdir as mkdirAsync, readdir as readdirAsync, rm as rmAsync, rmdir as rmdirAsync } from 'node:fs/promises';
 import { mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Enforcement, MeasuredUsage } from '../src/protocol';
@@ -210,13 +211,9 @@ export class TaskCgroup {
     for (let i = 0; i < 50; i++) {
       this.signalAll('SIGKILL');
       let left = 0;
-      for (const dir of this.dirs.all) {
-        try {
-          removeDir(dir);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') left++;
-        }
-      }
+      // Off the event loop, like the mkdir (see createAsync).
+      const removed = await Promise.allSettled(this.dirs.all.map((dir) => removeDirAsync(dir)));
+      for (const r of removed) if (r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code !== 'ENOENT') left++;
       if (left === 0) return;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -365,6 +362,28 @@ export class CgroupManager {
 
   /** Creates the cgroup of a task and sets its limits. */
   create(key: string, limits: TaskLimits): TaskCgroup {
+    const plan = this.plan(key, limits);
+    for (const dir of plan.cg.directories) mkdirSync(dir, { recursive: true });
+    return this.limit(plan, limits);
+  }
+
+  /**
+   * The same, with the directories made on libuv's thread pool: on a busy node a cgroup mkdir (as an rmdir)
+   * waits a millisecond or more on the kernel's cgroup locks, which the agent's event loop should not.
+   */
+  async createAsync(key: string, limits: TaskLimits): Promise<TaskCgroup> {
+    const plan = this.plan(key, limits);
+    try {
+      await Promise.all(plan.cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
+    } catch (err) {
+      await Promise.all(plan.cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
+      this.released(plan.name);
+      throw err;
+    }
+    return this.limit(plan, limits);
+  }
+
+  private plan(key: string, limits: TaskLimits) {
     const name = key.replace(/[^A-Za-z0-9_.-]/g, '_');
     const wholeCores = limits.cpuMillis % 1000 === 0 ? limits.cpuMillis / 1000 : 0;
     const exclusive = wholeCores > 0 ? this.cpus?.take(name, wholeCores) : undefined;
@@ -372,21 +391,25 @@ export class CgroupManager {
     // shared one), no devices cgroup on a node without GPU device nodes.
     const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
     const cg = this.handle(name, bases, limits.memBytes > 0 ? limits.memBytes : undefined, exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset]);
-    for (const base of bases) mkdirSync(join(base, name), { recursive: true });
+    return { name, exclusive, bases, cg };
+  }
+
+  /** Sets the limits of a cgroup just made; on failure removes it again. */
+  private limit(plan: { name: string; exclusive: number[] | undefined; bases: string[]; cg: TaskCgroup }, limits: TaskLimits): TaskCgroup {
     try {
-      this.setLimits(name, limits, exclusive, bases);
+      this.setLimits(plan.name, limits, plan.exclusive, plan.bases);
     } catch (err) {
-      for (const d of cg.directories) {
+      for (const d of plan.cg.directories) {
         try {
           removeDir(d);
         } catch {
           // removed by cleanStale at the next start
         }
       }
-      this.released(name);
+      this.released(plan.name);
       throw err;
     }
-    return cg;
+    return plan.cg;
   }
 
   private setLimits(name: string, limits: TaskLimits, exclusive: number[] | undefined, bases: string[]): void {
@@ -462,6 +485,16 @@ function removeDir(dir: string): void {
     // A cgroup without child cgroups never answers ENOTEMPTY: this is a plain folder of files.
     if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || readdirSync(dir).some((e) => statSafe(join(dir, e))?.isDirectory())) throw err;
     rmSync(dir, { recursive: true });
+  }
+}
+
+/** removeDir on libuv's thread pool. */
+async function removeDirAsync(dir: string): Promise<void> {
+  try {
+    await rmdirAsync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || (await readdirAsync(dir, { withFileTypes: true })).some((e) => e.isDirectory())) throw err;
+    await rmAsync(dir, { recursive: true });
   }
 }
 

@@ -94,12 +94,8 @@ export class ProcessRunner implements TaskRunner {
     for (const name of isolated ? SANDBOX_ENV : INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     const resolved = resolveCommand(command[0], env.PATH);
     if (!resolved) return failNow(127, `could not start ${command[0]}: not found`);
+    /** Made before the task starts (off the event loop); undefined until then, and without cgroups. */
     let cgroup: TaskCgroup | undefined;
-    try {
-      cgroup = this.options.cgroups?.create(ctx.key, { cpuMillis: task.cpuMillis, memBytes: task.memBytes, pidsMax: this.options.pidsMax ?? 4096, gpuIndices: task.gpuIndices });
-    } catch (err) {
-      return failNow(126, `could not create the task's cgroup: ${(err as Error).message}`);
-    }
     // An isolated task gets a private home (also its working and temporary directory), removed when it ends.
     const home = isolated ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
     if (home) {
@@ -169,9 +165,26 @@ export class ProcessRunner implements TaskRunner {
       },
     };
     mkdirSync(dirname(ctx.logPath), { recursive: true });
-    const request: LaunchRequest = { argv, env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home, logPath: ctx.logPath, cgroupProcs: cgroup?.procsFiles ?? [] };
-    if (this.launcher) this.launcher.launch(request, events);
-    else spawnTask(request, events);
+    const request: LaunchRequest = { argv, env: { ...env, ...taskEnv(ctx), ...(home ? { HOME: home, TMPDIR: join(home, 'tmp') } : {}) }, cwd: home, logPath: ctx.logPath, cgroupProcs: [] };
+    let launched = false;
+    const launch = () => {
+      launched = true;
+      const req = cgroup ? { ...request, cgroupProcs: cgroup.procsFiles } : request;
+      if (this.launcher) this.launcher.launch(req, events);
+      else spawnTask(req, events);
+    };
+    const cgroups = this.options.cgroups;
+    if (!cgroups) launch();
+    else {
+      cgroups.createAsync(ctx.key, { cpuMillis: task.cpuMillis, memBytes: task.memBytes, pidsMax: this.options.pidsMax ?? 4096, gpuIndices: task.gpuIndices }).then(
+        (cg) => {
+          cgroup = cg;
+          if (done) void cg.remove(); // cancelled while it was being made
+          else launch();
+        },
+        (err: Error) => finish({ state: 'failed', exitCode: 126, reason: `could not create the task's cgroup: ${err.message}` }),
+      );
+    }
     if (ctx.assignment.walltimeMs !== undefined) {
       walltimeTimer = setTimeout(() => {
         walltimeExceeded = true;
@@ -182,7 +195,8 @@ export class ProcessRunner implements TaskRunner {
       cancel(graceMs: number, reason: string) {
         if (done) return;
         cancelReason = reason;
-        stop(graceMs);
+        if (launched) stop(graceMs);
+        else finish({ state: 'cancelled', reason }); // nothing runs yet, and nothing will
       },
     };
   }

@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CgroupManager, CpuSetAllocator, cpuQuotaUs, detectCgroups, parseCpuList, parseMounts } from '../../agents/cgroups';
 import { ProcessRunner } from '../../agents/runners/process-runner';
+import { waitUntil } from '../helpers/api';
 import { runTask } from '../helpers/run-task';
 
 const MiB = 1024 ** 2;
@@ -171,5 +172,14 @@ describe.skipIf(!real.manager)(`real cgroups (${real.enforcement.cgroups})`, () 
     expect(started).toBeLessThan(20);
     expect(real.manager!.base).toMatch(/qingyang-test/);
     expect(() => readFileSync(join(real.manager!.base, t.key.replace('/', '_'), 'cgroup.procs'))).toThrow();
+  });
+
+  test('a task cancelled while its cgroup is being made never runs, and its cgroup goes', { timeout: 30_000 }, async () => {
+    const t = runTask(runner, ['sh', '-c', 'echo ran']);
+    t.cancel(1_000, 'cancelled at once');
+    expect(await t.exit).toEqual({ state: 'cancelled', reason: 'cancelled at once' });
+    const dir = join(real.manager!.base, t.key.replace('/', '_'));
+    await waitUntil(() => (existsSync(dir) ? undefined : true), 10_000, () => `${dir} is still there`);
+    expect(existsSync(t.logPath) ? readFileSync(t.logPath, 'utf8') : '').toBe('');
   });
 });
