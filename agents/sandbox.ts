@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import type { DataClass, Enforcement } from '../src/protocol';
 
@@ -34,11 +34,14 @@ export function needsIsolation(sandbox: boolean, dataClass: DataClass): boolean 
 export function resolveCommand(command: string, path: string | undefined, cwd = process.cwd()): string | undefined {
   const candidates = command.includes('/') ? [isAbsolute(command) ? command : join(cwd, command)] : (path ?? '').split(delimiter).filter(Boolean).map((d) => join(d, command));
   for (const file of candidates) {
+    // Most directories of a long PATH do not have it: a stat that does not throw skips them without
+    // building an exception each (a dozen per task with npm's PATH); access() then checks the x bit.
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
     try {
       accessSync(file, constants.X_OK);
       return file;
     } catch {
-      // next
+      // not executable for us: next
     }
   }
   return undefined;
