@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { SchedulerApiError, SchedulerClient } from '../src/client';
 import { startLocalStack } from '../harness/stack';
 import { waitUntil } from '../harness/wait';
 import { subjects, TERMINAL_JOB_STATES, type JobSpecInput, type StatusReport } from '../src/protocol';
 import { connectNats } from '../src/store/nats';
+import { cpuSeconds } from './real';
 import { constantProfile, latencyHistogram, percentileMs, recordSince, round2, runOpenModel, type Histogram } from './engine';
 
 /**
@@ -61,17 +61,6 @@ export function e2eJob(i: number): JobSpecInput {
   if (kind < 6) return { pool: 'general', resources: { cpuMillis: 1000 + (i % 4) * 1000, memBytes: 2 * GiB }, durationSeconds: 1 };
   if (kind < 9) return { pool: 'intelligent', resources: { cpuMillis: 8000, memBytes: 32 * GiB, gpus: 1 + (i % 2) }, durationSeconds: 1 };
   return { pool: 'super', resources: { cpuMillis: 64_000, memBytes: 64 * GiB }, walltimeSeconds: 60, durationSeconds: 0 };
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** Runs the scenario on a local stack it starts and stops. */
