@@ -61,7 +61,7 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('qingyang'),
   /** Processes a task may have at once (pids limit). Env: QY_TASK_PIDS_MAX */
   taskPidsMax: z.coerce.number().int().min(16).default(4_096),
-  /** How tasks start: `launcher` (a small Perl process forks them; the default where Perl is installed) or `spawn` (the agent forks them). Env: QY_TASK_START */
+  /** How tasks start: `launcher` (the default where /usr/bin/perl exists: a small long-lived Perl process, agents/runners/launcher.pl, forks each task, which joins its cgroup and opens its log before it execs) or `spawn` (the agent forks each task itself, a shell joining the cgroup). Env: QY_TASK_START */
   taskStart: z.enum(['launcher', 'spawn']).optional(),
   /** Unprivileged uid that sandbox and restricted tasks run as (agent running as root). Env: QY_SANDBOX_UID */
   sandboxUid: z.coerce.number().int().min(1).default(65_534),
