@@ -156,7 +156,8 @@ export class ProcessRunner implements TaskRunner {
         ctx.onPid?.(p);
         if (pendingSignal) signalGroup(pendingSignal);
       },
-      onError: (err) => finish({ state: 'failed', exitCode: 127, reason: `could not start ${command[0]}: ${err.message}` }),
+      // Before a pid it could not be started; after, it was killed because its launcher died.
+      onError: (err) => finish(pid === undefined ? { state: 'failed', exitCode: 127, reason: `could not start ${command[0]}: ${err.message}` } : { state: 'failed', signal: 'SIGKILL', reason: `killed: ${err.message}` }),
       onClose: (code, signal) => {
         if (cancelReason !== undefined) finish({ state: 'cancelled', exitCode: code ?? undefined, signal: signal ?? undefined, reason: cancelReason });
         else if (walltimeExceeded) finish({ state: 'failed', exitCode: code ?? undefined, signal: signal ?? undefined, reason: `walltime of ${ctx.assignment.walltimeMs} ms exceeded` });

@@ -126,6 +126,14 @@ describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %
     expect(await t.exit).toMatchObject({ state: 'cancelled', reason: 'cancelled by the test', signal: 'SIGTERM' });
   });
 
+  test.skipIf(start === 'spawn' || !Launcher.available())('a task whose launcher dies is reported killed, not as never started', async () => {
+    const t = runTask(runner, ['sleep', '30']);
+    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
+    const launcherPid = Number(readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    process.kill(launcherPid, 'SIGKILL');
+    expect(await t.exit).toMatchObject({ state: 'failed', signal: 'SIGKILL', reason: expect.stringMatching(/^killed: the task launcher exited/) });
+  });
+
   test('walltime stops the task', async () => {
     expect(await runTask(runner, ['sleep', '30'], { walltimeMs: 50 }).exit).toMatchObject({ state: 'failed', reason: 'walltime of 50 ms exceeded' });
   });

@@ -11,7 +11,7 @@ export function runTask(
   runner: TaskRunner,
   command: string[],
   options: { cpuMillis?: number; memBytes?: number; sandbox?: boolean; dataClass?: DataClass; walltimeMs?: number; env?: Record<string, string>; jobId?: string } = {},
-): { exit: Promise<TaskExit>; key: string; logPath: string; cancel(graceMs: number, reason: string): void } {
+): { exit: Promise<TaskExit>; key: string; logPath: string; pid(): number | undefined; cancel(graceMs: number, reason: string): void } {
   const jobId = options.jobId ?? `t${process.pid}-${++seq}`;
   const attemptId = `${jobId}-a1`;
   const task = { taskIndex: 0, nodeId: 'n1', cpuMillis: options.cpuMillis ?? 1000, memBytes: options.memBytes ?? 256 * 1024 ** 2, gpuIndices: [], gpuMilliEach: 0, extended: {} };
@@ -33,8 +33,9 @@ export function runTask(
   const logPath = join(mkdtempSync(join(tmpdir(), 'qy-task-log-')), 'task.log');
   const key = `${attemptId}/0`;
   let handle: { cancel(graceMs: number, reason: string): void } | undefined;
+  let pid: number | undefined;
   const exit = new Promise<TaskExit>((resolve) => {
-    handle = runner.start({ key, assignment, task, nodeId: 'n1', logPath, onExit: resolve });
+    handle = runner.start({ key, assignment, task, nodeId: 'n1', logPath, onPid: (p) => (pid = p), onExit: resolve });
   });
-  return { exit, key, logPath, cancel: (g, r) => handle!.cancel(g, r) };
+  return { exit, key, logPath, pid: () => pid, cancel: (g, r) => handle!.cancel(g, r) };
 }
