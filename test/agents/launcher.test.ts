@@ -48,6 +48,16 @@ describe.skipIf(!Launcher.available())('the task launcher', () => {
     launcher.close();
   });
 
+  test("a task inherits only stdin, stdout and stderr, none of the launcher's files", async () => {
+    const launcher = new Launcher();
+    const procs = join(mkdtempSync(join(tmpdir(), 'qy-procs-')), 'cgroup.procs');
+    writeFileSync(procs, '');
+    const t = launch(launcher, ['/bin/sh', '-c', 'ls /proc/$$/fd'], { cgroupProcs: [procs] });
+    expect(await t.done).toEqual({ code: 0, signal: null });
+    expect(readFileSync(t.logPath, 'utf8').trim().split('\n').map(Number).sort()).toEqual([0, 1, 2]);
+    launcher.close();
+  });
+
   test('many tasks at once are each reaped once, with their own status', async () => {
     const launcher = new Launcher();
     const tasks = Array.from({ length: 40 }, (_, i) => launch(launcher, ['/bin/sh', '-c', `exit ${i % 7}`]));
