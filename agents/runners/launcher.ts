@@ -9,9 +9,10 @@ import type { Readable, Writable } from 'node:stream';
  *
  * Why: a spawn from Node.js forks a process of about 100 MB, and `perf` put most of an agent's CPU per
  * short task in the kernel copying its page tables and tearing the copy down at exec. Forking a
- * few-MB Perl process instead costs a small fraction of that, and the child also opens the log and joins
- * the task's cgroup itself, so no shell wrapper is exec'd first. The agent keeps signalling process groups
- * and cgroups itself; the launcher only forks, execs and reaps.
+ * few-MB Perl process instead costs a small fraction of that; the launcher opens the log and the
+ * cgroup.procs files before it forks and the child joins the cgroup itself, so no shell wrapper is exec'd
+ * first (`npm run bench:launcher` measures both ways). The agent keeps signalling process groups and
+ * cgroups itself; the launcher only forks, execs and reaps.
  */
 
 /** Where Perl is (perl-base is Essential on Debian); the launcher is not used without it. */

@@ -171,8 +171,13 @@ export class ProcessRunner implements TaskRunner {
     const launch = () => {
       launched = true;
       const req = cgroup ? { ...request, cgroupProcs: cgroup.procsFiles } : request;
-      if (this.launcher) this.launcher.launch(req, events);
-      else spawnTask(req, events);
+      try {
+        if (this.launcher) this.launcher.launch(req, events);
+        else spawnTask(req, events);
+      } catch (err) {
+        // A synchronous failure (the log cannot be opened, spawn refuses its arguments): the task never ran.
+        events.onError(err as Error);
+      }
     };
     const cgroups = this.options.cgroups;
     if (!cgroups) launch();
