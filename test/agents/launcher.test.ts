@@ -118,6 +118,14 @@ describe.skipIf(!Launcher.available())('the task launcher', () => {
     expect(await next.done).toEqual({ code: 0, signal: null });
     launcher.close();
   });
+  test('a task whose launcher dies is reported killed, not as never started', async () => {
+    const t = runTask(new ProcessRunner(200, { isolation: null, start: 'launcher' }), ['sleep', '30']);
+    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
+    const launcherPid = Number(readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    process.kill(launcherPid, 'SIGKILL');
+    expect(await t.exit).toMatchObject({ state: 'failed', signal: 'SIGKILL', reason: expect.stringMatching(/^killed: the task launcher exited/) });
+  });
+
 });
 
 describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %s', (start) => {
@@ -134,14 +142,6 @@ describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %
     const t = runTask(runner, ['sleep', '30']);
     t.cancel(100, 'cancelled by the test');
     expect(await t.exit).toMatchObject({ state: 'cancelled', reason: 'cancelled by the test', signal: 'SIGTERM' });
-  });
-
-  test.skipIf(start === 'spawn' || !Launcher.available())('a task whose launcher dies is reported killed, not as never started', async () => {
-    const t = runTask(runner, ['sleep', '30']);
-    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
-    const launcherPid = Number(readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-    process.kill(launcherPid, 'SIGKILL');
-    expect(await t.exit).toMatchObject({ state: 'failed', signal: 'SIGKILL', reason: expect.stringMatching(/^killed: the task launcher exited/) });
   });
 
   test('walltime stops the task', async () => {
