@@ -16,6 +16,12 @@ afterEach(async () => {
 
 /** Snapshots every second and compaction right below them, finished jobs let go after a second: each point comes soon. */
 const BOUNDED = { QY_SNAPSHOT_EVERY_ENTRIES: '100', QY_SNAPSHOT_INTERVAL_MS: '1000', QY_COMPACTION_MARGIN_ENTRIES: '0', QY_JOB_RETENTION_MS: '1000' };
+/**
+ * Unhurried node liveness: with the test stack's 1.5 s down threshold a busy CI machine can delay the agent's
+ * heartbeats long enough to declare its nodes down and requeue their jobs (a clean CI run saw 190 jobs with a
+ * second attempt), which is not what this test is about; kills of the scheduler are.
+ */
+const UNHURRIED_LIVENESS = { QY_SUSPECT_AFTER_MS: '10000', QY_DOWN_AFTER_MS: '20000' };
 const quick = (i: number): JobSpecInput => ({ name: `crash-${i}`, pool: 'general', resources: { cpuMillis: 500, memBytes: GiB }, durationSeconds: 1 });
 
 describe('kill -9 at each step of keeping state bounded', () => {
@@ -23,7 +29,7 @@ describe('kill -9 at each step of keeping state bounded', () => {
     const [nats, pg] = await Promise.all([startNatsServer(), startPostgres({ durable: false })]);
     cleanups.push(() => nats.dispose(), () => pg.dispose());
     const tenants = testTenantsFile();
-    const env = { ...BOUNDED, QY_DATABASE_URL: pg.url };
+    const env = { ...BOUNDED, ...UNHURRIED_LIVENESS, QY_DATABASE_URL: pg.url };
     const agent = spawnVirtualNodeAgent(nats.url, 4, 'cp');
     cleanups.push(() => agent.stop());
     let port: number | undefined;
