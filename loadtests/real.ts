@@ -7,7 +7,7 @@ import { spawnScheduler, spawnTs, type ChildService } from '../harness/processes
 import { waitForReadyNodes, writeTempTenantsFile } from '../harness/stack';
 import { subjects, type JobSpecInput, type NodeSpec, type StatusReport } from '../src/protocol';
 import { connectNats } from '../src/store/nats';
-import { latencyHistogram, percentileMs, recordSince, round2 } from './engine';
+import { latencyHistogram, percentileMs, recordSince, round2, runClosedLoop } from './engine';
 
 /**
  * The real-agent scenario (`npm run bench:real`): nats-server, the scheduler and N agent processes, one per
@@ -171,33 +171,28 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const cpuBefore = cpuNow();
     const ownBefore = agentsOwn();
     const t0 = process.hrtime.bigint();
-    let next = 0;
     let accepted = 0;
     let failures = 0;
     let lastSubmitNs = t0;
     const progressEvery = Math.max(1, Math.ceil(options.jobs / 5));
-    const client = async () => {
-      while (next < options.jobs) {
-        next++;
-        const sentNs = process.hrtime.bigint();
-        try {
-          const { id } = await api.submit(TRUE_JOB);
-          accepted++;
-          lastSubmitNs = process.hrtime.bigint();
-          const ran = runningAtNs.get(id);
-          if (ran === undefined) submittedAtNs.set(id, sentNs);
-          else {
-            runningAtNs.delete(id);
-            recordSince(start, sentNs, ran);
-          }
-          if (accepted % progressEvery === 0) progress(`  ${accepted} accepted, ${finished.size} finished`);
-        } catch (err) {
-          failures++;
-          if (failures <= 3) progress(`  submission failed: ${err instanceof SchedulerApiError ? `${err.statusCode} ${err.message}` : (err as Error).message}`);
+    await runClosedLoop(options.clients, options.jobs, async () => {
+      const sentNs = process.hrtime.bigint();
+      try {
+        const { id } = await api.submit(TRUE_JOB);
+        accepted++;
+        lastSubmitNs = process.hrtime.bigint();
+        const ran = runningAtNs.get(id);
+        if (ran === undefined) submittedAtNs.set(id, sentNs);
+        else {
+          runningAtNs.delete(id);
+          recordSince(start, sentNs, ran);
         }
+        if (accepted % progressEvery === 0) progress(`  ${accepted} accepted, ${finished.size} finished`);
+      } catch (err) {
+        failures++;
+        if (failures <= 3) progress(`  submission failed: ${err instanceof SchedulerApiError ? `${err.statusCode} ${err.message}` : (err as Error).message}`);
       }
-    };
-    await Promise.all(Array.from({ length: options.clients }, client));
+    });
     const expected = accepted;
     const deadline = Date.now() + 120_000;
     while (finished.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
