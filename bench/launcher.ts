@@ -3,15 +3,17 @@
  * spawn from Node.js. Runs M tasks of `true` (C at a time) each way, each with its own log file, and reads
  * CPU from /proc: the starter (this process, plus the launcher process when there is one) and the tasks (their waited-
  * for CPU, which includes what the child did between fork and exec). With `--cgroup DIR` every task joins the
- * cgroup DIR first (the launcher's child writes its pid; spawn goes through the shell wrapper, as the agent
- * does). Final JSON line: {"tasks","concurrency","launcher":{"starterMsPerTask","childMsPerTask","totalMsPerTask","tasksPerSec"},"spawn":{…},"ratio"}.
+ * cgroup DIR first (both ways start tasks exactly as the agent's ProcessRunner does: `Launcher.launch` or
+ * `spawnTask`, whose shell wrapper joins the cgroup). Final JSON line: {"tasks","concurrency","launcher":{"starterMsPerTask","childMsPerTask","totalMsPerTask","tasksPerSec"},"spawn":{…},"ratio"}.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Launcher, type LaunchRequest } from '../agents/runners/launcher';
+import { Launcher, type LaunchEvents, type LaunchRequest } from '../agents/runners/launcher';
+import { spawnTask } from '../agents/runners/process-runner';
+import { runClosedLoop } from '../loadtests/engine';
+import { cpuSeconds } from '../loadtests/real';
 
 const program = new Command('bench:launcher')
   .option('--tasks <n>', 'tasks each way', '2000')
@@ -26,53 +28,29 @@ if (!Number.isInteger(tasks) || tasks < 1 || !Number.isInteger(concurrency) || c
   process.exit(2);
 }
 
-/** utime+stime and cutime+cstime of a process, in seconds. */
-function cpu(pid: number | 'self'): { own: number; children: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
-}
-
 /** What the agent gives every task, so both ways build the same environment. */
 const ENV: Record<string, string> = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', QY_JOB_ID: 'bench', QY_ATTEMPT_ID: 'bench-a1', QY_NODE_ID: 'n1', QY_TASK_INDEX: '0', QY_CPUS: '1', CUDA_VISIBLE_DEVICES: '' };
-const JOIN_CGROUP = 'echo $$ > "$1" || exit 125; shift; exec "$@"';
 
+/** Starts `tasks` tasks of `true` one way, `concurrency` at a time, as the agent's ProcessRunner would. */
 async function run(way: 'launcher' | 'spawn') {
   const dir = mkdtempSync(join(tmpdir(), `qy-bench-${way}-`));
-  const procs = opts.cgroup ? [join(opts.cgroup, 'cgroup.procs')] : [];
+  const cgroupProcs = opts.cgroup ? [join(opts.cgroup, 'cgroup.procs')] : [];
   const launcher = way === 'launcher' ? new Launcher() : undefined;
-  let starter: number | 'self' = 'self';
+  const start = (req: LaunchRequest, events: LaunchEvents) => (launcher ? launcher.launch(req, events) : spawnTask(req, events));
   const one = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const req: LaunchRequest = { argv: ['/bin/true'], env: ENV, logPath: join(dir, `${i}.log`), cgroupProcs: procs };
-      if (launcher) {
-        launcher.launch(req, {
-          onSpawn: (pid) => {
-            if (starter === 'self') starter = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-          },
-          onClose: (code) => (code === 0 ? resolve() : reject(new Error(`task exited ${code}`))),
-          onError: reject,
-        });
-        return;
-      }
-      const argv = procs.length > 0 ? ['/bin/sh', '-c', JOIN_CGROUP, 'qy-task', procs[0], ...req.argv] : req.argv;
-      const fd = openSync(req.logPath, 'a');
-      const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: req.env });
-      closeSync(fd);
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`task exited ${code}`))));
-    });
+    new Promise<void>((resolve, reject) =>
+      start({ argv: ['/bin/true'], env: ENV, logPath: join(dir, `${i}.log`), cgroupProcs }, { onSpawn: () => undefined, onClose: (code) => (code === 0 ? resolve() : reject(new Error(`task exited ${code}`))), onError: reject }),
+    );
   await one(-1); // starts the launcher
-  // The starter's CPU: this process (what the agent does to start a task), plus the launcher's.
-  const starterCpu = () => cpu('self').own + (starter === 'self' ? 0 : cpu(starter).own);
-  const childCpu = () => (starter === 'self' ? cpu('self') : cpu(starter)).children;
-  const before = { own: starterCpu(), children: childCpu() };
+  // The starter's CPU is this process's (what the agent does to start a task) plus the launcher's; the
+  // children's is what the starting process reaped (spawn: this one; else the launcher).
+  const reaper = launcher?.pid ?? process.pid;
+  const sample = () => ({ own: cpuSeconds(process.pid) + (launcher ? cpuSeconds(reaper) : 0), children: cpuSeconds(reaper, true) - cpuSeconds(reaper) });
+  const before = sample();
   const t0 = process.hrtime.bigint();
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < tasks) await one(next++);
-  }));
+  await runClosedLoop(concurrency, tasks, one);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const after = { own: starterCpu(), children: childCpu() };
+  const after = sample();
   launcher?.close();
   rmSync(dir, { recursive: true, force: true });
   const ms = (s: number) => Math.round((s * 1e6) / tasks) / 1000;

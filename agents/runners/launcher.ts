@@ -84,6 +84,11 @@ export class Launcher {
     proc.stdin.write(frame);
   }
 
+  /** The launcher process's pid, once started. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   /** Ends the launcher (tasks it started keep running, as they would after an agent crash). */
   close(): void {
     const proc = this.proc;

@@ -29,7 +29,7 @@ export interface ProcessRunnerOptions {
 }
 
 /** Starts a task by forking the agent (where there is no launcher): the cgroup is joined by a shell first. */
-function spawnTask(req: LaunchRequest, events: LaunchEvents): void {
+export function spawnTask(req: LaunchRequest, events: LaunchEvents): void {
   const argv = req.cgroupProcs.length > 0 ? ['/bin/sh', '-c', JOIN_CGROUP, 'qy-task', String(req.cgroupProcs.length), ...req.cgroupProcs, ...req.argv] : req.argv;
   const fd = openSync(req.logPath, 'a');
   let child: ChildProcess;
