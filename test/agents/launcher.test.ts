@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Launcher, decodeWaitStatus, encodeRequest } from '../../agents/runners/launcher';
 import { ProcessRunner } from '../../agents/runners/process-runner';
+import { waitUntil } from '../helpers/api';
 import { runTask } from '../helpers/run-task';
 
 test('a wait status gives an exit code or a signal, as Node reports them', () => {
@@ -20,6 +21,16 @@ test('a request frame counts bytes, not characters, and refuses NUL bytes', () =
   expect(frame.subarray(nl + 1).toString().split('\0')).toEqual(['7', '', '/l', '0', '2', 'echo', '青阳', '1', 'A=b=c']);
   expect(() => encodeRequest(1, { argv: ['a\0b'], env: {}, logPath: '/l', cgroupProcs: [] })).toThrow(/NUL/);
 });
+
+/** Fields of /proc/<pid>/stat after the command name: [state, ppid, …]. */
+const statFields = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+const procState = (pid: number) => {
+  try {
+    return statFields(pid)[0];
+  } catch {
+    return 'gone';
+  }
+};
 
 describe.skipIf(!Launcher.available())('the task launcher', () => {
   const launch = (launcher: Launcher, argv: string[], extra: { cwd?: string; cgroupProcs?: string[]; env?: Record<string, string> } = {}) => {
@@ -69,7 +80,7 @@ describe.skipIf(!Launcher.available())('the task launcher', () => {
   test('a signal to the process group ends the task, and is reported as the signal', async () => {
     const launcher = new Launcher();
     const t = launch(launcher, ['/bin/sh', '-c', 'sleep 30 & wait']);
-    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
+    await waitUntil(() => t.pid(), 10_000, () => 'the task never got a pid');
     process.kill(-t.pid()!, 'SIGTERM');
     expect(await t.done).toEqual({ code: null, signal: 'SIGTERM' });
     launcher.close();
@@ -96,36 +107,25 @@ describe.skipIf(!Launcher.available())('the task launcher', () => {
   test('when the launcher dies its tasks are killed and reported as errors; the next task gets a new launcher', async () => {
     const launcher = new Launcher();
     const t = launch(launcher, ['sleep', '30']);
-    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
-    const launcherPid = Number(readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-    process.kill(launcherPid, 'SIGKILL');
+    await waitUntil(() => t.pid(), 10_000, () => 'the task never got a pid');
+    process.kill(launcher.pid!, 'SIGKILL');
     const end = await t.done;
     expect(end).toBeInstanceOf(Error);
     expect((end as Error).message).toMatch(/launcher exited/);
     // Killed with its group: gone, or a zombie where nothing reaps orphans.
-    let state = 'gone';
-    for (let i = 0; i < 200; i++) {
-      try {
-        state = readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1][0];
-      } catch {
-        state = 'gone';
-      }
-      if (state === 'gone' || state === 'Z') break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(['gone', 'Z']).toContain(state);
+    await waitUntil(() => (['gone', 'Z'].includes(procState(t.pid()!)) ? true : undefined), 10_000, () => `task ${t.pid()} is still ${procState(t.pid()!)}`);
     const next = launch(launcher, ['true']);
     expect(await next.done).toEqual({ code: 0, signal: null });
     launcher.close();
   });
+
   test('a task whose launcher dies is reported killed, not as never started', async () => {
     const t = runTask(new ProcessRunner(200, { isolation: null, start: 'launcher' }), ['sleep', '30']);
-    while (t.pid() === undefined) await new Promise((r) => setTimeout(r, 5));
-    const launcherPid = Number(readFileSync(`/proc/${t.pid()}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-    process.kill(launcherPid, 'SIGKILL');
+    await waitUntil(() => t.pid(), 10_000, () => 'the task never got a pid');
+    // The runner's launcher is the task's parent.
+    process.kill(Number(statFields(t.pid()!)[1]), 'SIGKILL');
     expect(await t.exit).toMatchObject({ state: 'failed', signal: 'SIGKILL', reason: expect.stringMatching(/^killed: the task launcher exited/) });
   });
-
 });
 
 describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %s', (start) => {
