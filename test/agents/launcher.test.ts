@@ -86,12 +86,20 @@ describe.skipIf(!Launcher.available())('the task launcher', () => {
     launcher.close();
   });
 
-  test('a command that cannot be executed exits 127, a cgroup that cannot be joined 125, each with the reason in the log', async () => {
+  test('a log that cannot be opened is refused with the reason; a command that cannot be executed exits 127, a cgroup that cannot be joined 125, each with the reason in the log', async () => {
     const launcher = new Launcher();
     const missing = launch(launcher, ['/nonexistent/tool']);
     expect(await missing.done).toEqual({ code: 127, signal: null });
     expect(readFileSync(missing.logPath, 'utf8')).toMatch(/could not start \/nonexistent\/tool/);
     const procs = join(mkdtempSync(join(tmpdir(), 'qy-procs-')), 'missing-dir', 'cgroup.procs');
+    // A log that cannot be opened: not started at all, with the reason.
+    const nowhere = launch(launcher, ['true']);
+    const unwritable = await new Promise<Error | { code: number | null }>((resolve) =>
+      launcher.launch({ argv: ['true'], env: {}, logPath: join(procs, 'task.log'), cgroupProcs: [] }, { onSpawn: () => undefined, onClose: (code) => resolve({ code }), onError: resolve }),
+    );
+    expect(unwritable).toBeInstanceOf(Error);
+    expect((unwritable as Error).message).toMatch(/^could not open its log .*missing-dir\/cgroup\.procs\/task\.log: No such file or directory$/);
+    expect(await nowhere.done).toEqual({ code: 0, signal: null }); // the launcher goes on
     const unjoinable = launch(launcher, ['true'], { cgroupProcs: [procs] });
     expect(await unjoinable.done).toEqual({ code: 125, signal: null });
     expect(readFileSync(unjoinable.logPath, 'utf8')).toMatch(/could not join the cgroup/);
