@@ -30,7 +30,12 @@ export class Fence {
   private confirmedMs = 0;
   private fenced = false;
   private probing = false;
-  private timers: Timer[] = [];
+  private lastProbeMs = -Infinity;
+  private probeEveryMs = 1_000;
+  private probeTimer: Timer | undefined;
+  /** Fires the fence when confirmed contact is `afterMs` old; moved on by every confirmation (no polling). */
+  private deadline: Timer | undefined;
+  private running = false;
 
   constructor(private readonly opts: FenceOptions) {}
 
@@ -38,14 +43,17 @@ export class Fence {
   start(): void {
     const { clock, afterMs } = this.opts;
     this.confirmedMs = clock.now();
-    const probeEvery = this.opts.probeEveryMs ?? Math.max(10, Math.min(1_000, Math.floor(afterMs / 4)));
-    this.timers.push(clock.setInterval(() => this.probeOnce(), probeEvery));
-    this.timers.push(clock.setInterval(() => this.check(), Math.max(10, Math.min(100, Math.floor(afterMs / 20)))));
+    this.running = true;
+    this.probeEveryMs = this.opts.probeEveryMs ?? Math.max(10, Math.min(1_000, Math.floor(afterMs / 4)));
+    this.armProbe();
+    this.armDeadline();
   }
 
   stop(): void {
-    for (const t of this.timers) t.cancel();
-    this.timers = [];
+    this.running = false;
+    this.probeTimer?.cancel();
+    this.deadline?.cancel();
+    this.probeTimer = this.deadline = undefined;
   }
 
   /** Whether the fence has fired and contact is not back yet. */
@@ -56,15 +64,44 @@ export class Fence {
   /** Checks the time since the last confirmed contact; fires the fence once it reaches afterMs. */
   check(): void {
     const silentMs = this.opts.clock.now() - this.confirmedMs;
-    if (this.fenced || silentMs < this.opts.afterMs) return;
+    if (this.fenced) return;
+    if (silentMs < this.opts.afterMs) return this.armDeadline();
     this.fenced = true;
     this.opts.onFence(silentMs);
   }
 
+  /**
+   * One timer at the time the fence would fire, rather than a check every 100 ms: an idle agent wakes for its
+   * heartbeat and its probe only. Not armed while fenced (a confirmation that lifts the fence arms it again).
+   */
+  private armDeadline(): void {
+    this.deadline?.cancel();
+    this.deadline = undefined;
+    if (!this.running || this.fenced) return;
+    const waitMs = Math.max(0, this.confirmedMs + this.opts.afterMs - this.opts.clock.now());
+    this.deadline = this.opts.clock.setTimeout(() => this.check(), waitMs);
+  }
+
+  /**
+   * Probes now unless a probe started less than half the probe period ago: the owner calls it right after
+   * its heartbeats, so the round trip leaves with them and the probe timer (re-armed by every probe) stays
+   * quiet while heartbeats flow as often as probes are needed.
+   */
+  probeNow(): void {
+    if (this.running && this.opts.clock.now() - this.lastProbeMs >= this.probeEveryMs / 2) this.probeOnce();
+  }
+
+  private armProbe(): void {
+    this.probeTimer?.cancel();
+    this.probeTimer = this.running ? this.opts.clock.setTimeout(() => this.probeOnce(), this.probeEveryMs) : undefined;
+  }
+
   private probeOnce(): void {
+    this.armProbe();
     // One round trip at a time: while NATS is unreachable a probe hangs, and that is the point.
     if (this.probing) return;
     this.probing = true;
+    this.lastProbeMs = this.opts.clock.now();
     this.opts.probe().then(
       (confirmedMs) => {
         this.probing = false;
@@ -73,6 +110,7 @@ export class Fence {
           this.fenced = false;
           this.opts.onRestore();
         }
+        this.armDeadline();
       },
       () => {
         this.probing = false;

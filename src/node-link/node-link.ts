@@ -257,6 +257,8 @@ export class NodeLink {
     clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     await this.sendHeartbeats();
+    // The fence's round trip goes out with the heartbeats it confirms: one wake-up for both.
+    this.fence?.probeNow();
     this.scheduleHeartbeats();
   }
 

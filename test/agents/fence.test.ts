@@ -68,6 +68,36 @@ test('a failing probe confirms nothing; one probe at a time', async () => {
   fence.stop();
 });
 
+test('a fence in contact wakes only for its probes: its deadline moves with each confirmation instead of being polled', async () => {
+  const manual = new ManualClock(0);
+  let wakes = 0;
+  const counted = (fn: () => void) => () => {
+    wakes++;
+    fn();
+  };
+  const clock = { now: () => manual.now(), setTimeout: (fn: () => void, ms: number) => manual.setTimeout(counted(fn), ms), setInterval: (fn: () => void, ms: number) => manual.setInterval(counted(fn), ms) };
+  const p = manualProbe();
+  let fired = 0;
+  const fence = new Fence({ afterMs: 4_000, clock, probe: p.probe, onFence: () => fired++, onRestore: () => undefined, probeEveryMs: 1_000 });
+  fence.start();
+  // Ten seconds in steps of 100 ms, each probe answered at once.
+  for (let t = 100; t <= 10_000; t += 100) {
+    manual.advanceTo(t);
+    p.answer(t);
+    await settle();
+  }
+  expect(fired).toBe(0);
+  expect(wakes).toBe(10); // the ten probes; a 100 ms check would have woken a hundred times more
+  expect(manual.pending()).toBe(2); // the probe interval and the one deadline
+  // Silent from here: the deadline fires 4 s after the last confirmation, once.
+  manual.advanceTo(13_999);
+  expect(fired).toBe(0);
+  manual.advanceTo(14_000);
+  expect(fired).toBe(1);
+  fence.stop();
+  expect(manual.pending()).toBe(0);
+});
+
 test('the fence rule: fence + kill grace + slack must not exceed the scheduler’s down-after', () => {
   expect(FENCE_SLACK_MS).toBe(500);
   expect(fenceIsSafe({ afterMs: 4_000, graceMs: 5_000 }, 10_000)).toBe(true); // the defaults
