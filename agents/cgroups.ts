@@ -1,4 +1,4 @@
-import { mkdir as mkdirAsync, readdir as readdirAsync, rm as rmAsync, rmdir as rmdirAsync } from 'node:fs/promises';
+import { mkdir as mkdirAsync, readdir as readdirAsync, rm as rmAsync, rmdir as rmdirAsync, writeFile as writeFileAsync } from 'node:fs/promises';
 import { mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Enforcement, MeasuredUsage } from '../src/protocol';
@@ -16,6 +16,11 @@ const V1_REQUIRED = ['cpu', 'cpuacct', 'memory', 'pids'] as const;
 const V1_OPTIONAL = ['cpuset', 'devices'] as const;
 type V1Controller = (typeof V1_REQUIRED)[number] | (typeof V1_OPTIONAL)[number];
 const V2_REQUIRED = ['cpu', 'memory', 'pids'] as const;
+
+/** Emptied task cgroups kept for reuse (v1; QY_CGROUP_POOL). */
+export const DEFAULT_POOL_SIZE = 64;
+/** A pooled cgroup left holding more than this (page cache of its last task) is emptied before reuse. */
+const POOL_RECLAIM_ABOVE_BYTES = 1024 * 1024;
 
 /** CFS period of every task cgroup: quota = cpuMillis × period / 1000. */
 export const CFS_PERIOD_US = 100_000;
@@ -152,15 +157,24 @@ const keyedValue = (text: string | undefined, key: string): number | undefined =
 
 /** One task's cgroup (one directory per v1 controller hierarchy, one on v2). */
 export class TaskCgroup {
+  /** A pooled cgroup (v1): the limits it holds now, so the next task writes only what differs. */
+  slot: { quotaUs: number; memBytes: number; pidsMax: number } | undefined;
+  /** OOM kills counted before the current task (a pooled cgroup's counter cannot be reset). */
+  oomKillsBefore = 0;
+  /** Who holds its exclusive cores, if any: the task's name (a pooled cgroup's own name is its slot's). */
+  owner: string;
+
   constructor(
     private readonly manager: CgroupManager,
     readonly name: string,
     /** Distinct directories of this cgroup, by controller. */
-    private readonly dirs: Partial<Record<V1Controller, string>> & { all: string[] },
-    readonly memLimitBytes: number | undefined,
+    readonly dirs: Partial<Record<V1Controller, string>> & { all: string[] },
+    public memLimitBytes: number | undefined,
     /** Cgroups the task joins without owning them (v1: the node's shared cpuset). */
     private readonly shared: string[] = [],
-  ) {}
+  ) {
+    this.owner = name;
+  }
 
   /** Its directories, one per hierarchy. */
   get directories(): string[] {
@@ -188,9 +202,14 @@ export class TaskCgroup {
   /** Whether the kernel's OOM killer killed a process of this task (it hit its memory limit). */
   oomKilled(): boolean {
     if (this.manager.version === 'v2') return (keyedValue(readText(this.dirs.all[0], 'memory.events'), 'oom_kill') ?? 0) > 0;
-    const kills = keyedValue(readText(this.dirs.memory!, 'memory.oom_control'), 'oom_kill');
-    if (kills !== undefined) return kills > 0;
+    const kills = this.oomKills();
+    if (kills !== undefined) return kills > this.oomKillsBefore;
     return Number(readText(this.dirs.memory!, 'memory.failcnt') ?? 0) > 0; // kernels before 4.13
+  }
+
+  /** v1: the memory cgroup's OOM kill counter (undefined on kernels before 4.13). */
+  oomKills(): number | undefined {
+    return keyedValue(readText(this.dirs.memory!, 'memory.oom_control'), 'oom_kill');
   }
 
   /** Processes still in the cgroup. */
@@ -205,9 +224,16 @@ export class TaskCgroup {
     for (const pid of this.pids()) killQuietly(pid, signal);
   }
 
-  /** Kills what is left and removes the cgroup (retrying while the kernel still counts exiting processes). */
+  /**
+   * Kills what is left and removes the cgroup (retrying while the kernel still counts exiting processes); a
+   * pooled cgroup left empty goes back to the pool instead.
+   */
   async remove(): Promise<void> {
-    this.manager.released(this.name);
+    this.manager.released(this.owner);
+    if (this.slot) {
+      this.signalAll('SIGKILL');
+      if (this.pids().length === 0 && (await this.manager.putBack(this))) return;
+    }
     for (let i = 0; i < 50; i++) {
       this.signalAll('SIGKILL');
       let left = 0;
@@ -236,11 +262,24 @@ export class CgroupManager {
   private readonly gpuDevices: { index: number; major: number; minor: number }[];
   private readonly sharedDirs = new Map<string, string>();
   readonly devices: boolean;
+  /**
+   * v1: emptied task cgroups kept for the next tasks, up to `poolSize`. Making a cgroup costs a mkdir per
+   * hierarchy and its limit writes, removing it an rmdir per hierarchy; all of them take the kernel's cgroup
+   * locks, and a memory cgroup removed with page cache still charged lingers as an offline ("zombie") cgroup.
+   * A reused one costs two counter resets and the limits that differ. Only on v1, whose CPU and peak-memory
+   * counters can be reset, and only for tasks without GPU devices to hide; tasks with exclusive cores (a
+   * cpuset of their own) take theirs from a pool of their own. `poolSize` bounds both pools together.
+   */
+  private readonly pools = { shared: [] as TaskCgroup[], exclusive: [] as TaskCgroup[] };
+  private slots = 0;
+  /** Pooled cgroups on their way back (being emptied of page cache). */
+  private returning = 0;
 
   private constructor(
     private readonly detection: Extract<CgroupDetection, { version: 'v1' | 'v2' }>,
     parent: string,
     nodeId: string,
+    private readonly poolSize = 0,
   ) {
     const sub = join(parent, nodeId);
     if (detection.version === 'v2') {
@@ -282,7 +321,7 @@ export class CgroupManager {
    * Opens the agent's cgroups, or says why it cannot: the hierarchy is detected from `mountsText`, then
    * the parent directories are created and a probe cgroup is created and removed.
    */
-  static open(options: { nodeId: string; parent?: string; mountsText?: string }): { manager?: CgroupManager; enforcement: Pick<Enforcement, 'cgroups' | 'reason'> } {
+  static open(options: { nodeId: string; parent?: string; mountsText?: string; poolSize?: number }): { manager?: CgroupManager; enforcement: Pick<Enforcement, 'cgroups' | 'reason'> } {
     let mounts = options.mountsText;
     try {
       mounts ??= readFileSync('/proc/self/mounts', 'utf8');
@@ -291,7 +330,7 @@ export class CgroupManager {
     }
     const detection = detectCgroups(mounts);
     if (detection.version === 'none') return { enforcement: { cgroups: 'none', reason: detection.reason } };
-    const manager = new CgroupManager(detection, options.parent ?? 'qingyang', options.nodeId);
+    const manager = new CgroupManager(detection, options.parent ?? 'qingyang', options.nodeId, options.poolSize ?? DEFAULT_POOL_SIZE);
     try {
       manager.prepare();
       const probe = manager.create('probe', { cpuMillis: 1000, memBytes: 64 * 1024 * 1024, pidsMax: 16, gpuIndices: [] });
@@ -338,6 +377,7 @@ export class CgroupManager {
 
   /** Removes cgroups left by an earlier run of this agent (killing what still runs in them). Returns how many. */
   async cleanStale(): Promise<number> {
+    this.pools.shared.length = this.pools.exclusive.length = 0;
     const names = new Set<string>();
     for (const base of this.bases.all) {
       for (const entry of safeReaddir(base)) if (entry !== SHARED && statSafe(join(base, entry))?.isDirectory()) names.add(entry);
@@ -372,15 +412,90 @@ export class CgroupManager {
    * waits a millisecond or more on the kernel's cgroup locks, which the agent's event loop should not.
    */
   async createAsync(key: string, limits: TaskLimits): Promise<TaskCgroup> {
-    const plan = this.plan(key, limits);
+    let plan = this.plan(key, limits);
+    const pool = this.poolOf(plan);
+    if (pool) {
+      const reused = pool.pop();
+      if (reused) {
+        try {
+          return this.refit(reused, plan.name, limits, plan.exclusive);
+        } catch {
+          // A limit the kernel refused (a lower memory limit it could not reclaim down to): a new cgroup instead.
+          reused.slot = undefined;
+          reused.owner = reused.name; // the task's exclusive cores stay taken for the new cgroup
+          await reused.remove();
+        }
+      }
+      // A new pooled cgroup is named for its slot, not for the task: it will hold others.
+      const cg = this.handle(`slot-${++this.slots}`, plan.bases, plan.cg.memLimitBytes, plan.shared);
+      cg.owner = plan.name;
+      plan = { ...plan, name: cg.name, cg };
+    }
     try {
       await Promise.all(plan.cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
     } catch (err) {
       await Promise.all(plan.cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
-      this.released(plan.name);
+      this.released(plan.cg.owner);
       throw err;
     }
-    return this.limit(plan, limits);
+    const cg = this.limit(plan, limits);
+    if (pool) {
+      cg.slot = { quotaUs: cpuQuotaUs(limits.cpuMillis), memBytes: limits.memBytes, pidsMax: limits.pidsMax };
+      cg.oomKillsBefore = cg.oomKills() ?? 0;
+    }
+    return cg;
+  }
+
+  /** The pool a task's cgroup comes from: v1, no GPU devices to hide; with a cpuset of its own or without. */
+  private poolOf(plan: { bases: string[] }): TaskCgroup[] | undefined {
+    if (this.poolSize === 0 || this.detection.version !== 'v1' || plan.bases.includes(this.bases.devices!)) return undefined;
+    return plan.bases.includes(this.bases.cpuset!) ? this.pools.exclusive : this.pools.shared;
+  }
+
+  /** A pooled cgroup made ready for its next task: its counters reset and the limits that differ written. */
+  private refit(cg: TaskCgroup, owner: string, limits: TaskLimits, exclusive: number[] | undefined): TaskCgroup {
+    const slot = cg.slot!;
+    cg.owner = owner;
+    if (cg.dirs.cpuset && this.cpus) this.setCpus(owner, cg.dirs.cpuset, exclusive);
+    const quotaUs = cpuQuotaUs(limits.cpuMillis);
+    if (quotaUs !== slot.quotaUs) write(cg.dirs.cpu!, 'cpu.cfs_quota_us', quotaUs);
+    if (limits.memBytes !== slot.memBytes) {
+      // memsw (memory + swap) may never be below memory: raised first, lowered last (0 is no limit, -1 to the kernel).
+      const mem = cg.dirs.memory!;
+      const value = limits.memBytes > 0 ? limits.memBytes : -1;
+      const raise = (limits.memBytes > 0 ? limits.memBytes : Infinity) > (slot.memBytes > 0 ? slot.memBytes : Infinity);
+      if (raise) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
+      write(mem, 'memory.limit_in_bytes', value);
+      if (!raise) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
+    }
+    if (limits.pidsMax !== slot.pidsMax) write(cg.dirs.pids!, 'pids.max', limits.pidsMax);
+    cg.slot = { quotaUs, memBytes: limits.memBytes, pidsMax: limits.pidsMax };
+    cg.memLimitBytes = limits.memBytes > 0 ? limits.memBytes : undefined;
+    write(cg.dirs.cpuacct!, 'cpuacct.usage', 0);
+    write(cg.dirs.memory!, 'memory.max_usage_in_bytes', 0);
+    tryWrite(cg.dirs.memory!, 'memory.failcnt', 0);
+    cg.oomKillsBefore = cg.oomKills() ?? 0;
+    return cg;
+  }
+
+  /**
+   * Takes an emptied pooled cgroup back, unless the pool is full. Page cache its task left charged to it
+   * (more than a little) is reclaimed first, off the event loop, so the next task's peak does not count it.
+   */
+  async putBack(cg: TaskCgroup): Promise<boolean> {
+    const pool = cg.dirs.cpuset ? this.pools.exclusive : this.pools.shared;
+    // Counted from here: two tasks ending together must not both find room for one.
+    if (this.pools.shared.length + this.pools.exclusive.length + this.returning >= this.poolSize) return false;
+    this.returning++;
+    try {
+      if (Number(readText(cg.dirs.memory!, 'memory.usage_in_bytes') ?? 0) > POOL_RECLAIM_ABOVE_BYTES) await writeFileAsync(join(cg.dirs.memory!, 'memory.force_empty'), '0');
+    } catch {
+      return false;
+    } finally {
+      this.returning--;
+    }
+    pool.push(cg);
+    return true;
   }
 
   private plan(key: string, limits: TaskLimits) {
@@ -390,8 +505,9 @@ export class CgroupManager {
     // Own cgroups only where they are needed: no cpuset of its own without exclusive cores (v1: the
     // shared one), no devices cgroup on a node without GPU device nodes.
     const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
-    const cg = this.handle(name, bases, limits.memBytes > 0 ? limits.memBytes : undefined, exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset]);
-    return { name, exclusive, bases, cg };
+    const shared = exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset];
+    const cg = this.handle(name, bases, limits.memBytes > 0 ? limits.memBytes : undefined, shared);
+    return { name, exclusive, bases, shared, cg };
   }
 
   /** Sets the limits of a cgroup just made; on failure removes it again. */
@@ -406,7 +522,7 @@ export class CgroupManager {
           // removed by cleanStale at the next start
         }
       }
-      this.released(plan.name);
+      this.released(plan.cg.owner);
       throw err;
     }
     return plan.cg;

@@ -4,6 +4,7 @@ import { loadEnvConfig } from '../src/lifecycle';
 import { FENCE_SLACK_MS, fenceIsSafe } from '../src/protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
+import { DEFAULT_POOL_SIZE } from './cgroups';
 
 /** A node id or agent id derived from the host name (lower-case, subject-safe). */
 export function defaultNodeId(): string {
@@ -59,6 +60,8 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   cgroups: z.enum(['auto', 'off']).default('auto'),
   /** Parent of the agent's cgroups in each hierarchy: <hierarchy>/<parent>/<nodeId>/<task>. Env: QY_CGROUP_PARENT */
   cgroupParent: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('qingyang'),
+  /** Emptied task cgroups kept for the next tasks instead of removed and made again (cgroup v1; 0: one new cgroup per task). Env: QY_CGROUP_POOL */
+  cgroupPool: z.coerce.number().int().min(0).default(DEFAULT_POOL_SIZE),
   /** Processes a task may have at once (pids limit). Env: QY_TASK_PIDS_MAX */
   taskPidsMax: z.coerce.number().int().min(16).default(4_096),
   /** How tasks start: `launcher` (the default where /usr/bin/perl exists: a small long-lived Perl process, agents/runners/launcher.pl, forks each task, which joins its cgroup and opens its log before it execs) or `spawn` (the agent forks each task itself, a shell joining the cgroup). Env: QY_TASK_START */
@@ -96,6 +99,7 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
   downAfterMs: 'QY_DOWN_AFTER_MS',
   cgroups: 'QY_CGROUPS',
   cgroupParent: 'QY_CGROUP_PARENT',
+  cgroupPool: 'QY_CGROUP_POOL',
   taskPidsMax: 'QY_TASK_PIDS_MAX',
   taskStart: 'QY_TASK_START',
   sandboxUid: 'QY_SANDBOX_UID',

@@ -7,7 +7,7 @@
  *   npm run bench:real -- --nodes 20 --jobs 1000 --clients 8
  *
  * The final line is JSON: {"nodes","jobs","clients","submitPerSec","finishedPerSec","makespanS","startP50Ms",
- * "startP99Ms","cpuPer1000Jobs":{"scheduler","agents","nats"}}; CPU seconds from /proc/<pid>/stat during the
+ * "startP99Ms","cpuPer1000Jobs":{"scheduler","agents","nats"},"idleAgentCpuPct"}; CPU seconds from /proc/<pid>/stat during the
  * submissions and until the last job finished (agents include their tasks).
  */
 import { Command } from 'commander';
@@ -19,6 +19,7 @@ const program = new Command()
   .option('--cores <n>', 'cores of each node', '8')
   .option('--jobs <n>', 'jobs of `true` to submit', '5000')
   .option('--clients <n>', 'closed-loop clients', '8')
+  .option('--idle-seconds <s>', 'measure idle agents this long before submitting (0: not at all)', '10')
   .parse();
 const opts = program.opts();
 
@@ -27,10 +28,12 @@ const { summary: r, agentsOwnPer1000Jobs, tasksPer1000Jobs } = await runRealScen
   cores: Number(opts.cores),
   jobs: Number(opts.jobs),
   clients: Number(opts.clients),
+  idleSeconds: Number(opts.idleSeconds),
   progress: (line) => process.stderr.write(`${line}\n`),
 });
 console.log(`${r.jobs} jobs on ${r.nodes} real nodes from ${r.clients} clients: ${r.submitPerSec} accepted/s, ${r.finishedPerSec} finished/s, makespan ${r.makespanS} s`);
 console.log(`  submit→running p50 ${r.startP50Ms} ms  p99 ${r.startP99Ms} ms`);
 console.log(`  CPU per 1,000 jobs: scheduler ${r.cpuPer1000Jobs.scheduler} s, agents ${r.cpuPer1000Jobs.agents} s, nats-server ${r.cpuPer1000Jobs.nats} s`);
+if (r.idleAgentCpuPct !== undefined) console.log(`  idle agent: ${r.idleAgentCpuPct}% of a core (before the submissions)`);
 console.log(`  agents: ${agentsOwnPer1000Jobs} s in the agent processes, ${tasksPer1000Jobs} s in their tasks (forked, exec'd \`true\`)`);
 console.log(JSON.stringify(r));

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchedulerApiError, SchedulerClient } from '../src/client';
@@ -24,6 +24,8 @@ export interface RealOptions {
   cores: number;
   jobs: number;
   clients: number;
+  /** Seconds of idle measured before the submissions (after 5 s of settling); 0 skips it. */
+  idleSeconds?: number;
   /** Progress lines (stderr). */
   progress?: (line: string) => void;
 }
@@ -42,6 +44,8 @@ export interface RealSummary {
   startP50Ms: number;
   startP99Ms: number;
   cpuPer1000Jobs: CpuRoles;
+  /** An idle agent's CPU, in % of a core (mean over the agents, before the submissions; issue 14's goal: ≤ 0.2). */
+  idleAgentCpuPct?: number;
 }
 
 /** CPU seconds (user + system) of a process from /proc/<pid>/stat; with `children`, also its waited-for children's. */
@@ -67,6 +71,24 @@ export function treeCpuSeconds(pid: number | undefined, children = false): numbe
     // gone, or a kernel without the children file
   }
   return live.reduce((sum, child) => sum + treeCpuSeconds(child, children), cpuSeconds(pid, children));
+}
+
+/**
+ * CPU seconds on the CPU, to the nanosecond, of a process's threads and its live descendants' (the scheduler's
+ * run time in /proc/<pid>/task/<tid>/schedstat). Unlike the clock ticks of /proc/<pid>/stat it does not round
+ * an idle process's short wake-ups to whole ticks, so it measures what an idle agent costs.
+ */
+export function schedCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let ns = 0;
+  let children: string[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+  } catch {
+    // gone, or a kernel without schedstat
+  }
+  return children.reduce((sum, child) => sum + schedCpuSeconds(Number(child)), ns / 1e9);
 }
 
 /** utime + stime (+ cutime + cstime) of a /proc/<pid>/stat line, in seconds (exported for tests). */
@@ -168,6 +190,16 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
       agents: pids.agents.reduce<number>((sum, pid) => sum + treeCpuSeconds(pid, true), 0),
       nats: cpuSeconds(pids.nats),
     });
+    let idleAgentCpuPct: number | undefined;
+    const idleS = options.idleSeconds ?? 10;
+    if (idleS > 0) {
+      await new Promise((r) => setTimeout(r, 5_000));
+      const before = pids.agents.reduce<number>((sum, pid) => sum + schedCpuSeconds(pid), 0);
+      await new Promise((r) => setTimeout(r, idleS * 1000));
+      const used = pids.agents.reduce<number>((sum, pid) => sum + schedCpuSeconds(pid), 0) - before;
+      idleAgentCpuPct = Math.round((10_000 * used) / idleS / Math.max(1, pids.agents.length)) / 100;
+      progress(`idle: ${idleAgentCpuPct}% of a core per agent over ${idleS} s`);
+    }
     const cpuBefore = cpuNow();
     const ownBefore = agentsOwn();
     const t0 = process.hrtime.bigint();
@@ -212,6 +244,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
       startP50Ms: percentileMs(start, 50),
       startP99Ms: percentileMs(start, 99),
       cpuPer1000Jobs: { scheduler: per1000('scheduler'), agents: per1000('agents'), nats: per1000('nats') },
+      ...(idleAgentCpuPct !== undefined ? { idleAgentCpuPct } : {}),
     };
     const agentsOwnPer1000Jobs = round2(((ownAfter - ownBefore) * 1000) / Math.max(1, finished.size));
     return { summary, agentsOwnPer1000Jobs, tasksPer1000Jobs: round2(summary.cpuPer1000Jobs.agents - agentsOwnPer1000Jobs) };

@@ -112,11 +112,13 @@ test('CPU quota and exclusive cores', () => {
 
 // ---- Real cgroups: run where this process can create them, and say so where it cannot. ----------------
 
-const real = CgroupManager.open({ nodeId: `test-${process.pid}`, parent: 'qingyang-test' });
+// One cgroup per task here (the pooled cgroups have their own tests below).
+const real = CgroupManager.open({ nodeId: `test-${process.pid}`, parent: 'qingyang-test', poolSize: 0 });
 const reason = real.enforcement.reason ?? '';
 if (!real.manager) console.warn(`SKIPPED real-cgroup tests: ${reason}`);
 afterAll(async () => {
   await real.manager?.dispose();
+  await pooled.manager?.dispose();
   for (const dir of real.manager ? ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'devices', 'unified'].map((c) => `/sys/fs/cgroup/${c}/qingyang-test`) : []) {
     try {
       rmdirSync(dir);
@@ -181,5 +183,84 @@ describe.skipIf(!real.manager)(`real cgroups (${real.enforcement.cgroups})`, () 
     const dir = join(real.manager!.base, t.key.replace('/', '_'));
     await waitUntil(() => (existsSync(dir) ? undefined : true), 10_000, () => `${dir} is still there`);
     expect(existsSync(t.logPath) ? readFileSync(t.logPath, 'utf8') : '').toBe('');
+  });
+});
+
+// ---- Pooled cgroups (v1): an emptied task cgroup holds the next task --------------------------------------
+
+const pooled = CgroupManager.open({ nodeId: `pool-${process.pid}`, parent: 'qingyang-test', poolSize: 1 });
+
+/** A shell line printing the task's own v1 cgroup (from /proc/self/cgroup) and one of its control files. */
+const showCgroup = (controller: string, file: string) => `d=$(grep ':${controller}:' /proc/self/cgroup | cut -d: -f3); echo ${controller}=$d; echo ${file}=$(cat /sys/fs/cgroup/${controller}$d/${file})`;
+const logOf = (t: { logPath: string }) => readFileSync(t.logPath, 'utf8');
+/** The value of a `name=value` line of a log. */
+const field = (log: string, name: string) => log.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+
+describe.skipIf(pooled.enforcement.cgroups !== 'v1')('pooled cgroups (v1)', () => {
+  const runner = new ProcessRunner(1_000, { cgroups: pooled.manager, isolation: null });
+
+  test('the next task runs in the emptied cgroup, with its own limits and counters that start again from zero', { timeout: 30_000 }, async () => {
+    // A task that burns CPU and touches 100 MiB, under 512 MiB and half a core.
+    const burn = 'const b = Buffer.alloc(100 * 1024 * 1024, 1); const t = process.cpuUsage(); while (process.cpuUsage(t).user < 400000); console.log(b.length)';
+    const first = runTask(runner, ['sh', '-c', `${showCgroup('memory', 'memory.limit_in_bytes')}; ${showCgroup('cpu', 'cpu.cfs_quota_us')}; exec ${process.execPath} -e '${burn}'`], { cpuMillis: 500, memBytes: 512 * MiB });
+    const e1 = await first.exit;
+    expect(e1.state).toBe('succeeded');
+    expect(e1.measured!.cpuSeconds).toBeGreaterThan(0.35);
+    expect(e1.measured!.peakMemBytes).toBeGreaterThan(100 * MiB);
+    expect(field(logOf(first), 'memory.limit_in_bytes')).toBe(String(512 * MiB));
+    expect(field(logOf(first), 'cpu.cfs_quota_us')).toBe('50000');
+    // The next one: other limits, almost no work.
+    const second = runTask(runner, ['sh', '-c', `${showCgroup('memory', 'memory.limit_in_bytes')}; ${showCgroup('cpu', 'cpu.cfs_quota_us')}`], { cpuMillis: 250, memBytes: 128 * MiB });
+    const e2 = await second.exit;
+    expect(e2.state).toBe('succeeded');
+    expect(field(logOf(second), 'memory')).toBe(field(logOf(first), 'memory')); // the same cgroup
+    expect(field(logOf(second), 'memory')).toMatch(/\/slot-\d+$/);
+    expect(field(logOf(second), 'memory.limit_in_bytes')).toBe(String(128 * MiB));
+    expect(field(logOf(second), 'cpu.cfs_quota_us')).toBe('25000');
+    expect(e2.measured!.cpuSeconds).toBeLessThan(0.2); // not the first task's 0.4 s
+    expect(e2.measured!.peakMemBytes).toBeLessThan(64 * MiB); // not the first task's 100 MiB
+    // No memory limit, then one again (memory + swap is never set below memory on the way).
+    for (const memBytes of [0, 64 * MiB]) {
+      const t = runTask(runner, ['sh', '-c', `${showCgroup('memory', 'memory.limit_in_bytes')}; ${showCgroup('memory', 'memory.memsw.limit_in_bytes')}`], { cpuMillis: 250, memBytes });
+      expect((await t.exit).state).toBe('succeeded');
+      expect(field(logOf(t), 'memory')).toBe(field(logOf(first), 'memory'));
+      const limit = Number(field(logOf(t), 'memory.limit_in_bytes'));
+      if (memBytes === 0) expect(limit).toBeGreaterThan(2 ** 60);
+      else expect(limit).toBe(memBytes);
+      expect(field(logOf(t), 'memory.memsw.limit_in_bytes')).toBe(field(logOf(t), 'memory.limit_in_bytes'));
+    }
+  });
+
+  test('an OOM kill is counted for its task only, and page cache a task left is not the next one’s peak', { timeout: 30_000 }, async () => {
+    const touch = 'const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(10 * 1024 * 1024, 1)); console.log("survived")';
+    // Half a core each: none of them takes an exclusive core, so they share one pooled cgroup in turn.
+    const oom = runTask(runner, [process.execPath, '-e', touch], { cpuMillis: 500, memBytes: 256 * MiB });
+    expect(await oom.exit).toMatchObject({ state: 'failed', reason: 'out of memory (limit 256 MiB)' });
+    // The next task in that cgroup fails for its own reason, which is not taken for the earlier kill.
+    const plain = runTask(runner, ['sh', '-c', 'exit 3'], { cpuMillis: 500, memBytes: 256 * MiB });
+    expect(await plain.exit).toMatchObject({ state: 'failed', exitCode: 3, reason: 'exited with code 3' });
+    // 64 MiB of page cache, charged to the cgroup, then a task that uses next to nothing.
+    const file = join(mkdtempSync(join(tmpdir(), 'qy-cache-')), 'f');
+    const writer = runTask(runner, ['sh', '-c', `dd if=/dev/zero of=${file} bs=1M count=64 status=none; ${showCgroup('memory', 'memory.usage_in_bytes')}`], { cpuMillis: 500, memBytes: 256 * MiB });
+    expect((await writer.exit).state).toBe('succeeded');
+    const after = runTask(runner, ['sh', '-c', showCgroup('memory', 'memory.usage_in_bytes')], { cpuMillis: 500, memBytes: 256 * MiB });
+    const e = await after.exit;
+    expect(field(logOf(after), 'memory')).toBe(field(logOf(writer), 'memory'));
+    expect(Number(field(logOf(writer), 'memory.usage_in_bytes'))).toBeGreaterThan(60 * MiB); // the writer's cache was charged
+    expect(e).toMatchObject({ state: 'succeeded', exitCode: 0 }); // not reported out of memory: the earlier kill was another task's
+    expect(e.measured!.peakMemBytes).toBeLessThan(16 * MiB);
+  });
+
+  test('a pool holds at most its size: the cgroups of tasks that ended beyond it are removed', { timeout: 30_000 }, async () => {
+    const base = pooled.manager!.base;
+    const slots = () => readdirSync(base).filter((e) => e.startsWith('slot-'));
+    expect(slots().length).toBeLessThanOrEqual(1);
+    // Two at once: the pool (size 1) has one cgroup at most, so a second one is made, and removed after.
+    const a = runTask(runner, ['sh', '-c', 'sleep 0.3'], { cpuMillis: 100 });
+    const b = runTask(runner, ['sh', '-c', 'sleep 0.3'], { cpuMillis: 100 });
+    await waitUntil(() => (slots().length >= 2 ? true : undefined), 10_000, () => `slots: ${slots().join(' ')}`);
+    expect((await a.exit).state).toBe('succeeded');
+    expect((await b.exit).state).toBe('succeeded');
+    await waitUntil(() => (slots().length === 1 ? true : undefined), 10_000, () => `slots: ${slots().join(' ')}`);
   });
 });
