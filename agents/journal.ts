@@ -21,12 +21,23 @@ type Line =
 
 /** Keys kept after compaction, so a late duplicate assignment is still recognised. */
 const KEEP_SEEN = 20_000;
+/** Lines appended after which the file is compacted while the agent runs (it would grow with every task). */
+const COMPACT_EVERY = 4 * KEEP_SEEN;
+
+export interface JournalOptions {
+  /** Most recent task keys remembered (in memory and in the compacted file); default 20,000. */
+  keepSeen?: number;
+  /** Compact after this many appended lines; default four times keepSeen. */
+  compactEvery?: number;
+}
 
 /**
  * The agent's memory across restarts: an append-only file with a line per task start, exit and reported
  * exit. It makes assignments idempotent (a task key seen before is never started again) and tells a
  * restarted agent what it had under way: tasks started but never exited are reported lost (their process
- * groups are killed), exits not yet reported are reported again.
+ * groups are killed), exits not yet reported are reported again. It stays bounded on a node that runs for
+ * years: after every `compactEvery` lines it is rewritten with the tasks under way and the last `keepSeen` keys,
+ * and the keys in memory are cut to the same.
  */
 export class Journal {
   private readonly seen = new Set<string>();
@@ -38,8 +49,16 @@ export class Journal {
   /** Lines not written yet: only starts must reach the file before the agent goes on (see append). */
   private buffered = '';
   private flushQueued = false;
+  private appended = 0;
+  private readonly keepSeen: number;
+  private readonly compactEvery: number;
 
-  constructor(private readonly path: string) {
+  constructor(
+    private readonly path: string,
+    options: JournalOptions = {},
+  ) {
+    this.keepSeen = options.keepSeen ?? KEEP_SEEN;
+    this.compactEvery = options.compactEvery ?? Math.max(COMPACT_EVERY, 4 * this.keepSeen);
     mkdirSync(dirname(path), { recursive: true });
     let torn = false;
     if (existsSync(path)) {
@@ -118,11 +137,16 @@ export class Journal {
     this.append({ t: 'seen', key });
   }
 
-  /** Rewrites the file with what still matters: tasks under way and the most recent keys seen. */
+  /** Rewrites the file with what still matters: tasks under way and the most recent keys seen (also in memory). */
   compact(): void {
     this.flush();
+    this.appended = 0;
+    const recent = [...this.seen].slice(-this.keepSeen);
+    this.seen.clear();
+    for (const key of recent) this.seen.add(key);
+    for (const key of this.tasks.keys()) this.seen.add(key);
     const lines: string[] = [];
-    for (const key of [...this.seen].slice(-KEEP_SEEN)) if (!this.tasks.has(key)) lines.push(JSON.stringify({ t: 'seen', key }));
+    for (const key of recent) if (!this.tasks.has(key)) lines.push(JSON.stringify({ t: 'seen', key }));
     for (const task of this.tasks.values()) {
       lines.push(JSON.stringify({ t: 'start', ...task }));
       const exit = this.exits.get(task.key);
@@ -147,7 +171,8 @@ export class Journal {
   private append(line: Line, now = false): void {
     this.seen.add(line.key);
     this.buffered += `${JSON.stringify(line)}\n`;
-    if (now) this.flush();
+    if (++this.appended >= this.compactEvery) this.compact();
+    else if (now) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => this.flush());

@@ -113,3 +113,28 @@ test('an exit is journaled with what the task used: a restart before the report 
   after.close();
   expect(reopen(path).unreported()).toMatchObject([{ usage }]);
 });
+
+test('a journal that runs for years stays bounded: compacted as it grows, keeping tasks under way and the recent keys', () => {
+  const path = freshPath();
+  const j = new Journal(path, { keepSeen: 100, compactEvery: 400 });
+  j.started(task('long-a1')); // runs the whole time
+  let maxLines = 0;
+  for (let i = 0; i < 5_000; i++) {
+    const t = task(`j${i}-a1`);
+    j.started(t);
+    j.setPid(t.key, 1000 + i);
+    j.exited(t.key, { state: 'succeeded', exitCode: 0 });
+    j.reported(t.key);
+    maxLines = Math.max(maxLines, readFileSync(path, 'utf8').split('\n').length);
+  }
+  j.close();
+  // 20,000 lines were appended; the file never held more than one compaction's worth plus what followed it.
+  expect(maxLines).toBeLessThanOrEqual(100 + 1 + 400 + 1);
+  const after = reopen(path);
+  expect(after.unfinished().map((t) => t.key)).toEqual(['long-a1/0']);
+  expect(after.hasSeen('j4999-a1/0')).toBe(true); // recent: a late duplicate is still dropped
+  expect(after.hasSeen('j0-a1/0')).toBe(false); // long gone
+  // In memory too: the running journal forgot the old keys as it compacted.
+  expect(j.hasSeen('j0-a1/0')).toBe(false);
+  expect(j.hasSeen('long-a1/0')).toBe(true);
+});
