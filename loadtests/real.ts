@@ -5,7 +5,8 @@ import { SchedulerApiError, SchedulerClient } from '../src/client';
 import { startNatsServer } from '../harness/nats-server';
 import { spawnScheduler, spawnTs, type ChildService } from '../harness/processes';
 import { waitForReadyNodes, writeTempTenantsFile } from '../harness/stack';
-import { subjects, type JobSpecInput, type NodeSpec, type StatusReport } from '../src/protocol';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { STREAMS, agentConsumerName, subjects, type JobSpecInput, type NodeSpec, type StatusReport } from '../src/protocol';
 import { connectNats } from '../src/store/nats';
 import { latencyHistogram, percentileMs, recordSince, round2, runClosedLoop } from './engine';
 
@@ -162,6 +163,8 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const runningAtNs = new Map<string, bigint>();
     const finished = new Set<string>();
     let lastFinishNs = 0n;
+    /** Starts later than 5 s after their submission, by node (a stalled agent shows as one node). */
+    const lateStarts = new Map<string, number>();
     watcher.subscribe(subjects.allStatus, {
       callback: (err, msg) => {
         if (err) return;
@@ -172,7 +175,10 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
         if (s.state === 'running') {
           const sent = submittedAtNs.get(s.jobId);
           if (sent === undefined) runningAtNs.set(s.jobId, at);
-          else recordSince(start, sent, at);
+          else {
+            recordSince(start, sent, at);
+            if (at - sent > 5_000_000_000n) lateStarts.set(String(s.nodeId), (lateStarts.get(String(s.nodeId)) ?? 0) + 1);
+          }
         } else if (s.state !== undefined && !finished.has(s.jobId)) {
           finished.add(s.jobId);
           lastFinishNs = at;
@@ -233,6 +239,12 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const submitS = Number(lastSubmitNs - t0) / 1e9;
     const makespanS = Number((lastFinishNs > t0 ? lastFinishNs : process.hrtime.bigint()) - t0) / 1e9;
     if (finished.size < expected) progress(`  ${expected - finished.size} accepted jobs did not finish within 120 s`);
+    // Work JetStream delivered again after its ack wait: an agent that lost an assignment runs it that much later.
+    const jsm = await jetstreamManager(watcher);
+    let redelivered = 0;
+    for (let i = 0; i < options.nodes; i++) redelivered += (await jsm.consumers.info(STREAMS.assign, agentConsumerName(realNodeSpec(i, options.cores).id)).catch(() => undefined))?.num_redelivered ?? 0;
+    progress(`  assignments JetStream delivered again (after its ack wait): ${redelivered}; slowest start ${percentileMs(start, 100)} ms`);
+    if (lateStarts.size > 0) progress(`  starts more than 5 s after submission, by node: ${[...lateStarts].map(([node, n]) => `${node} ${n}`).join(', ')}`);
     const per1000 = (role: keyof CpuRoles) => round2(((cpuAfter[role] - cpuBefore[role]) * 1000) / Math.max(1, finished.size));
     const summary: RealSummary = {
       nodes: options.nodes,

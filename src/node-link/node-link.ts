@@ -92,6 +92,13 @@ export const REREGISTER_MS = 60_000;
 const HEARTBEAT_MIN_SLEEP_MS = 50;
 /** A work message the owner cannot take yet is delivered again after this long; one that failed, after a second. */
 const RETRY_WORK_MS = 500;
+/**
+ * How long each pull for work waits at the server before the client asks again (nats.js's default is 30 s).
+ * Under load, an agent's consumer was seen holding a message undelivered until its pull expired: one job in a
+ * bench:real run started exactly 30 s late (no redelivery: it had never been delivered). A shorter pull bounds
+ * such a stall; it costs an idle agent a pull every 5 s.
+ */
+const WORK_PULL_EXPIRES_MS = 5_000;
 const FAILED_WORK_MS = 1_000;
 
 /**
@@ -293,7 +300,7 @@ export class NodeLink {
     while (!this.stopped) {
       try {
         const consumer = await js.consumers.get(STREAMS.assign, agentConsumerName(this.opts.agentId));
-        this.work = await consumer.consume({ max_messages: this.opts.maxMessages ?? 512 });
+        this.work = await consumer.consume({ max_messages: this.opts.maxMessages ?? 512, expires: WORK_PULL_EXPIRES_MS });
         for await (const msg of this.work) this.onMessage(msg);
       } catch (err) {
         if (this.stopped) return;
