@@ -301,6 +301,7 @@ export class NodeLink {
       try {
         const consumer = await js.consumers.get(STREAMS.assign, agentConsumerName(this.opts.agentId));
         this.work = await consumer.consume({ max_messages: this.opts.maxMessages ?? 512, expires: WORK_PULL_EXPIRES_MS });
+        void this.watchWork(this.work);
         for await (const msg of this.work) this.onMessage(msg);
       } catch (err) {
         if (this.stopped) return;
@@ -308,6 +309,18 @@ export class NodeLink {
         this.log[this.accepted ? 'warn' : 'debug']({ err: (err as Error).message }, 'work consumer unavailable; retrying');
         await new Promise((r) => setTimeout(r, RETRY_WORK_MS));
       }
+    }
+  }
+
+  /**
+   * Says what the work consumer reports about itself: a pull the server refused or cut short (409s such as
+   * exceeded limits) stalls the consumer until its heartbeats are missed, one pull expiry later.
+   */
+  private async watchWork(work: ConsumerMessages): Promise<void> {
+    for await (const event of work.status()) {
+      if (event.type === 'heartbeat' || event.type === 'next' || event.type === 'flow_control') continue;
+      const level = event.type === 'debug' || event.type === 'discard' ? 'debug' : 'warn';
+      this.log[level]({ event }, 'work consumer event');
     }
   }
 
