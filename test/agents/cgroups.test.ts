@@ -256,9 +256,13 @@ describe.skipIf(pooled.enforcement.cgroups !== 'v1')('pooled cgroups (v1)', () =
     const slots = () => readdirSync(base).filter((e) => e.startsWith('slot-'));
     expect(slots().length).toBeLessThanOrEqual(1);
     // Two at once: the pool (size 1) has one cgroup at most, so a second one is made, and removed after.
-    const a = runTask(runner, ['sh', '-c', 'sleep 0.3'], { cpuMillis: 100 });
-    const b = runTask(runner, ['sh', '-c', 'sleep 0.3'], { cpuMillis: 100 });
+    // Both run until the test has seen the two cgroups (a flag file, not a sleep a busy machine could outlast).
+    const flag = join(mkdtempSync(join(tmpdir(), 'qy-pool-')), 'go');
+    const waitForFlag = ['sh', '-c', `while [ ! -e ${flag} ]; do sleep 0.05; done`];
+    const a = runTask(runner, waitForFlag, { cpuMillis: 100 });
+    const b = runTask(runner, waitForFlag, { cpuMillis: 100 });
     await waitUntil(() => (slots().length >= 2 ? true : undefined), 10_000, () => `slots: ${slots().join(' ')}`);
+    writeFileSync(flag, '');
     expect((await a.exit).state).toBe('succeeded');
     expect((await b.exit).state).toBe('succeeded');
     await waitUntil(() => (slots().length === 1 ? true : undefined), 10_000, () => `slots: ${slots().join(' ')}`);
