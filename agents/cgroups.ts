@@ -157,8 +157,10 @@ const keyedValue = (text: string | undefined, key: string): number | undefined =
 
 /** One task's cgroup (one directory per v1 controller hierarchy, one on v2). */
 export class TaskCgroup {
-  /** A pooled cgroup (v1): the limits it holds now, so the next task writes only what differs. */
-  slot: { quotaUs: number; memBytes: number; pidsMax: number } | undefined;
+  /** The limits written to it (a pooled cgroup's next task writes only what differs). */
+  limits: TaskLimits | undefined;
+  /** Kept for the next task when emptied (v1; see CgroupManager's pools). */
+  pooled = false;
   /** OOM kills counted before the current task (a pooled cgroup's counter cannot be reset). */
   oomKillsBefore = 0;
   /** Who holds its exclusive cores, if any: the task's name (a pooled cgroup's own name is its slot's). */
@@ -169,11 +171,15 @@ export class TaskCgroup {
     readonly name: string,
     /** Distinct directories of this cgroup, by controller. */
     readonly dirs: Partial<Record<V1Controller, string>> & { all: string[] },
-    public memLimitBytes: number | undefined,
     /** Cgroups the task joins without owning them (v1: the node's shared cpuset). */
     private readonly shared: string[] = [],
   ) {
     this.owner = name;
+  }
+
+  /** Its memory limit, if it has one. */
+  get memLimitBytes(): number | undefined {
+    return this.limits && this.limits.memBytes > 0 ? this.limits.memBytes : undefined;
   }
 
   /** Its directories, one per hierarchy. */
@@ -230,7 +236,7 @@ export class TaskCgroup {
    */
   async remove(): Promise<void> {
     this.manager.released(this.owner);
-    if (this.slot) {
+    if (this.pooled) {
       this.signalAll('SIGKILL');
       if (this.pids().length === 0 && (await this.manager.putBack(this))) return;
     }
@@ -418,16 +424,16 @@ export class CgroupManager {
       const reused = pool.pop();
       if (reused) {
         try {
-          return this.refit(reused, plan.name, limits, plan.exclusive);
+          return this.refit(reused, plan, limits);
         } catch {
           // A limit the kernel refused (a lower memory limit it could not reclaim down to): a new cgroup instead.
-          reused.slot = undefined;
+          reused.pooled = false;
           reused.owner = reused.name; // the task's exclusive cores stay taken for the new cgroup
           await reused.remove();
         }
       }
       // A new pooled cgroup is named for its slot, not for the task: it will hold others.
-      const cg = this.handle(`slot-${++this.slots}`, plan.bases, plan.cg.memLimitBytes, plan.shared);
+      const cg = this.handle(`slot-${++this.slots}`, plan.bases, plan.shared);
       cg.owner = plan.name;
       plan = { ...plan, name: cg.name, cg };
     }
@@ -440,7 +446,7 @@ export class CgroupManager {
     }
     const cg = this.limit(plan, limits);
     if (pool) {
-      cg.slot = { quotaUs: cpuQuotaUs(limits.cpuMillis), memBytes: limits.memBytes, pidsMax: limits.pidsMax };
+      cg.pooled = true;
       cg.oomKillsBefore = cg.oomKills() ?? 0;
     }
     return cg;
@@ -452,25 +458,11 @@ export class CgroupManager {
     return plan.bases.includes(this.bases.cpuset!) ? this.pools.exclusive : this.pools.shared;
   }
 
-  /** A pooled cgroup made ready for its next task: its counters reset and the limits that differ written. */
-  private refit(cg: TaskCgroup, owner: string, limits: TaskLimits, exclusive: number[] | undefined): TaskCgroup {
-    const slot = cg.slot!;
-    cg.owner = owner;
-    if (cg.dirs.cpuset && this.cpus) this.setCpus(owner, cg.dirs.cpuset, exclusive);
-    const quotaUs = cpuQuotaUs(limits.cpuMillis);
-    if (quotaUs !== slot.quotaUs) write(cg.dirs.cpu!, 'cpu.cfs_quota_us', quotaUs);
-    if (limits.memBytes !== slot.memBytes) {
-      // memsw (memory + swap) may never be below memory: raised first, lowered last (0 is no limit, -1 to the kernel).
-      const mem = cg.dirs.memory!;
-      const value = limits.memBytes > 0 ? limits.memBytes : -1;
-      const raise = (limits.memBytes > 0 ? limits.memBytes : Infinity) > (slot.memBytes > 0 ? slot.memBytes : Infinity);
-      if (raise) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
-      write(mem, 'memory.limit_in_bytes', value);
-      if (!raise) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
-    }
-    if (limits.pidsMax !== slot.pidsMax) write(cg.dirs.pids!, 'pids.max', limits.pidsMax);
-    cg.slot = { quotaUs, memBytes: limits.memBytes, pidsMax: limits.pidsMax };
-    cg.memLimitBytes = limits.memBytes > 0 ? limits.memBytes : undefined;
+  /** A pooled cgroup made ready for its next task: the limits that differ written, its counters reset. */
+  private refit(cg: TaskCgroup, plan: { name: string; exclusive: number[] | undefined; bases: string[] }, limits: TaskLimits): TaskCgroup {
+    cg.owner = plan.name;
+    this.setLimits(cg, limits, plan.exclusive, plan.bases, cg.limits);
+    cg.limits = limits;
     write(cg.dirs.cpuacct!, 'cpuacct.usage', 0);
     write(cg.dirs.memory!, 'memory.max_usage_in_bytes', 0);
     tryWrite(cg.dirs.memory!, 'memory.failcnt', 0);
@@ -506,14 +498,15 @@ export class CgroupManager {
     // shared one), no devices cgroup on a node without GPU device nodes.
     const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
     const shared = exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset];
-    const cg = this.handle(name, bases, limits.memBytes > 0 ? limits.memBytes : undefined, shared);
+    const cg = this.handle(name, bases, shared);
     return { name, exclusive, bases, shared, cg };
   }
 
   /** Sets the limits of a cgroup just made; on failure removes it again. */
   private limit(plan: { name: string; exclusive: number[] | undefined; bases: string[]; cg: TaskCgroup }, limits: TaskLimits): TaskCgroup {
     try {
-      this.setLimits(plan.name, limits, plan.exclusive, plan.bases);
+      this.setLimits(plan.cg, limits, plan.exclusive, plan.bases);
+      plan.cg.limits = limits;
     } catch (err) {
       for (const d of plan.cg.directories) {
         try {
@@ -528,8 +521,12 @@ export class CgroupManager {
     return plan.cg;
   }
 
-  private setLimits(name: string, limits: TaskLimits, exclusive: number[] | undefined, bases: string[]): void {
-    const dir = (c: V1Controller) => (this.detection.version === 'v2' ? this.bases.all[0] : this.bases[c]!);
+  /**
+   * Writes a cgroup's limits; with `before` (a pooled cgroup's previous task's), only those that differ, and
+   * not what a new cgroup is given once (the CFS period, swappiness, cpuset.mems, the devices list).
+   */
+  private setLimits(cg: TaskCgroup, limits: TaskLimits, exclusive: number[] | undefined, bases: string[], before?: TaskLimits): void {
+    const name = cg.name;
     if (this.detection.version === 'v2') {
       const d = join(this.base, name);
       write(d, 'cpu.max', `${cpuQuotaUs(limits.cpuMillis)} ${CFS_PERIOD_US}`);
@@ -538,25 +535,32 @@ export class CgroupManager {
         tryWrite(d, 'memory.swap.max', 0);
       }
       write(d, 'pids.max', limits.pidsMax);
-      if (this.cpus) this.setCpus(name, d, exclusive);
-    } else {
-      const cpu = join(dir('cpu'), name);
-      write(cpu, 'cpu.cfs_period_us', CFS_PERIOD_US);
-      write(cpu, 'cpu.cfs_quota_us', cpuQuotaUs(limits.cpuMillis));
-      const mem = join(dir('memory'), name);
-      if (limits.memBytes > 0) {
-        write(mem, 'memory.limit_in_bytes', limits.memBytes);
-        tryWrite(mem, 'memory.memsw.limit_in_bytes', limits.memBytes); // no swapping past the limit
-      }
-      tryWrite(mem, 'memory.swappiness', 0);
-      write(join(dir('pids'), name), 'pids.max', limits.pidsMax);
-      if (this.bases.cpuset && bases.includes(this.bases.cpuset)) {
-        const cs = join(this.bases.cpuset, name);
-        write(cs, 'cpuset.mems', readText(this.bases.cpuset, 'cpuset.mems')!.trim());
-        this.setCpus(name, cs, exclusive);
-      }
-      if (this.bases.devices && bases.includes(this.bases.devices)) this.hideGpus(join(this.bases.devices, name), limits.gpuIndices);
+      if (this.cpus) this.setCpus(cg.owner, d, exclusive);
+      return;
     }
+    const cpu = join(this.bases.cpu!, name);
+    if (!before) write(cpu, 'cpu.cfs_period_us', CFS_PERIOD_US);
+    if (!before || cpuQuotaUs(before.cpuMillis) !== cpuQuotaUs(limits.cpuMillis)) write(cpu, 'cpu.cfs_quota_us', cpuQuotaUs(limits.cpuMillis));
+    const mem = join(this.bases.memory!, name);
+    // A new cgroup has no memory limit. memsw (memory + swap, so no swapping past the limit) may never be
+    // below memory: raised first, lowered last (0 is no limit: -1 to the kernel).
+    const unlimitedAsInf = (bytes: number) => (bytes > 0 ? bytes : Infinity);
+    const from = unlimitedAsInf(before?.memBytes ?? 0);
+    const to = unlimitedAsInf(limits.memBytes);
+    if (to !== from) {
+      const value = limits.memBytes > 0 ? limits.memBytes : -1;
+      if (to > from) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
+      write(mem, 'memory.limit_in_bytes', value);
+      if (to < from) tryWrite(mem, 'memory.memsw.limit_in_bytes', value);
+    }
+    if (!before) tryWrite(mem, 'memory.swappiness', 0);
+    if (!before || before.pidsMax !== limits.pidsMax) write(join(this.bases.pids!, name), 'pids.max', limits.pidsMax);
+    if (this.bases.cpuset && bases.includes(this.bases.cpuset)) {
+      const cs = join(this.bases.cpuset, name);
+      if (!before) write(cs, 'cpuset.mems', readText(this.bases.cpuset, 'cpuset.mems')!.trim());
+      if (this.cpus) this.setCpus(cg.owner, cs, exclusive);
+    }
+    if (!before && this.bases.devices && bases.includes(this.bases.devices)) this.hideGpus(join(this.bases.devices, name), limits.gpuIndices);
   }
 
   /** Forgets a task's cpuset (its cores go back to the shared ones). */
@@ -565,10 +569,10 @@ export class CgroupManager {
     if (this.cpus?.release(name)) this.reshare();
   }
 
-  private handle(name: string, bases: string[], memLimitBytes?: number, shared: string[] = []): TaskCgroup {
+  private handle(name: string, bases: string[], shared: string[] = []): TaskCgroup {
     const dirs: Partial<Record<V1Controller, string>> & { all: string[] } = { all: bases.map((b) => join(b, name)) };
     for (const c of [...V1_REQUIRED, ...V1_OPTIONAL]) if (this.bases[c] && bases.includes(this.bases[c]!)) dirs[c] = join(this.bases[c]!, name);
-    return new TaskCgroup(this, name, dirs, memLimitBytes, shared);
+    return new TaskCgroup(this, name, dirs, shared);
   }
 
   private setCpus(name: string, dir: string, exclusive: number[] | undefined): void {
