@@ -4,6 +4,7 @@ import { NodeLink, type FenceSettings, type HeartbeatBody, type WorkOutcome } fr
 import type { NatsAuthConfig } from '../src/store/nats-options';
 import type { Logger } from '../src/telemetry/logger';
 import { TaskMeter } from '../src/metering/attribution';
+import { runLimited } from '../src/concurrency';
 import { Journal } from './journal';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
 import type { NodeTelemetry } from './telemetry';
@@ -149,11 +150,10 @@ export class Agent {
 
   /** Registers every node (32 at a time), each until the scheduler accepts it. */
   private async registerAll(): Promise<void> {
-    const pending = [...this.nodes.values()];
-    const workers = Array.from({ length: Math.min(32, pending.length) }, async () => {
-      for (let node = pending.shift(); node && !this.stopped; node = pending.shift()) await this.link.registerUntilAccepted(this.registered(node.spec));
+    const nodes = [...this.nodes.values()];
+    await runLimited(32, nodes.length, async (i) => {
+      if (!this.stopped) await this.link.registerUntilAccepted(this.registered(nodes[i].spec));
     });
-    await Promise.all(workers);
   }
 
   /** A node's spec as registered: with what the agent enforces on it (shown by GET /v1/nodes/:id). */

@@ -4,7 +4,7 @@
  */
 import { SchedulerApiError, SchedulerClient } from '../src/client';
 import { buildReport, type Report } from './report';
-import { constantProfile, runOpenModel, type RateProfile } from './engine';
+import { constantProfile, runClosedLoop, runOpenModel, type RateProfile } from './engine';
 import { arrivalAt, compileScenario, prefillArrival, rateProfile, tokenOf, type Arrival, type ScenarioFile, type ScenarioPlan } from './scenarios';
 import { classify, Recorder } from './stats';
 
@@ -98,14 +98,10 @@ class ScenarioClient {
   /** Submits `count` jobs before the run, for reads to find (not measured); returns how many were accepted. */
   async prefill(count: number): Promise<number> {
     let accepted = 0;
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < count; i = next++) {
-        const { status } = await this.request(prefillArrival(this.plan, i)).catch(() => ({ status: 0 }));
-        if (status === 202) accepted++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(count, PREFILL_CONCURRENCY) }, worker));
+    await runClosedLoop(PREFILL_CONCURRENCY, count, async (i) => {
+      const { status } = await this.request(prefillArrival(this.plan, i)).catch(() => ({ status: 0 }));
+      if (status === 202) accepted++;
+    });
     return accepted;
   }
 

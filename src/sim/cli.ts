@@ -12,6 +12,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
+import { runLimited } from '../concurrency';
 import { MultiBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import type { NodeSpec } from '../protocol';
@@ -110,23 +111,18 @@ async function main(): Promise<void> {
   const results: SimResult[] = new Array(policies.length);
   const bars = showProgress ? new MultiBar({ format: '{policy} {bar} {value}/{total} jobs arrived', hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
   const startedMs = Date.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < policies.length) {
-      const i = next++;
-      const base = policies[i];
-      const policy = trace.processorLevel ? processorLevel(base) : base;
-      const bar = bars?.create(jobs.length, 0, { policy: policy.name.padEnd(14) });
-      const { result } = await replayIsolated(
-        { trace: opts.trace, synthetic, limit: opts.limit, cluster: opts.cluster, carbon: opts.carbon, carbonStart: opts.carbonStart, policy: policy.name, options: { seed: opts.seed, samples: opts.samples, backfillIntervalMs: opts.backfillInterval * 1000 } },
-        (n) => bar?.update(n),
-      );
-      if (bar) bars?.remove(bar);
-      log(`${policy.name}: ${jobs.length} jobs in ${(result.wallMs / 1000).toFixed(1)} s (${result.jobsPerSec} jobs/s)`);
-      results[i] = result;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(opts.parallel, policies.length) }, worker));
+  await runLimited(opts.parallel, policies.length, async (i) => {
+    const base = policies[i];
+    const policy = trace.processorLevel ? processorLevel(base) : base;
+    const bar = bars?.create(jobs.length, 0, { policy: policy.name.padEnd(14) });
+    const { result } = await replayIsolated(
+      { trace: opts.trace, synthetic, limit: opts.limit, cluster: opts.cluster, carbon: opts.carbon, carbonStart: opts.carbonStart, policy: policy.name, options: { seed: opts.seed, samples: opts.samples, backfillIntervalMs: opts.backfillInterval * 1000 } },
+      (n) => bar?.update(n),
+    );
+    if (bar) bars?.remove(bar);
+    log(`${policy.name}: ${jobs.length} jobs in ${(result.wallMs / 1000).toFixed(1)} s (${result.jobsPerSec} jobs/s)`);
+    results[i] = result;
+  });
   bars?.stop();
   if (policies.length > 1) log(`${policies.length} policies in ${((Date.now() - startedMs) / 1000).toFixed(1)} s, ${Math.min(opts.parallel, policies.length)} at a time`);
   const wallMs = results.reduce((sum, r) => sum + r.wallMs, 0);
