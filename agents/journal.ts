@@ -21,8 +21,6 @@ type Line =
 
 /** Keys kept after compaction, so a late duplicate assignment is still recognised. */
 const KEEP_SEEN = 20_000;
-/** Lines appended after which the file is compacted while the agent runs (it would grow with every task). */
-const COMPACT_EVERY = 4 * KEEP_SEEN;
 
 export interface JournalOptions {
   /** Most recent task keys remembered (in memory and in the compacted file); default 20,000. */
@@ -58,7 +56,8 @@ export class Journal {
     options: JournalOptions = {},
   ) {
     this.keepSeen = options.keepSeen ?? KEEP_SEEN;
-    this.compactEvery = options.compactEvery ?? Math.max(COMPACT_EVERY, 4 * this.keepSeen);
+    // Compacted while the agent runs, or the file would grow with every task.
+    this.compactEvery = options.compactEvery ?? 4 * this.keepSeen;
     mkdirSync(dirname(path), { recursive: true });
     let torn = false;
     if (existsSync(path)) {

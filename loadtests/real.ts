@@ -59,19 +59,26 @@ export function cpuSeconds(pid: number | undefined, children = false): number {
   }
 }
 
+/** The live children of a process (the agent's task launcher is one); none when it is gone. */
+function liveChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return []; // gone, or a kernel without the children file
+  }
+}
+
+/** `of(pid)` summed over a process and its live descendants. */
+function overTree(pid: number | undefined, of: (pid: number) => number): number {
+  return pid === undefined ? 0 : liveChildren(pid).reduce((sum, child) => sum + overTree(child, of), of(pid));
+}
+
 /**
  * CPU seconds of a process and of its live descendants (the agent's task launcher is one), each with or
  * without its waited-for children's.
  */
 export function treeCpuSeconds(pid: number | undefined, children = false): number {
-  if (pid === undefined) return 0;
-  let live: number[] = [];
-  try {
-    live = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  } catch {
-    // gone, or a kernel without the children file
-  }
-  return live.reduce((sum, child) => sum + treeCpuSeconds(child, children), cpuSeconds(pid, children));
+  return overTree(pid, (p) => cpuSeconds(p, children));
 }
 
 /**
@@ -80,16 +87,15 @@ export function treeCpuSeconds(pid: number | undefined, children = false): numbe
  * an idle process's short wake-ups to whole ticks, so it measures what an idle agent costs.
  */
 export function schedCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let ns = 0;
-  let children: string[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
-  } catch {
-    // gone, or a kernel without schedstat
-  }
-  return children.reduce((sum, child) => sum + schedCpuSeconds(Number(child)), ns / 1e9);
+  return overTree(pid, (p) => {
+    let ns = 0;
+    try {
+      for (const tid of readdirSync(`/proc/${p}/task`)) ns += Number(readFileSync(`/proc/${p}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
+    } catch {
+      // gone, or a kernel without schedstat
+    }
+    return ns / 1e9;
+  });
 }
 
 /** utime + stime (+ cutime + cstime) of a /proc/<pid>/stat line, in seconds (exported for tests). */
@@ -139,9 +145,11 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
 
     progress(`starting ${options.nodes} agents of ${options.cores} cores…`);
     const agents: ChildService[] = [];
+    const agentIds: string[] = [];
     stoppers.push(() => Promise.all(agents.map((a) => a.stop())));
     for (let i = 0; i < options.nodes; i++) {
       const spec = realNodeSpec(i, options.cores);
+      agentIds.push(spec.id);
       const stateDir = join(dir, spec.id);
       mkdirSync(stateDir, { recursive: true });
       const nodeFile = join(stateDir, 'node.json');
@@ -242,7 +250,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     // Work JetStream delivered again after its ack wait: an agent that lost an assignment runs it that much later.
     const jsm = await jetstreamManager(watcher);
     let redelivered = 0;
-    for (let i = 0; i < options.nodes; i++) redelivered += (await jsm.consumers.info(STREAMS.assign, agentConsumerName(realNodeSpec(i, options.cores).id)).catch(() => undefined))?.num_redelivered ?? 0;
+    for (const id of agentIds) redelivered += (await jsm.consumers.info(STREAMS.assign, agentConsumerName(id)).catch(() => undefined))?.num_redelivered ?? 0;
     progress(`  assignments JetStream delivered again (after its ack wait): ${redelivered}; slowest start ${percentileMs(start, 100)} ms`);
     if (lateStarts.size > 0) progress(`  starts more than 5 s after submission, by node: ${[...lateStarts].map(([node, n]) => `${node} ${n}`).join(', ')}`);
     const per1000 = (role: keyof CpuRoles) => round2(((cpuAfter[role] - cpuBefore[role]) * 1000) / Math.max(1, finished.size));
