@@ -313,8 +313,9 @@ export class NodeLink {
   }
 
   /**
-   * Says what the work consumer reports about itself: a pull the server refused or cut short (409s such as
-   * exceeded limits) stalls the consumer until its heartbeats are missed, one pull expiry later.
+   * Says what the work consumer reports about itself. `heartbeats_missed` (warn) is how a stalled consumer
+   * shows: in bench:real, every late start ended with it, one pull expiry after the server stopped holding
+   * a live pull for this agent (see WORK_PULL_EXPIRES_MS).
    */
   private async watchWork(work: ConsumerMessages): Promise<void> {
     for await (const event of work.status()) {
