@@ -32,12 +32,13 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
 }
 
 /**
- * Retries a JetStream call that timed out. Creating a consumer on a clustered stream can time out over and
- * over while a dead server is still counted among the stream's peers (nats-server 2.9 may place the
- * consumer there; seen for tens of seconds after losing one of three servers); each new try may land on a
- * live one. Other errors are thrown at once.
+ * Retries a JetStream call that timed out. With one server of a three-server nats-server 2.9 cluster gone,
+ * about one JetStream API request in four goes unanswered (consumer creates and stream infos alike, measured
+ * for two minutes after the loss; the server may place a new consumer on the dead peer, fixed in
+ * nats-server 2.12), and one kind of request can fail for half a minute in a row. Each new try may be
+ * answered. 30 tries of `JS_API_TIMEOUT_MS` ride out a minute; other errors are thrown at once.
  */
-export async function retryTimeouts<T>(call: () => Promise<T>, attempts = 8): Promise<T> {
+export async function retryTimeouts<T>(call: () => Promise<T>, attempts = 30): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();

@@ -1,6 +1,7 @@
+import { jetstream } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { retryTimeouts } from './nats';
+import { JS_API_TIMEOUT_MS, retryTimeouts } from './nats';
 import { OBJECT_STORES } from '../protocol';
 
 /** The JetStream object store that holds the scheduler's state snapshots. */
@@ -19,7 +20,8 @@ export class SnapshotStore {
   private constructor(private readonly os: ObjectStore) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<SnapshotStore> {
-    const objm = new Objm(nc);
+    // Short API timeouts, each retried: with a NATS server of three gone, any JetStream request may go unanswered.
+    const objm = new Objm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS }));
     return new SnapshotStore(await retryTimeouts(() => objm.create(SNAPSHOT_BUCKET, { replicas, storage: 'file' })));
   }
 
@@ -37,11 +39,11 @@ export class SnapshotStore {
 
   /** A stored snapshot's data, or null when it is gone. */
   async load(seq: number): Promise<Uint8Array | null> {
-    return this.os.getBlob(nameOf(seq));
+    return retryTimeouts(() => this.os.getBlob(nameOf(seq)));
   }
 
   private async names(): Promise<string[]> {
-    return (await this.os.list())
+    return (await retryTimeouts(() => this.os.list()))
       .filter((i) => !i.deleted && i.name.startsWith('state-'))
       .map((i) => i.name)
       .sort()

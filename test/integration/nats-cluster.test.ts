@@ -20,7 +20,7 @@ async function submit(replicas: ApiClient[], key: string): Promise<string> {
       if (res?.status === 202) return res.body.id;
     }
     return undefined;
-  }, 120_000, () => `job ${key} was never accepted${logs ? `\n${logs()}` : ''}`);
+  }, 180_000, () => `job ${key} was never accepted${logs ? `\n${logs()}` : ''}`);
 }
 
 test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and then the leading scheduler loses no acknowledged job', async () => {
@@ -43,8 +43,9 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   // One NATS server goes: two of three still hold every stream and bucket.
   await cluster.servers[0].stop();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-nats-1-${i}`));
-  // And the leading scheduler: the standby takes over. With a NATS server gone, creating consumers can time
-  // out for a while (the scheduler retries them), so this may take longer than the lease.
+  // And the leading scheduler: the standby takes over. With a NATS server gone, nats-server 2.9 leaves about
+  // a quarter of JetStream API requests unanswered, at times one kind for half a minute in a row (the
+  // scheduler retries each), so the takeover may take a minute rather than the lease.
   await a.kill9();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-leader-${i}`));
   expect(ids.size).toBe(30);
@@ -52,4 +53,4 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   const ready = await waitUntil(async () => ((await b.api.request<{ role: string; leader: { replica: string } }>('GET', '/readyz')).body.role === 'leader' ? true : undefined), 30_000);
   expect(ready).toBe(true);
   for (const id of ids) expect((await b.api.waitFor(id, ['succeeded', 'failed', 'cancelled'], 60_000)).state).toBe('succeeded');
-}, 240_000);
+}, 420_000);
