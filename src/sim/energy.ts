@@ -17,6 +17,13 @@ export interface EnergyTotals {
   jobKwh: number;
   jobGreenKwh: number;
   jobCarbonKg: number;
+  /**
+   * The draw above idle and its carbon: what the work itself adds. Idle draw does not depend on the schedule
+   * (the nodes stay on, and fail on their own clock), so two schedules of the same jobs differ in the
+   * cluster's emissions by exactly the difference of this, over any common span.
+   */
+  workKwh: number;
+  workCarbonKg: number;
 }
 
 interface NodePower {
@@ -50,7 +57,8 @@ export class EnergyModel {
   /** Per zone: watts drawn and watts charged to jobs. */
   private zoneWatts: number[] = [];
   private zoneJobWatts: number[] = [];
-  private readonly totals = { j: 0, greenJ: 0, carbonG: 0, cost: 0, jobJ: 0, jobGreenJ: 0, jobCarbonG: 0 };
+  private zoneWorkWatts: number[] = [];
+  private readonly totals = { j: 0, greenJ: 0, carbonG: 0, cost: 0, jobJ: 0, jobGreenJ: 0, jobCarbonG: 0, workJ: 0, workCarbonG: 0 };
 
   constructor(
     private readonly env: SimEnvironment,
@@ -129,6 +137,7 @@ export class EnergyModel {
       const carbon = this.carbonAt(this.zones[z], fromMs);
       const j = this.zoneWatts[z] * dtS;
       const jobJ = this.zoneJobWatts[z] * dtS;
+      const workJ = this.zoneWorkWatts[z] * dtS;
       t.j += j;
       t.greenJ += j * green;
       t.carbonG += (j / J_PER_KWH) * carbon;
@@ -136,26 +145,31 @@ export class EnergyModel {
       t.jobJ += jobJ;
       t.jobGreenJ += jobJ * green;
       t.jobCarbonG += (jobJ / J_PER_KWH) * carbon;
+      t.workJ += workJ;
+      t.workCarbonG += (workJ / J_PER_KWH) * carbon;
     }
   }
 
   totalsNow(): EnergyTotals {
     const t = this.totals;
-    return { kwh: t.j / J_PER_KWH, greenKwh: t.greenJ / J_PER_KWH, carbonKg: t.carbonG / 1000, cost: t.cost, jobKwh: t.jobJ / J_PER_KWH, jobGreenKwh: t.jobGreenJ / J_PER_KWH, jobCarbonKg: t.jobCarbonG / 1000 };
+    return { kwh: t.j / J_PER_KWH, greenKwh: t.greenJ / J_PER_KWH, carbonKg: t.carbonG / 1000, cost: t.cost, jobKwh: t.jobJ / J_PER_KWH, jobGreenKwh: t.jobGreenJ / J_PER_KWH, jobCarbonKg: t.jobCarbonG / 1000, workKwh: t.workJ / J_PER_KWH, workCarbonKg: t.workCarbonG / 1000 };
   }
 
   /** Applies a change to one node, keeping the sums per pool, zone and of what jobs are charged. */
   private change(pool: Pool, node: NodePower, busy: number, down: boolean): void {
     const before = this.wattsOf(node);
     const chargedBefore = node.down ? 0 : Math.min(1, node.busy) * before;
+    const workBefore = before - (node.down ? 0 : node.idle);
     node.busy = busy;
     node.down = down;
     const after = this.wattsOf(node);
     const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
+    const workAfter = after - (node.down ? 0 : node.idle);
     this.poolWatts[pool] += after - before;
     this.peakPoolWatts[pool] = Math.max(this.peakPoolWatts[pool], this.poolWatts[pool]);
     this.zoneWatts[node.zone] += after - before;
     this.zoneJobWatts[node.zone] += chargedAfter - chargedBefore;
+    this.zoneWorkWatts[node.zone] += workAfter - workBefore;
   }
 
   private wattsOf(node: NodePower): number {
@@ -170,6 +184,7 @@ export class EnergyModel {
       this.zones.push(zone);
       this.zoneWatts.push(0);
       this.zoneJobWatts.push(0);
+      this.zoneWorkWatts.push(0);
     }
     return z;
   }

@@ -51,7 +51,7 @@ export interface SimResult {
    * Energy the nodes drew (idle included), its green share, carbon and cost; and what metering charges to
    * jobs (each task's share of its node's draw), with its carbon per completed job.
    */
-  energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number };
+  energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number; workCarbonKg: number; workCarbonPerJobG: number };
   /**
    * Deferrable jobs: how long they waited past submission on average, and how many ended after their
    * deadline; and the mean wait of the other jobs, which shifting must not delay.
@@ -235,6 +235,9 @@ export class SimRecorder {
         jobGreenShare: e.jobKwh > 0 ? round(e.jobGreenKwh / e.jobKwh, 4) : 0,
         jobCarbonKg: round(e.jobCarbonKg, 2),
         carbonPerJobG: this.waits.length > 0 ? round((e.jobCarbonKg * 1000) / this.waits.length, 2) : 0,
+        // Unrounded to the gram: green evaluations compare these, and a hundredth of a gram per job is their scale.
+        workCarbonKg: round(e.workCarbonKg, 6),
+        workCarbonPerJobG: this.waits.length > 0 ? round((e.workCarbonKg * 1000) / this.waits.length, 4) : 0,
       },
       deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean },
       powerCapHolds: c.powerCapHolds,

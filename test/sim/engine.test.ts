@@ -79,8 +79,9 @@ describe('the simulator on small hand-made cases', () => {
     const r = simulate([gang('a', 0, 2, 3600)], hpcNodes(4), processorLevel(policy('fifo')), env);
     expect(r.utilisation).toBe(0.5);
     // 4 nodes idle at 500 W + 2 busy ones 500 W more, for one hour: 3 kWh, a quarter green, 1 CNY/kWh,
-    // 2.25 kWh from the grid at 400 g/kWh. The job is charged the two whole nodes it held: 2 kWh, 600 g.
-    expect(r.energy).toEqual({ kwh: 3, greenKwh: 0.75, greenShare: 0.25, carbonKg: 0.9, cost: 3, jobKwh: 2, jobGreenShare: 0.25, jobCarbonKg: 0.6, carbonPerJobG: 600 });
+    // 2.25 kWh from the grid at 400 g/kWh. The job is charged the two whole nodes it held: 2 kWh, 600 g. The
+    // work itself drew 1 kWh above idle: 300 g.
+    expect(r.energy).toEqual({ kwh: 3, greenKwh: 0.75, greenShare: 0.25, carbonKg: 0.9, cost: 3, jobKwh: 2, jobGreenShare: 0.25, jobCarbonKg: 0.6, carbonPerJobG: 600, workCarbonKg: 0.3, workCarbonPerJobG: 300 });
   });
 
   test('a job that could never fit is rejected, not left waiting', () => {
