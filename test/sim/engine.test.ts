@@ -119,6 +119,24 @@ describe('the simulator on small hand-made cases', () => {
     expect(aware.deferrable).toMatchObject({ jobs: 2, deadlineMisses: 0 });
   });
 
+  test('the work carbon two schedules differ by is exactly what the cluster emits more or less over the same span', () => {
+    const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
+    const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, gridCarbonAt: () => 400, greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
+    // A 30-hour job that cannot wait ends both runs at the same time; four 2-hour jobs may wait 12 hours.
+    const jobs = [gang('anchor', 0, 1, 30 * 3600), ...Array.from({ length: 4 }, (_, i) => gang(`d${i}`, 0, 1, 2 * 3600, { priorityClass: 'batch' }))];
+    for (const t of jobs.slice(1)) t.job.deferrable = { maxDelaySeconds: 12 * 3600 };
+    const [blind, aware] = policiesNamed('green-blind,green-aware').map((p) => simulate(jobs, hpcNodes(40), processorLevel(p), env));
+    expect(aware.makespanS).toBe(blind.makespanS);
+    // Each deferred job's 1 kWh above idle moves from 360 to 40 g/kWh.
+    const deferred = Math.round((blind.energy.workCarbonKg - aware.energy.workCarbonKg) / 0.32);
+    expect(deferred).toBeGreaterThan(0);
+    expect(blind.energy.workCarbonKg - aware.energy.workCarbonKg).toBeCloseTo(deferred * 0.32, 6);
+    // The cluster's whole emissions, idle included, differ by the same (to their rounding); metering, which
+    // charges each job its whole node's draw here, would say twice as much.
+    expect(blind.energy.carbonKg - aware.energy.carbonKg).toBeCloseTo(deferred * 0.32, 1);
+    expect(blind.energy.jobCarbonKg - aware.energy.jobCarbonKg).toBeCloseTo(deferred * 0.64, 1);
+  });
+
   test('green-aware with a live forecaster keeps its deadlines through node failures: a plan leaves room to run again', () => {
     // The grid is clean from 11:00 to 14:00 every day; the forecaster has seen two such days.
     const grid = (atMs: number) => (((atMs % (24 * HOUR)) + 24 * HOUR) % (24 * HOUR) >= 11 * HOUR && ((atMs % (24 * HOUR)) + 24 * HOUR) % (24 * HOUR) < 14 * HOUR ? 100 : 500);
