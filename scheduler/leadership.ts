@@ -161,6 +161,9 @@ export class Leadership implements LeadershipView {
         }
         // A rebuild already under way (say, after a reconnect) may have started before these elections: wait it out, then rebuild.
         await this.hooks.rebuilding();
+        // Elections that finished meanwhile (they finish together on start and after a takeover) join this
+        // rebuild rather than wait for one of their own: with a NATS server lost, each rebuild costs seconds.
+        if (POOLS.some((pool) => this.electors.get(pool)?.isLeader && !this.led.has(pool) && !this.won.has(pool))) continue;
         await this.hooks.rebuild(`elected leader of ${due.map((p) => `${p} (term ${this.won.get(p)})`).join(', ')}`);
         for (const pool of due) if (this.led.has(pool)) this.hooks.tookUp(pool, this.led.get(pool)!);
       } catch (err) {
