@@ -159,8 +159,8 @@ const keyedValue = (text: string | undefined, key: string): number | undefined =
 export class TaskCgroup {
   /** The limits written to it (a pooled cgroup's next task writes only what differs). */
   limits: TaskLimits | undefined;
-  /** Kept for the next task when emptied (v1; see CgroupManager's pools). */
-  pooled = false;
+  /** The pool it goes back to when emptied (v1; see CgroupManager's pools); none: removed. */
+  pool: TaskCgroup[] | undefined;
   /** OOM kills counted before the current task (a pooled cgroup's counter cannot be reset). */
   oomKillsBefore = 0;
   /** Who holds its exclusive cores, if any: the task's name (a pooled cgroup's own name is its slot's). */
@@ -236,9 +236,9 @@ export class TaskCgroup {
    */
   async remove(): Promise<void> {
     this.manager.released(this.owner);
-    if (this.pooled) {
+    if (this.pool) {
       this.signalAll('SIGKILL');
-      if (this.pids().length === 0 && (await this.manager.putBack(this))) return;
+      if (this.pids().length === 0 && (await this.manager.putBack(this, this.pool))) return;
     }
     for (let i = 0; i < 50; i++) {
       this.signalAll('SIGKILL');
@@ -427,7 +427,7 @@ export class CgroupManager {
           return this.refit(reused, plan, limits);
         } catch {
           // A limit the kernel refused (a lower memory limit it could not reclaim down to): a new cgroup instead.
-          reused.pooled = false;
+          reused.pool = undefined;
           reused.owner = reused.name; // the task's exclusive cores stay taken for the new cgroup
           await reused.remove();
         }
@@ -446,7 +446,7 @@ export class CgroupManager {
     }
     const cg = this.limit(plan, limits);
     if (pool) {
-      cg.pooled = true;
+      cg.pool = pool;
       cg.oomKillsBefore = cg.oomKills() ?? 0;
     }
     return cg;
@@ -474,8 +474,7 @@ export class CgroupManager {
    * Takes an emptied pooled cgroup back, unless the pool is full. Page cache its task left charged to it
    * (more than a little) is reclaimed first, off the event loop, so the next task's peak does not count it.
    */
-  async putBack(cg: TaskCgroup): Promise<boolean> {
-    const pool = cg.dirs.cpuset ? this.pools.exclusive : this.pools.shared;
+  async putBack(cg: TaskCgroup, pool: TaskCgroup[]): Promise<boolean> {
     // Counted from here: two tasks ending together must not both find room for one.
     if (this.pools.shared.length + this.pools.exclusive.length + this.returning >= this.poolSize) return false;
     this.returning++;
