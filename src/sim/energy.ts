@@ -159,12 +159,12 @@ export class EnergyModel {
   private change(pool: Pool, node: NodePower, busy: number, down: boolean): void {
     const before = this.wattsOf(node);
     const chargedBefore = node.down ? 0 : Math.min(1, node.busy) * before;
-    const workBefore = before - (node.down ? 0 : node.idle);
+    const workBefore = this.workWattsOf(node);
     node.busy = busy;
     node.down = down;
     const after = this.wattsOf(node);
     const chargedAfter = node.down ? 0 : Math.min(1, node.busy) * after;
-    const workAfter = after - (node.down ? 0 : node.idle);
+    const workAfter = this.workWattsOf(node);
     this.poolWatts[pool] += after - before;
     this.peakPoolWatts[pool] = Math.max(this.peakPoolWatts[pool], this.poolWatts[pool]);
     this.zoneWatts[node.zone] += after - before;
@@ -173,7 +173,12 @@ export class EnergyModel {
   }
 
   private wattsOf(node: NodePower): number {
-    return node.down ? 0 : node.idle + Math.min(1, node.busy) * node.span;
+    return node.down ? 0 : node.idle + this.workWattsOf(node);
+  }
+
+  /** The draw above idle: what the node's tasks add. */
+  private workWattsOf(node: NodePower): number {
+    return node.down ? 0 : Math.min(1, node.busy) * node.span;
   }
 
   private zoneOf(zone: string): number {

@@ -87,7 +87,7 @@ test('a fence in contact wakes only for its probes: its deadline moves with each
     await settle();
   }
   expect(fired).toBe(0);
-  expect(wakes).toBe(10); // the ten probes; a 100 ms check would have woken a hundred times more
+  expect(wakes).toBe(10); // the ten probes; a check every 100 ms would have added a hundred wake-ups
   expect(manual.pending()).toBe(2); // the probe interval and the one deadline
   // Silent from here: the deadline fires 4 s after the last confirmation, once.
   manual.advanceTo(13_999);

@@ -122,14 +122,15 @@ describe('the simulator on small hand-made cases', () => {
   test('the work carbon two schedules differ by is exactly what the cluster emits more or less over the same span', () => {
     const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
     const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, gridCarbonAt: () => 400, greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
-    // A 30-hour job that cannot wait ends both runs at the same time; four 2-hour jobs may wait 12 hours.
+    // A 30-hour job that cannot wait ends both runs at the same time; four 2-hour jobs may wait 14 hours (a
+    // plan leaves an hour and a run's room before the deadline, so 10:00 to 12:00, all clean, is in reach).
     const jobs = [gang('anchor', 0, 1, 30 * 3600), ...Array.from({ length: 4 }, (_, i) => gang(`d${i}`, 0, 1, 2 * 3600, { priorityClass: 'batch' }))];
-    for (const t of jobs.slice(1)) t.job.deferrable = { maxDelaySeconds: 12 * 3600 };
+    for (const t of jobs.slice(1)) t.job.deferrable = { maxDelaySeconds: 14 * 3600 };
     const [blind, aware] = policiesNamed('green-blind,green-aware').map((p) => simulate(jobs, hpcNodes(40), processorLevel(p), env));
     expect(aware.makespanS).toBe(blind.makespanS);
-    // Each deferred job's 1 kWh above idle moves from 360 to 40 g/kWh.
-    const deferred = Math.round((blind.energy.workCarbonKg - aware.energy.workCarbonKg) / 0.32);
-    expect(deferred).toBeGreaterThan(0);
+    // Each deferred job's 1 kWh above idle moves from 360 to 40 g/kWh into the clean hours.
+    const deferred = aware.deferred;
+    expect(deferred).toBe(4);
     expect(blind.energy.workCarbonKg - aware.energy.workCarbonKg).toBeCloseTo(deferred * 0.32, 6);
     // The cluster's whole emissions, idle included, differ by the same (to their rounding); metering, which
     // charges each job its whole node's draw here, would say twice as much.
