@@ -8,7 +8,8 @@
  *
  * The final line is JSON: {"nodes","jobs","clients","submitPerSec","finishedPerSec","makespanS","startP50Ms",
  * "startP99Ms","cpuPer1000Jobs":{"scheduler","agents","nats"},"idleAgentCpuPct"}; CPU seconds from /proc/<pid>/stat during the
- * submissions and until the last job finished (agents include their tasks).
+ * submissions and until the last job finished (agents include their tasks); the idle agents' share of a core
+ * from their threads' run time (/proc/<pid>/task/<tid>/schedstat), before the submissions.
  */
 import { Command } from 'commander';
 import { runRealScenario } from '../loadtests/real';

@@ -207,10 +207,11 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     let idleAgentCpuPct: number | undefined;
     const idleS = options.idleSeconds ?? 10;
     if (idleS > 0) {
+      const agentsRunTime = () => pids.agents.reduce<number>((sum, pid) => sum + schedCpuSeconds(pid), 0);
       await new Promise((r) => setTimeout(r, 5_000));
-      const before = pids.agents.reduce<number>((sum, pid) => sum + schedCpuSeconds(pid), 0);
+      const before = agentsRunTime();
       await new Promise((r) => setTimeout(r, idleS * 1000));
-      const used = pids.agents.reduce<number>((sum, pid) => sum + schedCpuSeconds(pid), 0) - before;
+      const used = agentsRunTime() - before;
       idleAgentCpuPct = Math.round((10_000 * used) / idleS / Math.max(1, pids.agents.length)) / 100;
       progress(`idle: ${idleAgentCpuPct}% of a core per agent over ${idleS} s`);
     }
