@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { claimSchema, datasetRecordSchema, fedBuckets, KV_BUCKETS, type Claim, type DatasetRecord } from '../protocol';
-import { JS_API_TIMEOUT_MS } from './nats';
+import { apiJetstream } from './nats';
 
 /**
  * The federation's two kinds of record in JetStream KV: datasets (with their lineage) and the per-job claim.
@@ -27,7 +26,7 @@ export class BucketOpener {
   bucket(name: string, create: boolean, ttlMs?: number): Promise<KV> {
     let kv = this.opened.get(name);
     if (!kv) {
-      const kvm = new Kvm(jetstream(this.nc, { timeout: JS_API_TIMEOUT_MS }));
+      const kvm = new Kvm(apiJetstream(this.nc));
       kv = create ? kvm.create(name, { history: 1, replicas: this.replicas, ttl: ttlMs }).then((b) => (ttlMs === undefined ? b : this.withTtl(b, ttlMs))) : kvm.open(name);
       kv.catch(() => this.opened.delete(name));
       this.opened.set(name, kv);
@@ -39,7 +38,7 @@ export class BucketOpener {
     const status = await kv.status();
     if (status.ttl === ttlMs) return kv;
     const config = status.streamInfo.config;
-    await (await jetstreamManager(this.nc, { timeout: JS_API_TIMEOUT_MS })).streams.update(config.name, { ...config, max_age: ttlMs * 1_000_000 });
+    await (await apiJetstream(this.nc).jetstreamManager()).streams.update(config.name, { ...config, max_age: ttlMs * 1_000_000 });
     return kv;
   }
 }

@@ -1,9 +1,9 @@
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, isStatusSubject, isTermSubject, jobEventSchema, leaderTermSchema, statusReportSchema, subjects, type JobEvent, type LeaderTerm, type Pool, type StatusReport } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { JetStreamPublisher, type StoredAck } from './js-publisher';
-import { JS_API_TIMEOUT_MS, isNotFound, retryTimeouts } from './nats';
+import { apiJetstream, isNotFound, retryTimeouts } from './nats';
 
 /** One entry of the job log, validated: a scheduler event, an agent's status report, or a term marker. */
 export type LogEntry =
@@ -65,7 +65,7 @@ export class JobLog {
     private readonly log: Logger,
     private readonly publisher: JetStreamPublisher = new JetStreamPublisher(nc),
   ) {
-    this.js = jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
+    this.js = apiJetstream(nc);
   }
 
   /**

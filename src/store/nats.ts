@@ -61,6 +61,9 @@ export function isUnavailable(err: unknown): boolean {
 /** How long a JetStream API request (consumer create, info) may take before it is tried again. */
 export const JS_API_TIMEOUT_MS = 2_000;
 
+/** A JetStream context whose API requests time out after `JS_API_TIMEOUT_MS` (callers retry them with `retryTimeouts`). */
+export const apiJetstream = (nc: NatsConnection) => jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
+
 /** Stream settings that deployments tune. */
 export interface StreamSettings {
   /** JetStream replicas (3 in a NATS cluster). */
@@ -138,7 +141,7 @@ const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quot
 
 /** Opens (creating it if needed) one of the scheduler's KV buckets: registered nodes, run-time quotas, leadership leases. */
 export async function openBucket(nc: NatsConnection, bucket: keyof typeof KV_BUCKETS, replicas: number): Promise<KV> {
-  return new Kvm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS })).create(KV_BUCKETS[bucket], { history: BUCKET_HISTORY[bucket], replicas });
+  return new Kvm(apiJetstream(nc)).create(KV_BUCKETS[bucket], { history: BUCKET_HISTORY[bucket], replicas });
 }
 
 /** Whether a JetStream API error says the stream or consumer does not exist. */

@@ -1,7 +1,6 @@
-import { jetstream } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JS_API_TIMEOUT_MS, retryTimeouts } from './nats';
+import { apiJetstream, retryTimeouts } from './nats';
 import { OBJECT_STORES } from '../protocol';
 
 /** The JetStream object store that holds the scheduler's state snapshots. */
@@ -21,7 +20,7 @@ export class SnapshotStore {
 
   static async open(nc: NatsConnection, replicas: number): Promise<SnapshotStore> {
     // Short API timeouts, each retried: with a NATS server of three gone, any JetStream request may go unanswered.
-    const objm = new Objm(jetstream(nc, { timeout: JS_API_TIMEOUT_MS }));
+    const objm = new Objm(apiJetstream(nc));
     return new SnapshotStore(await retryTimeouts(() => objm.create(SNAPSHOT_BUCKET, { replicas, storage: 'file' })));
   }
 
