@@ -147,7 +147,7 @@ export class Leadership implements LeadershipView {
    * failing over too: retries while the leases are held.
    */
   private async takeUp(): Promise<void> {
-    for (let attempt = 1; !this.stopped; attempt++) {
+    for (let failures = 0; !this.stopped; ) {
       const due = POOLS.filter((pool) => this.electors.get(pool)?.isLeader && !this.led.has(pool));
       if (due.length === 0) return;
       try {
@@ -167,8 +167,9 @@ export class Leadership implements LeadershipView {
         await this.hooks.rebuild(`elected leader of ${due.map((p) => `${p} (term ${this.won.get(p)})`).join(', ')}`);
         for (const pool of due) if (this.led.has(pool)) this.hooks.tookUp(pool, this.led.get(pool)!);
       } catch (err) {
-        this.log.error({ err, pools: due, attempt }, 'could not take up leadership yet; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * attempt)));
+        failures++;
+        this.log.error({ err, pools: due, attempt: failures }, 'could not take up leadership yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * failures)));
       }
     }
   }
