@@ -62,7 +62,7 @@ export class Fence {
   }
 
   /** Checks the time since the last confirmed contact; fires the fence once it reaches afterMs. */
-  check(): void {
+  private check(): void {
     const silentMs = this.opts.clock.now() - this.confirmedMs;
     if (this.fenced) return;
     if (silentMs < this.opts.afterMs) return this.armDeadline();
