@@ -1,3 +1,4 @@
+import { jetstream } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { apiJetstream, retryTimeouts } from './nats';
@@ -16,19 +17,24 @@ const seqOf = (name: string) => Number(name.slice('state-'.length));
  * one object per log position. A rebuild tries the newest first and falls back to older ones.
  */
 export class SnapshotStore {
-  private constructor(private readonly os: ObjectStore) {}
+  private constructor(
+    /** For reads: short API timeouts, each retried (with a NATS server of three gone, any JetStream request may go unanswered). */
+    private readonly reads: ObjectStore,
+    /** For writes: nats.js's own timeouts, not retried (a snapshot that fails is taken again later), so a loaded server's slow acks do not fail them. */
+    private readonly writes: ObjectStore,
+  ) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<SnapshotStore> {
-    // Short API timeouts, each retried: with a NATS server of three gone, any JetStream request may go unanswered.
-    const objm = new Objm(apiJetstream(nc));
-    return new SnapshotStore(await retryTimeouts(() => objm.create(SNAPSHOT_BUCKET, { replicas, storage: 'file' })));
+    const writes = await retryTimeouts(() => new Objm(jetstream(nc)).create(SNAPSHOT_BUCKET, { replicas, storage: 'file' }));
+    const reads = await retryTimeouts(() => new Objm(apiJetstream(nc)).open(SNAPSHOT_BUCKET));
+    return new SnapshotStore(reads, writes);
   }
 
   /** Stores a snapshot taken at `seq`; resolves once stored. Keeps the newest few. */
   async save(seq: number, data: Uint8Array): Promise<void> {
-    await this.os.putBlob({ name: nameOf(seq) }, data);
+    await this.writes.putBlob({ name: nameOf(seq) }, data);
     const names = await this.names();
-    for (const name of names.slice(KEEP)) await this.os.delete(name).catch(() => undefined);
+    for (const name of names.slice(KEEP)) await this.writes.delete(name).catch(() => undefined);
   }
 
   /** The positions of the stored snapshots, newest first. */
@@ -38,11 +44,11 @@ export class SnapshotStore {
 
   /** A stored snapshot's data, or null when it is gone. */
   async load(seq: number): Promise<Uint8Array | null> {
-    return retryTimeouts(() => this.os.getBlob(nameOf(seq)));
+    return retryTimeouts(() => this.reads.getBlob(nameOf(seq)));
   }
 
   private async names(): Promise<string[]> {
-    return (await retryTimeouts(() => this.os.list()))
+    return (await retryTimeouts(() => this.reads.list()))
       .filter((i) => !i.deleted && i.name.startsWith('state-'))
       .map((i) => i.name)
       .sort()

@@ -99,7 +99,7 @@ describe('bounded state: snapshots, a compacted job log', () => {
     await waitUntil(async () => ((await first.operator.request<{ items: unknown[] }>('GET', '/v1/nodes')).body.items.length >= 4 ? true : undefined), 20_000);
     const ids = await submitAll(first.api, Array.from({ length: 250 }, (_, i) => quick(i)));
     for (const id of ids) await first.api.waitFor(id, ['succeeded']);
-    await waitUntil(async () => ((await metric(first.url, 'qy_state_snapshots_total{result="stored"}')) >= 2 ? true : undefined), 30_000, () => 'fewer than two snapshots');
+    await waitUntil(async () => ((await metric(first.url, 'qy_state_snapshots_total{result="stored"}')) >= 2 ? true : undefined), 30_000, async () => `fewer than two snapshots (failed: ${await metric(first.url, 'qy_state_snapshots_total{result="failed"}')})\n${first.output()}`);
     await first.kill9();
 
     // The newest snapshot is damaged where it is stored.
