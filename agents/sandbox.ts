@@ -47,6 +47,41 @@ export function resolveCommand(command: string, path: string | undefined, cwd = 
   return undefined;
 }
 
+/** How long a command found on the search path is taken from {@link CommandCache} (re-checked with one stat). */
+export const COMMAND_CACHE_MS = 10_000;
+/** Commands a {@link CommandCache} holds at most (it starts over when full). */
+const COMMAND_CACHE_ENTRIES = 256;
+
+/**
+ * resolveCommand for every task start, remembering where a command was found. Resolving walks the search
+ * path with a stat per directory until the command turns up (a dozen per task with npm's PATH); a cached
+ * answer costs one stat, which checks that the file is still there. An answer is kept for `ttlMs`, so a
+ * command installed meanwhile in an earlier directory of the path is found after that; one not found is
+ * not remembered (installing it takes effect at once).
+ */
+export class CommandCache {
+  private readonly found = new Map<string, { file: string; atMs: number }>();
+
+  constructor(
+    private readonly ttlMs = COMMAND_CACHE_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  resolve(command: string, path: string | undefined, cwd = process.cwd()): string | undefined {
+    const key = `${command}\0${command.includes('/') && !isAbsolute(command) ? cwd : path ?? ''}`;
+    const nowMs = this.now();
+    const hit = this.found.get(key);
+    if (hit && nowMs - hit.atMs < this.ttlMs && statSync(hit.file, { throwIfNoEntry: false })?.isFile()) return hit.file;
+    const file = resolveCommand(command, path, cwd);
+    if (file === undefined) this.found.delete(key);
+    else {
+      if (this.found.size >= COMMAND_CACHE_ENTRIES && !this.found.has(key)) this.found.clear();
+      this.found.set(key, { file, atMs: nowMs });
+    }
+    return file;
+  }
+}
+
 /**
  * Finds bwrap (and setpriv when root) and checks that a namespace can really be created here, by running
  * `true` in one. Says why not otherwise: sandbox and restricted tasks then fail instead of running unisolated.

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { MeasuredUsage } from '../../src/protocol';
 import type { CgroupManager, TaskCgroup } from '../cgroups';
-import { NETWORK_ALLOWED, detectIsolation, isolatedArgv, needsIsolation, resolveCommand, type Isolation } from '../sandbox';
+import { CommandCache, NETWORK_ALLOWED, detectIsolation, isolatedArgv, needsIsolation, type Isolation } from '../sandbox';
 import { Launcher, type LaunchEvents, type LaunchRequest } from './launcher';
 import { taskEnv, type TaskContext, type TaskExit, type TaskHandle, type TaskRunner } from './types';
 
@@ -60,6 +60,7 @@ export class ProcessRunner implements TaskRunner {
   private readonly isolation: Isolation | undefined;
   private readonly isolationReason: string | undefined;
   private readonly launcher: Launcher | undefined;
+  private readonly commands = new CommandCache();
 
   constructor(
     private readonly killGraceMs: number,
@@ -92,7 +93,7 @@ export class ProcessRunner implements TaskRunner {
     if (isolated && !this.isolation) return failNow(126, `this node cannot isolate sandbox and restricted tasks: ${this.isolationReason ?? 'no isolation'}`);
     const env: Record<string, string> = {};
     for (const name of isolated ? SANDBOX_ENV : INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-    const resolved = resolveCommand(command[0], env.PATH);
+    const resolved = this.commands.resolve(command[0], env.PATH);
     if (!resolved) return failNow(127, `could not start ${command[0]}: not found`);
     /** Made before the task starts (off the event loop); undefined until then, and without cgroups. */
     let cgroup: TaskCgroup | undefined;

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, existsSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ProcessRunner } from '../../agents/runners/process-runner';
-import { detectIsolation, isolatedArgv, needsIsolation } from '../../agents/sandbox';
+import { CommandCache, detectIsolation, isolatedArgv, needsIsolation } from '../../agents/sandbox';
 import { runTask } from '../helpers/run-task';
 
 test('sandbox tasks and restricted data are isolated; the command line drops to the uid and cuts the network', () => {
@@ -20,6 +20,42 @@ test('sandbox tasks and restricted data are isolated; the command line drops to 
   expect(argv.join(' ')).toContain('--bind /tmp/h/tmp /tmp --bind /tmp/h /tmp/h --chdir /tmp/h');
   expect(argv.slice(-5)).toEqual(['--remount-ro', '/', '--', 'python3', 'x.py']);
   expect(isolatedArgv({ bwrap: 'bwrap', uid: 1000, gid: 1000 }, { home: undefined, network: true, gpuIndices: [] }, ['true'])).not.toContain('--unshare-net');
+});
+
+test('a command found on the path is remembered for a while, re-checked with a stat; one not found is looked up again', () => {
+  const root = mkdtempSync(join(tmpdir(), 'qy-cmds-'));
+  const [early, late] = ['early', 'late'].map((d) => join(root, d));
+  for (const d of [early, late]) mkdirSync(d);
+  const install = (dir: string, name: string) => {
+    writeFileSync(join(dir, name), '#!/bin/sh\n');
+    chmodSync(join(dir, name), 0o755);
+  };
+  let nowMs = 0;
+  const cache = new CommandCache(10_000, () => nowMs);
+  const path = `${early}:${late}`;
+  try {
+    expect(cache.resolve('qy-tool', path)).toBeUndefined();
+    install(late, 'qy-tool');
+    // A miss was not remembered: installed now, found now.
+    expect(cache.resolve('qy-tool', path)).toBe(join(late, 'qy-tool'));
+    // Installed in an earlier directory meanwhile: the remembered answer holds until it is 10 s old.
+    install(early, 'qy-tool');
+    nowMs = 9_999;
+    expect(cache.resolve('qy-tool', path)).toBe(join(late, 'qy-tool'));
+    nowMs = 10_000;
+    expect(cache.resolve('qy-tool', path)).toBe(join(early, 'qy-tool'));
+    // The remembered file removed: the path is searched again at once.
+    rmSync(join(early, 'qy-tool'));
+    expect(cache.resolve('qy-tool', path)).toBe(join(late, 'qy-tool'));
+    rmSync(join(late, 'qy-tool'));
+    expect(cache.resolve('qy-tool', path)).toBeUndefined();
+    // Another search path is another answer.
+    install(early, 'qy-tool');
+    expect(cache.resolve('qy-tool', late)).toBeUndefined();
+    expect(cache.resolve('qy-tool', path)).toBe(join(early, 'qy-tool'));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 const detected = detectIsolation();
