@@ -1,0 +1,77 @@
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
+import { loadSchedulerConfig } from '../../scheduler/config';
+import { Leadership, leaseKeyOf } from '../../scheduler/leadership';
+import type { Pool } from '../../src/protocol';
+import type { JobLog } from '../../src/store/job-log';
+import { connectNats, openBucket } from '../../src/store/nats';
+import { waitUntil } from '../helpers/api';
+import { silentLog } from '../helpers/stack';
+
+let nats: LocalNatsServer;
+let nc: NatsConnection;
+let kv: KV;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connectNats(nats.url, 'leadership-test', silentLog);
+  kv = await openBucket(nc, 'leases', 1);
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.dispose();
+});
+
+test('pools elected while a takeover writes its term markers join its rebuild: one rebuild for all, each pool taken up with its own term', async () => {
+  // Long leases (nothing here waits for one to expire) and a short retry, so a released lease is taken at the next look.
+  const config = loadSchedulerConfig({}, { natsUrl: nats.url, replicaId: 'me', leaseDurationMs: 30_000, leaseRenewDeadlineMs: 20_000, leaseRetryMs: 100 });
+  // Another replica holds `intelligent` and `super`: only `general` is won at once.
+  const held = (pool: Pool, released: boolean) => kv.put(leaseKeyOf(pool), JSON.stringify({ holder: 'other', address: 'http://other', term: 1, ...(released ? { released } : {}) }));
+  for (const pool of ['intelligent', 'super'] as const) await held(pool, false);
+
+  let openGate!: () => void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+  const markers: string[] = [];
+  const jobLog = {
+    lastTerm: async () => 0,
+    // The first marker (general's) is held until the other two pools have been elected meanwhile.
+    appendTerm: async (m: { pool: Pool; term: number }) => {
+      markers.push(`${m.pool} ${m.term}`);
+      if (m.pool === 'general') await gate;
+    },
+  } as unknown as JobLog;
+  const rebuilds: string[] = [];
+  const tookUp: string[] = [];
+  const leadership: Leadership = new Leadership(config, silentLog, {
+    jobLog: () => jobLog,
+    rebuild: async (reason) => {
+      rebuilds.push(reason);
+      leadership.activateWon();
+    },
+    rebuilding: () => undefined,
+    tookUp: (pool, term) => tookUp.push(`${pool} ${term}`),
+  });
+  try {
+    const campaign = leadership.campaign(kv, 'http://me');
+    await waitUntil(() => (markers.includes('general 1') ? true : undefined), 10_000, () => `no term marker for general: ${JSON.stringify(markers)}`);
+    // The other replica gives both pools up while general's marker is being written: this replica is elected to them.
+    for (const pool of ['intelligent', 'super'] as const) await held(pool, true);
+    await waitUntil(() => (['intelligent', 'super'].every((p) => leadership.leaderOf(p as Pool)?.holder === 'me') ? true : undefined), 10_000, () => `not elected: ${JSON.stringify(['intelligent', 'super'].map((p) => leadership.leaderOf(p as Pool)))}`);
+    expect(rebuilds).toEqual([]);
+    openGate();
+    await campaign;
+
+    // One rebuild took up all three; without joining, general would have had one of its own and the others a second.
+    expect(rebuilds).toHaveLength(1);
+    expect(rebuilds[0]).toBe('elected leader of general (term 1), intelligent (term 2), super (term 2)');
+    expect(markers).toEqual(['general 1', 'intelligent 2', 'super 2']);
+    expect(leadership.ledPools.sort()).toEqual(['general', 'intelligent', 'super']);
+    expect(tookUp).toEqual(['general 1', 'intelligent 2', 'super 2']);
+  } finally {
+    openGate();
+    await leadership.stop();
+  }
+});
