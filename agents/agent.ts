@@ -103,6 +103,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    await this.opts.runner.prepare?.();
     await this.link.connect();
     this.link.serve(this.nodeIds);
     this.recoverFromJournal();

@@ -19,6 +19,8 @@ const V2_REQUIRED = ['cpu', 'memory', 'pids'] as const;
 
 /** Emptied task cgroups kept for reuse (v1; QY_CGROUP_POOL). */
 export const DEFAULT_POOL_SIZE = 64;
+/** Pooled cgroups of each kind (with exclusive cores, without) made at start, within the pool's size. */
+export const DEFAULT_PREFILL = 4;
 /** A pooled cgroup left holding more than this (page cache of its last task) is emptied before reuse. */
 const POOL_RECLAIM_ABOVE_BYTES = 1024 * 1024;
 
@@ -452,6 +454,36 @@ export class CgroupManager {
     return cg;
   }
 
+  /**
+   * Makes up to `perPool` empty cgroups for each pool (tasks with exclusive cores, tasks without; v1, within
+   * the pools' size), so that the first tasks take one as later tasks do: making a cgroup waits on the
+   * kernel's cgroup locks, and right after a start every agent makes its first ones at once. Each gets its
+   * limits from its first task. Returns how many it made.
+   */
+  async prefill(perPool = Math.min(DEFAULT_PREFILL, Math.floor(this.poolSize / 2))): Promise<number> {
+    let made = 0;
+    const kinds = [false, ...(this.cpus && this.sharedCpuset ? [true] : [])];
+    for (const exclusive of kinds) {
+      const { bases, shared } = this.basesOf(exclusive);
+      const pool = this.poolOf({ bases });
+      if (!pool) continue;
+      for (let i = 0; i < perPool && this.pools.shared.length + this.pools.exclusive.length + this.returning < this.poolSize; i++) {
+        const cg = this.handle(`slot-${++this.slots}`, bases, shared);
+        try {
+          await Promise.all(cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
+        } catch {
+          await Promise.all(cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
+          return made; // tasks make theirs when they come
+        }
+        cg.pool = pool;
+        cg.oomKillsBefore = cg.oomKills() ?? 0;
+        pool.push(cg);
+        made++;
+      }
+    }
+    return made;
+  }
+
   /** The pool a task's cgroup comes from: v1, no GPU devices to hide; with a cpuset of its own or without. */
   private poolOf(plan: { bases: string[] }): TaskCgroup[] | undefined {
     if (this.poolSize === 0 || this.detection.version !== 'v1' || plan.bases.includes(this.bases.devices!)) return undefined;
@@ -493,12 +525,19 @@ export class CgroupManager {
     const name = key.replace(/[^A-Za-z0-9_.-]/g, '_');
     const wholeCores = limits.cpuMillis % 1000 === 0 ? limits.cpuMillis / 1000 : 0;
     const exclusive = wholeCores > 0 ? this.cpus?.take(name, wholeCores) : undefined;
-    // Own cgroups only where they are needed: no cpuset of its own without exclusive cores (v1: the
-    // shared one), no devices cgroup on a node without GPU device nodes.
-    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
-    const shared = exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset];
+    const { bases, shared } = this.basesOf(exclusive !== undefined);
     const cg = this.handle(name, bases, shared);
     return { name, exclusive, bases, shared, cg };
+  }
+
+  /**
+   * The hierarchies a task's cgroup has directories in, and the cgroups it joins besides: own cgroups only
+   * where they are needed, so no cpuset of its own without exclusive cores (v1: the shared one), and no
+   * devices cgroup on a node without GPU device nodes.
+   */
+  private basesOf(exclusive: boolean): { bases: string[]; shared: string[] } {
+    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
+    return { bases, shared: exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset] };
   }
 
   /** Sets the limits of a cgroup just made; on failure removes it again. */

@@ -70,6 +70,11 @@ export class Launcher {
   private readonly pending = new Map<number, { events: LaunchEvents; pid?: number }>();
   private readBuf = '';
 
+  /** Starts the launcher process now rather than at the first task (an agent's first tasks then start sooner). */
+  start(): void {
+    this.proc ??= this.startProcess();
+  }
+
   launch(req: LaunchRequest, events: LaunchEvents): void {
     const proc = this.proc ?? this.startProcess();
     const id = this.nextId++;

@@ -208,6 +208,16 @@ export class ProcessRunner implements TaskRunner {
     };
   }
 
+  /**
+   * Starts the launcher and makes a few pooled cgroups now: otherwise an agent's first tasks wait for both,
+   * and right after a cluster starts, every agent's first tasks do so at once (in bench:real at 100 nodes,
+   * starts in the first second had a median of 160 ms against 40 ms later).
+   */
+  async prepare(): Promise<void> {
+    this.launcher?.start();
+    await this.options.cgroups?.prefill();
+  }
+
   async close(): Promise<void> {
     this.launcher?.close();
     await this.options.cgroups?.dispose();

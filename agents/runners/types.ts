@@ -44,6 +44,8 @@ export interface TaskRunner {
   start(ctx: TaskContext): TaskHandle;
   /** The tail of a task's output. */
   readLog(logPath: string, maxBytes: number): Promise<{ text: string; truncated: boolean } | undefined>;
+  /** Gets ready for the first tasks (before any work is taken): what it would otherwise set up at the first. */
+  prepare?(): Promise<void>;
   /** Releases what the runner holds for the node (its cgroups), once every task has ended. */
   close?(): Promise<void>;
 }

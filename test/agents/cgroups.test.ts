@@ -119,6 +119,7 @@ if (!real.manager) console.warn(`SKIPPED real-cgroup tests: ${reason}`);
 afterAll(async () => {
   await real.manager?.dispose();
   await pooled.manager?.dispose();
+  await prefilled.manager?.dispose();
   for (const dir of real.manager ? ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'devices', 'unified'].map((c) => `/sys/fs/cgroup/${c}/qingyang-test`) : []) {
     try {
       rmdirSync(dir);
@@ -189,6 +190,7 @@ describe.skipIf(!real.manager)(`real cgroups (${real.enforcement.cgroups})`, () 
 // ---- Pooled cgroups (v1): an emptied task cgroup holds the next task --------------------------------------
 
 const pooled = CgroupManager.open({ nodeId: `pool-${process.pid}`, parent: 'qingyang-test', poolSize: 1 });
+const prefilled = CgroupManager.open({ nodeId: `prefill-${process.pid}`, parent: 'qingyang-test', poolSize: 4 });
 
 /** A shell line printing the task's own v1 cgroup (from /proc/self/cgroup) and one of its control files. */
 const showCgroup = (controller: string, file: string) => `d=$(grep ':${controller}:' /proc/self/cgroup | cut -d: -f3); echo ${controller}=$d; echo ${file}=$(cat /sys/fs/cgroup/${controller}$d/${file})`;
@@ -266,5 +268,34 @@ describe.skipIf(pooled.enforcement.cgroups !== 'v1')('pooled cgroups (v1)', () =
     expect((await a.exit).state).toBe('succeeded');
     expect((await b.exit).state).toBe('succeeded');
     await waitUntil(() => (slots().length === 1 ? true : undefined), 10_000, () => `slots: ${slots().join(' ')}`);
+  });
+
+  test('cgroups made before the first tasks hold them, each task with its own limits, and no more are made', { timeout: 30_000 }, async () => {
+    const m = prefilled.manager!;
+    const base = m.base;
+    const slots = () => readdirSync(base).filter((e) => e.startsWith('slot-')).sort();
+    // Two of each kind within a pool of four: for tasks without exclusive cores, and for tasks with (where a cpuset can give them).
+    const made = await m.prefill();
+    expect(made).toBe(slots().length);
+    expect(made).toBeGreaterThanOrEqual(2);
+    expect(made).toBeLessThanOrEqual(4);
+    const before = slots();
+    const runner = new ProcessRunner(1_000, { cgroups: m, isolation: null });
+    const half = runTask(runner, ['sh', '-c', `${showCgroup('memory', 'memory.limit_in_bytes')}; ${showCgroup('cpu', 'cpu.cfs_quota_us')}`], { cpuMillis: 500, memBytes: 128 * MiB });
+    const e = await half.exit;
+    expect(e.state).toBe('succeeded');
+    expect(before).toContain(field(logOf(half), 'memory')!.split('/').pop());
+    expect(field(logOf(half), 'memory.limit_in_bytes')).toBe(String(128 * MiB));
+    expect(field(logOf(half), 'cpu.cfs_quota_us')).toBe('50000');
+    expect(e.measured!.peakMemBytes).toBeGreaterThan(0);
+    if (made === 4) {
+      // A whole core: a prefilled cgroup with a cpuset of its own, given that core alone.
+      const whole = runTask(runner, ['sh', '-c', `${showCgroup('memory', 'memory.limit_in_bytes')}; ${showCgroup('cpuset', 'cpuset.cpus')}`], { cpuMillis: 1000, memBytes: 64 * MiB });
+      expect((await whole.exit).state).toBe('succeeded');
+      expect(before).toContain(field(logOf(whole), 'memory')!.split('/').pop());
+      expect(field(logOf(whole), 'memory.limit_in_bytes')).toBe(String(64 * MiB));
+      expect(field(logOf(whole), 'cpuset.cpus')).toMatch(/^\d+$/);
+    }
+    expect(slots()).toEqual(before);
   });
 });
