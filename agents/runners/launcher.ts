@@ -58,7 +58,7 @@ export function encodeRequest(id: number, req: LaunchRequest): Buffer {
   return Buffer.concat([Buffer.from(`${payload.length}\n`), payload]);
 }
 
-/** A launcher process and the tasks it has under way. Started on first use; started again if it dies. */
+/** A launcher process and the tasks it has under way. Started by `start` or on first use; started again if it dies. */
 export class Launcher {
   /** Whether this machine can run the launcher (it has Perl). */
   static available(): boolean {
