@@ -137,7 +137,7 @@ export class Scheduler {
       for (const pool of this.leadership.ledPools) this.cycle.retry(pool);
     });
     await this.quotas.start();
-    this.audit = new AuditLog(this.nc, this.log, () => this.clock.now());
+    this.audit = new AuditLog(this.nc, this.log, () => this.clock.now(), this.publisher);
     await this.audit.init();
     this.auditArchiver = this.archive && AuditArchiver.start({ audit: this.audit, writer: this.archive.writer, log: this.log.child({ component: 'audit-archiver' }) });
     this.snapshots = await SnapshotStore.open(this.nc, config.streamReplicas);

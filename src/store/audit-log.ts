@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { GENESIS_HASH, STREAMS, auditRecordSchema, hashRecord, subjects, type AuditEntry, type AuditRecord } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import { isNotFound } from './nats';
+import { JetStreamPublisher } from './js-publisher';
 
 // The record, its hash and the chain rule are wire facts: `qy audit verify` checks the chain it fetches.
 export { CHAIN_START, GENESIS_HASH, auditActorSchema, auditRecordSchema, canonicalJson, hashRecord, verifyChain, type AuditActor, type AuditEntry, type AuditRecord, type ChainPoint, type ChainVerdict } from '../protocol';
@@ -39,6 +40,8 @@ export class AuditLog {
     private readonly nc: NatsConnection,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** Stores the blocks (the scheduler's hot-path publisher: no timer and no Error per write). */
+    private readonly publisher: JetStreamPublisher = new JetStreamPublisher(nc),
   ) {
     this.js = jetstream(nc);
   }
@@ -99,7 +102,7 @@ export class AuditLog {
         return record;
       });
       try {
-        const ack = await this.js.publish(subjects.audit, JSON.stringify({ records }), { expect: { lastSubjectSequence: this.lastMessageSeq } });
+        const ack = await this.publisher.publish(subjects.audit, JSON.stringify({ records }), undefined, { lastSubjectSequence: this.lastMessageSeq });
         this.seq = seq;
         this.prevHash = prevHash;
         this.lastMessageSeq = ack.seq;

@@ -34,7 +34,7 @@ export class JetStreamPublisher {
   private sweep: NodeJS.Timeout | undefined;
   private next = 0;
   /** Messages to send at the end of this turn of the event loop. */
-  private outbox: { subject: string; data: string | Uint8Array; msgID?: string; token: number }[] = [];
+  private outbox: { subject: string; data: string | Uint8Array; msgID?: string; expectLastSubjectSeq?: number; token: number }[] = [];
   private flushQueued = false;
 
   constructor(
@@ -48,10 +48,11 @@ export class JetStreamPublisher {
 
   /**
    * Stores `data` on `subject`; resolves with the stream's acknowledgement, rejects when it refuses or
-   * times out. Messages published in one turn of the event loop leave together in one socket write: every
+   * times out. `msgID` de-duplicates; `expect.lastSubjectSequence` stores it only if the subject's last
+   * message is still that one (else JetStream refuses with "wrong last sequence"). Messages published in one turn of the event loop leave together in one socket write: every
    * write wakes the server, and on a busy machine each wake-up is a context switch.
    */
-  publish(subject: string, data: string | Uint8Array, msgID?: string): Promise<StoredAck> {
+  publish(subject: string, data: string | Uint8Array, msgID?: string, expect?: { lastSubjectSequence: number }): Promise<StoredAck> {
     const token = this.next++;
     return new Promise<StoredAck>((resolve, reject) => {
       this.waiting.set(token, { resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
@@ -59,7 +60,7 @@ export class JetStreamPublisher {
         this.sweep = setInterval(() => this.expire(), SWEEP_MS);
         this.sweep.unref();
       }
-      this.outbox.push({ subject, data, msgID, token });
+      this.outbox.push({ subject, data, msgID, expectLastSubjectSeq: expect?.lastSubjectSequence, token });
       if (!this.flushQueued) {
         this.flushQueued = true;
         setImmediate(() => this.flush());
@@ -77,6 +78,10 @@ export class JetStreamPublisher {
         if (m.msgID !== undefined) {
           h = headers();
           h.set('Nats-Msg-Id', m.msgID);
+        }
+        if (m.expectLastSubjectSeq !== undefined) {
+          h ??= headers();
+          h.set('Nats-Expected-Last-Subject-Sequence', String(m.expectLastSubjectSeq));
         }
         this.nc.publish(m.subject, m.data, { reply: `${this.inbox}.${m.token}`, headers: h });
       } catch (err) {
