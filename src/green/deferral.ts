@@ -65,8 +65,9 @@ interface Planned {
  * error now, and `minGain` of now's intensity (an error not yet measured defers nothing); a step whose room
  * deferred work has booked is not planned, a full book never makes starting now look worse, and while jobs
  * of the pool wait for room nothing is deferred. When a newer forecast expects a held plan's window to be no
- * greener than starting now, `revise` gives the plan up and the pipeline releases the job, which is planned
- * afresh from then on.
+ * greener than starting now, `revise` plans the job again and the pipeline releases it: held again for a
+ * new window, or started now, booked from now like deferred work (only as many as the book has room for; the
+ * others keep their plans).
  */
 export class DeferralPlanner {
   private readonly plans = new Map<string, Hold | null>();
@@ -93,9 +94,10 @@ export class DeferralPlanner {
   }
 
   /**
-   * Held jobs whose planned window a newer forecast expects to be no greener than starting now: their plans
-   * are given up (and unbooked), so the pipeline releases them and plans them again. Only when the forecast
-   * has changed since the last revision.
+   * Held jobs whose planned window a newer forecast expects to be no greener than starting now: they are
+   * planned again from now, and the pipeline releases them (to be held again for a new window, or to start
+   * now). One that would start now is booked from now, and only while the book has room; the others keep
+   * their plans. Only when the forecast has changed since the last revision.
    */
   revise(nowMs: number): string[] {
     const version = this.settings.forecastVersion?.();
@@ -103,7 +105,8 @@ export class DeferralPlanner {
     this.revisedAt = version;
     const given: string[] = [];
     const forecasts = new Map<Pool, Point[]>();
-    for (const [jobId, p] of this.planned) {
+    // Over a copy: planning again adds to `planned`, and a Map visits entries added while it is iterated.
+    for (const [jobId, p] of [...this.planned]) {
       if (p.hold.untilMs <= nowMs) {
         this.planned.delete(jobId);
         continue;
@@ -118,9 +121,23 @@ export class DeferralPlanner {
       const margin = deferralMargin(this.errorAt(pool), p.durationMs)?.(p.hold.untilMs - nowMs + p.durationMs / 2) ?? 0;
       const bar = margin + (this.settings.minGain ?? DEFAULT_MIN_GAIN) * Math.abs(nowMean);
       if (nowMean - meanOver(forecast, p.hold.untilMs, p.durationMs) > KEEP_SHARE * bar) continue;
+      // Planned again from now: a later window (booked), or starting now. Starting now, it takes only room
+      // deferred work may still book from now: plans given up together would otherwise start together,
+      // unbooked, on top of the work released on plan then (in eval:green on 40 nodes, deferred work held up
+      // to half the general pool against a share of a fifth). Without room the old plan stands: by this
+      // forecast its window is no dirtier than starting now.
       this.book.unbook(pool, p.hold.untilMs, p.durationMs, p.units);
       this.planned.delete(jobId);
-      this.plans.delete(jobId);
+      const next = this.plan(p.job, nowMs);
+      if (!next) {
+        if (!this.book.fits(pool, this.settings.supplyOf(pool), p.units, nowMs, p.durationMs)) {
+          this.book.book(pool, p.hold.untilMs, p.durationMs, p.units);
+          this.planned.set(jobId, p);
+          continue;
+        }
+        this.book.book(pool, nowMs, p.durationMs, p.units);
+      }
+      this.plans.set(jobId, next);
       given.push(jobId);
     }
     return given;

@@ -140,6 +140,39 @@ describe('green deferral', () => {
     expect(d.revise(2 * HOUR)).toEqual([]);
   });
 
+  test('plans given up together start now only as far as the book has room from now; the others keep their plans', () => {
+    let version = 0;
+    let dirty = true;
+    // Clean from 03:00 to 05:00; later, a forecast where every hour is alike (starting now is as good).
+    const forecaster = profile((ms) => (!dirty ? 300 : ms >= 3 * HOUR && ms < 5 * HOUR ? 100 : 500));
+    // Deferred work may hold 4 of 40 cores in any step: four one-core jobs fit in a window.
+    const d = new DeferralPlanner({ stepMs: STEP, bookShare: 0.1, supplyOf: () => 40, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), forecastVersion: () => version });
+    const jobs = ['a', 'b', 'c', 'd'].map((id) => deferrable(id, { resources: { cpuMillis: 1000, memBytes: 0 } }));
+    for (const j of jobs) expect(d.hold(j, 0)?.untilMs).toBe(3 * HOUR);
+    // Two more, planned at 01:00 into the room left from then on (the first four hold 03:00 to 04:00).
+    const early = ['e', 'f'].map((id) => deferrable(id, { resources: { cpuMillis: 1000, memBytes: 0 }, submittedAtMs: HOUR }));
+    dirty = false;
+    version++;
+    // At 01:00 nothing is greener than now: the four are planned again, and start now, while the book has room.
+    expect(d.revise(HOUR)).toEqual(['a', 'b', 'c', 'd']);
+    for (const j of jobs) expect(d.hold(j, HOUR)).toBeUndefined();
+    // The book is full from 01:00 to 02:00: a job that would start now is not booked, and is not refused either.
+    for (const j of early) expect(d.hold(j, HOUR)).toBeUndefined();
+    // Four more deferred jobs, held for a clean 03:00 again, and then all hours alike once more: the book
+    // still holds the four started at 01:00 (until 02:00), so at 01:30 none of these may start now.
+    dirty = true;
+    const late = ['g', 'h', 'i', 'j'].map((id) => deferrable(id, { resources: { cpuMillis: 1000, memBytes: 0 }, submittedAtMs: 1.5 * HOUR }));
+    for (const j of late) expect(d.hold(j, 1.5 * HOUR)?.untilMs).toBe(3 * HOUR);
+    dirty = false;
+    version++;
+    expect(d.revise(1.5 * HOUR)).toEqual([]);
+    for (const j of late) expect(d.hold(j, 1.5 * HOUR)?.untilMs).toBe(3 * HOUR);
+    // At 02:00 the room is back: the four are released to start now.
+    version++;
+    expect(d.revise(2 * HOUR)).toEqual(['g', 'h', 'i', 'j']);
+    for (const j of late) expect(d.hold(j, 2 * HOUR)).toBeUndefined();
+  });
+
   test('with room for a rerun, a plan leaves the job time to run twice before its deadline', () => {
     // Latest start 08:00 (an hour's run, 8 hours' delay): the plan may go up to 07:00, or 06:00 with a rerun's room.
     const j = job({ id: 'late', durationSeconds: 3600, deferrable: { maxDelaySeconds: 8 * 3600 } });
