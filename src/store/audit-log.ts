@@ -102,7 +102,7 @@ export class AuditLog {
         return record;
       });
       try {
-        const ack = await this.publisher.publish(subjects.audit, JSON.stringify({ records }), undefined, { lastSubjectSequence: this.lastMessageSeq });
+        const ack = await this.publisher.publish(subjects.audit, JSON.stringify({ records }), { expectLastSubjectSequence: this.lastMessageSeq });
         this.seq = seq;
         this.prevHash = prevHash;
         this.lastMessageSeq = ack.seq;

@@ -74,7 +74,7 @@ export class JobLog {
    * window, which costs the server time and memory on each message.
    */
   append(event: JobEvent, msgID?: string): Promise<StoredAck> {
-    return this.publisher.publish(subjects.jobEvent(event.jobId, event.type), JSON.stringify(event), msgID);
+    return this.publisher.publish(subjects.jobEvent(event.jobId, event.type), JSON.stringify(event), { msgID });
   }
 
   /**

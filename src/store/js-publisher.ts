@@ -14,6 +14,14 @@ interface Waiter {
   deadlineMs: number;
 }
 
+/** What a publish may ask of the stream besides storing the message. */
+export interface PublishOptions {
+  /** De-duplicates: the stream stores one message per id within its duplicate window. */
+  msgID?: string;
+  /** Stores it only if the subject's last message is still this one (else JetStream refuses: "wrong last sequence"). */
+  expectLastSubjectSequence?: number;
+}
+
 /** Every JetStream publish has to wait at most this long before it is failed by the sweep. */
 const SWEEP_MS = 100;
 
@@ -34,7 +42,7 @@ export class JetStreamPublisher {
   private sweep: NodeJS.Timeout | undefined;
   private next = 0;
   /** Messages to send at the end of this turn of the event loop. */
-  private outbox: { subject: string; data: string | Uint8Array; msgID?: string; expectLastSubjectSeq?: number; token: number }[] = [];
+  private outbox: { subject: string; data: string | Uint8Array; options: PublishOptions; token: number }[] = [];
   private flushQueued = false;
 
   constructor(
@@ -48,11 +56,10 @@ export class JetStreamPublisher {
 
   /**
    * Stores `data` on `subject`; resolves with the stream's acknowledgement, rejects when it refuses or
-   * times out. `msgID` de-duplicates; `expect.lastSubjectSequence` stores it only if the subject's last
-   * message is still that one (else JetStream refuses with "wrong last sequence"). Messages published in one turn of the event loop leave together in one socket write: every
+   * times out. Messages published in one turn of the event loop leave together in one socket write: every
    * write wakes the server, and on a busy machine each wake-up is a context switch.
    */
-  publish(subject: string, data: string | Uint8Array, msgID?: string, expect?: { lastSubjectSequence: number }): Promise<StoredAck> {
+  publish(subject: string, data: string | Uint8Array, options: PublishOptions = {}): Promise<StoredAck> {
     const token = this.next++;
     return new Promise<StoredAck>((resolve, reject) => {
       this.waiting.set(token, { resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
@@ -60,7 +67,7 @@ export class JetStreamPublisher {
         this.sweep = setInterval(() => this.expire(), SWEEP_MS);
         this.sweep.unref();
       }
-      this.outbox.push({ subject, data, msgID, expectLastSubjectSeq: expect?.lastSubjectSequence, token });
+      this.outbox.push({ subject, data, options, token });
       if (!this.flushQueued) {
         this.flushQueued = true;
         setImmediate(() => this.flush());
@@ -75,13 +82,14 @@ export class JetStreamPublisher {
     for (const m of batch) {
       try {
         let h;
-        if (m.msgID !== undefined) {
+        const { msgID, expectLastSubjectSequence } = m.options;
+        if (msgID !== undefined) {
           h = headers();
-          h.set('Nats-Msg-Id', m.msgID);
+          h.set('Nats-Msg-Id', msgID);
         }
-        if (m.expectLastSubjectSeq !== undefined) {
+        if (expectLastSubjectSequence !== undefined) {
           h ??= headers();
-          h.set('Nats-Expected-Last-Subject-Sequence', String(m.expectLastSubjectSeq));
+          h.set('Nats-Expected-Last-Subject-Sequence', String(expectLastSubjectSequence));
         }
         this.nc.publish(m.subject, m.data, { reply: `${this.inbox}.${m.token}`, headers: h });
       } catch (err) {
