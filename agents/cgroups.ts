@@ -434,23 +434,18 @@ export class CgroupManager {
           await reused.remove();
         }
       }
-      // A new pooled cgroup is named for its slot, not for the task: it will hold others.
-      const cg = this.handle(`slot-${++this.slots}`, plan.bases, plan.shared);
+      const cg = this.slot(plan.bases, plan.shared);
       cg.owner = plan.name;
       plan = { ...plan, name: cg.name, cg };
     }
     try {
-      await Promise.all(plan.cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
+      await makeDirs(plan.cg);
     } catch (err) {
-      await Promise.all(plan.cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
       this.released(plan.cg.owner);
       throw err;
     }
     const cg = this.limit(plan, limits);
-    if (pool) {
-      cg.pool = pool;
-      cg.oomKillsBefore = cg.oomKills() ?? 0;
-    }
+    if (pool) this.joinPool(cg, pool);
     return cg;
   }
 
@@ -462,26 +457,40 @@ export class CgroupManager {
    */
   async prefill(perPool = Math.min(DEFAULT_PREFILL, Math.floor(this.poolSize / 2))): Promise<number> {
     let made = 0;
-    const kinds = [false, ...(this.cpus && this.sharedCpuset ? [true] : [])];
-    for (const exclusive of kinds) {
+    // Tasks have exclusive cores only where there is a shared cpuset to take them from.
+    for (const exclusive of this.sharedCpuset ? [false, true] : [false]) {
       const { bases, shared } = this.basesOf(exclusive);
       const pool = this.poolOf({ bases });
       if (!pool) continue;
-      for (let i = 0; i < perPool && this.pools.shared.length + this.pools.exclusive.length + this.returning < this.poolSize; i++) {
-        const cg = this.handle(`slot-${++this.slots}`, bases, shared);
+      for (let i = 0; i < perPool && this.poolHasRoom(); i++) {
+        const cg = this.slot(bases, shared);
         try {
-          await Promise.all(cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
+          await makeDirs(cg);
         } catch {
-          await Promise.all(cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
           return made; // tasks make theirs when they come
         }
-        cg.pool = pool;
-        cg.oomKillsBefore = cg.oomKills() ?? 0;
+        this.joinPool(cg, pool);
         pool.push(cg);
         made++;
       }
     }
     return made;
+  }
+
+  /** A new pooled cgroup: named for its slot, not for a task, since it will hold many. */
+  private slot(bases: string[], shared: string[]): TaskCgroup {
+    return this.handle(`slot-${++this.slots}`, bases, shared);
+  }
+
+  /** Makes a cgroup pooled: it goes back to `pool` when emptied, its OOM kills counted from where they stand. */
+  private joinPool(cg: TaskCgroup, pool: TaskCgroup[]): void {
+    cg.pool = pool;
+    cg.oomKillsBefore = cg.oomKills() ?? 0;
+  }
+
+  /** Whether the pools (with the cgroups on their way back) hold fewer than `poolSize`. */
+  private poolHasRoom(): boolean {
+    return this.pools.shared.length + this.pools.exclusive.length + this.returning < this.poolSize;
   }
 
   /** The pool a task's cgroup comes from: v1, no GPU devices to hide; with a cpuset of its own or without. */
@@ -508,7 +517,7 @@ export class CgroupManager {
    */
   async putBack(cg: TaskCgroup, pool: TaskCgroup[]): Promise<boolean> {
     // Counted from here: two tasks ending together must not both find room for one.
-    if (this.pools.shared.length + this.pools.exclusive.length + this.returning >= this.poolSize) return false;
+    if (!this.poolHasRoom()) return false;
     this.returning++;
     try {
       if (Number(readText(cg.dirs.memory!, 'memory.usage_in_bytes') ?? 0) > POOL_RECLAIM_ABOVE_BYTES) await writeFileAsync(join(cg.dirs.memory!, 'memory.force_empty'), '0');
@@ -643,6 +652,16 @@ function removeDir(dir: string): void {
     // A cgroup without child cgroups never answers ENOTEMPTY: this is a plain folder of files.
     if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || readdirSync(dir).some((e) => statSafe(join(dir, e))?.isDirectory())) throw err;
     rmSync(dir, { recursive: true });
+  }
+}
+
+/** Makes a cgroup's directories on libuv's thread pool; on failure removes those made, and throws. */
+async function makeDirs(cg: TaskCgroup): Promise<void> {
+  try {
+    await Promise.all(cg.directories.map((dir) => mkdirAsync(dir, { recursive: true })));
+  } catch (err) {
+    await Promise.all(cg.directories.map((dir) => removeDirAsync(dir).catch(() => undefined)));
+    throw err;
   }
 }
 
