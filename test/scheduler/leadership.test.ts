@@ -4,20 +4,23 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { loadSchedulerConfig } from '../../scheduler/config';
 import { Leadership, leaseKeyOf } from '../../scheduler/leadership';
-import type { Pool } from '../../src/protocol';
-import type { JobLog } from '../../src/store/job-log';
-import { connectNats, openBucket } from '../../src/store/nats';
+import type { LeaderTerm, Pool } from '../../src/protocol';
+import { JobLog } from '../../src/store/job-log';
+import { connectNats, ensureStreams, openBucket } from '../../src/store/nats';
 import { waitUntil } from '../helpers/api';
 import { silentLog } from '../helpers/stack';
 
 let nats: LocalNatsServer;
 let nc: NatsConnection;
 let kv: KV;
+let log: JobLog;
 
 beforeAll(async () => {
   nats = await startNatsServer();
   nc = await connectNats(nats.url, 'leadership-test', silentLog);
   kv = await openBucket(nc, 'leases', 1);
+  await ensureStreams(nc, { replicas: 1, duplicateWindowMs: 60_000 });
+  log = new JobLog(nc, silentLog);
 });
 
 afterAll(async () => {
@@ -35,14 +38,15 @@ test('pools elected while a takeover writes its term markers join its rebuild: o
   let openGate!: () => void;
   const gate = new Promise<void>((resolve) => (openGate = resolve));
   const markers: string[] = [];
-  const jobLog = {
-    lastTerm: async () => 0,
-    // The first marker (general's) is held until the other two pools have been elected meanwhile.
-    appendTerm: async (m: { pool: Pool; term: number }) => {
+  // The job log on the test's server, whose first marker (general's) is held until the other two pools have
+  // been elected meanwhile.
+  const jobLog = new (class extends JobLog {
+    override async appendTerm(m: LeaderTerm): Promise<number> {
       markers.push(`${m.pool} ${m.term}`);
       if (m.pool === 'general') await gate;
-    },
-  } as unknown as JobLog;
+      return super.appendTerm(m);
+    }
+  })(nc, silentLog);
   const rebuilds: string[] = [];
   const tookUp: string[] = [];
   const leadership: Leadership = new Leadership(config, silentLog, {
@@ -70,6 +74,8 @@ test('pools elected while a takeover writes its term markers join its rebuild: o
     expect(markers).toEqual(['general 1', 'intelligent 2', 'super 2']);
     expect(leadership.ledPools.sort()).toEqual(['general', 'intelligent', 'super']);
     expect(tookUp).toEqual(['general 1', 'intelligent 2', 'super 2']);
+    // The markers are in the log, as a later leader reads them.
+    expect(await Promise.all((['general', 'intelligent', 'super'] as const).map((p) => log.lastTerm(p)))).toEqual([1, 2, 2]);
   } finally {
     openGate();
     await leadership.stop();
