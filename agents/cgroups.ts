@@ -20,7 +20,7 @@ const V2_REQUIRED = ['cpu', 'memory', 'pids'] as const;
 /** Emptied task cgroups kept for reuse (v1; QY_CGROUP_POOL). */
 export const DEFAULT_POOL_SIZE = 64;
 /** Pooled cgroups of each kind (with exclusive cores, without) made at start, within the pool's size. */
-export const DEFAULT_PREFILL = 4;
+const DEFAULT_PREFILL = 4;
 /** A pooled cgroup left holding more than this (page cache of its last task) is emptied before reuse. */
 const POOL_RECLAIM_ABOVE_BYTES = 1024 * 1024;
 

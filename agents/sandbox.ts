@@ -48,7 +48,7 @@ export function resolveCommand(command: string, path: string | undefined, cwd = 
 }
 
 /** How long a command found on the search path is taken from {@link CommandCache} (re-checked with one stat). */
-export const COMMAND_CACHE_MS = 10_000;
+const COMMAND_CACHE_MS = 10_000;
 /** Commands a {@link CommandCache} holds at most (it starts over when full). */
 const COMMAND_CACHE_ENTRIES = 256;
 
