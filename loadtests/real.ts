@@ -169,6 +169,8 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const start = latencyHistogram();
     const submittedAtNs = new Map<string, bigint>();
     const runningAtNs = new Map<string, bigint>();
+    /** Where the time goes, for the progress lines: each job's submission, assignment (seen on NATS) and start. */
+    const stages = { sentNs: new Map<string, bigint>(), assignedNs: new Map<string, bigint>(), runningNs: new Map<string, bigint>() };
     const finished = new Set<string>();
     let lastFinishNs = 0n;
     /** Starts later than 5 s after their submission, by node (a stalled agent shows as one node). */
@@ -181,6 +183,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
         const s = msg.json<Partial<StatusReport>>();
         if (typeof s.jobId !== 'string') return;
         if (s.state === 'running') {
+          stages.runningNs.set(s.jobId, at);
           const sent = submittedAtNs.get(s.jobId);
           if (sent === undefined) runningAtNs.set(s.jobId, at);
           else {
@@ -191,6 +194,14 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
           finished.add(s.jobId);
           lastFinishNs = at;
         }
+      },
+    });
+    watcher.subscribe(subjects.allAssign, {
+      callback: (err, msg) => {
+        if (err) return;
+        const at = process.hrtime.bigint();
+        const a = msg.json<{ type?: string; jobId?: unknown }>();
+        if (a.type === 'assign' && typeof a.jobId === 'string' && !stages.assignedNs.has(a.jobId)) stages.assignedNs.set(a.jobId, at);
       },
     });
     await watcher.flush();
@@ -227,6 +238,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
       try {
         const { id } = await api.submit(TRUE_JOB);
         accepted++;
+        stages.sentNs.set(id, sentNs);
         lastSubmitNs = process.hrtime.bigint();
         const ran = runningAtNs.get(id);
         if (ran === undefined) submittedAtNs.set(id, sentNs);
@@ -254,6 +266,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     for (const id of agentIds) redelivered += (await jsm.consumers.info(STREAMS.assign, agentConsumerName(id)).catch(() => undefined))?.num_redelivered ?? 0;
     progress(`  assignments JetStream delivered again (after its ack wait): ${redelivered}; slowest start ${percentileMs(start, 100)} ms`);
     if (lateStarts.size > 0) progress(`  starts more than 5 s after submission, by node: ${[...lateStarts].map(([node, n]) => `${node} ${n}`).join(', ')}`);
+    progress(`  ${stageBreakdown(stages, t0)}`);
     const per1000 = (role: keyof CpuRoles) => round2(((cpuAfter[role] - cpuBefore[role]) * 1000) / Math.max(1, finished.size));
     const summary: RealSummary = {
       nodes: options.nodes,
@@ -272,4 +285,30 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
   } finally {
     for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => undefined);
   }
+}
+
+/**
+ * Splits start latency into the scheduler's part (submission sent to its assignment seen on NATS) and the
+ * agents' part (assignment to the `running` report), and says how many of the slowest 1% were submitted in
+ * the run's first second (a cold start shows there).
+ */
+function stageBreakdown(stages: { sentNs: Map<string, bigint>; assignedNs: Map<string, bigint>; runningNs: Map<string, bigint> }, t0: bigint): string {
+  const scheduler = latencyHistogram();
+  const agents = latencyHistogram();
+  const whole: Array<{ sent: bigint; ns: bigint }> = [];
+  for (const [id, sent] of stages.sentNs) {
+    const assigned = stages.assignedNs.get(id);
+    const running = stages.runningNs.get(id);
+    if (assigned !== undefined) recordSince(scheduler, sent, assigned);
+    if (assigned !== undefined && running !== undefined) recordSince(agents, assigned, running);
+    if (running !== undefined) whole.push({ sent, ns: running - sent });
+  }
+  whole.sort((a, b) => (a.ns < b.ns ? 1 : a.ns > b.ns ? -1 : 0));
+  const slowest = whole.slice(0, Math.max(1, Math.floor(whole.length / 100)));
+  const early = slowest.filter((w) => w.sent - t0 < 1_000_000_000n).length;
+  return (
+    `submit→assigned p50 ${percentileMs(scheduler, 50)} ms p99 ${percentileMs(scheduler, 99)} ms; ` +
+    `assigned→running p50 ${percentileMs(agents, 50)} ms p99 ${percentileMs(agents, 99)} ms; ` +
+    `${early} of the slowest ${slowest.length} starts were submitted in the first second`
+  );
 }
