@@ -1,0 +1,326 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { detectCgroups } from '../agents/cgroups';
+import { freePorts } from '../harness/ports';
+import { latencyHistogram, percentileMs, round2, runClosedLoop } from './engine';
+import { treeCpuSeconds } from './real';
+
+/**
+ * Slurm on the same machine (`npm run bench:slurm`), for issue 14's comparison: slurmctld and N slurmd
+ * (one per node, `slurmd -N`, with `SlurmdParameters=config_overrides` so a node may claim more cores than
+ * the machine has), munged on a private socket, all from Debian's packages and all in a temporary folder
+ * on loopback ports; C closed-loop clients each run `sbatch --wrap true` and wait for it before the next,
+ * M jobs in all — the scenario of bench:real.
+ *
+ * Start latency is the client's call of sbatch to slurmd's "Launching batch job" (its log, in ms); a job is
+ * finished when slurmctld logs it done. CPU per role from a cgroup each (cpuacct on v1, cpu.stat on v2), so
+ * slurmstepd and the job, which slurmd double-forks away from itself, count as slurmd's, as an agent's tasks
+ * count as the agent's; without cgroups, from /proc (slurmstepd then goes uncounted, and the figure says so).
+ */
+
+/** The SchedulerParameters of each setting compared. */
+export const SLURM_SETTINGS = {
+  /** The setting the issue found best for latency: the submission's own scheduling attempt after 1 s at most. */
+  'low-latency': 'batch_sched_delay=1',
+  /** After Slurm's High Throughput Computing Administration Guide (slurm.schedmd.com/high_throughput.html). */
+  throughput:
+    'batch_sched_delay=20,bf_continue,bf_interval=300,bf_min_age_reserve=10800,bf_resolution=600,bf_yield_interval=1000000,partition_job_depth=500,sched_max_job_start=200,sched_min_interval=2000000',
+} as const;
+export type SlurmSettings = keyof typeof SLURM_SETTINGS;
+
+export interface SlurmOptions {
+  nodes: number;
+  cores: number;
+  jobs: number;
+  clients: number;
+  settings: SlurmSettings;
+  progress?: (line: string) => void;
+}
+
+/** CPU seconds per 1,000 jobs of Slurm's roles. */
+export type SlurmCpuRoles = { slurmctld: number; slurmd: number; munge: number };
+
+/** One Slurm run, in bench:real's terms. */
+export interface SlurmSummary {
+  settings: SlurmSettings;
+  nodes: number;
+  jobs: number;
+  clients: number;
+  submitPerSec: number;
+  finishedPerSec: number;
+  makespanS: number;
+  startP50Ms: number;
+  startP99Ms: number;
+  cpuPer1000Jobs: SlurmCpuRoles;
+  /** How CPU was measured: `cgroup` (everything), or `proc` (slurmstepd and the jobs not counted). */
+  cpuFrom: 'cgroup' | 'proc';
+}
+
+const BINARIES = ['slurmctld', 'slurmd', 'sbatch', 'munged'];
+
+/** Where the Slurm binaries are, or an error saying how to install them. */
+export function findSlurm(): Record<string, string> {
+  const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin']);
+  const found: Record<string, string> = {};
+  for (const b of BINARIES) {
+    const dir = dirs.find((d) => d && existsSync(join(d, b)));
+    if (dir) found[b] = join(dir, b);
+  }
+  const missing = BINARIES.filter((b) => !found[b]);
+  if (missing.length > 0) throw new Error(`bench:slurm needs ${missing.join(', ')}: install Debian's Slurm with \`apt-get install -y slurmctld slurmd slurm-client munge\``);
+  return found;
+}
+
+/** The slurm.conf of the bench cluster: N nodes of `cores` cores, each slurmd on its own loopback port. */
+export function slurmConf(o: { dir: string; host: string; ctldPort: number; nodePorts: number[]; cores: number; settings: SlurmSettings; mungeSocket: string }): string {
+  const lines = [
+    'ClusterName=qybench',
+    `SlurmctldHost=${o.host}(127.0.0.1)`,
+    `SlurmctldPort=${o.ctldPort}`,
+    `SlurmdPort=${o.nodePorts[0]}`,
+    'AuthType=auth/munge',
+    'CredType=cred/munge',
+    `AuthInfo=socket=${o.mungeSocket}`,
+    'SlurmUser=root',
+    'SlurmdUser=root',
+    `StateSaveLocation=${join(o.dir, 'state')}`,
+    `SlurmdSpoolDir=${join(o.dir, 'spool', '%n')}`,
+    `SlurmctldPidFile=${join(o.dir, 'slurmctld.pid')}`,
+    `SlurmdPidFile=${join(o.dir, 'slurmd-%n.pid')}`,
+    `SlurmctldLogFile=${join(o.dir, 'slurmctld.log')}`,
+    `SlurmdLogFile=${join(o.dir, 'slurmd-%n.log')}`,
+    // info: the log lines the latencies are read from (submission, launch, completion), with milliseconds.
+    'SlurmctldDebug=info',
+    'SlurmdDebug=info',
+    'ProctrackType=proctrack/linuxproc',
+    'TaskPlugin=task/none',
+    'MpiDefault=none',
+    'SchedulerType=sched/backfill',
+    `SchedulerParameters=${SLURM_SETTINGS[o.settings]}`,
+    'SelectType=select/cons_tres',
+    'SelectTypeParameters=CR_Core',
+    'SlurmdParameters=config_overrides',
+    'ReturnToService=2',
+    ...o.nodePorts.map((port, i) => `NodeName=${slurmNodeName(i)} NodeHostname=${o.host} NodeAddr=127.0.0.1 Port=${port} CPUs=${o.cores} RealMemory=${o.cores * 4096} State=UNKNOWN`),
+    'PartitionName=bench Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export const slurmNodeName = (i: number): string => `s${String(i + 1).padStart(3, '0')}`;
+
+/** A Slurm log line's time (`[2026-12-05T21:38:27.402] …`, the machine's local time) in epoch ms. */
+export function logLineMs(line: string): number | undefined {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3})?)\]/.exec(line);
+  return m ? new Date(m[1]).getTime() : undefined;
+}
+
+/** Job id → time of the first line matching `pattern` (its group 1 is the job id), over log texts. */
+export function eventTimes(texts: string[], pattern: RegExp): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      const m = pattern.exec(line);
+      if (!m) continue;
+      const at = logLineMs(line);
+      const id = Number(m[1]);
+      if (at !== undefined && !out.has(id)) out.set(id, at);
+    }
+  }
+  return out;
+}
+
+export const LAUNCH_LINE = /Launching batch job (\d+) /;
+export const DONE_LINE = /_job_complete: JobId=(\d+) done/;
+
+/** CPU of a group of processes and all they start: a cgroup where this machine has one, else /proc. */
+class CpuMeter {
+  private readonly dirs = new Map<string, string>();
+  private readonly read: ((dir: string) => number) | undefined;
+  private readonly pids = new Map<string, number[]>();
+
+  constructor(tag: string, roles: string[]) {
+    let base: string | undefined;
+    try {
+      const d = detectCgroups(readFileSync('/proc/self/mounts', 'utf8'));
+      if (d.version === 'v2') {
+        base = d.root;
+        this.read = (dir) => Number(/usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1] ?? 0) / 1e6;
+      } else if (d.version === 'v1' && d.roots.cpuacct) {
+        base = d.roots.cpuacct;
+        this.read = (dir) => Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
+      }
+      if (base) {
+        for (const role of roles) {
+          const dir = join(base, `${tag}-${role}`);
+          mkdirSync(dir, { recursive: true });
+          this.dirs.set(role, dir);
+        }
+      }
+    } catch {
+      this.dirs.clear();
+    }
+    if (this.dirs.size === 0) this.read = undefined;
+  }
+
+  get from(): 'cgroup' | 'proc' {
+    return this.read ? 'cgroup' : 'proc';
+  }
+
+  /** Puts a process (and so what it starts from now on) in the role's group. */
+  add(role: string, pid: number): void {
+    this.pids.set(role, [...(this.pids.get(role) ?? []), pid]);
+    const dir = this.dirs.get(role);
+    if (dir) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+  }
+
+  seconds(role: string): number {
+    const dir = this.dirs.get(role);
+    if (dir && this.read) return this.read(dir);
+    return (this.pids.get(role) ?? []).reduce((sum, pid) => sum + treeCpuSeconds(pid, true), 0);
+  }
+
+  /** Removes the groups (their processes must be gone). */
+  dispose(): void {
+    for (const dir of this.dirs.values()) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // a straggler still in it: the kernel frees it once empty
+      }
+    }
+  }
+}
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(file, args, { env }, (err, stdout, stderr) => (err ? reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`)) : resolve(stdout))),
+  );
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs the scenario on a Slurm cluster it starts and stops. */
+export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSummary> {
+  const progress = options.progress ?? (() => undefined);
+  const bin = findSlurm();
+  const dir = mkdtempSync(join(tmpdir(), 'qy-slurm-'));
+  const children: ChildProcess[] = [];
+  const cpu = new CpuMeter(`qy-slurm-bench-${process.pid}`, ['slurmctld', 'slurmd', 'munge']);
+  const start = (role: string, file: string, args: string[], env: NodeJS.ProcessEnv) => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once('exit', (code, signal) => {
+      if (!stopping) progress(`  ${role} exited (${code ?? signal}): ${err.trim()}`);
+    });
+    if (child.pid !== undefined) cpu.add(role, child.pid);
+    children.push(child);
+    return child;
+  };
+  let stopping = false;
+  try {
+    mkdirSync(join(dir, 'state'));
+    for (let i = 0; i < options.nodes; i++) mkdirSync(join(dir, 'spool', slurmNodeName(i)), { recursive: true });
+    // munged wants a key only its user can read, and a socket of its own.
+    const mungeKey = join(dir, 'munge.key');
+    writeFileSync(mungeKey, randomBytes(1024), { mode: 0o600 });
+    const mungeSocket = join(dir, 'munge.sock');
+    start('munge', bin.munged, ['-F', '--force', `--socket=${mungeSocket}`, `--key-file=${mungeKey}`, `--pid-file=${join(dir, 'munged.pid')}`, `--log-file=${join(dir, 'munged.log')}`, `--seed-file=${join(dir, 'munge.seed')}`], process.env);
+    await waitFor('munged', () => existsSync(mungeSocket), 10_000);
+
+    const [ctldPort, ...nodePorts] = await freePorts(options.nodes + 1);
+    const conf = join(dir, 'slurm.conf');
+    writeFileSync(conf, slurmConf({ dir, host: hostname().split('.')[0], ctldPort, nodePorts, cores: options.cores, settings: options.settings, mungeSocket }));
+    const env = { ...process.env, SLURM_CONF: conf };
+    start('slurmctld', bin.slurmctld, ['-D', '-i'], env);
+    await waitFor('slurmctld', () => run(bin.sbatch.replace(/sbatch$/, 'sinfo'), ['-h', '-o', '%D'], env).then(() => true, () => false), 30_000);
+    progress(`starting ${options.nodes} slurmd of ${options.cores} cores (SchedulerParameters=${SLURM_SETTINGS[options.settings]})…`);
+    for (let i = 0; i < options.nodes; i++) start('slurmd', bin.slurmd, ['-D', '-N', slurmNodeName(i)], env);
+    const sinfo = bin.sbatch.replace(/sbatch$/, 'sinfo');
+    await waitFor(`${options.nodes} idle nodes`, async () => Number((await run(sinfo, ['-h', '-t', 'idle', '-o', '%D'], env).catch(() => '0')).trim() || 0) >= options.nodes, 120_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    progress(`${options.nodes} nodes idle; submitting ${options.jobs} jobs of \`true\` from ${options.clients} closed-loop sbatch clients`);
+
+    const cpuNow = (): SlurmCpuRoles => ({ slurmctld: cpu.seconds('slurmctld'), slurmd: cpu.seconds('slurmd'), munge: cpu.seconds('munge') });
+    const before = cpuNow();
+    const sentMs = new Map<number, number>();
+    const t0 = Date.now();
+    let lastSubmitMs = t0;
+    let failures = 0;
+    await runClosedLoop(options.clients, options.jobs, async () => {
+      const at = Date.now();
+      try {
+        const out = await run(bin.sbatch, ['--parsable', '-n', '1', '-c', '1', '-o', '/dev/null', '--wrap', 'true'], env);
+        sentMs.set(Number(out.trim().split(';')[0]), at);
+        lastSubmitMs = Date.now();
+        if (sentMs.size % Math.max(1, Math.ceil(options.jobs / 5)) === 0) progress(`  ${sentMs.size} accepted`);
+      } catch (err) {
+        if (++failures <= 3) progress(`  sbatch failed: ${(err as Error).message}`);
+      }
+    });
+    const ctldLog = join(dir, 'slurmctld.log');
+    const doneCount = () => {
+      const done = eventTimes([readFileSync(ctldLog, 'utf8')], DONE_LINE);
+      let n = 0;
+      for (const id of sentMs.keys()) if (done.has(id)) n++;
+      return n;
+    };
+    const deadline = Date.now() + 300_000;
+    while (doneCount() < sentMs.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    const after = cpuNow();
+
+    const done = eventTimes([readFileSync(ctldLog, 'utf8')], DONE_LINE);
+    const launched = eventTimes(
+      Array.from({ length: options.nodes }, (_, i) => readFileSync(join(dir, `slurmd-${slurmNodeName(i)}.log`), 'utf8')),
+      LAUNCH_LINE,
+    );
+    const startLatency = latencyHistogram();
+    let lastDoneMs = t0;
+    let finished = 0;
+    for (const [id, sent] of sentMs) {
+      const ran = launched.get(id);
+      if (ran !== undefined) startLatency.recordValue(Math.max(1, (ran - sent) * 1000));
+      const end = done.get(id);
+      if (end !== undefined) {
+        finished++;
+        lastDoneMs = Math.max(lastDoneMs, end);
+      }
+    }
+    if (finished < sentMs.size) progress(`  ${sentMs.size - finished} accepted jobs did not finish within 300 s`);
+    const makespanS = (lastDoneMs - t0) / 1000;
+    const per1000 = (role: keyof SlurmCpuRoles) => round2(((after[role] - before[role]) * 1000) / Math.max(1, finished));
+    return {
+      settings: options.settings,
+      nodes: options.nodes,
+      jobs: sentMs.size,
+      clients: options.clients,
+      submitPerSec: round2(sentMs.size / Math.max((lastSubmitMs - t0) / 1000, 1e-9)),
+      finishedPerSec: round2(finished / Math.max(makespanS, 1e-9)),
+      makespanS: round2(makespanS),
+      startP50Ms: percentileMs(startLatency, 50),
+      startP99Ms: percentileMs(startLatency, 99),
+      cpuPer1000Jobs: { slurmctld: per1000('slurmctld'), slurmd: per1000('slurmd'), munge: per1000('munge') },
+      cpuFrom: cpu.from,
+    };
+  } finally {
+    stopping = true;
+    const exited = children.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()))));
+    // slurmd first (it ends its steps), then the controller, then munge.
+    for (const c of [...children].reverse()) c.kill('SIGTERM');
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    cpu.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
