@@ -103,7 +103,8 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    await this.opts.runner.prepare?.();
+    const problem = await this.opts.runner.prepare?.();
+    if (problem) this.log.error({ problem }, 'a test task failed at start: this node cannot run tasks as configured (it still takes work)');
     await this.link.connect();
     this.link.serve(this.nodeIds);
     this.recoverFromJournal();

@@ -3,7 +3,7 @@ import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from '
 import { open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { MeasuredUsage } from '../../src/protocol';
+import type { Assignment, MeasuredUsage, TaskPlacement } from '../../src/protocol';
 import type { CgroupManager, TaskCgroup } from '../cgroups';
 import { CommandCache, NETWORK_ALLOWED, detectIsolation, isolatedArgv, needsIsolation, type Isolation } from '../sandbox';
 import { Launcher, type LaunchEvents, type LaunchRequest } from './launcher';
@@ -211,11 +211,30 @@ export class ProcessRunner implements TaskRunner {
   /**
    * Starts the launcher and makes a few pooled cgroups now: otherwise an agent's first tasks wait for both,
    * and right after a cluster starts, every agent's first tasks do so at once (in bench:real at 100 nodes,
-   * starts in the first second had a median of 160 ms against 40 ms later).
+   * starts in the first second had a median of 160 ms against 40 ms later). Then runs a test task.
    */
-  async prepare(): Promise<void> {
+  async prepare(): Promise<string | undefined> {
     this.launcher?.start();
     await this.options.cgroups?.prefill();
+    return this.selfTest();
+  }
+
+  /**
+   * Runs `true` once as a task is run (a pooled cgroup, the launcher, its exit and what it used): a node
+   * that cannot start tasks says so when its agent starts rather than at its first job, and that job does
+   * not pay for code run for the first time. Resolves with what went wrong, or undefined.
+   */
+  private async selfTest(): Promise<string | undefined> {
+    const dir = mkdtempSync(join(tmpdir(), 'qy-self-test-'));
+    const nodeId = 'self-test';
+    const task: TaskPlacement = { taskIndex: 0, nodeId, cpuMillis: 100, memBytes: 64 * 1024 ** 2, gpuIndices: [], gpuMilliEach: 0, extended: {} };
+    const assignment: Assignment = { type: 'assign', jobId: nodeId, attemptId: `${nodeId}-a0`, nodeId, tenant: 'agent', tasks: [task], hosts: [nodeId], command: ['true'], dataClass: 'public', sandbox: false, walltimeMs: 10_000, atMs: Date.now() };
+    try {
+      const exit = await new Promise<TaskExit>((resolve) => this.start({ key: nodeId, assignment, task, nodeId, logPath: join(dir, 'task.log'), onExit: resolve }));
+      return exit.state === 'succeeded' ? undefined : `a test task (\`true\`) ${exit.state}: ${exit.reason ?? `exit code ${exit.exitCode}`}`;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   async close(): Promise<void> {

@@ -44,8 +44,11 @@ export interface TaskRunner {
   start(ctx: TaskContext): TaskHandle;
   /** The tail of a task's output. */
   readLog(logPath: string, maxBytes: number): Promise<{ text: string; truncated: boolean } | undefined>;
-  /** Gets ready for the first tasks (before any work is taken): what it would otherwise set up at the first. */
-  prepare?(): Promise<void>;
+  /**
+   * Gets ready for the first tasks (before any work is taken): what it would otherwise set up at the first.
+   * Resolves with what keeps it from running tasks, when it found out (a test task failed), else undefined.
+   */
+  prepare?(): Promise<string | undefined>;
   /** Releases what the runner holds for the node (its cgroups), once every task has ended. */
   close?(): Promise<void>;
 }

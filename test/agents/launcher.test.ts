@@ -155,4 +155,19 @@ describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %
   test('walltime stops the task', async () => {
     expect(await runTask(runner, ['sleep', '30'], { walltimeMs: 50 }).exit).toMatchObject({ state: 'failed', reason: 'walltime of 50 ms exceeded' });
   });
+
+  test('getting ready runs a test task, and says what keeps the node from running tasks', async () => {
+    const fresh = new ProcessRunner(200, { isolation: null, start });
+    expect(await fresh.prepare()).toBeUndefined();
+    await fresh.close();
+    const path = process.env.PATH;
+    process.env.PATH = mkdtempSync(join(tmpdir(), 'qy-empty-path-')); // `true` is in none of its directories
+    const broken = new ProcessRunner(200, { isolation: null, start });
+    try {
+      expect(await broken.prepare()).toBe('a test task (`true`) failed: could not start true: not found');
+    } finally {
+      process.env.PATH = path;
+      await broken.close();
+    }
+  });
 });
