@@ -121,11 +121,21 @@ export class LeaderElector {
     } catch (err) {
       // Someone else wrote the key: the lease is no longer ours. Any other error: retry until the deadline.
       if (!/wrong last sequence|key exists/i.test((err as Error).message)) throw err;
-      this.stepDown('the lease was taken over');
-      // Learn the new holder now, so this replica names it at once to clients it refuses.
       const entry = await this.kv.get(this.key);
       const parsed = entry?.operation === 'PUT' ? leaseRecordSchema.safeParse(entry.json()) : undefined;
-      this.current = parsed?.success ? parsed.data : undefined;
+      const found = parsed?.success ? parsed.data : undefined;
+      // The key moved on, but to this replica's own record of this term: an earlier renewal whose reply was
+      // lost (it timed out here) did land. Nobody else has written since (their write would name them), so
+      // the lease is still ours: renew from that revision. The deadline still runs from the last renewal
+      // confirmed, so a leader that cannot get its writes confirmed still steps down in time.
+      if (entry && found && found.holder === this.me.holder && found.term === this.term && !found.released && this.leading) {
+        this.log.info({ revision: entry.revision }, 'an earlier renewal landed although its reply was lost; still leading');
+        this.revision = entry.revision;
+        return;
+      }
+      this.stepDown('the lease was taken over');
+      // Learn the new holder now, so this replica names it at once to clients it refuses.
+      this.current = found;
     }
   }
 

@@ -114,6 +114,46 @@ test('a leader whose lease is overwritten steps down at its next renewal', async
   await a.stop();
 });
 
+test('a leader whose renewal landed but whose reply was lost keeps leading, and is not deposed by its own write', async () => {
+  // Under overload a renewal can time out here after the server applied it; the next one, at the old revision,
+  // is refused. That used to read as a takeover: the only replica deposed itself and rebuilt, pool by pool.
+  let loseNext = false;
+  let lost = false;
+  let renewedAfter = 0;
+  const lossy = new Proxy(kv, {
+    get(t, prop, receiver) {
+      const value = Reflect.get(t, prop, receiver) as unknown;
+      if (prop === 'update')
+        return async (...args: Parameters<KV['update']>) => {
+          const revision = await t.update(...args);
+          if (loseNext) {
+            loseNext = false;
+            lost = true;
+            throw new Error('timeout');
+          }
+          if (lost) renewedAfter++;
+          return revision;
+        };
+      return typeof value === 'function' ? value.bind(t) : value;
+    },
+  });
+  const events: string[] = [];
+  // A renew deadline far beyond the retry period: this test is about the lost reply, not about the clock.
+  const a = new LeaderElector(lossy, 'lost-reply', { holder: 'a', address: 'http://a' }, { leaseDurationMs: 18_000, renewDeadlineMs: 10_000, retryPeriodMs: 50 }, { elected: (term) => events.push(`a elected ${term}`), deposed: (why) => events.push(`a deposed: ${why}`) }, log);
+  await a.start();
+  await waitUntil(() => (a.isLeader ? true : undefined), 5000);
+  loseNext = true;
+  await waitUntil(() => (renewedAfter >= 3 || !a.isLeader ? true : undefined), 10_000, () => `${renewedAfter} renewals after the lost reply; ${events.join('; ')}`);
+  expect(events).toEqual(['a elected 1']);
+  expect(a.isLeader).toBe(true);
+  expect(a.term).toBe(1);
+  // A write by another replica is still a takeover.
+  await kv.put('lost-reply', JSON.stringify({ holder: 'x', address: 'http://x', term: 7 }));
+  await waitUntil(() => (a.isLeader ? undefined : true), 5000);
+  expect(events).toEqual(['a elected 1', 'a deposed: the lease was taken over']);
+  await a.stop();
+});
+
 test('a leader whose clock says the renew deadline passed steps down when asked, before its timer fires (a paused process)', async () => {
   const events: string[] = [];
   let skewMs = 0;
