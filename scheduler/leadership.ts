@@ -58,6 +58,8 @@ export class Leadership implements LeadershipView {
   /** Terms won in elections, taken up by the next rebuild (while the elector still holds the lease). */
   private readonly won = new Map<Pool, number>();
   private readonly electors = new Map<Pool, LeaderElector>();
+  /** Pools lost whose rebuild has not started yet, with why: they share that rebuild. */
+  private readonly deposedPending = new Map<Pool, string>();
   /** Serialises becoming leader and stepping down. */
   private transition: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -182,6 +184,17 @@ export class Leadership implements LeadershipView {
     if (this.stopped) return;
     this.log.warn({ pool, reason, wasLeading }, 'no longer leader of the pool; standing by for it');
     // Decisions of the pool still in flight may land after the next leader's marker: rebuild from what the log keeps.
-    if (wasLeading) this.transition = this.transition.then(() => this.hooks.rebuild(`deposed from pool ${pool}: ${reason}`));
+    // Leases taken over together are found lost one renewal apart, and each rebuild costs seconds on a loaded
+    // machine: the rebuild waits until every pool still led has looked at its lease once more, and the pools
+    // lost by then share it. One lost after it started gets one of its own.
+    if (!wasLeading) return;
+    this.deposedPending.set(pool, reason);
+    if (this.deposedPending.size > 1) return;
+    this.transition = this.transition.then(async () => {
+      await Promise.all(POOLS.filter((p) => this.led.has(p)).map((p) => this.electors.get(p)?.nextCheck()));
+      const lost = [...this.deposedPending].map(([p, why]) => `${p}: ${why}`).join('; ');
+      this.deposedPending.clear();
+      if (!this.stopped) await this.hooks.rebuild(`deposed from pool ${lost}`);
+    });
   }
 }

@@ -51,6 +51,8 @@ export class LeaderElector {
   private observed: { revision: number; sinceMs: number } | undefined;
   private current: LeaseRecord | undefined;
   private stopped = false;
+  private ticksStarted = 0;
+  private checkWaiters: { after: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly kv: KV,
@@ -87,6 +89,7 @@ export class LeaderElector {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.deadline);
+    for (const w of this.checkWaiters.splice(0)) w.resolve();
     if (this.leading) {
       this.leading = false;
       const record: LeaseRecord = { holder: this.me.holder, address: this.me.address, term: this.term, released: true };
@@ -102,6 +105,7 @@ export class LeaderElector {
   }
 
   private async tick(): Promise<void> {
+    const started = ++this.ticksStarted;
     try {
       if (this.leading) await this.renew();
       else await this.tryAcquire();
@@ -109,7 +113,15 @@ export class LeaderElector {
       this.log.warn({ err: (err as Error).message }, 'lease check failed');
     } finally {
       this.schedule();
+      for (const w of this.checkWaiters.filter((x) => x.after < started)) w.resolve();
+      this.checkWaiters = this.checkWaiters.filter((x) => x.after >= started);
     }
+  }
+
+  /** Resolves once a look at the lease that starts after this call has ended (whatever it found), or on stop. */
+  nextCheck(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.checkWaiters.push({ after: this.ticksStarted, resolve }));
   }
 
   private async renew(): Promise<void> {

@@ -81,3 +81,43 @@ test('pools elected while a takeover writes its term markers join its rebuild: o
     await leadership.stop();
   }
 });
+
+test('pools taken over together are rebuilt once: the rebuild waits until every pool still led has looked at its lease again', async () => {
+  const config = loadSchedulerConfig({}, { natsUrl: nats.url, replicaId: 'me2', leaseDurationMs: 30_000, leaseRenewDeadlineMs: 20_000, leaseRetryMs: 50 });
+  for (const pool of ['general', 'intelligent', 'super'] as const) await kv.delete(leaseKeyOf(pool));
+  // Renewals wait at this gate while the test overwrites the three leases, so none of them slips in between.
+  let gate: Promise<void> | undefined;
+  const gated = new Proxy(kv, {
+    get(t, prop, receiver) {
+      const value = Reflect.get(t, prop, receiver) as unknown;
+      if (prop === 'update') return async (...args: Parameters<KV['update']>) => (await gate, t.update(...args));
+      return typeof value === 'function' ? value.bind(t) : value;
+    },
+  });
+  const rebuilds: string[] = [];
+  const leadership: Leadership = new Leadership(config, silentLog, {
+    jobLog: () => log,
+    rebuild: async (reason) => {
+      rebuilds.push(reason);
+      leadership.activateWon();
+    },
+    rebuilding: () => undefined,
+    tookUp: () => undefined,
+  });
+  try {
+    await leadership.campaign(gated, 'http://me2');
+    await waitUntil(() => (leadership.ledPools.length === 3 ? true : undefined), 10_000, () => `leads ${leadership.ledPools.join(', ')}`);
+    expect(rebuilds).toHaveLength(1);
+    let open!: () => void;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    for (const pool of ['general', 'intelligent', 'super'] as const) await kv.put(leaseKeyOf(pool), JSON.stringify({ holder: 'other', address: 'http://other', term: 9 }));
+    open();
+    await waitUntil(() => (rebuilds.length >= 2 ? true : undefined), 10_000, () => `rebuilds: ${JSON.stringify(rebuilds)}`);
+    // One rebuild for the three; one per pool before (each found lost at its own renewal, a retry period apart).
+    expect(rebuilds[1]).toMatch(/^deposed from pool /);
+    expect(rebuilds[1].slice('deposed from pool '.length).split('; ').sort()).toEqual(['general', 'intelligent', 'super'].map((p) => `${p}: the lease was taken over`));
+    expect(leadership.ledPools).toEqual([]);
+  } finally {
+    await leadership.stop();
+  }
+});
