@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { taskKey, type AgentWork, type Assignment, type CancelOrder, type Enforcement, type LogReply, type LogRequest, type TaskPlacement, type UsageSegment, type NodeSpec } from '../src/protocol';
+import { taskKey, UNHEALTHY_TAINT, type AgentWork, type Assignment, type CancelOrder, type Enforcement, type LogReply, type LogRequest, type TaskPlacement, type UsageSegment, type NodeSpec } from '../src/protocol';
 import { NodeLink, type FenceSettings, type HeartbeatBody, type WorkOutcome } from '../src/node-link/node-link';
 import type { NatsAuthConfig } from '../src/store/nats-options';
 import type { Logger } from '../src/telemetry/logger';
@@ -73,6 +73,8 @@ export class Agent {
   /** Tasks being stopped because the agent stops, and what to call when each has exited. */
   private readonly exitWaiters = new Map<string, () => void>();
   private journalClosed = false;
+  /** Why the runner's test task failed at start (its nodes register tainted), if it did. */
+  private unhealthy: string | undefined;
   private readonly log: Logger;
   private readonly now: () => number;
 
@@ -103,8 +105,8 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const problem = await this.opts.runner.prepare?.();
-    if (problem) this.log.error({ problem }, 'a test task failed at start: this node cannot run tasks as configured (it still takes work)');
+    this.unhealthy = await this.opts.runner.prepare?.();
+    if (this.unhealthy) this.log.error({ problem: this.unhealthy }, `a test task failed at start: this node cannot run tasks as configured; its nodes register tainted ${UNHEALTHY_TAINT.key}:NoSchedule until the agent starts again`);
     await this.link.connect();
     this.link.serve(this.nodeIds);
     this.recoverFromJournal();
@@ -158,9 +160,14 @@ export class Agent {
     });
   }
 
-  /** A node's spec as registered: with what the agent enforces on it (shown by GET /v1/nodes/:id). */
+  /**
+   * A node's spec as registered: with what the agent enforces on it (shown by GET /v1/nodes/:id), and tainted
+   * when the test task at start failed, with why.
+   */
   private registered(spec: NodeSpec): NodeSpec {
-    return this.opts.enforcement ? { ...spec, enforcement: this.opts.enforcement } : spec;
+    const enforcement = this.opts.enforcement && { ...this.opts.enforcement, ...(this.unhealthy ? { testTask: this.unhealthy.slice(0, 500) } : {}) };
+    const taints = this.unhealthy ? [...spec.taints.filter((t) => t.key !== UNHEALTHY_TAINT.key), { ...UNHEALTHY_TAINT }] : spec.taints;
+    return { ...spec, taints, ...(enforcement ? { enforcement } : {}) };
   }
 
   /** A node's heartbeat: its telemetry with its running tasks, whose meters take the same power sample. */

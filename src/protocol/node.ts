@@ -40,8 +40,16 @@ export const enforcementSchema = z.object({
   isolationReason: z.string().max(500).optional(),
   /** The agent stops its tasks after `afterMs` without NATS, SIGKILL `graceMs` after SIGTERM. */
   fence: z.object({ afterMs: z.number().int().positive(), graceMs: z.number().int().min(0) }).optional(),
+  /** Why the test task the agent ran at start failed: its nodes then carry {@link UNHEALTHY_TAINT}. */
+  testTask: z.string().max(500).optional(),
 });
 export type Enforcement = z.infer<typeof enforcementSchema>;
+
+/**
+ * The taint of a node whose agent could not run its test task at start (as Slurm drains a node its health
+ * check fails): no job is placed there unless it tolerates the taint, until the agent starts again.
+ */
+export const UNHEALTHY_TAINT = { key: 'qingyang.io/unhealthy', value: 'test-task-failed', effect: 'NoSchedule' } as const;
 
 /** Static description of a node, as its agent registers it. */
 export const nodeSpecSchema = z
