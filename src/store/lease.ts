@@ -139,7 +139,9 @@ export class LeaderElector {
       // The key moved on, but to this replica's own record of this term: an earlier renewal whose reply was
       // lost (it timed out here) did land. Nobody else has written since (their write would name them), so
       // the lease is still ours: renew from that revision. The deadline still runs from the last renewal
-      // confirmed, so a leader that cannot get its writes confirmed still steps down in time.
+      // confirmed, so a leader that cannot get its writes confirmed still steps down in time. Reading before
+      // stepping down is safe: another replica takes the lease only after it stood unchanged for the lease
+      // duration, longer than the renew deadline, and confirm() enforces the deadline before every decision.
       if (entry && found && found.holder === this.me.holder && found.term === this.term && !found.released && this.leading) {
         this.log.info({ revision: entry.revision }, 'an earlier renewal landed although its reply was lost; still leading');
         this.revision = entry.revision;
