@@ -6,6 +6,7 @@
  *   npm run bench:slurm                                  # both settings, 100 nodes of 8 cores, 5,000 jobs, 8 clients
  *   npm run bench:slurm -- --against-ours                # and bench:real's run first, with the ratios
  *   npm run bench:slurm -- --settings low-latency --nodes 20 --jobs 1000
+ *   npm run bench:slurm -- --scheduler-parameters defer,batch_sched_delay=20   # your own settings (custom)
  *
  * The final line is JSON: {"nodes","jobs","clients","slurm":[{"settings","submitPerSec","finishedPerSec",
  * "makespanS","startP50Ms","startP99Ms","cpuPer1000Jobs":{"slurmctld","slurmd","munge"},"cpuFrom",…}],
@@ -25,6 +26,7 @@ const program = new Command()
   .option('--jobs <n>', 'jobs of `true` to submit', '5000')
   .option('--clients <n>', 'closed-loop sbatch clients', '8')
   .addOption(new Option('--settings <which>', 'Slurm settings to run').choices(['both', ...Object.keys(SLURM_SETTINGS)]).default('both'))
+  .option('--scheduler-parameters <list>', "run Slurm with these SchedulerParameters instead (settings `custom`)")
   .option('--against-ours', "run bench:real's scenario first, on the same machine, and print the ratios", false)
   .parse();
 const opts = program.opts();
@@ -36,12 +38,12 @@ if (opts.againstOurs) {
   ours = (await runRealScenario({ ...scenario, idleSeconds: 0, progress })).summary;
   console.log(`this project: ${ours.submitPerSec} accepted/s, ${ours.finishedPerSec} finished/s, start p50 ${ours.startP50Ms} ms p99 ${ours.startP99Ms} ms`);
 }
-const settings = (opts.settings === 'both' ? Object.keys(SLURM_SETTINGS) : [opts.settings]) as SlurmSettings[];
+const settings = (opts.schedulerParameters !== undefined ? ['custom'] : opts.settings === 'both' ? Object.keys(SLURM_SETTINGS) : [opts.settings]) as SlurmSettings[];
 const runs: SlurmSummary[] = [];
 for (const s of settings) {
-  const r = await runSlurmScenario({ ...scenario, settings: s, progress });
+  const r = await runSlurmScenario({ ...scenario, settings: s, schedulerParameters: opts.schedulerParameters, progress });
   runs.push(r);
-  console.log(`Slurm, ${s}: ${r.submitPerSec} accepted/s, ${r.finishedPerSec} finished/s, makespan ${r.makespanS} s, start p50 ${r.startP50Ms} ms p99 ${r.startP99Ms} ms`);
+  console.log(`Slurm, ${s === 'custom' ? `SchedulerParameters=${r.schedulerParameters}` : s}: ${r.submitPerSec} accepted/s, ${r.finishedPerSec} finished/s, makespan ${r.makespanS} s, start p50 ${r.startP50Ms} ms p99 ${r.startP99Ms} ms`);
   console.log(`  CPU per 1,000 jobs: slurmctld ${r.cpuPer1000Jobs.slurmctld} s, slurmd (with slurmstepd and the jobs) ${r.cpuPer1000Jobs.slurmd} s, munged ${r.cpuPer1000Jobs.munge} s (from ${r.cpuFrom === 'cgroup' ? 'cgroups' : '/proc: slurmstepd not counted'})`);
 }
 const best = {

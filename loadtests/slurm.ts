@@ -29,7 +29,8 @@ export const SLURM_SETTINGS = {
   throughput:
     'batch_sched_delay=20,bf_continue,bf_interval=300,bf_min_age_reserve=10800,bf_resolution=600,bf_yield_interval=1000000,partition_job_depth=500,sched_max_job_start=200,sched_min_interval=2000000',
 } as const;
-export type SlurmSettings = keyof typeof SLURM_SETTINGS;
+/** A named setting, or `custom` (SchedulerParameters given by the caller). */
+export type SlurmSettings = keyof typeof SLURM_SETTINGS | 'custom';
 
 export interface SlurmOptions {
   nodes: number;
@@ -37,7 +38,16 @@ export interface SlurmOptions {
   jobs: number;
   clients: number;
   settings: SlurmSettings;
+  /** SchedulerParameters for `custom`. */
+  schedulerParameters?: string;
   progress?: (line: string) => void;
+}
+
+/** The SchedulerParameters of a run. */
+export function schedulerParametersOf(settings: SlurmSettings, custom?: string): string {
+  if (settings !== 'custom') return SLURM_SETTINGS[settings];
+  if (!custom || /[\s#]/.test(custom)) throw new Error('custom Slurm settings need --scheduler-parameters, a comma-separated list without spaces');
+  return custom;
 }
 
 /** CPU seconds per 1,000 jobs of Slurm's roles. */
@@ -46,6 +56,7 @@ export type SlurmCpuRoles = { slurmctld: number; slurmd: number; munge: number }
 /** One Slurm run, in bench:real's terms. */
 export interface SlurmSummary {
   settings: SlurmSettings;
+  schedulerParameters: string;
   nodes: number;
   jobs: number;
   clients: number;
@@ -75,7 +86,7 @@ export function findSlurm(): Record<string, string> {
 }
 
 /** The slurm.conf of the bench cluster: N nodes of `cores` cores, each slurmd on its own loopback port. */
-export function slurmConf(o: { dir: string; host: string; ctldPort: number; nodePorts: number[]; cores: number; settings: SlurmSettings; mungeSocket: string }): string {
+export function slurmConf(o: { dir: string; host: string; ctldPort: number; nodePorts: number[]; cores: number; schedulerParameters: string; mungeSocket: string }): string {
   const lines = [
     'ClusterName=qybench',
     `SlurmctldHost=${o.host}(127.0.0.1)`,
@@ -99,7 +110,7 @@ export function slurmConf(o: { dir: string; host: string; ctldPort: number; node
     'TaskPlugin=task/none',
     'MpiDefault=none',
     'SchedulerType=sched/backfill',
-    `SchedulerParameters=${SLURM_SETTINGS[o.settings]}`,
+    `SchedulerParameters=${o.schedulerParameters}`,
     'SelectType=select/cons_tres',
     'SelectTypeParameters=CR_Core',
     'SlurmdParameters=config_overrides',
@@ -213,6 +224,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
 export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSummary> {
   const progress = options.progress ?? (() => undefined);
   const bin = findSlurm();
+  const schedulerParameters = schedulerParametersOf(options.settings, options.schedulerParameters);
   const dir = mkdtempSync(join(tmpdir(), 'qy-slurm-'));
   const children: ChildProcess[] = [];
   const cpu = new CpuMeter(`qy-slurm-bench-${process.pid}`, ['slurmctld', 'slurmd', 'munge']);
@@ -240,11 +252,11 @@ export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSumm
 
     const [ctldPort, ...nodePorts] = await freePorts(options.nodes + 1);
     const conf = join(dir, 'slurm.conf');
-    writeFileSync(conf, slurmConf({ dir, host: hostname().split('.')[0], ctldPort, nodePorts, cores: options.cores, settings: options.settings, mungeSocket }));
+    writeFileSync(conf, slurmConf({ dir, host: hostname().split('.')[0], ctldPort, nodePorts, cores: options.cores, schedulerParameters, mungeSocket }));
     const env = { ...process.env, SLURM_CONF: conf };
     start('slurmctld', bin.slurmctld, ['-D', '-i'], env);
     await waitFor('slurmctld', () => run(bin.sbatch.replace(/sbatch$/, 'sinfo'), ['-h', '-o', '%D'], env).then(() => true, () => false), 30_000);
-    progress(`starting ${options.nodes} slurmd of ${options.cores} cores (SchedulerParameters=${SLURM_SETTINGS[options.settings]})…`);
+    progress(`starting ${options.nodes} slurmd of ${options.cores} cores (SchedulerParameters=${schedulerParameters})…`);
     for (let i = 0; i < options.nodes; i++) start('slurmd', bin.slurmd, ['-D', '-N', slurmNodeName(i)], env);
     const sinfo = bin.sbatch.replace(/sbatch$/, 'sinfo');
     await waitFor(`${options.nodes} idle nodes`, async () => Number((await run(sinfo, ['-h', '-t', 'idle', '-o', '%D'], env).catch(() => '0')).trim() || 0) >= options.nodes, 120_000);
@@ -301,6 +313,7 @@ export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSumm
     const per1000 = (role: keyof SlurmCpuRoles) => round2(((after[role] - before[role]) * 1000) / Math.max(1, finished));
     return {
       settings: options.settings,
+      schedulerParameters,
       nodes: options.nodes,
       jobs: sentMs.size,
       clients: options.clients,

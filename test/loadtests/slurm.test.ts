@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { DONE_LINE, eventTimes, LAUNCH_LINE, logLineMs, SLURM_SETTINGS, slurmConf } from '../../loadtests/slurm';
+import { DONE_LINE, eventTimes, LAUNCH_LINE, logLineMs, SLURM_SETTINGS, schedulerParametersOf, slurmConf } from '../../loadtests/slurm';
 
 test('bench:slurm reads event times to the millisecond from Slurm logs, the first per job across the nodes’ logs', () => {
   const nodeA = ['[2026-12-05T21:38:27.239] Launching batch job 5 for UID 0', '[2026-12-05T21:38:29.001] Launching batch job 5 for UID 0', 'garbage line'].join('\n');
@@ -16,7 +16,7 @@ test('bench:slurm reads event times to the millisecond from Slurm logs, the firs
 });
 
 test('bench:slurm’s slurm.conf has one slurmd per node on its own port, the chosen settings and overridable node sizes', () => {
-  const conf = slurmConf({ dir: '/tmp/x', host: 'vm', ctldPort: 4000, nodePorts: [4001, 4002, 4003], cores: 8, settings: 'throughput', mungeSocket: '/tmp/x/munge.sock' });
+  const conf = slurmConf({ dir: '/tmp/x', host: 'vm', ctldPort: 4000, nodePorts: [4001, 4002, 4003], cores: 8, schedulerParameters: schedulerParametersOf('throughput'), mungeSocket: '/tmp/x/munge.sock' });
   const nodes = conf.split('\n').filter((l) => l.startsWith('NodeName='));
   expect(nodes).toHaveLength(3);
   expect(nodes[2]).toContain('NodeName=s003 ');
@@ -24,4 +24,11 @@ test('bench:slurm’s slurm.conf has one slurmd per node on its own port, the ch
   expect(conf).toContain(`SchedulerParameters=${SLURM_SETTINGS.throughput}\n`);
   expect(conf).toContain('SlurmdParameters=config_overrides\n');
   expect(conf).toContain('AuthInfo=socket=/tmp/x/munge.sock\n');
+});
+
+test('bench:slurm runs custom SchedulerParameters only when given, as one list without spaces', () => {
+  expect(schedulerParametersOf('custom', 'defer,batch_sched_delay=20')).toBe('defer,batch_sched_delay=20');
+  expect(() => schedulerParametersOf('custom')).toThrow(/--scheduler-parameters/);
+  expect(() => schedulerParametersOf('custom', 'defer\nNodeName=x')).toThrow(/without spaces/);
+  expect(schedulerParametersOf('low-latency')).toBe('batch_sched_delay=1');
 });
