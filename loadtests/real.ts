@@ -8,7 +8,7 @@ import { waitForReadyNodes, writeTempTenantsFile } from '../harness/stack';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAMS, agentConsumerName, subjects, type JobSpecInput, type NodeSpec, type StatusReport } from '../src/protocol';
 import { connectNats } from '../src/store/nats';
-import { latencyHistogram, percentileMs, recordSince, round2, runClosedLoop } from './engine';
+import { latencyHistogram, percentileMs, recordSince, round2, runClosedLoop, type Histogram } from './engine';
 
 /**
  * The real-agent scenario (`npm run bench:real`): nats-server, the scheduler and N agent processes, one per
@@ -166,15 +166,9 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const api = new SchedulerClient({ url: scheduler.url, token: tenants.tokens.bench, connections: options.clients });
     stoppers.push(() => api.close());
 
-    const start = latencyHistogram();
-    const submittedAtNs = new Map<string, bigint>();
-    const runningAtNs = new Map<string, bigint>();
-    /** Where the time goes, for the progress lines: each job's submission, assignment (seen on NATS) and start. */
-    const stages = { sentNs: new Map<string, bigint>(), assignedNs: new Map<string, bigint>(), runningNs: new Map<string, bigint>() };
+    const times = new StartTimes();
     const finished = new Set<string>();
     let lastFinishNs = 0n;
-    /** Starts later than 5 s after their submission, by node (a stalled agent shows as one node). */
-    const lateStarts = new Map<string, number>();
     watcher.subscribe(subjects.allStatus, {
       callback: (err, msg) => {
         if (err) return;
@@ -182,15 +176,8 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
         // A light check rather than the zod schema: the load generator's own CPU counts against the machine.
         const s = msg.json<Partial<StatusReport>>();
         if (typeof s.jobId !== 'string') return;
-        if (s.state === 'running') {
-          stages.runningNs.set(s.jobId, at);
-          const sent = submittedAtNs.get(s.jobId);
-          if (sent === undefined) runningAtNs.set(s.jobId, at);
-          else {
-            recordSince(start, sent, at);
-            if (at - sent > 5_000_000_000n) lateStarts.set(String(s.nodeId), (lateStarts.get(String(s.nodeId)) ?? 0) + 1);
-          }
-        } else if (s.state !== undefined && !finished.has(s.jobId)) {
+        if (s.state === 'running') times.ran(s.jobId, at, String(s.nodeId));
+        else if (s.state !== undefined && !finished.has(s.jobId)) {
           finished.add(s.jobId);
           lastFinishNs = at;
         }
@@ -201,7 +188,7 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
         if (err) return;
         const at = process.hrtime.bigint();
         const a = msg.json<{ type?: string; jobId?: unknown }>();
-        if (a.type === 'assign' && typeof a.jobId === 'string' && !stages.assignedNs.has(a.jobId)) stages.assignedNs.set(a.jobId, at);
+        if (a.type === 'assign' && typeof a.jobId === 'string') times.assigned(a.jobId, at);
       },
     });
     await watcher.flush();
@@ -238,14 +225,8 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
       try {
         const { id } = await api.submit(TRUE_JOB);
         accepted++;
-        stages.sentNs.set(id, sentNs);
+        times.sent(id, sentNs);
         lastSubmitNs = process.hrtime.bigint();
-        const ran = runningAtNs.get(id);
-        if (ran === undefined) submittedAtNs.set(id, sentNs);
-        else {
-          runningAtNs.delete(id);
-          recordSince(start, sentNs, ran);
-        }
         if (accepted % progressEvery === 0) progress(`  ${accepted} accepted, ${finished.size} finished`);
       } catch (err) {
         failures++;
@@ -264,9 +245,14 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
     const jsm = await jetstreamManager(watcher);
     let redelivered = 0;
     for (const id of agentIds) redelivered += (await jsm.consumers.info(STREAMS.assign, agentConsumerName(id)).catch(() => undefined))?.num_redelivered ?? 0;
+    const { start, scheduler: schedulerPart, agents: agentPart, lateByNode, slowest, slowestEarly } = times.latencies(t0);
     progress(`  assignments JetStream delivered again (after its ack wait): ${redelivered}; slowest start ${percentileMs(start, 100)} ms`);
-    if (lateStarts.size > 0) progress(`  starts more than 5 s after submission, by node: ${[...lateStarts].map(([node, n]) => `${node} ${n}`).join(', ')}`);
-    progress(`  ${stageBreakdown(stages, t0)}`);
+    if (lateByNode.size > 0) progress(`  starts more than 5 s after submission, by node: ${[...lateByNode].map(([node, n]) => `${node} ${n}`).join(', ')}`);
+    progress(
+      `  submit→assigned p50 ${percentileMs(schedulerPart, 50)} ms p99 ${percentileMs(schedulerPart, 99)} ms; ` +
+        `assigned→running p50 ${percentileMs(agentPart, 50)} ms p99 ${percentileMs(agentPart, 99)} ms; ` +
+        `${slowestEarly} of the slowest ${slowest} starts were submitted in the first second`,
+    );
     const per1000 = (role: keyof CpuRoles) => round2(((cpuAfter[role] - cpuBefore[role]) * 1000) / Math.max(1, finished.size));
     const summary: RealSummary = {
       nodes: options.nodes,
@@ -288,27 +274,51 @@ export async function runRealScenario(options: RealOptions): Promise<RealResult>
 }
 
 /**
- * Splits start latency into the scheduler's part (submission sent to its assignment seen on NATS) and the
- * agents' part (assignment to the `running` report), and says how many of the slowest 1% were submitted in
- * the run's first second (a cold start shows there).
+ * What the run saw of each job: when its submission was sent (known once its 202 names it), its first
+ * assignment on NATS, and its first `running` report with the node. Latencies are worked out once the run is
+ * over, so a report that overtakes its job's 202 needs no special case.
  */
-function stageBreakdown(stages: { sentNs: Map<string, bigint>; assignedNs: Map<string, bigint>; runningNs: Map<string, bigint> }, t0: bigint): string {
-  const scheduler = latencyHistogram();
-  const agents = latencyHistogram();
-  const whole: Array<{ sent: bigint; ns: bigint }> = [];
-  for (const [id, sent] of stages.sentNs) {
-    const assigned = stages.assignedNs.get(id);
-    const running = stages.runningNs.get(id);
-    if (assigned !== undefined) recordSince(scheduler, sent, assigned);
-    if (assigned !== undefined && running !== undefined) recordSince(agents, assigned, running);
-    if (running !== undefined) whole.push({ sent, ns: running - sent });
+export class StartTimes {
+  private readonly sentNs = new Map<string, bigint>();
+  private readonly assignedNs = new Map<string, bigint>();
+  private readonly running = new Map<string, { atNs: bigint; nodeId: string }>();
+
+  sent(jobId: string, atNs: bigint): void {
+    this.sentNs.set(jobId, atNs);
   }
-  whole.sort((a, b) => (a.ns < b.ns ? 1 : a.ns > b.ns ? -1 : 0));
-  const slowest = whole.slice(0, Math.max(1, Math.floor(whole.length / 100)));
-  const early = slowest.filter((w) => w.sent - t0 < 1_000_000_000n).length;
-  return (
-    `submit→assigned p50 ${percentileMs(scheduler, 50)} ms p99 ${percentileMs(scheduler, 99)} ms; ` +
-    `assigned→running p50 ${percentileMs(agents, 50)} ms p99 ${percentileMs(agents, 99)} ms; ` +
-    `${early} of the slowest ${slowest.length} starts were submitted in the first second`
-  );
+
+  assigned(jobId: string, atNs: bigint): void {
+    if (!this.assignedNs.has(jobId)) this.assignedNs.set(jobId, atNs);
+  }
+
+  ran(jobId: string, atNs: bigint, nodeId: string): void {
+    if (!this.running.has(jobId)) this.running.set(jobId, { atNs, nodeId });
+  }
+
+  /**
+   * Start latency (submission to `running`) of the jobs submitted in the run, split into the scheduler's part
+   * (to the assignment) and the agents' (assignment to `running`); starts more than 5 s late by node (a
+   * stalled agent shows as one node); and how many of the slowest 1% were submitted in the run's first
+   * second after `t0Ns` (a cold start shows there).
+   */
+  latencies(t0Ns: bigint): { start: Histogram; scheduler: Histogram; agents: Histogram; lateByNode: Map<string, number>; slowest: number; slowestEarly: number } {
+    const start = latencyHistogram();
+    const scheduler = latencyHistogram();
+    const agents = latencyHistogram();
+    const lateByNode = new Map<string, number>();
+    const whole: { sentNs: bigint; ns: bigint }[] = [];
+    for (const [id, sentNs] of this.sentNs) {
+      const assignedNs = this.assignedNs.get(id);
+      const running = this.running.get(id);
+      if (assignedNs !== undefined) recordSince(scheduler, sentNs, assignedNs);
+      if (!running) continue;
+      recordSince(start, sentNs, running.atNs);
+      if (assignedNs !== undefined) recordSince(agents, assignedNs, running.atNs);
+      if (running.atNs - sentNs > 5_000_000_000n) lateByNode.set(running.nodeId, (lateByNode.get(running.nodeId) ?? 0) + 1);
+      whole.push({ sentNs, ns: running.atNs - sentNs });
+    }
+    whole.sort((a, b) => (a.ns < b.ns ? 1 : a.ns > b.ns ? -1 : 0));
+    const slowest = whole.slice(0, Math.max(1, Math.floor(whole.length / 100)));
+    return { start, scheduler, agents, lateByNode, slowest: slowest.length, slowestEarly: slowest.filter((w) => w.sentNs - t0Ns < 1_000_000_000n).length };
+  }
 }
