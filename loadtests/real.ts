@@ -34,8 +34,8 @@ export interface RealOptions {
 /** The roles whose CPU is counted, as in bench:e2e's cpuPer1000Jobs. */
 export type CpuRoles = { scheduler: number; agents: number; nats: number };
 
-/** bench:real's final JSON line (field names fixed by issue 14). */
-export interface RealSummary {
+/** What bench:real and bench:slurm report of a closed-loop run (field names fixed by issue 14), CPU by role. */
+export interface ClosedLoopSummary<Roles> {
   nodes: number;
   jobs: number;
   clients: number;
@@ -44,7 +44,11 @@ export interface RealSummary {
   makespanS: number;
   startP50Ms: number;
   startP99Ms: number;
-  cpuPer1000Jobs: CpuRoles;
+  cpuPer1000Jobs: Roles;
+}
+
+/** bench:real's final JSON line. */
+export interface RealSummary extends ClosedLoopSummary<CpuRoles> {
   /** An idle agent's CPU, in % of a core (mean over the agents, before the submissions; issue 14's goal: ≤ 0.2). */
   idleAgentCpuPct?: number;
 }

@@ -5,8 +5,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectCgroups } from '../agents/cgroups';
 import { freePorts } from '../harness/ports';
+import { waitUntil } from '../harness/wait';
 import { latencyHistogram, percentileMs, round2, runClosedLoop } from './engine';
-import { treeCpuSeconds } from './real';
+import { treeCpuSeconds, type ClosedLoopSummary } from './real';
 
 /**
  * Slurm on the same machine (`npm run bench:slurm`), for issue 14's comparison: slurmctld and N slurmd
@@ -54,23 +55,14 @@ export function schedulerParametersOf(settings: SlurmSettings, custom?: string):
 export type SlurmCpuRoles = { slurmctld: number; slurmd: number; munge: number };
 
 /** One Slurm run, in bench:real's terms. */
-export interface SlurmSummary {
+export interface SlurmSummary extends ClosedLoopSummary<SlurmCpuRoles> {
   settings: SlurmSettings;
   schedulerParameters: string;
-  nodes: number;
-  jobs: number;
-  clients: number;
-  submitPerSec: number;
-  finishedPerSec: number;
-  makespanS: number;
-  startP50Ms: number;
-  startP99Ms: number;
-  cpuPer1000Jobs: SlurmCpuRoles;
   /** How CPU was measured: `cgroup` (everything), or `proc` (slurmstepd and the jobs not counted). */
   cpuFrom: 'cgroup' | 'proc';
 }
 
-const BINARIES = ['slurmctld', 'slurmd', 'sbatch', 'munged'];
+const BINARIES = ['slurmctld', 'slurmd', 'sbatch', 'sinfo', 'munged'];
 
 /** Where the Slurm binaries are, or an error saying how to install them. */
 export function findSlurm(): Record<string, string> {
@@ -212,14 +204,6 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<stri
   );
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Runs the scenario on a Slurm cluster it starts and stops. */
 export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSummary> {
   const progress = options.progress ?? (() => undefined);
@@ -248,18 +232,17 @@ export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSumm
     writeFileSync(mungeKey, randomBytes(1024), { mode: 0o600 });
     const mungeSocket = join(dir, 'munge.sock');
     start('munge', bin.munged, ['-F', '--force', `--socket=${mungeSocket}`, `--key-file=${mungeKey}`, `--pid-file=${join(dir, 'munged.pid')}`, `--log-file=${join(dir, 'munged.log')}`, `--seed-file=${join(dir, 'munge.seed')}`], process.env);
-    await waitFor('munged', () => existsSync(mungeSocket), 10_000);
+    await waitUntil(() => existsSync(mungeSocket) || undefined, 10_000, () => 'munged did not make its socket');
 
     const [ctldPort, ...nodePorts] = await freePorts(options.nodes + 1);
     const conf = join(dir, 'slurm.conf');
     writeFileSync(conf, slurmConf({ dir, host: hostname().split('.')[0], ctldPort, nodePorts, cores: options.cores, schedulerParameters, mungeSocket }));
     const env = { ...process.env, SLURM_CONF: conf };
     start('slurmctld', bin.slurmctld, ['-D', '-i'], env);
-    await waitFor('slurmctld', () => run(bin.sbatch.replace(/sbatch$/, 'sinfo'), ['-h', '-o', '%D'], env).then(() => true, () => false), 30_000);
+    await waitUntil(() => run(bin.sinfo, ['-h', '-o', '%D'], env), 30_000, () => 'slurmctld did not answer sinfo');
     progress(`starting ${options.nodes} slurmd of ${options.cores} cores (SchedulerParameters=${schedulerParameters})…`);
     for (let i = 0; i < options.nodes; i++) start('slurmd', bin.slurmd, ['-D', '-N', slurmNodeName(i)], env);
-    const sinfo = bin.sbatch.replace(/sbatch$/, 'sinfo');
-    await waitFor(`${options.nodes} idle nodes`, async () => Number((await run(sinfo, ['-h', '-t', 'idle', '-o', '%D'], env).catch(() => '0')).trim() || 0) >= options.nodes, 120_000);
+    await waitUntil(async () => Number((await run(bin.sinfo, ['-h', '-t', 'idle', '-o', '%D'], env)).trim() || 0) >= options.nodes || undefined, 120_000, () => `${options.nodes} nodes not idle`);
     await new Promise((r) => setTimeout(r, 2_000));
     progress(`${options.nodes} nodes idle; submitting ${options.jobs} jobs of \`true\` from ${options.clients} closed-loop sbatch clients`);
 
@@ -281,17 +264,10 @@ export async function runSlurmScenario(options: SlurmOptions): Promise<SlurmSumm
       }
     });
     const ctldLog = join(dir, 'slurmctld.log');
-    const doneCount = () => {
-      const done = eventTimes([readFileSync(ctldLog, 'utf8')], DONE_LINE);
-      let n = 0;
-      for (const id of sentMs.keys()) if (done.has(id)) n++;
-      return n;
-    };
-    const deadline = Date.now() + 300_000;
-    while (doneCount() < sentMs.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    const doneTimes = () => eventTimes([readFileSync(ctldLog, 'utf8')], DONE_LINE);
+    let done = doneTimes();
+    for (const deadline = Date.now() + 300_000; [...sentMs.keys()].some((id) => !done.has(id)) && Date.now() < deadline; done = doneTimes()) await new Promise((r) => setTimeout(r, 500));
     const after = cpuNow();
-
-    const done = eventTimes([readFileSync(ctldLog, 'utf8')], DONE_LINE);
     const launched = eventTimes(
       Array.from({ length: options.nodes }, (_, i) => readFileSync(join(dir, `slurmd-${slurmNodeName(i)}.log`), 'utf8')),
       LAUNCH_LINE,
