@@ -13,22 +13,15 @@
  */
 import { Command } from 'commander';
 import { runRealScenario } from '../loadtests/real';
+import { closedLoopScenario, withClosedLoopOptions } from './closed-loop-options';
 
-const program = new Command()
-  .name('bench:real')
-  .option('--nodes <n>', 'agent processes, one node each', '100')
-  .option('--cores <n>', 'cores of each node', '8')
-  .option('--jobs <n>', 'jobs of `true` to submit', '5000')
-  .option('--clients <n>', 'closed-loop clients', '8')
+const program = withClosedLoopOptions(new Command().name('bench:real'), 'agent processes')
   .option('--idle-seconds <s>', 'measure idle agents this long before submitting (0: not at all)', '10')
   .parse();
 const opts = program.opts();
 
 const { summary: r, agentsOwnPer1000Jobs, tasksPer1000Jobs } = await runRealScenario({
-  nodes: Number(opts.nodes),
-  cores: Number(opts.cores),
-  jobs: Number(opts.jobs),
-  clients: Number(opts.clients),
+  ...closedLoopScenario(opts),
   idleSeconds: Number(opts.idleSeconds),
   progress: (line) => process.stderr.write(`${line}\n`),
 });

@@ -18,19 +18,15 @@ import { Command, Option } from 'commander';
 import { runRealScenario, type RealSummary } from '../loadtests/real';
 import { runSlurmScenario, SLURM_SETTINGS, type SlurmSettings, type SlurmSummary } from '../loadtests/slurm';
 import { round2 } from '../loadtests/engine';
+import { closedLoopScenario, withClosedLoopOptions } from './closed-loop-options';
 
-const program = new Command()
-  .name('bench:slurm')
-  .option('--nodes <n>', 'slurmd daemons, one node each', '100')
-  .option('--cores <n>', 'cores of each node', '8')
-  .option('--jobs <n>', 'jobs of `true` to submit', '5000')
-  .option('--clients <n>', 'closed-loop sbatch clients', '8')
+const program = withClosedLoopOptions(new Command().name('bench:slurm'), 'slurmd daemons')
   .addOption(new Option('--settings <which>', 'Slurm settings to run').choices(['both', ...Object.keys(SLURM_SETTINGS)]).default('both'))
   .option('--scheduler-parameters <list>', "run Slurm with these SchedulerParameters instead (settings `custom`)")
   .option('--against-ours', "run bench:real's scenario first, on the same machine, and print the ratios", false)
   .parse();
 const opts = program.opts();
-const scenario = { nodes: Number(opts.nodes), cores: Number(opts.cores), jobs: Number(opts.jobs), clients: Number(opts.clients) };
+const scenario = closedLoopScenario(opts);
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 let ours: RealSummary | undefined;
