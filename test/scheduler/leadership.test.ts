@@ -28,6 +28,22 @@ afterAll(async () => {
   await nats?.dispose();
 });
 
+/** Leadership whose rebuilds only take up the pools won, recording each rebuild's reason and each pool taken up. */
+function recordingLeadership(config: ReturnType<typeof loadSchedulerConfig>, jobLog: JobLog) {
+  const rebuilds: string[] = [];
+  const tookUp: string[] = [];
+  const leadership: Leadership = new Leadership(config, silentLog, {
+    jobLog: () => jobLog,
+    rebuild: async (reason) => {
+      rebuilds.push(reason);
+      leadership.activateWon();
+    },
+    rebuilding: () => undefined,
+    tookUp: (pool, term) => tookUp.push(`${pool} ${term}`),
+  });
+  return { leadership, rebuilds, tookUp };
+}
+
 test('pools elected while a takeover writes its term markers join its rebuild: one rebuild for all, each pool taken up with its own term', async () => {
   // Long leases (nothing here waits for one to expire) and a short retry, so a released lease is taken at the next look.
   const config = loadSchedulerConfig({}, { natsUrl: nats.url, replicaId: 'me', leaseDurationMs: 30_000, leaseRenewDeadlineMs: 20_000, leaseRetryMs: 100 });
@@ -47,17 +63,7 @@ test('pools elected while a takeover writes its term markers join its rebuild: o
       return super.appendTerm(m);
     }
   })(nc, silentLog);
-  const rebuilds: string[] = [];
-  const tookUp: string[] = [];
-  const leadership: Leadership = new Leadership(config, silentLog, {
-    jobLog: () => jobLog,
-    rebuild: async (reason) => {
-      rebuilds.push(reason);
-      leadership.activateWon();
-    },
-    rebuilding: () => undefined,
-    tookUp: (pool, term) => tookUp.push(`${pool} ${term}`),
-  });
+  const { leadership, rebuilds, tookUp } = recordingLeadership(config, jobLog);
   try {
     const campaign = leadership.campaign(kv, 'http://me');
     await waitUntil(() => (markers.includes('general 1') ? true : undefined), 10_000, () => `no term marker for general: ${JSON.stringify(markers)}`);
@@ -94,16 +100,7 @@ test('pools taken over together are rebuilt once: the rebuild waits until every 
       return typeof value === 'function' ? value.bind(t) : value;
     },
   });
-  const rebuilds: string[] = [];
-  const leadership: Leadership = new Leadership(config, silentLog, {
-    jobLog: () => log,
-    rebuild: async (reason) => {
-      rebuilds.push(reason);
-      leadership.activateWon();
-    },
-    rebuilding: () => undefined,
-    tookUp: () => undefined,
-  });
+  const { leadership, rebuilds } = recordingLeadership(config, log);
   try {
     await leadership.campaign(gated, 'http://me2');
     await waitUntil(() => (leadership.ledPools.length === 3 ? true : undefined), 10_000, () => `leads ${leadership.ledPools.join(', ')}`);
