@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { Launcher, decodeWaitStatus, encodeRequest } from '../../agents/runners/launcher';
 import { ProcessRunner } from '../../agents/runners/process-runner';
 import { waitUntil } from '../helpers/api';
-import { runTask } from '../helpers/run-task';
+import { runTask, withEmptyPath } from '../helpers/run-task';
 
 test('a wait status gives an exit code or a signal, as Node reports them', () => {
   expect(decodeWaitStatus(0)).toEqual({ code: 0, signal: null });
@@ -160,13 +160,10 @@ describe.each(['launcher', 'spawn'] as const)('ProcessRunner starting tasks by %
     const fresh = new ProcessRunner(200, { isolation: null, start });
     expect(await fresh.prepare()).toBeUndefined();
     await fresh.close();
-    const path = process.env.PATH;
-    process.env.PATH = mkdtempSync(join(tmpdir(), 'qy-empty-path-')); // `true` is in none of its directories
     const broken = new ProcessRunner(200, { isolation: null, start });
     try {
-      expect(await broken.prepare()).toBe('a test task (`true`) failed: could not start true: not found');
+      expect(await withEmptyPath(() => broken.prepare())).toBe('a test task (`true`) failed: could not start true: not found');
     } finally {
-      process.env.PATH = path;
       await broken.close();
     }
   });

@@ -9,6 +9,7 @@ import { SimTelemetry } from '../../agents/telemetry';
 import { startNatsServer } from '../../harness/nats-server';
 import { SchedulerApiError } from '../../src/client';
 import type { NodeView } from '../../src/protocol';
+import { withEmptyPath } from '../helpers/run-task';
 import { silentLog, startScheduler, testNode, waitForNodes } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -33,13 +34,7 @@ test('a node whose agent cannot run its test task at start registers tainted, sa
     log: silentLog,
   });
   // The test task runs as the agent starts: with `true` in none of PATH's directories, it cannot start.
-  const path = process.env.PATH;
-  process.env.PATH = mkdtempSync(join(tmpdir(), 'qy-empty-path-'));
-  try {
-    await agent.start();
-  } finally {
-    process.env.PATH = path;
-  }
+  await withEmptyPath(() => agent.start());
   cleanups.push(() => agent.stop());
   await waitForNodes(s.operator, ['sick-node']);
 

@@ -39,3 +39,17 @@ export function runTask(
   });
   return { exit, key, logPath, pid: () => pid, cancel: (g, r) => handle!.cancel(g, r) };
 }
+
+/**
+ * Runs `fn` with PATH set to an empty directory, so no command is found on it (`true` included): how a
+ * test makes the agent's test task fail. PATH is put back afterwards, whatever happens.
+ */
+export async function withEmptyPath<T>(fn: () => Promise<T>): Promise<T> {
+  const path = process.env.PATH;
+  process.env.PATH = mkdtempSync(join(tmpdir(), 'qy-empty-path-'));
+  try {
+    return await fn();
+  } finally {
+    process.env.PATH = path;
+  }
+}
