@@ -157,6 +157,12 @@ const keyedValue = (text: string | undefined, key: string): number | undefined =
   return m ? Number(m[1]) : undefined;
 };
 
+/** CPU seconds a cgroup has used: `cpu.stat`'s usage_usec on v2, `cpuacct.usage` (ns) in its cpuacct directory on v1. */
+export function cgroupCpuSeconds(version: 'v1' | 'v2', dir: string): number {
+  if (version === 'v2') return (keyedValue(readText(dir, 'cpu.stat'), 'usage_usec') ?? 0) / 1e6;
+  return Number(readText(dir, 'cpuacct.usage') ?? 0) / 1e9;
+}
+
 /** One task's cgroup (one directory per v1 controller hierarchy, one on v2). */
 export class TaskCgroup {
   /** The limits written to it (a pooled cgroup's next task writes only what differs). */
@@ -198,13 +204,11 @@ export class TaskCgroup {
   usage(): MeasuredUsage {
     if (this.manager.version === 'v2') {
       const dir = this.dirs.all[0];
-      const usec = keyedValue(readText(dir, 'cpu.stat'), 'usage_usec') ?? 0;
       const peak = Number(readText(dir, 'memory.peak') ?? readText(dir, 'memory.current') ?? 0);
-      return { cpuSeconds: usec / 1e6, peakMemBytes: peak };
+      return { cpuSeconds: cgroupCpuSeconds('v2', dir), peakMemBytes: peak };
     }
-    const ns = Number(readText(this.dirs.cpuacct!, 'cpuacct.usage') ?? 0);
     const peak = Number(readText(this.dirs.memory!, 'memory.max_usage_in_bytes') ?? 0);
-    return { cpuSeconds: ns / 1e9, peakMemBytes: peak };
+    return { cpuSeconds: cgroupCpuSeconds('v1', this.dirs.cpuacct!), peakMemBytes: peak };
   }
 
   /** Whether the kernel's OOM killer killed a process of this task (it hit its memory limit). */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detectCgroups } from '../agents/cgroups';
+import { cgroupCpuSeconds, detectCgroups } from '../agents/cgroups';
 import { freePorts } from '../harness/ports';
 import { waitUntil } from '../harness/wait';
 import { latencyHistogram, percentileMs, round2, runClosedLoop } from './engine';
@@ -142,47 +142,39 @@ export const DONE_LINE = /_job_complete: JobId=(\d+) done/;
 /** CPU of a group of processes and all they start: a cgroup where this machine has one, else /proc. */
 class CpuMeter {
   private readonly dirs = new Map<string, string>();
-  private readonly read: ((dir: string) => number) | undefined;
+  private version: 'v1' | 'v2' | undefined;
   private readonly pids = new Map<string, number[]>();
 
   constructor(tag: string, roles: string[]) {
-    let base: string | undefined;
     try {
       const d = detectCgroups(readFileSync('/proc/self/mounts', 'utf8'));
-      if (d.version === 'v2') {
-        base = d.root;
-        this.read = (dir) => Number(/usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1] ?? 0) / 1e6;
-      } else if (d.version === 'v1' && d.roots.cpuacct) {
-        base = d.roots.cpuacct;
-        this.read = (dir) => Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
+      const base = d.version === 'v2' ? d.root : d.version === 'v1' ? d.roots.cpuacct : undefined;
+      if (base === undefined || d.version === 'none') return;
+      for (const role of roles) {
+        const dir = join(base, `${tag}-${role}`);
+        mkdirSync(dir, { recursive: true });
+        this.dirs.set(role, dir);
       }
-      if (base) {
-        for (const role of roles) {
-          const dir = join(base, `${tag}-${role}`);
-          mkdirSync(dir, { recursive: true });
-          this.dirs.set(role, dir);
-        }
-      }
+      this.version = d.version;
     } catch {
-      this.dirs.clear();
+      this.dirs.clear(); // not root, or read-only: /proc it is
     }
-    if (this.dirs.size === 0) this.read = undefined;
   }
 
   get from(): 'cgroup' | 'proc' {
-    return this.read ? 'cgroup' : 'proc';
+    return this.version ? 'cgroup' : 'proc';
   }
 
   /** Puts a process (and so what it starts from now on) in the role's group. */
   add(role: string, pid: number): void {
     this.pids.set(role, [...(this.pids.get(role) ?? []), pid]);
     const dir = this.dirs.get(role);
-    if (dir) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    if (dir && this.version) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
   }
 
   seconds(role: string): number {
     const dir = this.dirs.get(role);
-    if (dir && this.read) return this.read(dir);
+    if (dir && this.version) return cgroupCpuSeconds(this.version, dir);
     return (this.pids.get(role) ?? []).reduce((sum, pid) => sum + treeCpuSeconds(pid, true), 0);
   }
 
