@@ -19,6 +19,9 @@ export interface GreenWindow {
   oracleDeadlineMisses: number;
   othersMeanWaitS: number;
   baselineOthersMeanWaitS: number;
+  /** Green-blind's others' mean wait over its run and its noise runs (deferrable jobs arriving up to a minute later): mean and sd. */
+  baselineOthersWaitMeanS: number;
+  baselineOthersWaitSdS: number;
   deferrableJobs: number;
 }
 
@@ -31,9 +34,16 @@ function median(xs: readonly number[]): number {
 }
 
 /**
+ * Whether green-aware's other jobs waited longer than noise explains: above the mean of green-blind's runs
+ * (its own and those with deferrable jobs arriving up to a minute later) by more than two standard deviations.
+ */
+export const waitedBeyondNoise = (w: GreenWindow) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS;
+
+/**
  * The final JSON line's fields over windows: the means of each window's figures under the names one window
  * always had (carbonSavedPct is the mean of the windows' savings), the oracle's mean saving, the live
- * forecaster's share of it (liveOfOraclePct), the worst and median window, and deadline misses summed.
+ * forecaster's share of it (liveOfOraclePct), the worst and median window, deadline misses summed, and the
+ * windows whose other jobs waited longer beyond noise (othersWaitAboveNoise).
  */
 export function summarise(windows: readonly GreenWindow[]) {
   const of = (f: (w: GreenWindow) => number, digits = 2) => round(mean(windows.map(f)), digits);
@@ -49,6 +59,9 @@ export function summarise(windows: readonly GreenWindow[]) {
     deadlineMisses: windows.reduce((a, w) => a + w.deadlineMisses, 0),
     othersMeanWaitS: of((w) => w.othersMeanWaitS),
     baselineOthersMeanWaitS: of((w) => w.baselineOthersMeanWaitS),
+    baselineOthersWaitMeanS: of((w) => w.baselineOthersWaitMeanS),
+    baselineOthersWaitSdS: of((w) => w.baselineOthersWaitSdS),
+    othersWaitAboveNoise: windows.filter(waitedBeyondNoise).length,
     spatialCarbonSavedPct: of((w) => w.spatialSavedPct),
     deferrableJobs: windows[0]?.deferrableJobs ?? 0,
     oracleSavedPct,
@@ -83,6 +96,8 @@ export function renderGreenHtml(report: GreenReport): string {
         ['median window', pct(summary.medianSavedPct)],
         ['deadline misses (all windows)', summary.deadlineMisses],
         ['other jobs: mean wait (s), green-aware / green-blind', `${summary.othersMeanWaitS} / ${summary.baselineOthersMeanWaitS}`],
+        ["green-blind's, deferrable jobs arriving up to a minute later: mean, sd (s)", `${summary.baselineOthersWaitMeanS}, ${summary.baselineOthersWaitSdS}`],
+        ['windows where other jobs waited longer beyond noise (above mean + 2 sd)', `${summary.othersWaitAboveNoise} of ${summary.windows}`],
       ],
     ),
     `<p class="${summary.minSavedPct >= 0 && summary.deadlineMisses === 0 ? 'pass' : 'fail'}">${summary.minSavedPct >= 0 ? 'no window emits more than green-blind' : 'a window emits more than green-blind'}; ${summary.deadlineMisses} deadline misses</p>`,
@@ -98,8 +113,17 @@ export function renderGreenHtml(report: GreenReport): string {
       xLabel: (i) => windows[i]?.start ?? '',
     }),
     table(
-      ['window', 'saved', 'oracle', 'spatial only', 'mean delay (h)', 'misses', 'others wait (s) aware / blind'],
-      windows.map((w) => [w.start, pct(w.savedPct), pct(w.oracleSavedPct), pct(w.spatialSavedPct), round(w.meanDelayS / 3600, 1), w.deadlineMisses, `${w.othersMeanWaitS} / ${w.baselineOthersMeanWaitS}`]),
+      ['window', 'saved', 'oracle', 'spatial only', 'mean delay (h)', 'misses', 'others wait (s) aware / blind', 'blind, later arrivals: mean ± sd (s)'],
+      windows.map((w) => [
+        w.start,
+        pct(w.savedPct),
+        pct(w.oracleSavedPct),
+        pct(w.spatialSavedPct),
+        round(w.meanDelayS / 3600, 1),
+        w.deadlineMisses,
+        `${w.othersMeanWaitS} / ${w.baselineOthersMeanWaitS}`,
+        `${w.baselineOthersWaitMeanS} ± ${w.baselineOthersWaitSdS}`,
+      ]),
     ),
   ].join('\n');
   return page(`Green evaluation: ${settings.trace}`, body);

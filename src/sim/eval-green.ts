@@ -49,6 +49,7 @@ const opts = new Command()
   .option('--mtbf-hours <h>', "mean time between failures of one node, instead of the cluster file's (a stress test of the deadlines)", number('--mtbf-hours', 1))
   .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
   .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
+  .option('--noise-runs <n>', "green-blind runs again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait", number('--noise-runs', 0), 8)
   .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
@@ -69,6 +70,7 @@ const opts = new Command()
     gridOnly?: boolean;
     mtbfHours?: number;
     seed: number;
+    noiseRuns: number;
     out?: string;
     json?: boolean;
   }>();
@@ -80,6 +82,28 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
     const deferrable = rng() < share ? { deadlineMs: t.job.submittedAtMs + (t.job.walltimeMs ?? t.runMs) + windowMs } : undefined;
     return { runMs: t.runMs, job: { ...t.job, durationMs: t.runMs, deferrable } };
   });
+}
+
+/** Mean and sample standard deviation, to two decimals. */
+function meanAndSd(xs: readonly number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean: Math.round(mean * 100) / 100, sd: Math.round(sd * 100) / 100 };
+}
+
+/** How much later a deferrable job may arrive in the noise runs of green-blind. */
+const NOISE_JITTER_MS = 60_000;
+
+/**
+ * The workload with each deferrable job arriving up to NOISE_JITTER_MS later (its deadline unchanged), for
+ * the noise runs: green-blind on it shows how much other jobs' mean wait moves when deferrable work merely
+ * arrives a little differently. On a small pool of gangs the mean is carried by a few long waits: on 40
+ * nodes, 20 such runs moved it from 32.92 s to anywhere between 29.64 and 46.35 s (sd 4.4 s).
+ */
+function withLaterArrivals(jobs: readonly TimedJob[], seed: number): TimedJob[] {
+  const rng = seededRng(seed);
+  const moved = jobs.map((t) => (t.job.deferrable ? { runMs: t.runMs, job: { ...t.job, submittedAtMs: t.job.submittedAtMs + Math.floor(rng() * NOISE_JITTER_MS) } } : t));
+  return moved.sort((a, b) => a.job.submittedAtMs - b.job.submittedAtMs);
 }
 
 /**
@@ -126,6 +150,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
     oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed }),
   };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
+  // Green-blind's others' wait, and again in each noise run: the band a wait within noise falls in.
+  const blindWaits = [runs.blind, ...Array.from({ length: opts.noiseRuns }, (_, i) => simulate(withLaterArrivals(jobs, opts.seed * 1_000 + i + 1), nodes, blindPolicy, env, { seed: opts.seed }))].map((r) => r.deferrable.othersMeanWaitS);
   const start = new Date(startMs).toISOString().slice(0, 10);
   log(`window from ${start}:`);
   const rows: [string, (r: SimResult) => string | number][] = [
@@ -143,6 +169,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
+  const noise = meanAndSd(blindWaits);
+  if (opts.noiseRuns > 0) log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
   return {
     start,
     savedPct: savedPct(runs.aware, runs.blind),
@@ -158,6 +186,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
     oracleDeadlineMisses: runs.oracle.deferrable.deadlineMisses,
     othersMeanWaitS: runs.aware.deferrable.othersMeanWaitS,
     baselineOthersMeanWaitS: runs.blind.deferrable.othersMeanWaitS,
+    baselineOthersWaitMeanS: noise.mean,
+    baselineOthersWaitSdS: noise.sd,
     deferrableJobs: runs.aware.deferrable.jobs,
   };
 }
@@ -183,10 +213,14 @@ function main(): void {
   );
   const windows = starts.map((startMs) => runWindow(series, startMs, jobs, log));
   const summary = summarise(windows);
-  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed };
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const files = writeGreenReports({ settings, summary, windows }, out);
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);
+  log(
+    `other jobs: mean wait ${summary.othersMeanWaitS} s, green-blind ${summary.baselineOthersMeanWaitS} s (with later arrivals: mean ${summary.baselineOthersWaitMeanS} s, sd ${summary.baselineOthersWaitSdS} s); ` +
+      `beyond noise (above mean + 2 sd) in ${summary.othersWaitAboveNoise} of ${summary.windows} windows`,
+  );
   log(`reports: ${files.json}, ${files.html}`);
   process.stdout.write(`${JSON.stringify({ policy: 'green', ...summary, jobs: jobs.length })}\n`);
 }

@@ -20,6 +20,9 @@ const finalLine = z
     deadlineMisses: z.literal(0),
     othersMeanWaitS: z.number().min(0),
     baselineOthersMeanWaitS: z.number().min(0),
+    baselineOthersWaitMeanS: z.number().min(0),
+    baselineOthersWaitSdS: z.number().min(0),
+    othersWaitAboveNoise: z.number().int().min(0),
     spatialCarbonSavedPct: z.number(),
     jobs: z.number().int().positive(),
     deferrableJobs: z.number().int().positive(),
@@ -43,7 +46,7 @@ test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emi
   // The pinned excerpt of the British grid's carbon intensity (2020-10-30 to 2020-11-01). Green-aware once
   // emitted 2.8 % more than green-blind here (the oracle 2.4 % more) and missed a deadline: a full book of
   // deferred work made starting now look worse than any dirtier hour with room.
-  const { result } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-excerpt.csv', '--days', '0.5', '--nodes', '30']);
+  const { result } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-excerpt.csv', '--days', '0.5', '--nodes', '30', '--noise-runs', '0']);
   expect(result.carbonPerJobG).toBeLessThanOrEqual(result.baselineCarbonPerJobG);
   expect(result.carbonSavedPct).toBeGreaterThanOrEqual(0);
   expect(result.deadlineMisses).toBe(0);
@@ -52,12 +55,18 @@ test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emi
   expect(result.oracleSavedPct).toBeGreaterThan(0);
   expect(result.windows).toBe(1);
   expect(result.minSavedPct).toBe(result.carbonSavedPct);
+  // Without noise runs, the band is green-blind's one run.
+  expect(result.baselineOthersWaitMeanS).toBe(result.baselineOthersMeanWaitS);
+  expect(result.baselineOthersWaitSdS).toBe(0);
 }, 300_000);
 
 test.concurrent('eval:green --windows runs the live forecaster and the oracle over start dates spread across the trace: none emits more than green-blind', async () => {
   // Three weeks of the British grid (2020-05-25 to 2020-06-14), node failures on, three days of warm-up.
-  const { result, html } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3']);
+  const { result, html } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '2']);
   expect(result.windows).toBe(2);
+  // Green-blind's own run is one of those its noise band is made of.
+  expect(result.othersWaitAboveNoise).toBeLessThanOrEqual(2);
+  expect(Math.abs(result.baselineOthersWaitMeanS - result.baselineOthersMeanWaitS)).toBeLessThanOrEqual(2 * result.baselineOthersWaitSdS + 0.01);
   // The live forecaster shifts work here (the zones' green share is a known daily profile), and never backfires.
   expect(result.meanDelayS).toBeGreaterThan(result.othersMeanWaitS);
   expect(result.minSavedPct).toBeGreaterThanOrEqual(0);
