@@ -42,6 +42,7 @@ const opts = new Command()
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
+  .option('--deferral-share <x>', 'share of a pool deferred jobs may book in any one step (the service\'s QY_GREEN_DEFERRAL_SHARE)', number('--deferral-share', 0.001), 0.2)
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
@@ -63,6 +64,7 @@ const opts = new Command()
     nodes: number;
     load: number;
     deferrableShare: number;
+    deferralShare: number;
     windowHours: number;
     forecaster: string;
     warmupDays: number;
@@ -139,7 +141,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
   const failures = opts.mtbfHours ? { mtbfHours: opts.mtbfHours, repairHours: file.failures?.repairHours ?? 4 } : file.failures;
   const env = { ...base, greenShareAt: opts.gridOnly ? () => 0 : base.greenShareAt, failures: opts.failures ? failures : undefined };
   const nodes = mixedCluster(opts.nodes);
-  const [blindPolicy, spatialPolicy, awarePolicy] = policiesNamed('green-blind,green-spatial,green-aware');
+  const [blindPolicy, spatialPolicy, named] = policiesNamed('green-blind,green-spatial,green-aware');
+  const awarePolicy = { ...named, deferralShare: opts.deferralShare };
   // The live forecaster learns the days before the window first, as a running service would have.
   const forecaster = makeForecaster(forecasterNamed(opts.forecaster), { stepMs: env.stepMs });
   for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
@@ -213,7 +216,7 @@ function main(): void {
   );
   const windows = starts.map((startMs) => runWindow(series, startMs, jobs, log));
   const summary = summarise(windows);
-  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: opts.deferralShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const files = writeGreenReports({ settings, summary, windows }, out);
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);
