@@ -26,7 +26,7 @@ import type { NatsAuthConfig } from '../store/nats-options';
 import type { Logger } from '../telemetry/logger';
 import { systemClock, type Clock } from '../time';
 import { Fence } from './fence';
-import { HeartbeatSchedule } from './heartbeat-schedule';
+import { HeartbeatSchedule, phaseShareOf } from './heartbeat-schedule';
 import { StatusPublisher } from './status-publisher';
 
 /** What a node's heartbeat carries besides its node and time: live figures and the tasks running. */
@@ -134,7 +134,8 @@ export class NodeLink {
   private readonly log: Logger;
 
   constructor(private readonly opts: NodeLinkOptions) {
-    this.schedule = new HeartbeatSchedule([], opts.heartbeatIntervalMs);
+    // Each link at its own point of the interval: agents started together do not all wake at once.
+    this.schedule = new HeartbeatSchedule([], opts.heartbeatIntervalMs, phaseShareOf(opts.agentId));
     this.now = opts.now ?? Date.now;
     this.log = opts.log;
   }
