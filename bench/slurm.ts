@@ -50,7 +50,8 @@ const best = {
 const ratios = ours && {
   finished: round2(ours.finishedPerSec / best.finishedPerSec),
   accepted: round2(ours.submitPerSec / best.submitPerSec),
-  startP99: round2(ours.startP99Ms / best.startP99Ms),
+  // Three decimals: the goal is 0.05, and 0.053 printed as 0.05 would read as met.
+  startP99: Math.round((1000 * ours.startP99Ms) / best.startP99Ms) / 1000,
 };
 if (ratios) console.log(`against Slurm's best: ${ratios.finished}× its finished jobs/s, ${ratios.accepted}× its accepted submissions/s, start p99 ${ratios.startP99} of its`);
 console.log(JSON.stringify({ ...scenario, slurm: runs, best, ...(ours ? { ours, ratios } : {}) }));
