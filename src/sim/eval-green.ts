@@ -18,6 +18,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { environmentOf, loadClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
+import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
@@ -84,13 +85,6 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
     const deferrable = rng() < share ? { deadlineMs: t.job.submittedAtMs + (t.job.walltimeMs ?? t.runMs) + windowMs } : undefined;
     return { runMs: t.runMs, job: { ...t.job, durationMs: t.runMs, deferrable } };
   });
-}
-
-/** Mean and sample standard deviation, to two decimals. */
-function meanAndSd(xs: readonly number[]): { mean: number; sd: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean: Math.round(mean * 100) / 100, sd: Math.round(sd * 100) / 100 };
 }
 
 /** How much later a deferrable job may arrive in the noise runs of green-blind. */
@@ -172,7 +166,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
-  const noise = meanAndSd(blindWaits);
+  const band = spread(blindWaits);
+  const noise = { mean: Math.round(band.mean * 100) / 100, sd: Math.round(band.stdev * 100) / 100 };
   if (opts.noiseRuns > 0) log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
   return {
     start,

@@ -2,15 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PALETTE, escapeHtml, lineChart, page, table } from '../report/html';
 import { FILL_CURVE_POINTS, type FillRun } from './fill';
-
-/** A statistic over the seeds of a fill. */
-export interface Spread {
-  mean: number;
-  min: number;
-  max: number;
-  /** Sample standard deviation (0 with one seed). */
-  stdev: number;
-}
+import { spread, type Spread } from './recorder';
 
 /** One policy over every seed of a fill. */
 export interface FillSummary {
@@ -143,12 +135,6 @@ export function writeFillReports(report: FillReport, dir: string): { json: strin
   writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(html, renderFillHtml(report));
   return { json, html };
-}
-
-function spread(values: number[]): Spread {
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  const variance = values.length > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) : 0;
-  return { mean: round(mean), min: Math.min(...values), max: Math.max(...values), stdev: round(Math.sqrt(variance)) };
 }
 
 function round(x: number): number {

@@ -267,6 +267,22 @@ export function stats(values: number[], unit: number): Stats {
   return { mean: round(sum / sorted.length / unit, 2), p50: round(at(0.5), 2), p95: round(at(0.95), 2), p99: round(at(0.99), 2), max: round(sorted[sorted.length - 1] / unit, 2) };
 }
 
+/** A statistic over runs (seeds of a fill, noise runs of eval:green). */
+export interface Spread {
+  mean: number;
+  min: number;
+  max: number;
+  /** Sample standard deviation (0 with one run). */
+  stdev: number;
+}
+
+/** Mean, range and sample standard deviation of `values`, to five decimals. */
+export function spread(values: readonly number[]): Spread {
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const variance = values.length > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) : 0;
+  return { mean: round(mean, 5), min: Math.min(...values), max: Math.max(...values), stdev: round(Math.sqrt(variance), 5) };
+}
+
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
