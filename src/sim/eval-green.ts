@@ -32,6 +32,17 @@ const number = (name: string, min: number) => (v: string) => {
   return n;
 };
 
+const count = (name: string) => (v: string) => {
+  const n = number(name, 0)(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
+  return n;
+};
+const share = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a share in (0, 1]`);
+  return n;
+};
+
 const opts = new Command()
   .name('eval:green')
   .description('Compare green-blind, green-spatial and green-aware scheduling (live forecast and oracle) on a carbon-intensity trace.')
@@ -43,7 +54,7 @@ const opts = new Command()
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
-  .option('--deferral-share <x>', 'share of a pool deferred jobs may book in any one step (the service\'s QY_GREEN_DEFERRAL_SHARE)', number('--deferral-share', 0.001), 0.2)
+  .option('--deferral-share <x>', 'share of a pool deferred jobs may book in any one step (the service\'s QY_GREEN_DEFERRAL_SHARE)', share('--deferral-share'), 0.2)
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
@@ -51,7 +62,7 @@ const opts = new Command()
   .option('--mtbf-hours <h>', "mean time between failures of one node, instead of the cluster file's (a stress test of the deadlines)", number('--mtbf-hours', 1))
   .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
   .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
-  .option('--noise-runs <n>', "green-blind runs again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait", number('--noise-runs', 0), 8)
+  .option('--noise-runs <n>', "green-blind runs again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait", count('--noise-runs'), 8)
   .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
