@@ -102,7 +102,7 @@ const WORK_PULL_EXPIRES_MS = 5_000;
 /**
  * The server's idle heartbeat on a waiting pull. A stalled pull (above) ends when the client's monitor has
  * missed two of them and pulls again: nats.js's default, half the expiry, let a stall last 5 s; at 1 s it
- * lasts about 2 s (bench:real: slowest starts 2.17 and 2.29 s against 5.1-5.2 s), for one more message a
+ * lasts about 2 s (bench:real: slowest starts 2.17 and 2.29 s against 5.06-7.39 s), for one more message a
  * second to an idle agent (0.15-0.16% of a core idle against 0.13-0.17%; 500 ms gave 0.19%).
  */
 const WORK_IDLE_HEARTBEAT_MS = 1_000;
