@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * When each node of a link (an agent's, or the Kubernetes bridge's) sends its heartbeat. Every node sends
  * one per interval at its own phase (node i of n at i/n of the interval, shifted by the link's own offset),
@@ -97,13 +99,8 @@ export class HeartbeatSchedule {
 
 /**
  * A link's heartbeat offset from its id, a share of the interval in [0, 1): the same for an agent across
- * restarts, and spread evenly over agents (FNV-1a of the id, mixed).
+ * restarts, and spread evenly over agents (the first 32 bits of the id's SHA-256).
  */
 export function phaseShareOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  // Ids that differ in their last characters differ little in FNV-1a's high bits: mixed (MurmurHash3's finaliser).
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
+  return createHash('sha256').update(id).digest().readUInt32BE(0) / 2 ** 32;
 }
