@@ -3,15 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { constantGreen } from '../../agents/collectors/green';
-import { ProcessRunner } from '../../agents/runners/process-runner';
-import { SimTelemetry } from '../../agents/telemetry';
 import { check, parseHistory } from '../../chaos/checker';
 import { taskScript } from '../../chaos/workload';
 import { startNatsServer } from '../../harness/nats-server';
 import { startTcpProxy } from '../../harness/tcp-proxy';
 import { waitUntil } from '../helpers/api';
-import { silentLog, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { startScheduler, testAgentOptions, testNode, waitForNodes } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -19,16 +16,7 @@ afterAll(async () => {
 });
 
 async function startAgent(agentId: string, natsUrl: string): Promise<Agent> {
-  const spec = testNode(`${agentId}-node`);
-  const agent = new Agent({
-    agentId,
-    natsUrl,
-    nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(1_000),
-    stateDir: mkdtempSync(join(tmpdir(), `qy-fence-${agentId}-`)),
-    heartbeatIntervalMs: 200,
-    log: silentLog,
-  });
+  const agent = new Agent(testAgentOptions(natsUrl, agentId, [testNode(`${agentId}-node`)]));
   await agent.start();
   cleanups.push(() => agent.stop());
   return agent;

@@ -5,16 +5,13 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { afterAll, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { constantGreen } from '../../agents/collectors/green';
-import { ProcessRunner } from '../../agents/runners/process-runner';
-import { SimTelemetry } from '../../agents/telemetry';
 import { parseHistory } from '../../chaos/checker';
 import { chaosJob } from '../../chaos/workload';
 import { startNatsServer } from '../../harness/nats-server';
 import { agentConsumerName, STREAMS, subjects } from '../../src/protocol';
 import { seededRng } from '../../src/sim/rng';
 import { waitUntil } from '../helpers/api';
-import { silentLog, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { startScheduler, testAgentOptions, testNode, waitForNodes } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -33,15 +30,7 @@ test('an assignment that waited longer than half the down threshold is not start
   const s = await startScheduler(nats.url, { downAfterMs: '60000', suspectAfterMs: '3000' });
   cleanups.push(() => s.close());
   const spec = testNode('stale-node');
-  const agent = new Agent({
-    agentId: 'stale',
-    natsUrl: nats.url,
-    nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(1_000),
-    stateDir: mkdtempSync(join(tmpdir(), 'qy-stale-')),
-    heartbeatIntervalMs: 200,
-    log: silentLog,
-  });
+  const agent = new Agent(testAgentOptions(nats.url, 'stale', [spec]));
   await agent.start();
   cleanups.push(() => agent.stop());
   await waitForNodes(s.operator, ['stale-node']);

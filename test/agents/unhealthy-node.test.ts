@@ -1,16 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { constantGreen } from '../../agents/collectors/green';
 import { ProcessRunner } from '../../agents/runners/process-runner';
-import { SimTelemetry } from '../../agents/telemetry';
 import { startNatsServer } from '../../harness/nats-server';
 import { SchedulerApiError } from '../../src/client';
 import type { NodeView } from '../../src/protocol';
 import { withEmptyPath } from '../helpers/run-task';
-import { silentLog, startScheduler, testNode, waitForNodes } from '../helpers/stack';
+import { startScheduler, testAgentOptions, testNode, waitForNodes } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -22,17 +17,12 @@ test('a node whose agent cannot run its test task at start registers tainted, sa
   cleanups.push(() => nats.dispose());
   const s = await startScheduler(nats.url);
   cleanups.push(() => s.close());
-  const spec = testNode('sick-node');
-  const agent = new Agent({
-    agentId: 'sick',
-    natsUrl: nats.url,
-    nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(1_000, { isolation: null }),
-    enforcement: { cgroups: 'none', reason: 'not in this test', isolation: 'none' },
-    stateDir: mkdtempSync(join(tmpdir(), 'qy-sick-')),
-    heartbeatIntervalMs: 200,
-    log: silentLog,
-  });
+  const agent = new Agent(
+    testAgentOptions(nats.url, 'sick', [testNode('sick-node')], {
+      runner: new ProcessRunner(1_000, { isolation: null }),
+      enforcement: { cgroups: 'none', reason: 'not in this test', isolation: 'none' },
+    }),
+  );
   // The test task runs as the agent starts: with `true` in none of PATH's directories, it cannot start.
   await withEmptyPath(() => agent.start());
   cleanups.push(() => agent.stop());

@@ -5,16 +5,14 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { constantGreen } from '../../agents/collectors/green';
 import { ProcessRunner } from '../../agents/runners/process-runner';
-import { SimTelemetry } from '../../agents/telemetry';
 import { check, parseHistory, type FinalJob } from '../../chaos/checker';
 import { chaosJob } from '../../chaos/workload';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { agentConsumerName, STREAMS, subjects, type TaskUsage } from '../../src/protocol';
 import { seededRng } from '../../src/sim/rng';
 import { waitUntil } from '../helpers/api';
-import { silentLog, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { startScheduler, testAgentOptions, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 /**
  * The agent's journal guard is what keeps a repeated assignment (a scheduler that re-sends placed work after
@@ -43,17 +41,7 @@ afterAll(async () => {
 });
 
 async function startAgent(agentId: string, nodeId: string, guardOff: boolean): Promise<Agent> {
-  const spec = testNode(nodeId);
-  const agent = new Agent({
-    agentId,
-    natsUrl: nats.url,
-    nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(5_000),
-    stateDir: mkdtempSync(join(tmpdir(), `qy-guard-${agentId}-`)),
-    heartbeatIntervalMs: 200,
-    log: silentLog,
-    unsafeDisableDuplicateGuard: guardOff,
-  });
+  const agent = new Agent(testAgentOptions(nats.url, agentId, [testNode(nodeId)], { runner: new ProcessRunner(5_000), unsafeDisableDuplicateGuard: guardOff }));
   await agent.start();
   await waitForNodes(s.operator, [nodeId]);
   return agent;

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from '../../agents/agent';
+import { Agent, type AgentOptions } from '../../agents/agent';
 import { constantGreen } from '../../agents/collectors/green';
 import { ProcessRunner } from '../../agents/runners/process-runner';
 import { SimRunner } from '../../agents/runners/sim-runner';
@@ -73,18 +73,27 @@ export async function startScheduler(natsUrl: string, overrides: Partial<Record<
   return Object.assign(running, { api: base.as(tokens['city-a']), operator: base.as(tokens.ops), tokens, as: (name: string) => base.as(tokens[name]) });
 }
 
-/** Starts an agent in this process serving `nodes`: running real processes, or as virtual nodes whose tasks only sleep. */
-export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSpec[], runner: 'process' | 'virtual' = 'process'): Promise<Agent> {
+/**
+ * Options of an agent in this process serving `nodes`: simulated telemetry, real processes (a second of
+ * kill grace), a state folder of its own, heartbeats every 200 ms; `overrides` replace any of them.
+ */
+export function testAgentOptions(natsUrl: string, agentId: string, nodes: NodeSpec[], overrides: Partial<AgentOptions> = {}): AgentOptions {
   const green = constantGreen(0.6);
-  const agent = new Agent({
+  return {
     agentId,
     natsUrl,
     nodes: nodes.map((spec) => ({ spec, telemetry: new SimTelemetry(spec, green) })),
-    runner: runner === 'process' ? new ProcessRunner(1_000) : new SimRunner(500),
+    runner: new ProcessRunner(1_000),
     stateDir: mkdtempSync(join(tmpdir(), `qy-agent-${agentId}-`)),
     heartbeatIntervalMs: 200,
     log: silentLog,
-  });
+    ...overrides,
+  };
+}
+
+/** Starts an agent in this process serving `nodes`: running real processes, or as virtual nodes whose tasks only sleep. */
+export async function startAgent(natsUrl: string, agentId: string, nodes: NodeSpec[], runner: 'process' | 'virtual' = 'process'): Promise<Agent> {
+  const agent = new Agent(testAgentOptions(natsUrl, agentId, nodes, runner === 'virtual' ? { runner: new SimRunner(500) } : {}));
   await agent.start();
   return agent;
 }

@@ -3,15 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { constantGreen } from '../../agents/collectors/green';
 import { ProcessRunner } from '../../agents/runners/process-runner';
-import { SimTelemetry } from '../../agents/telemetry';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy';
 import { connectNats } from '../../src/store/nats';
 import { PROTOCOL_VERSION, registrationReplySchema, statusReportSchema, subjects, type NodeSpec, type NodeView, type StatusReport } from '../../src/protocol';
 import { waitUntil } from '../helpers/api';
-import { silentLog, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { startScheduler, testAgentOptions, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 /**
  * A node partitioned from NATS: its agent fences itself (stops its task) before the scheduler declares
@@ -28,17 +26,13 @@ const agents: Agent[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
 
 function agentFor(natsUrl: string, spec: NodeSpec, fence = FENCE): Agent {
-  return new Agent({
-    agentId: `${spec.id}-agent`,
-    natsUrl,
-    nodes: [{ spec, telemetry: new SimTelemetry(spec, constantGreen(0.5)) }],
-    runner: new ProcessRunner(fence.graceMs, { isolation: null }),
-    stateDir: mkdtempSync(join(tmpdir(), `qy-agent-${spec.id}-`)),
-    heartbeatIntervalMs: 200,
-    log: silentLog,
-    enforcement: { cgroups: 'none', reason: 'test', isolation: 'none', fence },
-    fence,
-  });
+  return new Agent(
+    testAgentOptions(natsUrl, `${spec.id}-agent`, [spec], {
+      runner: new ProcessRunner(fence.graceMs, { isolation: null }),
+      enforcement: { cgroups: 'none', reason: 'test', isolation: 'none', fence },
+      fence,
+    }),
+  );
 }
 
 beforeAll(async () => {
