@@ -39,7 +39,8 @@ async function evalGreen(args: string[]) {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', ...args, '--out', out, '--json'], { maxBuffer: 8 * 1024 * 1024 });
   const lines = stdout.trim().split('\n');
   expect(lines).toHaveLength(1);
-  return { result: finalLine.parse(JSON.parse(lines[0])), html: readFileSync(join(out, 'report.html'), 'utf8') };
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { windows: { othersMeanWaitS: number; baselineOthersWaitMeanS: number; baselineOthersWaitSdS: number }[] };
+  return { result: finalLine.parse(JSON.parse(lines[0])), html: readFileSync(join(out, 'report.html'), 'utf8'), report };
 }
 
 test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emits more than green-blind nor misses a deadline, node failures on', async () => {
@@ -62,11 +63,12 @@ test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emi
 
 test.concurrent('eval:green --windows runs the live forecaster and the oracle over start dates spread across the trace: none emits more than green-blind', async () => {
   // Three weeks of the British grid (2020-05-25 to 2020-06-14), node failures on, three days of warm-up.
-  const { result, html } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '2']);
+  const { result, html, report } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '2']);
   expect(result.windows).toBe(2);
-  // Green-blind's own run is one of those its noise band is made of.
-  expect(result.othersWaitAboveNoise).toBeLessThanOrEqual(2);
-  expect(Math.abs(result.baselineOthersWaitMeanS - result.baselineOthersMeanWaitS)).toBeLessThanOrEqual(2 * result.baselineOthersWaitSdS + 0.01);
+  // The noise runs (deferrable jobs arriving up to a minute later) move other jobs' wait: the band has a width.
+  expect(result.baselineOthersWaitSdS).toBeGreaterThan(0);
+  // Windows beyond noise are those above the band's mean by more than two standard deviations.
+  expect(result.othersWaitAboveNoise).toBe(report.windows.filter((w) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS).length);
   // The live forecaster shifts work here (the zones' green share is a known daily profile), and never backfires.
   expect(result.meanDelayS).toBeGreaterThan(result.othersMeanWaitS);
   expect(result.minSavedPct).toBeGreaterThanOrEqual(0);
