@@ -139,7 +139,7 @@ function windowStarts(series: Series): number[] {
  */
 const savedPct = (r: SimResult, blind: SimResult) => (blind.energy.workCarbonPerJobG > 0 ? Math.round((1 - r.energy.workCarbonPerJobG / blind.energy.workCarbonPerJobG) * 10_000) / 100 : 0);
 
-function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line: string) => void): GreenWindow {
+function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs: readonly TimedJob[][], log: (line: string) => void): GreenWindow {
   const signal = { valueAt: (t: number) => series.valueAt(startMs + t), stepMs: series.stepMs };
   const file = loadClusterFile(opts.cluster);
   const base = environmentOf(file, signal);
@@ -159,7 +159,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], log: (line
   };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
   // Green-blind's others' wait, and again in each noise run: the band a wait within noise falls in.
-  const blindWaits = [runs.blind, ...Array.from({ length: opts.noiseRuns }, (_, i) => simulate(withLaterArrivals(jobs, opts.seed * 1_000 + i + 1), nodes, blindPolicy, env, { seed: opts.seed }))].map((r) => r.deferrable.othersMeanWaitS);
+  const blindWaits = [runs.blind, ...noiseJobs.map((later) => simulate(later, nodes, blindPolicy, env, { seed: opts.seed }))].map((r) => r.deferrable.othersMeanWaitS);
   const start = new Date(startMs).toISOString().slice(0, 10);
   log(`window from ${start}:`);
   const rows: [string, (r: SimResult) => string | number][] = [
@@ -220,7 +220,9 @@ function main(): void {
     `${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime), node failures ${opts.failures ? 'on' : 'off'}; ` +
       `grid intensity from ${opts.carbon}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)`,
   );
-  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, log));
+  // The noise runs' workloads, the same in every window.
+  const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));
+  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, log));
   const summary = summarise(windows);
   const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: opts.deferralShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
