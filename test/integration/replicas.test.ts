@@ -95,12 +95,15 @@ test('qy sent to a standby follows it to the leader', async () => {
 
 test('pools can have different leaders: the one whose lease moves changes hands, the others stay', async () => {
   const termBefore = one.scheduler.leadership.termOf('general')!;
+  const rebuilds = async (s: TestScheduler) => (await s.scheduler.metrics.rebuilds.get()).values[0]?.value ?? 0;
+  const oneRebuildsBefore = await rebuilds(one);
   const kv = await openBucket(one.scheduler.nc, 'leases', 1);
   const entry = await kv.get(leaseKeyOf('general'));
   // The general pool's lease now names replica two (as after a failover): two takes it up at its next look,
   // and one learns at its next renewal that it lost it.
   await kv.update(leaseKeyOf('general'), JSON.stringify({ holder: 'two', address: two.url, term: termBefore }), entry!.revision);
-  await waitUntil(() => (two.scheduler.leads('general') && two.scheduler.ready && !one.scheduler.leads('general') && one.scheduler.ready ? true : undefined), 20_000);
+  // One stops placing the pool at once but rebuilds its state a renewal later (not ready meanwhile): wait for that rebuild too.
+  await waitUntil(async () => (two.scheduler.leads('general') && two.scheduler.ready && !one.scheduler.leads('general') && (await rebuilds(one)) > oneRebuildsBefore && one.scheduler.ready ? true : undefined), 20_000);
   expect(two.scheduler.leadership.termOf('general')).toBeGreaterThan(termBefore);
   expect([...one.scheduler.leadership.ledPools].sort()).toEqual(['intelligent', 'super']);
   expect((await one.api.request<{ role: string }>('GET', '/readyz')).body.role).toBe('partial');
