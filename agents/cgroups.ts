@@ -273,6 +273,8 @@ export class CgroupManager {
   /** GPU device nodes of /dev (index, major, minor); v1 denies the unassigned ones per task. */
   private readonly gpuDevices: { index: number; major: number; minor: number }[];
   private readonly sharedDirs = new Map<string, string>();
+  /** Why whole-core tasks get no exclusive cores here (the node declares more cores than it has), if so. */
+  readonly noExclusiveCores: string | undefined;
   readonly devices: boolean;
   /**
    * v1: emptied task cgroups kept for the next tasks, up to `poolSize`. Making a cgroup costs a mkdir per
@@ -292,6 +294,7 @@ export class CgroupManager {
     parent: string,
     nodeId: string,
     private readonly poolSize = 0,
+    declaredCpuMillis?: number,
   ) {
     const sub = join(parent, nodeId);
     if (detection.version === 'v2') {
@@ -308,7 +311,11 @@ export class CgroupManager {
     }
     const cpusetRoot = detection.version === 'v2' ? (detection.cpuset ? detection.root : undefined) : detection.roots.cpuset;
     const cpuList = cpusetRoot ? readText(cpusetRoot, detection.version === 'v2' ? 'cpuset.cpus.effective' : 'cpuset.cpus') : undefined;
-    this.cpus = cpuList?.trim() ? new CpuSetAllocator(parseCpuList(cpuList)) : undefined;
+    const cpuIds = cpuList?.trim() ? parseCpuList(cpuList) : [];
+    if (cpuIds.length > 0 && declaredCpuMillis !== undefined && declaredCpuMillis > cpuIds.length * 1000) {
+      this.noExclusiveCores = `no exclusive cores: the node declares ${+(declaredCpuMillis / 1000).toFixed(3)} cores on ${cpuIds.length} CPUs (CPU quotas only)`;
+    }
+    this.cpus = cpuIds.length > 0 && !this.noExclusiveCores ? new CpuSetAllocator(cpuIds) : undefined;
     this.sharedCpuset = detection.version === 'v1' && this.bases.cpuset && this.cpus ? join(this.bases.cpuset, SHARED) : undefined;
     this.gpuDevices = this.devices
       ? safeReaddir('/dev').flatMap((entry) => {
@@ -333,7 +340,14 @@ export class CgroupManager {
    * Opens the agent's cgroups, or says why it cannot: the hierarchy is detected from `mountsText`, then
    * the parent directories are created and a probe cgroup is created and removed.
    */
-  static open(options: { nodeId: string; parent?: string; mountsText?: string; poolSize?: number }): { manager?: CgroupManager; enforcement: Pick<Enforcement, 'cgroups' | 'reason'> } {
+  /**
+   * `declaredCpuMillis`: the CPU the agent's nodes register (summed). Whole-core tasks get exclusive cores only
+   * where that fits the CPUs this machine has: on a node that declares more cores than it has, one task would
+   * hold a real core alone while the others (which the scheduler placed as if there were enough) crowd the rest,
+   * and every exclusive start and end would move the shared tasks between cores. There every task gets its
+   * CPU quota only, and the enforcement's reason says so.
+   */
+  static open(options: { nodeId: string; parent?: string; mountsText?: string; poolSize?: number; declaredCpuMillis?: number }): { manager?: CgroupManager; enforcement: Pick<Enforcement, 'cgroups' | 'reason'> } {
     let mounts = options.mountsText;
     try {
       mounts ??= readFileSync('/proc/self/mounts', 'utf8');
@@ -342,7 +356,7 @@ export class CgroupManager {
     }
     const detection = detectCgroups(mounts);
     if (detection.version === 'none') return { enforcement: { cgroups: 'none', reason: detection.reason } };
-    const manager = new CgroupManager(detection, options.parent ?? 'qingyang', options.nodeId, options.poolSize ?? DEFAULT_POOL_SIZE);
+    const manager = new CgroupManager(detection, options.parent ?? 'qingyang', options.nodeId, options.poolSize ?? DEFAULT_POOL_SIZE, options.declaredCpuMillis);
     try {
       manager.prepare();
       const probe = manager.create('probe', { cpuMillis: 1000, memBytes: 64 * 1024 * 1024, pidsMax: 16, gpuIndices: [] });
@@ -351,7 +365,8 @@ export class CgroupManager {
     } catch (err) {
       return { enforcement: { cgroups: 'none', reason: `cannot create cgroups under ${manager.base}: ${(err as Error).message}` } };
     }
-    const reason = detection.version === 'v1' && !manager.devices ? 'no devices controller: GPUs are hidden by environment only' : detection.version === 'v2' ? 'v2: GPUs are hidden by environment only (no devices controller)' : undefined;
+    const gpus = detection.version === 'v1' && !manager.devices ? 'no devices controller: GPUs are hidden by environment only' : detection.version === 'v2' ? 'v2: GPUs are hidden by environment only (no devices controller)' : undefined;
+    const reason = [gpus, manager.noExclusiveCores].filter(Boolean).join('; ') || undefined;
     return { manager, enforcement: { cgroups: detection.version, ...(reason ? { reason } : {}) } };
   }
 
@@ -549,7 +564,7 @@ export class CgroupManager {
    * devices cgroup on a node without GPU device nodes.
    */
   private basesOf(exclusive: boolean): { bases: string[]; shared: string[] } {
-    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || !this.sharedCpuset || exclusive) && (b !== this.bases.devices || this.gpuDevices.length > 0));
+    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || (this.cpus !== undefined && (!this.sharedCpuset || exclusive))) && (b !== this.bases.devices || this.gpuDevices.length > 0));
     return { bases, shared: exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset] };
   }
 

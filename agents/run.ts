@@ -41,7 +41,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
     );
     // What this node can enforce, said at start and in every registration: never pretended. The cgroups of
     // one agent's nodes share one parent, named after its first node.
-    const cg = config.cgroups === 'off' ? { enforcement: { cgroups: 'none' as const, reason: 'turned off (QY_CGROUPS=off)' } } : CgroupManager.open({ nodeId: specs[0].id, parent: config.cgroupParent, poolSize: config.cgroupPool });
+    const cg = config.cgroups === 'off' ? { enforcement: { cgroups: 'none' as const, reason: 'turned off (QY_CGROUPS=off)' } } : CgroupManager.open({ nodeId: specs[0].id, parent: config.cgroupParent, poolSize: config.cgroupPool, declaredCpuMillis: specs.reduce((sum, s) => sum + s.capacity.cpuMillis, 0) });
     if (cg.manager) {
       const stale = await cg.manager.cleanStale();
       if (stale > 0) log.warn({ stale, base: cg.manager.base }, 'removed cgroups left by an earlier run (their processes killed)');

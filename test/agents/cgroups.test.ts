@@ -95,6 +95,23 @@ describe('cgroup detection (fake /sys trees)', () => {
     expect(await m.cleanStale()).toBe(2);
     expect(readdirSync(join(sys.root, 'cpu', 'qy', 'n1'))).toEqual([]);
   });
+
+  test('a node that declares more cores than the machine has gives no exclusive cores, and says so', () => {
+    const sys = fakeSys(['cpu', 'cpuacct', 'cpuset', 'memory', 'pids'].map((c) => ({ dir: c, type: 'cgroup' as const, options: c })));
+    writeFileSync(join(sys.root, 'cpuset', 'cpuset.cpus'), '0-3');
+    writeFileSync(join(sys.root, 'cpuset', 'cpuset.mems'), '0');
+    // Exactly the machine's 4 CPUs: exclusive cores as before.
+    const fits = CgroupManager.open({ nodeId: 'fits', parent: 'qy', mountsText: sys.mountsText, declaredCpuMillis: 4000 });
+    expect(fits.manager!.noExclusiveCores).toBeUndefined();
+    expect(fits.manager!.create('job-f1/0', { cpuMillis: 2000, memBytes: MiB, pidsMax: 100, gpuIndices: [] }).procsFiles).toContain(join(sys.root, 'cpuset', 'qy', 'fits', 'job-f1_0', 'cgroup.procs'));
+    // 8 declared on 4: a whole-core task gets its quota, in no cpuset of the agent's.
+    const over = CgroupManager.open({ nodeId: 'over', parent: 'qy', mountsText: sys.mountsText, declaredCpuMillis: 8000 });
+    expect(over.enforcement).toEqual({ cgroups: 'v1', reason: 'no devices controller: GPUs are hidden by environment only; no exclusive cores: the node declares 8 cores on 4 CPUs (CPU quotas only)' });
+    const whole = over.manager!.create('job-o1/0', { cpuMillis: 2000, memBytes: MiB, pidsMax: 100, gpuIndices: [] });
+    expect(readFileSync(join(sys.root, 'cpu', 'qy', 'over', 'job-o1_0', 'cpu.cfs_quota_us'), 'utf8')).toBe('200000');
+    expect(whole.procsFiles).toEqual(['cpu', 'cpuacct', 'memory', 'pids'].map((c) => join(sys.root, c, 'qy', 'over', 'job-o1_0', 'cgroup.procs')));
+    expect(existsSync(join(sys.root, 'cpuset', 'qy', 'over', 'job-o1_0'))).toBe(false);
+  });
 });
 
 test('CPU quota and exclusive cores', () => {
