@@ -1,8 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
-import { NodeLink, type HeartbeatBody, type WorkOutcome } from '../../src/node-link/node-link';
-import { PROTOCOL_VERSION, REGISTRATION_ERROR_CODES, STREAMS, agentConsumerName, subjects, type AgentWork, type Assignment, type CancelOrder, type Heartbeat, type LogReply, type Registration, type StatusReport } from '../../src/protocol';
+import { NodeLink, WORK_WARM_UP, warmUpWorkParser, type HeartbeatBody, type WorkOutcome } from '../../src/node-link/node-link';
+import { PROTOCOL_VERSION, REGISTRATION_ERROR_CODES, STREAMS, agentConsumerName, agentWorkSchema, subjects, type AgentWork, type Assignment, type CancelOrder, type Heartbeat, type LogReply, type Registration, type StatusReport } from '../../src/protocol';
 import { JetStreamPublisher } from '../../src/store/js-publisher';
 import { connectNats, ensureAgentConsumer, ensureStreams } from '../../src/store/nats';
 import type { JetStreamManager } from '@nats-io/jetstream';
@@ -168,4 +168,10 @@ describe('NodeLink against a real nats-server', () => {
     await link.close();
     await expect(link.report('n1', 'current', 'current-a1', 0, { state: 'running' })).rejects.toThrow('status publisher stopped');
   });
+});
+
+test('the work parser’s warm-up (run before an agent takes work) holds a valid message of every kind of work', () => {
+  // Every kind the union knows (a new kind of work must get a sample too), and each sample valid, or its parser would not be compiled.
+  expect(WORK_WARM_UP.map((w) => w.type).sort()).toEqual(agentWorkSchema.options.map((o) => o.shape.type.value).sort());
+  expect(warmUpWorkParser()).toBe(WORK_WARM_UP.length);
 });
