@@ -339,8 +339,7 @@ export class CgroupManager {
   /**
    * Opens the agent's cgroups, or says why it cannot: the hierarchy is detected from `mountsText`, then
    * the parent directories are created and a probe cgroup is created and removed.
-   */
-  /**
+   *
    * `declaredCpuMillis`: the CPU the agent's nodes register (summed). Whole-core tasks get exclusive cores only
    * where that fits the CPUs this machine has: on a node that declares more cores than it has, one task would
    * hold a real core alone while the others (which the scheduler placed as if there were enough) crowd the rest,
@@ -564,7 +563,9 @@ export class CgroupManager {
    * devices cgroup on a node without GPU device nodes.
    */
   private basesOf(exclusive: boolean): { bases: string[]; shared: string[] } {
-    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || (this.cpus !== undefined && (!this.sharedCpuset || exclusive))) && (b !== this.bases.devices || this.gpuDevices.length > 0));
+    // A cpuset of its own: only where there are cores to give (none on a node that declares more than it has).
+    const ownCpuset = this.cpus !== undefined && (exclusive || !this.sharedCpuset);
+    const bases = this.bases.all.filter((b) => (b !== this.bases.cpuset || ownCpuset) && (b !== this.bases.devices || this.gpuDevices.length > 0));
     return { bases, shared: exclusive || !this.sharedCpuset ? [] : [this.sharedCpuset] };
   }
 
