@@ -135,7 +135,7 @@ export const WORK_WARM_UP: readonly AgentWork[] = [
 
 /** Parses each warm-up message (see WORK_WARM_UP); returns how many parsed, for tests. */
 export function warmUpWorkParser(): number {
-  return WORK_WARM_UP.filter((work) => agentWorkSchema.safeParse(JSON.parse(JSON.stringify(work))).success).length;
+  return WORK_WARM_UP.filter((work) => agentWorkSchema.safeParse(work).success).length;
 }
 
 /**

@@ -38,8 +38,8 @@ const count = (name: string) => (v: string) => {
   return n;
 };
 const share = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a share in (0, 1]`);
+  const n = number(name, 0)(v);
+  if (n === 0 || n > 1) throw new InvalidArgumentError(`${name} must be a share in (0, 1]`);
   return n;
 };
 
