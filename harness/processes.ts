@@ -19,9 +19,12 @@ export interface ChildService {
 /** Runs a TypeScript entry point of the project (through tsx) as a child process. */
 export function spawnTs(script: string, args: string[], env: Record<string, string>): ChildService {
   // QY_CPU_PROF_DIR=dir writes a V8 CPU profile of every child when it exits (for finding hot spots);
-  // QY_CPU_PROF_MATCH=text limits that to the children whose script path contains it (e.g. `scheduler`).
-  const profiled = process.env.QY_CPU_PROF_DIR && script.includes(process.env.QY_CPU_PROF_MATCH ?? '');
-  const profile = profiled ? ['--cpu-prof', `--cpu-prof-dir=${process.env.QY_CPU_PROF_DIR}`] : [];
+  // QY_CPU_PROF_MATCH=text limits that to the children whose command line contains it (e.g. `scheduler`, or
+  // `real-050` for one agent of bench:real);
+  // QY_CPU_PROF_INTERVAL_US sets the sampling interval (V8's default, 1000 µs, costs a lot across 100 agents).
+  const profiled = process.env.QY_CPU_PROF_DIR && [script, ...args].join(' ').includes(process.env.QY_CPU_PROF_MATCH ?? '');
+  const interval = process.env.QY_CPU_PROF_INTERVAL_US ? [`--cpu-prof-interval=${process.env.QY_CPU_PROF_INTERVAL_US}`] : [];
+  const profile = profiled ? ['--cpu-prof', `--cpu-prof-dir=${process.env.QY_CPU_PROF_DIR}`, ...interval] : [];
   if (process.env.QY_TRACE_GC) profile.push('--trace-gc');
   // QY_CHILD_LOG_DIR=dir keeps every child's whole output in dir/<script>-<pid>.log (QY_CHILD_LOG_LEVEL sets
   // the level of the children that log at warn by default), for a benchmark that went wrong after an hour.
