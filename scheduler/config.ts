@@ -152,7 +152,7 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
   /** How often the leader of `general` snapshots the scheduler's state into the `qy-snapshots` object store (a rebuild loads the newest and replays only the log after it). Env: QY_SNAPSHOT_INTERVAL_MS */
   snapshotIntervalMs: ms(60_000),
-  /** Log entries after which a snapshot is taken even before the interval. Env: QY_SNAPSHOT_EVERY_ENTRIES */
+  /** Log entries after which a snapshot is taken even before the interval (or the last snapshot's number of lines, when larger). Env: QY_SNAPSHOT_EVERY_ENTRIES */
   snapshotEveryEntries: z.coerce.number().int().min(100).default(50_000),
   /** Entries kept below the compaction point, for replicas still reading them. Env: QY_COMPACTION_MARGIN_ENTRIES */
   compactionMarginEntries: z.coerce.number().int().min(0).default(1_000),

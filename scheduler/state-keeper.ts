@@ -77,7 +77,8 @@ export class StateKeeper {
   private snapshotting = false;
   /** A snapshot asked for quiet (nothing in flight) and has not had it yet. */
   private awaitingQuiet = false;
-  private lastSnapshot = { seq: 0, atMs: 0 };
+  /** Where and when the last snapshot stored was taken, and how many lines (jobs, usage records, deferrals, positions) it had. */
+  private lastSnapshot = { seq: 0, atMs: 0, lines: 0 };
   private lastEvictionMs = 0;
   private compacted = 0;
   /** Jobs let go from memory since the last snapshot stored (a new one is due even if the log has not moved). */
@@ -232,7 +233,13 @@ export class StateKeeper {
     // Jobs let go since the last snapshot are taken again: a restart would load them back, and a snapshot
     // taken just before a large batch was let go would hold it until the log moved on.
     if (store.appliedSeq <= this.lastSnapshot.seq) return this.evictedSinceSnapshot > 0 && clock.now() - this.lastSnapshot.atMs >= config.snapshotIntervalMs;
-    return clock.now() - this.lastSnapshot.atMs >= config.snapshotIntervalMs || store.appliedSeq - this.lastSnapshot.seq >= config.snapshotEveryEntries;
+    // By entries: every snapshotEveryEntries, or once the log since the last snapshot is as long as that
+    // snapshot was, whichever is later. A snapshot costs in proportion to the state, so with a large state
+    // (a long retention, no archive) a fixed count would have it snapshotting most of the time; this way a
+    // snapshot costs at most about one line per entry applied, and a rebuild replays a tail no longer than
+    // the snapshot it loads.
+    const everyEntries = Math.max(config.snapshotEveryEntries, this.lastSnapshot.lines);
+    return clock.now() - this.lastSnapshot.atMs >= config.snapshotIntervalMs || store.appliedSeq - this.lastSnapshot.seq >= everyEntries;
   }
 
   /** Captures the state now (nothing in flight), then encodes and stores it off the placement path; then compacts. */
@@ -251,7 +258,8 @@ export class StateKeeper {
       failpoint(FAILPOINTS.snapshotEncoded);
       await this.deps.snapshots().save(state.seq, data);
       failpoint(FAILPOINTS.snapshotStored);
-      this.lastSnapshot = { seq: state.seq, atMs: state.takenAtMs };
+      const { counts } = captured;
+      this.lastSnapshot = { seq: state.seq, atMs: state.takenAtMs, lines: counts.jobs + counts.metered + counts.waiting + counts.deferrals + counts.lastSeqs };
       this.evictedSinceSnapshot -= evictedBefore;
       this.metrics.snapshots.inc({ result: 'stored' });
       this.metrics.snapshotBytes.set(data.byteLength);

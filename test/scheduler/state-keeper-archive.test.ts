@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import type { Archive } from '../../src/archive';
 import type { DeferralPlanner } from '../../src/green';
 import type { JobEvent, Pool } from '../../src/protocol';
@@ -116,6 +116,62 @@ describe('StateKeeper archiving across a change of leadership', () => {
     await turns();
     expect(jobs.has('between')).toBe(true);
     expect(marks.get(archiveLogOf('general'))).toBe(6);
+    keeper.stop();
+  });
+});
+
+describe('StateKeeper snapshot cadence', () => {
+  test('a snapshot comes every snapshotEveryEntries, or after as many entries as the last one had lines when that is more', async () => {
+    const clock = new ManualClock(1_000_000);
+    const leadership = new Leadership();
+    leadership.takeUp('general');
+    let toReplay: LogEntry[] = [];
+    let nextSeq = 1;
+    const endJobs = (n: number) => {
+      toReplay = [];
+      for (let i = 0; i < n; i++, nextSeq += 2) toReplay.push(...endedJob(`j${nextSeq}`, 'general', nextSeq));
+    };
+    const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
+    const log = createLogger({ level: 'silent', name: 't' });
+    const store = new JobStore(() => jobLog, leadership, log, new SchedulerMetrics({} as unknown as MetricsSource), { runEffects: () => undefined, appendFailed: () => undefined, relieved: () => undefined }, 0);
+    const saved: number[] = [];
+    // A snapshot captures the state at once (the deferrals with it); encoding and storing come later, off the loop.
+    let captures = 0;
+    const keeper = new StateKeeper({
+      store,
+      leadership,
+      jobLog: () => jobLog,
+      snapshots: () => ({ save: async (seq: number) => void saved.push(seq), positions: async () => [] }) as never,
+      archive: undefined,
+      audit: () => { throw new Error('no audit in this test'); },
+      planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
+      config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 100, compactionMarginEntries: 0 } as SchedulerConfig,
+      registry: new Registry(),
+      clock,
+      log,
+    });
+    keeper.start();
+    const round = async () => {
+      clock.advanceTo(clock.now() + 1_000);
+      await turns(50);
+    };
+    // 300 ended jobs, 600 entries: due by count. The snapshot has 600 lines (a job and a position each).
+    endJobs(300);
+    await store.replay();
+    await round();
+    expect(captures).toBe(1);
+    await vi.waitFor(() => expect(saved).toEqual([600]), { timeout: 30_000 });
+    // 200 entries more: past snapshotEveryEntries, but not yet as many as the snapshot had lines.
+    endJobs(100);
+    await store.replay();
+    await round();
+    expect(captures).toBe(1);
+    // 600 entries since the snapshot: due.
+    endJobs(200);
+    await store.replay();
+    await round();
+    expect(captures).toBe(2);
+    await vi.waitFor(() => expect(saved).toEqual([600, 1200]), { timeout: 30_000 });
     keeper.stop();
   });
 });
