@@ -48,4 +48,38 @@ describe('the audit hash chain', () => {
   test('canonical JSON does not depend on key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: undefined } })).toBe('{"a":{"d":[1,{"e":3,"f":2}]},"b":1}');
   });
+
+  test('canonical JSON writes exactly what the first version wrote (stored chains must still verify)', () => {
+    // The first version, kept here as the format's definition.
+    const first = (value: unknown): string => {
+      if (Array.isArray(value)) return `[${value.map(first).join(',')}]`;
+      if (value && typeof value === 'object') {
+        const entries = Object.entries(value as Record<string, unknown>)
+          .filter(([, v]) => v !== undefined)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${first(v)}`).join(',')}}`;
+      }
+      return JSON.stringify(value);
+    };
+    const values: unknown[] = [
+      {},
+      [],
+      [undefined, null, 1, 'x'],
+      { z: 1, Z: 2, _: 3, é: 4, a1: 5, a10: 6, a2: 7, '': 8, '\u{1F600}': 9, 'ü\n"q"': 10 },
+      { a: undefined, b: { c: undefined } },
+      { n: Number.NaN, i: Number.POSITIVE_INFINITY, neg: -0, big: 1e21, small: 1.5e-7, t: true, f: false, nil: null },
+      { when: new Date(0), nested: [[{ b: [{}] }], { a: [undefined] }] },
+    ];
+    // And a few hundred generated ones, from a fixed seed.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const gen = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.3) return [1, 'a"b', null, undefined, true, 2.5, 'ключ'][Math.floor(rand() * 7)];
+      if (r < 0.55) return Array.from({ length: Math.floor(rand() * 4) }, () => gen(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 5) }, () => [['b', 'a', 'B', 'aa', 'é', '1', '10'][Math.floor(rand() * 7)] + (rand() < 0.5 ? '' : 'x'), gen(depth + 1)]));
+    };
+    for (let i = 0; i < 300; i++) values.push(gen(0));
+    for (const v of values) expect(canonicalJson(v)).toBe(first(v));
+  });
 });
