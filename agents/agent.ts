@@ -212,39 +212,9 @@ export class Agent {
       const logPath = this.logPathOf(a.attemptId, task.taskIndex);
       const node = this.nodes.get(a.nodeId)!.spec;
       const meter = new TaskMeter({ placement: task, alloc: node.allocatable ?? node.capacity, gpuModel: node.gpuModel, startMs: this.now() });
-      // `running` means a process exists: it is reported once the runner has one (a simulated task at once),
-      // not when the task is handed over. Until then its cgroup is being made and its process forked, and a
-      // scheduler told earlier could act on a process that is not there yet (stop a stray before its first
-      // instruction, or count a start that then failed). A task that ends before it ever ran (its cgroup or
-      // log could not be made) reports only its end. The work is acknowledged once one or the other is settled.
-      let started!: () => void;
-      let endedUnstarted!: () => void;
-      reports.push(
-        new Promise<void>((resolve, reject) => {
-          let settled = false;
-          started = () => {
-            if (settled) return;
-            settled = true;
-            this.report(ref, { state: 'running' }, undefined).then(resolve, reject);
-          };
-          endedUnstarted = () => {
-            if (settled) return;
-            settled = true;
-            resolve();
-          };
-        }),
-      );
-      const onPid = (pid: number) => {
-        this.journal.setPid(key, pid);
-        started();
-      };
-      const onExit = (exit: TaskExit) => {
-        endedUnstarted();
-        this.onExit(key, exit);
-      };
-      const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onPid, onExit });
+      const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onPid: (pid) => this.journal.setPid(key, pid), onExit: (exit) => this.onExit(key, exit) });
       this.addRunning({ key, ...ref, placement: task, handle, logPath, meter });
-      if (this.opts.runner.kind !== 'process') started();
+      reports.push(this.report(ref, { state: 'running' }, undefined));
     }
     return Promise.all(reports);
   }
