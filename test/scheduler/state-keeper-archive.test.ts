@@ -64,56 +64,73 @@ const turns = async (n = 20) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
+type KeeperDeps = ConstructorParameters<typeof StateKeeper>[0];
+
+/**
+ * A StateKeeper over a real JobStore, whose log replays what `replay` is given; no snapshots, archive or
+ * audit unless `deps` gives them, and snapshots never due by the configuration unless it says so.
+ */
+function keeperOf(leadership: Leadership, deps: Partial<KeeperDeps> = {}) {
+  const clock = new ManualClock(1_000_000);
+  let toReplay: LogEntry[] = [];
+  const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
+  const log = createLogger({ level: 'silent', name: 't' });
+  const store = new JobStore(() => jobLog, leadership, log, new SchedulerMetrics({} as unknown as MetricsSource), { runEffects: () => undefined, appendFailed: () => undefined, relieved: () => undefined }, 0);
+  const keeper = new StateKeeper({
+    store,
+    leadership,
+    jobLog: () => jobLog,
+    snapshots: () => { throw new Error('no snapshots in this test'); },
+    archive: undefined,
+    audit: () => { throw new Error('no audit in this test'); },
+    planner: { forget: () => undefined } as unknown as DeferralPlanner,
+    config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
+    registry: new Registry(),
+    clock,
+    log,
+    ...deps,
+  });
+  keeper.start();
+  return {
+    keeper,
+    /** The log grows by `entries`, which the store replays. */
+    replay: async (entries: LogEntry[]) => {
+      toReplay = entries;
+      await store.replay();
+    },
+    /** The keeper's next round (a second later), and the turns it takes. */
+    round: async (n?: number) => {
+      clock.advanceTo(clock.now() + 1_000);
+      await turns(n);
+    },
+  };
+}
+
 describe('StateKeeper archiving across a change of leadership', () => {
   test('jobs a rebuild touched while no pool was led are offered once the pool is taken up, before the watermark passes them', async () => {
-    const clock = new ManualClock(1_000_000);
     const leadership = new Leadership();
-    let toReplay: LogEntry[] = [];
-    const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
-    const log = createLogger({ level: 'silent', name: 't' });
-    const store = new JobStore(() => jobLog, leadership, log, new SchedulerMetrics({} as unknown as MetricsSource), { runEffects: () => undefined, appendFailed: () => undefined, relieved: () => undefined }, 0);
     const { archive, jobs, marks } = recordingArchive();
-    const keeper = new StateKeeper({
-      store,
-      leadership,
-      jobLog: () => jobLog,
-      snapshots: () => { throw new Error('no snapshots in this test'); },
-      archive,
-      audit: () => { throw new Error('no audit in this test'); },
-      planner: { forget: () => undefined } as unknown as DeferralPlanner,
-      config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
-      registry: new Registry(),
-      clock,
-      log,
-    });
-    keeper.start();
+    const { keeper, replay, round } = keeperOf(leadership, { archive });
     // A rebuild: the first part of the log is replayed while the replica leads nothing (leadership is
     // cleared at a rebuild's start), and the keeper's round runs in the middle of it.
-    toReplay = endedJob('early', 'general', 1);
-    await store.replay();
-    clock.advanceTo(clock.now() + 1_000);
-    await turns();
+    await replay(endedJob('early', 'general', 1));
+    await round();
     expect(jobs.has('early')).toBe(false);
     // The rest of the log, then the pool is taken up; the next round archives.
-    toReplay = endedJob('late', 'general', 3);
-    await store.replay();
+    await replay(endedJob('late', 'general', 3));
     leadership.takeUp('general');
-    clock.advanceTo(clock.now() + 1_000);
-    await turns();
+    await round();
     expect(jobs).toEqual(new Set(['early', 'late']));
     expect(marks.get(archiveLogOf('general'))).toBe(4);
 
     // Deposed and taken up again in a later term, with a job ended meanwhile: it is offered too.
     leadership.lose('general');
-    toReplay = endedJob('between', 'general', 5);
-    await store.replay();
-    clock.advanceTo(clock.now() + 1_000);
-    await turns();
+    await replay(endedJob('between', 'general', 5));
+    await round();
     expect(jobs.has('between')).toBe(false);
     expect(marks.get(archiveLogOf('general'))).toBe(4);
     leadership.takeUp('general');
-    clock.advanceTo(clock.now() + 1_000);
-    await turns();
+    await round();
     expect(jobs.has('between')).toBe(true);
     expect(marks.get(archiveLogOf('general'))).toBe(6);
     keeper.stop();
@@ -122,54 +139,34 @@ describe('StateKeeper archiving across a change of leadership', () => {
 
 describe('StateKeeper snapshot cadence', () => {
   test('a snapshot comes every snapshotEveryEntries, or after as many entries as the last one had lines when that is more', async () => {
-    const clock = new ManualClock(1_000_000);
     const leadership = new Leadership();
     leadership.takeUp('general');
-    let toReplay: LogEntry[] = [];
-    let nextSeq = 1;
-    const endJobs = (n: number) => {
-      toReplay = [];
-      for (let i = 0; i < n; i++, nextSeq += 2) toReplay.push(...endedJob(`j${nextSeq}`, 'general', nextSeq));
-    };
-    const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
-    const log = createLogger({ level: 'silent', name: 't' });
-    const store = new JobStore(() => jobLog, leadership, log, new SchedulerMetrics({} as unknown as MetricsSource), { runEffects: () => undefined, appendFailed: () => undefined, relieved: () => undefined }, 0);
     const saved: number[] = [];
     // A snapshot captures the state at once (the deferrals with it); encoding and storing come later, off the loop.
     let captures = 0;
-    const keeper = new StateKeeper({
-      store,
-      leadership,
-      jobLog: () => jobLog,
+    const { keeper, replay, round } = keeperOf(leadership, {
       snapshots: () => ({ save: async (seq: number) => void saved.push(seq), positions: async () => [] }) as never,
-      archive: undefined,
-      audit: () => { throw new Error('no audit in this test'); },
       planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
       config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 100, compactionMarginEntries: 0 } as SchedulerConfig,
-      registry: new Registry(),
-      clock,
-      log,
     });
-    keeper.start();
-    const round = async () => {
-      clock.advanceTo(clock.now() + 1_000);
-      await turns(50);
+    let nextSeq = 1;
+    const endJobs = (n: number) => {
+      const entries: LogEntry[] = [];
+      for (let i = 0; i < n; i++, nextSeq += 2) entries.push(...endedJob(`j${nextSeq}`, 'general', nextSeq));
+      return entries;
     };
     // 300 ended jobs, 600 entries: due by count. The snapshot has 600 lines (a job and a position each).
-    endJobs(300);
-    await store.replay();
-    await round();
+    await replay(endJobs(300));
+    await round(50);
     expect(captures).toBe(1);
     await vi.waitFor(() => expect(saved).toEqual([600]), { timeout: 30_000 });
     // 200 entries more: past snapshotEveryEntries, but not yet as many as the snapshot had lines.
-    endJobs(100);
-    await store.replay();
-    await round();
+    await replay(endJobs(100));
+    await round(50);
     expect(captures).toBe(1);
     // 600 entries since the snapshot: due.
-    endJobs(200);
-    await store.replay();
-    await round();
+    await replay(endJobs(200));
+    await round(50);
     expect(captures).toBe(2);
     await vi.waitFor(() => expect(saved).toEqual([600, 1200]), { timeout: 30_000 });
     keeper.stop();
