@@ -150,7 +150,7 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   leaseRetryMs: ms(2_000),
   /** Placement attempts per scheduling cycle before yielding to I/O. Env: QY_CYCLE_ATTEMPTS */
   cycleAttempts: z.coerce.number().int().min(1).default(2_000),
-  /** How often the leader of `general` snapshots the scheduler's state into the `qy-snapshots` object store (a rebuild loads the newest and replays only the log after it). Env: QY_SNAPSHOT_INTERVAL_MS */
+  /** How often the leader of `general` snapshots the scheduler's state into the `qy-snapshots` object store (a rebuild loads the newest and replays only the log after it); at least 20 times as long as the last snapshot took. Env: QY_SNAPSHOT_INTERVAL_MS */
   snapshotIntervalMs: ms(60_000),
   /** Log entries after which a snapshot is taken even before the interval (or the last snapshot's number of lines, when larger). Env: QY_SNAPSHOT_EVERY_ENTRIES */
   snapshotEveryEntries: z.coerce.number().int().min(100).default(50_000),

@@ -21,6 +21,11 @@ import { isUnavailable } from '../src/store/nats';
 const KEEPER_POOL: Pool = 'general';
 /** How often the keeper looks at what is due. */
 const TICK_MS = 1_000;
+/**
+ * The most of the leader's time snapshots taken by time may take: the next one by time waits at least the
+ * last one's duration divided by this (20 times as long) after it.
+ */
+export const SNAPSHOT_TIME_SHARE = 0.05;
 
 /** The log name a pool's leader archives under: watermarks are per leader scope. */
 export function archiveLogOf(pool: Pool): string {
@@ -77,8 +82,11 @@ export class StateKeeper {
   private snapshotting = false;
   /** A snapshot asked for quiet (nothing in flight) and has not had it yet. */
   private awaitingQuiet = false;
-  /** Where and when the last snapshot stored was taken, and how many lines (jobs, usage records, deferrals, positions) it had. */
-  private lastSnapshot = { seq: 0, atMs: 0, lines: 0 };
+  /**
+   * Where and when the last snapshot stored was taken, how many lines (jobs, usage records, deferrals,
+   * positions) it had, and how long it took from capture to stored.
+   */
+  private lastSnapshot = { seq: 0, atMs: 0, lines: 0, tookMs: 0 };
   private lastEvictionMs = 0;
   private compacted = 0;
   /** Jobs let go from memory since the last snapshot stored (a new one is due even if the log has not moved). */
@@ -230,16 +238,21 @@ export class StateKeeper {
   private snapshotDue(): boolean {
     const { config, store, clock } = this.deps;
     if (this.snapshotting) return false;
+    // By time: every snapshotIntervalMs, or SNAPSHOT_TIME_SHARE's inverse times as long as the last snapshot
+    // took, whichever is later. With a large state and a trickle of entries, a fixed minute would have the
+    // leader spend much of each minute snapshotting (about 7 s for a million jobs, from the per-line costs
+    // measured); this way snapshots by time take at most that share of it.
+    const dueByTime = clock.now() - this.lastSnapshot.atMs >= Math.max(config.snapshotIntervalMs, this.lastSnapshot.tookMs / SNAPSHOT_TIME_SHARE);
     // Jobs let go since the last snapshot are taken again: a restart would load them back, and a snapshot
     // taken just before a large batch was let go would hold it until the log moved on.
-    if (store.appliedSeq <= this.lastSnapshot.seq) return this.evictedSinceSnapshot > 0 && clock.now() - this.lastSnapshot.atMs >= config.snapshotIntervalMs;
+    if (store.appliedSeq <= this.lastSnapshot.seq) return this.evictedSinceSnapshot > 0 && dueByTime;
     // By entries: every snapshotEveryEntries, or once the log since the last snapshot is as long as that
     // snapshot was, whichever is later. A snapshot costs in proportion to the state, so with a large state
     // (a long retention, no archive) a fixed count would have it snapshotting most of the time; this way a
     // snapshot costs at most about one line per entry applied, and a rebuild replays a tail no longer than
     // the snapshot it loads.
     const everyEntries = Math.max(config.snapshotEveryEntries, this.lastSnapshot.lines);
-    return clock.now() - this.lastSnapshot.atMs >= config.snapshotIntervalMs || store.appliedSeq - this.lastSnapshot.seq >= everyEntries;
+    return dueByTime || store.appliedSeq - this.lastSnapshot.seq >= everyEntries;
   }
 
   /** Captures the state now (nothing in flight), then encodes and stores it off the placement path; then compacts. */
@@ -259,7 +272,7 @@ export class StateKeeper {
       await this.deps.snapshots().save(state.seq, data);
       failpoint(FAILPOINTS.snapshotStored);
       const { counts } = captured;
-      this.lastSnapshot = { seq: state.seq, atMs: state.takenAtMs, lines: counts.jobs + counts.metered + counts.waiting + counts.deferrals + counts.lastSeqs };
+      this.lastSnapshot = { seq: state.seq, atMs: state.takenAtMs, lines: counts.jobs + counts.metered + counts.waiting + counts.deferrals + counts.lastSeqs, tookMs: clock.now() - state.takenAtMs };
       this.evictedSinceSnapshot -= evictedBefore;
       this.metrics.snapshots.inc({ result: 'stored' });
       this.metrics.snapshotBytes.set(data.byteLength);

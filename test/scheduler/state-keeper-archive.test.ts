@@ -93,6 +93,7 @@ function keeperOf(leadership: Leadership, deps: Partial<KeeperDeps> = {}) {
   keeper.start();
   return {
     keeper,
+    clock,
     /** The log grows by `entries`, which the store replays. */
     replay: async (entries: LogEntry[]) => {
       toReplay = entries;
@@ -169,6 +170,42 @@ describe('StateKeeper snapshot cadence', () => {
     await round(50);
     expect(captures).toBe(2);
     await vi.waitFor(() => expect(saved).toEqual([600, 1200]), { timeout: 30_000 });
+    keeper.stop();
+  });
+
+  test('a snapshot by time waits twenty times as long as the last one took when that is longer than the interval', async () => {
+    const leadership = new Leadership();
+    leadership.takeUp('general');
+    const saved: number[] = [];
+    let captures = 0;
+    // Each snapshot takes 10 s from capture to stored (a large state): the next by time is due 200 s after it, not 60 s.
+    let clockOf: () => { now(): number; advanceTo(ms: number): void } = () => { throw new Error('no clock yet'); };
+    const { keeper, replay, round, clock } = keeperOf(leadership, {
+      snapshots: () => ({ save: async (seq: number) => { const c = clockOf(); c.advanceTo(c.now() + 10_000); saved.push(seq); }, positions: async () => [] }) as never,
+      planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
+      config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 60_000, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
+    });
+    clockOf = () => clock;
+    let nextSeq = 1;
+    const endJob = async () => {
+      await replay(endedJob(`j${nextSeq}`, 'general', nextSeq));
+      nextSeq += 2;
+    };
+    await endJob();
+    await round(50);
+    expect(captures).toBe(1);
+    await vi.waitFor(() => expect(saved).toEqual([2]), { timeout: 30_000 });
+    const firstAt = clock.now() - 10_000;
+    // The log moves a little; 120 s after the first capture: past the interval, not past twenty times 10 s.
+    await endJob();
+    clock.advanceTo(firstAt + 119_000);
+    await round(50);
+    expect(captures).toBe(1);
+    // 200 s after it: due.
+    clock.advanceTo(firstAt + 199_000);
+    await round(50);
+    expect(captures).toBe(2);
+    await vi.waitFor(() => expect(saved).toEqual([2, 4]), { timeout: 30_000 });
     keeper.stop();
   });
 });
