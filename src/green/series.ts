@@ -31,13 +31,17 @@ export interface Series {
   /** End of the recorded span, exclusive: the last point holds for one step (a daily profile: start + 1 day). */
   endMs: number;
   valueAt(tMs: number): number;
+  /** Rows of the file left out because their value was blank. */
+  skipped?: number;
 }
 
 export interface SeriesOptions {
-  /** The value column by header name, case-insensitive; the second column by default. */
+  /** The value column by header name, case-insensitive; by default found as parseSeries says. */
   column?: string;
   /** Default `loop`. */
   outside?: Outside;
+  /** What the value column holds, whatever its header says (by default: from the header). */
+  kind?: SeriesKind;
 }
 
 import { DAY_MS, HOUR_MS } from '../time';
@@ -51,9 +55,14 @@ export function loadSeries(path: string, options: SeriesOptions = {}): Series {
 
 /**
  * Parses a signal CSV with a header row. The first column is the time: ISO date-times (zone-less ones are
- * UTC, `2019-12-20 00:00:00` as in the carbon-intensity traces) or `HH:MM` for a daily profile. The value
- * column is a carbon intensity when its header says `carbon` (e.g. `Time,Carbon Intensity`), otherwise a green
+ * UTC, `2019-12-20 00:00:00` as in the carbon-intensity traces), Unix times in seconds or milliseconds, or
+ * `HH:MM` for a daily profile. The value column is the one named, else the first of numbers whose header
+ * names a signal (carbon, CO2, intensity, green, renewable, share), else the first of numbers that is not a
+ * time: `Time,Carbon Intensity` and an electricityMaps export (`Datetime (UTC),Country,…,Carbon Intensity
+ * gCO₂eq/kWh (direct),…`) both work as they are. It is a carbon intensity when its header says so (carbon,
+ * CO2 or intensity, and not a share or percentage such as "Carbon-free energy percentage"), otherwise a green
  * share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
+ * Rows whose value is blank (gaps in a recorded trace) are left out: the value before holds over them.
  */
 export function parseSeries(text: string, name: string, options: SeriesOptions = {}): Series {
   return seriesOf(parseTable(text, name), name, options);
@@ -61,14 +70,21 @@ export function parseSeries(text: string, name: string, options: SeriesOptions =
 
 function seriesOf({ header, rows }: Table, name: string, options: SeriesOptions): Series {
   if (rows.length === 0) throw new Error(`${name}: no rows`);
-  const column = valueColumn(header, options.column, name);
-  const kind: SeriesKind = /carbon/i.test(header[column]) ? 'carbon' : 'share';
+  const column = valueColumn(header, rows, options.column, name);
+  const kind: SeriesKind = options.kind ?? (CARBON_HEADER.test(header[column]) && !SHARE_HEADER.test(header[column]) ? 'carbon' : 'share');
   const daily = DAILY_TIME.test(rows[0][0]);
-  const points = rows.map((cells) => {
-    const value = parseValue(cells[column], kind, name);
-    return { atMs: parseTime(cells[0], daily, name), value };
-  });
-  return createSeries(points, { name, kind, daily, outside: options.outside });
+  const points: Point[] = [];
+  let skipped = 0;
+  for (const cells of rows) {
+    const cell = cells[column];
+    if (cell === undefined || cell === '') {
+      skipped++;
+      continue;
+    }
+    points.push({ atMs: parseTime(cells[0], daily, name), value: parseValue(cell, kind, name) });
+  }
+  if (points.length === 0) throw new Error(`${name}: no values in column ${header[column]} (every row is blank there)`);
+  return { ...createSeries(points, { name, kind, daily, outside: options.outside }), skipped };
 }
 
 export interface SeriesSpec {
@@ -86,7 +102,7 @@ export function createSeries(points: readonly Point[], spec: SeriesSpec): Series
   const startMs = sorted[0].atMs;
   const lastMs = sorted[sorted.length - 1].atMs;
   if (daily && lastMs - startMs >= DAY_MS) throw new Error(`${name}: a daily profile spans more than a day`);
-  const stepMs = smallestGap(sorted, daily ? startMs + DAY_MS : undefined);
+  const stepMs = stepOf(sorted, daily ? startMs + DAY_MS : undefined);
   if (!Number.isFinite(stepMs)) throw new Error(`${name}: a recorded series needs two distinct times to know its step`);
   const endMs = daily ? startMs + DAY_MS : lastMs + stepMs;
   const loop = daily || (spec.outside ?? 'loop') === 'loop';
@@ -146,14 +162,28 @@ export function nextGridTime(tMs: number, stepMs: number, anchorMs = 0): number 
 const DAILY_TIME = /^(\d{1,2}):(\d{2})$/;
 const HAS_ZONE = /(Z|[+-]\d{2}:?\d{2})$/i;
 
-function valueColumn(header: readonly string[], wanted: string | undefined, name: string): number {
-  if (wanted === undefined) {
-    if (header.length < 2) throw new Error(`${name}: the header needs a time and a value column`);
-    return 1;
+/** Headers of a signal's value column, and of those that say a carbon intensity or, though they name carbon, a share. */
+const SIGNAL_HEADER = /carbon|co2|co₂|intensity|green|renewable|share/i;
+const CARBON_HEADER = /carbon|co2|co₂|intensity/i;
+const SHARE_HEADER = /free|percent|%|share|renewable/i;
+const TIME_HEADER = /time|date/i;
+/** Rows looked at to tell a column of numbers. */
+const SNIFF_ROWS = 20;
+
+function valueColumn(header: readonly string[], rows: readonly (readonly string[])[], wanted: string | undefined, name: string): number {
+  if (wanted !== undefined) {
+    const column = header.findIndex((h, i) => i > 0 && h.toLowerCase() === wanted.toLowerCase());
+    if (column < 0) throw new Error(`${name}: no column ${wanted} in ${header.join(',')}`);
+    return column;
   }
-  const column = header.findIndex((h, i) => i > 0 && h.toLowerCase() === wanted.toLowerCase());
-  if (column < 0) throw new Error(`${name}: no column ${wanted} in ${header.join(',')}`);
-  return column;
+  if (header.length < 2) throw new Error(`${name}: the header needs a time and a value column`);
+  const sample = rows.slice(0, SNIFF_ROWS);
+  const blankOrNumbers = (i: number) => sample.every((r) => r[i] === undefined || r[i] === '' || Number.isFinite(Number(r[i])));
+  const candidates = header.map((_, i) => i).filter((i) => i > 0 && blankOrNumbers(i));
+  const column = candidates.find((i) => SIGNAL_HEADER.test(header[i])) ?? candidates.find((i) => !TIME_HEADER.test(header[i]));
+  if (column !== undefined) return column;
+  // Nothing looks like a value: the second column, refused below with the cell that is not a number.
+  return 1;
 }
 
 function parseValue(cell: string | undefined, kind: SeriesKind, name: string): number {
@@ -162,8 +192,17 @@ function parseValue(cell: string | undefined, kind: SeriesKind, name: string): n
   return kind === 'share' && value > 1 ? Math.min(1, value / 100) : value;
 }
 
+/** A Unix time: seconds below this, milliseconds from it (1e11 s is the year 5138; 1e11 ms, 1973). */
+const UNIX_MS_FROM = 1e11;
+const UNIX_TIME = /^\d{9,13}(\.\d+)?$/;
+
 function parseTime(cell: string, daily: boolean, name: string): number {
-  const atMs = daily ? timeOfDayMs(cell) : Date.parse(asUtcIso(cell));
+  let atMs: number;
+  if (daily) atMs = timeOfDayMs(cell);
+  else if (UNIX_TIME.test(cell)) {
+    const n = Number(cell);
+    atMs = Math.round(n < UNIX_MS_FROM ? n * 1000 : n);
+  } else atMs = Date.parse(asUtcIso(cell));
   if (!Number.isFinite(atMs)) throw new Error(`${name}: bad time ${cell}`);
   return atMs;
 }
@@ -182,14 +221,26 @@ function asUtcIso(text: string): string {
   return HAS_ZONE.test(iso) ? iso : `${iso}Z`;
 }
 
-/** Smallest positive gap between sorted points, including the wrap-around to `wrapAtMs` for a daily profile. */
-function smallestGap(sorted: readonly Point[], wrapAtMs?: number): number {
-  let gap = wrapAtMs === undefined ? Infinity : wrapAtMs - sorted[sorted.length - 1].atMs;
-  for (let i = 1; i < sorted.length; i++) {
-    const d = sorted[i].atMs - sorted[i - 1].atMs;
-    if (d > 0 && d < gap) gap = d;
-  }
-  return gap;
+/** A gap between points shorter than the others counts as the step only if at least this share of the gaps are that short. */
+const STEP_MIN_SHARE = 0.01;
+/** Below this many gaps, the smallest one is the step. */
+const STEP_MIN_GAPS = 100;
+
+/**
+ * The step of a series: its smallest gap between points (including the wrap-around to `wrapAtMs` for a
+ * daily profile) that at least 1% of its gaps are no longer than. A trace whose resolution changes keeps the
+ * finer one (gb_ci.csv goes from 30 to 15 minutes), and one stray row a minute after another does not make
+ * the step a minute: every forecast and simulation would then work on a grid fifteen times finer, for
+ * nothing. Fewer than 100 gaps: the smallest.
+ */
+function stepOf(sorted: readonly Point[], wrapAtMs?: number): number {
+  const gaps: number[] = [];
+  if (wrapAtMs !== undefined) gaps.push(wrapAtMs - sorted[sorted.length - 1].atMs);
+  for (let i = 1; i < sorted.length; i++) gaps.push(sorted[i].atMs - sorted[i - 1].atMs);
+  const positive = gaps.filter((d) => d > 0).sort((a, b) => a - b);
+  if (positive.length === 0) return Infinity;
+  if (positive.length < STEP_MIN_GAPS) return positive[0];
+  return positive[Math.ceil(positive.length * STEP_MIN_SHARE) - 1];
 }
 
 /** `tMs` moved by whole spans into [startMs, endMs). */

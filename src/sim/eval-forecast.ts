@@ -24,6 +24,7 @@ const opts = new Command()
   .name('eval:forecast')
   .description('Score the green forecasters out of sample on a carbon-intensity trace.')
   .requiredOption('--carbon <file>', 'grid carbon intensity over time (CSV with the columns Time,Carbon Intensity)')
+  .option('--carbon-column <name>', "the trace's column of carbon intensity, in gCO2/kWh (default: found by its header)")
   .option('--forecasters <list>', 'forecasters to score', FORECASTERS.join(','))
   .option('--segments <n>', 'consecutive parts of the trace, each scored on its own', number('--segments', 1), 4)
   .option('--horizons <hours>', 'horizons scored, in hours', '1,6,12,24')
@@ -31,11 +32,11 @@ const opts = new Command()
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
   .parse()
-  .opts<{ carbon: string; forecasters: string; segments: number; horizons: string; warmupDays: number; json?: boolean }>();
+  .opts<{ carbon: string; carbonColumn?: string; forecasters: string; segments: number; horizons: string; warmupDays: number; json?: boolean }>();
 
 function main(): void {
-  const series = loadSeries(opts.carbon, { outside: 'clamp' });
-  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity`);
+  const series = loadSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, kind: opts.carbonColumn ? 'carbon' : undefined });
+  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity"; or name it with --carbon-column)`);
   const names: ForecasterName[] = opts.forecasters.split(',').map((s) => forecasterNamed(s.trim()));
   const horizonsH = opts.horizons.split(',').map(Number);
   if (horizonsH.some((h) => !(h > 0))) throw new Error(`--horizons: bad list ${opts.horizons}`);

@@ -47,6 +47,7 @@ const opts = new Command()
   .name('eval:green')
   .description('Compare green-blind, green-spatial and green-aware scheduling (live forecast and oracle) on a carbon-intensity trace.')
   .requiredOption('--carbon <file>', 'grid carbon intensity over time (CSV with the columns Time,Carbon Intensity)')
+  .option('--carbon-column <name>', "the trace's column of carbon intensity, in gCO2/kWh (default: found by its header)")
   .option('--cluster <file>', "zones' own green share by hour, prices, failures (the nodes are the built-in mixed cluster)", 'configs/sim/qingyang.yaml')
   .option('--start <date>', 'the trace time where the run begins, with one window (default: the start of the trace)')
   .option('--windows <n>', 'runs over this many start dates spread across the trace', number('--windows', 1), 1)
@@ -69,6 +70,7 @@ const opts = new Command()
   .parse()
   .opts<{
     carbon: string;
+    carbonColumn?: string;
     cluster: string;
     start?: string;
     windows: number;
@@ -205,8 +207,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
 const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
 
 function main(): void {
-  const series = loadSeries(opts.carbon, { outside: 'clamp' });
-  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity")`);
+  const series = loadSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, kind: opts.carbonColumn ? 'carbon' : undefined });
+  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity"; or name it with --carbon-column)`);
   forecasterNamed(opts.forecaster);
   const nodes = mixedCluster(opts.nodes);
   // Jobs run an hour on average in the general pool; arrivals fill the days asked for.
@@ -218,7 +220,7 @@ function main(): void {
   const starts = windowStarts(series);
   log(
     `${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime), node failures ${opts.failures ? 'on' : 'off'}; ` +
-      `grid intensity from ${opts.carbon}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)`,
+      `grid intensity from ${opts.carbon}${series.skipped ? ` (${series.skipped} rows with no value left out)` : ''}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)`,
   );
   // The noise runs' workloads, the same in every window.
   const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));

@@ -94,12 +94,60 @@ describe('series', () => {
   });
 
   test('bad files are refused with the reason', () => {
-    expect(() => parseSeries('Time,Carbon Intensity\n2021-01-01 00:00:00,\n', 'f')).toThrow(/f: bad carbon intensity $/);
+    expect(() => parseSeries('Time,Carbon Intensity\n2021-01-01 00:00:00,\n', 'f')).toThrow(/f: no values in column Carbon Intensity/);
+    expect(() => parseSeries('Time,Carbon Intensity\n2021-01-01 00:00:00,n/a\n', 'f')).toThrow(/f: bad carbon intensity n\/a$/);
     expect(() => parseSeries('time,share\n2021-01-01 00:00:00,-1\n', 'f')).toThrow(/bad share -1/);
     expect(() => parseSeries('time,share\nnoon,0.5\n2021-01-01 00:00:00,0.5\n', 'f')).toThrow(/bad time noon/);
     expect(() => parseSeries('time,share\n06:00,0.5\n25:00,0.5\n', 'f')).toThrow(/bad time 25:00/);
     expect(() => parseSeries('time,share\n', 'f')).toThrow(/no rows/);
     expect(() => parseSeries('time,share\n2021-01-01 00:00:00,0.5\n', 'f')).toThrow(/two distinct times/);
+  });
+
+  test('gaps in a trace: rows with a blank value are left out, the value before holding over them', () => {
+    const series = parseSeries('Time,Carbon Intensity\n2021-01-01 00:00:00,200\n2021-01-01 00:30:00,\n2021-01-01 01:00:00,100\n2021-01-01 01:30:00,120\n', 'gaps');
+    expect(series.points.map((p) => p.value)).toEqual([200, 100, 120]);
+    expect(series.skipped).toBe(1);
+    expect(series.stepMs).toBe(30 * MIN);
+    expect(series.valueAt(Date.UTC(2021, 0, 1, 0, 45))).toBe(200);
+  });
+
+  test('an electricityMaps export: the carbon intensity column found by its header, not the second column', () => {
+    const text = [
+      'Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA),Carbon-free energy percentage (CFE%),Renewable energy percentage (RE%),Data Source,Data Estimated,Data Estimation Method',
+      '2021-01-01 00:00:00,Sweden,Sweden,SE,12.5,30.1,98.1,70.2,entsoe.eu,false,',
+      '2021-01-01 01:00:00,Sweden,Sweden,SE,14,31.6,97.9,69.5,entsoe.eu,false,',
+    ].join('\n');
+    const series = parseSeries(text, 'em');
+    expect(series.kind).toBe('carbon');
+    expect(series.points.map((p) => p.value)).toEqual([12.5, 14]);
+    expect(series.stepMs).toBe(60 * MIN);
+    // Named, a carbon-free percentage is a share, not an intensity.
+    const cfe = parseSeries(text, 'em', { column: 'Carbon-free energy percentage (CFE%)' });
+    expect(cfe.kind).toBe('share');
+    expect(cfe.points[0].value).toBeCloseTo(0.981, 12);
+    expect(cfe.points[1].value).toBeCloseTo(0.979, 12);
+  });
+
+  test('Unix times in seconds or milliseconds; a timestamp column is not taken for the value', () => {
+    const seconds = parseSeries('datetime,timestamp,zone_name,carbon_intensity_avg\n2021-01-01T00:00:00Z,1609459200,DE,311\n2021-01-01T01:00:00Z,1609462800,DE,305\n', 'old export');
+    expect(seconds.kind).toBe('carbon');
+    expect(seconds.points.map((p) => p.value)).toEqual([311, 305]);
+    const unix = parseSeries('t,Carbon Intensity\n1609459200,311\n1609462800,305\n', 'unix s');
+    expect(unix.points.map((p) => p.atMs)).toEqual([Date.UTC(2021, 0, 1), Date.UTC(2021, 0, 1, 1)]);
+    const ms = parseSeries('t,Carbon Intensity\n1609459200000,311\n1609462800000,305\n', 'unix ms');
+    expect(ms.points.map((p) => p.atMs)).toEqual([Date.UTC(2021, 0, 1), Date.UTC(2021, 0, 1, 1)]);
+  });
+
+  test('a stray row does not make the step finer than the trace; a change of resolution does', () => {
+    const start = Date.UTC(2021, 0, 1);
+    const row = (min: number, v: number) => `${new Date(start + min * MIN).toISOString()},${v}`;
+    // 300 quarter-hours with one stray row a minute after one of them.
+    const rows = Array.from({ length: 300 }, (_, i) => row(i * 15, 100 + (i % 7)));
+    rows.splice(101, 0, row(100 * 15 + 1, 50));
+    expect(parseSeries(['Time,Carbon Intensity', ...rows].join('\n'), 'stray').stepMs).toBe(15 * MIN);
+    // Half-hourly, then quarter-hourly for the last tenth: the finer step.
+    const mixed = [...Array.from({ length: 270 }, (_, i) => row(i * 30, 100)), ...Array.from({ length: 60 }, (_, i) => row(270 * 30 + i * 15, 90))];
+    expect(parseSeries(['Time,Carbon Intensity', ...mixed].join('\n'), 'mixed').stepMs).toBe(15 * MIN);
   });
 
   test('a series from points in any order', () => {
