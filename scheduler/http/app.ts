@@ -28,6 +28,9 @@ import { tenantRoutes } from './routes/tenants';
 import { usageRoutes } from './routes/usage';
 import { datasetRoutes } from './routes/datasets';
 
+/** A percent-encoded control character (U+0000 to U+001F, U+007F) in a request's path or query. */
+const CONTROL_IN_URL = /%(?:[01][0-9a-f]|7f)/i;
+
 /**
  * The HTTP API: fastify with zod schemas from src/protocol for validation, types and the OpenAPI document
  * (served at /docs/json). Every error leaves through one handler as {code, message, statusCode}.
@@ -65,6 +68,14 @@ export async function buildHttpApp(scheduler: HttpDeps, ops: SchedulerOperations
   app.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     done();
+  });
+  // No id, name, period or filter holds a control character: one in the URL (a NUL reached PostgreSQL as a
+  // lookup of an archived job, and came back as a 500) is a bad request, whatever the route.
+  app.addHook('onRequest', (req, reply, done) => {
+    const control = CONTROL_IN_URL.exec(req.url);
+    if (!control) return done();
+    const err = new QY_ERR_VALIDATION(`the URL holds a control character (${control[0]}); ids, names, periods and filters never do`);
+    void reply.code(400).send({ code: err.code, message: err.message, statusCode: 400 });
   });
   app.addHook('onResponse', (req, reply, done) => {
     if (reply.statusCode >= 500 || req.log.level === 'debug' || req.log.level === 'trace') req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');

@@ -93,6 +93,9 @@ const cases: Case[] = [
   { name: 'unknown node', as: 'operator', method: 'POST', path: '/v1/nodes/nope/cordon', status: 404, code: 'QY_ERR_NODE_NOT_FOUND', message: 'Node nope not found' },
   { name: 'bad drain body', as: 'operator', method: 'POST', path: '/v1/nodes/n1/drain', body: { requeue: 'yes' }, status: 400, code: 'QY_ERR_VALIDATION', message: /body\.requeue: Invalid input: expected boolean/ },
   { name: 'no such route', method: 'GET', path: '/v1/nothing', status: 404, code: 'QY_ERR_ROUTE_NOT_FOUND', message: 'No route GET /v1/nothing' },
+  // With an archive, a NUL in a job id reached PostgreSQL and came back a 500 (test/integration/archive-api.test.ts).
+  { name: 'a NUL in a job id', method: 'GET', path: '/v1/jobs/j0%00x', status: 400, code: 'QY_ERR_VALIDATION', message: 'Invalid request: the URL holds a control character (%00); ids, names, periods and filters never do' },
+  { name: 'a control character in a filter', method: 'GET', path: '/v1/jobs?tenant=city-a%0A', status: 400, code: 'QY_ERR_VALIDATION', message: /control character \(%0A\)/ },
 ];
 
 describe('bad input gets a 4xx with a stable code and a message naming the field', () => {

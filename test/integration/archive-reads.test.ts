@@ -100,6 +100,13 @@ describe('a job only in the archive', () => {
     expect(hidden).toMatchObject({ status: 404, body: { code: 'QY_ERR_JOB_NOT_FOUND', message: `Job ${gone.other.view.id} not found` } });
   });
 
+  test('an id no job can have is a 400, not a lookup PostgreSQL refuses (a NUL came back a 500)', async () => {
+    for (const path of [`/v1/jobs/${gone.keyed.view.id}%00`, '/v1/jobs/%00/log', `/v1/jobs?tenant=city-a%00`]) {
+      const res = await s.api.request<{ code: string }>('GET', path);
+      expect({ path, status: res.status, code: res.body.code }).toEqual({ path, status: 400, code: 'QY_ERR_VALIDATION' });
+    }
+  });
+
   test('cannot be cancelled, and its log is what its agent still has', async () => {
     const cancel = await s.api.request('DELETE', `/v1/jobs/${gone.failed.view.id}`);
     expect(cancel).toMatchObject({ status: 409, body: { code: 'QY_ERR_JOB_FINISHED', message: `Job ${gone.failed.view.id} has already finished (failed)` } });
