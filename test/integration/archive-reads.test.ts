@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { newJobId } from '../../scheduler/ids';
+import { seededRng } from '../../src/sim/rng';
 import { specView } from '../../scheduler/state/views';
 import { ArchiveWriter, openArchiveDatabase, type ArchivedJob } from '../../src/archive';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
@@ -234,4 +235,30 @@ describe('PostgreSQL down', () => {
     }
     await waitUntil(async () => ((await s.api.request('GET', `/v1/jobs/${gone.keyed.view.id}`)).status === 200 ? true : undefined), 30_000, () => 'the archive did not come back');
   });
+});
+
+describe('odd requests at every route', () => {
+  test('a thousand requests with odd ids, filters and bodies, as a tenant, an operator and nobody: never a 5xx', async () => {
+    // Last in this file: some of these cordon or drain the node, change quotas or cancel jobs.
+    const rng = seededRng(11);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
+    const paths = (await s.operator.request<{ paths: Record<string, Record<string, unknown>> }>('GET', '/docs/json')).body.paths;
+    const routes = Object.entries(paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path })));
+    const segments = [gone.keyed.view.id, gone.other.view.id, inMemory[0], 'ar-1', 'city-a', 'city-b', '2026-11', 'nope', '%00', 'a%00b', '%0A', '%E2%80%AE', '%F0%9F%98%80', 'x'.repeat(300), '..%2F..', '%25', '-1', '2026-13'];
+    const queries = ['', '?limit=0', '?limit=5&cursor=%00', `?tenant=city-a%00`, '?state=running&pool=general', '?period=2026-11&pool=quantum', '?minutes=-5&stepSeconds=0', '?afterSeq=1e309', '?since=yesterday', '?hours=100000', '?format=xml', '?maxBytes=-1'];
+    const bodies = [undefined, '', '{', 'null', '[]', '"x"', '{"a":{"b":[1,{"c":null}]}}', JSON.stringify(ok), JSON.stringify({ ...ok, name: 'n\u0000m', env: { A: 'b\u0000' }, command: ['echo', 'a\u0000b'] }), JSON.stringify({ requeue: true, reason: 'r\u0000' }), JSON.stringify({ general: { cpuMillis: -1 } }), JSON.stringify({ id: 'd\u0000', name: 'x', uri: 's3://x', classification: 'public' }), JSON.stringify({ ...ok, resources: { cpuMillis: 1e308, memBytes: -0 } })];
+    const callers = [s.api, s.operator, s.as('city-b'), undefined] as const;
+    const bad: unknown[] = [];
+    for (let i = 0; i < 1_000; i++) {
+      const route = pick(routes);
+      const path = route.path.replace(/\{[^}]+\}/g, () => pick(segments)) + (rng() < 0.5 ? pick(queries) : '');
+      const rawBody = route.method === 'GET' || route.method === 'DELETE' ? undefined : pick(bodies);
+      const caller = pick(callers);
+      const res = caller
+        ? await caller.request(route.method, path, { rawBody, headers: rawBody === undefined ? {} : { 'content-type': pick(['application/json', 'application/json', 'text/plain']) } })
+        : { status: (await fetch(`${s.url}${path}`, { method: route.method, body: rawBody, headers: rawBody === undefined ? {} : { 'content-type': 'application/json' } })).status, body: undefined };
+      if (res.status >= 500) bad.push({ method: route.method, path, rawBody, status: res.status, body: res.body });
+    }
+    expect(bad).toEqual([]);
+  }, 120_000);
 });
