@@ -81,7 +81,8 @@ function seriesOf({ header, rows }: Table, name: string, options: SeriesOptions)
       skipped++;
       continue;
     }
-    points.push({ atMs: parseTime(cells[0], daily, name), value: parseValue(cell, kind, name) });
+    const value = parseValue(cell, kind, name);
+    points.push({ atMs: parseTime(cells[0], daily, name), value });
   }
   if (points.length === 0) throw new Error(`${name}: no values in column ${header[column]} (every row is blank there)`);
   return { ...createSeries(points, { name, kind, daily, outside: options.outside }), skipped };
