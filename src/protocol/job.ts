@@ -78,6 +78,21 @@ export const jobSpecSchema = z
     }
     if (j.env && Object.keys(j.env).length > 64) ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 64 variables' });
   });
+/** Control characters (U+0000-U+001F, U+007F): none in a job's name. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * What `POST /v1/jobs` accepts: a job spec whose command and env values hold no NUL byte (execve cannot
+ * pass one: the task would fail at start) and whose name holds no control character (it is printed by `qy`
+ * and the console). Logged events keep jobSpecSchema, so a job logged before this rule still replays.
+ */
+export const jobSubmissionSchema = jobSpecSchema.superRefine((j, ctx) => {
+  if (j.name !== undefined && CONTROL.test(j.name)) ctx.addIssue({ code: 'custom', path: ['name'], message: 'must not contain control characters' });
+  j.command?.forEach((arg, i) => {
+    if (arg.includes('\u0000')) ctx.addIssue({ code: 'custom', path: ['command', i], message: 'must not contain a NUL byte' });
+  });
+  for (const [name, value] of Object.entries(j.env ?? {})) if (value.includes('\u0000')) ctx.addIssue({ code: 'custom', path: ['env', name], message: 'must not contain a NUL byte' });
+});
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 /** A job spec as written by a user, before defaults are applied. */
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
