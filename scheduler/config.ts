@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
+import { parseDeferralShares } from '../src/green';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
@@ -97,8 +98,21 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   carbonStaleMs: ms(3_600_000),
   /** Hold deferrable jobs for the greenest window before their deadline. Env: QY_GREEN_DEFERRAL */
   greenDeferral: bool(true),
-  /** Share of a pool deferred jobs may book in any one step of time. Env: QY_GREEN_DEFERRAL_SHARE */
-  greenDeferralShare: z.coerce.number().gt(0).max(1).default(0.2),
+  /**
+   * Share of a pool deferred jobs may book in any one step of time: one for every pool (`0.2`), or per pool
+   * (`0.2,intelligent=0`: the intelligent pool defers nothing; `general=0.2,intelligent=0.05`). Env: QY_GREEN_DEFERRAL_SHARE (default: `0.2`)
+   */
+  greenDeferralShare: z
+    .union([z.string(), z.number()])
+    .default('0.2')
+    .transform((value, ctx) => {
+      try {
+        return parseDeferralShares(String(value));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Share of starting now's carbon intensity a later start must save, beyond twice the forecast's recent error, before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
   greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
   /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, blend). Env: QY_GREEN_FORECASTER */

@@ -1,5 +1,5 @@
 import type { SchedJob } from '../core';
-import { GPU_MILLI_PER_GPU, type NodeSpec, type Pool } from '../protocol';
+import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { Point } from './series';
 import { latestStartOf, safetyMarginMs } from '../core/deadline';
 import { planStart } from './shift';
@@ -13,17 +13,22 @@ import { planStart } from './shift';
  */
 export class DeferralBook {
   private readonly slots = new Map<string, Map<number, number>>();
+  private readonly shares: DeferralShares;
 
   constructor(
     private readonly stepMs: number,
-    /** Share of a pool's capacity deferred jobs may hold in any one step. */
-    private readonly share: number,
-  ) {}
+    /** Share of a pool's capacity deferred jobs may hold in any one step: one for every pool, or per pool. */
+    share: number | DeferralShares,
+  ) {
+    this.shares = typeof share === 'number' ? { default: share, pools: {} } : share;
+  }
 
   /** Whether `units` more of `capacity` fit in every step of [startMs, startMs + durationMs). */
   fits(pool: string, capacity: number, units: number, startMs: number, durationMs: number): boolean {
     const booked = this.slots.get(pool);
-    const limit = this.share * capacity;
+    const limit = shareOf(this.shares, pool) * capacity;
+    // A share of 0 books nothing, not even a job that holds none of the pool's scarce resource.
+    if (limit <= 0) return false;
     if (!booked) return units <= limit;
     for (let slot = Math.floor(startMs / this.stepMs); slot * this.stepMs < startMs + Math.max(durationMs, 1); slot++) if ((booked.get(slot) ?? 0) + units > limit) return false;
     return true;
@@ -53,6 +58,53 @@ export class DeferralBook {
     for (const booked of this.slots.values()) for (const slot of booked.keys()) if (slot < current) booked.delete(slot);
   }
 }
+
+/** The share of each pool deferred jobs may book in a step: `default` for the pools not named. 0 defers nothing there. */
+export interface DeferralShares {
+  default: number;
+  pools: Partial<Record<Pool, number>>;
+}
+
+/** A pool's share in `shares`. */
+export function shareOf(shares: DeferralShares, pool: string): number {
+  return shares.pools[pool as Pool] ?? shares.default;
+}
+
+/**
+ * Reads deferral shares as operators write them: `0.2` for every pool, or pools named with their own,
+ * `0.2,intelligent=0` (intelligent defers nothing, the others 0.2) or `general=0.2,intelligent=0.05,super=0`
+ * (unnamed pools then take the first share given without a pool, 0.2 when there is none). Each share is in
+ * 0..1. Throws with what is wrong.
+ */
+export function parseDeferralShares(text: string): DeferralShares {
+  const shares: DeferralShares = { default: DEFAULT_DEFERRAL_SHARE, pools: {} };
+  let sawDefault = false;
+  const items = text.split(',').map((item) => item.trim());
+  if (items.some((item) => item === '')) throw new Error(`${JSON.stringify(text)}: an empty item; write 0.2, or 0.2,intelligent=0, or general=0.2,intelligent=0`);
+  for (const item of items) {
+    const [left, right] = item.includes('=') ? item.split('=', 2).map((x) => x.trim()) : [undefined, item];
+    const share = Number(right);
+    if (right === '' || !Number.isFinite(share) || share < 0 || share > 1) throw new Error(`${JSON.stringify(item)}: a share must be a number from 0 to 1`);
+    if (left === undefined) {
+      if (sawDefault) throw new Error(`${JSON.stringify(text)}: more than one share without a pool`);
+      sawDefault = true;
+      shares.default = share;
+    } else {
+      if (!(POOLS as readonly string[]).includes(left)) throw new Error(`${JSON.stringify(item)}: unknown pool ${left} (known: ${POOLS.join(', ')})`);
+      if (shares.pools[left as Pool] !== undefined) throw new Error(`${JSON.stringify(text)}: pool ${left} named twice`);
+      shares.pools[left as Pool] = share;
+    }
+  }
+  return shares;
+}
+
+/** Written as parseDeferralShares reads it. */
+export function formatDeferralShares(shares: DeferralShares): string {
+  return [String(shares.default), ...POOLS.filter((p) => shares.pools[p] !== undefined).map((p) => `${p}=${shares.pools[p]}`)].join(',');
+}
+
+/** The share of a pool deferred jobs may book in any step, unless configured (the service's QY_GREEN_DEFERRAL_SHARE). */
+export const DEFAULT_DEFERRAL_SHARE = 0.2;
 
 /** How much of a pool's scarce resource a job holds: cores (general), milli-GPUs (intelligent), nodes (super). */
 export function poolDemand(job: SchedJob): number {

@@ -1,13 +1,13 @@
 import type { Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral } from './booking';
+import { DeferralBook, deferralMargin, planDeferral, type DeferralShares } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
 export interface DeferralSettings {
   stepMs: number;
-  /** Share of a pool deferred jobs may book in any one step. */
-  bookShare: number;
+  /** Share of a pool deferred jobs may book in any one step: one for every pool, or per pool. */
+  bookShare: number | DeferralShares;
   /** Forecast intensity of the pool's electricity from `fromMs` to `toMs`. */
   forecast(pool: Pool, fromMs: number, toMs: number): Point[];
   /** The pool's supply in the unit of poolDemand. */

@@ -19,7 +19,7 @@ import {
 import { POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 import { EnergyModel } from './energy';
-import { DeferralPlanner, nextGridTime, poolSupply, type SkilledForecaster } from '../green';
+import { DEFAULT_DEFERRAL_SHARE, DeferralPlanner, nextGridTime, poolSupply, type SkilledForecaster } from '../green';
 import { SimGreenForecast } from './green-forecast';
 import type { SimPolicy } from './policies';
 import { SimRecorder, type SimResult } from './recorder';
@@ -31,7 +31,6 @@ import { zoneKey } from '../metering/power';
 export { BSLD_THRESHOLD_MS, stats, type SimResult, type Stats, type Timeline } from './recorder';
 
 /** Share of a pool deferred jobs may book in any one step. */
-const DEFAULT_DEFERRAL_SHARE = 0.2;
 
 export interface SimOptions {
   /** Points of the timeline (about; more when the drain after the last arrival is long). */

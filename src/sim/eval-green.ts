@@ -22,7 +22,7 @@ import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { forecasterNamed, loadSeries, makeForecaster, type Series } from '../green';
+import { forecasterNamed, formatDeferralShares, loadSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -37,10 +37,12 @@ const count = (name: string) => (v: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
   return n;
 };
-const share = (name: string) => (v: string) => {
-  const n = number(name, 0)(v);
-  if (n === 0 || n > 1) throw new InvalidArgumentError(`${name} must be a share in (0, 1]`);
-  return n;
+const deferralShares = (v: string) => {
+  try {
+    return parseDeferralShares(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 const opts = new Command()
@@ -55,7 +57,7 @@ const opts = new Command()
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
-  .option('--deferral-share <x>', 'share of a pool deferred jobs may book in any one step (the service\'s QY_GREEN_DEFERRAL_SHARE)', share('--deferral-share'), 0.2)
+  .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, parseDeferralShares('0.2'))
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
@@ -78,7 +80,7 @@ const opts = new Command()
     nodes: number;
     load: number;
     deferrableShare: number;
-    deferralShare: number;
+    deferralShare: DeferralShares;
     windowHours: number;
     forecaster: string;
     warmupDays: number;
@@ -226,7 +228,7 @@ function main(): void {
   const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));
   const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, log));
   const summary = summarise(windows);
-  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: opts.deferralShare, windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const files = writeGreenReports({ settings, summary, windows }, out);
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);

@@ -1,4 +1,5 @@
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_POLICY, DEFAULT_PREEMPTION_MAX_PER_HOUR, withPoolPolicy, type Policy, type PoolPolicy } from '../core';
+import type { DeferralShares } from '../green';
 import { POOLS, type Pool } from '../protocol';
 
 /** How a simulated scheduler orders, admits and places jobs; the placement itself is src/core's. */
@@ -12,8 +13,8 @@ export interface SimPolicy {
   placement: Policy;
   /** Temporal shifting: deferrable jobs start at the time in their window with the lowest forecast carbon intensity. */
   shiftInTime?: boolean;
-  /** With shiftInTime: the share of a pool deferred jobs may book in any one step (default 0.2, as the service's QY_GREEN_DEFERRAL_SHARE). */
-  deferralShare?: number;
+  /** With shiftInTime: the share of a pool deferred jobs may book in any one step, for every pool or per pool (default 0.2, as the service's QY_GREEN_DEFERRAL_SHARE). */
+  deferralShare?: number | DeferralShares;
   /** Waiting this long counts as a whole dominant share (priority-fair order). */
   agingMs: number;
   /** Higher priority classes stop lower ones to fit, at most this often per job and hour (the service's storm guard). */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, PendingQueue, SchedulingPipeline, byPriorityThenSubmitTime } from '../../src/core';
-import { DeferralPlanner, type Forecaster } from '../../src/green';
+import { DeferralPlanner, formatDeferralShares, parseDeferralShares, type DeferralShares, type Forecaster } from '../../src/green';
 import { job, nodeSpec } from '../core/fixtures';
 
 const HOUR = 3_600_000;
@@ -18,7 +18,7 @@ function profile(valueAt: (ms: number) => number): Forecaster {
   };
 }
 
-function planner(valueAt: (ms: number) => number, settings: { bookShare?: number; supply?: number } = {}) {
+function planner(valueAt: (ms: number) => number, settings: { bookShare?: number | DeferralShares; supply?: number } = {}) {
   const forecaster = profile(valueAt);
   return new DeferralPlanner({ stepMs: STEP, bookShare: settings.bookShare ?? 1, supplyOf: () => settings.supply ?? 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from) });
 }
@@ -55,6 +55,31 @@ describe('green deferral', () => {
     // Each job needs 1 core of 100 for an hour; 30 fit in the clean hour, the rest go elsewhere.
     const starts = Array.from({ length: 40 }, (_, i) => d.hold(deferrable(`j${i}`, { resources: { cpuMillis: 1000, memBytes: 0 } }), 0)?.untilMs ?? 0);
     expect(starts.filter((t) => t === 3 * HOUR)).toHaveLength(30);
+  });
+
+  test('a share per pool: a pool given 0 defers nothing, the others book their own share', () => {
+    const d = planner((ms) => (ms >= 3 * HOUR && ms < 4 * HOUR ? 100 : 500), { bookShare: parseDeferralShares('0.3,intelligent=0,super=0.1'), supply: 100 });
+    const one = (id: string, pool: 'general' | 'intelligent' | 'super') => deferrable(id, { pool, resources: { cpuMillis: 1000, memBytes: 0 } });
+    expect(d.hold(deferrable('gpu', { pool: 'intelligent', resources: { cpuMillis: 1000, memBytes: 0, gpus: 1 } }), 0)).toBeUndefined();
+    expect(d.hold(one('cpu-only', 'intelligent'), 0)).toBeUndefined();
+    const general = Array.from({ length: 40 }, (_, i) => d.hold(one(`g${i}`, 'general'), 0)?.untilMs ?? 0);
+    expect(general.filter((t) => t === 3 * HOUR)).toHaveLength(30);
+    // super's units are nodes: 10 of 100 in the clean hour.
+    const hpc = Array.from({ length: 20 }, (_, i) => d.hold(one(`s${i}`, 'super'), 0)?.untilMs ?? 0);
+    expect(hpc.filter((t) => t === 3 * HOUR)).toHaveLength(10);
+  });
+
+  test('deferral shares as operators write them, and what is refused', () => {
+    expect(parseDeferralShares('0.2')).toEqual({ default: 0.2, pools: {} });
+    expect(parseDeferralShares('0.2, intelligent=0')).toEqual({ default: 0.2, pools: { intelligent: 0 } });
+    expect(parseDeferralShares('general=0.1,super=0')).toEqual({ default: 0.2, pools: { general: 0.1, super: 0 } });
+    expect(formatDeferralShares(parseDeferralShares('super=0,0.3,general=0.1'))).toBe('0.3,general=0.1,super=0');
+    expect(() => parseDeferralShares('1.5')).toThrow(/"1.5": a share must be a number from 0 to 1/);
+    expect(() => parseDeferralShares('gpu=0.1')).toThrow(/unknown pool gpu \(known: general, intelligent, super\)/);
+    expect(() => parseDeferralShares('0.1,0.2')).toThrow(/more than one share without a pool/);
+    expect(() => parseDeferralShares('general=0.1,general=0.2')).toThrow(/pool general named twice/);
+    expect(() => parseDeferralShares('0.2,')).toThrow(/an empty item/);
+    expect(() => parseDeferralShares('general=')).toThrow(/a share must be a number from 0 to 1/);
   });
 
   test('the planned start is never after the latest start, so a declared duration meets its deadline (property)', () => {

@@ -39,3 +39,10 @@ test('the archive database is a postgres URL, and off when unset', () => {
   expect(loadSchedulerConfig({ QY_DATABASE_URL: 'postgres://qy:pw@db:5432/qingyang' }).databaseUrl).toBe('postgres://qy:pw@db:5432/qingyang');
   expect(() => loadSchedulerConfig({ QY_DATABASE_URL: 'mysql://db/qingyang' })).toThrow(/QY_DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
 });
+
+test('the deferral share: one for every pool, or per pool; a bad one is named', () => {
+  expect(loadSchedulerConfig({}).greenDeferralShare).toEqual({ default: 0.2, pools: {} });
+  expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.1' }).greenDeferralShare).toEqual({ default: 0.1, pools: {} });
+  expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.2,intelligent=0' }).greenDeferralShare).toEqual({ default: 0.2, pools: { intelligent: 0 } });
+  expect(() => loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: 'gpu=0' })).toThrow(/QY_GREEN_DEFERRAL_SHARE: "gpu=0": unknown pool gpu/);
+});
