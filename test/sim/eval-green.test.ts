@@ -82,10 +82,10 @@ test.concurrent('eval:green --windows runs the live forecaster and the oracle ov
   expect(mean(3)).toBeCloseTo(result.oracleSavedPct, 1);
 }, 300_000);
 
-test('eval:green refuses a deferral share outside (0, 1] and a fractional number of noise runs, with a message', async () => {
+test('eval:green refuses a deferral share outside 0..1 or of an unknown pool, and a fractional number of noise runs, with a message', async () => {
   for (const [flag, value, message] of [
-    ['--deferral-share', '1.5', '--deferral-share must be a share in (0, 1]'],
-    ['--deferral-share', '0', '--deferral-share must be a share in (0, 1]'],
+    ['--deferral-share', '1.5', '"1.5": a share must be a number from 0 to 1'],
+    ['--deferral-share', '0.2,gpu=0', '"gpu=0": unknown pool gpu'],
     ['--noise-runs', '2.5', '--noise-runs must be a whole number'],
   ]) {
     const failed = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', '--carbon', 'test/fixtures/gb_ci-excerpt.csv', flag, value, '--json']).then(
