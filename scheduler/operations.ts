@@ -3,6 +3,7 @@ import {
   POOLS,
   TERMINAL_JOB_STATES,
   attemptIdOf,
+  submissionProblems,
   type JobSpec,
   type JobState,
   type JobSubmitted,
@@ -28,6 +29,7 @@ import {
   QY_ERR_TENANT_NOT_FOUND,
   QY_ERR_UNKNOWN_PRIORITY_CLASS,
   QY_ERR_UNSCHEDULABLE,
+  QY_ERR_VALIDATION,
 } from '../src/errors';
 import type { Bill, DisclosureReport, UsageSummary } from '../src/billing';
 import { Accounting, type UsageQuery } from './accounting';
@@ -116,6 +118,9 @@ export class SchedulerOperations {
 
   /** Routes a new job (when federated): to another site under a claim, or here. */
   private async routeAndAccept(spec: JobSpec, principal: Principal & { kind: 'tenant' }, idempotencyKey: string | undefined): Promise<{ id: string; state: JobState; replayed: boolean }> {
+    // A new job only: a retry of one accepted before these rules was answered above.
+    const problems = submissionProblems(spec);
+    if (problems.length > 0) throw new QY_ERR_VALIDATION(problems.join('; '));
     const { inputs, decision } = await this.federated.route(spec, principal);
     if (decision && decision.site !== this.s.config.site) return this.federated.submitAway(spec, principal, decision, inputs, idempotencyKey);
     return this.accept(spec, principal, idempotencyKey, decision?.reason);

@@ -82,17 +82,21 @@ export const jobSpecSchema = z
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
- * What `POST /v1/jobs` accepts: a job spec whose command and env values hold no NUL byte (execve cannot
- * pass one: the task would fail at start) and whose name holds no control character (it is printed by `qy`
- * and the console). Logged events keep jobSpecSchema, so a job logged before this rule still replays.
+ * What a new job may not hold, beyond jobSpecSchema: a NUL byte in its command or an env value (execve
+ * cannot pass one: the task would fail at start), or a control character in its name (printed by `qy` and
+ * the console). Checked when a job is submitted, after a retry with an Idempotency-Key has been answered, so
+ * a job accepted before this rule is still replayed; logged events keep jobSpecSchema and still replay.
+ * Each problem is `field: what is wrong`; none when the job is fine.
  */
-export const jobSubmissionSchema = jobSpecSchema.superRefine((j, ctx) => {
-  if (j.name !== undefined && CONTROL.test(j.name)) ctx.addIssue({ code: 'custom', path: ['name'], message: 'must not contain control characters' });
-  j.command?.forEach((arg, i) => {
-    if (arg.includes('\u0000')) ctx.addIssue({ code: 'custom', path: ['command', i], message: 'must not contain a NUL byte' });
+export function submissionProblems(spec: Pick<JobSpec, 'name' | 'command' | 'env'>): string[] {
+  const problems: string[] = [];
+  if (spec.name !== undefined && CONTROL.test(spec.name)) problems.push('name: must not contain control characters');
+  spec.command?.forEach((arg, i) => {
+    if (arg.includes('\u0000')) problems.push(`command.${i}: must not contain a NUL byte`);
   });
-  for (const [name, value] of Object.entries(j.env ?? {})) if (value.includes('\u0000')) ctx.addIssue({ code: 'custom', path: ['env', name], message: 'must not contain a NUL byte' });
-});
+  for (const [name, value] of Object.entries(spec.env ?? {})) if (value.includes('\u0000')) problems.push(`env.${name}: must not contain a NUL byte`);
+  return problems;
+}
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 /** A job spec as written by a user, before defaults are applied. */
 export type JobSpecInput = z.input<typeof jobSpecSchema>;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { HEADERS, errorBodySchema, jobListQuerySchema, jobListSchema, jobLogQuerySchema, jobLogSchema, jobSubmissionSchema, jobViewSchema, submitResponseSchema } from '../../../src/protocol';
+import { HEADERS, errorBodySchema, jobListQuerySchema, jobListSchema, jobLogQuerySchema, jobLogSchema, jobSpecSchema, jobViewSchema, submitResponseSchema } from '../../../src/protocol';
 import { QY_ERR_VALIDATION } from '../../../src/errors';
 import type { SchedulerOperations } from '../../operations';
 
@@ -19,7 +19,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = as
         description: 'Submit a job: `202 {id, state}` once it is stored durably. An `Idempotency-Key` header makes retries safe: a repeated key returns the first job, also once it is only in the accounting archive.',
         tags: ['jobs'],
         security,
-        body: jobSubmissionSchema,
+        body: jobSpecSchema,
         response: { 202: submitResponseSchema, ...errors },
       },
     },
