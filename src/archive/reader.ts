@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { billFor, disclosureReport, periodRange, summarize, type Bill, type DisclosureReport, type JobsServed, type PoolCapacity, type PriceTable, type UsageFilter, type UsageSummary } from '../billing';
-import { QY_ERR_ARCHIVE_UNAVAILABLE } from '../errors';
+import { QY_ERR_ARCHIVE_UNAVAILABLE, QY_ERR_VALIDATION } from '../errors';
 import { taskKey, type JobState, type JobView, type Pool, type TaskUsage } from '../protocol';
 import { CHAIN_START, verifyChain, type AuditRecord, type ChainPoint, type ChainVerdict } from '../store/audit-log';
 import { isRowError } from './database';
@@ -194,12 +194,18 @@ export class ArchiveReader {
     return this.guard(() => this.db.query<R>(sql, params));
   }
 
-  /** Unreachable, restarting, or not migrated yet: the archive is unavailable (503), not an internal error. */
+  /**
+   * Unreachable, restarting, or not migrated yet: the archive is unavailable (503), not an internal error.
+   * A data exception (SQLSTATE class 22) on a read is about the values asked for, since every column is
+   * read as stored (e.g. a NUL byte, which no text column holds: the writer strips it): a bad request (400).
+   */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
-      if (isRowError(err) || /^42(601|703|883)$/.test(String((err as { code?: unknown }).code))) throw err;
+      const code = String((err as { code?: unknown }).code);
+      if (/^22[0-9A-Z]{3}$/.test(code)) throw new QY_ERR_VALIDATION(`the accounting archive cannot look up these values: ${(err as Error).message}`);
+      if (isRowError(err) || /^42(601|703|883)$/.test(code)) throw err;
       throw new QY_ERR_ARCHIVE_UNAVAILABLE((err as Error).message, { cause: err });
     }
   }

@@ -108,6 +108,12 @@ describe('jobs from the archive', () => {
     expect(pages).toBe(Math.max(1, Math.ceil(expected.length / 17)));
   });
 
+  test('a value no stored text can hold is a bad request, not an internal error (a NUL byte: PostgreSQL refuses it)', async () => {
+    for (const lookup of [() => reader.job('j\u0000'), () => reader.jobByIdempotencyKey('beijing', 'k\u0000'), () => reader.archivedJobIds(['j\u0000'])]) {
+      await expect(lookup()).rejects.toMatchObject({ code: 'QY_ERR_VALIDATION', statusCode: 400, message: expect.stringMatching(/^Invalid request: the accounting archive cannot look up these values: invalid byte sequence for encoding "UTF8": 0x00$/) });
+    }
+  });
+
   test('pages of the archive and of memory merge into the pages of the whole', async () => {
     const views = jobs.map((j) => j.view);
     // Jobs 0..199 have left memory; 150..299 are still there (150..199 in both).
