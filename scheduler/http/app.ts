@@ -71,11 +71,9 @@ export async function buildHttpApp(scheduler: HttpDeps, ops: SchedulerOperations
   });
   // No id, name, period or filter holds a control character: one in the URL (a NUL reached PostgreSQL as a
   // lookup of an archived job, and came back as a 500) is a bad request, whatever the route.
-  app.addHook('onRequest', (req, reply, done) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const control = CONTROL_IN_URL.exec(req.url);
-    if (!control) return done();
-    const err = new QY_ERR_VALIDATION(`the URL holds a control character (${control[0]}); ids, names, periods and filters never do`);
-    void reply.code(400).send({ code: err.code, message: err.message, statusCode: 400 });
+    done(control ? new QY_ERR_VALIDATION(`the URL holds a control character (${control[0]}); ids, names, periods and filters never do`) : undefined);
   });
   app.addHook('onResponse', (req, reply, done) => {
     if (reply.statusCode >= 500 || req.log.level === 'debug' || req.log.level === 'trace') req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');

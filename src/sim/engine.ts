@@ -30,8 +30,6 @@ import { zoneKey } from '../metering/power';
 
 export { BSLD_THRESHOLD_MS, stats, type SimResult, type Stats, type Timeline } from './recorder';
 
-/** Share of a pool deferred jobs may book in any one step. */
-
 export interface SimOptions {
   /** Points of the timeline (about; more when the drain after the last arrival is long). */
   samples?: number;
