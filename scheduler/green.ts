@@ -1,7 +1,7 @@
 import type { Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, type Clock, type Timer } from '../src/time';
-import { DeferralPlanner, MIN_ERROR_SCORES, loadSeries, makeForecaster, supplyUnits, type Series, type SkilledForecaster } from '../src/green';
+import { DeferralPlanner, MIN_ERROR_SCORES, loadCarbonSeries, makeForecaster, supplyUnits, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon } from '../src/green/live-carbon';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, type Registry } from 'prom-client';
@@ -53,8 +53,7 @@ export class GreenSignal {
         },
       });
     }
-    this.carbon = config.carbonFile ? loadSeries(config.carbonFile) : undefined;
-    if (this.carbon && this.carbon.kind !== 'carbon') throw new Error(`${config.carbonFile}: expected a carbon-intensity series (a column named like "Carbon Intensity")`);
+    this.carbon = config.carbonFile ? loadCarbonSeries(config.carbonFile) : undefined;
     this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({

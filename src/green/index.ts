@@ -8,6 +8,7 @@ export {
   createSeries,
   gridFrom,
   lastIndexAtOrBefore,
+  loadCarbonSeries,
   loadSeries,
   nextGridTime,
   parseSeries,

@@ -54,6 +54,16 @@ export function loadSeries(path: string, options: SeriesOptions = {}): Series {
 }
 
 /**
+ * Reads a grid carbon-intensity file (gCO2/kWh): the column `column` names, taken as an intensity whatever its
+ * header says, or the one parseSeries finds, which must be one. Throws, naming the file, otherwise.
+ */
+export function loadCarbonSeries(path: string, options: { column?: string; outside?: Outside } = {}): Series {
+  const series = loadSeries(path, { ...options, kind: options.column ? 'carbon' : undefined });
+  if (series.kind !== 'carbon') throw new Error(`${path}: expected carbon intensity (a column named like "Carbon Intensity", or one named as the intensity)`);
+  return series;
+}
+
+/**
  * Parses a signal CSV with a header row. The first column is the time: ISO date-times (zone-less ones are
  * UTC, `2019-12-20 00:00:00` as in the carbon-intensity traces), Unix times in seconds or milliseconds, or
  * `HH:MM` for a daily profile. The value column is the one named, else the first of numbers whose header

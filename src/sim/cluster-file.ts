@@ -1,5 +1,5 @@
 import { loadDataFile } from '../files';
-import { loadSeries } from '../green';
+import { loadCarbonSeries } from '../green';
 import { z } from 'zod';
 import { dataClassSchema, labelsSchema, nodeSpecSchema, poolSchema, taintSchema, type NodeSpec, type Pool } from '../protocol';
 import { IDLE_POWER_SHARE, capKwAt, powerCapsKwSchema } from '../metering/power';
@@ -103,8 +103,7 @@ export interface CarbonSignal {
 
 /** A carbon-intensity file as a signal over virtual time, starting at `start` (default: its first point). */
 export function carbonSignal(path: string, start: string | undefined): CarbonSignal & { startMs: number } {
-  const series = loadSeries(path, { outside: 'clamp' });
-  if (series.kind !== 'carbon') throw new Error(`${path}: expected carbon intensity (a column named like "Carbon Intensity")`);
+  const series = loadCarbonSeries(path, { outside: 'clamp' });
   const startMs = start ? Date.parse(start) : series.startMs;
   if (!Number.isFinite(startMs)) throw new Error(`${start}: not a date`);
   return { valueAt: (t) => series.valueAt(startMs + t), stepMs: series.stepMs, startMs };

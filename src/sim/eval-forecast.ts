@@ -11,7 +11,7 @@
  * Prints a table of mean absolute errors (gCO2/kWh) and a final JSON line.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { FORECASTERS, forecastErrors, forecasterNamed, loadSeries, makeForecaster, type ForecasterName } from '../green';
+import { FORECASTERS, forecastErrors, forecasterNamed, loadCarbonSeries, makeForecaster, type ForecasterName } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 
 const number = (name: string, min: number) => (v: string) => {
@@ -35,8 +35,7 @@ const opts = new Command()
   .opts<{ carbon: string; carbonColumn?: string; forecasters: string; segments: number; horizons: string; warmupDays: number; json?: boolean }>();
 
 function main(): void {
-  const series = loadSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, kind: opts.carbonColumn ? 'carbon' : undefined });
-  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity"; or name it with --carbon-column)`);
+  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn });
   const names: ForecasterName[] = opts.forecasters.split(',').map((s) => forecasterNamed(s.trim()));
   const horizonsH = opts.horizons.split(',').map(Number);
   if (horizonsH.some((h) => !(h > 0))) throw new Error(`--horizons: bad list ${opts.horizons}`);

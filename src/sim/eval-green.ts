@@ -22,7 +22,7 @@ import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { forecasterNamed, formatDeferralShares, loadSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -209,8 +209,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
 const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
 
 function main(): void {
-  const series = loadSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, kind: opts.carbonColumn ? 'carbon' : undefined });
-  if (series.kind !== 'carbon') throw new Error(`${opts.carbon}: expected carbon intensity (a column named like "Carbon Intensity"; or name it with --carbon-column)`);
+  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn });
   forecasterNamed(opts.forecaster);
   const nodes = mixedCluster(opts.nodes);
   // Jobs run an hour on average in the general pool; arrivals fill the days asked for.

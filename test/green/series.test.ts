@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { fileGreen } from '../../agents/collectors/green';
-import { createSeries, gridFrom, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
+import { createSeries, gridFrom, loadCarbonSeries, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
 
 /**
  * test/fixtures/gb_ci-excerpt.csv: 2020-10-30 to 2020-11-01 of dos-group/lets-wait-awhile data/gb_ci.csv
@@ -126,6 +126,15 @@ describe('series', () => {
     expect(cfe.kind).toBe('share');
     expect(cfe.points[0].value).toBeCloseTo(0.981, 12);
     expect(cfe.points[1].value).toBeCloseTo(0.979, 12);
+  });
+
+  test('a carbon file: a named column is read as the intensity, a file of shares is refused naming it', () => {
+    const file = join(dir, 'named.csv');
+    writeFileSync(file, 'time,value\n2021-01-01T00:00:00Z,210\n2021-01-01T00:30:00Z,190\n');
+    expect(() => loadCarbonSeries(file)).toThrow(`${file}: expected carbon intensity`);
+    const named = loadCarbonSeries(file, { column: 'value' });
+    expect(named.kind).toBe('carbon');
+    expect(named.points.map((p) => p.value)).toEqual([210, 190]);
   });
 
   test('Unix times in seconds or milliseconds; a timestamp column is not taken for the value', () => {
