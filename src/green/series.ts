@@ -189,17 +189,19 @@ function valueColumn(header: readonly string[], rows: readonly (readonly string[
   }
   if (header.length < 2) throw new Error(`${name}: the header needs a time and a value column`);
   const sample = rows.slice(0, SNIFF_ROWS);
-  const blankOrNumbers = (i: number) => sample.every((r) => r[i] === undefined || r[i] === '' || Number.isFinite(Number(r[i])));
-  const candidates = header.map((_, i) => i).filter((i) => i > 0 && blankOrNumbers(i));
+  const blank = (cell: string | undefined) => cell === undefined || cell === '';
+  // Numbers, with gaps: a column blank in every sampled row (a trailing note column) is no candidate.
+  const numbers = (i: number) => sample.some((r) => !blank(r[i])) && sample.every((r) => blank(r[i]) || Number.isFinite(Number(r[i])));
+  const candidates = header.map((_, i) => i).filter((i) => i > 0 && numbers(i));
   const column = candidates.find((i) => SIGNAL_HEADER.test(header[i])) ?? candidates.find((i) => !TIME_HEADER.test(header[i]));
   if (column !== undefined) return column;
   // Nothing looks like a value: the second column, refused below with the cell that is not a number.
   return 1;
 }
 
-function parseValue(cell: string | undefined, kind: SeriesKind, name: string): number {
-  const value = cell ? Number(cell) : NaN;
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name}: bad ${kind === 'carbon' ? 'carbon intensity' : 'share'} ${cell ?? ''}`);
+function parseValue(cell: string, kind: SeriesKind, name: string): number {
+  const value = Number(cell);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name}: bad ${kind === 'carbon' ? 'carbon intensity' : 'share'} ${cell}`);
   return kind === 'share' && value > 1 ? Math.min(1, value / 100) : value;
 }
 

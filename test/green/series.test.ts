@@ -137,6 +137,12 @@ describe('series', () => {
     expect(named.points.map((p) => p.value)).toEqual([210, 190]);
   });
 
+  test('without a signal header, a column of numbers with gaps is the value; one blank in every row is not', () => {
+    const series = parseSeries('time,note,reading\n2021-01-01T00:00:00Z,,0.2\n2021-01-01T00:30:00Z,,\n2021-01-01T01:00:00Z,,0.4\n', 'blank note');
+    expect(series.points.map((p) => p.value)).toEqual([0.2, 0.4]);
+    expect(series.skipped).toBe(1);
+  });
+
   test('Unix times in seconds or milliseconds; a timestamp column is not taken for the value', () => {
     const seconds = parseSeries('datetime,timestamp,zone_name,carbon_intensity_avg\n2021-01-01T00:00:00Z,1609459200,DE,311\n2021-01-01T01:00:00Z,1609462800,DE,305\n', 'old export');
     expect(seconds.kind).toBe('carbon');
