@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
-import { parseDeferralShares } from '../src/green';
+import { DEFAULT_DEFERRAL_SHARE, parseDeferralShares } from '../src/green';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
@@ -104,7 +104,7 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
    */
   greenDeferralShare: z
     .union([z.string(), z.number()])
-    .default('0.2')
+    .default(String(DEFAULT_DEFERRAL_SHARE))
     .transform((value, ctx) => {
       try {
         return parseDeferralShares(String(value));

@@ -59,6 +59,9 @@ export class DeferralBook {
   }
 }
 
+/** The share of a pool deferred jobs may book in any step, unless configured (the service's QY_GREEN_DEFERRAL_SHARE). */
+export const DEFAULT_DEFERRAL_SHARE = 0.2;
+
 /** The share of each pool deferred jobs may book in a step: `default` for the pools not named. 0 defers nothing there. */
 export interface DeferralShares {
   default: number;
@@ -82,7 +85,8 @@ export function parseDeferralShares(text: string): DeferralShares {
   const items = text.split(',').map((item) => item.trim());
   if (items.some((item) => item === '')) throw new Error(`${JSON.stringify(text)}: an empty item; write 0.2, or 0.2,intelligent=0, or general=0.2,intelligent=0`);
   for (const item of items) {
-    const [left, right] = item.includes('=') ? item.split('=', 2).map((x) => x.trim()) : [undefined, item];
+    const eq = item.indexOf('=');
+    const [left, right] = eq < 0 ? [undefined, item] : [item.slice(0, eq).trim(), item.slice(eq + 1).trim()];
     const share = Number(right);
     if (right === '' || !Number.isFinite(share) || share < 0 || share > 1) throw new Error(`${JSON.stringify(item)}: a share must be a number from 0 to 1`);
     if (left === undefined) {
@@ -102,9 +106,6 @@ export function parseDeferralShares(text: string): DeferralShares {
 export function formatDeferralShares(shares: DeferralShares): string {
   return [String(shares.default), ...POOLS.filter((p) => shares.pools[p] !== undefined).map((p) => `${p}=${shares.pools[p]}`)].join(',');
 }
-
-/** The share of a pool deferred jobs may book in any step, unless configured (the service's QY_GREEN_DEFERRAL_SHARE). */
-export const DEFAULT_DEFERRAL_SHARE = 0.2;
 
 /** How much of a pool's scarce resource a job holds: cores (general), milli-GPUs (intelligent), nodes (super). */
 export function poolDemand(job: SchedJob): number {

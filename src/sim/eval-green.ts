@@ -22,7 +22,7 @@ import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { DEFAULT_DEFERRAL_SHARE, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -57,7 +57,7 @@ const opts = new Command()
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
-  .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, parseDeferralShares('0.2'))
+  .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, { default: DEFAULT_DEFERRAL_SHARE, pools: {} })
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)

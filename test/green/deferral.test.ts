@@ -80,6 +80,7 @@ describe('green deferral', () => {
     expect(() => parseDeferralShares('general=0.1,general=0.2')).toThrow(/pool general named twice/);
     expect(() => parseDeferralShares('0.2,')).toThrow(/an empty item/);
     expect(() => parseDeferralShares('general=')).toThrow(/a share must be a number from 0 to 1/);
+    expect(() => parseDeferralShares('general=0.1=0.5')).toThrow(/"general=0.1=0.5": a share must be a number from 0 to 1/);
   });
 
   test('the planned start is never after the latest start, so a declared duration meets its deadline (property)', () => {
