@@ -247,16 +247,13 @@ describe('odd requests at every route', () => {
     const segments = [gone.keyed.view.id, gone.other.view.id, inMemory[0], 'ar-1', 'city-a', 'city-b', '2026-11', 'nope', '%00', 'a%00b', '%0A', '%E2%80%AE', '%F0%9F%98%80', 'x'.repeat(300), '..%2F..', '%25', '-1', '2026-13'];
     const queries = ['', '?limit=0', '?limit=5&cursor=%00', `?tenant=city-a%00`, '?state=running&pool=general', '?period=2026-11&pool=quantum', '?minutes=-5&stepSeconds=0', '?afterSeq=1e309', '?since=yesterday', '?hours=100000', '?format=xml', '?maxBytes=-1'];
     const bodies = [undefined, '', '{', 'null', '[]', '"x"', '{"a":{"b":[1,{"c":null}]}}', JSON.stringify(ok), JSON.stringify({ ...ok, name: 'n\u0000m', env: { A: 'b\u0000' }, command: ['echo', 'a\u0000b'] }), JSON.stringify({ requeue: true, reason: 'r\u0000' }), JSON.stringify({ general: { cpuMillis: -1 } }), JSON.stringify({ id: 'd\u0000', name: 'x', uri: 's3://x', classification: 'public' }), JSON.stringify({ ...ok, resources: { cpuMillis: 1e308, memBytes: -0 } })];
-    const callers = [s.api, s.operator, s.as('city-b'), undefined] as const;
+    const callers = [s.api, s.operator, s.as('city-b'), s.api.as(undefined)];
     const bad: unknown[] = [];
     for (let i = 0; i < 1_000; i++) {
       const route = pick(routes);
       const path = route.path.replace(/\{[^}]+\}/g, () => pick(segments)) + (rng() < 0.5 ? pick(queries) : '');
       const rawBody = route.method === 'GET' || route.method === 'DELETE' ? undefined : pick(bodies);
-      const caller = pick(callers);
-      const res = caller
-        ? await caller.request(route.method, path, { rawBody, headers: rawBody === undefined ? {} : { 'content-type': pick(['application/json', 'application/json', 'text/plain']) } })
-        : { status: (await fetch(`${s.url}${path}`, { method: route.method, body: rawBody, headers: rawBody === undefined ? {} : { 'content-type': 'application/json' } })).status, body: undefined };
+      const res = await pick(callers).request(route.method, path, { rawBody, headers: rawBody === undefined ? {} : { 'content-type': pick(['application/json', 'application/json', 'text/plain']) } });
       if (res.status >= 500) bad.push({ method: route.method, path, rawBody, status: res.status, body: res.body });
     }
     expect(bad).toEqual([]);

@@ -70,8 +70,8 @@ type KeeperDeps = ConstructorParameters<typeof StateKeeper>[0];
  * A StateKeeper over a real JobStore, whose log replays what `replay` is given; no snapshots, archive or
  * audit unless `deps` gives them, and snapshots never due by the configuration unless it says so.
  */
-function keeperOf(leadership: Leadership, deps: Partial<KeeperDeps> = {}) {
-  const clock = new ManualClock(1_000_000);
+function keeperOf(leadership: Leadership, deps: Partial<Omit<KeeperDeps, 'clock'>> & { clock?: ManualClock } = {}) {
+  const clock = deps.clock ?? new ManualClock(1_000_000);
   let toReplay: LogEntry[] = [];
   const jobLog = { replay: async (fn: (e: LogEntry) => void) => (toReplay.forEach(fn), toReplay.at(-1)?.seq ?? 0) } as unknown as JobLog;
   const log = createLogger({ level: 'silent', name: 't' });
@@ -179,13 +179,13 @@ describe('StateKeeper snapshot cadence', () => {
     const saved: number[] = [];
     let captures = 0;
     // Each snapshot takes 10 s from capture to stored (a large state): the next by time is due 200 s after it, not 60 s.
-    let clockOf: () => { now(): number; advanceTo(ms: number): void } = () => { throw new Error('no clock yet'); };
-    const { keeper, replay, round, clock } = keeperOf(leadership, {
-      snapshots: () => ({ save: async (seq: number) => { const c = clockOf(); c.advanceTo(c.now() + 10_000); saved.push(seq); }, positions: async () => [] }) as never,
+    const clock = new ManualClock(1_000_000);
+    const { keeper, replay, round } = keeperOf(leadership, {
+      clock,
+      snapshots: () => ({ save: async (seq: number) => { clock.advanceTo(clock.now() + 10_000); saved.push(seq); }, positions: async () => [] }) as never,
       planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
       config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 60_000, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
     });
-    clockOf = () => clock;
     let nextSeq = 1;
     const endJob = async () => {
       await replay(endedJob(`j${nextSeq}`, 'general', nextSeq));
