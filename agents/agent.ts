@@ -6,6 +6,7 @@ import type { Logger } from '../src/telemetry/logger';
 import { TaskMeter } from '../src/metering/attribution';
 import { runLimited } from '../src/concurrency';
 import { Journal } from './journal';
+import { DEFAULT_TASK_LOGS_KEEP, TaskLogs, taskLogPath } from './task-logs';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
 import type { NodeTelemetry } from './telemetry';
 
@@ -36,6 +37,8 @@ export interface AgentOptions {
   nodes: AgentNode[];
   runner: TaskRunner;
   stateDir: string;
+  /** Logs of ended tasks kept in the state folder (the oldest reused for new tasks); default 10,000. */
+  taskLogsKeep?: number;
   heartbeatIntervalMs: number;
   log: Logger;
   now?: () => number;
@@ -63,6 +66,8 @@ export interface AgentOptions {
 export class Agent {
   private readonly link: NodeLink;
   private readonly journal: Journal;
+  /** Task logs on disk (real tasks; simulated ones keep theirs in memory). */
+  private readonly logs: TaskLogs | undefined;
   private readonly running = new Map<string, RunningTask>();
   /** The running tasks of each node (heartbeats list them). */
   private readonly runningOn = new Map<string, Map<string, RunningTask>>();
@@ -81,6 +86,7 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     for (const node of opts.nodes) this.nodes.set(node.spec.id, node);
     this.journal = new Journal(join(opts.stateDir, 'journal'));
+    this.logs = opts.runner.kind === 'process' ? new TaskLogs(join(opts.stateDir, 'logs'), opts.taskLogsKeep ?? DEFAULT_TASK_LOGS_KEEP) : undefined;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.link = new NodeLink({
@@ -110,6 +116,8 @@ export class Agent {
     await this.link.connect();
     this.link.serve(this.nodeIds);
     this.recoverFromJournal();
+    const removed = this.logs?.open() ?? 0;
+    if (removed > 0) this.log.info({ removed, dir: this.logs!.dir }, 'removed the oldest task logs past QY_TASK_LOGS_KEEP');
     await this.registerAll();
     await this.link.run();
   }
@@ -209,7 +217,7 @@ export class Agent {
         continue;
       }
       this.journal.started({ key, ...ref });
-      const logPath = this.logPathOf(a.attemptId, task.taskIndex);
+      const logPath = this.logs ? this.logs.pathFor(a.attemptId, task.taskIndex) : this.logPathOf(a.attemptId, task.taskIndex);
       const node = this.nodes.get(a.nodeId)!.spec;
       const meter = new TaskMeter({ placement: task, alloc: node.allocatable ?? node.capacity, gpuModel: node.gpuModel, startMs: this.now() });
       const handle = this.opts.runner.start({ key, assignment: a, task, nodeId: a.nodeId, logPath, onPid: (pid) => this.journal.setPid(key, pid), onExit: (exit) => this.onExit(key, exit) });
@@ -244,6 +252,7 @@ export class Agent {
     if (!task) return;
     this.running.delete(key);
     this.runningOn.get(task.nodeId)?.delete(key);
+    this.logs?.taskEnded(task.logPath);
     const waiter = this.exitWaiters.get(key);
     // When the agent is stopping, the task did not end on its own: it is lost for the scheduler, which reruns it.
     // A task a fence stopped is lost too: the scheduler runs it again (once its node is down, or now).
@@ -295,12 +304,13 @@ export class Agent {
   }
 
   private logPathOf(attemptId: string, taskIndex: number): string {
-    return join(this.opts.stateDir, 'logs', `${attemptId}-${taskIndex}.log`);
+    return taskLogPath(join(this.opts.stateDir, 'logs'), attemptId, taskIndex);
   }
 
   private async readLog({ attemptId, taskIndex, maxBytes }: LogRequest): Promise<LogReply> {
     const logPath = this.running.get(taskKey({ attemptId, taskIndex }))?.logPath ?? this.logPathOf(attemptId, taskIndex);
-    const tail = await this.opts.runner.readLog(logPath, maxBytes);
+    const read = () => this.opts.runner.readLog(logPath, maxBytes);
+    const tail = await (this.logs ? this.logs.read(logPath, read) : read());
     return tail ? { ok: true, ...tail } : { ok: false, message: 'the agent has no output for this task (it did not start here, or its log was removed)' };
   }
 }

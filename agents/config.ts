@@ -5,6 +5,7 @@ import { FENCE_SLACK_MS, fenceIsSafe } from '../src/protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 import { DEFAULT_POOL_SIZE } from './cgroups';
+import { DEFAULT_TASK_LOGS_KEEP } from './task-logs';
 
 /** A node id or agent id derived from the host name (lower-case, subject-safe). */
 export function defaultNodeId(): string {
@@ -38,6 +39,8 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   ratedPowerWatts: z.coerce.number().int().min(1).default(400),
   /** Where the agent keeps its journal and task logs. Env: QY_AGENT_STATE_DIR (default: `.data/agent-<agentId>`) */
   stateDir: z.string().optional(),
+  /** Logs of ended tasks kept in the state folder: past it the oldest goes, its file reused for the next task's log (0: a log goes when its task ends). Env: QY_TASK_LOGS_KEEP */
+  taskLogsKeep: z.coerce.number().int().min(0).default(DEFAULT_TASK_LOGS_KEEP),
   /** Green-electricity share: a constant 0..1. Env: QY_GREEN_SHARE */
   greenShare: z.coerce.number().min(0).max(1).default(0.5),
   /** Green-electricity share from a CSV time series (time,share), overriding the constant. Env: QY_GREEN_FILE */
@@ -88,6 +91,7 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
   securityLevel: 'QY_SECURITY_LEVEL',
   ratedPowerWatts: 'QY_RATED_POWER_WATTS',
   stateDir: 'QY_AGENT_STATE_DIR',
+  taskLogsKeep: 'QY_TASK_LOGS_KEEP',
   greenShare: 'QY_GREEN_SHARE',
   greenFile: 'QY_GREEN_FILE',
   simulate: 'QY_SIMULATE',

@@ -59,6 +59,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       nodes,
       runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
+      taskLogsKeep: config.taskLogsKeep,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
       enforcement,
