@@ -245,6 +245,15 @@ program
   });
 
 program
+  .command('remove-node')
+  .argument('<node>')
+  .description('forget a down node with nothing placed on it (its agent registering again brings it back)')
+  .action(async (node: string) => {
+    const n = await api().removeNode(node);
+    print(n, () => `${n.id} removed (it was ${n.state})`);
+  });
+
+program
   .command('token')
   .description('print a new API token and the line that configures it in the tenants file (nothing is sent)')
   .option('--label <label>', 'what the token is for')

@@ -2,7 +2,8 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { REGISTRATION_ERROR_CODES, fenceHasFired, fenceIsSafe, heartbeatSchema, jobIdOfAttempt, logReplySchema, nodeIdOfSubject, parseTaskKey, registrationSchema, subjects, type AgentWork, type Assignment, type LogReply, type LogRequest, type RegistrationReply } from '../src/protocol';
 import { publishUntilStored, type JetStreamPublisher } from '../src/store/js-publisher';
-import { ensureAgentConsumer } from '../src/store/nats';
+import { deleteAgentConsumer, ensureAgentConsumer } from '../src/store/nats';
+import type { AuditLog } from '../src/store/audit-log';
 import type { Logger } from '../src/telemetry/logger';
 import type { SchedulerMetrics } from '../src/telemetry/metrics';
 import type { Clock, Timer } from '../src/time';
@@ -31,6 +32,10 @@ export class AgentGateway {
   private stopped = false;
   /** Nodes found down whose fence may not have fired yet: requeued by a later sweep, once it must have. */
   private readonly awaitingFence = new Set<NodeEntry>();
+  /** Forgetting under way per agent: its registration waits for it (the consumer is removed, then made anew). */
+  private readonly pendingForget = new Map<string, Promise<void>>();
+  /** Nodes the sweep is forgetting now. */
+  private readonly forgetting = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -48,8 +53,16 @@ export class AgentGateway {
       metrics: SchedulerMetrics;
       clock: Clock;
       log: Logger;
+      /** Where forgotten nodes are audited (absent in tests that run without one). */
+      audit?: () => AuditLog | undefined;
     },
-  ) {}
+  ) {
+    // However a node is forgotten (here, or by another replica through the bucket), its agent's consumer is
+    // made again at its next registration once none of its nodes is left.
+    deps.registry.onForgotten.push((entry) => {
+      if (![...deps.registry.entries.values()].some((e) => e.agentId === entry.agentId)) this.knownAgents.delete(entry.agentId);
+    });
+  }
 
   /** Listens to registrations and heartbeats, and sweeps liveness. */
   start(): void {
@@ -237,6 +250,7 @@ export class AgentGateway {
       });
     }
     try {
+      await this.pendingForget.get(reg.agentId);
       if (!this.knownAgents.has(reg.agentId)) {
         await ensureAgentConsumer(this.deps.jsm, reg.agentId);
         this.knownAgents.add(reg.agentId);
@@ -317,5 +331,49 @@ export class AgentGateway {
       this.awaitingFence.delete(node);
       if (leadership.leads(node.spec.pool)) this.requeueJobsOn(node, true, `node ${node.id} is down (no heartbeat for ${config.downAfterMs} ms)`);
     }
+    if (config.nodeGcAfterMs > 0) this.collectGarbage(nowMs);
+  }
+
+  /** Forgets the nodes down for QY_NODE_GC_AFTER_MS, with nothing placed on them, in the pools this replica leads. */
+  private collectGarbage(nowMs: number): void {
+    const { registry, leadership, config, log } = this.deps;
+    for (const entry of registry.entries.values()) {
+      const downForMs = nowMs - entry.lastSeenMs;
+      if (entry.liveness !== 'down' || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
+      if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0) continue;
+      this.forgetting.add(entry.id);
+      void this.forgetNode(entry)
+        .then(async (forgotten) => {
+          if (!forgotten) return;
+          log.info({ nodeId: entry.id, agentId: entry.agentId, downForMs }, 'forgot a node down longer than QY_NODE_GC_AFTER_MS');
+          await this.deps.audit?.()?.append({ actor: { kind: 'system', name: 'node-gc' }, action: 'node.forget', target: entry.id, outcome: 'ok', details: { downForMs, agentId: entry.agentId } });
+        })
+        .catch((err: Error) => log.warn({ nodeId: entry.id, err: err.message }, 'could not forget a down node; tried again at the next sweep'))
+        .finally(() => this.forgetting.delete(entry.id));
+    }
+  }
+
+  /**
+   * Forgets a node (down for QY_NODE_GC_AFTER_MS, or removed by an operator): out of every replica's node list;
+   * with its agent's last node go the agent's work consumer and the work still queued for it. False when the
+   * node was not known. Refused (rejects) while tasks are placed on it.
+   */
+  forgetNode(entry: NodeEntry): Promise<boolean> {
+    const { registry, jsm } = this.deps;
+    const agentId = entry.agentId;
+    const run = (this.pendingForget.get(agentId) ?? Promise.resolve()).then(async () => {
+      if (!(await registry.forget(entry))) return false;
+      if (![...registry.entries.values()].some((e) => e.agentId === agentId)) await deleteAgentConsumer(jsm, agentId);
+      return true;
+    });
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pendingForget.set(agentId, settled);
+    void settled.then(() => {
+      if (this.pendingForget.get(agentId) === settled) this.pendingForget.delete(agentId);
+    });
+    return run;
   }
 }

@@ -37,6 +37,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   suspectAfterMs: ms(3_000),
   /** Silence after which a node is down and its jobs are requeued (not less than QY_SUSPECT_AFTER_MS; equal: no suspect phase). Env: QY_DOWN_AFTER_MS */
   downAfterMs: ms(10_000),
+  /** A node down this long (as this scheduler counts: a restart starts the count again) is forgotten, like Nomad's node_gc_threshold: out of the node list, its agent's work consumer removed; its agent registering again brings it back (0: never). Env: QY_NODE_GC_AFTER_MS */
+  nodeGcAfterMs: z.coerce.number().int().min(0).default(86_400_000),
   /** Placements a job may have before it fails for good (requeues after lost nodes count). Env: QY_MAX_ATTEMPTS */
   maxAttempts: z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),
   /** Time between SIGTERM and SIGKILL when a job is cancelled. Env: QY_CANCEL_GRACE_MS */
@@ -208,6 +210,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   heartbeatIntervalMs: 'QY_HEARTBEAT_INTERVAL_MS',
   suspectAfterMs: 'QY_SUSPECT_AFTER_MS',
   downAfterMs: 'QY_DOWN_AFTER_MS',
+  nodeGcAfterMs: 'QY_NODE_GC_AFTER_MS',
   maxAttempts: 'QY_MAX_ATTEMPTS',
   cancelGraceMs: 'QY_CANCEL_GRACE_MS',
   bodyLimitBytes: 'QY_BODY_LIMIT_BYTES',
@@ -273,6 +276,7 @@ export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overri
   const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
   if ((config.site === undefined) !== (config.federationFile === undefined)) throw new Error('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
   if (config.downAfterMs < config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
+  if (config.nodeGcAfterMs > 0 && config.nodeGcAfterMs < config.downAfterMs) throw new Error('invalid configuration: QY_NODE_GC_AFTER_MS must be 0 (never) or not smaller than QY_DOWN_AFTER_MS: a node is forgotten only once it is down');
   try {
     assertSafeTimings(leaseTimingsOf(config));
   } catch (err) {

@@ -58,20 +58,32 @@ export class NodeRegistry {
    * too, without being written back, until stopFollowing.
    */
   async follow(nowMs: () => number): Promise<void> {
-    await this.bucket.follow((key, node) => {
-      const known = this.entries.get(key);
-      // The leader's own writes come back too: an unchanged node is not put into the cluster again.
-      if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) return;
-      const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
-      try {
-        this.cluster?.upsertNode(entry.spec);
-      } catch (err) {
-        this.log.warn({ nodeId: key, err: (err as Error).message }, 'followed node change does not fit the cluster; kept the old one');
-        return;
-      }
-      this.entries.set(key, entry);
-      this.syncState(entry);
-    });
+    await this.bucket.follow(
+      (key, node) => {
+        const known = this.entries.get(key);
+        // The leader's own writes come back too: an unchanged node is not put into the cluster again.
+        if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) return;
+        const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
+        try {
+          this.cluster?.upsertNode(entry.spec);
+        } catch (err) {
+          this.log.warn({ nodeId: key, err: (err as Error).message }, 'followed node change does not fit the cluster; kept the old one');
+          return;
+        }
+        this.entries.set(key, entry);
+        this.syncState(entry);
+      },
+      // A node the leader forgot (down too long, or an operator removed it).
+      (key) => {
+        const entry = this.entries.get(key);
+        if (!entry) return;
+        try {
+          this.drop(entry);
+        } catch (err) {
+          this.log.warn({ nodeId: key, err: (err as Error).message }, 'followed node removal does not fit the cluster; kept the node');
+        }
+      },
+    );
   }
 
   /** Stops following the bucket. */
@@ -165,6 +177,42 @@ export class NodeRegistry {
     }
     this.syncState(entry);
     return entry;
+  }
+
+  /** Tasks placed on a node now (0 for a node not in the cluster). */
+  tasksOn(nodeId: string): number {
+    return this.cluster?.getNode(nodeId)?.taskCount ?? 0;
+  }
+
+  /**
+   * Forgets a down node: out of the bucket (every replica drops it), the cluster and the registry. False, and
+   * nothing done, when it is no longer this entry (registered again) or no longer down; refused (throws) while
+   * tasks are placed on it. An agent that registers the node again brings it back.
+   */
+  async forget(entry: NodeEntry): Promise<boolean> {
+    const current = () => this.entries.get(entry.id) === entry && entry.liveness === 'down';
+    if (!current()) return false;
+    const tasks = this.tasksOn(entry.id);
+    if (tasks > 0) throw new Error(`node ${entry.id} still has ${tasks} tasks placed on it`);
+    await this.bucket.delete(entry.id);
+    const now = this.entries.get(entry.id);
+    if (now === undefined) return true; // dropped already: the bucket's watch told of the delete first
+    if (!current()) {
+      // Heard from again, or registered anew, meanwhile: it stays, stored again.
+      await this.persist(now);
+      return false;
+    }
+    this.drop(entry);
+    return true;
+  }
+
+  /** Listeners told of every node forgotten here or by another replica (the gateway drops its agent's consumer). */
+  readonly onForgotten: ((entry: NodeEntry) => void)[] = [];
+
+  private drop(entry: NodeEntry): void {
+    if (this.cluster?.getNode(entry.id)) this.cluster.removeNode(entry.id);
+    this.entries.delete(entry.id);
+    for (const listener of this.onForgotten) listener(entry);
   }
 
   /** The state placement sees: down and suspect win over cordoned. */

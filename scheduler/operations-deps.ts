@@ -37,7 +37,7 @@ export interface OperationsDeps {
   readonly telemetry: Pick<TelemetrySink, 'jobEvent'>;
   readonly green: Pick<GreenSignal, 'signalAt' | 'carbonAt' | 'forecaster' | 'source'>;
   readonly registry: NodeRegistry;
-  readonly gateway: Pick<AgentGateway, 'requeueJobsOn' | 'requestLog'>;
+  readonly gateway: Pick<AgentGateway, 'requeueJobsOn' | 'requestLog' | 'forgetNode'>;
   readonly quotas: Pick<QuotaWatch, 'put'>;
   readonly audit: AuditLog;
   /** The accounting archive, when configured: reads of jobs, usage and audit records no longer in memory fall through to it. */

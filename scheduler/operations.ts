@@ -22,6 +22,7 @@ import {
   QY_ERR_JOB_FINISHED,
   QY_ERR_JOB_NOT_FOUND,
   QY_ERR_NODE_NOT_FOUND,
+  QY_ERR_NODE_NOT_REMOVABLE,
   QY_ERR_NOT_LEADER,
   QY_ERR_NOT_READY,
   QY_ERR_QUOTA_EXCEEDED,
@@ -287,6 +288,26 @@ export class SchedulerOperations {
     const requeued = requeue ? this.s.gateway.requeueJobsOn(entry, false, `node ${nodeId} drained`) : 0;
     await this.audited(principal, { action: 'node.drain', target: nodeId, details: { requeue, requeued } });
     return { ...this.nodeView(entry), requeued };
+  }
+
+  /**
+   * Removes a down node now, as QY_NODE_GC_AFTER_MS does after a while (`kubectl delete node`): gone from every
+   * replica's node list, and with its agent's last node its work consumer. Its agent registering again brings
+   * it back. Answers with the node as it was.
+   */
+  async removeNode(nodeId: string, principal: Principal): Promise<NodeView> {
+    this.assertLeader(this.poolOfNode(nodeId));
+    const entry = this.s.registry.entries.get(nodeId)!;
+    if (entry.liveness !== 'down') throw new QY_ERR_NODE_NOT_REMOVABLE(nodeId, `it is ${this.s.registry.stateOf(entry)}; only a down node can be removed (drain it, stop its agent and wait QY_DOWN_AFTER_MS)`);
+    const tasks = this.s.registry.tasksOn(nodeId);
+    if (tasks > 0) throw new QY_ERR_NODE_NOT_REMOVABLE(nodeId, `${tasks} tasks are still placed on it; they are queued again once its fence must have fired`);
+    const view = this.nodeView(entry);
+    const forgotten = await this.s.gateway.forgetNode(entry).catch((err: Error) => {
+      throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
+    });
+    if (!forgotten) throw new QY_ERR_NODE_NOT_REMOVABLE(nodeId, 'it was heard from again');
+    await this.audited(principal, { action: 'node.remove', target: nodeId });
+    return view;
   }
 
   /** Tenants with their weights, quotas and what they use and queue now (operators: all; a tenant: itself). */

@@ -174,6 +174,7 @@ export class Scheduler {
       metrics: this.metrics,
       clock: this.clock,
       log: this.log,
+      audit: () => this.audit,
     });
     await this.rebuild('start');
     this.keeper.start();

@@ -174,6 +174,12 @@ export class SchedulerClient {
     return drainedSchema.parse(res.body);
   }
 
+  /** Removes a down node with nothing placed on it (operators); answers with the node as it was. */
+  async removeNode(id: string, options: CallOptions = {}): Promise<NodeView> {
+    const res = await this.transport.call('DELETE', `/v1/nodes/${encodeURIComponent(id)}`, { ...options, idempotent: true });
+    return nodeViewSchema.parse(res.body);
+  }
+
   async pools(options: CallOptions = {}): Promise<PoolView[]> {
     return (await this.get(poolListSchema, '/v1/pools', options)).items;
   }

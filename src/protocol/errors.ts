@@ -13,6 +13,8 @@ export const API_ERRORS = {
   QY_ERR_ROUTE_NOT_FOUND: { statusCode: 404, message: 'No route %s %s' },
   QY_ERR_JOB_NOT_FOUND: { statusCode: 404, message: 'Job %s not found' },
   QY_ERR_NODE_NOT_FOUND: { statusCode: 404, message: 'Node %s not found' },
+  /** DELETE /v1/nodes/:id of a node that is not down, or still has tasks placed on it. */
+  QY_ERR_NODE_NOT_REMOVABLE: { statusCode: 409, message: 'Node %s cannot be removed: %s' },
   QY_ERR_UNSCHEDULABLE: { statusCode: 422, message: 'The job can never run in pool %s: %s' },
   QY_ERR_UNKNOWN_PRIORITY_CLASS: { statusCode: 400, message: 'priorityClass: unknown priority class %s (known: %s)' },
   QY_ERR_JOB_FINISHED: { statusCode: 409, message: 'Job %s has already finished (%s)' },

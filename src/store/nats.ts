@@ -136,6 +136,19 @@ export async function ensureAgentConsumer(jsm: JetStreamManager, agentId: string
   }
 }
 
+/**
+ * Removes an agent's work consumer and the work still queued for it (its nodes were forgotten). An agent that
+ * registers again gets a new consumer.
+ */
+export async function deleteAgentConsumer(jsm: JetStreamManager, agentId: string): Promise<void> {
+  try {
+    await jsm.consumers.delete(STREAMS.assign, agentConsumerName(agentId));
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  await jsm.streams.purge(STREAMS.assign, { filter: subjects.assignForAgent(agentId) });
+}
+
 /** How many values each bucket keeps per key: only quotas keep a short history, for operators to look back. */
 const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1, datasets: 1 };
 

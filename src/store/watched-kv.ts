@@ -37,14 +37,20 @@ export class WatchedKv<T> {
     return values;
   }
 
-  /** Calls `onChange` with every valid value written from now on, until `stop` (a second call replaces the first). */
-  async follow(onChange: (key: string, value: T) => void): Promise<void> {
+  /**
+   * Calls `onChange` with every valid value written from now on, and `onDelete` with every key deleted, until
+   * `stop` (a second call replaces the first).
+   */
+  async follow(onChange: (key: string, value: T) => void, onDelete?: (key: string) => void): Promise<void> {
     this.stop();
     const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }));
     this.stopWatching = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {
-        if (entry.operation !== 'PUT') continue;
+        if (entry.operation !== 'PUT') {
+          onDelete?.(entry.key);
+          continue;
+        }
         const value = this.valueOf(entry);
         if (value !== undefined) onChange(entry.key, value);
       }
@@ -72,5 +78,10 @@ export class WatchedKv<T> {
   /** Stores a value as JSON; every replica that follows the bucket sees it. */
   async put(key: string, value: T): Promise<void> {
     await this.kv.put(key, JSON.stringify(value));
+  }
+
+  /** Deletes a key; every replica that follows the bucket sees it gone. */
+  async delete(key: string): Promise<void> {
+    await this.kv.delete(key);
   }
 }

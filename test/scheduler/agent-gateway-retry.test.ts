@@ -26,7 +26,7 @@ function setup() {
   const attempt = { attemptId: 'j1-a1', tasks: [task], placement: { tasks: [task.placement] } } as unknown as AttemptRecord;
   const job = { id: 'j1', tenant: 't', spec: { pool: 'general', env: {}, dataClass: 'public', sandbox: false }, sched: { walltimeMs: 60_000 }, current: attempt } as unknown as JobRecord;
   const gateway = new AgentGateway({
-    registry: { entries: new Map([['n1', { agentId: 'a1', spec: { pool: 'general' } }]]) },
+    registry: { entries: new Map([['n1', { agentId: 'a1', spec: { pool: 'general' } }]]), onForgotten: [] },
     leadership: { termOf: () => term },
     publisher,
     store: { table: { get: (id: string) => (id === 'j1' ? job : undefined), liveTasks: (a: AttemptRecord) => a.tasks.filter((t) => t.state === 'assigned' || t.state === 'running') } },

@@ -8,7 +8,7 @@ const errors = { 400: errorBodySchema, 401: errorBodySchema, 403: errorBodySchem
 const security = [{ bearer: [] }];
 const operators = { roles: ['operator' as const] };
 
-/** Nodes (operators) and pools (everyone): list, cordon, uncordon, drain. */
+/** Nodes (operators) and pools (everyone): list, cordon, uncordon, drain, remove. */
 export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = async (app, { ops }) => {
   app.get('/v1/nodes', { config: operators, schema: { summary: 'List nodes', description: 'Nodes: state, allocation, power, green share.', tags: ['nodes'], security, response: { 200: z.object({ items: z.array(nodeViewSchema) }), ...errors } } }, async () => ({ items: ops.nodes() }));
   app.get('/v1/nodes/:id', { config: operators, schema: { summary: 'Get a node', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) => ops.node(req.params.id));
@@ -17,6 +17,21 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = a
   );
   app.post('/v1/nodes/:id/uncordon', { config: operators, schema: { summary: 'Uncordon a node (ends a drain)', tags: ['nodes'], security, params: idParams, response: { 200: nodeViewSchema, ...errors } } }, async (req) =>
     ops.cordon(req.params.id, false, req.principal!),
+  );
+  app.delete(
+    '/v1/nodes/:id',
+    {
+      config: operators,
+      schema: {
+        summary: 'Remove a down node',
+        description: 'Forgets a node that is down with nothing placed on it, as `QY_NODE_GC_AFTER_MS` does after a day; its agent registering again brings it back. Any other node is `409 QY_ERR_NODE_NOT_REMOVABLE`.',
+        tags: ['nodes'],
+        security,
+        params: idParams,
+        response: { 200: nodeViewSchema, ...errors, 409: errorBodySchema },
+      },
+    },
+    async (req) => ops.removeNode(req.params.id, req.principal!),
   );
   app.post(
     '/v1/nodes/:id/drain',

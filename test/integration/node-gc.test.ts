@@ -1,0 +1,114 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Agent } from '../../agents/agent';
+import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
+import { loadSchedulerConfig } from '../../scheduler/config';
+import { STREAMS, agentConsumerName, type AuditRecord, type JobSpecInput, type NodeView } from '../../src/protocol';
+import { connectNats } from '../../src/store/nats';
+import { waitUntil, type ApiClient } from '../helpers/api';
+import { startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
+
+let nats: LocalNatsServer;
+let one: TestScheduler;
+let two: TestScheduler;
+const agents: Agent[] = [];
+
+/** Down (no heartbeat for 1.5 s, FAST_LIVENESS) for 3 s: forgotten. */
+const GC_AFTER_MS = 3_000;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  const tenants = testTenantsFile();
+  one = await startScheduler(nats.url, { replicaId: 'one', tenantsFile: tenants.file, nodeGcAfterMs: GC_AFTER_MS });
+  two = await startScheduler(nats.url, { replicaId: 'two', tenantsFile: tenants.file, nodeGcAfterMs: GC_AFTER_MS });
+  for (const s of [one, two]) Object.assign(s, { tokens: tenants.tokens, api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
+  agents.push(await startAgent(nats.url, 'stays', [testNode('stay-1')], 'virtual'));
+  await waitForNodes(one.operator, ['stay-1']);
+});
+
+afterAll(async () => {
+  for (const a of agents) await a.stop().catch(() => undefined);
+  await two?.close();
+  await one?.close();
+  await nats?.dispose();
+});
+
+const listed = async (api: ApiClient) => (await api.request<{ items: NodeView[] }>('GET', '/v1/nodes')).body.items.map((n) => n.id).sort();
+
+async function consumerExists(agentId: string): Promise<boolean> {
+  const nc = await connectNats(nats.url, 'node-gc-test');
+  try {
+    await (await jetstreamManager(nc)).consumers.info(STREAMS.assign, agentConsumerName(agentId));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await nc.close();
+  }
+}
+
+const pinned = (nodeId: string): JobSpecInput => ({ pool: 'general', resources: { cpuMillis: 100, memBytes: 1024 }, durationSeconds: 0, constraints: { nodeSelector: { host: nodeId } } });
+
+test('a node down for QY_NODE_GC_AFTER_MS is forgotten by every replica, with its agent’s consumer; its agent coming back brings it back', async () => {
+  const node = testNode('gone-1', 'general', { labels: { host: 'gone-1' } });
+  const first = await startAgent(nats.url, 'gone', [node], 'virtual');
+  await waitForNodes(one.operator, ['gone-1']);
+  await waitUntil(async () => ((await listed(two.operator)).includes('gone-1') ? true : undefined), 10_000, () => 'the standby never saw the node');
+  expect(await consumerExists('gone')).toBe(true);
+
+  await first.stop();
+  await waitUntil(async () => ((await listed(one.operator)).includes('gone-1') ? undefined : true), 30_000, () => 'the leader never forgot the down node');
+  await waitUntil(async () => ((await listed(two.operator)).includes('gone-1') ? undefined : true), 10_000, () => 'the standby kept the forgotten node');
+  expect(await listed(one.operator)).toEqual(['stay-1']);
+  expect(await consumerExists('gone')).toBe(false);
+  expect((await one.operator.request('GET', '/v1/nodes/gone-1')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
+  const audit = await one.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.forget&target=gone-1');
+  expect(audit.body.items).toHaveLength(1);
+  expect(audit.body.items[0]).toMatchObject({ actor: { kind: 'system', name: 'node-gc' }, outcome: 'ok', details: { agentId: 'gone' } });
+  expect(audit.body.items[0].details!.downForMs as number).toBeGreaterThanOrEqual(GC_AFTER_MS);
+
+  // The agent starts again: its node registers, its consumer is made anew, and work reaches it.
+  agents.push(await startAgent(nats.url, 'gone', [node], 'virtual'));
+  await waitForNodes(one.operator, ['gone-1']);
+  expect(await consumerExists('gone')).toBe(true);
+  const id = await one.api.submit(pinned('gone-1'));
+  const job = await one.api.waitFor(id, ['succeeded', 'failed'], 20_000);
+  expect(job.state).toBe('succeeded');
+  expect(job.placement?.[0].nodeId).toBe('gone-1');
+});
+
+test('DELETE /v1/nodes/:id removes a down node now, and refuses any other with 409 QY_ERR_NODE_NOT_REMOVABLE', async () => {
+  const nats2 = await startNatsServer();
+  const tenants = testTenantsFile();
+  // No garbage collection here: only the operator removes.
+  const s = await startScheduler(nats2.url, { tenantsFile: tenants.file, nodeGcAfterMs: 0 });
+  Object.assign(s, { api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
+  const agent = await startAgent(nats2.url, 'manual', [testNode('manual-1')], 'virtual');
+  try {
+    await waitForNodes(s.operator, ['manual-1']);
+    const ready = await s.operator.request('DELETE', '/v1/nodes/manual-1');
+    expect(ready.status).toBe(409);
+    expect(ready.body).toMatchObject({ code: 'QY_ERR_NODE_NOT_REMOVABLE', message: expect.stringContaining('it is ready; only a down node can be removed') });
+    expect((await s.operator.request('DELETE', '/v1/nodes/nowhere')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
+    expect((await s.api.request('DELETE', '/v1/nodes/manual-1')).status).toBe(403);
+
+    await agent.stop();
+    await waitUntil(async () => ((await s.operator.request<NodeView>('GET', '/v1/nodes/manual-1')).body.state === 'down' ? true : undefined), 20_000, () => 'the node never went down');
+    const removed = await s.operator.request<NodeView>('DELETE', '/v1/nodes/manual-1');
+    expect(removed.body).toMatchObject({ id: 'manual-1', state: 'down' });
+    expect(await listed(s.operator)).toEqual([]);
+    expect((await s.operator.request('DELETE', '/v1/nodes/manual-1')).status).toBe(404);
+    const audit = await s.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.remove');
+    expect(audit.body.items.map((r) => [r.target, r.actor.kind])).toEqual([['manual-1', 'operator']]);
+  } finally {
+    await agent.stop().catch(() => undefined);
+    await s.close();
+    await nats2.dispose();
+  }
+});
+
+test('QY_NODE_GC_AFTER_MS must be 0 or at least QY_DOWN_AFTER_MS', () => {
+  expect(() => loadSchedulerConfig({ QY_NODE_GC_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '10000' })).toThrow(/QY_NODE_GC_AFTER_MS must be 0 \(never\) or not smaller than QY_DOWN_AFTER_MS/);
+  expect(loadSchedulerConfig({ QY_NODE_GC_AFTER_MS: '0' }).nodeGcAfterMs).toBe(0);
+  expect(loadSchedulerConfig({}).nodeGcAfterMs).toBe(86_400_000);
+});
