@@ -202,6 +202,25 @@ describe('the web console in Chromium', () => {
     await screenshot(ops, 'nodes');
   });
 
+  test('an operator removes a down node from the node grid', async () => {
+    const spare = await startAgent(nats.url, 'spare', [testNode('spare-1', 'general', { rack: 's' })], 'virtual');
+    await waitForNodes(s.operator, ['spare-1']);
+    await spare.stop();
+    await waitUntil(async () => ((await s.operator.request<NodeView>('GET', '/v1/nodes/spare-1')).body.state === 'down' ? true : undefined), UI_TIMEOUT_MS, () => 'spare-1 never went down');
+    await open(ops, 'nodes');
+    await ops.locator('button[data-node="spare-1"].state-down').click();
+    // Only a down node offers it.
+    await ops.locator('#node-title', { hasText: 'spare-1' }).waitFor();
+    await ops.getByRole('button', { name: 'Remove', exact: true }).click();
+    const dialog = ops.getByRole('dialog', { name: 'Remove spare-1?' });
+    await dialog.getByRole('button', { name: 'Remove', exact: true }).click();
+    await waitUntil(async () => ((await s.operator.request('GET', '/v1/nodes/spare-1')).status === 404 ? true : undefined), UI_TIMEOUT_MS, () => 'spare-1 still listed');
+    await ops.locator('button[data-node="spare-1"]').waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
+    await ops.locator('button[data-node="gen-a1"]').click();
+    await ops.locator('#node-title', { hasText: 'gen-a1' }).waitFor();
+    expect(await ops.getByRole('button', { name: 'Remove', exact: true }).count()).toBe(0);
+  });
+
   test("an operator edits a tenant's quotas", async () => {
     await open(ops, 'tenants');
     const card = ops.locator('article[data-tenant="city-b"]');

@@ -5,7 +5,7 @@ import { dateTime, num } from '../format.js';
 import { t } from '../i18n.js';
 import { Empty, ErrorNote, Input, Page, Select, html, useData } from '../ui.js';
 
-const ACTIONS = ['job.submit', 'job.cancel', 'node.cordon', 'node.uncordon', 'node.drain', 'tenant.quota', 'auth.failed', 'auth.forbidden'];
+const ACTIONS = ['job.submit', 'job.cancel', 'node.cordon', 'node.uncordon', 'node.drain', 'node.remove', 'node.forget', 'tenant.quota', 'auth.failed', 'auth.forbidden'];
 const PAGE = 1000;
 const MAX_PAGES = 20;
 const ROWS = 100;

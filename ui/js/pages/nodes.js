@@ -1,5 +1,5 @@
 // Nodes (operators): a grid by pool and rack, coloured by state and load, with the occupancy of each GPU
-// (whole GPUs and gpuMilli shares, from the placements of the jobs on it); cordon, uncordon and drain.
+// (whole GPUs and gpuMilli shares, from the placements of the jobs on it); cordon, uncordon, drain, and remove a down node.
 import { useState } from 'preact/hooks';
 import { api, listJobs } from '../api.js';
 import { bytes, cores, dateTime, num, pct, watts } from '../format.js';
@@ -71,6 +71,12 @@ function NodeDetail({ node, occupancy, onChanged }) {
     setNotice(action === 'drain' ? t('nodes.drained', { id: node.id, n: res.requeued }) : t(`nodes.${action}ed`, { id: node.id }));
     onChanged();
   };
+  // A down node with nothing on it can be forgotten (the scheduler does it after QY_NODE_GC_AFTER_MS).
+  const remove = async () => {
+    await api(`/v1/nodes/${encodeURIComponent(node.id)}`, { method: 'DELETE' });
+    setNotice(t('nodes.removed', { id: node.id }));
+    onChanged();
+  };
   return html`<aside class="card node-detail" aria-labelledby="node-title">
     <h2 id="node-title" class="mono">${node.id}</h2>
     <p><${StateBadge} state=${node.state} /> ${node.draining ? html`<span class="badge state-cordoned">${t('nodes.draining')}</span>` : null}</p>
@@ -96,11 +102,17 @@ function NodeDetail({ node, occupancy, onChanged }) {
       ${node.cordoned
         ? html`<button type="button" onClick=${() => act('uncordon').catch((e) => setNotice(e.message))}>${t('nodes.uncordon')}</button>`
         : html`<button type="button" onClick=${() => act('cordon').catch((e) => setNotice(e.message))}>${t('nodes.cordon')}</button>`}
-      <button type="button" class="danger" onClick=${() => setConfirm(true)} disabled=${node.draining}>${t('nodes.drain')}</button>
+      <button type="button" class="danger" onClick=${() => setConfirm('drain')} disabled=${node.draining}>${t('nodes.drain')}</button>
+      ${node.state === 'down' ? html`<button type="button" class="danger" onClick=${() => setConfirm('remove')}>${t('nodes.remove')}</button>` : null}
     </div>
     <${Notice} text=${notice} />
-    ${confirm
-      ? html`<${ConfirmDialog} title=${t('nodes.drainTitle', { id: node.id })} confirmLabel=${t('nodes.drain')} danger onConfirm=${() => act('drain')} onClose=${() => setConfirm(false)}>
+    ${confirm === 'remove'
+      ? html`<${ConfirmDialog} title=${t('nodes.removeTitle', { id: node.id })} confirmLabel=${t('nodes.remove')} danger onConfirm=${remove} onClose=${() => setConfirm(undefined)}>
+          <p>${t('nodes.removeText')}</p>
+        <//>`
+      : null}
+    ${confirm === 'drain'
+      ? html`<${ConfirmDialog} title=${t('nodes.drainTitle', { id: node.id })} confirmLabel=${t('nodes.drain')} danger onConfirm=${() => act('drain')} onClose=${() => setConfirm(undefined)}>
           <p>${t('nodes.drainText')}</p>
           <label class="check"><input type="checkbox" checked=${requeue} onChange=${(e) => setRequeue(e.currentTarget.checked)} /> ${t('nodes.requeue')}</label>
         <//>`
