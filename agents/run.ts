@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../src/telemetry/logger';
 import type { Enforcement } from '../src/protocol';
@@ -57,7 +58,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       natsUrl: config.natsUrl,
       natsAuth: config,
       nodes,
-      runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart }),
+      runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart, sandboxRoot: join(tmpdir(), `qy-sandbox-${agentId}`) }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
       taskLogsKeep: config.taskLogsKeep,
       heartbeatIntervalMs: config.heartbeatIntervalMs,

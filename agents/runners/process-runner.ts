@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,12 @@ export interface ProcessRunnerOptions {
    * by forking the agent (`spawn`).
    */
   start?: 'launcher' | 'spawn';
+  /**
+   * Folder of the private homes of sandbox and restricted tasks, this agent's alone: emptied when the agent
+   * starts (the homes of tasks a crashed agent left). Without it, each home is a new folder in the system's
+   * temporary folder, and a crash leaves it there.
+   */
+  sandboxRoot?: string;
 }
 
 /** Starts a task by forking the agent (where there is no launcher): the cgroup is joined by a shell first. */
@@ -98,7 +104,7 @@ export class ProcessRunner implements TaskRunner {
     /** Made before the task starts (off the event loop); undefined until then, and without cgroups. */
     let cgroup: TaskCgroup | undefined;
     // An isolated task gets a private home (also its working and temporary directory), removed when it ends.
-    const home = isolated ? mkdtempSync(join(tmpdir(), 'qy-sandbox-')) : undefined;
+    const home = isolated ? this.newHome() : undefined;
     if (home) {
       mkdirSync(join(home, 'tmp'), { mode: 0o700 });
       if (this.isolation?.setpriv) for (const dir of [home, join(home, 'tmp')]) chownSync(dir, this.isolation.uid, this.isolation.gid);
@@ -214,6 +220,8 @@ export class ProcessRunner implements TaskRunner {
    * starts in the first second had a median of 160 ms against 40 ms later). Then runs a test task.
    */
   async prepare(): Promise<string | undefined> {
+    // What a crashed run left: its tasks are killed and reported lost at recovery; their homes go now.
+    if (this.options.sandboxRoot) rmSync(this.options.sandboxRoot, { recursive: true, force: true });
     this.launcher?.start();
     await this.options.cgroups?.prefill();
     return this.selfTest();
@@ -235,6 +243,17 @@ export class ProcessRunner implements TaskRunner {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  /** A new private home (the task's uid gets it when the agent can change uids). */
+  private newHome(): string {
+    const root = this.options.sandboxRoot;
+    if (!root) return mkdtempSync(join(tmpdir(), 'qy-sandbox-'));
+    if (!existsSync(root)) {
+      mkdirSync(root, { recursive: true });
+      chmodSync(root, 0o755); // traversable by the task's uid (whatever the umask), which owns only its own home inside
+    }
+    return mkdtempSync(join(root, 'home-'));
   }
 
   async close(): Promise<void> {

@@ -97,6 +97,28 @@ describe.skipIf(!detected.isolation)('isolated tasks (bwrap)', () => {
     if (process.getuid?.() === 0) expect(text).toMatch(/uid=65534/);
   });
 
+  test('with a sandbox root, homes live in it, and the homes a crashed agent left are removed when the next one starts', { timeout: 30_000 }, async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'qy-root-'));
+    chmodSync(parent, 0o755); // as the system's temporary folder is: the task's uid passes through
+    const root = join(parent, 'qy-sandbox-agent');
+    const stale = join(root, 'home-left-by-a-crash');
+    mkdirSync(join(stale, 'tmp'), { recursive: true });
+    writeFileSync(join(stale, 'data'), 'old');
+    const rooted = new ProcessRunner(1_000, { isolation: detected.isolation, sandboxRoot: root });
+    try {
+      expect(await rooted.prepare()).toBeUndefined();
+      expect(existsSync(stale)).toBe(false);
+      const task = runTask(rooted, ['sh', '-c', 'echo home=$HOME; touch $HOME/mine'], { sandbox: true });
+      expect((await task.exit).state).toBe('succeeded');
+      const home = /home=(\S+)/.exec(logOf(task))?.[1] ?? '';
+      expect(home.startsWith(`${root}/home-`)).toBe(true);
+      expect(existsSync(home)).toBe(false); // removed when its task ended
+    } finally {
+      await rooted.close();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   test('a task sees no other processes', { timeout: 30_000 }, async () => {
     const t = runTask(runner, ['sh', '-c', 'ls /proc | grep -E "^[0-9]+$" | wc -l; ls /proc/1/cmdline >/dev/null && cat /proc/1/cmdline | tr "\\0" " "; echo'], { sandbox: true });
     await t.exit;
