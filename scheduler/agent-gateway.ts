@@ -316,6 +316,8 @@ export class AgentGateway {
     }
     const down = registry.sweep(nowMs, config.suspectAfterMs, config.downAfterMs);
     if (down.length > 0) leadership.confirm();
+    // When it went down is stored, so its garbage collection counts across restarts.
+    for (const node of down) if (config.nodeGcAfterMs > 0 && leadership.leads(node.spec.pool)) void registry.persistDown(node).catch((err: Error) => this.deps.log.warn({ nodeId: node.id, err: err.message }, 'could not store when a node went down'));
     for (const node of down) this.awaitingFence.add(node);
     for (const node of this.awaitingFence) {
       if (node.liveness !== 'down' || registry.entries.get(node.id) !== node) {
@@ -338,7 +340,7 @@ export class AgentGateway {
   private collectGarbage(nowMs: number): void {
     const { registry, leadership, config, log } = this.deps;
     for (const entry of registry.entries.values()) {
-      const downForMs = nowMs - entry.lastSeenMs;
+      const downForMs = nowMs - (entry.downSinceMs ?? entry.lastSeenMs);
       if (entry.liveness !== 'down' || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
       if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0) continue;
       this.forgetting.add(entry.id);

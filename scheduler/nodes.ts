@@ -21,11 +21,19 @@ export interface NodeEntry {
   lastHeartbeat?: Heartbeat;
   /** Heartbeats missed since the last one received (counted once each in the metrics). */
   missedHeartbeats: number;
+  /**
+   * Since when the node has been silent, once it went down: kept in the bucket, so the node's garbage
+   * collection (QY_NODE_GC_AFTER_MS) counts across restarts of the scheduler. Cleared when it is heard from.
+   */
+  downSinceMs?: number;
 }
 
 /** What is stored per node in the KV bucket. */
-const storedNodeSchema = z.object({ agentId: z.string(), spec: nodeSpecSchema, cordoned: z.boolean(), draining: z.boolean() });
+const storedNodeSchema = z.object({ agentId: z.string(), spec: nodeSpecSchema, cordoned: z.boolean(), draining: z.boolean(), downSinceMs: z.number().int().optional() });
 type StoredNode = z.infer<typeof storedNodeSchema>;
+
+/** A stored down time holds unless this replica hears from the node now. */
+const downSince = (known: NodeEntry | undefined, stored: StoredNode): number | undefined => (known?.liveness === 'alive' ? undefined : (stored.downSinceMs ?? known?.downSinceMs));
 
 /**
  * Registered nodes: their agents, operator flags (cordon, drain) and liveness from heartbeats. The
@@ -49,7 +57,7 @@ export class NodeRegistry {
     const stored = await this.bucket.loadAll((nodeId) => this.log.warn({ nodeId }, 'stored node is invalid; ignored until it registers again'));
     for (const [key, node] of stored) {
       const known = this.entries.get(key);
-      this.entries.set(key, { id: key, ...node, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 });
+      this.entries.set(key, { id: key, ...node, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0, downSinceMs: downSince(known, node) });
     }
   }
 
@@ -63,7 +71,7 @@ export class NodeRegistry {
         const known = this.entries.get(key);
         // The leader's own writes come back too: an unchanged node is not put into the cluster again.
         if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) return;
-        const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0 };
+        const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0, downSinceMs: downSince(known, node) };
         try {
           this.cluster?.upsertNode(entry.spec);
         } catch (err) {
@@ -131,6 +139,7 @@ export class NodeRegistry {
     this.applyTelemetry(entry);
     if (entry.liveness === 'alive') return false;
     entry.liveness = 'alive';
+    entry.downSinceMs = undefined;
     this.syncState(entry);
     return true;
   }
@@ -144,7 +153,10 @@ export class NodeRegistry {
       if (next === entry.liveness || (entry.liveness === 'down' && next === 'suspect')) continue;
       entry.liveness = next;
       this.syncState(entry);
-      if (next === 'down') wentDown.push(entry);
+      if (next === 'down') {
+        entry.downSinceMs ??= entry.lastSeenMs;
+        wentDown.push(entry);
+      }
     }
     return wentDown;
   }
@@ -230,7 +242,12 @@ export class NodeRegistry {
     if (hb && this.cluster?.getNode(entry.id)) this.cluster.setNodeTelemetry(entry.id, hb.powerWatts, hb.greenShare);
   }
 
+  /** Stores when a node that went down was last heard from (by the leader of its pool). */
+  async persistDown(entry: NodeEntry): Promise<void> {
+    if (this.entries.get(entry.id) === entry && entry.liveness === 'down') await this.persist(entry);
+  }
+
   private async persist(entry: NodeEntry): Promise<void> {
-    await this.bucket.put(entry.id, { agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining });
+    await this.bucket.put(entry.id, { agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining, ...(entry.liveness === 'down' && entry.downSinceMs !== undefined ? { downSinceMs: entry.downSinceMs } : {}) });
   }
 }

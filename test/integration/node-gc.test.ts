@@ -4,7 +4,7 @@ import type { Agent } from '../../agents/agent';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { loadSchedulerConfig } from '../../scheduler/config';
 import { STREAMS, agentConsumerName, type AuditRecord, type JobSpecInput, type NodeView } from '../../src/protocol';
-import { connectNats } from '../../src/store/nats';
+import { connectNats, openBucket } from '../../src/store/nats';
 import { waitUntil, type ApiClient } from '../helpers/api';
 import { startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
@@ -104,6 +104,31 @@ test('DELETE /v1/nodes/:id removes a down node now, and refuses any other with 4
     await agent.stop().catch(() => undefined);
     await s.close();
     await nats2.dispose();
+  }
+});
+
+test('the time a node went down is stored: a restarted scheduler counts from it, not from its own start', async () => {
+  const nats3 = await startNatsServer();
+  const nc = await connectNats(nats3.url, 'node-gc-test');
+  try {
+    // What the bucket holds after a scheduler saw `old-1` go down two minutes ago (and `live-1` never down).
+    const kv = await openBucket(nc, 'nodes', 1);
+    const stored = (id: string, downSinceMs?: number) => JSON.stringify({ agentId: id, spec: testNode(id), cordoned: false, draining: false, ...(downSinceMs ? { downSinceMs } : {}) });
+    await kv.put('old-1', stored('old-1', Date.now() - 120_000));
+    await kv.put('live-1', stored('live-1'));
+    const s = await startScheduler(nats3.url, { nodeGcAfterMs: 60_000 });
+    try {
+      // Forgotten once it is down again here (QY_DOWN_AFTER_MS of silence), not 60 s after this start.
+      await waitUntil(async () => ((await listed(s.operator)).includes('old-1') ? undefined : true), 20_000, () => 'old-1 was not forgotten');
+      expect(await listed(s.operator)).toEqual(['live-1']);
+      expect((await s.operator.request<NodeView>('GET', '/v1/nodes/live-1')).body.state).toBe('down');
+      expect((await kv.get('old-1'))?.operation).not.toBe('PUT');
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await nc.close();
+    await nats3.dispose();
   }
 });
 
