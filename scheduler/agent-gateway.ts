@@ -290,6 +290,7 @@ export class AgentGateway {
     if (registry.heartbeat(hb, nowMs)) {
       log.info({ nodeId: hb.nodeId }, 'node is back');
       this.deps.cycle.retry(entry.spec.pool);
+      if (mine) void registry.persistUp(entry).catch((err: Error) => log.warn({ nodeId: hb.nodeId, err: err.message }, 'could not clear the stored down time of a node that is back'));
     }
     if (!mine) return;
     for (const running of hb.running) {

@@ -3,10 +3,11 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { loadSchedulerConfig } from '../../scheduler/config';
+import { NodeRegistry } from '../../scheduler/nodes';
 import { STREAMS, agentConsumerName, type AuditRecord, type JobSpecInput, type NodeView } from '../../src/protocol';
 import { connectNats, openBucket } from '../../src/store/nats';
 import { waitUntil, type ApiClient } from '../helpers/api';
-import { startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { silentLog, startAgent, startScheduler, testNode, testTenantsFile, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 let nats: LocalNatsServer;
 let one: TestScheduler;
@@ -129,6 +130,34 @@ test('the time a node went down is stored: a restarted scheduler counts from it,
   } finally {
     await nc.close();
     await nats3.dispose();
+  }
+});
+
+test('a node heard from again gets its stored down time cleared, so a later restart does not count from it', async () => {
+  const nats4 = await startNatsServer();
+  const nc = await connectNats(nats4.url, 'node-gc-test');
+  try {
+    const kv = await openBucket(nc, 'nodes', 1);
+    const storedDown = async () => (await kv.get('back-1'))?.json<{ downSinceMs?: number }>().downSinceMs;
+    const registry = new NodeRegistry(kv, silentLog);
+    await registry.register({ type: 'register', v: 1, agentId: 'back', node: testNode('back-1') }, 1_000);
+    // Silent past down-after: it goes down, and the leader stores since when.
+    expect(registry.sweep(20_000, 3_000, 10_000).map((e) => e.id)).toEqual(['back-1']);
+    const entry = registry.entries.get('back-1')!;
+    await registry.persistDown(entry);
+    expect(await storedDown()).toBe(1_000);
+    // A heartbeat brings it back (no registration): the stored time goes too.
+    const hb = { type: 'heartbeat' as const, nodeId: 'back-1', atMs: 21_000, cpuUtil: 0, memUsedBytes: 0, gpus: [], powerWatts: 100, greenShare: 0.5, powerSource: 'model' as const, running: [] };
+    expect(registry.heartbeat(hb, 21_000)).toBe(true);
+    expect(entry.downSinceMs).toBeUndefined();
+    await registry.persistUp(entry);
+    expect(await storedDown()).toBeUndefined();
+    // Down again later: counted from the new silence.
+    registry.sweep(40_000, 3_000, 10_000);
+    expect(entry.downSinceMs).toBe(21_000);
+  } finally {
+    await nc.close();
+    await nats4.dispose();
   }
 });
 
