@@ -56,6 +56,16 @@ describe.skipIf(!probe.manager)(`a real agent with ${probe.enforcement.cgroups} 
     expect(['bwrap', 'none']).toContain(node.enforcement!.isolation);
   });
 
+  test('a sandboxed task’s home is in the agent’s own folder, and gone when it ends', { timeout: 60_000 }, async () => {
+    const node = (await s.operator.request<NodeView>('GET', '/v1/nodes/enf-1')).body;
+    if (node.enforcement!.isolation !== 'bwrap') return; // this node cannot isolate: sandbox tasks fail here (sandbox.test.ts)
+    const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 64 * MiB }, sandbox: true, command: ['sh', '-c', 'echo home=$HOME'] });
+    expect((await s.api.waitFor(id, ['succeeded', 'failed'], 45_000)).state).toBe('succeeded');
+    const home = /home=(\S+)/.exec((await s.api.request<{ text: string }>('GET', `/v1/jobs/${id}/log`)).body.text)?.[1] ?? '';
+    expect(home.startsWith(join(tmpdir(), 'qy-sandbox-enf-1', 'home-'))).toBe(true);
+    expect(existsSync(home)).toBe(false);
+  });
+
   test('the job’s record carries the CPU seconds and peak memory its cgroup counted', { timeout: 60_000 }, async () => {
     const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 500, memBytes: 128 * MiB }, command: ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'] });
     const job = await s.api.waitFor(id, ['succeeded', 'failed'], 45_000);
