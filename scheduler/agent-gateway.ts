@@ -337,12 +337,16 @@ export class AgentGateway {
     if (config.nodeGcAfterMs > 0) this.collectGarbage(nowMs);
   }
 
-  /** Forgets the nodes down for QY_NODE_GC_AFTER_MS, with nothing placed on them, in the pools this replica leads. */
+  /**
+   * Forgets the nodes down for QY_NODE_GC_AFTER_MS, with nothing placed on them, in the pools this replica leads.
+   * A node an operator cordoned or drained is kept: forgotten, it would come back uncordoned when its agent
+   * starts again (say, after a repair); the operator removes it (DELETE /v1/nodes/:id).
+   */
   private collectGarbage(nowMs: number): void {
     const { registry, leadership, config, log } = this.deps;
     for (const entry of registry.entries.values()) {
       const downForMs = nowMs - (entry.downSinceMs ?? entry.lastSeenMs);
-      if (entry.liveness !== 'down' || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
+      if (entry.liveness !== 'down' || entry.cordoned || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
       if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0) continue;
       this.forgetting.add(entry.id);
       void this.forgetNode(entry)

@@ -37,7 +37,7 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   suspectAfterMs: ms(3_000),
   /** Silence after which a node is down and its jobs are requeued (not less than QY_SUSPECT_AFTER_MS; equal: no suspect phase). Env: QY_DOWN_AFTER_MS */
   downAfterMs: ms(10_000),
-  /** A node down this long (counted from its last heartbeat, kept in the node bucket across restarts) is forgotten, like Nomad's node_gc_threshold: out of the node list, its agent's work consumer removed; its agent registering again brings it back (0: never). Env: QY_NODE_GC_AFTER_MS */
+  /** A node down this long (counted from its last heartbeat, kept in the node bucket across restarts) is forgotten, like Nomad's node_gc_threshold: out of the node list, its agent's work consumer removed; its agent registering again brings it back. Cordoned and drained nodes are kept for the operator to remove (0: never). Env: QY_NODE_GC_AFTER_MS */
   nodeGcAfterMs: z.coerce.number().int().min(0).default(86_400_000),
   /** Placements a job may have before it fails for good (requeues after lost nodes count). Env: QY_MAX_ATTEMPTS */
   maxAttempts: z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),

@@ -57,10 +57,20 @@ test('a node down for QY_NODE_GC_AFTER_MS is forgotten by every replica, with it
   await waitUntil(async () => ((await listed(two.operator)).includes('gone-1') ? true : undefined), 10_000, () => 'the standby never saw the node');
   expect(await consumerExists('gone')).toBe(true);
 
-  await first.stop();
+  // A node an operator cordoned (or drained) is kept: the operator removes it.
+  const repair = await startAgent(nats.url, 'repair', [testNode('repair-1')], 'virtual');
+  await waitForNodes(one.operator, ['repair-1']);
+  expect((await one.operator.request('POST', '/v1/nodes/repair-1/cordon')).status).toBe(200);
+
+  await Promise.all([first.stop(), repair.stop()]);
   await waitUntil(async () => ((await listed(one.operator)).includes('gone-1') ? undefined : true), 30_000, () => 'the leader never forgot the down node');
   await waitUntil(async () => ((await listed(two.operator)).includes('gone-1') ? undefined : true), 10_000, () => 'the standby kept the forgotten node');
-  expect(await listed(one.operator)).toEqual(['stay-1']);
+  // Sweeps go on past the cordoned node's own threshold (a second beyond it, several sweeps): still there.
+  const repaired = (await one.operator.request<NodeView>('GET', '/v1/nodes/repair-1')).body;
+  await waitUntil(() => (Date.now() > Date.parse(repaired.lastHeartbeatAt!) + GC_AFTER_MS + 1_000 ? true : undefined), 30_000);
+  expect(await listed(one.operator)).toEqual(['repair-1', 'stay-1']);
+  expect((await one.operator.request<NodeView>('GET', '/v1/nodes/repair-1')).body).toMatchObject({ state: 'down', cordoned: true });
+  expect(await consumerExists('repair')).toBe(true);
   expect(await consumerExists('gone')).toBe(false);
   expect((await one.operator.request('GET', '/v1/nodes/gone-1')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
   const audit = await one.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.forget&target=gone-1');
