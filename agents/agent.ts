@@ -6,7 +6,7 @@ import type { Logger } from '../src/telemetry/logger';
 import { TaskMeter } from '../src/metering/attribution';
 import { runLimited } from '../src/concurrency';
 import { Journal } from './journal';
-import { DEFAULT_TASK_LOGS_KEEP, TaskLogs, taskLogPath } from './task-logs';
+import { TaskLogs, taskLogPath, type TaskLogLimits } from './task-logs';
 import type { ReportedStatus, TaskExit, TaskHandle, TaskRunner } from './runners/types';
 import type { NodeTelemetry } from './telemetry';
 
@@ -37,8 +37,8 @@ export interface AgentOptions {
   nodes: AgentNode[];
   runner: TaskRunner;
   stateDir: string;
-  /** Logs of ended tasks kept in the state folder (the oldest reused for new tasks); default 10,000. */
-  taskLogsKeep?: number;
+  /** How many and how much task output the state folder keeps (defaults: 10,000 logs, 10 GiB, 256 MiB a running task). */
+  taskLogs?: TaskLogLimits;
   heartbeatIntervalMs: number;
   log: Logger;
   now?: () => number;
@@ -86,7 +86,7 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     for (const node of opts.nodes) this.nodes.set(node.spec.id, node);
     this.journal = new Journal(join(opts.stateDir, 'journal'));
-    this.logs = opts.runner.kind === 'process' ? new TaskLogs(join(opts.stateDir, 'logs'), opts.taskLogsKeep ?? DEFAULT_TASK_LOGS_KEEP) : undefined;
+    this.logs = opts.runner.kind === 'process' ? new TaskLogs(join(opts.stateDir, 'logs'), opts.taskLogs) : undefined;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.link = new NodeLink({
@@ -181,6 +181,8 @@ export class Agent {
   /** A node's heartbeat: its telemetry with its running tasks, whose meters take the same power sample. */
   private async heartbeatOf(nodeId: string, atMs: number): Promise<HeartbeatBody> {
     const tasks = [...(this.runningOn.get(nodeId)?.values() ?? [])];
+    // A task printing without end would fill the node's disk: its earlier output goes past the cap.
+    for (const t of tasks) if (this.logs?.capRunning(t.logPath)) this.log.warn({ jobId: t.jobId, attemptId: t.attemptId, taskIndex: t.taskIndex, maxBytes: this.logs.maxTaskBytes }, "a task's output passed QY_TASK_LOG_MAX_BYTES; its earlier output was dropped");
     const sample = await this.nodes.get(nodeId)!.telemetry.sample(atMs, tasks.map((t) => t.placement));
     for (const t of tasks) t.meter.sample(atMs, sample.powerWatts, sample.greenShare);
     return { ...sample, running: tasks.map((t) => t.key) };

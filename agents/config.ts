@@ -5,7 +5,7 @@ import { FENCE_SLACK_MS, fenceIsSafe } from '../src/protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
 import { DEFAULT_POOL_SIZE } from './cgroups';
-import { DEFAULT_TASK_LOGS_KEEP } from './task-logs';
+import { DEFAULT_TASK_LOG_MAX_BYTES, DEFAULT_TASK_LOGS_KEEP, DEFAULT_TASK_LOGS_MAX_BYTES } from './task-logs';
 
 /** A node id or agent id derived from the host name (lower-case, subject-safe). */
 export function defaultNodeId(): string {
@@ -41,6 +41,10 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   stateDir: z.string().optional(),
   /** Logs of ended tasks kept in the state folder: past it the oldest goes, its file reused for the next task's log (0: a log goes when its task ends). Env: QY_TASK_LOGS_KEEP */
   taskLogsKeep: z.coerce.number().int().min(0).default(DEFAULT_TASK_LOGS_KEEP),
+  /** Bytes of ended tasks' logs kept in the state folder (10 GiB): past it the oldest go. Env: QY_TASK_LOGS_MAX_BYTES */
+  taskLogsMaxBytes: z.coerce.number().int().min(0).default(DEFAULT_TASK_LOGS_MAX_BYTES),
+  /** Bytes a running task's log may reach (256 MiB): past it, checked at each heartbeat, its earlier output is dropped and a line says so. Env: QY_TASK_LOG_MAX_BYTES */
+  taskLogMaxBytes: z.coerce.number().int().min(1024).default(DEFAULT_TASK_LOG_MAX_BYTES),
   /** Green-electricity share: a constant 0..1. Env: QY_GREEN_SHARE */
   greenShare: z.coerce.number().min(0).max(1).default(0.5),
   /** Green-electricity share from a CSV time series (time,share), overriding the constant. Env: QY_GREEN_FILE */
@@ -92,6 +96,8 @@ export const AGENT_ENV: Record<keyof AgentConfig, string> = {
   ratedPowerWatts: 'QY_RATED_POWER_WATTS',
   stateDir: 'QY_AGENT_STATE_DIR',
   taskLogsKeep: 'QY_TASK_LOGS_KEEP',
+  taskLogsMaxBytes: 'QY_TASK_LOGS_MAX_BYTES',
+  taskLogMaxBytes: 'QY_TASK_LOG_MAX_BYTES',
   greenShare: 'QY_GREEN_SHARE',
   greenFile: 'QY_GREEN_FILE',
   simulate: 'QY_SIMULATE',

@@ -60,7 +60,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       nodes,
       runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart, sandboxRoot: join(tmpdir(), `qy-sandbox-${agentId}`) }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
-      taskLogsKeep: config.taskLogsKeep,
+      taskLogs: { keep: config.taskLogsKeep, maxBytes: config.taskLogsMaxBytes, maxTaskBytes: config.taskLogMaxBytes },
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
       enforcement,

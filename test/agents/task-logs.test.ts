@@ -5,6 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
 import { TaskLogs } from '../../agents/task-logs';
 import { startNatsServer } from '../../harness/nats-server';
+import { waitUntil } from '../helpers/api';
 import { startScheduler, testAgentOptions, testNode, waitForNodes } from '../helpers/stack';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -29,7 +30,7 @@ function runTask(logs: TaskLogs, attemptId: string, output: string): string {
 describe('task logs stay bounded on the node', () => {
   test('at most `keep` logs of ended tasks; a new task reuses the oldest file, emptied, under its own name', () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, 3);
+    const logs = new TaskLogs(dir, { keep: 3 });
     logs.open();
     const first = runTask(logs, 'job-1-a1', 'output of job 1\n');
     const firstInode = statSync(first).ino;
@@ -53,7 +54,7 @@ describe('task logs stay bounded on the node', () => {
 
   test('a log being read is neither reused nor removed until the read is done', async () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, 2);
+    const logs = new TaskLogs(dir, { keep: 2 });
     logs.open();
     const oldest = runTask(logs, 'old-a1', 'old output\n');
     runTask(logs, 'mid-a1', 'mid output\n');
@@ -81,7 +82,7 @@ describe('task logs stay bounded on the node', () => {
       utimesSync(path, t0 - age, t0 - age);
     }
     writeFileSync(join(dir, 'notes.txt'), 'not a task log');
-    const logs = new TaskLogs(dir, 2);
+    const logs = new TaskLogs(dir, { keep: 2 });
     expect(logs.open()).toBe(1);
     expect(readdirSync(dir).sort()).toEqual(['a-a1-0.log', 'c-a1-0.log', 'notes.txt']);
     // Next to go is c, then a.
@@ -89,9 +90,34 @@ describe('task logs stay bounded on the node', () => {
     expect(readdirSync(dir).sort()).toEqual(['a-a1-0.log', 'd-a1-0.log', 'notes.txt']);
   });
 
+  test('at most `maxBytes` of ended logs: the oldest go first', () => {
+    const dir = tempDir();
+    const logs = new TaskLogs(dir, { keep: 100, maxBytes: 25 });
+    logs.open();
+    for (const n of [1, 2]) runTask(logs, `job-${n}-a1`, `0123456789`);
+    expect(logs.endedSize).toBe(20);
+    runTask(logs, 'job-3-a1', '0123456789');
+    expect(readdirSync(dir).sort()).toEqual(['job-2-a1-0.log', 'job-3-a1-0.log']);
+    expect(logs.endedSize).toBe(20);
+  });
+
+  test("a running task's log past `maxTaskBytes` loses its earlier output, with a line saying so; what the task writes next follows", () => {
+    const dir = tempDir();
+    const logs = new TaskLogs(dir, { maxTaskBytes: 1024 });
+    logs.open();
+    const path = logs.pathFor('loud-a1', 0);
+    expect(logs.capRunning(path)).toBe(false); // nothing written yet
+    writeFileSync(path, 'x'.repeat(1024), { flag: 'a' });
+    expect(logs.capRunning(path)).toBe(false); // at the cap, not past it
+    writeFileSync(path, 'y'.repeat(1000), { flag: 'a' });
+    expect(logs.capRunning(path)).toBe(true);
+    writeFileSync(path, 'after\n', { flag: 'a' });
+    expect(readFileSync(path, 'utf8')).toBe("[qy-agent] this task's output passed 1024 bytes (QY_TASK_LOG_MAX_BYTES): 2024 bytes before this line were dropped\nafter\n");
+  });
+
   test('keep 0: a log goes when its task ends', () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, 0);
+    const logs = new TaskLogs(dir, { keep: 0 });
     logs.open();
     const path = logs.pathFor('only-a1', 0);
     writeFileSync(path, 'x');
@@ -102,7 +128,7 @@ describe('task logs stay bounded on the node', () => {
 
   test('a task that never wrote its log (it failed to start) leaves nothing to reuse, and the next log is made anew', () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, 1);
+    const logs = new TaskLogs(dir, { keep: 1 });
     logs.open();
     logs.taskEnded(logs.pathFor('never-a1', 0)); // no file
     const next = runTask(logs, 'next-a1', 'next\n');
@@ -116,7 +142,7 @@ test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through
   cleanups.push(() => nats.dispose());
   const s = await startScheduler(nats.url);
   cleanups.push(() => s.close());
-  const options = testAgentOptions(nats.url, 'logs', [testNode('logs-1')], { taskLogsKeep: 2 });
+  const options = testAgentOptions(nats.url, 'logs', [testNode('logs-1')], { taskLogs: { keep: 2 } });
   const agent = new Agent(options);
   cleanups.push(() => agent.stop());
   await agent.start();
@@ -134,4 +160,31 @@ test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through
     if (i < 2) expect(log.body.code).toBe('QY_ERR_LOG_UNAVAILABLE');
     else expect(log.body.text).toBe(`output of job ${i + 1}\n`);
   }
+});
+
+test("a real agent drops the earlier output of a task printing past QY_TASK_LOG_MAX_BYTES, and the task goes on", async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.dispose());
+  const s = await startScheduler(nats.url);
+  cleanups.push(() => s.close());
+  const options = testAgentOptions(nats.url, 'loud', [testNode('loud-1')], { taskLogs: { maxTaskBytes: 4096 } });
+  const agent = new Agent(options);
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await waitForNodes(s.operator, ['loud-1']);
+  // The task prints 100 kB, says so, then waits for the test's flag before its last line.
+  const folder = tempDir();
+  const [printed, flag] = [join(folder, 'printed'), join(folder, 'go-on')];
+  const id = await s.api.submit({ pool: 'general', resources: { cpuMillis: 100, memBytes: 64 * 1024 ** 2 }, command: ['sh', '-c', `head -c 100000 /dev/zero | tr '\\0' x; echo; touch ${printed}; while [ ! -e ${flag} ]; do sleep 0.05; done; echo last`] });
+  const log = () => s.api.request<{ text?: string }>('GET', `/v1/jobs/${id}/log`).then((r) => r.body.text ?? '');
+  // Capped at a heartbeat, and again at the next ones while more than the cap came after it; then it stays.
+  await waitUntil(async () => {
+    const text = await log();
+    return existsSync(printed) && text.startsWith("[qy-agent] this task's output passed 4096 bytes") && text.length <= 4096 ? true : undefined;
+  }, 20_000, () => 'the output was never capped');
+  writeFileSync(flag, '');
+  expect((await s.api.waitFor(id, ['succeeded', 'failed'])).state).toBe('succeeded');
+  const text = await log();
+  expect(text).toMatch(/^\[qy-agent\] this task's output passed 4096 bytes \(QY_TASK_LOG_MAX_BYTES\): \d+ bytes before this line were dropped\n(x*\n)?last\n$/);
+  expect(text.length).toBeLessThanOrEqual(4096 + 5);
 });
