@@ -15,6 +15,9 @@ import type { NodeEntry, NodeRegistry } from './nodes';
 import type { AttemptRecord, JobRecord } from './state/job-table';
 import type { TelemetrySink } from './telemetry-sink';
 
+/** A down node that could not be forgotten (the store unavailable) is tried again after this long. */
+const FORGET_RETRY_MS = 30_000;
+
 /** Work JetStream did not store is sent again after this long, doubling up to the maximum. */
 const WORK_RETRY_FIRST_MS = 250;
 const WORK_RETRY_MAX_MS = 5_000;
@@ -36,6 +39,8 @@ export class AgentGateway {
   private readonly pendingForget = new Map<string, Promise<void>>();
   /** Nodes the sweep is forgetting now. */
   private readonly forgetting = new Set<string>();
+  /** Nodes whose forgetting failed (the store unavailable): tried again from then on, not at every sweep. */
+  private readonly forgetRetryAtMs = new Map<string, number>();
 
   constructor(
     private readonly deps: {
@@ -347,23 +352,28 @@ export class AgentGateway {
     for (const entry of registry.entries.values()) {
       const downForMs = nowMs - (entry.downSinceMs ?? entry.lastSeenMs);
       if (entry.liveness !== 'down' || entry.cordoned || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
-      if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0) continue;
+      if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0 || nowMs < (this.forgetRetryAtMs.get(entry.id) ?? 0)) continue;
       this.forgetting.add(entry.id);
       void this.forgetNode(entry)
         .then(async (forgotten) => {
+          this.forgetRetryAtMs.delete(entry.id);
           if (!forgotten) return;
           log.info({ nodeId: entry.id, agentId: entry.agentId, downForMs }, 'forgot a node down longer than QY_NODE_GC_AFTER_MS');
           await this.deps.audit?.()?.append({ actor: { kind: 'system', name: 'node-gc' }, action: 'node.forget', target: entry.id, outcome: 'ok', details: { downForMs, agentId: entry.agentId } });
         })
-        .catch((err: Error) => log.warn({ nodeId: entry.id, err: err.message }, 'could not forget a down node; tried again at the next sweep'))
+        .catch((err: Error) => {
+          this.forgetRetryAtMs.set(entry.id, nowMs + FORGET_RETRY_MS);
+          log.warn({ nodeId: entry.id, err: err.message, retryInMs: FORGET_RETRY_MS }, 'could not forget a down node; trying again later');
+        })
         .finally(() => this.forgetting.delete(entry.id));
     }
   }
 
   /**
    * Forgets a node (down for QY_NODE_GC_AFTER_MS, or removed by an operator): out of every replica's node list;
-   * with its agent's last node go the agent's work consumer and the work still queued for it. False when the
-   * node was not known. Refused (rejects) while tasks are placed on it.
+   * with its agent's last node go the agent's work consumer and the work still queued for it. False when it is
+   * no longer this entry or no longer down (registered or heard from again). Refused (rejects) while tasks are
+   * placed on it.
    */
   forgetNode(entry: NodeEntry): Promise<boolean> {
     const { registry, jsm } = this.deps;

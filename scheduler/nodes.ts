@@ -26,6 +26,8 @@ export interface NodeEntry {
    * collection (QY_NODE_GC_AFTER_MS) counts across restarts of the scheduler. Cleared when it is heard from.
    */
   downSinceMs?: number;
+  /** The bucket's revision of the node's value as this replica last wrote or followed it. */
+  revision?: number;
 }
 
 /** What is stored per node in the KV bucket. */
@@ -70,12 +72,15 @@ export class NodeRegistry {
    */
   async follow(nowMs: () => number): Promise<void> {
     await this.bucket.follow(
-      (key, node) => {
+      (key, node, revision) => {
         this.noteStored(key, node);
         const known = this.entries.get(key);
         // The leader's own writes come back too: an unchanged node is not put into the cluster again.
-        if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) return;
-        const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0, downSinceMs: downSince(known, node) };
+        if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) {
+          known.revision = revision;
+          return;
+        }
+        const entry: NodeEntry = { id: key, ...node, liveness: known?.liveness ?? 'alive', lastSeenMs: known?.lastSeenMs ?? nowMs(), lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0, downSinceMs: downSince(known, node), revision };
         try {
           this.cluster?.upsertNode(entry.spec);
         } catch (err) {
@@ -86,9 +91,10 @@ export class NodeRegistry {
         this.syncState(entry);
       },
       // A node the leader forgot (down too long, or an operator removed it).
-      (key) => {
+      (key, revision) => {
         const entry = this.entries.get(key);
-        if (!entry) return;
+        // A delete older than what this replica holds (the node registered again since) is stale.
+        if (!entry || (entry.revision ?? 0) > revision) return;
         try {
           this.drop(entry);
         } catch (err) {
@@ -127,6 +133,9 @@ export class NodeRegistry {
       lastSeenMs: nowMs,
       lastHeartbeat: known?.lastHeartbeat,
       missedHeartbeats: 0,
+      // Until its write is stored, a delete the watch brings is older than it (only this leader registers and
+      // forgets the pool's nodes): ignored.
+      revision: Number.MAX_SAFE_INTEGER,
     };
     this.entries.set(entry.id, entry);
     this.syncState(entry);
@@ -259,7 +268,8 @@ export class NodeRegistry {
 
   private async persist(entry: NodeEntry): Promise<void> {
     const stored: StoredNode = { agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining, ...(entry.liveness === 'down' && entry.downSinceMs !== undefined ? { downSinceMs: entry.downSinceMs } : {}) };
-    await this.bucket.put(entry.id, stored);
+    const revision = await this.bucket.put(entry.id, stored);
+    entry.revision = revision;
     this.noteStored(entry.id, stored);
   }
 

@@ -38,21 +38,21 @@ export class WatchedKv<T> {
   }
 
   /**
-   * Calls `onChange` with every valid value written from now on, and `onDelete` with every key deleted, until
-   * `stop` (a second call replaces the first).
+   * Calls `onChange` with every valid value written from now on, and `onDelete` with every key deleted, each
+   * with the bucket's revision of the change, until `stop` (a second call replaces the first).
    */
-  async follow(onChange: (key: string, value: T) => void, onDelete?: (key: string) => void): Promise<void> {
+  async follow(onChange: (key: string, value: T, revision: number) => void, onDelete?: (key: string, revision: number) => void): Promise<void> {
     this.stop();
     const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }));
     this.stopWatching = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {
         if (entry.operation !== 'PUT') {
-          onDelete?.(entry.key);
+          onDelete?.(entry.key, entry.revision);
           continue;
         }
         const value = this.valueOf(entry);
-        if (value !== undefined) onChange(entry.key, value);
+        if (value !== undefined) onChange(entry.key, value, entry.revision);
       }
     })().catch((err) => this.log.warn({ err }, `following ${this.what} stopped`));
   }
@@ -75,9 +75,9 @@ export class WatchedKv<T> {
     return parsed.success ? parsed.data : undefined;
   }
 
-  /** Stores a value as JSON; every replica that follows the bucket sees it. */
-  async put(key: string, value: T): Promise<void> {
-    await this.kv.put(key, JSON.stringify(value));
+  /** Stores a value as JSON; every replica that follows the bucket sees it. Resolves with its revision. */
+  async put(key: string, value: T): Promise<number> {
+    return this.kv.put(key, JSON.stringify(value));
   }
 
   /** Deletes a key; every replica that follows the bucket sees it gone. */
