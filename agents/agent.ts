@@ -117,7 +117,7 @@ export class Agent {
     this.link.serve(this.nodeIds);
     this.recoverFromJournal();
     const removed = this.logs?.open() ?? 0;
-    if (removed > 0) this.log.info({ removed, dir: this.logs!.dir }, 'removed the oldest task logs past QY_TASK_LOGS_KEEP');
+    if (removed > 0) this.log.info({ removed, dir: this.logs!.dir }, 'removed the oldest task logs past QY_TASK_LOGS_KEEP or QY_TASK_LOGS_MAX_BYTES');
     await this.registerAll();
     await this.link.run();
   }
