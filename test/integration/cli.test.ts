@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
+import { waitUntil } from '../helpers/api';
 
 const run = promisify(execFile);
 let nats: LocalNatsServer;
@@ -76,6 +77,18 @@ test('qy cancels, shows nodes and pools, cordons and drains', async () => {
   const denied = await qy('nodes');
   expect(denied.code).toBe(1);
   expect(denied.stderr.trim()).toBe('qy: QY_ERR_FORBIDDEN: Forbidden: tenant city-a may not call GET /v1/nodes');
+  const ready = await qyAs('ops', 'remove-node', 'cli-1');
+  expect(ready.code).toBe(1);
+  expect(ready.stderr.trim()).toBe('qy: QY_ERR_NODE_NOT_REMOVABLE: Node cli-1 cannot be removed: it is ready; only a down node can be removed (drain it, stop its agent and wait QY_DOWN_AFTER_MS)');
+});
+
+test('qy remove-node forgets a down node', async () => {
+  const spare = await startAgent(nats.url, 'cli-spare', [testNode('cli-spare-1')], 'virtual');
+  await waitForNodes(s.operator, ['cli-spare-1']);
+  await spare.stop();
+  await waitUntil(async () => ((await s.operator.request<{ state: string }>('GET', '/v1/nodes/cli-spare-1')).body.state === 'down' ? true : undefined), 20_000, () => 'cli-spare-1 never went down');
+  expect((await qyAs('ops', 'remove-node', 'cli-spare-1')).stdout.trim()).toBe('cli-spare-1 removed (it was down)');
+  expect((await s.operator.request('GET', '/v1/nodes/cli-spare-1')).status).toBe(404);
 });
 
 test('qy reports API errors with their code and exits non-zero', async () => {
