@@ -354,7 +354,7 @@ export class AgentGateway {
       if (entry.liveness !== 'down' || entry.cordoned || downForMs < config.nodeGcAfterMs || this.awaitingFence.has(entry) || this.forgetting.has(entry.id)) continue;
       if (!leadership.leads(entry.spec.pool) || registry.tasksOn(entry.id) > 0 || nowMs < (this.forgetRetryAtMs.get(entry.id) ?? 0)) continue;
       this.forgetting.add(entry.id);
-      void this.forgetNode(entry)
+      void this.forgetNode(entry, 'gc')
         .then(async (forgotten) => {
           this.forgetRetryAtMs.delete(entry.id);
           if (!forgotten) return;
@@ -375,11 +375,12 @@ export class AgentGateway {
    * no longer this entry or no longer down (registered or heard from again). Refused (rejects) while tasks are
    * placed on it.
    */
-  forgetNode(entry: NodeEntry): Promise<boolean> {
-    const { registry, jsm } = this.deps;
+  forgetNode(entry: NodeEntry, by: 'gc' | 'operator'): Promise<boolean> {
+    const { registry, jsm, metrics } = this.deps;
     const agentId = entry.agentId;
     const run = (this.pendingForget.get(agentId) ?? Promise.resolve()).then(async () => {
       if (!(await registry.forget(entry))) return false;
+      metrics.nodesForgotten.inc({ pool: entry.spec.pool, by });
       if (![...registry.entries.values()].some((e) => e.agentId === agentId)) await deleteAgentConsumer(jsm, agentId);
       return true;
     });

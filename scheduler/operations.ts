@@ -302,7 +302,7 @@ export class SchedulerOperations {
     const tasks = this.s.registry.tasksOn(nodeId);
     if (tasks > 0) throw new QY_ERR_NODE_NOT_REMOVABLE(nodeId, `${tasks} tasks are still placed on it; they are queued again once its fence must have fired`);
     const view = this.nodeView(entry);
-    const forgotten = await this.s.gateway.forgetNode(entry).catch((err: Error) => {
+    const forgotten = await this.s.gateway.forgetNode(entry, 'operator').catch((err: Error) => {
       throw new QY_ERR_STORE_UNAVAILABLE(err.message, { cause: err });
     });
     if (!forgotten) throw new QY_ERR_NODE_NOT_REMOVABLE(nodeId, 'it was heard from again');

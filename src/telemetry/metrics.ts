@@ -68,6 +68,7 @@ export class SchedulerMetrics {
   readonly cycleDuration = new Histogram({ name: 'qy_scheduling_cycle_duration_seconds', help: 'Time of one scheduling cycle.', buckets: PLACEMENT_BUCKETS, registers: [this.registry] });
   readonly preemptions = new Counter({ name: 'qy_preemptions_total', help: 'Jobs preempted to make room for higher-priority ones.', labelNames: ['pool'], registers: [this.registry] });
   readonly heartbeatsMissed = new Counter({ name: 'qy_heartbeats_missed_total', help: 'Heartbeats expected from nodes and not received.', labelNames: ['pool'], registers: [this.registry] });
+  readonly nodesForgotten = new Counter({ name: 'qy_nodes_forgotten_total', help: 'Down nodes forgotten: by=gc after QY_NODE_GC_AFTER_MS, by=operator through DELETE /v1/nodes/:id.', labelNames: ['pool', 'by'], registers: [this.registry] });
   readonly energy = new Counter({ name: 'qy_energy_joules_total', help: 'Electrical energy drawn by the nodes, from their heartbeats.', labelNames: ['pool'], registers: [this.registry] });
   readonly greenEnergy = new Counter({ name: 'qy_green_energy_joules_total', help: 'Part of that energy from renewable sources.', labelNames: ['pool'], registers: [this.registry] });
   readonly logAppends = new Counter({ name: 'qy_job_log_appends_total', help: 'Scheduler events appended to the job log, by result.', labelNames: ['result'], registers: [this.registry] });

@@ -77,6 +77,7 @@ test('a node down for QY_NODE_GC_AFTER_MS is forgotten by every replica, with it
   expect(audit.body.items).toHaveLength(1);
   expect(audit.body.items[0]).toMatchObject({ actor: { kind: 'system', name: 'node-gc' }, outcome: 'ok', details: { agentId: 'gone' } });
   expect(audit.body.items[0].details!.downForMs as number).toBeGreaterThanOrEqual(GC_AFTER_MS);
+  expect((await one.api.request<string>('GET', '/metrics')).body).toMatch(/^qy_nodes_forgotten_total\{pool="general",by="gc"\} 1$/m);
 
   // The agent starts again: its node registers, its consumer is made anew, and work reaches it.
   agents.push(await startAgent(nats.url, 'gone', [node], 'virtual'));
@@ -109,6 +110,7 @@ test('DELETE /v1/nodes/:id removes a down node now, and refuses any other with 4
     expect(removed.body).toMatchObject({ id: 'manual-1', state: 'down' });
     expect(await listed(s.operator)).toEqual([]);
     expect((await s.operator.request('DELETE', '/v1/nodes/manual-1')).status).toBe(404);
+    expect((await s.api.request<string>('GET', '/metrics')).body).toMatch(/^qy_nodes_forgotten_total\{pool="general",by="operator"\} 1$/m);
     const audit = await s.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.remove');
     expect(audit.body.items.map((r) => [r.target, r.actor.kind])).toEqual([['manual-1', 'operator']]);
   } finally {
