@@ -81,7 +81,9 @@ describe('metering and billing, end to end', () => {
     }
     for (const [unitMilliFen, energyMilliWh] of energyByUnit) {
       const line = bill.lines.find((l) => l.pool === 'super' && l.item === 'energy' && l.unitPriceMilliFen === unitMilliFen)!;
-      expect(line.amountFen).toBe(Math.round((energyMilliWh / 1e6) * (unitMilliFen / 1000)));
+      // mWh × milli-fen per kWh ÷ 1e9 = fen, rounded half up in integers as the bill does: two divisions in
+      // floating point first once made 31.5 fen into 31.4999… (31 against the bill's 32).
+      expect(line.amountFen).toBe(Math.floor((energyMilliWh * unitMilliFen + 5e8) / 1e9));
     }
     expect(bill.totals.amountFen).toBe(bill.lines.reduce((n, l) => n + l.amountFen, 0));
     expect(bill.totals.amountFen).toBeGreaterThan(0);
