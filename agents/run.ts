@@ -60,7 +60,8 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       nodes,
       runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart, sandboxRoot: join(tmpdir(), `qy-sandbox-${agentId}`) }),
       stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
-      taskLogs: { keep: config.taskLogsKeep, maxBytes: config.taskLogsMaxBytes, maxTaskBytes: config.taskLogMaxBytes },
+      // Log files are reused only where every process of an ended task is killed with its cgroup.
+      taskLogs: { keep: config.taskLogsKeep, maxBytes: config.taskLogsMaxBytes, maxTaskBytes: config.taskLogMaxBytes, reuseFiles: cg.manager !== undefined },
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
       enforcement,

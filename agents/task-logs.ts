@@ -22,14 +22,21 @@ export interface TaskLogLimits {
   maxBytes?: number;
   /** Bytes a running task's log may reach before its earlier output is dropped. */
   maxTaskBytes?: number;
+  /**
+   * Reuse the oldest ended log's file for a new task's log. Only where every process of an ended task is
+   * known to be gone (the agent kills what is left in its cgroup): a process that outlived its task would
+   * otherwise write into another task's log through the file it still holds.
+   */
+  reuseFiles?: boolean;
 }
 
 /**
  * The task logs of an agent, one file per task in one folder, bounded so that a node running for years (or
  * a task printing without end) cannot fill its disk: at most `keep` logs of ended tasks and `maxBytes` of
  * them are kept, the oldest going first, and a running task's log past `maxTaskBytes` loses its earlier
- * output (`capRunning`). A new task's log reuses the oldest ended one's file (renamed and emptied) rather
- * than creating a file while removing another: the file system allocates and frees no inode per task. A log
+ * output (`capRunning`). Where tasks run in cgroups (`reuseFiles`), a new task's log reuses the oldest ended
+ * one's file (renamed and emptied) rather than creating a file while removing another: the file system
+ * allocates and frees no inode per task. A log
  * being read is neither reused nor removed until the read is done, so a read never returns another task's
  * output.
  */
@@ -43,6 +50,7 @@ export class TaskLogs {
   private readonly keep: number;
   private readonly maxBytes: number;
   readonly maxTaskBytes: number;
+  private readonly reuseFiles: boolean;
 
   constructor(
     readonly dir: string,
@@ -51,6 +59,7 @@ export class TaskLogs {
     this.keep = limits.keep ?? DEFAULT_TASK_LOGS_KEEP;
     this.maxBytes = limits.maxBytes ?? DEFAULT_TASK_LOGS_MAX_BYTES;
     this.maxTaskBytes = limits.maxTaskBytes ?? DEFAULT_TASK_LOG_MAX_BYTES;
+    this.reuseFiles = limits.reuseFiles ?? false;
   }
 
   /** Logs of ended tasks kept now. */
@@ -89,12 +98,13 @@ export class TaskLogs {
   }
 
   /**
-   * The path of a new task's log. With `keep` ended logs already kept, the oldest one not being read is moved
-   * there and emptied; otherwise the file is made when the task starts.
+   * The path of a new task's log. With `reuseFiles` and `keep` ended logs already kept, the oldest one not being
+   * read is moved there and emptied; otherwise the file is made when the task starts (and the oldest removed
+   * when this task ends).
    */
   pathFor(attemptId: string, taskIndex: number): string {
     const path = taskLogPath(this.dir, attemptId, taskIndex);
-    if (this.endedCount >= this.keep && this.keep > 0) {
+    if (this.reuseFiles && this.endedCount >= this.keep && this.keep > 0) {
       const oldest = this.takeOldest();
       if (oldest !== undefined && oldest !== path) {
         try {

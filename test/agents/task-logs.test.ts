@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -30,7 +30,7 @@ function runTask(logs: TaskLogs, attemptId: string, output: string): string {
 describe('task logs stay bounded on the node', () => {
   test('at most `keep` logs of ended tasks; a new task reuses the oldest file, emptied, under its own name', () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, { keep: 3 });
+    const logs = new TaskLogs(dir, { keep: 3, reuseFiles: true });
     logs.open();
     const first = runTask(logs, 'job-1-a1', 'output of job 1\n');
     const firstInode = statSync(first).ino;
@@ -54,7 +54,7 @@ describe('task logs stay bounded on the node', () => {
 
   test('a log being read is neither reused nor removed until the read is done', async () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, { keep: 2 });
+    const logs = new TaskLogs(dir, { keep: 2, reuseFiles: true });
     logs.open();
     const oldest = runTask(logs, 'old-a1', 'old output\n');
     runTask(logs, 'mid-a1', 'mid output\n');
@@ -82,7 +82,7 @@ describe('task logs stay bounded on the node', () => {
       utimesSync(path, t0 - age, t0 - age);
     }
     writeFileSync(join(dir, 'notes.txt'), 'not a task log');
-    const logs = new TaskLogs(dir, { keep: 2 });
+    const logs = new TaskLogs(dir, { keep: 2, reuseFiles: true });
     expect(logs.open()).toBe(1);
     expect(readdirSync(dir).sort()).toEqual(['a-a1-0.log', 'c-a1-0.log', 'notes.txt']);
     // Next to go is c, then a.
@@ -115,6 +115,25 @@ describe('task logs stay bounded on the node', () => {
     expect(readFileSync(path, 'utf8')).toBe("[qy-agent] this task's output passed 1024 bytes (QY_TASK_LOG_MAX_BYTES): 2024 bytes before this line were dropped\nafter\n");
   });
 
+  test('without reuseFiles (no cgroups), a new log is a new file: a process that outlived its task writes nowhere another task reads', () => {
+    const dir = tempDir();
+    const logs = new TaskLogs(dir, { keep: 1 });
+    logs.open();
+    const first = runTask(logs, 'first-a1', 'first\n');
+    const orphan = openSync(first, 'a'); // a process of the first task still holding its log
+    try {
+      const second = logs.pathFor('second-a1', 0);
+      expect(existsSync(first)).toBe(true); // not taken over
+      writeFileSync(second, 'second\n', { flag: 'a' });
+      logs.taskEnded(second);
+      expect(readdirSync(dir)).toEqual(['second-a1-0.log']);
+      writeSync(orphan, 'stray output\n');
+      expect(readFileSync(second, 'utf8')).toBe('second\n');
+    } finally {
+      closeSync(orphan);
+    }
+  });
+
   test('keep 0: a log goes when its task ends', () => {
     const dir = tempDir();
     const logs = new TaskLogs(dir, { keep: 0 });
@@ -128,7 +147,7 @@ describe('task logs stay bounded on the node', () => {
 
   test('a task that never wrote its log (it failed to start) leaves nothing to reuse, and the next log is made anew', () => {
     const dir = tempDir();
-    const logs = new TaskLogs(dir, { keep: 1 });
+    const logs = new TaskLogs(dir, { keep: 1, reuseFiles: true });
     logs.open();
     logs.taskEnded(logs.pathFor('never-a1', 0)); // no file
     const next = runTask(logs, 'next-a1', 'next\n');
