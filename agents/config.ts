@@ -39,7 +39,7 @@ export const agentConfigSchema = natsAuthConfigSchema.extend({
   ratedPowerWatts: z.coerce.number().int().min(1).default(400),
   /** Where the agent keeps its journal and task logs. Env: QY_AGENT_STATE_DIR (default: `.data/agent-<agentId>`) */
   stateDir: z.string().optional(),
-  /** Logs of ended tasks kept in the state folder: past it the oldest goes, its file reused for the next task's log (0: a log goes when its task ends). Env: QY_TASK_LOGS_KEEP */
+  /** Logs of ended tasks kept in the state folder: past it the oldest goes, its file reused for the next task's log where tasks run in cgroups (0: a log goes when its task ends). Env: QY_TASK_LOGS_KEEP */
   taskLogsKeep: z.coerce.number().int().min(0).default(DEFAULT_TASK_LOGS_KEEP),
   /** Bytes of ended tasks' logs kept in the state folder (10 GiB): past it the oldest go. Env: QY_TASK_LOGS_MAX_BYTES */
   taskLogsMaxBytes: z.coerce.number().int().min(0).default(DEFAULT_TASK_LOGS_MAX_BYTES),
