@@ -65,7 +65,7 @@ export class AgentGateway {
     // However a node is forgotten (here, or by another replica through the bucket), its agent's consumer is
     // made again at its next registration once none of its nodes is left.
     deps.registry.onForgotten.push((entry) => {
-      if (![...deps.registry.entries.values()].some((e) => e.agentId === entry.agentId)) this.knownAgents.delete(entry.agentId);
+      if (!deps.registry.servesNodes(entry.agentId)) this.knownAgents.delete(entry.agentId);
     });
   }
 
@@ -292,10 +292,12 @@ export class AgentGateway {
     }
     entry.missedHeartbeats = 0;
     if (mine) telemetry.heartbeat(hb, entry.spec, nowMs);
+    // A down time this replica held may be in the bucket too (stored when the node went down, or loaded from it).
+    const hadDownTime = entry.downSinceMs !== undefined;
     if (registry.heartbeat(hb, nowMs)) {
       log.info({ nodeId: hb.nodeId }, 'node is back');
       this.deps.cycle.retry(entry.spec.pool);
-      if (mine) void registry.persistUp(entry).catch((err: Error) => log.warn({ nodeId: hb.nodeId, err: err.message }, 'could not clear the stored down time of a node that is back'));
+      if (mine && hadDownTime) void registry.persistUp(entry).catch((err: Error) => log.warn({ nodeId: hb.nodeId, err: err.message }, 'could not clear the stored down time of a node that is back'));
     }
     if (!mine) return;
     for (const running of hb.running) {
@@ -381,7 +383,7 @@ export class AgentGateway {
     const run = (this.pendingForget.get(agentId) ?? Promise.resolve()).then(async () => {
       if (!(await registry.forget(entry))) return false;
       metrics.nodesForgotten.inc({ pool: entry.spec.pool, by });
-      if (![...registry.entries.values()].some((e) => e.agentId === agentId)) await deleteAgentConsumer(jsm, agentId);
+      if (!registry.servesNodes(agentId)) await deleteAgentConsumer(jsm, agentId);
       return true;
     });
     const settled = run.then(

@@ -44,8 +44,6 @@ const downSince = (known: NodeEntry | undefined, stored: StoredNode): number | u
  */
 export class NodeRegistry {
   readonly entries = new Map<string, NodeEntry>();
-  /** Nodes whose stored value holds a down time (cleared in the bucket when they are heard from again). */
-  private readonly storedDown = new Set<string>();
   private cluster: ClusterState | undefined;
   private readonly bucket: WatchedKv<StoredNode>;
 
@@ -61,7 +59,6 @@ export class NodeRegistry {
     const stored = await this.bucket.loadAll((nodeId) => this.log.warn({ nodeId }, 'stored node is invalid; ignored until it registers again'));
     for (const [key, node] of stored) {
       const known = this.entries.get(key);
-      this.noteStored(key, node);
       this.entries.set(key, { id: key, ...node, liveness: known?.liveness ?? 'suspect', lastSeenMs: known?.lastSeenMs ?? nowMs, lastHeartbeat: known?.lastHeartbeat, missedHeartbeats: known?.missedHeartbeats ?? 0, downSinceMs: downSince(known, node) });
     }
   }
@@ -73,7 +70,6 @@ export class NodeRegistry {
   async follow(nowMs: () => number): Promise<void> {
     await this.bucket.follow(
       (key, node, revision) => {
-        this.noteStored(key, node);
         const known = this.entries.get(key);
         // The leader's own writes come back too: an unchanged node is not put into the cluster again.
         if (known && known.agentId === node.agentId && known.cordoned === node.cordoned && known.draining === node.draining && JSON.stringify(known.spec) === JSON.stringify(node.spec)) {
@@ -237,7 +233,6 @@ export class NodeRegistry {
   private drop(entry: NodeEntry): void {
     if (this.cluster?.getNode(entry.id)) this.cluster.removeNode(entry.id);
     this.entries.delete(entry.id);
-    this.storedDown.delete(entry.id);
     for (const listener of this.onForgotten) listener(entry);
   }
 
@@ -261,20 +256,19 @@ export class NodeRegistry {
     if (this.entries.get(entry.id) === entry && entry.liveness === 'down') await this.persist(entry);
   }
 
-  /** Clears the stored down time of a node heard from again (by the leader of its pool). */
+  /** Clears the stored down time of a node heard from again (by the leader of its pool, when it held one). */
   async persistUp(entry: NodeEntry): Promise<void> {
-    if (this.storedDown.has(entry.id) && this.entries.get(entry.id) === entry && entry.liveness === 'alive') await this.persist(entry);
+    if (this.entries.get(entry.id) === entry && entry.liveness === 'alive') await this.persist(entry);
+  }
+
+  /** Whether any node of an agent is still registered (its work consumer is needed). */
+  servesNodes(agentId: string): boolean {
+    for (const e of this.entries.values()) if (e.agentId === agentId) return true;
+    return false;
   }
 
   private async persist(entry: NodeEntry): Promise<void> {
     const stored: StoredNode = { agentId: entry.agentId, spec: entry.spec, cordoned: entry.cordoned, draining: entry.draining, ...(entry.liveness === 'down' && entry.downSinceMs !== undefined ? { downSinceMs: entry.downSinceMs } : {}) };
-    const revision = await this.bucket.put(entry.id, stored);
-    entry.revision = revision;
-    this.noteStored(entry.id, stored);
-  }
-
-  private noteStored(nodeId: string, stored: StoredNode): void {
-    if (stored.downSinceMs === undefined) this.storedDown.delete(nodeId);
-    else this.storedDown.add(nodeId);
+    entry.revision = await this.bucket.put(entry.id, stored);
   }
 }
