@@ -89,47 +89,62 @@ test('a node down for QY_NODE_GC_AFTER_MS is forgotten by every replica, with it
   expect(job.placement?.[0].nodeId).toBe('gone-1');
 });
 
-test('DELETE /v1/nodes/:id removes a down node now, and refuses any other with 409 QY_ERR_NODE_NOT_REMOVABLE', async () => {
-  const nats2 = await startNatsServer();
-  const tenants = testTenantsFile();
-  // No garbage collection here: only the operator removes.
-  const s = await startScheduler(nats2.url, { tenantsFile: tenants.file, nodeGcAfterMs: 0 });
-  Object.assign(s, { api: s.api.as(tenants.tokens['city-a']), operator: s.api.as(tenants.tokens.ops) });
-  const agent = await startAgent(nats2.url, 'manual', [testNode('manual-1')], 'virtual');
+/** A test of its own NATS server (its bucket and streams start empty), with a connection to it; both go after. */
+async function onOwnNats(work: (url: string, nc: Awaited<ReturnType<typeof connectNats>>) => Promise<void>): Promise<void> {
+  const server = await startNatsServer();
+  const nc = await connectNats(server.url, 'node-gc-test');
   try {
-    await waitForNodes(s.operator, ['manual-1']);
-    const ready = await s.operator.request('DELETE', '/v1/nodes/manual-1');
-    expect(ready.status).toBe(409);
-    expect(ready.body).toMatchObject({ code: 'QY_ERR_NODE_NOT_REMOVABLE', message: expect.stringContaining('it is ready; only a down node can be removed') });
-    expect((await s.operator.request('DELETE', '/v1/nodes/nowhere')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
-    expect((await s.api.request('DELETE', '/v1/nodes/manual-1')).status).toBe(403);
-
-    await agent.stop();
-    await waitUntil(async () => ((await s.operator.request<NodeView>('GET', '/v1/nodes/manual-1')).body.state === 'down' ? true : undefined), 20_000, () => 'the node never went down');
-    const removed = await s.operator.request<NodeView>('DELETE', '/v1/nodes/manual-1');
-    expect(removed.body).toMatchObject({ id: 'manual-1', state: 'down' });
-    expect(await listed(s.operator)).toEqual([]);
-    expect((await s.operator.request('DELETE', '/v1/nodes/manual-1')).status).toBe(404);
-    expect((await s.api.request<string>('GET', '/metrics')).body).toMatch(/^qy_nodes_forgotten_total\{pool="general",by="operator"\} 1$/m);
-    const audit = await s.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.remove');
-    expect(audit.body.items.map((r) => [r.target, r.actor.kind])).toEqual([['manual-1', 'operator']]);
+    await work(server.url, nc);
   } finally {
-    await agent.stop().catch(() => undefined);
-    await s.close();
-    await nats2.dispose();
+    await nc.close();
+    await server.dispose();
   }
-});
+}
 
-test('the time a node went down is stored: a restarted scheduler counts from it, not from its own start', async () => {
-  const nats3 = await startNatsServer();
-  const nc = await connectNats(nats3.url, 'node-gc-test');
-  try {
-    // What the bucket holds after a scheduler saw `old-1` go down two minutes ago (and `live-1` never down).
+/** A heartbeat of a node as an agent sends it. */
+const heartbeatOf = (nodeId: string, atMs: number) => ({ type: 'heartbeat' as const, nodeId, atMs, cpuUtil: 0, memUsedBytes: 0, gpus: [], powerWatts: 100, greenShare: 0.5, powerSource: 'model' as const, running: [] });
+
+test('DELETE /v1/nodes/:id removes a down node now, and refuses any other with 409 QY_ERR_NODE_NOT_REMOVABLE', () =>
+  onOwnNats(async (url) => {
+    // No garbage collection here: only the operator removes.
+    const s = await startScheduler(url, { nodeGcAfterMs: 0 });
+    const agent = await startAgent(url, 'manual', [testNode('manual-1')], 'virtual');
+    try {
+      await waitForNodes(s.operator, ['manual-1']);
+      const ready = await s.operator.request('DELETE', '/v1/nodes/manual-1');
+      expect(ready.status).toBe(409);
+      expect(ready.body).toMatchObject({ code: 'QY_ERR_NODE_NOT_REMOVABLE', message: expect.stringContaining('it is ready; only a down node can be removed') });
+      expect((await s.operator.request('DELETE', '/v1/nodes/nowhere')).body).toMatchObject({ code: 'QY_ERR_NODE_NOT_FOUND' });
+      expect((await s.api.request('DELETE', '/v1/nodes/manual-1')).status).toBe(403);
+
+      await agent.stop();
+      await waitUntil(async () => ((await s.operator.request<NodeView>('GET', '/v1/nodes/manual-1')).body.state === 'down' ? true : undefined), 20_000, () => 'the node never went down');
+      const removed = await s.operator.request<NodeView>('DELETE', '/v1/nodes/manual-1');
+      expect(removed.body).toMatchObject({ id: 'manual-1', state: 'down' });
+      expect(await listed(s.operator)).toEqual([]);
+      expect((await s.operator.request('DELETE', '/v1/nodes/manual-1')).status).toBe(404);
+      expect((await s.api.request<string>('GET', '/metrics')).body).toMatch(/^qy_nodes_forgotten_total\{pool="general",by="operator"\} 1$/m);
+      const audit = await s.operator.request<{ items: AuditRecord[] }>('GET', '/v1/audit?action=node.remove');
+      expect(audit.body.items.map((r) => [r.target, r.actor.kind])).toEqual([['manual-1', 'operator']]);
+    } finally {
+      await agent.stop().catch(() => undefined);
+      await s.close();
+    }
+  }));
+
+test('the time a node went down is stored: a restarted scheduler counts from it, not from its own start', () =>
+  onOwnNats(async (url, nc) => {
+    // What a scheduler stored after it saw `old-1` go down two minutes ago, written by the registry as it does
+    // (`live-1` registered and never seen down).
     const kv = await openBucket(nc, 'nodes', 1);
-    const stored = (id: string, downSinceMs?: number) => JSON.stringify({ agentId: id, spec: testNode(id), cordoned: false, draining: false, ...(downSinceMs ? { downSinceMs } : {}) });
-    await kv.put('old-1', stored('old-1', Date.now() - 120_000));
-    await kv.put('live-1', stored('live-1'));
-    const s = await startScheduler(nats3.url, { nodeGcAfterMs: 60_000 });
+    const earlier = new NodeRegistry(kv, silentLog);
+    const wentSilentMs = Date.now() - 130_000;
+    for (const id of ['old-1', 'live-1']) await earlier.register({ type: 'register', v: 1, agentId: id, node: testNode(id) }, wentSilentMs);
+    earlier.heartbeat(heartbeatOf('live-1', Date.now()), Date.now());
+    expect(earlier.sweep(Date.now(), 3_000, 10_000).map((e) => e.id)).toEqual(['old-1']);
+    await earlier.persistDown(earlier.entries.get('old-1')!);
+
+    const s = await startScheduler(url, { nodeGcAfterMs: 60_000 });
     try {
       // Forgotten once it is down again here (QY_DOWN_AFTER_MS of silence), not 60 s after this start.
       await waitUntil(async () => ((await listed(s.operator)).includes('old-1') ? undefined : true), 20_000, () => 'old-1 was not forgotten');
@@ -139,16 +154,10 @@ test('the time a node went down is stored: a restarted scheduler counts from it,
     } finally {
       await s.close();
     }
-  } finally {
-    await nc.close();
-    await nats3.dispose();
-  }
-});
+  }));
 
-test('a node heard from again gets its stored down time cleared, so a later restart does not count from it', async () => {
-  const nats4 = await startNatsServer();
-  const nc = await connectNats(nats4.url, 'node-gc-test');
-  try {
+test('a node heard from again gets its stored down time cleared, so a later restart does not count from it', () =>
+  onOwnNats(async (_url, nc) => {
     const kv = await openBucket(nc, 'nodes', 1);
     const storedDown = async () => (await kv.get('back-1'))?.json<{ downSinceMs?: number }>().downSinceMs;
     const registry = new NodeRegistry(kv, silentLog);
@@ -159,19 +168,14 @@ test('a node heard from again gets its stored down time cleared, so a later rest
     await registry.persistDown(entry);
     expect(await storedDown()).toBe(1_000);
     // A heartbeat brings it back (no registration): the stored time goes too.
-    const hb = { type: 'heartbeat' as const, nodeId: 'back-1', atMs: 21_000, cpuUtil: 0, memUsedBytes: 0, gpus: [], powerWatts: 100, greenShare: 0.5, powerSource: 'model' as const, running: [] };
-    expect(registry.heartbeat(hb, 21_000)).toBe(true);
+    expect(registry.heartbeat(heartbeatOf('back-1', 21_000), 21_000)).toBe(true);
     expect(entry.downSinceMs).toBeUndefined();
     await registry.persistUp(entry);
     expect(await storedDown()).toBeUndefined();
     // Down again later: counted from the new silence.
     registry.sweep(40_000, 3_000, 10_000);
     expect(entry.downSinceMs).toBe(21_000);
-  } finally {
-    await nc.close();
-    await nats4.dispose();
-  }
-});
+  }));
 
 test('QY_NODE_GC_AFTER_MS must be 0 or at least QY_DOWN_AFTER_MS', () => {
   expect(() => loadSchedulerConfig({ QY_NODE_GC_AFTER_MS: '5000', QY_DOWN_AFTER_MS: '10000' })).toThrow(/QY_NODE_GC_AFTER_MS must be 0 \(never\) or not smaller than QY_DOWN_AFTER_MS/);
