@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Agent } from '../../agents/agent';
-import { TaskLogs } from '../../agents/task-logs';
+import { TaskLogs, type TaskLogLimits } from '../../agents/task-logs';
 import { startNatsServer } from '../../harness/nats-server';
 import { waitUntil } from '../helpers/api';
 import { startScheduler, testAgentOptions, testNode, waitForNodes } from '../helpers/stack';
@@ -156,16 +156,22 @@ describe('task logs stay bounded on the node', () => {
   });
 });
 
-test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through the API, the oldest are gone', async () => {
+/** NATS, a scheduler and a real agent of one node, whose task logs have these limits; stopped after the file. */
+async function agentWithLogLimits(agentId: string, taskLogs: TaskLogLimits) {
   const nats = await startNatsServer();
   cleanups.push(() => nats.dispose());
   const s = await startScheduler(nats.url);
   cleanups.push(() => s.close());
-  const options = testAgentOptions(nats.url, 'logs', [testNode('logs-1')], { taskLogs: { keep: 2 } });
+  const options = testAgentOptions(nats.url, agentId, [testNode(`${agentId}-1`)], { taskLogs });
   const agent = new Agent(options);
   cleanups.push(() => agent.stop());
   await agent.start();
-  await waitForNodes(s.operator, ['logs-1']);
+  await waitForNodes(s.operator, [`${agentId}-1`]);
+  return { s, stateDir: options.stateDir };
+}
+
+test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through the API, the oldest are gone', async () => {
+  const { s, stateDir } = await agentWithLogLimits('logs', { keep: 2 });
 
   const ids: string[] = [];
   for (let n = 1; n <= 4; n++) {
@@ -173,7 +179,7 @@ test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through
     expect((await s.api.waitFor(id, ['succeeded', 'failed'])).state).toBe('succeeded');
     ids.push(id);
   }
-  expect(readdirSync(join(options.stateDir, 'logs')).sort()).toEqual(ids.slice(2).map((id) => `${id}-a1-0.log`).sort());
+  expect(readdirSync(join(stateDir, 'logs')).sort()).toEqual(ids.slice(2).map((id) => `${id}-a1-0.log`).sort());
   for (const [i, id] of ids.entries()) {
     const log = await s.api.request<{ text?: string; code?: string }>('GET', `/v1/jobs/${id}/log`);
     if (i < 2) expect(log.body.code).toBe('QY_ERR_LOG_UNAVAILABLE');
@@ -182,15 +188,7 @@ test('a real agent keeps QY_TASK_LOGS_KEEP logs: the newest are readable through
 });
 
 test("a real agent drops the earlier output of a task printing past QY_TASK_LOG_MAX_BYTES, and the task goes on", async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.dispose());
-  const s = await startScheduler(nats.url);
-  cleanups.push(() => s.close());
-  const options = testAgentOptions(nats.url, 'loud', [testNode('loud-1')], { taskLogs: { maxTaskBytes: 4096 } });
-  const agent = new Agent(options);
-  cleanups.push(() => agent.stop());
-  await agent.start();
-  await waitForNodes(s.operator, ['loud-1']);
+  const { s } = await agentWithLogLimits('loud', { maxTaskBytes: 4096 });
   // The task prints 100 kB, says so, then waits for the test's flag before its last line.
   const folder = tempDir();
   const [printed, flag] = [join(folder, 'printed'), join(folder, 'go-on')];
