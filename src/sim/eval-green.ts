@@ -22,7 +22,7 @@ import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { DEFAULT_DEFERRAL_SHARE, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { DEFAULT_DEFERRAL_SHARES, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -57,7 +57,7 @@ const opts = new Command()
   .option('--nodes <n>', 'nodes of the built-in mixed cluster', number('--nodes', 10), 200)
   .option('--load <x>', 'offered load as a share of capacity', number('--load', 0.01), 0.6)
   .option('--deferrable-share <x>', 'share of jobs that are deferrable', number('--deferrable-share', 0), 0.5)
-  .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, { default: DEFAULT_DEFERRAL_SHARE, pools: {} })
+  .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0, the default), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, DEFAULT_DEFERRAL_SHARES)
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week or blend', 'blend')
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
@@ -65,7 +65,7 @@ const opts = new Command()
   .option('--mtbf-hours <h>', "mean time between failures of one node, instead of the cluster file's (a stress test of the deadlines)", number('--mtbf-hours', 1))
   .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
   .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
-  .option('--noise-runs <n>', "green-blind runs again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait", count('--noise-runs'), 8)
+  .option('--noise-runs <n>', "green-blind and green-aware run again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait", count('--noise-runs'), 8)
   .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
@@ -152,18 +152,25 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const nodes = mixedCluster(opts.nodes);
   const [blindPolicy, spatialPolicy, named] = policiesNamed('green-blind,green-spatial,green-aware');
   const awarePolicy = { ...named, deferralShare: opts.deferralShare };
-  // The live forecaster learns the days before the window first, as a running service would have.
-  const forecaster = makeForecaster(forecasterNamed(opts.forecaster), { stepMs: env.stepMs });
-  for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
+  // The live forecaster learns the days before the window first, as a running service would have (a new one for each run: it keeps what it saw).
+  const warmedForecaster = () => {
+    const forecaster = makeForecaster(forecasterNamed(opts.forecaster), { stepMs: env.stepMs });
+    for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
+    return forecaster;
+  };
+  const aware = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster: warmedForecaster() });
   const runs = {
     blind: simulate(jobs, nodes, blindPolicy, env, { seed: opts.seed }),
     spatial: simulate(jobs, nodes, spatialPolicy, env, { seed: opts.seed }),
-    aware: simulate(jobs, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster }),
+    aware: aware(jobs),
     oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed }),
   };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
   // Green-blind's others' wait, and again in each noise run: the band a wait within noise falls in.
   const blindWaits = [runs.blind, ...noiseJobs.map((later) => simulate(later, nodes, blindPolicy, env, { seed: opts.seed }))].map((r) => r.deferrable.othersMeanWaitS);
+  // Green-aware on the same workloads: its own run is noisy too, so each workload's two waits are compared.
+  const awareWaits = [runs.aware, ...noiseJobs.map((later) => aware(later))].map((r) => r.deferrable.othersMeanWaitS);
+  const pairs = awareWaits.map((a, i): [number, number] => [a, blindWaits[i]]);
   const start = new Date(startMs).toISOString().slice(0, 10);
   log(`window from ${start}:`);
   const rows: [string, (r: SimResult) => string | number][] = [
@@ -181,9 +188,14 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
+  const round2 = (x: number) => Math.round(x * 100) / 100;
   const band = spread(blindWaits);
-  const noise = { mean: Math.round(band.mean * 100) / 100, sd: Math.round(band.stdev * 100) / 100 };
-  if (opts.noiseRuns > 0) log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
+  const noise = { mean: round2(band.mean), sd: round2(band.stdev) };
+  const extra = spread(pairs.map(([a, b]) => a - b));
+  if (opts.noiseRuns > 0) {
+    log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
+    log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round2(extra.mean)} s, sd ${round2(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
+  }
   return {
     start,
     savedPct: savedPct(runs.aware, runs.blind),
@@ -201,6 +213,9 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     baselineOthersMeanWaitS: runs.blind.deferrable.othersMeanWaitS,
     baselineOthersWaitMeanS: noise.mean,
     baselineOthersWaitSdS: noise.sd,
+    othersWaitExtraMeanS: round2(extra.mean),
+    othersWaitExtraSdS: round2(extra.stdev),
+    othersWaitPairs: pairs,
     deferrableJobs: runs.aware.deferrable.jobs,
   };
 }
@@ -233,7 +248,7 @@ function main(): void {
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);
   log(
     `other jobs: mean wait ${summary.othersMeanWaitS} s, green-blind ${summary.baselineOthersMeanWaitS} s (with later arrivals: mean ${summary.baselineOthersWaitMeanS} s, sd ${summary.baselineOthersWaitSdS} s); ` +
-      `beyond noise (above mean + 2 sd) in ${summary.othersWaitAboveNoise} of ${summary.windows} windows`,
+      `beyond noise (above mean + 2 sd) in ${summary.othersWaitAboveNoise} of ${summary.windows} windows; green-aware minus green-blind on the same workloads: mean ${summary.othersWaitExtraMeanS} s, sd ${summary.othersWaitExtraSdS} s`,
   );
   log(`reports: ${files.json}, ${files.html}`);
   process.stdout.write(`${JSON.stringify({ policy: 'green', ...summary, jobs: jobs.length })}\n`);

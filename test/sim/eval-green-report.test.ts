@@ -18,6 +18,9 @@ const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS:
   baselineOthersMeanWaitS: baselineOthersWaitMeanS,
   baselineOthersWaitMeanS,
   baselineOthersWaitSdS,
+  othersWaitExtraMeanS: othersMeanWaitS - baselineOthersWaitMeanS,
+  othersWaitExtraSdS: 1,
+  othersWaitPairs: [[othersMeanWaitS, baselineOthersWaitMeanS]],
   deferrableJobs: 10,
 });
 
@@ -34,4 +37,7 @@ test('the summary counts the windows beyond noise and averages the noise band', 
   expect(s.othersWaitAboveNoise).toBe(1);
   expect(s.baselineOthersWaitMeanS).toBeCloseTo((167.64 * 2 + 35.63) / 3, 2);
   expect(s.baselineOthersWaitSdS).toBeCloseTo((2.17 * 2 + 5.31) / 3, 2);
+  // Green-aware's extra wait on the same workloads, averaged over windows like the rest.
+  expect(s.othersWaitExtraMeanS).toBeCloseTo((6.12 + 0.36 + 6.35) / 3, 2);
+  expect(s.othersWaitExtraSdS).toBe(1);
 });

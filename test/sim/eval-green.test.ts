@@ -23,6 +23,8 @@ const finalLine = z
     baselineOthersWaitMeanS: z.number().min(0),
     baselineOthersWaitSdS: z.number().min(0),
     othersWaitAboveNoise: z.number().int().min(0),
+    othersWaitExtraMeanS: z.number(),
+    othersWaitExtraSdS: z.number().min(0),
     spatialCarbonSavedPct: z.number(),
     jobs: z.number().int().positive(),
     deferrableJobs: z.number().int().positive(),
@@ -39,7 +41,9 @@ async function evalGreen(args: string[]) {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', ...args, '--out', out, '--json'], { maxBuffer: 8 * 1024 * 1024 });
   const lines = stdout.trim().split('\n');
   expect(lines).toHaveLength(1);
-  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { windows: { othersMeanWaitS: number; baselineOthersWaitMeanS: number; baselineOthersWaitSdS: number }[] };
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
+    windows: { othersMeanWaitS: number; baselineOthersMeanWaitS: number; baselineOthersWaitMeanS: number; baselineOthersWaitSdS: number; othersWaitExtraMeanS: number; othersWaitExtraSdS: number; othersWaitPairs: [number, number][] }[];
+  };
   return { result: finalLine.parse(JSON.parse(lines[0])), html: readFileSync(join(out, 'report.html'), 'utf8'), report };
 }
 
@@ -69,6 +73,19 @@ test.concurrent('eval:green --windows runs the live forecaster and the oracle ov
   expect(result.baselineOthersWaitSdS).toBeGreaterThan(0);
   // Windows beyond noise are those above the band's mean by more than two standard deviations.
   expect(result.othersWaitAboveNoise).toBe(report.windows.filter((w) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS).length);
+  // Green-aware ran on the same workloads as green-blind's noise runs, the window's own first: each pair is one
+  // workload under both, and the extra wait is the mean of their differences.
+  for (const w of report.windows) {
+    expect(w.othersWaitPairs).toHaveLength(3);
+    expect(w.othersWaitPairs[0]).toEqual([w.othersMeanWaitS, w.baselineOthersMeanWaitS]);
+    // Green-aware ran again on each workload: its own wait moves with the workload, as green-blind's does.
+    expect(new Set(w.othersWaitPairs.map(([a]) => a)).size).toBeGreaterThan(1);
+    const blind = w.othersWaitPairs.map(([, b]) => b);
+    expect(blind.reduce((x, y) => x + y, 0) / blind.length).toBeCloseTo(w.baselineOthersWaitMeanS, 1);
+    const differences = w.othersWaitPairs.map(([a, b]) => a - b);
+    expect(w.othersWaitExtraMeanS).toBeCloseTo(differences.reduce((x, y) => x + y, 0) / differences.length, 1);
+  }
+  expect(result.othersWaitExtraMeanS).toBeCloseTo(report.windows.reduce((x, w) => x + w.othersWaitExtraMeanS, 0) / report.windows.length, 1);
   // The live forecaster shifts work here (the zones' green share is a known daily profile), and never backfires.
   expect(result.meanDelayS).toBeGreaterThan(result.othersMeanWaitS);
   expect(result.minSavedPct).toBeGreaterThanOrEqual(0);
