@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
-import { DEFAULT_DEFERRAL_SHARE, parseDeferralShares } from '../src/green';
+import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares } from '../src/green';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
@@ -102,11 +102,13 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   greenDeferral: bool(true),
   /**
    * Share of a pool deferred jobs may book in any one step of time: one for every pool (`0.2`), or per pool
-   * (`0.2,intelligent=0`: the intelligent pool defers nothing; `general=0.2,intelligent=0.05`). Env: QY_GREEN_DEFERRAL_SHARE (default: `0.2`)
+   * (`0.2,intelligent=0`: the intelligent pool defers nothing; `general=0.2,intelligent=0.05`; pools not named take
+   * the share given without a pool, else 0.2). The default defers nothing in the GPU pool, where deferred work
+   * released into green hours kept gangs of whole servers that cannot wait waiting. Env: QY_GREEN_DEFERRAL_SHARE (default: `0.2,intelligent=0`)
    */
   greenDeferralShare: z
     .union([z.string(), z.number()])
-    .default(String(DEFAULT_DEFERRAL_SHARE))
+    .default(formatDeferralShares(DEFAULT_DEFERRAL_SHARES))
     .transform((value, ctx) => {
       try {
         return parseDeferralShares(String(value));

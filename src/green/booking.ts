@@ -59,8 +59,17 @@ export class DeferralBook {
   }
 }
 
-/** The share of a pool deferred jobs may book in any step, unless configured (the service's QY_GREEN_DEFERRAL_SHARE). */
+/** The share of a pool deferred jobs may book in any step where a setting names none for it (`0.2` in QY_GREEN_DEFERRAL_SHARE means every pool). */
 export const DEFAULT_DEFERRAL_SHARE = 0.2;
+
+/**
+ * The shares unless configured (the service's QY_GREEN_DEFERRAL_SHARE, `0.2,intelligent=0`): the GPU pool
+ * defers nothing. On eval:green's default workload (200 nodes, a week) deferring its jobs made the jobs that
+ * cannot wait wait 1.82 ± 0.28 s longer on average (28%), compared workload by workload: gangs of whole GPU
+ * servers that cannot wait found servers taken by deferred work released into the green hours. Without it,
+ * 0.02 ± 0.23 s, at the cost of about 40% of the saving.
+ */
+export const DEFAULT_DEFERRAL_SHARES: DeferralShares = { default: DEFAULT_DEFERRAL_SHARE, pools: { intelligent: 0 } };
 
 /** The share of each pool deferred jobs may book in a step: `default` for the pools not named. 0 defers nothing there. */
 export interface DeferralShares {

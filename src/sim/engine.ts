@@ -19,7 +19,7 @@ import {
 import { POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { SimEnvironment } from './cluster-file';
 import { EnergyModel } from './energy';
-import { DEFAULT_DEFERRAL_SHARE, DeferralPlanner, nextGridTime, poolSupply, type SkilledForecaster } from '../green';
+import { DEFAULT_DEFERRAL_SHARES, DeferralPlanner, nextGridTime, poolSupply, type SkilledForecaster } from '../green';
 import { SimGreenForecast } from './green-forecast';
 import type { SimPolicy } from './policies';
 import { SimRecorder, type SimResult } from './recorder';
@@ -141,7 +141,7 @@ class Simulation {
       const green = this.green;
       this.planner = new DeferralPlanner({
         stepMs: env.stepMs,
-        bookShare: policy.deferralShare ?? DEFAULT_DEFERRAL_SHARE,
+        bookShare: policy.deferralShare ?? DEFAULT_DEFERRAL_SHARES,
         forecast: (pool, from, to) => green.forecast(pool, from, to),
         supplyOf: (pool) => supply[pool],
         errorOf: options.forecaster && ((pool, aheadMs) => green.errorOf(pool, this.nowMs, aheadMs)),

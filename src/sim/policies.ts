@@ -13,7 +13,7 @@ export interface SimPolicy {
   placement: Policy;
   /** Temporal shifting: deferrable jobs start at the time in their window with the lowest forecast carbon intensity. */
   shiftInTime?: boolean;
-  /** With shiftInTime: the share of a pool deferred jobs may book in any one step, for every pool or per pool (default 0.2, as the service's QY_GREEN_DEFERRAL_SHARE). */
+  /** With shiftInTime: the share of a pool deferred jobs may book in any one step, for every pool or per pool (default 0.2 and none in the GPU pool, as the service's QY_GREEN_DEFERRAL_SHARE). */
   deferralShare?: number | DeferralShares;
   /** Waiting this long counts as a whole dominant share (priority-fair order). */
   agingMs: number;

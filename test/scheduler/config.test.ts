@@ -41,7 +41,7 @@ test('the archive database is a postgres URL, and off when unset', () => {
 });
 
 test('the deferral share: one for every pool, or per pool; a bad one is named', () => {
-  expect(loadSchedulerConfig({}).greenDeferralShare).toEqual({ default: 0.2, pools: {} });
+  expect(loadSchedulerConfig({}).greenDeferralShare).toEqual({ default: 0.2, pools: { intelligent: 0 } });
   expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.1' }).greenDeferralShare).toEqual({ default: 0.1, pools: {} });
   expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.2,intelligent=0' }).greenDeferralShare).toEqual({ default: 0.2, pools: { intelligent: 0 } });
   expect(() => loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: 'gpu=0' })).toThrow(/QY_GREEN_DEFERRAL_SHARE: "gpu=0": unknown pool gpu/);
