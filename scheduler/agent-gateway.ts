@@ -297,7 +297,7 @@ export class AgentGateway {
     if (registry.heartbeat(hb, nowMs)) {
       log.info({ nodeId: hb.nodeId }, 'node is back');
       this.deps.cycle.retry(entry.spec.pool);
-      if (mine && hadDownTime) void registry.persistUp(entry).catch((err: Error) => log.warn({ nodeId: hb.nodeId, err: err.message }, 'could not clear the stored down time of a node that is back'));
+      if (mine && hadDownTime) void registry.persistDownTime(entry).catch((err: Error) => log.warn({ nodeId: hb.nodeId, err: err.message }, 'could not clear the stored down time of a node that is back'));
     }
     if (!mine) return;
     for (const running of hb.running) {
@@ -325,7 +325,7 @@ export class AgentGateway {
     const down = registry.sweep(nowMs, config.suspectAfterMs, config.downAfterMs);
     if (down.length > 0) leadership.confirm();
     // When it went down is stored, so its garbage collection counts across restarts.
-    for (const node of down) if (config.nodeGcAfterMs > 0 && leadership.leads(node.spec.pool)) void registry.persistDown(node).catch((err: Error) => this.deps.log.warn({ nodeId: node.id, err: err.message }, 'could not store when a node went down'));
+    for (const node of down) if (config.nodeGcAfterMs > 0 && leadership.leads(node.spec.pool)) void registry.persistDownTime(node).catch((err: Error) => this.deps.log.warn({ nodeId: node.id, err: err.message }, 'could not store when a node went down'));
     for (const node of down) this.awaitingFence.add(node);
     for (const node of this.awaitingFence) {
       if (node.liveness !== 'down' || registry.entries.get(node.id) !== node) {

@@ -251,14 +251,12 @@ export class NodeRegistry {
     if (hb && this.cluster?.getNode(entry.id)) this.cluster.setNodeTelemetry(entry.id, hb.powerWatts, hb.greenShare);
   }
 
-  /** Stores when a node that went down was last heard from (by the leader of its pool). */
-  async persistDown(entry: NodeEntry): Promise<void> {
-    if (this.entries.get(entry.id) === entry && entry.liveness === 'down') await this.persist(entry);
-  }
-
-  /** Clears the stored down time of a node heard from again (by the leader of its pool, when it held one). */
-  async persistUp(entry: NodeEntry): Promise<void> {
-    if (this.entries.get(entry.id) === entry && entry.liveness === 'alive') await this.persist(entry);
+  /**
+   * Stores the node's down time as it is now (by the leader of its pool): when it went down, it was last heard
+   * from then; heard from again, the stored time is cleared. Nothing when it was forgotten or registered anew.
+   */
+  async persistDownTime(entry: NodeEntry): Promise<void> {
+    if (this.entries.get(entry.id) === entry) await this.persist(entry);
   }
 
   /** Whether any node of an agent is still registered (its work consumer is needed). */

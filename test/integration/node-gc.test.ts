@@ -142,7 +142,7 @@ test('the time a node went down is stored: a restarted scheduler counts from it,
     for (const id of ['old-1', 'live-1']) await earlier.register({ type: 'register', v: 1, agentId: id, node: testNode(id) }, wentSilentMs);
     earlier.heartbeat(heartbeatOf('live-1', Date.now()), Date.now());
     expect(earlier.sweep(Date.now(), 3_000, 10_000).map((e) => e.id)).toEqual(['old-1']);
-    await earlier.persistDown(earlier.entries.get('old-1')!);
+    await earlier.persistDownTime(earlier.entries.get('old-1')!);
 
     const s = await startScheduler(url, { nodeGcAfterMs: 60_000 });
     try {
@@ -165,12 +165,12 @@ test('a node heard from again gets its stored down time cleared, so a later rest
     // Silent past down-after: it goes down, and the leader stores since when.
     expect(registry.sweep(20_000, 3_000, 10_000).map((e) => e.id)).toEqual(['back-1']);
     const entry = registry.entries.get('back-1')!;
-    await registry.persistDown(entry);
+    await registry.persistDownTime(entry);
     expect(await storedDown()).toBe(1_000);
     // A heartbeat brings it back (no registration): the stored time goes too.
     expect(registry.heartbeat(heartbeatOf('back-1', 21_000), 21_000)).toBe(true);
     expect(entry.downSinceMs).toBeUndefined();
-    await registry.persistUp(entry);
+    await registry.persistDownTime(entry);
     expect(await storedDown()).toBeUndefined();
     // Down again later: counted from the new silence.
     registry.sweep(40_000, 3_000, 10_000);
