@@ -34,7 +34,8 @@ export interface GreenWindow {
   deferrableJobs: number;
 }
 
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+/** `x` to `digits` decimals (the figures of the reports and the JSON line). */
+export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

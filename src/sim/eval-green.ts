@@ -24,7 +24,7 @@ import { seededRng } from './rng';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
 import { DEFAULT_DEFERRAL_SHARES, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
-import { summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
+import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
 const number = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -188,13 +188,12 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
-  const round2 = (x: number) => Math.round(x * 100) / 100;
   const band = spread(blindWaits);
-  const noise = { mean: round2(band.mean), sd: round2(band.stdev) };
+  const noise = { mean: round(band.mean), sd: round(band.stdev) };
   const extra = spread(pairs.map(([a, b]) => a - b));
   if (opts.noiseRuns > 0) {
     log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
-    log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round2(extra.mean)} s, sd ${round2(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
+    log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round(extra.mean)} s, sd ${round(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
   }
   return {
     start,
@@ -213,8 +212,8 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     baselineOthersMeanWaitS: runs.blind.deferrable.othersMeanWaitS,
     baselineOthersWaitMeanS: noise.mean,
     baselineOthersWaitSdS: noise.sd,
-    othersWaitExtraMeanS: round2(extra.mean),
-    othersWaitExtraSdS: round2(extra.stdev),
+    othersWaitExtraMeanS: round(extra.mean),
+    othersWaitExtraSdS: round(extra.stdev),
     othersWaitPairs: pairs,
     deferrableJobs: runs.aware.deferrable.jobs,
   };
