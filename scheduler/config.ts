@@ -104,7 +104,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
    * Share of a pool deferred jobs may book in any one step of time: one for every pool (`0.2`), or per pool
    * (`0.2,intelligent=0`: the intelligent pool defers nothing; `general=0.2,intelligent=0.05`; pools not named take
    * the share given without a pool, else 0.2). The default defers nothing in the GPU pool, where deferred work
-   * released into green hours kept gangs of whole servers that cannot wait waiting. Env: QY_GREEN_DEFERRAL_SHARE (default: `0.2,intelligent=0`)
+   * released into green hours kept gangs of whole servers that cannot wait waiting. A share above 0 grows while less than
+   * half of the pool's recent work cannot wait (see *Temporal*). Env: QY_GREEN_DEFERRAL_SHARE (default: `0.2,intelligent=0`)
    */
   greenDeferralShare: z
     .union([z.string(), z.number()])

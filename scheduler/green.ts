@@ -1,4 +1,4 @@
-import type { Pool } from '../src/protocol';
+import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, type Clock, type Timer } from '../src/time';
 import { DeferralPlanner, MIN_ERROR_SCORES, loadCarbonSeries, makeForecaster, supplyUnits, type Series, type SkilledForecaster } from '../src/green';
@@ -50,6 +50,15 @@ export class GreenSignal {
           this.reset();
           const age = green.live.ageMs(clock.now());
           if (age !== undefined) this.set(age / 1000);
+        },
+      });
+      new Gauge({
+        name: 'qy_green_deferral_share',
+        help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait (up to the room its load leaves free).",
+        labelNames: ['pool'],
+        registers: [options.registry],
+        collect() {
+          for (const pool of POOLS) this.set({ pool }, green.planner.bookingShare(pool));
         },
       });
     }

@@ -1,6 +1,6 @@
 import type { Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral, type DeferralShares } from './booking';
+import { DeferralBook, deferralMargin, planDeferral, shareOf, WorkMix, type DeferralShares } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -74,13 +74,21 @@ export class DeferralPlanner {
   private readonly planned = new Map<string, Planned>();
   private readonly book: DeferralBook;
   private revisedAt: number | undefined;
+  /** Each pool's recent work, for the share deferred work may book (see bookingShare). */
+  private readonly mix = new WorkMix();
+  /** Jobs the mix has counted and not yet forgotten. */
+  private readonly counted = new Set<string>();
 
   constructor(private readonly settings: DeferralSettings) {
-    this.book = new DeferralBook(settings.stepMs, settings.bookShare);
+    this.book = new DeferralBook(settings.stepMs, settings.bookShare, (pool, configured, capacity) => this.mix.bookingShare(pool, configured, capacity));
   }
 
   /** The job's hold, planned on first sight; undefined when it may start now. */
   hold(job: SchedJob, nowMs: number): Hold | undefined {
+    if (!this.counted.has(job.id)) {
+      this.counted.add(job.id);
+      this.mix.observe(job, nowMs);
+    }
     if (!job.deferrable) return undefined;
     let plan = this.plans.get(job.id);
     if (plan === undefined) this.plans.set(job.id, (plan = this.plan(job, nowMs)));
@@ -89,6 +97,7 @@ export class DeferralPlanner {
 
   /** The job started or ended: its plan is no longer needed. */
   forget(jobId: string): void {
+    this.counted.delete(jobId);
     this.plans.delete(jobId);
     this.planned.delete(jobId);
   }
@@ -141,6 +150,13 @@ export class DeferralPlanner {
       given.push(jobId);
     }
     return given;
+  }
+
+  /** The share of a pool deferred jobs may book in a step now, as configured or raised by the pool's work mix (see bookingShare). */
+  bookingShare(pool: Pool): number {
+    const { bookShare } = this.settings;
+    const configured = typeof bookShare === 'number' ? bookShare : shareOf(bookShare, pool);
+    return this.mix.bookingShare(pool, configured, this.settings.supplyOf(pool));
   }
 
   /** Every plan, for a snapshot (null: planned to start at once). */

@@ -217,7 +217,15 @@ export const greenViewSchema = z.object({
   }),
   forecast: z.array(z.object({ at: z.string(), gPerKwh: z.number() })).describe('The signal expected at each step ahead, each value in force until the next'),
   deferral: z.object({ enabled: z.boolean(), stepMs: z.number().int() }),
-  pools: z.array(z.object({ pool: poolSchema, nodes: z.number().int(), powerWatts: z.number(), greenWatts: z.number() })),
+  pools: z.array(
+    z.object({
+      pool: poolSchema,
+      nodes: z.number().int(),
+      powerWatts: z.number(),
+      greenWatts: z.number(),
+      deferralShare: z.number().describe("Share of the pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait"),
+    }),
+  ),
   deferred: z
     .array(z.object({ id: z.string(), name: z.string().optional(), tenant: z.string(), pool: poolSchema, plannedStartAt: z.string(), reason: z.string() }))
     .describe('Jobs held for greener power, earliest planned start first (a tenant sees its own)'),

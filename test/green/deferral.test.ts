@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, PendingQueue, SchedulingPipeline, byPriorityThenSubmitTime } from '../../src/core';
-import { DeferralPlanner, formatDeferralShares, parseDeferralShares, type DeferralShares, type Forecaster } from '../../src/green';
+import { bookingShare, DeferralPlanner, formatDeferralShares, parseDeferralShares, type DeferralShares, type Forecaster } from '../../src/green';
 import { job, nodeSpec } from '../core/fixtures';
 
 const HOUR = 3_600_000;
@@ -67,6 +67,54 @@ describe('green deferral', () => {
     // super's units are nodes: 10 of 100 in the clean hour.
     const hpc = Array.from({ length: 20 }, (_, i) => d.hold(one(`s${i}`, 'super'), 0)?.untilMs ?? 0);
     expect(hpc.filter((t) => t === 3 * HOUR)).toHaveLength(10);
+  });
+
+  test('the share deferred work may book grows where most of the pool\'s work can wait, to the room its load leaves free', () => {
+    // Half or more of the work cannot wait: as configured.
+    expect(bookingShare(0.2, 0.6, 0.5)).toBe(0.2);
+    expect(bookingShare(0.2, 0.6, 0.9)).toBe(0.2);
+    // Nothing cannot wait: the room a load of 0.6 leaves.
+    expect(bookingShare(0.2, 0.6, 0)).toBeCloseTo(0.4);
+    expect(bookingShare(0.2, 0.6, 0.25)).toBeCloseTo(0.2);
+    expect(bookingShare(0.1, 0.2, 0.25)).toBeCloseTo(0.4);
+    // Never below the configured share, never above the pool; 0 stays 0.
+    expect(bookingShare(0.2, 1.3, 0)).toBe(0.2);
+    expect(bookingShare(0.5, 0.6, 0)).toBe(0.5);
+    expect(bookingShare(0.2, 0, 0)).toBe(1);
+    expect(bookingShare(0, 0.1, 0)).toBe(0);
+  });
+
+  test('a pool whose recent work can all wait books more of a green hour than the configured share; with half that cannot wait, the configured share', () => {
+    const booked = (cannotWaitEvery: number) => {
+      const d = planner((ms) => (ms >= 26 * HOUR && ms < 27 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 100 });
+      // A day of arrivals, 60 jobs of a core for an hour each hour (a load of 0.6), each allowed to start only
+      // 10 minutes late (never held); every `cannotWaitEvery`-th one is not deferrable at all.
+      for (let i = 0; i < 24 * 60; i++) {
+        const atMs = i * 60_000;
+        const spec = { submittedAtMs: atMs, durationSeconds: 3600, resources: { cpuMillis: 1000, memBytes: 0 } };
+        const j = i % cannotWaitEvery === 0 ? job({ id: `a${i}`, ...spec }) : job({ id: `a${i}`, ...spec, deferrable: { maxDelaySeconds: 600 } });
+        expect(d.hold(j, atMs)).toBeUndefined();
+      }
+      const share = d.bookingShare('general');
+      const starts = Array.from({ length: 60 }, (_, i) => d.hold(deferrable(`g${i}`, { submittedAtMs: 24 * HOUR, resources: { cpuMillis: 1000, memBytes: 0 } }), 24 * HOUR)?.untilMs);
+      return { share, inCleanHour: starts.filter((t) => t === 26 * HOUR).length };
+    };
+    const allCanWait = booked(Number.MAX_SAFE_INTEGER);
+    expect(allCanWait.share).toBeCloseTo(0.4, 1);
+    // The 60 arrivals at 24:00 raise the load it sees as they come: between the configured 20 and 40.
+    expect(allCanWait.inCleanHour).toBeGreaterThan(30);
+    expect(allCanWait.inCleanHour).toBeLessThanOrEqual(40);
+    const half = booked(2);
+    expect(half.share).toBe(0.2);
+    expect(half.inCleanHour).toBe(20);
+  });
+
+  test('the work mix is not trusted before it has watched a pool for an hour', () => {
+    const d = planner(() => 500, { bookShare: 0.2, supply: 100 });
+    for (let i = 0; i < 50; i++) d.hold(deferrable(`a${i}`, { submittedAtMs: i * 60_000 }), i * 60_000);
+    expect(d.bookingShare('general')).toBe(0.2);
+    d.hold(deferrable('later', { submittedAtMs: HOUR }), HOUR);
+    expect(d.bookingShare('general')).toBeGreaterThan(0.2);
   });
 
   test('deferral shares as operators write them, and what is refused', () => {
@@ -173,6 +221,8 @@ describe('green deferral', () => {
     const forecaster = profile((ms) => (!dirty ? 300 : ms >= 3 * HOUR && ms < 5 * HOUR ? 100 : 500));
     // Deferred work may hold 4 of 40 cores in any step: four one-core jobs fit in a window.
     const d = new DeferralPlanner({ stepMs: STEP, bookShare: 0.1, supplyOf: () => 40, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), forecastVersion: () => version });
+    // As much work that cannot wait as the deferrable jobs below bring, so the share stays as configured (see bookingShare).
+    for (let i = 0; i < 10; i++) expect(d.hold(job({ id: `plain${i}`, durationSeconds: 3600, resources: { cpuMillis: 1000, memBytes: 0 } }), 0)).toBeUndefined();
     const jobs = ['a', 'b', 'c', 'd'].map((id) => deferrable(id, { resources: { cpuMillis: 1000, memBytes: 0 } }));
     for (const j of jobs) expect(d.hold(j, 0)?.untilMs).toBe(3 * HOUR);
     // Two more, planned at 01:00 into the room left from then on (the first four hold 03:00 to 04:00).

@@ -106,6 +106,8 @@ describe('the reads the console needs', () => {
     }, 10_000, () => 'the deferrable job was not deferred');
     expect(green.signal).toMatchObject({ source: 'carbon-file', gPerKwh: 600, gridGPerKwh: 600 });
     expect(green.forecast.length).toBeGreaterThan(90); // 24 hours in steps of 15 minutes
+    // Each pool's booking share: as configured (0.2, the GPU pool 0) until an hour of arrivals has been watched.
+    expect(green.pools.map((p) => [p.pool, p.deferralShare])).toEqual([['general', 0.2], ['intelligent', 0], ['super', 0.2]]);
     expect(green.pools.find((p) => p.pool === 'general')).toMatchObject({ nodes: 2 });
     const deferred = green.deferred.find((d) => d.id === id)!;
     expect(deferred).toMatchObject({ name: 'green-report', tenant: 'city-a', pool: 'general' });

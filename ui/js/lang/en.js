@@ -311,6 +311,7 @@ export const en = {
   'green.pools': 'Power by pool',
   'green.nodesReporting': 'Nodes reporting',
   'green.greenPower': 'Green power',
+  'green.deferralShare': 'Deferred work may book',
   'green.deferred': 'Jobs waiting for greener power',
   'green.deferredIntro': 'Jobs that may wait start at the time in their window with the lowest forecast carbon intensity.',
   'green.noneDeferred': 'No job is waiting for greener power.',

@@ -311,6 +311,7 @@ export const zh = {
   'green.pools': '各资源池功率',
   'green.nodesReporting': '上报节点数',
   'green.greenPower': '绿电功率',
+  'green.deferralShare': '延后作业可预订份额',
   'green.deferred': '等待绿电的作业',
   'green.deferredIntro': '可等待的作业会在其时间窗口内预测碳强度最低的时刻启动。',
   'green.noneDeferred': '没有作业在等待绿电。',

@@ -60,8 +60,8 @@ export function Green({ me }) {
           <section aria-labelledby="green-pools">
             <h2 id="green-pools">${t('green.pools')}</h2>
             <div class="table-wrap"><table>
-              <thead><tr><th scope="col">${t('jobs.pool')}</th><th scope="col">${t('green.nodesReporting')}</th><th scope="col">${t('overview.power')}</th><th scope="col">${t('green.greenPower')}</th><th scope="col">${t('overview.greenShare')}</th></tr></thead>
-              <tbody>${g.pools.map((p) => html`<tr><th scope="row">${t(`pool.${p.pool}`)}</th><td>${num(p.nodes)}</td><td>${watts(p.powerWatts)}</td><td>${watts(p.greenWatts)}</td><td>${p.powerWatts > 0 ? pct(p.greenWatts / p.powerWatts) : '–'}</td></tr>`)}</tbody>
+              <thead><tr><th scope="col">${t('jobs.pool')}</th><th scope="col">${t('green.nodesReporting')}</th><th scope="col">${t('overview.power')}</th><th scope="col">${t('green.greenPower')}</th><th scope="col">${t('overview.greenShare')}</th><th scope="col">${t('green.deferralShare')}</th></tr></thead>
+              <tbody>${g.pools.map((p) => html`<tr><th scope="row">${t(`pool.${p.pool}`)}</th><td>${num(p.nodes)}</td><td>${watts(p.powerWatts)}</td><td>${watts(p.greenWatts)}</td><td>${p.powerWatts > 0 ? pct(p.greenWatts / p.powerWatts) : '–'}</td><td>${pct(p.deferralShare)}</td></tr>`)}</tbody>
             </table></div>
           </section>
           <section aria-labelledby="green-deferred">
