@@ -58,7 +58,8 @@ interface Planned {
  * runs is planned once, when first offered (planDeferral): it is held until the start within its window
  * whose forecast carbon intensity over its run is lowest, its safety margin (an hour and one more run)
  * before its latest start at the latest; it still waiting then, it is escalated ahead of every class, so
- * holding it never costs its deadline. Deferred jobs may book at most a share of their pool in any step.
+ * holding it never costs its deadline. Deferred jobs may book at most a share of their pool in any step: the
+ * configured share, or more while less than half the pool's recent work cannot wait (bookingShare).
  *
  * The plan never backfires by design: when in doubt the job starts now, as green-blind scheduling would
  * start it. A later start must beat starting now by twice the forecast's recent error that far ahead, its
