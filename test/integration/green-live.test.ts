@@ -41,5 +41,7 @@ describe('a live carbon feed in the service', () => {
     expect(green).toMatchObject({ source: 'live', gPerKwh: 87, gridGPerKwh: 87 });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(Number(/^qy_green_signal_age_seconds (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(60);
+    // Each pool's booking share now: as configured (0.2, the GPU pool 0) before an hour of arrivals.
+    expect([...metrics.matchAll(/^qy_green_deferral_share\{pool="(\w+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])])).toEqual([['general', 0.2], ['intelligent', 0], ['super', 0.2]]);
   });
 });
