@@ -84,6 +84,24 @@ describe('green deferral', () => {
     expect(bookingShare(0, 0.1, 0)).toBe(0);
   });
 
+  test('the booking share never falls below the configured one, never exceeds the pool, and shrinks as the load or the work that cannot wait grows (property)', () => {
+    const share = fc.double({ min: 0, max: 1, noNaN: true });
+    fc.assert(
+      fc.property(share, fc.double({ min: 0, max: 3, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), share, (configured, load, cannotWait, more) => {
+        const s = bookingShare(configured, load, cannotWait);
+        if (configured === 0) {
+          expect(s).toBe(0);
+          return;
+        }
+        expect(s).toBeGreaterThanOrEqual(configured);
+        expect(s).toBeLessThanOrEqual(1);
+        expect(bookingShare(configured, load + more, cannotWait)).toBeLessThanOrEqual(s);
+        expect(bookingShare(configured, load, Math.min(1, cannotWait + more))).toBeLessThanOrEqual(s);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test('a pool whose recent work can all wait books more of a green hour than the configured share; with half that cannot wait, the configured share', () => {
     const booked = (cannotWaitEvery: number) => {
       const d = planner((ms) => (ms >= 26 * HOUR && ms < 27 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 100 });
