@@ -6,9 +6,7 @@
 # Requests on stdin, one frame each: "<length>\n" then <length> bytes of NUL-separated fields:
 #   id, cwd (empty: inherit), log path, n, n cgroup.procs files, argc, argv..., envc, NAME=value...
 # Answers on stdout, a line each:
-#   "P <id> <pid>"           forked; the task leads its own process group (pgid = pid); held back up to
-#                            $P_HOLD seconds, so that a task that ends as soon as it starts is told in one
-#                            write with its X line (one wake-up of the agent instead of two)
+#   "P <id> <pid>"           forked; the task leads its own process group (pgid = pid)
 #   "X <id> <pid> <status>"  reaped; status as wait(2) gives it
 #   "F <id> <message>"       not started: its log could not be opened, or fork failed
 # Before the fork the launcher opens the log (appending) and the cgroup.procs files and sets the task's
@@ -38,27 +36,11 @@ my %ids;    # pid => request id, for the tasks not reaped yet
 $SIG{CHLD} = sub { };
 $SIG{PIPE} = 'IGNORE';
 
-# "P" lines not written yet, and how long they may still wait.
-my $P_HOLD = 0.005;
-my $held = '';
-my $held_left = 0;
-
-sub flush_held {
-    return if $held eq '';
-    print $held;
-    $held = '';
-}
-
 sub reap {
-    my $out = '';
     while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
         my $id = delete $ids{$pid};
-        $out .= "X $id $pid $?\n" if defined $id;
+        print "X $id $pid $?\n" if defined $id;
     }
-    return if $out eq '';
-    # A task's P line always goes before its X line, in the same write.
-    $held .= $out;
-    flush_held();
 }
 
 sub fail_child {
@@ -110,8 +92,7 @@ sub launch {
     # may signal the group.
     setpgrp($pid, $pid);
     $ids{$pid} = $id;
-    $held_left = $P_HOLD if $held eq '';
-    $held .= "P $id $pid\n";
+    print "P $id $pid\n";
 }
 
 my $buf = '';
@@ -120,14 +101,8 @@ while (1) {
     my $rin = '';
     vec($rin, fileno(STDIN), 1) = 1;
     # A SIGCHLD between reap() and select() would wait for the next request: with tasks under way, look
-    # again after a quarter of a second at the latest; with P lines held, when their time is up.
-    my ($n, $left) = select(my $rout = $rin, undef, undef, $held ne '' ? $held_left : %ids ? 0.25 : undef);
-    if ($held ne '') {
-        # Linux's select gives back the time left (also when a child's exit interrupted it: that exit is
-        # reaped above, with the held lines); a held line waits no longer than it may in all.
-        $held_left = $n != 0 && defined $left ? $left : 0;
-        flush_held() if $held_left <= 0;
-    }
+    # again after a quarter of a second at the latest.
+    my $n = select(my $rout = $rin, undef, undef, %ids ? 0.25 : undef);
     next if $n <= 0;
     my $r = sysread(STDIN, $buf, 65536, length $buf);
     if (!defined $r) {
