@@ -25,10 +25,15 @@ export class DeferralBook {
     this.shares = typeof share === 'number' ? { default: share, pools: {} } : share;
   }
 
-  /** Whether `units` more of `capacity` fit in every step of [startMs, startMs + durationMs). */
-  fits(pool: string, capacity: number, units: number, startMs: number, durationMs: number): boolean {
+  /** The share of a pool deferred jobs may book in a step now: the configured one, as `shareNow` makes it. */
+  shareFor(pool: string, capacity: number): number {
+    return this.shareNow(pool, shareOf(this.shares, pool), capacity);
+  }
+
+  /** Whether `units` more of `capacity` fit in every step of [startMs, startMs + durationMs), at `share` (by default {@link shareFor}: a caller trying many starts asks once). */
+  fits(pool: string, capacity: number, units: number, startMs: number, durationMs: number, share = this.shareFor(pool, capacity)): boolean {
     const booked = this.slots.get(pool);
-    const limit = this.shareNow(pool, shareOf(this.shares, pool), capacity) * capacity;
+    const limit = share * capacity;
     // A share of 0 books nothing, not even a job that holds none of the pool's scarce resource.
     if (limit <= 0) return false;
     if (!booked) return units <= limit;
@@ -270,6 +275,7 @@ export function planDeferral(input: {
   if (latestStartMs <= nowMs || units > MAX_DEFERRED_SHARE_OF_POOL * supply) return undefined;
   const escalateAtMs = latestStartMs - safetyMarginMs({ durationMs, walltimeMs: job.walltimeMs }, input.rerunMargin ?? true);
   const plannedBy = Math.max(nowMs, escalateAtMs);
+  const share = book.shareFor(job.pool, supply);
   const plan = planStart({
     nowMs,
     durationMs,
@@ -278,7 +284,7 @@ export function planDeferral(input: {
     stepMs: input.stepMs,
     margin: deferralMargin(input.errorAt, durationMs),
     minGain: input.minGain,
-    blocked: (startMs) => !book.fits(job.pool, supply, units, startMs, durationMs),
+    blocked: (startMs) => !book.fits(job.pool, supply, units, startMs, durationMs, share),
   });
   if (plan.startMs > nowMs) book.book(job.pool, plan.startMs, durationMs, units);
   return { startMs: plan.startMs, latestStartMs, escalateAtMs: Math.max(plan.startMs, escalateAtMs), expectedMean: plan.expectedMean, nowMean: plan.nowMean, durationMs, units };

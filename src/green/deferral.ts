@@ -1,6 +1,6 @@
 import type { Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral, shareOf, WorkMix, type DeferralShares } from './booking';
+import { DeferralBook, deferralMargin, planDeferral, WorkMix, type DeferralShares } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -155,9 +155,7 @@ export class DeferralPlanner {
 
   /** The share of a pool deferred jobs may book in a step now, as configured or raised by the pool's work mix (see bookingShare). */
   bookingShare(pool: Pool): number {
-    const { bookShare } = this.settings;
-    const configured = typeof bookShare === 'number' ? bookShare : shareOf(bookShare, pool);
-    return this.mix.bookingShare(pool, configured, this.settings.supplyOf(pool));
+    return this.book.shareFor(pool, this.settings.supplyOf(pool));
   }
 
   /** Every plan, for a snapshot (null: planned to start at once). */
