@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
-import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares } from '../src/green';
+import { DEFAULT_DEFERRAL_SHARES, FORECASTERS, formatDeferralShares, parseDeferralShares } from '../src/green';
 import { loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
@@ -120,8 +120,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
     }),
   /** Share of starting now's carbon intensity a later start must save, beyond twice the forecast's recent error, before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
   greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
-  /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, blend). Env: QY_GREEN_FORECASTER */
-  greenForecaster: z.enum(['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'blend']).default('blend'),
+  /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, profile, blend). Env: QY_GREEN_FORECASTER */
+  greenForecaster: z.enum(FORECASTERS).default('blend'),
   /** How often the green signal is observed, and the grid of planned start times. Env: QY_GREEN_STEP_MS */
   greenStepMs: ms(900_000),
   /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE (default: built-in) */

@@ -1,4 +1,4 @@
-import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, gridFrom, lastIndexAtOrBefore, nextGridTime, valueAtOrBefore, type Point, type Series } from './series';
+import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, Observations, gridFrom, nextGridTime, valueAtOrBefore, type Point, type Series } from './series';
 
 // Local copies: the hot loops below read them per point (an imported binding is a getter once compiled).
 const DAY_MS = DAY_MS_;
@@ -48,20 +48,12 @@ export function persistenceForecaster(options: PersistenceOptions): LiveForecast
   const { stepMs, anchorMs = 0, alpha = 0.9 } = options;
   if (!(stepMs > 0)) throw new RangeError(`persistence forecaster: bad step ${stepMs}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`persistence forecaster: alpha ${alpha} is not in 0..1`);
-  let seen: Point[] = [];
-
-  /** The observation in force at `tMs`, if one was made at or before it. */
-  const seenAt = (tMs: number): number | undefined => seen[lastIndexAtOrBefore(seen, tMs)]?.value;
+  // The observation in force a day ago and everything after.
+  const seen = new Observations('persistence forecaster', DAY_MS);
+  const seenAt = (tMs: number): number | undefined => seen.at(tMs);
 
   return {
-    observe(atMs, value) {
-      const lastMs = seen.length > 0 ? seen[seen.length - 1].atMs : -Infinity;
-      if (atMs < lastMs) throw new RangeError(`persistence forecaster: observation at ${atMs} is before the last one at ${lastMs}`);
-      seen.push({ atMs, value });
-      // Keep the observation in force a day ago and everything after; drop the rest in bulk, amortised O(1).
-      const oldest = lastIndexAtOrBefore(seen, atMs - DAY_MS);
-      if (oldest > seen.length / 2) seen = seen.slice(oldest);
-    },
+    observe: (atMs, value) => seen.push(atMs, value),
     forecast(nowMs, horizonMs) {
       const latest = seenAt(nowMs);
       if (latest === undefined) return [];

@@ -1,5 +1,5 @@
 import { persistenceForecaster, type LiveForecaster } from './forecast';
-import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, gridFrom, lastIndexAtOrBefore, valueAtOrBefore, type Point } from './series';
+import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, Observations, gridFrom, valueAtOrBefore, type Point } from './series';
 
 // Local copies: hot loops read them per point (an imported binding is a getter once compiled).
 const DAY_MS = DAY_MS_;
@@ -112,15 +112,25 @@ export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}):
   const tracker = new ErrorTracker(options);
   const everyMs = options.recordEveryMs ?? HOUR_MS;
   let recordedMs = -Infinity;
+  // The last forecast, until the next observation: a blend records its members' forecasts for the same time
+  // and horizon as they record their own, and a fitted forecaster its candidates' (read-only for callers).
+  let observed = 0;
+  let last: { nowMs: number; horizonMs: number; observed: number; points: Point[] } | undefined;
+  const forecast = (nowMs: number, horizonMs: number): Point[] => {
+    if (last && last.nowMs === nowMs && last.horizonMs === horizonMs && last.observed === observed) return last.points;
+    last = { nowMs, horizonMs, observed, points: forecaster.forecast(nowMs, horizonMs) };
+    return last.points;
+  };
   return {
     observe(atMs, value) {
       tracker.score(atMs, value);
       forecaster.observe(atMs, value);
+      observed++;
       if (atMs - recordedMs < everyMs) return;
       recordedMs = atMs;
-      tracker.record(atMs, forecaster.forecast(atMs, tracker.maxHorizonMs));
+      tracker.record(atMs, forecast(atMs, tracker.maxHorizonMs));
     },
-    forecast: (nowMs, horizonMs) => forecaster.forecast(nowMs, horizonMs),
+    forecast,
     recentError: (horizonMs, minScores) => tracker.errorAt(horizonMs, minScores),
   };
 }
@@ -139,16 +149,10 @@ export interface GridOptions {
 export function seasonalNaiveForecaster(options: GridOptions & { periodMs: number }): LiveForecaster {
   const { stepMs, anchorMs = 0, periodMs } = options;
   if (!(stepMs > 0) || !(periodMs > 0)) throw new RangeError('seasonal naive forecaster: the step and the period must be positive');
-  let seen: Point[] = [];
-  const seenAt = (tMs: number): number | undefined => seen[lastIndexAtOrBefore(seen, tMs)]?.value;
+  const seen = new Observations('seasonal naive forecaster', periodMs);
+  const seenAt = (tMs: number): number | undefined => seen.at(tMs);
   return {
-    observe(atMs, value) {
-      const lastMs = seen.length > 0 ? seen[seen.length - 1].atMs : -Infinity;
-      if (atMs < lastMs) throw new RangeError(`seasonal naive forecaster: observation at ${atMs} is before the last one at ${lastMs}`);
-      seen.push({ atMs, value });
-      const oldest = lastIndexAtOrBefore(seen, atMs - periodMs);
-      if (oldest > seen.length / 2) seen = seen.slice(oldest);
-    },
+    observe: (atMs, value) => seen.push(atMs, value),
     forecast(nowMs, horizonMs) {
       const latest = seenAt(nowMs);
       if (latest === undefined) return [];
@@ -156,6 +160,49 @@ export function seasonalNaiveForecaster(options: GridOptions & { periodMs: numbe
         if (i === 0) return { atMs, value: latest };
         const back = Math.max(1, Math.ceil((atMs - nowMs) / periodMs)) * periodMs;
         return { atMs, value: seenAt(atMs - back) ?? latest };
+      });
+    },
+  };
+}
+
+/** The days a daily profile averages (see {@link profileForecaster}). */
+export const PROFILE_DAYS = 7;
+
+/**
+ * A daily profile with today's level: value(now + h) ≈ profile(now + h) + rho^(h / 1 h) · (latest − profile(now)),
+ * profile(t) being the mean of the values in force at the same time of day on the last `days` days (those
+ * observed by now). A mean of several days keeps one day's weather out of the daily shape (solar noon, the
+ * evening peak), and today's offset from it fades with the horizon. The latest value until a day has been
+ * observed. Keeps `days` days of observations and one more.
+ */
+export function profileForecaster(options: GridOptions & { days?: number; rho: number }): LiveForecaster {
+  const { stepMs, anchorMs = 0, days = PROFILE_DAYS, rho } = options;
+  if (!(stepMs > 0) || !(Number.isInteger(days) && days >= 1)) throw new RangeError('profile forecaster: the step must be positive and the days a whole number of at least 1');
+  if (!(rho >= 0 && rho <= 1)) throw new RangeError(`profile forecaster: rho ${rho} is not in 0..1`);
+  const seen = new Observations('profile forecaster', (days + 1) * DAY_MS);
+  /** Mean of the values at t − k days, k = 1..days, observed by `nowMs`; undefined if none was. */
+  const profileAt = (tMs: number, nowMs: number): number | undefined => {
+    let sum = 0;
+    let n = 0;
+    for (let k = 1; k <= days; k++) {
+      const atMs = tMs - k * DAY_MS;
+      if (atMs > nowMs) continue;
+      if (!seen.covers(atMs)) break;
+      sum += seen.at(atMs)!;
+      n++;
+    }
+    return n > 0 ? sum / n : undefined;
+  };
+  return {
+    observe: (atMs, value) => seen.push(atMs, value),
+    forecast(nowMs, horizonMs) {
+      const latest = seen.at(nowMs);
+      if (latest === undefined) return [];
+      const profileNow = profileAt(nowMs, nowMs);
+      return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
+        const profile = i === 0 || profileNow === undefined ? undefined : profileAt(atMs, nowMs);
+        if (profile === undefined) return { atMs, value: latest };
+        return { atMs, value: profile + rho ** ((atMs - nowMs) / HOUR_MS) * (latest - profileNow!) };
       });
     },
   };
@@ -233,13 +280,27 @@ export function fittedPersistenceForecaster(grid: GridOptions, options: SkillOpt
   return combined(candidates, grid, best, options);
 }
 
+/** The fade rates of today's offset tried when fitting a daily profile (see {@link fittedProfileForecaster}). */
+export const PROFILE_RHOS = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 1];
+
+/**
+ * A daily profile with its fade rate fitted on past data only: one {@link profileForecaster} per rho in
+ * {@link PROFILE_RHOS}, each scored as it runs, and at every horizon the forecast of the one with the lowest
+ * recent error there (until anything has been scored, the mean of them all).
+ */
+export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+  const candidates = PROFILE_RHOS.map((rho) => skilled(profileForecaster({ ...grid, rho }), options));
+  return combined(candidates, grid, best, options);
+}
+
 /** The forecasters eval:forecast scores and the simulator and the service may run, by name. */
-export const FORECASTERS = ['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'blend'] as const;
+export const FORECASTERS = ['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'profile', 'blend'] as const;
 export type ForecasterName = (typeof FORECASTERS)[number];
 
 /**
- * A live forecaster by name, scoring itself. `blend` weighs fitted persistence, same time yesterday and same
- * time last week by their recent errors. `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
+ * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors.
+ * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
  */
 export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   switch (name) {
@@ -251,9 +312,11 @@ export function makeForecaster(name: ForecasterName, grid: GridOptions, options:
       return skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options);
     case 'seasonal-week':
       return skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options);
+    case 'profile':
+      return fittedProfileForecaster(grid, options);
     case 'blend':
       return blendForecaster(
-        [fittedPersistenceForecaster(grid, options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options)],
+        [fittedPersistenceForecaster(grid, options), fittedProfileForecaster(grid, options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options)],
         grid,
         options,
       );

@@ -150,6 +150,40 @@ export function lastIndexAtOrBefore(points: readonly Point[], tMs: number): numb
   return lo;
 }
 
+/**
+ * What a live forecaster has been shown of a signal: observations in time order, the last `keepMs` of them
+ * and the one in force at its start (older ones are dropped in bulk, amortised O(1)).
+ */
+export class Observations {
+  private points: Point[] = [];
+
+  constructor(
+    /** Who keeps them, for the error an observation out of order throws. */
+    private readonly owner: string,
+    private readonly keepMs: number,
+  ) {}
+
+  /** Records the value observed at `atMs`; throws if it is before the last one. */
+  push(atMs: number, value: number): void {
+    const points = this.points;
+    const lastMs = points.length > 0 ? points[points.length - 1].atMs : -Infinity;
+    if (atMs < lastMs) throw new RangeError(`${this.owner}: observation at ${atMs} is before the last one at ${lastMs}`);
+    points.push({ atMs, value });
+    const oldest = lastIndexAtOrBefore(points, atMs - this.keepMs);
+    if (oldest > points.length / 2) this.points = points.slice(oldest);
+  }
+
+  /** The observation in force at `tMs`, if one was made at or before it. */
+  at(tMs: number): number | undefined {
+    return this.points[lastIndexAtOrBefore(this.points, tMs)]?.value;
+  }
+
+  /** Whether `tMs` is at or after the first observation kept. */
+  covers(tMs: number): boolean {
+    return this.points.length > 0 && tMs >= this.points[0].atMs;
+  }
+}
+
 /** The step function's value at `tMs`; before the first point, the first value (nothing earlier is known). */
 export function valueAtOrBefore(points: readonly Point[], tMs: number): number {
   return points[Math.max(0, lastIndexAtOrBefore(points, tMs))].value;

@@ -4,11 +4,13 @@ import {
   blendForecaster,
   createSeries,
   fittedPersistenceForecaster,
+  fittedProfileForecaster,
   forecastError,
   forecastErrors,
   loadSeries,
   makeForecaster,
   persistenceForecaster,
+  profileForecaster,
   seasonalNaiveForecaster,
   skilled,
   FORECASTERS,
@@ -142,8 +144,84 @@ describe('forecasters fitted and blended on past data only', () => {
     const options = { horizonsMs: [HOUR, 6 * HOUR], fromMs: series.startMs, toMs: series.endMs, stepMs: STEP, warmupMs: DAY };
     const scores = Object.fromEntries(FORECASTERS.map((name) => [name, forecastErrors(series, makeForecaster(name, { stepMs: series.stepMs }), options)]));
     for (const name of FORECASTERS) for (const e of scores[name]) expect(e.count).toBeGreaterThan(60);
-    const bestAt = (i: number) => Math.min(scores['fitted-persistence'][i].mae, scores['seasonal-day'][i].mae, scores['seasonal-week'][i].mae);
+    const bestAt = (i: number) => Math.min(scores['fitted-persistence'][i].mae, scores.profile[i].mae, scores['seasonal-day'][i].mae, scores['seasonal-week'][i].mae);
     expect(scores.blend[0].mae).toBeLessThan(bestAt(0) * 1.5);
     expect(scores.blend[1].mae).toBeLessThan(bestAt(1) * 1.5);
+  });
+});
+
+/** A seeded generator of values in [0, 1) (mulberry32), for noise that is the same in every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+describe('daily profile', () => {
+  test("forecasts the same time on the days before plus today's offset, fading by rho an hour", () => {
+    const f = profileForecaster({ stepMs: HOUR, rho: 0.5, days: 2 });
+    f.observe(0, 7);
+    // Before a day has been observed: the latest value.
+    expect(f.forecast(0, 2 * HOUR).map((p) => p.value)).toEqual([7, 7, 7]);
+    // Day 0: the hour of the day; day 1: ten more.
+    for (let h = 1; h < 24; h++) f.observe(h * HOUR, h);
+    for (let h = 24; h < 48; h++) f.observe(h * HOUR, (h % 24) + 10);
+    // At 48:00 (day 2) the latest value is 4; the profile there is the mean of 00:00 on days 0 and 1, (7 + 10) / 2.
+    f.observe(48 * HOUR, 4);
+    const forecast = f.forecast(48 * HOUR, 3 * HOUR);
+    expect(forecast[0].value).toBe(4);
+    // 51:00: profile (3 + 13) / 2 = 8, plus the offset 4 − 8.5 faded three hours: 8 − 4.5 / 8.
+    expect(forecast[3]).toEqual({ atMs: 51 * HOUR, value: 8 - 4.5 / 8 });
+  });
+
+  test('uses only the days it averages, and what it has seen by now', () => {
+    const oneDay = profileForecaster({ stepMs: HOUR, rho: 0, days: 1 });
+    const twoDays = profileForecaster({ stepMs: HOUR, rho: 0, days: 2 });
+    for (const f of [oneDay, twoDays]) for (let h = 0; h <= 36; h++) f.observe(h * HOUR, h < 24 ? 100 : 200);
+    // 48:00 from 36:00 (rho 0: the profile alone): day 1's 200, or the mean with day 0's 100.
+    expect(oneDay.forecast(36 * HOUR, 12 * HOUR)[12].value).toBe(200);
+    expect(twoDays.forecast(36 * HOUR, 12 * HOUR)[12].value).toBe(150);
+    // 66:00: a day back is 42:00, not seen yet at 36:00; two days back is 18:00 (100).
+    expect(oneDay.forecast(36 * HOUR, 30 * HOUR)[30].value).toBe(200);
+    expect(twoDays.forecast(36 * HOUR, 30 * HOUR)[30].value).toBe(100);
+    expect(() => oneDay.observe(0, 1)).toThrow(/before the last one/);
+  });
+
+  test('refuses a fade rate outside 0..1 and days that are not a whole number of at least one', () => {
+    expect(() => profileForecaster({ stepMs: HOUR, rho: 1.5 })).toThrow(/rho/);
+    expect(() => profileForecaster({ stepMs: HOUR, rho: 0.5, days: 0 })).toThrow(/days/);
+    expect(() => profileForecaster({ stepMs: HOUR, rho: 0.5, days: 1.5 })).toThrow(/days/);
+  });
+
+  test("on a daily cycle with each hour's own noise, a week's profile beats the same time yesterday", () => {
+    const random = seeded(7);
+    const noise = new Map<number, number>();
+    const series = seriesOf(16, (ms) => {
+      if (!noise.has(ms)) noise.set(ms, (random() - 0.5) * 80);
+      return daily(ms) + noise.get(ms)!;
+    });
+    const options = { horizonMs: 12 * HOUR, fromMs: 0, toMs: 16 * DAY, stepMs: STEP, warmupMs: 8 * DAY };
+    const profile = forecastError(series, profileForecaster({ stepMs: STEP, rho: 0.9 }), options);
+    const yesterday = forecastError(series, seasonalNaiveForecaster({ stepMs: STEP, periodMs: DAY }), options);
+    // Yesterday's value carries its own noise besides today's; a mean of seven days mostly today's.
+    expect(profile.mae).toBeLessThan(yesterday.mae * 0.85);
+  });
+
+  test('fitted on past data, it finds that a day-long level shift persists', () => {
+    // Each day the whole cycle moves by its own level (weather for a day): rho 1 carries it to the evening.
+    const random = seeded(11);
+    const levels = Array.from({ length: 12 }, () => (random() - 0.5) * 120);
+    const series = seriesOf(12, (ms) => daily(ms) + levels[Math.floor(ms / DAY)]);
+    const options = { horizonMs: 6 * HOUR, fromMs: 0, toMs: 12 * DAY, stepMs: STEP, warmupMs: 9 * DAY };
+    const memory = { recordEveryMs: STEP };
+    const fitted = forecastError(series, fittedProfileForecaster({ stepMs: STEP }, memory), options);
+    const fading = forecastError(series, profileForecaster({ stepMs: STEP, rho: 0.5 }), options);
+    // Forecasts that cross midnight take the new day's level wrong; the rest are exact.
+    expect(fitted.mae).toBeLessThan(fading.mae * 0.5);
   });
 });
