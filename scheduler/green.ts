@@ -2,6 +2,7 @@ import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, type Clock, type Timer } from '../src/time';
 import { DeferralPlanner, MIN_ERROR_SCORES, loadCarbonSeries, makeForecaster, supplyUnits, type Series, type SkilledForecaster } from '../src/green';
+import { lastIndexAtOrBefore, type Point } from '../src/green/series';
 import { LiveCarbon } from '../src/green/live-carbon';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, type Registry } from 'prom-client';
@@ -13,11 +14,12 @@ import type { SchedulerConfig } from './config';
  * feed (QY_CARBON_URL polled, or QY_CARBON_SUBJECT) while its last reading is fresher than QY_CARBON_STALE_MS,
  * else from QY_CARBON_FILE when one is configured, otherwise the constant intensity times the share of the nodes'
  * power that is not green (their agents' green share), so that days of wind and sun are what deferral
- * waits for. A live forecaster (QY_GREEN_FORECASTER, by default the blend of fitted persistence and same
- * time yesterday and last week) learns from what has been observed and scores itself; the deferral planner
- * (the pipeline's PreEnqueue stage) plans against its forecast, defers only for savings above its recent
- * error, revises held plans at each new observation, and leaves room before a deadline to run a job again
- * after a node failure.
+ * waits for. A live forecaster (QY_GREEN_FORECASTER, by default the blend of fitted persistence, the fitted
+ * daily profile, and same time yesterday and last week) learns from what has been observed and scores itself;
+ * the deferral planner (the pipeline's PreEnqueue stage) plans against the forecast made at the last
+ * observation (as the simulator does: one forecast a step, not one a job), defers only for savings above its
+ * recent error, revises held plans at each new observation, and leaves room before a deadline to run a job
+ * again after a node failure.
  */
 export class GreenSignal {
   /** The grid's carbon intensity over time, when a file gives it. */
@@ -27,6 +29,9 @@ export class GreenSignal {
   readonly forecaster: SkilledForecaster;
   /** Observations so far: the planner revises its plans when this changes. */
   private observations = 0;
+  private lastObservedMs = -Infinity;
+  /** The forecast made at the last observation, as far ahead as plans have asked since. */
+  private ahead: { observations: number; toMs: number; points: Point[] } | undefined;
   readonly planner: DeferralPlanner;
   private timer: Timer | undefined;
 
@@ -68,7 +73,7 @@ export class GreenSignal {
     this.planner = new DeferralPlanner({
       stepMs: config.greenStepMs,
       bookShare: config.greenDeferralShare,
-      forecast: (_pool, fromMs, toMs) => forecaster.forecast(fromMs, toMs - fromMs),
+      forecast: (_pool, fromMs, toMs) => this.planForecast(fromMs, toMs),
       supplyOf: (pool: Pool) => supplyUnits(pool, { nodes: cluster.nodesOf(pool).length, ...cluster.capacityOf(pool) }),
       // Until the forecaster has been scored that far ahead, nothing is deferred (its error is unknown).
       errorOf: (_pool, aheadMs) => forecaster.recentError(aheadMs, MIN_ERROR_SCORES) ?? Infinity,
@@ -122,6 +127,27 @@ export class GreenSignal {
   private observe(atMs: number): void {
     this.forecaster.observe(atMs, this.signalAt(atMs));
     this.observations++;
+    this.lastObservedMs = atMs;
+  }
+
+  /**
+   * The forecast from `fromMs` to `toMs` (the value in force at `fromMs`, then the grid's points), cut from the
+   * one made at the last observation: made again only after a new observation, or when a plan looks further.
+   */
+  planForecast(fromMs: number, toMs: number): Point[] {
+    let ahead = this.ahead;
+    if (!ahead || ahead.observations !== this.observations || ahead.toMs < toMs) {
+      // At least a day further than asked: the next plans mostly look as far.
+      const madeAt = this.lastObservedMs;
+      const horizonMs = Math.max(toMs, fromMs) + DAY_MS - madeAt;
+      this.ahead = ahead = { observations: this.observations, toMs: madeAt + horizonMs, points: Number.isFinite(madeAt) ? this.forecaster.forecast(madeAt, horizonMs) : [] };
+    }
+    const { points } = ahead;
+    const first = lastIndexAtOrBefore(points, fromMs);
+    if (points.length === 0 || first < 0) return [];
+    const out: Point[] = [{ atMs: fromMs, value: points[first].value }];
+    for (let i = first + 1; i < points.length && points[i].atMs <= toMs; i++) out.push(points[i]);
+    return out;
   }
 
   stop(): void {
