@@ -135,12 +135,13 @@ export class GreenSignal {
    * one made at the last observation: made again only after a new observation, or when a plan looks further.
    */
   planForecast(fromMs: number, toMs: number): Point[] {
+    const madeAt = this.lastObservedMs;
+    if (!Number.isFinite(madeAt)) return [];
     let ahead = this.ahead;
     if (!ahead || ahead.observations !== this.observations || ahead.toMs < toMs) {
       // At least a day further than asked: the next plans mostly look as far.
-      const madeAt = this.lastObservedMs;
       const horizonMs = Math.max(toMs, fromMs) + DAY_MS - madeAt;
-      this.ahead = ahead = { observations: this.observations, toMs: madeAt + horizonMs, points: Number.isFinite(madeAt) ? this.forecaster.forecast(madeAt, horizonMs) : [] };
+      this.ahead = ahead = { observations: this.observations, toMs: madeAt + horizonMs, points: this.forecaster.forecast(madeAt, horizonMs) };
     }
     const { points } = ahead;
     const first = lastIndexAtOrBefore(points, fromMs);

@@ -47,3 +47,9 @@ test('the cut forecast starts with the value in force at the time asked and keep
     expect(points.slice(1)).toEqual(whole.filter((p) => p.atMs > fromMs && p.atMs <= START + 12 * HOUR));
   }
 });
+
+test('before the first observation there is no forecast to plan against', () => {
+  const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP });
+  const idle = new GreenSignal(config, new ClusterState(), new ManualClock(START));
+  expect(idle.planForecast(START, START + HOUR)).toEqual([]);
+});
