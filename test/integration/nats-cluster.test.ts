@@ -20,7 +20,7 @@ async function submit(replicas: ApiClient[], key: string): Promise<string> {
       if (res?.status === 202) return res.body.id;
     }
     return undefined;
-  }, 300_000, () => `job ${key} was never accepted${logs ? `\n${logs()}` : ''}`);
+  }, 450_000, () => `job ${key} was never accepted${logs ? `\n${logs()}` : ''}`);
 }
 
 test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and then the leading scheduler loses no acknowledged job', async () => {
@@ -47,7 +47,9 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   // a quarter of JetStream API requests unanswered, at times one kind for half a minute in a row (the
   // scheduler retries each), so the takeover may take minutes rather than the lease: the job log's replay
   // (an ordered consumer, a stream info first) has failed after 30 tries of 2 s, twice in a row, before it
-  // went through (220 and 281 s for the whole test on 2026-12-05, against 15–94 s before).
+  // went through (220 and 281 s for the whole test on 2026-12-05, against 15–94 s before). On 2026-12-06 one
+  // run's standby failed that way four times in a row and was still not leading 300 s after the kill; what is
+  // tested here is that no acknowledged job is lost, so the standby is given 450 s to take over.
   await a.kill9();
   for (let i = 0; i < 10; i++) ids.add(await submit(replicas, `no-leader-${i}`));
   expect(ids.size).toBe(30);
@@ -55,4 +57,4 @@ test('on a 3-node JetStream cluster with replicas 3, losing a NATS server and th
   const ready = await waitUntil(async () => ((await b.api.request<{ role: string; leader: { replica: string } }>('GET', '/readyz')).body.role === 'leader' ? true : undefined), 30_000);
   expect(ready).toBe(true);
   for (const id of ids) expect((await b.api.waitFor(id, ['succeeded', 'failed', 'cancelled'], 60_000)).state).toBe('succeeded');
-}, 600_000);
+}, 780_000);
