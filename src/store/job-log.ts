@@ -117,10 +117,10 @@ export class JobLog {
    */
   async replay(apply: (entry: LogEntry) => void, afterSeq = 0): Promise<number> {
     const jsm = await this.js.jetstreamManager();
-    const lastSeq = (await retryTimeouts(() => jsm.streams.info(STREAMS.jobs))).state.last_seq;
+    const lastSeq = (await retryTimeouts(() => jsm.streams.info(STREAMS.jobs), `the job log's stream info`)).state.last_seq;
     if (lastSeq <= afterSeq) return Math.max(lastSeq, afterSeq);
     const from = afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All };
-    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, from)).consume({ max_messages: 1000 }));
+    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, from)).consume({ max_messages: 1000 }), 'a consumer to replay the job log');
     try {
       for await (const msg of messages) {
         const entry = this.parse(msg);
@@ -140,7 +140,7 @@ export class JobLog {
    * every decision it makes; validating each one again was about a seventh of its CPU).
    */
   async follow(afterSeq: number, onEntry: (entry: LogEntry) => void, ownEvent?: (body: Partial<JobEvent>) => boolean): Promise<ConsumerMessages> {
-    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 })).consume({ max_messages: 1000 }));
+    const messages = await retryTimeouts(async () => (await this.js.consumers.get(STREAMS.jobs, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 })).consume({ max_messages: 1000 }), 'a consumer to follow the job log');
     void (async () => {
       for await (const msg of messages) {
         const entry = this.parse(msg, ownEvent);

@@ -36,14 +36,20 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
  * about one JetStream API request in four goes unanswered (consumer creates and stream infos alike, measured
  * for two minutes after the loss; the server may place a new consumer on the dead peer, fixed in
  * nats-server 2.12), and one kind of request can fail for half a minute in a row. Each new try may be
- * answered. 30 tries of `JS_API_TIMEOUT_MS` ride out a minute; other errors are thrown at once.
+ * answered. 30 tries of `JS_API_TIMEOUT_MS` ride out a minute; other errors are thrown at once. When the
+ * tries run out, the last timeout is thrown with `what` was asked for in front of its message, so a log says
+ * which request went unanswered.
  */
-export async function retryTimeouts<T>(call: () => Promise<T>, attempts = 30): Promise<T> {
+export async function retryTimeouts<T>(call: () => Promise<T>, what?: string, attempts = 30): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (err) {
-      if (attempt >= attempts || !/timeout/i.test((err as Error).message)) throw err;
+      if (!/timeout/i.test((err as Error).message)) throw err;
+      if (attempt >= attempts) {
+        if (what && err instanceof Error) err.message = `${what}: no answer in ${attempts} tries (${err.message})`;
+        throw err;
+      }
     }
   }
 }

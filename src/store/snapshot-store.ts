@@ -25,8 +25,8 @@ export class SnapshotStore {
   ) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<SnapshotStore> {
-    const writes = await retryTimeouts(() => new Objm(jetstream(nc)).create(SNAPSHOT_BUCKET, { replicas, storage: 'file' }));
-    const reads = await retryTimeouts(() => new Objm(apiJetstream(nc)).open(SNAPSHOT_BUCKET));
+    const writes = await retryTimeouts(() => new Objm(jetstream(nc)).create(SNAPSHOT_BUCKET, { replicas, storage: 'file' }), 'the snapshot bucket');
+    const reads = await retryTimeouts(() => new Objm(apiJetstream(nc)).open(SNAPSHOT_BUCKET), 'the snapshot bucket');
     return new SnapshotStore(reads, writes);
   }
 
@@ -44,11 +44,11 @@ export class SnapshotStore {
 
   /** A stored snapshot's data, or null when it is gone. */
   async load(seq: number): Promise<Uint8Array | null> {
-    return retryTimeouts(() => this.reads.getBlob(nameOf(seq)));
+    return retryTimeouts(() => this.reads.getBlob(nameOf(seq)), `snapshot ${seq}`);
   }
 
   private async names(): Promise<string[]> {
-    return (await retryTimeouts(() => this.reads.list()))
+    return (await retryTimeouts(() => this.reads.list(), 'the list of snapshots'))
       .filter((i) => !i.deleted && i.name.startsWith('state-'))
       .map((i) => i.name)
       .sort()

@@ -25,7 +25,7 @@ export class WatchedKv<T> {
       const found: string[] = [];
       for await (const key of await this.kv.keys()) found.push(key);
       return found;
-    });
+    }, `the keys of ${this.what}`);
     const values = new Map<string, T>();
     for (const key of keys) {
       const entry = await this.kv.get(key);
@@ -43,7 +43,7 @@ export class WatchedKv<T> {
    */
   async follow(onChange: (key: string, value: T, revision: number) => void, onDelete?: (key: string, revision: number) => void): Promise<void> {
     this.stop();
-    const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }));
+    const watch = await retryTimeouts(() => this.kv.watch({ include: 'updates' }), `a watch of ${this.what}`);
     this.stopWatching = () => watch.stop();
     void (async () => {
       for await (const entry of watch) {
