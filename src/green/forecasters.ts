@@ -165,6 +165,78 @@ export function seasonalNaiveForecaster(options: GridOptions & { periodMs: numbe
   };
 }
 
+/**
+ * The observations a daily profile is made of, and the profile ahead of each forecast: computed once for
+ * every fade rate a fitted profile tries (see {@link profileForecaster}).
+ */
+class DailyProfile {
+  private readonly seen: Observations;
+  private observed = 0;
+  private last: Point | undefined;
+  private shaped: { nowMs: number; horizonMs: number; observed: number; latest: number; offset: number | undefined; points: Point[] } | undefined;
+
+  constructor(
+    private readonly grid: GridOptions,
+    private readonly days: number,
+  ) {
+    this.seen = new Observations('profile forecaster', (days + 1) * DAY_MS);
+  }
+
+  /** Records an observation; the same one again (every candidate of a fitted profile passes it on) is ignored. */
+  observe(atMs: number, value: number): void {
+    if (this.last && this.last.atMs === atMs && this.last.value === value) return;
+    this.seen.push(atMs, value);
+    this.last = { atMs, value };
+    this.observed++;
+  }
+
+  /**
+   * The latest value at `nowMs`, today's offset from the profile then (undefined before a day has been seen),
+   * and the profile at every grid time ahead (NaN where no day before it has been seen by now).
+   */
+  ahead(nowMs: number, horizonMs: number): { latest: number; offset: number | undefined; points: Point[] } | undefined {
+    const s = this.shaped;
+    if (s && s.nowMs === nowMs && s.horizonMs === horizonMs && s.observed === this.observed) return s;
+    const latest = this.seen.at(nowMs);
+    if (latest === undefined) return undefined;
+    const profileNow = this.profileAt(nowMs, nowMs);
+    const known = !Number.isNaN(profileNow);
+    const points = gridFrom(nowMs, nowMs + horizonMs, this.grid.stepMs, this.grid.anchorMs ?? 0).map((atMs) => ({ atMs, value: known ? this.profileAt(atMs, nowMs) : NaN }));
+    this.shaped = { nowMs, horizonMs, observed: this.observed, latest, offset: known ? latest - profileNow : undefined, points };
+    return this.shaped;
+  }
+
+  /** Mean of the values at t − k days, k = 1..days, observed by `nowMs`; NaN if none was. */
+  private profileAt(tMs: number, nowMs: number): number {
+    let sum = 0;
+    let n = 0;
+    for (let k = 1; k <= this.days; k++) {
+      const atMs = tMs - k * DAY_MS;
+      if (atMs > nowMs) continue;
+      if (!this.seen.covers(atMs)) break;
+      sum += this.seen.at(atMs)!;
+      n++;
+    }
+    return n > 0 ? sum / n : NaN;
+  }
+}
+
+/** A profile forecaster with fade rate `rho` on a shared {@link DailyProfile}. */
+function profileWith(profile: DailyProfile, rho: number): LiveForecaster {
+  if (!(rho >= 0 && rho <= 1)) throw new RangeError(`profile forecaster: rho ${rho} is not in 0..1`);
+  return {
+    observe: (atMs, value) => profile.observe(atMs, value),
+    forecast(nowMs, horizonMs) {
+      const ahead = profile.ahead(nowMs, horizonMs);
+      if (!ahead) return [];
+      const { latest, offset, points } = ahead;
+      return points.map(({ atMs, value }, i) =>
+        i === 0 || offset === undefined || Number.isNaN(value) ? { atMs, value: latest } : { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset },
+      );
+    },
+  };
+}
+
 /** The days a daily profile averages (see {@link profileForecaster}). */
 export const PROFILE_DAYS = 7;
 
@@ -176,36 +248,9 @@ export const PROFILE_DAYS = 7;
  * observed. Keeps `days` days of observations and one more.
  */
 export function profileForecaster(options: GridOptions & { days?: number; rho: number }): LiveForecaster {
-  const { stepMs, anchorMs = 0, days = PROFILE_DAYS, rho } = options;
-  if (!(stepMs > 0) || !(Number.isInteger(days) && days >= 1)) throw new RangeError('profile forecaster: the step must be positive and the days a whole number of at least 1');
-  if (!(rho >= 0 && rho <= 1)) throw new RangeError(`profile forecaster: rho ${rho} is not in 0..1`);
-  const seen = new Observations('profile forecaster', (days + 1) * DAY_MS);
-  /** Mean of the values at t − k days, k = 1..days, observed by `nowMs`; undefined if none was. */
-  const profileAt = (tMs: number, nowMs: number): number | undefined => {
-    let sum = 0;
-    let n = 0;
-    for (let k = 1; k <= days; k++) {
-      const atMs = tMs - k * DAY_MS;
-      if (atMs > nowMs) continue;
-      if (!seen.covers(atMs)) break;
-      sum += seen.at(atMs)!;
-      n++;
-    }
-    return n > 0 ? sum / n : undefined;
-  };
-  return {
-    observe: (atMs, value) => seen.push(atMs, value),
-    forecast(nowMs, horizonMs) {
-      const latest = seen.at(nowMs);
-      if (latest === undefined) return [];
-      const profileNow = profileAt(nowMs, nowMs);
-      return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
-        const profile = i === 0 || profileNow === undefined ? undefined : profileAt(atMs, nowMs);
-        if (profile === undefined) return { atMs, value: latest };
-        return { atMs, value: profile + rho ** ((atMs - nowMs) / HOUR_MS) * (latest - profileNow!) };
-      });
-    },
-  };
+  const { days = PROFILE_DAYS, rho, ...grid } = options;
+  if (!(grid.stepMs > 0) || !(Number.isInteger(days) && days >= 1)) throw new RangeError('profile forecaster: the step must be positive and the days a whole number of at least 1');
+  return profileWith(new DailyProfile(grid, days), rho);
 }
 
 /**
@@ -289,7 +334,9 @@ export const PROFILE_RHOS = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 1];
  * recent error there (until anything has been scored, the mean of them all).
  */
 export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
-  const candidates = PROFILE_RHOS.map((rho) => skilled(profileForecaster({ ...grid, rho }), options));
+  // One profile for all the candidates: they differ only in how fast today's offset fades.
+  const profile = new DailyProfile(grid, PROFILE_DAYS);
+  const candidates = PROFILE_RHOS.map((rho) => skilled(profileWith(profile, rho), options));
   return combined(candidates, grid, best, options);
 }
 
