@@ -16,6 +16,7 @@ import {
   FORECASTERS,
   type LiveForecaster,
 } from '../../src/green';
+import { seededRng } from '../../src/sim/rng';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -150,18 +151,6 @@ describe('forecasters fitted and blended on past data only', () => {
   });
 });
 
-/** A seeded generator of values in [0, 1) (mulberry32), for noise that is the same in every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 describe('daily profile', () => {
   test("forecasts the same time on the days before plus today's offset, fading by rho an hour", () => {
     const f = profileForecaster({ stepMs: HOUR, rho: 0.5, days: 2 });
@@ -199,7 +188,7 @@ describe('daily profile', () => {
   });
 
   test("on a daily cycle with each hour's own noise, a week's profile beats the same time yesterday", () => {
-    const random = seeded(7);
+    const random = seededRng(7);
     const noise = new Map<number, number>();
     const series = seriesOf(16, (ms) => {
       if (!noise.has(ms)) noise.set(ms, (random() - 0.5) * 80);
@@ -214,7 +203,7 @@ describe('daily profile', () => {
 
   test('fitted on past data, it finds that a day-long level shift persists', () => {
     // Each day the whole cycle moves by its own level (weather for a day): rho 1 carries it to the evening.
-    const random = seeded(11);
+    const random = seededRng(11);
     const levels = Array.from({ length: 12 }, () => (random() - 0.5) * 120);
     const series = seriesOf(12, (ms) => daily(ms) + levels[Math.floor(ms / DAY)]);
     const options = { horizonMs: 6 * HOUR, fromMs: 0, toMs: 12 * DAY, stepMs: STEP, warmupMs: 9 * DAY };
