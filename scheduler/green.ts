@@ -1,8 +1,7 @@
 import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, type Clock, type Timer } from '../src/time';
-import { DeferralPlanner, MIN_ERROR_SCORES, loadCarbonSeries, makeForecaster, supplyUnits, type Series, type SkilledForecaster } from '../src/green';
-import { lastIndexAtOrBefore, type Point } from '../src/green/series';
+import { DeferralPlanner, MIN_ERROR_SCORES, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon } from '../src/green/live-carbon';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, type Registry } from 'prom-client';
@@ -132,7 +131,8 @@ export class GreenSignal {
 
   /**
    * The forecast from `fromMs` to `toMs` (the value in force at `fromMs`, then the grid's points), cut from the
-   * one made at the last observation: made again only after a new observation, or when a plan looks further.
+   * one made at the last observation: made again only after a new observation, or when asked further ahead.
+   * Deferral plans against it, and GET /v1/green shows it.
    */
   planForecast(fromMs: number, toMs: number): Point[] {
     const madeAt = this.lastObservedMs;
@@ -145,7 +145,7 @@ export class GreenSignal {
     }
     const { points } = ahead;
     const first = lastIndexAtOrBefore(points, fromMs);
-    if (points.length === 0 || first < 0) return [];
+    if (first < 0) return [];
     const out: Point[] = [{ atMs: fromMs, value: points[first].value }];
     for (let i = first + 1; i < points.length && points[i].atMs <= toMs; i++) out.push(points[i]);
     return out;
