@@ -122,8 +122,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
   /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, profile, blend). Env: QY_GREEN_FORECASTER */
   greenForecaster: z.enum(FORECASTERS).default('blend'),
-  /** How often the green signal is observed, and the grid of planned start times. Env: QY_GREEN_STEP_MS */
-  greenStepMs: ms(900_000),
+  /** How often the green signal is observed, and the grid of planned start times (a minute at least: forecasts two days ahead have a point per step). Env: QY_GREEN_STEP_MS */
+  greenStepMs: z.coerce.number().int().min(60_000, 'must be at least 60000 (a minute): forecasts two days ahead have a point per step').default(900_000),
   /** Price table for bills (YAML, see configs/prices.yaml); the built-in table when unset. Env: QY_PRICES_FILE (default: built-in) */
   pricesFile: z.string().min(1).optional(),
   /** Power usage effectiveness: facility energy per unit of IT energy, applied when metering. Env: QY_PUE */

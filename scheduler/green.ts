@@ -1,12 +1,28 @@
 import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
-import { DAY_MS, type Clock, type Timer } from '../src/time';
-import { DeferralPlanner, MIN_ERROR_SCORES, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
+import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
+import { DeferralPlanner, MIN_ERROR_SCORES, Observations, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon } from '../src/green/live-carbon';
+import type { GreenHistoryStore } from '../src/store/green-history';
+import type { GreenView } from '../src/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge, type Registry } from 'prom-client';
 import { createLogger, type Logger } from '../src/telemetry/logger';
 import type { SchedulerConfig } from './config';
+
+/** How much of the observed signal is kept and stored (qy-green): the week the daily profile and same time last week look back, and a day more for their errors. */
+export const GREEN_HISTORY_MS = 8 * DAY_MS;
+/** At most one stored point per this long, whatever QY_GREEN_STEP_MS is (a short step would store more than the forecaster needs). */
+export const GREEN_HISTORY_RESOLUTION_MS = 5 * 60_000;
+/** The leader stores the history at most this often: a restart loses at most this much of it. */
+export const GREEN_HISTORY_SAVE_EVERY_MS = 5 * 60_000;
+
+/** Where the observed signal is kept between runs, and whether this replica is the one that stores it now. */
+export interface GreenPersistence {
+  store: Pick<GreenHistoryStore, 'load' | 'save'>;
+  /** True while this replica should store it (the service: while it leads `general`). */
+  saves: () => boolean;
+}
 
 /**
  * The green signal deferral plans against, observed every step: the grid's carbon intensity from a live
@@ -18,7 +34,9 @@ import type { SchedulerConfig } from './config';
  * the deferral planner (the pipeline's PreEnqueue stage) plans against the forecast made at the last
  * observation (as the simulator does: one forecast a step, not one a job), defers only for savings above its
  * recent error, revises held plans at each new observation, and leaves room before a deadline to run a job
- * again after a node failure.
+ * again after a node failure. What it observes is kept for GREEN_HISTORY_MS and stored by the replica that
+ * leads `general` (qy-green); a replica that starts replays it into its forecaster (`restore`), so a restart
+ * does not leave deferral waiting days for its errors to be measured again.
  */
 export class GreenSignal {
   /** The grid's carbon intensity over time, when a file gives it. */
@@ -32,7 +50,11 @@ export class GreenSignal {
   /** The forecast made at the last observation, as far ahead as plans have asked since. */
   private ahead: { observations: number; toMs: number; points: Point[] } | undefined;
   readonly planner: DeferralPlanner;
+  private readonly log: Logger;
   private timer: Timer | undefined;
+  /** What was observed, at most one point per GREEN_HISTORY_RESOLUTION_MS: what is stored. */
+  private readonly history = new Observations('the green history', GREEN_HISTORY_MS);
+  private persistence: (GreenPersistence & { savedAtMs: number; saving: boolean }) | undefined;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -42,7 +64,7 @@ export class GreenSignal {
     pending?: PendingQueue,
     options: { log?: Logger; registry?: Registry } = {},
   ) {
-    const log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' });
+    const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
     this.live = new LiveCarbon({ url: config.carbonUrl, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
     if (options.registry) {
       const green = this;
@@ -113,20 +135,89 @@ export class GreenSignal {
     return (1 - (nodes > 0 ? share / nodes : 0)) * this.config.carbonIntensityGPerKwh;
   }
 
-  /** Observes the signal every step; a carbon file also gives the two days before, so forecasts (and their errors) start at once. */
+  /**
+   * Replays the signal stored by the last replica that led (the last GREEN_HISTORY_MS before now) into the
+   * forecaster, a few milliseconds at a time; from then on this replica stores what it observes while
+   * `persistence.saves()`. Call before `start`. Returns how many points were replayed; a history that cannot
+   * be read is logged and skipped (the forecaster starts cold, as it would without one).
+   */
+  async restore(persistence: GreenPersistence): Promise<number> {
+    this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false };
+    const stored = await persistence.store.load().catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'the green history could not be read; the forecaster starts cold');
+      return undefined;
+    });
+    if (!stored) return 0;
+    const now = this.clock.now();
+    const pace = pacer();
+    let replayed = 0;
+    for (const [atMs, value] of stored.points) {
+      // Only the past, in order (another replica's clock may be ahead of this one's).
+      if (atMs >= now || atMs < now - GREEN_HISTORY_MS || atMs <= this.lastObservedMs) continue;
+      this.observe(atMs, value);
+      replayed++;
+      await pace();
+    }
+    this.log.info({ replayed, since: replayed > 0 ? new Date(this.history.kept[0].atMs).toISOString() : undefined, savedBy: stored.savedBy }, 'green history restored');
+    return replayed;
+  }
+
+  /**
+   * Observes the signal every step. A carbon file also gives the two days before (after the restored history,
+   * if any), so forecasts and their errors start at once.
+   */
   start(nc?: NatsConnection): void {
     this.live.start(nc);
     const step = this.config.greenStepMs;
     const now = this.clock.now();
-    if (this.carbon) for (let t = now - 2 * DAY_MS; t < now; t += step) this.observe(t);
+    if (this.carbon) for (let t = now - 2 * DAY_MS; t < now; t += step) if (t > this.lastObservedMs) this.observe(t);
     this.observe(now);
-    this.timer = this.clock.setInterval(() => this.observe(this.clock.now()), step);
+    this.timer = this.clock.setInterval(() => {
+      this.observe(this.clock.now());
+      this.save();
+    }, step);
   }
 
-  private observe(atMs: number): void {
-    this.forecaster.observe(atMs, this.signalAt(atMs));
+  private observe(atMs: number, value = this.signalAt(atMs)): void {
+    this.forecaster.observe(atMs, value);
     this.observations++;
     this.lastObservedMs = atMs;
+    const kept = this.history.kept;
+    if (kept.length === 0 || atMs - kept[kept.length - 1].atMs >= GREEN_HISTORY_RESOLUTION_MS) this.history.push(atMs, value);
+  }
+
+  /** Stores the history now if this replica is the one that does (the service calls it as it takes up `general`). */
+  saveNow(): void {
+    this.save(true);
+  }
+
+  /** Stores the history when this replica is the one that does, at most every GREEN_HISTORY_SAVE_EVERY_MS unless `now`, one write at a time. */
+  private save(now = false): void {
+    const p = this.persistence;
+    const atMs = this.clock.now();
+    if (!p || p.saving || (!now && atMs - p.savedAtMs < GREEN_HISTORY_SAVE_EVERY_MS) || !p.saves()) return;
+    const from = atMs - GREEN_HISTORY_MS;
+    const points = this.history.kept.filter((pt) => pt.atMs >= from).map((pt): [number, number] => [pt.atMs, pt.value]);
+    p.saving = true;
+    p.store
+      .save({ v: 1, savedAtMs: atMs, savedBy: this.config.replicaId, points })
+      .then(() => {
+        p.savedAtMs = atMs;
+      })
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'storing the green history failed; tried again at the next step'))
+      .finally(() => {
+        p.saving = false;
+      });
+  }
+
+  /** What the forecaster has seen and how wrong it has been, per horizon (GET /v1/green). */
+  forecasterView(): GreenView['forecaster'] {
+    const kept = this.history.kept;
+    return {
+      name: this.config.greenForecaster,
+      ...(kept.length > 0 ? { observedSince: new Date(kept[0].atMs).toISOString() } : {}),
+      errors: SCORED_HORIZONS_MS.map((h) => ({ aheadHours: h / HOUR_MS, gPerKwh: this.forecaster.recentError(h, MIN_ERROR_SCORES) ?? null })),
+    };
   }
 
   /**

@@ -35,7 +35,7 @@ export interface OperationsDeps {
   readonly leadership: LeadershipView;
   readonly cycle: Pick<SchedulerCycle, 'placeNow' | 'request' | 'retry' | 'pipeline'>;
   readonly telemetry: Pick<TelemetrySink, 'jobEvent'>;
-  readonly green: Pick<GreenSignal, 'signalAt' | 'carbonAt' | 'planForecast' | 'source' | 'planner'>;
+  readonly green: Pick<GreenSignal, 'signalAt' | 'carbonAt' | 'planForecast' | 'forecasterView' | 'source' | 'planner'>;
   readonly registry: NodeRegistry;
   readonly gateway: Pick<AgentGateway, 'requeueJobsOn' | 'requestLog' | 'forgetNode'>;
   readonly quotas: Pick<QuotaWatch, 'put'>;

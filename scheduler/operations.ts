@@ -476,6 +476,7 @@ export class SchedulerOperations {
       at: iso(nowMs),
       signal: { ...this.s.green.source(nowMs), gPerKwh: this.s.green.signalAt(nowMs), gridGPerKwh: this.s.green.carbonAt(nowMs) },
       forecast: this.s.green.planForecast(nowMs, nowMs + horizonMs).map((p) => ({ at: iso(p.atMs), gPerKwh: p.value })),
+      forecaster: this.s.green.forecasterView(),
       deferral: { enabled: this.s.config.greenDeferral, stepMs: this.s.config.greenStepMs },
       pools: POOLS.map((pool) => ({ pool, nodes: power[pool].nodes, powerWatts: power[pool].watts, greenWatts: power[pool].greenWatts, deferralShare: this.s.green.planner.bookingShare(pool) })),
       deferred,

@@ -21,9 +21,10 @@ import { meterReport, type MeteringSettings } from './metering';
 import { schedulerMetricsSource } from './metrics-source';
 import { NodeRegistry } from './nodes';
 import { QuotaWatch } from './quota-watch';
-import { StateKeeper } from './state-keeper';
+import { KEEPER_POOL, StateKeeper } from './state-keeper';
 import { AuditArchiver } from './audit-archiver';
 import { SnapshotStore } from '../src/store/snapshot-store';
+import { GreenHistoryStore } from '../src/store/green-history';
 import type { AttemptRecord, Effect, JobRecord } from './state/job-table';
 import { TelemetrySink } from './telemetry-sink';
 import { TenantDirectory, loadTenantsFile } from './tenants';
@@ -101,6 +102,8 @@ export class Scheduler {
       tookUp: (pool, term) => {
         this.metrics.leaderChanges.inc({ pool });
         this.log.info({ pool, term }, 'leading the pool');
+        // The replica that leads `general` stores the green signal's history: at once, so what it replayed and observed is kept.
+        if (pool === KEEPER_POOL) this.green.saveNow();
       },
     });
     this.store = new JobStore(
@@ -141,6 +144,10 @@ export class Scheduler {
     await this.audit.init();
     this.auditArchiver = this.archive && AuditArchiver.start({ audit: this.audit, writer: this.archive.writer, log: this.log.child({ component: 'audit-archiver' }) });
     this.snapshots = await SnapshotStore.open(this.nc, config.streamReplicas);
+    // The signal observed before this start, into the forecaster (stored by the replica that leads `general`,
+    // as the state keeper is): deferral need not wait days for its errors to be measured again.
+    const greenHistory = new GreenHistoryStore(await openBucket(this.nc, 'green', config.streamReplicas), this.log);
+    await this.green.restore({ store: greenHistory, saves: () => this.leadership.leads(KEEPER_POOL) });
     if (this.federationFile) {
       // The federation link: a second connection, to the account the sites share across the gateways.
       this.fedNc = await connectNats(config.federationNatsUrl ?? config.natsUrl, 'qy-federation', this.log, { auth: { natsUser: config.federationNatsUser, natsPassword: config.federationNatsPassword } });

@@ -18,7 +18,7 @@ import { pacer } from '../src/time';
 import { isUnavailable } from '../src/store/nats';
 
 /** The pool whose leader takes snapshots and compacts the log (one replica does, whichever leads it). */
-const KEEPER_POOL: Pool = 'general';
+export const KEEPER_POOL: Pool = 'general';
 /** How often the keeper looks at what is due. */
 const TICK_MS = 1_000;
 /**

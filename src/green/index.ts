@@ -11,6 +11,7 @@ export {
   loadCarbonSeries,
   loadSeries,
   nextGridTime,
+  Observations,
   parseSeries,
   shareFromCarbon,
   valueAtOrBefore,

@@ -178,6 +178,11 @@ export class Observations {
     return this.points[lastIndexAtOrBefore(this.points, tMs)]?.value;
   }
 
+  /** The observations kept, oldest first (read-only: a copy is not made). */
+  get kept(): readonly Point[] {
+    return this.points;
+  }
+
   /** Whether `tMs` is at or after the first observation kept. */
   covers(tMs: number): boolean {
     return this.points.length > 0 && tMs >= this.points[0].atMs;

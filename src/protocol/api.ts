@@ -216,6 +216,15 @@ export const greenViewSchema = z.object({
     gridGPerKwh: z.number().describe('Carbon intensity of grid electricity now, as metering charges it'),
   }),
   forecast: z.array(z.object({ at: z.string(), gPerKwh: z.number() })).describe('The signal expected at each step ahead, each value in force until the next'),
+  forecaster: z
+    .object({
+      name: z.string(),
+      observedSince: z.string().optional().describe('The oldest observation it learns from (up to 8 days back; after a restart, from the history in qy-green)'),
+      errors: z
+        .array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() }))
+        .describe('Recent mean absolute error of its forecasts this far ahead; null until measured enough times to be trusted (nothing is deferred that far ahead on the grid signal until then)'),
+    })
+    .describe('The live forecaster deferral plans with (QY_GREEN_FORECASTER)'),
   deferral: z.object({ enabled: z.boolean(), stepMs: z.number().int() }),
   pools: z.array(
     z.object({

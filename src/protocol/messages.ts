@@ -264,3 +264,16 @@ export const carbonReadingSchema = z.object({
   source: z.string().max(200).optional(),
 });
 export type CarbonReading = z.infer<typeof carbonReadingSchema>;
+
+/**
+ * The green signal a scheduler observed (bucket qy-green, key `history`): `[atMs, gPerKwh]` in time order, the
+ * last 8 days at most, written by the leader of `general` as it observes. A scheduler that starts replays it
+ * into its forecaster, so after a restart forecasts, and the errors deferral is held to, do not start from nothing.
+ */
+export const greenHistorySchema = z.object({
+  v: z.literal(1),
+  savedAtMs: z.number().int().min(0),
+  savedBy: z.string(),
+  points: z.array(z.tuple([z.number().int().min(0), z.number().min(0).max(5_000)])).max(100_000),
+});
+export type GreenHistory = z.infer<typeof greenHistorySchema>;

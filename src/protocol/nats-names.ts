@@ -33,6 +33,7 @@ export const NATS_NAMES: readonly NatsName[] = [
   { name: `KV ${KV_BUCKETS.quotas}`, kind: 'JetStream KV', route: 'scheduler', what: 'tenant quotas set by operators at run time' },
   { name: `KV ${KV_BUCKETS.leases}`, kind: 'JetStream KV', route: 'scheduler', what: 'the leadership lease of each pool (key `scheduler-<pool>`: holder, address, term), renewed by compare-and-set' },
   { name: `objects ${OBJECT_STORES.snapshots}`, kind: 'JetStream object store', route: 'scheduler', what: "snapshots of the scheduler's state: a rebuild loads the newest and replays only the log after it" },
+  { name: `KV ${KV_BUCKETS.green}`, kind: 'JetStream KV', route: 'scheduler (the leader of `general`)', what: 'the green signal observed over the last 8 days (key `history`): a scheduler that starts loads it, so its forecaster and the errors deferral is held to start warm' },
   { name: `KV ${KV_BUCKETS.datasets}`, kind: 'JetStream KV', route: 'scheduler', what: 'dataset records with their lineage (a lone site)' },
   { name: fedSubjects.summary('<site>'), kind: 'core NATS, account `QY_FED`', route: 'scheduler → other sites', what: "a site's capacity and queue, every `QY_FEDERATION_SUMMARY_INTERVAL_MS`" },
   { name: fedSubjects.submit('<site>'), kind: 'core request/reply, `QY_FED`', route: 'home → executor', what: 'run a job routed here (answered by the leader of its pool)' },

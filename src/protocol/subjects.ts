@@ -19,6 +19,8 @@ export const KV_BUCKETS = {
   quotas: 'qy-quotas',
   leases: 'qy-leases',
   datasets: 'qy-datasets',
+  /** The green signal observed over the last days (key `history`): a restarted scheduler's forecaster starts warm. */
+  green: 'qy-green',
 } as const;
 
 /** Federation buckets: one of each per site, held in that site's cluster. */

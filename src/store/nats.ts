@@ -156,9 +156,9 @@ export async function deleteAgentConsumer(jsm: JetStreamManager, agentId: string
 }
 
 /** How many values each bucket keeps per key: only quotas keep a short history, for operators to look back. */
-const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1, datasets: 1 };
+const BUCKET_HISTORY: Record<keyof typeof KV_BUCKETS, number> = { nodes: 1, quotas: 5, leases: 1, datasets: 1, green: 1 };
 
-/** Opens (creating it if needed) one of the scheduler's KV buckets: registered nodes, run-time quotas, leadership leases. */
+/** Opens (creating it if needed) one of the scheduler's KV buckets: registered nodes, run-time quotas, leadership leases, the green signal's history. */
 export async function openBucket(nc: NatsConnection, bucket: keyof typeof KV_BUCKETS, replicas: number): Promise<KV> {
   return new Kvm(apiJetstream(nc)).create(KV_BUCKETS[bucket], { history: BUCKET_HISTORY[bucket], replicas });
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { startNatsServer } from '../../harness/nats-server';
-import { connectNats } from '../../src/store/nats';
-import { subjects, type GreenSignalSource } from '../../src/protocol';
+import { connectNats, openBucket } from '../../src/store/nats';
+import { greenHistorySchema, subjects, type GreenHistory, type GreenSignalSource, type GreenView } from '../../src/protocol';
 import { waitUntil } from '../helpers/api';
 import { startScheduler } from '../helpers/stack';
 
@@ -43,5 +43,45 @@ describe('a live carbon feed in the service', () => {
     expect(Number(/^qy_green_signal_age_seconds (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(60);
     // Each pool's booking share now: as configured (0.2, the GPU pool 0) before an hour of arrivals.
     expect([...metrics.matchAll(/^qy_green_deferral_share\{pool="(\w+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])])).toEqual([['general', 0.2], ['intelligent', 0], ['super', 0.2]]);
+  });
+
+  test('the signal observed survives a restart in qy-green: the leader stores it, a scheduler that starts replays it and trusts its errors at once', async () => {
+    const nats = await startNatsServer();
+    cleanups.push(() => nats.dispose());
+    const nc = await connectNats(nats.url, 'test-history');
+    cleanups.push(() => nc.close());
+    const kv = await openBucket(nc, 'green', 1);
+    const stored = async () => {
+      const entry = await kv.get('history');
+      return entry && entry.length > 0 ? greenHistorySchema.parse(entry.json()) : undefined;
+    };
+    const green = async (s: { operator: { request<T>(m: string, p: string): Promise<{ body: T }> } }) => (await s.operator.request<GreenView>('GET', '/v1/green')).body.forecaster;
+    const at12h = (f: GreenView['forecaster']) => f.errors.find((e) => e.aheadHours === 12)!.gPerKwh;
+    // A step longer than the test: what is stored is what a replica stores as it takes up `general`.
+    const options = { carbonSubject: subjects.carbon, greenStepMs: 600_000 };
+
+    // A first scheduler, with nothing stored: cold, and once it leads it stores what it has observed.
+    const first = await startScheduler(nats.url, { ...options, replicaId: 'first' });
+    cleanups.push(() => first.close());
+    expect(at12h(await green(first))).toBeNull();
+    const firstSaved = await waitUntil(async () => ((await stored())?.savedBy === 'first' ? stored() : undefined), 20_000);
+    expect(firstSaved!.points.length).toBeGreaterThan(0);
+    await first.close();
+    cleanups.pop();
+
+    // Eight days of a daily cycle stored (as a replica that ran that long would have): the next scheduler replays them.
+    const now = Date.now();
+    const points: [number, number][] = [];
+    for (let t = now - 8 * 86_400_000 + 60_000; t < now - 60_000; t += 900_000) points.push([t, Math.round(250 + 150 * Math.sin((2 * Math.PI * t) / 86_400_000))]);
+    const history: GreenHistory = { v: 1, savedAtMs: now, savedBy: 'earlier', points };
+    await kv.put('history', JSON.stringify(history));
+    const second = await startScheduler(nats.url, { ...options, replicaId: 'second' });
+    cleanups.push(() => second.close());
+    const warm = await green(second);
+    expect(warm.observedSince).toBe(new Date(points[0][0]).toISOString());
+    expect(at12h(warm)).not.toBeNull();
+    // It goes on storing, the replayed days included.
+    const secondSaved = await waitUntil(async () => ((await stored())?.savedBy === 'second' ? stored() : undefined), 20_000);
+    expect(secondSaved!.points.slice(0, points.length)).toEqual(points);
   });
 });

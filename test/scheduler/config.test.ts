@@ -27,6 +27,8 @@ test('lease timings that would let a deposed leader overlap its successor are re
   // The renew deadline plus a retry period must end before the lease does.
   expect(() => loadSchedulerConfig({ QY_LEASE_DURATION_MS: '10000', QY_LEASE_RENEW_DEADLINE_MS: '9000', QY_LEASE_RETRY_MS: '2000' })).toThrow(/QY_LEASE_DURATION_MS: lease timings/);
   expect(() => loadSchedulerConfig({ QY_LEASE_RETRY_MS: '20000' })).toThrow(/retry period < renew deadline/);
+  // A step of milliseconds would give two-day forecasts millions of points.
+  expect(() => loadSchedulerConfig({ QY_GREEN_STEP_MS: '200' })).toThrow(/QY_GREEN_STEP_MS: must be at least 60000/);
 });
 
 test('the agent configuration names bad variables too', () => {

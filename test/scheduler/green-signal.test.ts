@@ -1,11 +1,14 @@
-import { afterEach, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ClusterState } from '../../src/core';
 import { loadSchedulerConfig } from '../../scheduler/config';
 import { GreenSignal } from '../../scheduler/green';
 import { job, nodeSpec } from '../core/fixtures';
 import { ManualClock } from '../helpers/manual-clock';
+import { seededRng } from '../../src/sim/rng';
+import { greenHistorySchema, type GreenHistory } from '../../src/protocol';
 
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const STEP = 15 * 60_000;
 // Inside the pinned excerpt (2020-10-30 to 11-01); the service warms its forecaster on the two days before.
 const START = Date.parse('2020-10-31T12:00:00Z');
@@ -52,4 +55,106 @@ test('before the first observation there is no forecast to plan against', () => 
   const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP });
   const idle = new GreenSignal(config, new ClusterState(), new ManualClock(START));
   expect(idle.planForecast(START, START + HOUR)).toEqual([]);
+});
+
+/** A history store in memory, as the qy-green bucket holds it. */
+class MemoryHistory {
+  stored: GreenHistory | undefined;
+  saves: GreenHistory[] = [];
+  failLoad = false;
+  async load() {
+    if (this.failLoad) throw new Error('timeout');
+    return this.stored;
+  }
+  async save(h: GreenHistory) {
+    this.saves.push(h);
+    this.stored = h;
+  }
+}
+
+/** A daily cycle with a little noise, `days` of it before `endMs`, one point per `stepMs`. */
+function dailyCycle(endMs: number, days: number, stepMs: number): [number, number][] {
+  const rng = seededRng(7);
+  const points: [number, number][] = [];
+  for (let t = endMs - days * DAY; t < endMs; t += stepMs) points.push([t, 200 + 120 * Math.sin((2 * Math.PI * t) / DAY) + 10 * rng()]);
+  return points;
+}
+
+function liveOnly(clock: ManualClock) {
+  // No carbon file: the signal is the constant times the nodes' non-green share, as a live feed's fallback is.
+  const config = loadSchedulerConfig({}, { greenStepMs: STEP, replicaId: 'replica-b' });
+  const cluster = new ClusterState();
+  cluster.upsertNode(nodeSpec('n0'));
+  return new GreenSignal(config, cluster, clock);
+}
+
+describe('the green history (qy-green)', () => {
+  test('a scheduler that starts replays the stored history: its errors are measured at once, where one without history defers nothing', async () => {
+    const cold = liveOnly(new ManualClock(START));
+    cold.start();
+    const errorAt = (s: GreenSignal, hours: number) => s.forecasterView().errors.find((e) => e.aheadHours === hours)!.gPerKwh;
+    expect(errorAt(cold, 12)).toBeNull();
+    cold.stop();
+
+    const store = new MemoryHistory();
+    const points = dailyCycle(START, 8, STEP);
+    // Another replica's clock ahead of this one's, and points older than 8 days: not replayed.
+    store.stored = { v: 1, savedAtMs: START, savedBy: 'replica-a', points: [[START - 9 * DAY, 999], ...points, [START + STEP, 999]] };
+    const clock = new ManualClock(START);
+    signal = liveOnly(clock);
+    expect(await signal.restore({ store, saves: () => false })).toBe(points.length);
+    signal.start();
+    const view = signal.forecasterView();
+    expect(view.observedSince).toBe(new Date(points[0][0]).toISOString());
+    for (const hours of [1, 6, 12, 24]) expect(errorAt(signal, hours), `${hours} h`).toBeGreaterThan(0);
+    // It learned the cycle: 12 h ahead its error is a fraction of the cycle's amplitude (120), not the swing of persistence.
+    expect(errorAt(signal, 12)).toBeLessThan(40);
+  });
+
+  test('the replica that leads stores what it observed, at most every five minutes and one point per five minutes, the last 8 days', async () => {
+    const store = new MemoryHistory();
+    store.stored = { v: 1, savedAtMs: START, savedBy: 'replica-a', points: dailyCycle(START, 9, 60_000).filter(([t]) => t >= START - 8 * DAY + HOUR) };
+    const clock = new ManualClock(START);
+    let leads = false;
+    signal = liveOnly(clock);
+    await signal.restore({ store, saves: () => leads });
+    signal.start();
+    clock.advanceTo(START + STEP);
+    expect(store.saves).toHaveLength(0);
+    leads = true;
+    clock.advanceTo(START + 2 * STEP);
+    await vi.waitFor(() => expect(store.saves).toHaveLength(1));
+    const saved = store.saves[0];
+    expect(saved).toMatchObject({ v: 1, savedAtMs: START + 2 * STEP, savedBy: 'replica-b' });
+    expect(greenHistorySchema.safeParse(saved).success).toBe(true);
+    const times = saved.points.map(([t]) => t);
+    expect(times[0]).toBeGreaterThanOrEqual(START + 2 * STEP - 8 * DAY);
+    for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(5 * 60_000);
+    // The stored minute points, one per five minutes, then its own observations.
+    expect(times.slice(-3)).toEqual([START, START + STEP, START + 2 * STEP]);
+    expect(times.length).toBeGreaterThan(8 * 24 * 12 - 24);
+  });
+
+  test('a history that cannot be read leaves the forecaster cold, and the scheduler starts', async () => {
+    const store = new MemoryHistory();
+    store.failLoad = true;
+    signal = liveOnly(new ManualClock(START));
+    expect(await signal.restore({ store, saves: () => true })).toBe(0);
+    signal.start();
+    expect(signal.forecasterView().errors.every((e) => e.gPerKwh === null)).toBe(true);
+  });
+
+  test('with a carbon file, the two days before start are read from it only after the restored history', async () => {
+    const store = new MemoryHistory();
+    store.stored = { v: 1, savedAtMs: START, savedBy: 'replica-a', points: [[START - 3 * DAY, 100], [START - 6 * HOUR, 100]] };
+    const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP });
+    signal = new GreenSignal(config, new ClusterState(), new ManualClock(START));
+    await signal.restore({ store, saves: () => false });
+    const observe = vi.spyOn(signal.forecaster, 'observe');
+    signal.start();
+    const times = observe.mock.calls.map(([t]) => t);
+    expect(times[0]).toBeGreaterThan(START - 6 * HOUR);
+    expect(times.at(-1)).toBe(START);
+    expect(signal.forecasterView().observedSince).toBe(new Date(START - 3 * DAY).toISOString());
+  });
 });

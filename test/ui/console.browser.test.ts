@@ -303,7 +303,7 @@ describe('the web console in Chromium', () => {
       ['tenants', 'tenants', 'City A Data Bureau'],
       ['usage', 'usage', 'Bill of'],
       ['disclosure', 'disclosure', 'Use by tenant and pool'],
-      ['green', 'green', 'Power by pool'],
+      ['green', 'green', 'How wrong the forecast has been'],
       ['audit', 'audit', 'The chain is intact'],
     ];
     for (const [name, path, text] of pages) {

@@ -21,6 +21,18 @@ function Forecast({ green }) {
   return html`<${Chart} title=${t('green.forecast')} x=${x} lines=${lines} format=${gPerKwh} source="api" yRange=${fromZero} />`;
 }
 
+/** The forecaster's recent error per horizon: where it is not measured yet, deferral does not trust the forecast that far. */
+function Errors({ forecaster }) {
+  return html`<section aria-labelledby="green-errors">
+    <h2 id="green-errors">${t('green.errors')}</h2>
+    <p class="muted">${t('green.errorsIntro')}</p>
+    <div class="table-wrap"><table>
+      <thead><tr><th scope="row">${t('green.ahead')}</th>${forecaster.errors.map((e) => html`<th scope="col">${duration(e.aheadHours * 3_600_000)}</th>`)}</tr></thead>
+      <tbody><tr><th scope="row">${t('green.error')}</th>${forecaster.errors.map((e) => html`<td>${e.gPerKwh === null ? html`<span class="muted">${t('green.notMeasured')}</span>` : gPerKwh(e.gPerKwh)}</td>`)}</tr></tbody>
+    </table></div>
+  </section>`;
+}
+
 function History({ me }) {
   const prom = usePrometheus(me);
   const [minutes, setMinutes] = useState('720');
@@ -54,9 +66,11 @@ export function Green({ me }) {
             <${Stat} label=${t('overview.greenShare')} value=${power > 0 ? pct(greenPower / power) : '–'} tone="green" />
             <${Stat} label=${t('green.deferral')} value=${g.deferral.enabled ? t('green.on') : t('green.off')} hint=${t('green.step', { d: duration(g.deferral.stepMs) })} />
             <${Stat} label=${t('green.deferredCount')} value=${num(g.deferred.length)} />
+            <${Stat} label=${t('green.forecaster')} value=${g.forecaster.name} hint=${g.forecaster.observedSince ? t('green.learningSince', { d: dateTime(g.forecaster.observedSince) }) : undefined} />
           </div>
           <${Updated} at=${green.at} everySeconds=${REFRESH_MS / 1000} />
           <${Forecast} green=${g} />
+          <${Errors} forecaster=${g.forecaster} />
           <section aria-labelledby="green-pools">
             <h2 id="green-pools">${t('green.pools')}</h2>
             <div class="table-wrap"><table>
