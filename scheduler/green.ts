@@ -79,6 +79,16 @@ export class GreenSignal {
         },
       });
       new Gauge({
+        name: 'qy_green_forecast_error_g_per_kwh',
+        help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent where not yet measured enough to be trusted (nothing is deferred that far ahead on the grid signal until then).",
+        labelNames: ['ahead_hours'],
+        registers: [options.registry],
+        collect() {
+          this.reset();
+          for (const { aheadHours, gPerKwh } of green.forecasterView().errors) if (gPerKwh !== null) this.set({ ahead_hours: String(aheadHours) }, gPerKwh);
+        },
+      });
+      new Gauge({
         name: 'qy_green_deferral_share',
         help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait (up to the room its load leaves free).",
         labelNames: ['pool'],

@@ -1,12 +1,16 @@
 import type { Registry } from 'prom-client';
 import { StateMetrics } from '../../scheduler/state-keeper';
+import { GreenSignal } from '../../scheduler/green';
+import { loadSchedulerConfig } from '../../scheduler/config';
+import { ClusterState } from '../../src/core';
+import { systemClock } from '../../src/time';
 import { ArchiveMetrics } from '../../src/archive/metrics';
 import { SchedulerMetrics } from '../../src/telemetry/metrics';
 import { cell, table } from './markdown';
 
 /**
  * The scheduler's own metrics (`qy_*`) as its /metrics serves them, from the prom-client registries where
- * they are defined: the service's, the state keeper's and the archive's (the latter only with
+ * they are defined: the service's, the state keeper's, the green signal's and the archive's (the latter only with
  * QY_DATABASE_URL). Nothing is scraped: gauges compute at scrape time, so sources are never called here.
  */
 export function metricsTable(): string {
@@ -17,6 +21,8 @@ export function metricsTable(): string {
   const registry: Registry = metrics.registry;
   new StateMetrics(registry, never);
   new ArchiveMetrics(registry, never);
+  // Built, never started: its gauges are registered by the constructor.
+  new GreenSignal(loadSchedulerConfig({}), new ClusterState(), systemClock, undefined, { registry });
   const rows = registry
     .getMetricsAsArray()
     .map((m) => m as unknown as { name: string; help: string; labelNames: string[]; constructor: { name: string } })

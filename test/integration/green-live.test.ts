@@ -64,6 +64,7 @@ describe('a live carbon feed in the service', () => {
     const first = await startScheduler(nats.url, { ...options, replicaId: 'first' });
     cleanups.push(() => first.close());
     expect(at12h(await green(first))).toBeNull();
+    expect(await (await fetch(`${first.url}/metrics`)).text()).not.toMatch(/^qy_green_forecast_error_g_per_kwh\{/m);
     const firstSaved = await waitUntil(async () => ((await stored())?.savedBy === 'first' ? stored() : undefined), 20_000);
     expect(firstSaved!.points.length).toBeGreaterThan(0);
     await first.close();
@@ -80,6 +81,8 @@ describe('a live carbon feed in the service', () => {
     const warm = await green(second);
     expect(warm.observedSince).toBe(new Date(points[0][0]).toISOString());
     expect(at12h(warm)).not.toBeNull();
+    const metrics = await (await fetch(`${second.url}/metrics`)).text();
+    expect(Number(/^qy_green_forecast_error_g_per_kwh\{ahead_hours="12"\} (\S+)$/m.exec(metrics)?.[1])).toBe(at12h(warm));
     // It goes on storing, the replayed days included.
     const secondSaved = await waitUntil(async () => ((await stored())?.savedBy === 'second' ? stored() : undefined), 20_000);
     expect(secondSaved!.points.slice(0, points.length)).toEqual(points);
