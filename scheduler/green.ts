@@ -147,9 +147,10 @@ export class GreenSignal {
 
   /**
    * Replays the signal stored by the last replica that led (the last GREEN_HISTORY_MS before now) into the
-   * forecaster, a few milliseconds at a time; from then on this replica stores what it observes while
-   * `persistence.saves()`. Call before `start`. Returns how many points were replayed; a history that cannot
-   * be read is logged and skipped (the forecaster starts cold, as it would without one).
+   * forecaster, then a carbon file's values for the rest of that span, a few milliseconds at a time; from
+   * then on this replica stores what it observes while `persistence.saves()`. Call before `start`. Returns
+   * how many stored points were replayed; a history that cannot be read is logged and skipped (the
+   * forecaster starts cold, as it would without one, or on the file alone).
    */
   async restore(persistence: GreenPersistence): Promise<number> {
     this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false };
@@ -157,24 +158,35 @@ export class GreenSignal {
       this.log.warn({ err: err.message }, 'the green history could not be read; the forecaster starts cold');
       return undefined;
     });
-    if (!stored) return 0;
     const now = this.clock.now();
     const pace = pacer();
     let replayed = 0;
-    for (const [atMs, value] of stored.points) {
+    for (const [atMs, value] of stored?.points ?? []) {
       // Only the past, in order (another replica's clock may be ahead of this one's).
       if (atMs >= now || atMs < now - GREEN_HISTORY_MS || atMs <= this.lastObservedMs) continue;
       this.observe(atMs, value);
       replayed++;
       await pace();
     }
-    this.log.info({ replayed, since: replayed > 0 ? new Date(this.history.kept[0].atMs).toISOString() : undefined, savedBy: stored.savedBy }, 'green history restored');
+    // A carbon file fills what the history lacks: a week for the daily profile and same time last week.
+    const step = this.config.greenStepMs;
+    let fromFile = 0;
+    if (this.carbon) {
+      for (let t = now - GREEN_HISTORY_MS; t < now; t += step) {
+        if (t <= this.lastObservedMs) continue;
+        this.observe(t);
+        fromFile++;
+        await pace();
+      }
+    }
+    const kept = this.history.kept;
+    this.log.info({ replayed, fromFile, since: kept.length > 0 ? new Date(kept[0].atMs).toISOString() : undefined, savedBy: stored?.savedBy }, 'green history restored');
     return replayed;
   }
 
   /**
-   * Observes the signal every step. A carbon file also gives the two days before (after the restored history,
-   * if any), so forecasts and their errors start at once.
+   * Observes the signal every step. Without `restore` (tests, tools), a carbon file gives the two days before,
+   * so forecasts and their errors start at once.
    */
   start(nc?: NatsConnection): void {
     this.live.start(nc);

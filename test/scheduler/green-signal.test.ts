@@ -144,17 +144,26 @@ describe('the green history (qy-green)', () => {
     expect(signal.forecasterView().errors.every((e) => e.gPerKwh === null)).toBe(true);
   });
 
-  test('with a carbon file, the two days before start are read from it only after the restored history', async () => {
-    const store = new MemoryHistory();
-    store.stored = { v: 1, savedAtMs: START, savedBy: 'replica-a', points: [[START - 3 * DAY, 100], [START - 6 * HOUR, 100]] };
+  test('with a carbon file, the week before start is read from it where the restored history does not reach', async () => {
     const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP });
-    signal = new GreenSignal(config, new ClusterState(), new ManualClock(START));
-    await signal.restore({ store, saves: () => false });
-    const observe = vi.spyOn(signal.forecaster, 'observe');
-    signal.start();
-    const times = observe.mock.calls.map(([t]) => t);
-    expect(times[0]).toBeGreaterThan(START - 6 * HOUR);
-    expect(times.at(-1)).toBe(START);
-    expect(signal.forecasterView().observedSince).toBe(new Date(START - 3 * DAY).toISOString());
+    const observed = async (stored: GreenHistory | undefined) => {
+      const store = new MemoryHistory();
+      store.stored = stored;
+      const s = new GreenSignal(config, new ClusterState(), new ManualClock(START));
+      const observe = vi.spyOn(s.forecaster, 'observe');
+      await s.restore({ store, saves: () => false });
+      s.start();
+      s.stop();
+      return { times: observe.mock.calls.map(([t]) => t), since: s.forecasterView().observedSince };
+    };
+    const history: GreenHistory = { v: 1, savedAtMs: START, savedBy: 'replica-a', points: [[START - 3 * DAY, 100], [START - 6 * HOUR, 100]] };
+    const withHistory = await observed(history);
+    expect(withHistory.times.slice(0, 2)).toEqual([START - 3 * DAY, START - 6 * HOUR]);
+    expect(withHistory.times[2]).toBeGreaterThan(START - 6 * HOUR);
+    expect(withHistory.times.at(-1)).toBe(START);
+    expect(withHistory.since).toBe(new Date(START - 3 * DAY).toISOString());
+    const fileOnly = await observed(undefined);
+    expect(fileOnly.times[0]).toBe(START - 8 * DAY);
+    expect(fileOnly.times).toHaveLength(8 * 96 + 1);
   });
 });
