@@ -53,8 +53,8 @@ export class GreenSignal {
   private readonly log: Logger;
   private timer: Timer | undefined;
   /** What was observed, at most one point per GREEN_HISTORY_RESOLUTION_MS: what is stored. */
-  private readonly history = new Observations('the green history', GREEN_HISTORY_MS);
-  private persistence: (GreenPersistence & { savedAtMs: number; saving: boolean }) | undefined;
+  private history = new Observations('the green history', GREEN_HISTORY_MS);
+  private persistence: (GreenPersistence & { savedAtMs: number; saving: boolean; unread: boolean }) | undefined;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -132,6 +132,15 @@ export class GreenSignal {
 
   /** The signal deferral plans against, in gCO2/kWh (see the class). */
   signalAt(atMs: number): number {
+    return this.knownSignalAt(atMs) ?? this.config.carbonIntensityGPerKwh;
+  }
+
+  /**
+   * The signal, or undefined while nothing says what it is: no fresh feed, no file, and no node ready to
+   * report its green share (a scheduler that has just started). Only a known signal is observed: a start
+   * with no node yet would teach the forecaster, and store in the history, a spike to the whole grid intensity.
+   */
+  private knownSignalAt(atMs: number): number | undefined {
     const live = this.live.fresh(atMs);
     if (live) return live.gPerKwh;
     if (this.carbon) return this.carbon.valueAt(atMs);
@@ -142,7 +151,7 @@ export class GreenSignal {
       share += node.greenShare;
       nodes++;
     }
-    return (1 - (nodes > 0 ? share / nodes : 0)) * this.config.carbonIntensityGPerKwh;
+    return nodes > 0 ? (1 - share / nodes) * this.config.carbonIntensityGPerKwh : undefined;
   }
 
   /**
@@ -153,9 +162,10 @@ export class GreenSignal {
    * forecaster starts cold, as it would without one, or on the file alone).
    */
   async restore(persistence: GreenPersistence): Promise<number> {
-    this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false };
+    const p = (this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false, unread: false as boolean });
     const stored = await persistence.store.load().catch((err: Error) => {
-      this.log.warn({ err: err.message }, 'the green history could not be read; the forecaster starts cold');
+      this.log.warn({ err: err.message }, 'the green history could not be read; the forecaster starts cold, and the history is read again before this replica stores its own');
+      p.unread = true;
       return undefined;
     });
     const now = this.clock.now();
@@ -200,7 +210,8 @@ export class GreenSignal {
     }, step);
   }
 
-  private observe(atMs: number, value = this.signalAt(atMs)): void {
+  private observe(atMs: number, value = this.knownSignalAt(atMs)): void {
+    if (value === undefined) return;
     this.forecaster.observe(atMs, value);
     this.observations++;
     this.lastObservedMs = atMs;
@@ -213,24 +224,43 @@ export class GreenSignal {
     this.save(true);
   }
 
-  /** Stores the history when this replica is the one that does, at most every GREEN_HISTORY_SAVE_EVERY_MS unless `now`, one write at a time. */
+  /**
+   * Stores the history when this replica is the one that does, at most every GREEN_HISTORY_SAVE_EVERY_MS
+   * unless `now`, one write at a time, and never an empty one. If the stored history could not be read at
+   * start, it is read first and its points from before this replica's kept: a read that failed once does
+   * not cost the days another replica observed.
+   */
   private save(now = false): void {
     const p = this.persistence;
     const atMs = this.clock.now();
-    if (!p || p.saving || (!now && atMs - p.savedAtMs < GREEN_HISTORY_SAVE_EVERY_MS) || !p.saves()) return;
-    const from = atMs - GREEN_HISTORY_MS;
-    const points = this.history.kept.filter((pt) => pt.atMs >= from).map((pt): [number, number] => [pt.atMs, pt.value]);
+    if (!p || p.saving || this.history.kept.length === 0 || (!now && atMs - p.savedAtMs < GREEN_HISTORY_SAVE_EVERY_MS) || !p.saves()) return;
     p.saving = true;
-    p.store
-      .save({ v: 1, savedAtMs: atMs, savedBy: this.config.replicaId, points })
-      .then(() => {
-        p.savedAtMs = atMs;
-      })
+    const from = atMs - GREEN_HISTORY_MS;
+    const write = async () => {
+      let older: [number, number][] = [];
+      if (p.unread) {
+        const stored = await p.store.load();
+        const first = this.history.kept[0].atMs;
+        older = (stored?.points ?? []).filter(([t]) => t >= from && t < first);
+        p.unread = false;
+        if (older.length > 0) {
+          const merged = new Observations('the green history', GREEN_HISTORY_MS);
+          for (const [t, v] of older) merged.push(t, v);
+          for (const pt of this.history.kept) merged.push(pt.atMs, pt.value);
+          this.history = merged;
+        }
+      }
+      const points = this.history.kept.filter((pt) => pt.atMs >= from).map((pt): [number, number] => [pt.atMs, pt.value]);
+      await p.store.save({ v: 1, savedAtMs: atMs, savedBy: this.config.replicaId, points });
+      p.savedAtMs = atMs;
+    };
+    write()
       .catch((err: Error) => this.log.warn({ err: err.message }, 'storing the green history failed; tried again at the next step'))
       .finally(() => {
         p.saving = false;
       });
   }
+
 
   /** What the forecaster has seen and how wrong it has been, per horizon (GET /v1/green). */
   forecasterView(): GreenView['forecaster'] {

@@ -135,13 +135,39 @@ describe('the green history (qy-green)', () => {
     expect(times.length).toBeGreaterThan(8 * 24 * 12 - 24);
   });
 
-  test('a history that cannot be read leaves the forecaster cold, and the scheduler starts', async () => {
+  test('a history that cannot be read leaves the forecaster cold, and is read again before this replica stores its own over it', async () => {
     const store = new MemoryHistory();
+    const older = dailyCycle(START - DAY, 2, STEP);
+    store.stored = { v: 1, savedAtMs: START - DAY, savedBy: 'replica-a', points: older };
     store.failLoad = true;
-    signal = liveOnly(new ManualClock(START));
+    const clock = new ManualClock(START);
+    signal = liveOnly(clock);
     expect(await signal.restore({ store, saves: () => true })).toBe(0);
     signal.start();
     expect(signal.forecasterView().errors.every((e) => e.gPerKwh === null)).toBe(true);
+    // Still unreadable: nothing is written over it.
+    clock.advanceTo(START + STEP);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.saves).toHaveLength(0);
+    // Readable again: the days it held are kept, before what this replica observed.
+    store.failLoad = false;
+    clock.advanceTo(START + 2 * STEP);
+    await vi.waitFor(() => expect(store.saves).toHaveLength(1));
+    const own = signal.signalAt(START);
+    expect(store.saves[0].points).toEqual([...older, [START, own], [START + STEP, own], [START + 2 * STEP, own]]);
+  });
+
+  test('a replica that has observed nothing stores nothing (it would wipe what is stored)', async () => {
+    const store = new MemoryHistory();
+    const config = loadSchedulerConfig({}, { greenStepMs: STEP });
+    const clock = new ManualClock(START);
+    signal = new GreenSignal(config, new ClusterState(), clock);
+    await signal.restore({ store, saves: () => true });
+    signal.start();
+    signal.saveNow();
+    clock.advanceTo(START + STEP);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.saves).toHaveLength(0);
   });
 
   test('with a carbon file, the week before start is read from it where the restored history does not reach', async () => {
@@ -166,4 +192,21 @@ describe('the green history (qy-green)', () => {
     expect(fileOnly.times[0]).toBe(START - 8 * DAY);
     expect(fileOnly.times).toHaveLength(8 * 96 + 1);
   });
+});
+
+test('from the nodes’ green share, nothing is observed while no node is ready: a start would otherwise teach the forecaster a spike to the whole grid intensity', () => {
+  const config = loadSchedulerConfig({}, { greenStepMs: STEP, carbonIntensityGPerKwh: 500 });
+  const cluster = new ClusterState();
+  const clock = new ManualClock(START);
+  signal = new GreenSignal(config, cluster, clock);
+  const observe = vi.spyOn(signal.forecaster, 'observe');
+  signal.start();
+  expect(observe).not.toHaveBeenCalled();
+  expect(signal.forecasterView().observedSince).toBeUndefined();
+  // What the API shows meanwhile: the grid's intensity, as metering charges it.
+  expect(signal.signalAt(START)).toBe(500);
+  cluster.upsertNode(nodeSpec('n0'));
+  cluster.setNodeTelemetry('n0', 300, 0.6);
+  clock.advanceTo(START + STEP);
+  expect(observe.mock.calls).toEqual([[START + STEP, 200]]);
 });
