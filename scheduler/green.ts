@@ -14,6 +14,8 @@ import type { SchedulerConfig } from './config';
 export const GREEN_HISTORY_MS = 8 * DAY_MS;
 /** At most one stored point per this long, whatever QY_GREEN_STEP_MS is (a short step would store more than the forecaster needs). */
 export const GREEN_HISTORY_RESOLUTION_MS = 5 * 60_000;
+/** How soon a start that could not observe the signal (no node ready yet) tries again. */
+export const FIRST_OBSERVATION_RETRY_MS = 5_000;
 /** The leader stores the history at most this often: a restart loses at most this much of it. */
 export const GREEN_HISTORY_SAVE_EVERY_MS = 5 * 60_000;
 
@@ -52,6 +54,8 @@ export class GreenSignal {
   readonly planner: DeferralPlanner;
   private readonly log: Logger;
   private timer: Timer | undefined;
+  /** Tries the first observation again while the signal is not known (see `start`). */
+  private firstTry: Timer | undefined;
   /** What was observed, at most one point per GREEN_HISTORY_RESOLUTION_MS: what is stored. */
   private history = new Observations('the green history', GREEN_HISTORY_MS);
   private persistence: (GreenPersistence & { savedAtMs: number; saving: boolean; unread: boolean }) | undefined;
@@ -203,20 +207,29 @@ export class GreenSignal {
     const step = this.config.greenStepMs;
     const now = this.clock.now();
     if (this.carbon) for (let t = now - 2 * DAY_MS; t < now; t += step) if (t > this.lastObservedMs) this.observe(t);
-    this.observe(now);
+    // Until the signal is known (no feed, no file, no node ready yet), tried again every few seconds rather
+    // than a step later: plans and the console would otherwise have no forecast, or a stale one, for a step.
+    if (!this.observe(now)) {
+      this.firstTry = this.clock.setInterval(() => {
+        if (this.observe(this.clock.now())) this.firstTry?.cancel();
+      }, Math.min(step, FIRST_OBSERVATION_RETRY_MS));
+    }
     this.timer = this.clock.setInterval(() => {
+      this.firstTry?.cancel();
       this.observe(this.clock.now());
       this.save();
     }, step);
   }
 
-  private observe(atMs: number, value = this.knownSignalAt(atMs)): void {
-    if (value === undefined) return;
+  /** Feeds the forecaster (and the history) a known signal; false when it is not known. */
+  private observe(atMs: number, value = this.knownSignalAt(atMs)): boolean {
+    if (value === undefined) return false;
     this.forecaster.observe(atMs, value);
     this.observations++;
     this.lastObservedMs = atMs;
     const kept = this.history.kept;
     if (kept.length === 0 || atMs - kept[kept.length - 1].atMs >= GREEN_HISTORY_RESOLUTION_MS) this.history.push(atMs, value);
+    return true;
   }
 
   /** Stores the history now if this replica is the one that does (the service calls it as it takes up `general`). */
@@ -295,6 +308,7 @@ export class GreenSignal {
   }
 
   stop(): void {
+    this.firstTry?.cancel();
     this.timer?.cancel();
     this.live.stop();
   }

@@ -205,8 +205,13 @@ test('from the nodes’ green share, nothing is observed while no node is ready:
   expect(signal.forecasterView().observedSince).toBeUndefined();
   // What the API shows meanwhile: the grid's intensity, as metering charges it.
   expect(signal.signalAt(START)).toBe(500);
+  clock.advanceTo(START + 5_000);
+  expect(observe).not.toHaveBeenCalled();
   cluster.upsertNode(nodeSpec('n0'));
   cluster.setNodeTelemetry('n0', 300, 0.6);
+  // Tried again every few seconds until known, then only every step.
+  clock.advanceTo(START + 10_000);
+  clock.advanceTo(START + 15_000);
   clock.advanceTo(START + STEP);
-  expect(observe.mock.calls).toEqual([[START + STEP, 200]]);
+  expect(observe.mock.calls).toEqual([[START + 10_000, 200], [START + STEP, 200]]);
 });
