@@ -250,11 +250,10 @@ export class GreenSignal {
     p.saving = true;
     const from = atMs - GREEN_HISTORY_MS;
     const write = async () => {
-      let older: [number, number][] = [];
       if (p.unread) {
         const stored = await p.store.load();
         const first = this.history.kept[0].atMs;
-        older = (stored?.points ?? []).filter(([t]) => t >= from && t < first);
+        const older = (stored?.points ?? []).filter(([t]) => t >= from && t < first);
         p.unread = false;
         if (older.length > 0) {
           const merged = new Observations('the green history', GREEN_HISTORY_MS);
@@ -273,7 +272,6 @@ export class GreenSignal {
         p.saving = false;
       });
   }
-
 
   /** What the forecaster has seen and how wrong it has been, per horizon (GET /v1/green). */
   forecasterView(): GreenView['forecaster'] {
