@@ -220,6 +220,26 @@ program
     );
   });
 
+program
+  .command('green')
+  .description('the green signal now, how wrong its forecast has been per horizon, and the jobs held for greener power')
+  .option('--hours <h>', 'how far ahead the forecast goes', '24')
+  .action(async (opts: { hours: string }) => {
+    const hours = Number(opts.hours);
+    if (!Number.isFinite(hours) || hours < 0) fail(`--hours: ${opts.hours} is not a number of hours`);
+    const g = await api().green({ hours });
+    const { signal, forecaster } = g;
+    print(g, () =>
+      [
+        `signal:     ${Math.round(signal.gPerKwh)} gCO2/kWh (${signal.source}${signal.liveAgeSeconds === undefined ? '' : `, feed ${Math.round(signal.liveAgeSeconds)} s old${signal.liveStale ? ', stale' : ''}`}); grid ${Math.round(signal.gridGPerKwh)}`,
+        `deferral:   ${g.deferral.enabled ? 'on' : 'off'}, ${g.deferred.length} job(s) held; may book ${g.pools.map((p) => `${p.pool} ${Math.round(p.deferralShare * 100)}%`).join(', ')}`,
+        `forecaster: ${forecaster.name}${forecaster.observedSince ? `, learning since ${forecaster.observedSince}` : ', nothing observed yet'}`,
+        renderTable(['AHEAD', ...forecaster.errors.map((e) => `${e.aheadHours}h`)], [['ERROR', ...forecaster.errors.map((e) => (e.gPerKwh === null ? '-' : Math.round(e.gPerKwh)))]]),
+        ...(g.deferred.length > 0 ? ['', renderTable(['JOB', 'TENANT', 'POOL', 'PLANNED START', 'WHY'], g.deferred.map((d) => [d.name ? `${d.id} (${d.name})` : d.id, d.tenant, d.pool, d.plannedStartAt, d.reason]))] : []),
+      ].join('\n'),
+    );
+  });
+
 for (const [name, cordoned, summary] of [
   ['cordon', true, 'stop placing work on a node'],
   ['uncordon', false, 'place work on a node again (ends a drain)'],

@@ -7,6 +7,7 @@ import {
   datasetViewSchema,
   destroyConfirmationSchema,
   disclosureReportSchema,
+  greenViewSchema,
   jobListSchema,
   jobLogSchema,
   jobViewSchema,
@@ -25,6 +26,7 @@ import {
   type DatasetView,
   type DestroyConfirmation,
   type DisclosureReport,
+  type GreenView,
   type JobSpecInput,
   type JobState,
   type JobView,
@@ -182,6 +184,11 @@ export class SchedulerClient {
 
   async pools(options: CallOptions = {}): Promise<PoolView[]> {
     return (await this.get(poolListSchema, '/v1/pools', options)).items;
+  }
+
+  /** The green signal now and ahead, the forecaster's recent errors, power per pool and the jobs held for greener power (a tenant: its own). */
+  async green(query: { hours?: number } = {}, options: CallOptions = {}): Promise<GreenView> {
+    return this.get(greenViewSchema, `/v1/green${query.hours === undefined ? '' : `?hours=${query.hours}`}`, options);
   }
 
   /** Tenants with their quotas and use (operators: all; a tenant: itself). */

@@ -121,3 +121,19 @@ test('qy history lists the jobs of a window as sacct does, in table, JSON and CS
   expect(bad.stderr).toMatch(/^qy: "yesterday-ish" is not a time: give now, an age/);
   expect((await qy('history', '-o', 'xml')).stderr.trim()).toBe('qy: --output must be one of table, json, csv');
 });
+
+test('qy green shows the signal, the forecaster and its errors (a dash where not yet measured), as a table or JSON', async () => {
+  // The first observation waits for a node to be ready (tried every 5 s from the scheduler's start).
+  await waitUntil(async () => ((await s.operator.request<{ forecaster: { observedSince?: string } }>('GET', '/v1/green')).body.forecaster.observedSince ? true : undefined), 20_000);
+  const shown = await qy('green');
+  expect(shown.code).toBe(0);
+  expect(shown.stdout).toMatch(/^signal: +\d+ gCO2\/kWh \(green-share\); grid 550$/m);
+  expect(shown.stdout).toMatch(/^forecaster: blend, learning since \d{4}-/m);
+  expect(shown.stdout).toMatch(/^AHEAD +0\.5h +1h +2h .* 48h$/m);
+  expect(shown.stdout).toMatch(/^ERROR +- +- /m);
+  const json = JSON.parse((await qy('--json', 'green', '--hours', '2')).stdout) as { forecaster: { errors: { aheadHours: number; gPerKwh: number | null }[] }; forecast: unknown[] };
+  expect(json.forecaster.errors.map((e) => e.aheadHours)).toEqual([0.5, 1, 2, 3, 6, 9, 12, 18, 24, 36, 48]);
+  const bad = await qy('green', '--hours', 'soon');
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('--hours: soon is not a number of hours');
+});
