@@ -222,7 +222,7 @@ program
 
 program
   .command('green')
-  .description('the green signal now, how wrong its forecast has been per horizon, and the jobs held for greener power')
+  .description('the green signal now, how wrong its forecast has been per horizon (- : not yet measured), and the jobs held for greener power')
   .option('--hours <h>', 'how far ahead the forecast goes', '24')
   .action(async (opts: { hours: string }) => {
     const hours = Number(opts.hours);

@@ -1,7 +1,7 @@
 import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
-import { DeferralPlanner, MIN_ERROR_SCORES, Observations, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
+import { DeferralPlanner, MIN_ERROR_SCORES, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
 import type { GreenView } from '../src/protocol';
@@ -49,6 +49,7 @@ export class GreenSignal {
   /** Observations so far: the planner revises its plans when this changes. */
   private observations = 0;
   private lastObservedMs = -Infinity;
+  private lastObservedValue: number | undefined;
   /** The forecast made at the last observation, as far ahead as plans have asked since. */
   private ahead: { observations: number; toMs: number; points: Point[] } | undefined;
   readonly planner: DeferralPlanner;
@@ -84,7 +85,7 @@ export class GreenSignal {
       });
       new Gauge({
         name: 'qy_green_forecast_error_g_per_kwh',
-        help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent where not yet measured enough to be trusted (nothing is deferred that far ahead on the grid signal until then).",
+        help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent until measured 12 times at that horizon (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead).",
         labelNames: ['ahead_hours'],
         registers: [options.registry],
         collect() {
@@ -110,8 +111,8 @@ export class GreenSignal {
       bookShare: config.greenDeferralShare,
       forecast: (_pool, fromMs, toMs) => this.planForecast(fromMs, toMs),
       supplyOf: (pool: Pool) => supplyUnits(pool, { nodes: cluster.nodesOf(pool).length, ...cluster.capacityOf(pool) }),
-      // Until the forecaster has been scored that far ahead, nothing is deferred (its error is unknown).
-      errorOf: (_pool, aheadMs) => forecaster.recentError(aheadMs, MIN_ERROR_SCORES) ?? Infinity,
+      // Until the forecaster has been scored that far ahead, a quarter of the signal's level (see plannedError).
+      errorOf: (_pool, aheadMs) => plannedError(forecaster, aheadMs, this.lastObservedValue),
       forecastVersion: () => this.observations,
       minGain: config.greenMinGain,
       backlog: pending && ((pool, jobId) => pending.queuedIn(pool) - (pending.has(jobId) && !pending.holdOf(jobId) ? 1 : 0)),
@@ -227,6 +228,7 @@ export class GreenSignal {
     this.forecaster.observe(atMs, value);
     this.observations++;
     this.lastObservedMs = atMs;
+    this.lastObservedValue = value;
     const kept = this.history.kept;
     if (kept.length === 0 || atMs - kept[kept.length - 1].atMs >= GREEN_HISTORY_RESOLUTION_MS) this.history.push(atMs, value);
     return true;

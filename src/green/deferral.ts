@@ -63,7 +63,8 @@ interface Planned {
  *
  * The plan never backfires by design: when in doubt the job starts now, as green-blind scheduling would
  * start it. A later start must beat starting now by twice the forecast's recent error that far ahead, its
- * error now, and `minGain` of now's intensity (an error not yet measured defers nothing); a step whose room
+ * error now, and `minGain` of now's intensity (an error not yet measured is a quarter of the signal's level:
+ * plannedError); a step whose room
  * deferred work has booked is not planned, a full book never makes starting now look worse, and while jobs
  * of the pool wait for room nothing is deferred. When a newer forecast expects a held plan's window to be no
  * greener than starting now, `revise` plans the job again and the pipeline releases it: held again for a

@@ -222,7 +222,7 @@ export const greenViewSchema = z.object({
       observedSince: z.string().optional().describe('The oldest observation it learns from (up to 8 days back; after a restart, from the history in qy-green)'),
       errors: z
         .array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() }))
-        .describe('Recent mean absolute error of its forecasts this far ahead; null until measured enough times to be trusted (nothing is deferred that far ahead on the grid signal until then)'),
+        .describe("Recent mean absolute error of its forecasts this far ahead; null until measured 12 times (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead)"),
     })
     .describe('The live forecaster deferral plans with (QY_GREEN_FORECASTER)'),
   deferral: z.object({ enabled: z.boolean(), stepMs: z.number().int() }),

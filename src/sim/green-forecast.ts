@@ -1,5 +1,5 @@
 import type { Pool } from '../protocol';
-import { MIN_ERROR_SCORES, gridFrom, valueAtOrBefore, type Point, type SkilledForecaster } from '../green';
+import { gridFrom, plannedError, valueAtOrBefore, type Point, type SkilledForecaster } from '../green';
 import type { SimEnvironment } from './cluster-file';
 
 /** How far ahead the live forecast of the grid is made at each observation (the longest window planned in). */
@@ -46,11 +46,11 @@ export class SimGreenForecast {
     return gridFrom(fromMs, toMs, this.env.stepMs).map((t) => ({ atMs: t, value: at(t) }));
   }
 
-  /** The forecast's recent error `aheadMs` ahead, in the pool's intensity; 0 for the oracle, Infinity until the forecaster has been scored that far ahead often enough. */
+  /** The error held against the forecast `aheadMs` ahead, in the pool's intensity (see plannedError); 0 for the oracle. */
   errorOf(pool: Pool, nowMs: number, aheadMs: number): number {
     if (!this.live) return 0;
-    const error = this.live.recentError(aheadMs, MIN_ERROR_SCORES);
-    if (error === undefined) return Infinity;
+    const error = plannedError(this.live, aheadMs, Number.isFinite(this.lastObservedMs) ? this.env.gridCarbonAt(this.lastObservedMs) : undefined);
+    if (!Number.isFinite(error)) return Infinity;
     const t = nowMs + aheadMs;
     return this.zonesOf(pool).reduce((sum, [zone, weight]) => sum + weight * (1 - this.env.greenShareAt(zone, t)), 0) * error;
   }

@@ -200,6 +200,14 @@ describe('green deferral', () => {
     };
     expect(withError(20).hold(deferrable('sure'), 0)?.untilMs).toBe(3 * HOUR);
     expect(withError(30).hold(deferrable('unsure'), 0)).toBeUndefined();
+    // A forecaster without history holds a quarter of now's level (125) against it, so the bar is 400: a
+    // saving of 100 is not enough, one of 450 is.
+    expect(withError(0.25 * 500).hold(deferrable('cold'), 0)).toBeUndefined();
+    const large = (error: number) => {
+      const forecaster = profile((ms) => (ms >= 3 * HOUR ? 50 : 500));
+      return new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: () => error });
+    };
+    expect(large(0.25 * 500).hold(deferrable('cold-large'), 0)?.untilMs).toBe(3 * HOUR);
     // An error not yet known (Infinity) defers nothing.
     expect(withError(Infinity).hold(deferrable('unknown'), 0)).toBeUndefined();
     // An error that grows with the horizon favours a nearer, smaller saving over a farther, larger one.

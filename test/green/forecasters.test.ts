@@ -14,6 +14,9 @@ import {
   seasonalNaiveForecaster,
   skilled,
   FORECASTERS,
+  MIN_ERROR_SCORES,
+  UNMEASURED_ERROR_SHARE,
+  plannedError,
   type LiveForecaster,
 } from '../../src/green';
 import { seededRng } from '../../src/sim/rng';
@@ -212,5 +215,23 @@ describe('daily profile', () => {
     const fading = forecastError(series, profileForecaster({ stepMs: STEP, rho: 0.5 }), options);
     // Forecasts that cross midnight take the new day's level wrong; the rest are exact.
     expect(fitted.mae).toBeLessThan(fading.mae * 0.5);
+  });
+});
+
+describe('the error a planner holds against a forecast (plannedError)', () => {
+  test('measured often enough: the recent error; before: a quarter of the latest value, or what the shorter horizons measured if larger; nothing observed: Infinity', () => {
+    const f = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
+    expect(plannedError(f, 12 * HOUR, undefined)).toBe(Infinity);
+    // A day of a signal stepping between 100 and 160 every 3 hours: short horizons are scored 12 times long before 24 h is.
+    for (let t = 0; t < 20 * HOUR; t += STEP) f.observe(t, Math.floor(t / (3 * HOUR)) % 2 === 0 ? 100 : 160);
+    expect(f.recentError(HOUR, MIN_ERROR_SCORES)).toBeDefined();
+    expect(plannedError(f, HOUR, 160)).toBe(f.recentError(HOUR, MIN_ERROR_SCORES));
+    expect(f.recentError(24 * HOUR, MIN_ERROR_SCORES)).toBeUndefined();
+    expect(plannedError(f, 24 * HOUR, 1000)).toBe(UNMEASURED_ERROR_SHARE * 1000);
+    // A shorter horizon measured worse than a quarter of the level: the largest such error, not the prior
+    // (3 h ahead persistence is always at the other step, 60 off; 6 h ahead it is right again).
+    expect(f.recentError(3 * HOUR)).toBe(60);
+    expect(f.recentError(6 * HOUR)).toBe(0);
+    expect(plannedError(f, 24 * HOUR, 160)).toBe(60);
   });
 });

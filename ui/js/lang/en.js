@@ -311,7 +311,7 @@ export const en = {
   'green.forecaster': 'Forecaster',
   'green.learningSince': 'learning since {d}',
   'green.errors': 'How wrong the forecast has been',
-  'green.errorsIntro': 'Recent mean absolute error of forecasts made that far ahead. Where it has not been measured yet, nothing is deferred that far ahead on the grid signal.',
+  'green.errorsIntro': 'Recent mean absolute error of forecasts made that far ahead. Until it has been measured (12 forecasts at a horizon), plans hold a quarter of the signal’s level against a forecast that far ahead.',
   'green.ahead': 'Ahead',
   'green.error': 'Error',
   'green.notMeasured': 'not yet',

@@ -311,7 +311,7 @@ export const zh = {
   'green.forecaster': '预测器',
   'green.learningSince': '自 {d} 起学习',
   'green.errors': '预测的误差',
-  'green.errorsIntro': '提前这么久所作预测的近期平均绝对误差。尚未测得误差的时长内，不会依据电网信号推迟作业。',
+  'green.errorsIntro': '提前这么久所作预测的近期平均绝对误差。在测得之前（每个时长需 12 次预测），计划按信号当前水平的四分之一估计该时长的误差。',
   'green.ahead': '提前',
   'green.error': '误差',
   'green.notMeasured': '尚未测得',
