@@ -28,13 +28,19 @@ export class WatchedKv<T> {
     }, `the keys of ${this.what}`);
     const values = new Map<string, T>();
     for (const key of keys) {
-      const entry = await this.kv.get(key);
-      if (!entry || entry.operation !== 'PUT') continue;
-      const value = this.valueOf(entry);
+      const value = await this.get(key, onInvalid);
       if (value !== undefined) values.set(key, value);
-      else onInvalid?.(key);
     }
     return values;
+  }
+
+  /** One key's current value (retried like every read); undefined when absent, deleted, or not matching the schema (then `onInvalid`). */
+  async get(key: string, onInvalid?: (key: string) => void): Promise<T | undefined> {
+    const entry = await retryTimeouts(() => this.kv.get(key), `${key} in ${this.what}`);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const value = this.valueOf(entry);
+    if (value === undefined) onInvalid?.(key);
+    return value;
   }
 
   /**

@@ -3,7 +3,8 @@ import { startNatsServer } from '../../harness/nats-server';
 import { connectNats, openBucket } from '../../src/store/nats';
 import { greenHistorySchema, subjects, type GreenHistory, type GreenSignalSource, type GreenView } from '../../src/protocol';
 import { waitUntil } from '../helpers/api';
-import { startScheduler } from '../helpers/stack';
+import { silentLog, startScheduler } from '../helpers/stack';
+import { GreenHistoryStore } from '../../src/store/green-history';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -59,6 +60,15 @@ describe('a live carbon feed in the service', () => {
     const at12h = (f: GreenView['forecaster']) => f.errors.find((e) => e.aheadHours === 12)!.gPerKwh;
     // A step longer than the test: what is stored is what a replica stores as it takes up `general`.
     const options = { carbonSubject: subjects.carbon, greenStepMs: 600_000 };
+
+    // What is stored is checked against its schema before it is replayed: neither JSON nor a newer version is.
+    const historyStore = new GreenHistoryStore(kv, silentLog);
+    expect(await historyStore.load()).toBeUndefined();
+    for (const bad of ['not json', JSON.stringify({ v: 2, savedAtMs: 0, savedBy: 'x', points: [] })]) {
+      await kv.put('history', bad);
+      expect(await historyStore.load()).toBeUndefined();
+    }
+    await kv.delete('history');
 
     // A first scheduler, with nothing stored and no node to give the signal: cold, and it has nothing to store.
     const first = await startScheduler(nats.url, { ...options, replicaId: 'first' });
