@@ -160,15 +160,16 @@ export class GreenSignal {
   }
 
   /**
-   * Replays the signal stored by the last replica that led (the last GREEN_HISTORY_MS before now) into the
-   * forecaster, then a carbon file's values for the rest of that span, a few milliseconds at a time; from
-   * then on this replica stores what it observes while `persistence.saves()`. Call before `start`. Returns
-   * how many stored points were replayed; a history that cannot be read is logged and skipped (the
-   * forecaster starts cold, as it would without one, or on the file alone).
+   * What was observed before this start, into the forecaster, a few milliseconds at a time: the signal stored
+   * by the last replica that led (the last GREEN_HISTORY_MS before now), when `persistence` is given, then a
+   * carbon file's values for the rest of that span. From then on this replica stores what it observes while
+   * `persistence.saves()`. Call before `start`. Returns how many stored points were replayed; a history that
+   * cannot be read is logged and skipped (the forecaster starts cold, as it would without one, or on the file
+   * alone).
    */
-  async restore(persistence: GreenPersistence): Promise<number> {
-    const p = (this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false, unread: false as boolean });
-    const stored = await persistence.store.load().catch((err: Error) => {
+  async restore(persistence?: GreenPersistence): Promise<number> {
+    const p = persistence && (this.persistence = { ...persistence, savedAtMs: -Infinity, saving: false, unread: false as boolean });
+    const stored = await p?.store.load().catch((err: Error) => {
       this.log.warn({ err: err.message }, 'the green history could not be read; the forecaster starts cold, and the history is read again before this replica stores its own');
       p.unread = true;
       return undefined;
@@ -199,15 +200,11 @@ export class GreenSignal {
     return replayed;
   }
 
-  /**
-   * Observes the signal every step. Without `restore` (tests, tools), a carbon file gives the two days before,
-   * so forecasts and their errors start at once.
-   */
+  /** Observes the signal every step (after `restore`, for forecasts and their errors to start warm). */
   start(nc?: NatsConnection): void {
     this.live.start(nc);
     const step = this.config.greenStepMs;
     const now = this.clock.now();
-    if (this.carbon) for (let t = now - 2 * DAY_MS; t < now; t += step) if (t > this.lastObservedMs) this.observe(t);
     // Until the signal is known (no feed, no file, no node ready yet), tried again every few seconds rather
     // than a step later: plans and the console would otherwise have no forecast, or a stale one, for a step.
     if (!this.observe(now)) {

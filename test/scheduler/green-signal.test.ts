@@ -16,18 +16,20 @@ const START = Date.parse('2020-10-31T12:00:00Z');
 let signal: GreenSignal | undefined;
 afterEach(() => signal?.stop());
 
-function started() {
+/** A signal on the pinned excerpt, warmed on it as the service warms it (restore, without a stored history), then started. */
+async function started() {
   const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP });
   const cluster = new ClusterState();
   for (let i = 0; i < 4; i++) cluster.upsertNode(nodeSpec(`n${i}`));
   const clock = new ManualClock(START);
   signal = new GreenSignal(config, cluster, clock);
+  await signal.restore();
   signal.start();
   return { signal, clock };
 }
 
-test('deferral plans cut their forecast from one made at the last observation, not one a job', () => {
-  const { signal, clock } = started();
+test('deferral plans cut their forecast from one made at the last observation, not one a job', async () => {
+  const { signal, clock } = await started();
   const forecast = vi.spyOn(signal.forecaster, 'forecast');
   const deferrable = (i: number) => job({ id: `d${i}`, walltimeSeconds: 3600, deferrable: { maxDelaySeconds: 12 * 3600 }, submittedAtMs: clock.now() });
   for (let i = 0; i < 20; i++) signal.planner.hold(deferrable(i), clock.now() + i);
@@ -39,8 +41,8 @@ test('deferral plans cut their forecast from one made at the last observation, n
   expect(forecast.mock.calls[1][0]).toBe(START + STEP);
 });
 
-test('the cut forecast starts with the value in force at the time asked and keeps the grid after it', () => {
-  const { signal } = started();
+test('the cut forecast starts with the value in force at the time asked and keeps the grid after it', async () => {
+  const { signal } = await started();
   const whole = signal.forecaster.forecast(START, 12 * HOUR);
   const planned = [START, START + 7 * 60_000, START + 3 * HOUR + 1].map((fromMs) => ({ fromMs, points: signal.planForecast(fromMs, START + 12 * HOUR) }));
   for (const { fromMs, points } of planned) {
