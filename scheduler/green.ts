@@ -261,7 +261,7 @@ export class GreenSignal {
           this.history = merged;
         }
       }
-      const points = this.history.kept.filter((pt) => pt.atMs >= from).map((pt): [number, number] => [pt.atMs, pt.value]);
+      const points = this.history.since(from).map((pt): [number, number] => [pt.atMs, pt.value]);
       await p.store.save({ v: 1, savedAtMs: atMs, savedBy: this.config.replicaId, points });
       p.savedAtMs = atMs;
     };
@@ -274,10 +274,10 @@ export class GreenSignal {
 
   /** What the forecaster has seen and how wrong it has been, per horizon (GET /v1/green). */
   forecasterView(): GreenView['forecaster'] {
-    const kept = this.history.kept;
+    const oldest = this.history.since(this.clock.now() - GREEN_HISTORY_MS)[0];
     return {
       name: this.config.greenForecaster,
-      ...(kept.length > 0 ? { observedSince: new Date(kept[0].atMs).toISOString() } : {}),
+      ...(oldest ? { observedSince: new Date(oldest.atMs).toISOString() } : {}),
       errors: SCORED_HORIZONS_MS.map((h) => ({ aheadHours: h / HOUR_MS, gPerKwh: this.forecaster.recentError(h, MIN_ERROR_SCORES) ?? null })),
     };
   }

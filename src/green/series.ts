@@ -178,9 +178,15 @@ export class Observations {
     return this.points[lastIndexAtOrBefore(this.points, tMs)]?.value;
   }
 
-  /** The observations kept, oldest first (read-only: a copy is not made). */
+  /** The observations kept, oldest first (read-only: a copy is not made); older than `keepMs` ones too, until dropped in bulk. */
   get kept(): readonly Point[] {
     return this.points;
+  }
+
+  /** The observations kept made at or after `tMs`, oldest first (a copy). */
+  since(tMs: number): Point[] {
+    const i = lastIndexAtOrBefore(this.points, tMs);
+    return this.points.slice(i >= 0 && this.points[i].atMs === tMs ? i : i + 1);
   }
 
   /** Whether `tMs` is at or after the first observation kept. */

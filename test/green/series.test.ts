@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { fileGreen } from '../../agents/collectors/green';
-import { createSeries, gridFrom, loadCarbonSeries, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
+import { Observations, createSeries, gridFrom, loadCarbonSeries, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
 
 /**
  * test/fixtures/gb_ci-excerpt.csv: 2020-10-30 to 2020-11-01 of dos-group/lets-wait-awhile data/gb_ci.csv
@@ -190,5 +190,20 @@ describe('series', () => {
     expect(green.shareAt(Date.UTC(2021, 0, 1, 0, 10))).toBeCloseTo(0.8, 12);
     expect(green.shareAt(Date.UTC(2021, 0, 1, 0, 40))).toBeCloseTo(0.2, 12);
     expect(green.describe()).toBe(`${file} (2 points, carbon intensity as share)`);
+  });
+});
+
+describe('Observations', () => {
+  test('since(t): the points made at or after t, though older ones stay kept until dropped in bulk; out of order throws', () => {
+    const seen = new Observations('test', 10);
+    for (let t = 0; t <= 12; t++) seen.push(t, t * 10);
+    // Points older than keepMs (10) are dropped only once they are more than half of those kept.
+    expect(seen.kept[0].atMs).toBe(0);
+    expect(seen.since(2).map((p) => p.atMs)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(seen.since(2.5)[0].atMs).toBe(3);
+    expect(seen.since(13)).toEqual([]);
+    expect(seen.since(-5)).toHaveLength(13);
+    expect(seen.at(7.5)).toBe(70);
+    expect(() => seen.push(11, 0)).toThrow('test: observation at 11 is before the last one at 12');
   });
 });
