@@ -27,6 +27,44 @@ export interface GreenPersistence {
 }
 
 /**
+ * The green signal's gauges, computed at scrape time from `green()` (docs:gen builds them without a signal,
+ * as it does the state keeper's): the live feed's age, the forecaster's recent errors, each pool's booking share.
+ */
+export class GreenMetrics {
+  constructor(registry: Registry, green: () => Pick<GreenSignal, 'live' | 'forecasterView' | 'planner'>, clock: Clock) {
+    new Gauge({
+      name: 'qy_green_signal_age_seconds',
+      help: 'Age of the last reading of the live carbon feed (QY_CARBON_URL, QY_CARBON_SUBJECT); past QY_CARBON_STALE_MS the signal falls back. Absent without a feed or before its first reading.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        const age = green().live.ageMs(clock.now());
+        if (age !== undefined) this.set(age / 1000);
+      },
+    });
+    new Gauge({
+      name: 'qy_green_forecast_error_g_per_kwh',
+      help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent until measured 12 times at that horizon (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead).",
+      labelNames: ['ahead_hours'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { aheadHours, gPerKwh } of green().forecasterView().errors) if (gPerKwh !== null) this.set({ ahead_hours: String(aheadHours) }, gPerKwh);
+      },
+    });
+    new Gauge({
+      name: 'qy_green_deferral_share',
+      help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait (up to the room its load leaves free).",
+      labelNames: ['pool'],
+      registers: [registry],
+      collect() {
+        for (const pool of POOLS) this.set({ pool }, green().planner.bookingShare(pool));
+      },
+    });
+  }
+}
+
+/**
  * The green signal deferral plans against, observed every step: the grid's carbon intensity from a live
  * feed (QY_CARBON_URL polled, or QY_CARBON_SUBJECT) while its last reading is fresher than QY_CARBON_STALE_MS,
  * else from QY_CARBON_FILE when one is configured, otherwise the constant intensity times the share of the nodes'
@@ -71,38 +109,7 @@ export class GreenSignal {
   ) {
     const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
     this.live = new LiveCarbon({ url: config.carbonUrl, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
-    if (options.registry) {
-      const green = this;
-      new Gauge({
-        name: 'qy_green_signal_age_seconds',
-        help: 'Age of the last reading of the live carbon feed (QY_CARBON_URL, QY_CARBON_SUBJECT); past QY_CARBON_STALE_MS the signal falls back. Absent without a feed or before its first reading.',
-        registers: [options.registry],
-        collect() {
-          this.reset();
-          const age = green.live.ageMs(clock.now());
-          if (age !== undefined) this.set(age / 1000);
-        },
-      });
-      new Gauge({
-        name: 'qy_green_forecast_error_g_per_kwh',
-        help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent until measured 12 times at that horizon (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead).",
-        labelNames: ['ahead_hours'],
-        registers: [options.registry],
-        collect() {
-          this.reset();
-          for (const { aheadHours, gPerKwh } of green.forecasterView().errors) if (gPerKwh !== null) this.set({ ahead_hours: String(aheadHours) }, gPerKwh);
-        },
-      });
-      new Gauge({
-        name: 'qy_green_deferral_share',
-        help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait (up to the room its load leaves free).",
-        labelNames: ['pool'],
-        registers: [options.registry],
-        collect() {
-          for (const pool of POOLS) this.set({ pool }, green.planner.bookingShare(pool));
-        },
-      });
-    }
+    if (options.registry) new GreenMetrics(options.registry, () => this, clock);
     this.carbon = config.carbonFile ? loadCarbonSeries(config.carbonFile) : undefined;
     this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });
     const forecaster = this.forecaster;

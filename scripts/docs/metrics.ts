@@ -1,8 +1,6 @@
 import type { Registry } from 'prom-client';
 import { StateMetrics } from '../../scheduler/state-keeper';
-import { GreenSignal } from '../../scheduler/green';
-import { loadSchedulerConfig } from '../../scheduler/config';
-import { ClusterState } from '../../src/core';
+import { GreenMetrics } from '../../scheduler/green';
 import { systemClock } from '../../src/time';
 import { ArchiveMetrics } from '../../src/archive/metrics';
 import { SchedulerMetrics } from '../../src/telemetry/metrics';
@@ -21,8 +19,7 @@ export function metricsTable(): string {
   const registry: Registry = metrics.registry;
   new StateMetrics(registry, never);
   new ArchiveMetrics(registry, never);
-  // Built, never started: its gauges are registered by the constructor.
-  new GreenSignal(loadSchedulerConfig({}), new ClusterState(), systemClock, undefined, { registry });
+  new GreenMetrics(registry, never, systemClock);
   const rows = registry
     .getMetricsAsArray()
     .map((m) => m as unknown as { name: string; help: string; labelNames: string[]; constructor: { name: string } })
