@@ -59,6 +59,9 @@ test('before the first observation there is no forecast to plan against', () => 
   expect(idle.planForecast(START, START + HOUR)).toEqual([]);
 });
 
+/** Lets the saves started by a timer finish: the store in memory answers at once, so one turn of the event loop is enough (no wall-clock wait). */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
 /** A history store in memory, as the qy-green bucket holds it. */
 class MemoryHistory {
   stored: GreenHistory | undefined;
@@ -125,7 +128,8 @@ describe('the green history (qy-green)', () => {
     expect(store.saves).toHaveLength(0);
     leads = true;
     clock.advanceTo(START + 2 * STEP);
-    await vi.waitFor(() => expect(store.saves).toHaveLength(1));
+    await settled();
+    expect(store.saves).toHaveLength(1);
     const saved = store.saves[0];
     expect(saved).toMatchObject({ v: 1, savedAtMs: START + 2 * STEP, savedBy: 'replica-b' });
     expect(greenHistorySchema.safeParse(saved).success).toBe(true);
@@ -149,12 +153,13 @@ describe('the green history (qy-green)', () => {
     expect(signal.forecasterView().errors.every((e) => e.gPerKwh === null)).toBe(true);
     // Still unreadable: nothing is written over it.
     clock.advanceTo(START + STEP);
-    await new Promise((resolve) => setImmediate(resolve));
+    await settled();
     expect(store.saves).toHaveLength(0);
     // Readable again: the days it held are kept, before what this replica observed.
     store.failLoad = false;
     clock.advanceTo(START + 2 * STEP);
-    await vi.waitFor(() => expect(store.saves).toHaveLength(1));
+    await settled();
+    expect(store.saves).toHaveLength(1);
     const own = signal.signalAt(START);
     expect(store.saves[0].points).toEqual([...older, [START, own], [START + STEP, own], [START + 2 * STEP, own]]);
   });
@@ -168,7 +173,7 @@ describe('the green history (qy-green)', () => {
     signal.start();
     signal.saveNow();
     clock.advanceTo(START + STEP);
-    await new Promise((resolve) => setImmediate(resolve));
+    await settled();
     expect(store.saves).toHaveLength(0);
   });
 
