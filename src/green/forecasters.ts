@@ -14,9 +14,11 @@ export interface SkilledForecaster extends LiveForecaster {
   /** Recent mean absolute error of the forecasts `horizonMs` ahead (linear between the tracked horizons,
    *  the last one's beyond them); undefined until something has been scored. With `minScores`, undefined
    *  also while the tracked horizon at or beyond `horizonMs` has been scored fewer times than that: an
-   *  error not yet measured that far ahead is not taken from a shorter horizon (a planner then waits for
-   *  nothing, rather than trust a forecast it cannot judge). */
+   *  error not yet measured that far ahead is not taken from a shorter horizon (a planner then holds
+   *  plannedError's larger prior, rather than trust a forecast it cannot judge). */
   recentError(horizonMs: number, minScores?: number): number | undefined;
+  /** The largest recent error of the tracked horizons up to `horizonMs` scored so far; undefined if none is. */
+  largestError(horizonMs: number): number | undefined;
 }
 
 /**
@@ -45,9 +47,7 @@ export function plannedError(forecaster: SkilledForecaster, horizonMs: number, l
   const measured = forecaster.recentError(horizonMs, MIN_ERROR_SCORES);
   if (measured !== undefined) return measured;
   if (latest === undefined) return Infinity;
-  let error = UNMEASURED_ERROR_SHARE * latest;
-  for (const h of SCORED_HORIZONS_MS) if (h <= horizonMs) error = Math.max(error, forecaster.recentError(h) ?? 0);
-  return error;
+  return Math.max(UNMEASURED_ERROR_SHARE * latest, forecaster.largestError(horizonMs) ?? 0);
 }
 
 /** The horizons scored: a step, then out to two days. */
@@ -115,6 +115,15 @@ export class ErrorTracker {
     this.last = { atMs, value };
   }
 
+  /** The largest mean absolute error of the horizons up to `horizonMs` scored at least once; undefined if none is. */
+  largestErrorUpTo(horizonMs: number): number | undefined {
+    let largest: number | undefined;
+    for (let i = 0; i < this.horizons.length && this.horizons[i] <= horizonMs; i++) {
+      if (this.counts[i] > 0 && (largest === undefined || this.mae[i] > largest)) largest = this.mae[i];
+    }
+    return largest;
+  }
+
   errorAt(horizonMs: number, minScores = 1): number | undefined {
     const hs = this.horizons;
     if (minScores > 1) {
@@ -157,6 +166,7 @@ export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}):
     },
     forecast,
     recentError: (horizonMs, minScores) => tracker.errorAt(horizonMs, minScores),
+    largestError: (horizonMs) => tracker.largestErrorUpTo(horizonMs),
   };
 }
 

@@ -15,6 +15,7 @@ import {
   skilled,
   FORECASTERS,
   MIN_ERROR_SCORES,
+  SCORED_HORIZONS_MS,
   UNMEASURED_ERROR_SHARE,
   plannedError,
   type LiveForecaster,
@@ -233,5 +234,10 @@ describe('the error a planner holds against a forecast (plannedError)', () => {
     expect(f.recentError(3 * HOUR)).toBe(60);
     expect(f.recentError(6 * HOUR)).toBe(0);
     expect(plannedError(f, 24 * HOUR, 160)).toBe(60);
+    // The largest error measured up to a horizon is the largest of the scored horizons' own errors.
+    const scored = SCORED_HORIZONS_MS.filter((h) => h <= 24 * HOUR && f.recentError(h) !== undefined);
+    expect(f.largestError(24 * HOUR)).toBe(Math.max(...scored.map((h) => f.recentError(h)!)));
+    expect(f.largestError(2 * HOUR)).toBe(Math.max(f.recentError(0.5 * HOUR)!, f.recentError(HOUR)!, f.recentError(2 * HOUR)!));
+    expect(skilled(persistenceForecaster({ stepMs: STEP })).largestError(DAY)).toBeUndefined();
   });
 });
