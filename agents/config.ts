@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { loadEnvConfig } from '../src/lifecycle';
+import { ConfigError, loadEnvConfig } from '../src/lifecycle';
 import { FENCE_SLACK_MS, fenceIsSafe } from '../src/protocol';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
 import { LOG_LEVELS } from '../src/telemetry/logger';
@@ -122,7 +122,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env, overrides:
   const config = loadEnvConfig(agentConfigSchema, AGENT_ENV, env, overrides);
   // A real node fences itself before the scheduler requeues its work; the scheduler checks it again at registration.
   if (config.simulate === 0 && !fenceIsSafe({ afterMs: config.fenceAfterMs, graceMs: config.killGraceMs }, config.downAfterMs)) {
-    throw new Error(
+    throw new ConfigError(
       `invalid configuration: QY_FENCE_AFTER_MS (${config.fenceAfterMs}) + QY_KILL_GRACE_MS (${config.killGraceMs}) + ${FENCE_SLACK_MS} ms must not exceed the scheduler's QY_DOWN_AFTER_MS (${config.downAfterMs}): the fence must stop the tasks before the scheduler runs them elsewhere`,
     );
   }

@@ -1,7 +1,7 @@
 /**
  * The node agent: `npm run agent -- [--simulate N]`. Configuration from QY_* variables (see README); flags override.
  */
-import { stopOnSignals } from '../src/lifecycle';
+import { runProgram, stopOnSignals } from '../src/lifecycle';
 import { Command } from 'commander';
 import { createLogger } from '../src/telemetry/logger';
 import { loadAgentConfig } from './config';
@@ -23,19 +23,21 @@ const program = new Command()
   .parse();
 
 const flags = program.opts();
-const config = loadAgentConfig(process.env, {
-  natsUrl: flags.nats,
-  agentId: flags.agentId,
-  nodeId: flags.nodeId,
-  nodeFile: flags.nodeFile,
-  pool: flags.pool,
-  simulate: flags.simulate,
-  simPrefix: flags.prefix,
-  stateDir: flags.stateDir,
-  greenShare: flags.greenShare,
-  greenFile: flags.greenFile,
+const { log, agent } = await runProgram('qy-agent', async () => {
+  const config = loadAgentConfig(process.env, {
+    natsUrl: flags.nats,
+    agentId: flags.agentId,
+    nodeId: flags.nodeId,
+    nodeFile: flags.nodeFile,
+    pool: flags.pool,
+    simulate: flags.simulate,
+    simPrefix: flags.prefix,
+    stateDir: flags.stateDir,
+    greenShare: flags.greenShare,
+    greenFile: flags.greenFile,
+  });
+  const log = createLogger({ name: 'qy-agent', level: config.logLevel });
+  return { log, agent: await runAgent(config, log) };
 });
-const log = createLogger({ name: 'qy-agent', level: config.logLevel });
-const agent = await runAgent(config, log);
 
 stopOnSignals(log, () => agent.stop());

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { loadDataFile, validateData } from '../src/files';
+import { fromSetting } from '../src/lifecycle';
 import { nodeSpecSchema, type NodeSpec } from '../src/protocol';
 import { mixedCluster } from '../src/sim/synthetic';
 import type { AgentConfig } from './config';
@@ -23,9 +23,11 @@ export function gpuModelOf(productName: string): string {
  */
 export async function localNodeSpecs(config: AgentConfig): Promise<NodeSpec[]> {
   if (config.nodeFile) {
-    const text = readFileSync(config.nodeFile, 'utf8');
-    const parsed: unknown = config.nodeFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    return Array.isArray(parsed) ? z.array(nodeSpecSchema).min(1).parse(parsed) : [nodeSpecSchema.parse(parsed)];
+    const file = config.nodeFile;
+    return fromSetting('QY_NODE_FILE', () => {
+      const parsed = loadDataFile(file, z.unknown());
+      return Array.isArray(parsed) ? validateData(parsed, z.array(nodeSpecSchema).min(1), file) : [validateData(parsed, nodeSpecSchema, file)];
+    });
   }
   return [await localNodeSpec(config)];
 }

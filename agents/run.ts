@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../src/telemetry/logger';
+import { fromSetting } from '../src/lifecycle';
 import type { Enforcement } from '../src/protocol';
 import { Agent } from './agent';
 import { CgroupManager } from './cgroups';
@@ -14,7 +15,7 @@ import { HostTelemetry, SimTelemetry } from './telemetry';
 
 /** Builds and starts an agent from its configuration: one real node, or `simulate` virtual ones. */
 export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent> {
-  const green = config.greenFile ? fileGreen(config.greenFile) : constantGreen(config.greenShare);
+  const green = config.greenFile ? fromSetting('QY_GREEN_FILE', () => fileGreen(config.greenFile!)) : constantGreen(config.greenShare);
   let agent: Agent;
   if (config.simulate > 0) {
     const agentId = config.agentId ?? `${config.simPrefix}-agent`;

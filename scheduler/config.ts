@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from '../src/core';
 import { DEFAULT_DEFERRAL_SHARES, FORECASTERS, formatDeferralShares, parseDeferralShares } from '../src/green';
-import { loadEnvConfig } from '../src/lifecycle';
+import { ConfigError, loadEnvConfig } from '../src/lifecycle';
 import { assertSafeTimings } from '../src/store/lease';
 import { powerCapsKwSchema, type PowerCapKw } from '../src/metering/power';
 import { NATS_AUTH_ENV, natsAuthConfigSchema } from '../src/store/nats-options';
@@ -277,13 +277,13 @@ export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: numb
 /** Reads the configuration from environment variables; throws one error naming every bad variable. */
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
   const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
-  if ((config.site === undefined) !== (config.federationFile === undefined)) throw new Error('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
-  if (config.downAfterMs < config.suspectAfterMs) throw new Error('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
-  if (config.nodeGcAfterMs > 0 && config.nodeGcAfterMs < config.downAfterMs) throw new Error('invalid configuration: QY_NODE_GC_AFTER_MS must be 0 (never) or not smaller than QY_DOWN_AFTER_MS: a node is forgotten only once it is down');
+  if ((config.site === undefined) !== (config.federationFile === undefined)) throw new ConfigError('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
+  if (config.downAfterMs < config.suspectAfterMs) throw new ConfigError('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
+  if (config.nodeGcAfterMs > 0 && config.nodeGcAfterMs < config.downAfterMs) throw new ConfigError('invalid configuration: QY_NODE_GC_AFTER_MS must be 0 (never) or not smaller than QY_DOWN_AFTER_MS: a node is forgotten only once it is down');
   try {
     assertSafeTimings(leaseTimingsOf(config));
   } catch (err) {
-    throw new Error(`invalid configuration: QY_LEASE_RETRY_MS, QY_LEASE_RENEW_DEADLINE_MS, QY_LEASE_DURATION_MS: ${(err as Error).message}`);
+    throw new ConfigError(`invalid configuration: QY_LEASE_RETRY_MS, QY_LEASE_RENEW_DEADLINE_MS, QY_LEASE_DURATION_MS: ${(err as Error).message}`);
   }
   return config;
 }

@@ -1,6 +1,7 @@
 import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
+import { fromSetting } from '../src/lifecycle';
 import { DeferralPlanner, MIN_ERROR_SCORES, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
@@ -110,7 +111,7 @@ export class GreenSignal {
     const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
     this.live = new LiveCarbon({ url: config.carbonUrl, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
     if (options.registry) new GreenMetrics(options.registry, () => this, clock);
-    this.carbon = config.carbonFile ? loadCarbonSeries(config.carbonFile) : undefined;
+    this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!)) : undefined;
     this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({

@@ -30,6 +30,7 @@ import { TelemetrySink } from './telemetry-sink';
 import { TenantDirectory, loadTenantsFile } from './tenants';
 import { federationFileSchema, type FederationFile } from '../src/protocol';
 import { loadDataFile } from '../src/files';
+import { fromSetting } from '../src/lifecycle';
 import { BucketOpener, DatasetStore } from '../src/store/federation-buckets';
 import { FederationLink } from './federation/link';
 
@@ -88,9 +89,9 @@ export class Scheduler {
     readonly policy: Policy = DEFAULT_POLICY,
     readonly clock: Clock = systemClock,
   ) {
-    this.tenants = new TenantDirectory(loadTenantsFile(config.tenantsFile));
-    this.prices = config.pricesFile ? loadPriceTable(config.pricesFile) : DEFAULT_PRICE_TABLE;
-    this.federationFile = config.federationFile ? loadDataFile(config.federationFile, federationFileSchema) : undefined;
+    this.tenants = new TenantDirectory(fromSetting('QY_TENANTS_FILE', () => loadTenantsFile(config.tenantsFile)));
+    this.prices = config.pricesFile ? fromSetting('QY_PRICES_FILE', () => loadPriceTable(config.pricesFile!)) : DEFAULT_PRICE_TABLE;
+    this.federationFile = config.federationFile ? fromSetting('QY_FEDERATION_FILE', () => loadDataFile(config.federationFile!, federationFileSchema)) : undefined;
     if (this.federationFile && !this.federationFile.sites.some((s) => s.name === config.site)) {
       throw new Error(`invalid configuration: QY_SITE ${config.site} is not a site of ${config.federationFile} (${this.federationFile.sites.map((s) => s.name).join(', ')})`);
     }

@@ -1,3 +1,3 @@
 /** Reading data files, one way each: YAML/JSON validated by a zod schema, and CSV tables. */
-export { loadDataFile, parseDataText } from './data-file';
+export { loadDataFile, parseDataText, validateData } from './data-file';
 export { columnIndex, parseTable, readTable, type Table } from './table';

@@ -2,15 +2,18 @@
  * The Kubernetes bridge: `npm run kube-bridge` (configuration from QY_* environment variables, see the
  * README's "Kubernetes pools").
  */
-import { stopOnSignals } from '../lifecycle';
+import { runProgram, stopOnSignals } from '../lifecycle';
 import { createLogger } from '../telemetry/logger';
 import { KubeBridge } from './bridge';
 import { loadKubeBridgeConfig } from './config';
 import { loadKubeConfig } from './kube-api';
 
-const config = loadKubeBridgeConfig();
-const log = createLogger({ name: 'qy-kube-bridge', level: config.logLevel });
-const bridge = new KubeBridge(config, loadKubeConfig(config.kubeconfig), log);
-await bridge.start();
+const { log, bridge } = await runProgram('qy-kube-bridge', async () => {
+  const config = loadKubeBridgeConfig();
+  const log = createLogger({ name: 'qy-kube-bridge', level: config.logLevel });
+  const bridge = new KubeBridge(config, loadKubeConfig(config.kubeconfig), log);
+  await bridge.start();
+  return { log, bridge };
+});
 
 stopOnSignals(log, () => bridge.stop());

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { nkeyAuthenticator } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { fromSetting } from '../lifecycle';
 
 /**
  * How a process authenticates to NATS and secures the connection: one schema shared by the scheduler's and
@@ -37,7 +38,7 @@ export function natsConnectionAuth(config: NatsAuthConfig): { user?: string; pas
   return {
     user: config.natsUser,
     pass: config.natsPassword,
-    authenticator: config.natsNkeySeedFile ? seedAuthenticator(readFileSync(config.natsNkeySeedFile, 'utf8').trim()) : undefined,
+    authenticator: config.natsNkeySeedFile ? fromSetting('QY_NATS_NKEY_SEED_FILE', () => seedAuthenticator(readFileSync(config.natsNkeySeedFile!, 'utf8').trim())) : undefined,
     tls,
   };
 }

@@ -1,16 +1,51 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { KV_BUCKETS, STREAMS, agentConsumerName, subjects } from '../protocol';
+import { ConfigError } from '../lifecycle';
 import type { Logger } from '../telemetry/logger';
 import { natsConnectionAuth, type NatsAuthConfig } from './nats-options';
 
 export type { NatsConnection };
 
-/** Connects and keeps reconnecting for ever: a NATS restart is an outage to ride out, not a reason to exit. */
-export async function connectNats(servers: string, name: string, log?: Logger, options: { auth?: NatsAuthConfig; inboxPrefix?: string } = {}): Promise<NatsConnection> {
-  const nc = await connect({
-    servers: servers.split(',').map((s) => s.trim()),
+/** How often a process still waiting for its first NATS connection says so. */
+export const NATS_WAIT_LOG_MS = 5_000;
+
+/**
+ * Connects and keeps reconnecting for ever: a NATS restart is an outage to ride out, not a reason to exit.
+ * Until the first connection, a warning every `waitLogMs` says which servers are being tried and for how long
+ * (a process waiting for a NATS that is not there yet would otherwise look hung); the connection is logged.
+ * Credentials the server refuses are a ConfigError: retrying would not help.
+ */
+export async function connectNats(servers: string, name: string, log?: Logger, options: { auth?: NatsAuthConfig; inboxPrefix?: string; waitLogMs?: number } = {}): Promise<NatsConnection> {
+  const serverList = servers.split(',').map((s) => s.trim());
+  const startedMs = Date.now();
+  const waiting = log
+    ? setInterval(() => log.warn({ servers: serverList, waitedS: Math.round((Date.now() - startedMs) / 1000) }, 'NATS not reachable yet; still trying'), options.waitLogMs ?? NATS_WAIT_LOG_MS)
+    : undefined;
+  let nc: NatsConnection;
+  try {
+    nc = await connectForEver(serverList, name, options);
+  } catch (err) {
+    if (err instanceof AuthorizationError) throw new ConfigError(`NATS at ${serverList.join(',')} refused this process's credentials (QY_NATS_USER and QY_NATS_PASSWORD, or QY_NATS_NKEY_SEED_FILE): ${err.message}`, { cause: err });
+    throw err;
+  } finally {
+    clearInterval(waiting);
+  }
+  log?.info({ server: nc.getServer() }, 'connected to NATS');
+  if (log) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type, server: 'server' in s ? s.server : undefined }, `nats ${s.type}`);
+      }
+    })();
+  }
+  return nc;
+}
+
+function connectForEver(servers: string[], name: string, options: { auth?: NatsAuthConfig; inboxPrefix?: string }): Promise<NatsConnection> {
+  return connect({
+    servers,
     name,
     ...(options.auth ? natsConnectionAuth(options.auth) : {}),
     inboxPrefix: options.inboxPrefix,
@@ -21,14 +56,6 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
     // Capturing a stack trace for every request (each JetStream publish is one) costs ~10% CPU under load.
     noAsyncTraces: true,
   });
-  if (log) {
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn({ nats: s.type, server: 'server' in s ? s.server : undefined }, `nats ${s.type}`);
-      }
-    })();
-  }
-  return nc;
 }
 
 /**

@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, test, vi } from 'vitest';
+import { startNatsServer } from '../../harness/nats-server';
+import { freePort } from '../../harness/ports';
+import { ConfigError, EXIT_CONFIG } from '../../src/lifecycle';
+import { connectNats } from '../../src/store/nats';
+import pino from 'pino';
+import type { Logger } from '../../src/telemetry/logger';
+
+/**
+ * How the programs start, or say why they cannot: a setting the operator has to fix is one line on stderr
+ * that names it, with exit status 2 (no stack trace to read through); a NATS that is not there yet is waited
+ * for, and said so.
+ */
+
+const dir = mkdtempSync(join(tmpdir(), 'qy-startup-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs a program's entry point as an operator would, with `env` on top of a clean environment; resolves when it exits. */
+function run(script: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, QY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Started after all: a program that should have refused to start is stopped, and the test sees status null.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.once('exit', (status) => {
+      clearTimeout(guard);
+      resolve({ status, stderr });
+    });
+  });
+}
+
+describe('a program refused by its configuration says why in one line and exits 2', () => {
+  test('scheduler and agent: a bad variable, a file that is missing, a file that is wrong', async () => {
+    const notCarbon = join(dir, 'ng.csv');
+    writeFileSync(notCarbon, 'from,to,forecast,actual,index\n2021-03-01T00:00Z,2021-03-01T00:30Z,210,205,moderate\n2021-03-01T00:30Z,2021-03-01T01:00Z,190,185,moderate\n');
+    const badNode = join(dir, 'node.yaml');
+    writeFileSync(badNode, 'id: n1\npool: general\ncapacity: { cpuMillis: lots, memBytes: 1073741824 }\n');
+    // Nothing listens there: a program that got as far as connecting would wait, not exit.
+    const nowhere = `nats://127.0.0.1:${await freePort()}`;
+    const [port, tenants, carbon, node] = await Promise.all([
+      run('scheduler/main.ts', [], { QY_HTTP_PORT: 'eighty', QY_NATS_URL: nowhere }),
+      run('scheduler/main.ts', [], { QY_TENANTS_FILE: join(dir, 'missing.yaml'), QY_NATS_URL: nowhere }),
+      run('scheduler/main.ts', [], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_CARBON_FILE: notCarbon, QY_NATS_URL: nowhere }),
+      run('agents/main.ts', ['--node-file', badNode, '--state-dir', join(dir, 'agent')], { QY_NATS_URL: nowhere }),
+    ]);
+    expect(port.stderr).toMatch(/^qy-scheduler: invalid configuration: QY_HTTP_PORT: .+\n$/);
+    expect(tenants.stderr).toMatch(new RegExp(`^qy-scheduler: QY_TENANTS_FILE: ${join(dir, 'missing.yaml')}: cannot read: ENOENT.*\\n$`));
+    expect(carbon.stderr).toMatch(new RegExp(`^qy-scheduler: QY_CARBON_FILE: ${notCarbon}: expected carbon intensity.*\\n$`));
+    expect(node.stderr).toMatch(new RegExp(`^qy-agent: QY_NODE_FILE: ${badNode}: .*cpuMillis.*\\n$`));
+    for (const r of [port, tenants, carbon, node]) expect(r.status).toBe(EXIT_CONFIG);
+  });
+});
+
+/** A logger whose lines the test reads. */
+function capturingLogger(): { log: Logger; lines: { level: number; msg: string; [k: string]: unknown }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+describe('connecting to NATS', () => {
+  test('a NATS that is not there yet is waited for, and the wait is logged until it comes', async () => {
+    const port = await freePort();
+    const { log, lines } = capturingLogger();
+    const connecting = connectNats(`nats://127.0.0.1:${port}`, 'startup-test', log, { waitLogMs: 20 });
+    await vi.waitFor(() => expect(lines.filter((l) => l.msg === 'NATS not reachable yet; still trying').length).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 20 });
+    expect(lines.find((l) => l.msg === 'NATS not reachable yet; still trying')).toMatchObject({ servers: [`nats://127.0.0.1:${port}`] });
+    const server = await startNatsServer({ port });
+    try {
+      const nc = await connecting;
+      const waits = lines.filter((l) => l.msg === 'NATS not reachable yet; still trying').length;
+      expect(lines.at(-1)).toMatchObject({ msg: 'connected to NATS' });
+      // Connected: no more waiting lines (twenty intervals later).
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(lines.filter((l) => l.msg === 'NATS not reachable yet; still trying').length).toBe(waits);
+      await nc.close();
+    } finally {
+      await server.dispose();
+    }
+  });
+
+  test('credentials the server refuses are a configuration error naming the settings, not a wait', async () => {
+    const conf = join(dir, 'auth.conf');
+    writeFileSync(conf, 'authorization { user: qy, password: right }\n');
+    const server = await startNatsServer({ configFile: conf });
+    try {
+      const refused = connectNats(server.url, 'startup-test', undefined, { auth: { natsUser: 'qy', natsPassword: 'wrong' } });
+      await expect(refused).rejects.toBeInstanceOf(ConfigError);
+      await expect(refused).rejects.toThrow(/refused this process's credentials \(QY_NATS_USER and QY_NATS_PASSWORD, or QY_NATS_NKEY_SEED_FILE\): Authorization Violation/);
+      const nc = await connectNats(server.url, 'startup-test', undefined, { auth: { natsUser: 'qy', natsPassword: 'right' } });
+      await nc.close();
+    } finally {
+      await server.dispose();
+    }
+  });
+});
