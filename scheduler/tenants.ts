@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { existsSync } from 'node:fs';
 import { loadDataFile } from '../src/files';
+import { ConfigError } from '../src/lifecycle';
 import { DATA_CLASSES, billingClassSchema, dataClassSchema, hashToken, poolSchema, priorityClassNameSchema, type DataClass, type Pool } from '../src/protocol';
 
 const nameSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case name (letters, digits, -)');
@@ -77,8 +79,9 @@ export type Principal = { kind: 'tenant'; name: string; tenant: TenantConfig; vi
 /** What a bearer token resolved to. */
 export type TokenCheck = { ok: true; principal: Principal } | { ok: false; reason: 'missing' | 'unknown' | 'revoked' };
 
-/** Reads and validates a tenants file (YAML or JSON); the error names the file and the field. */
+/** Reads and validates a tenants file (YAML or JSON); the error names the file and the field, and where to start from when there is none. */
 export function loadTenantsFile(path: string): TenantsFile {
+  if (!existsSync(path)) throw new ConfigError(`${path}: no such file (the tenants, operators and their token hashes: start from configs/tenants.example.yaml)`);
   return loadDataFile(path, tenantsFileSchema);
 }
 
