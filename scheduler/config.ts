@@ -90,6 +90,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
     }),
   /** Grid carbon intensity over time (CSV `time,gCO2/kWh`, e.g. `Time,Carbon Intensity`, replayed in a loop); replaces the constant for metered carbon and is the signal of green deferral. Env: QY_CARBON_FILE */
   carbonFile: z.string().min(1).optional(),
+  /** The column of QY_CARBON_FILE that holds the intensity in gCO2/kWh, by header, case-insensitive (e.g. `actual` in National Grid's `from,to,forecast,actual,index`); by default the one whose header says carbon or intensity. Env: QY_CARBON_COLUMN */
+  carbonColumn: z.string().min(1).optional(),
   /** A live carbon-intensity feed polled over HTTP (JSON `{"gPerKwh":…,"atMs":…}`), with backoff on failure; it takes the place of QY_CARBON_FILE and the constant while fresh. Env: QY_CARBON_URL */
   carbonUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** A NATS subject an operator's feed publishes the same readings to (e.g. `qy.green.carbon`). Env: QY_CARBON_SUBJECT */
@@ -245,6 +247,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   pue: 'QY_PUE',
   pricesFile: 'QY_PRICES_FILE',
   carbonFile: 'QY_CARBON_FILE',
+  carbonColumn: 'QY_CARBON_COLUMN',
   carbonUrl: 'QY_CARBON_URL',
   carbonSubject: 'QY_CARBON_SUBJECT',
   carbonPollMs: 'QY_CARBON_POLL_MS',

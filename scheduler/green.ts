@@ -111,7 +111,7 @@ export class GreenSignal {
     const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
     this.live = new LiveCarbon({ url: config.carbonUrl, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
     if (options.registry) new GreenMetrics(options.registry, () => this, clock);
-    this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!)) : undefined;
+    this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!, { column: config.carbonColumn, columnSetting: 'QY_CARBON_COLUMN' })) : undefined;
     this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({

@@ -55,11 +55,15 @@ export function loadSeries(path: string, options: SeriesOptions = {}): Series {
 
 /**
  * Reads a grid carbon-intensity file (gCO2/kWh): the column `column` names, taken as an intensity whatever its
- * header says, or the one parseSeries finds, which must be one. Throws, naming the file, otherwise.
+ * header says, or the one parseSeries finds, which must be one. Throws, naming the file, otherwise (and
+ * `columnSetting`, the flag or variable that names the column, when the caller has one).
  */
-export function loadCarbonSeries(path: string, options: { column?: string; outside?: Outside } = {}): Series {
-  const series = loadSeries(path, { ...options, kind: options.column ? 'carbon' : undefined });
-  if (series.kind !== 'carbon') throw new Error(`${path}: expected carbon intensity (a column named like "Carbon Intensity", or one named as the intensity)`);
+export function loadCarbonSeries(path: string, options: { column?: string; outside?: Outside; columnSetting?: string } = {}): Series {
+  const series = loadSeries(path, { column: options.column, outside: options.outside, kind: options.column ? 'carbon' : undefined });
+  if (series.kind !== 'carbon') {
+    const naming = options.columnSetting ? `, or name its column with ${options.columnSetting}` : '';
+    throw new Error(`${path}: expected carbon intensity (a column named like "Carbon Intensity"${naming})`);
+  }
   return series;
 }
 

@@ -35,7 +35,7 @@ const opts = new Command()
   .opts<{ carbon: string; carbonColumn?: string; forecasters: string; segments: number; horizons: string; warmupDays: number; json?: boolean }>();
 
 function main(): void {
-  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn });
+  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, columnSetting: '--carbon-column' });
   const names: ForecasterName[] = opts.forecasters.split(',').map((s) => forecasterNamed(s.trim()));
   const horizonsH = opts.horizons.split(',').map(Number);
   if (horizonsH.some((h) => !(h > 0))) throw new Error(`--horizons: bad list ${opts.horizons}`);

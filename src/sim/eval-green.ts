@@ -223,7 +223,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
 const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
 
 function main(): void {
-  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn });
+  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, columnSetting: '--carbon-column' });
   forecasterNamed(opts.forecaster);
   const nodes = mixedCluster(opts.nodes);
   // Jobs run an hour on average in the general pool; arrivals fill the days asked for.

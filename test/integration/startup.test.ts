@@ -51,7 +51,7 @@ describe('a program refused by its configuration says why in one line and exits 
     ]);
     expect(port.stderr).toMatch(/^qy-scheduler: invalid configuration: QY_HTTP_PORT: .+\n$/);
     expect(tenants.stderr).toMatch(new RegExp(`^qy-scheduler: QY_TENANTS_FILE: ${join(dir, 'missing.yaml')}: no such file \\(.*start from configs/tenants.example.yaml\\)\\n$`));
-    expect(carbon.stderr).toMatch(new RegExp(`^qy-scheduler: QY_CARBON_FILE: ${notCarbon}: expected carbon intensity.*\\n$`));
+    expect(carbon.stderr).toMatch(new RegExp(`^qy-scheduler: QY_CARBON_FILE: ${notCarbon}: expected carbon intensity .*name its column with QY_CARBON_COLUMN\\)\\n$`));
     expect(node.stderr).toMatch(new RegExp(`^qy-agent: QY_NODE_FILE: ${badNode}: .*cpuMillis.*\\n$`));
     for (const r of [port, tenants, carbon, node]) expect(r.status).toBe(EXIT_CONFIG);
   });

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ClusterState } from '../../src/core';
 import { loadSchedulerConfig } from '../../scheduler/config';
@@ -6,6 +9,7 @@ import { job, nodeSpec } from '../core/fixtures';
 import { ManualClock } from '../helpers/manual-clock';
 import { seededRng } from '../../src/sim/rng';
 import { greenHistorySchema, type GreenHistory } from '../../src/protocol';
+import { ConfigError } from '../../src/lifecycle';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -221,4 +225,19 @@ test('from the nodes’ green share, nothing is observed while no node is ready:
   clock.advanceTo(START + 15_000);
   clock.advanceTo(START + STEP);
   expect(observe.mock.calls).toEqual([[START + 10_000, 200], [START + STEP, 200]]);
+});
+
+test('QY_CARBON_COLUMN names the carbon file column to read; a file without one says which setting names it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qy-carbon-column-'));
+  const file = join(dir, 'national-grid.csv');
+  // National Grid's carbon intensity API as CSV: no header says "carbon" or "intensity".
+  writeFileSync(file, 'from,to,forecast,actual,index\n2021-03-01T00:00Z,2021-03-01T00:30Z,210,205,moderate\n2021-03-01T00:30Z,2021-03-01T01:00Z,190,181,moderate\n');
+  const cluster = new ClusterState();
+  const clock = new ManualClock(START);
+  const refused = () => new GreenSignal(loadSchedulerConfig({}, { carbonFile: file }), cluster, clock);
+  expect(refused).toThrow(ConfigError);
+  expect(refused).toThrow(`QY_CARBON_FILE: ${file}: expected carbon intensity (a column named like "Carbon Intensity", or name its column with QY_CARBON_COLUMN)`);
+  signal = new GreenSignal(loadSchedulerConfig({ QY_CARBON_FILE: file, QY_CARBON_COLUMN: 'Actual' }), cluster, clock);
+  expect(signal.carbonAt(Date.parse('2021-03-01T00:10:00Z'))).toBe(205);
+  expect(signal.carbonAt(Date.parse('2021-03-01T00:40:00Z'))).toBe(181);
 });
