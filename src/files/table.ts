@@ -13,14 +13,33 @@ export interface Table {
   rows: string[][];
 }
 
-/** Parses CSV text with a header row; errors name `source`. */
+/**
+ * The delimiter of a CSV text, from its header line: a comma, else a semicolon or a tab when the header has
+ * one (spreadsheets in many European locales save `;`-separated files, with decimal commas).
+ */
+function delimiterOf(text: string): ',' | ';' | '\t' {
+  const header = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '';
+  if (header.includes(',')) return ',';
+  if (header.includes(';')) return ';';
+  return header.includes('\t') ? '\t' : ',';
+}
+
+/** A decimal comma, as a `;`- or tab-separated file may write a number: `212,5`. */
+const DECIMAL_COMMA = /^[+-]?\d+,\d+$/;
+
+/**
+ * Parses CSV text with a header row; errors name `source`. The delimiter is a comma, or a semicolon or a tab
+ * when the header has no comma; in such a file a number with a decimal comma reads as one with a point.
+ */
 export function parseTable(text: string, source: string): Table {
+  const delimiter = delimiterOf(text);
   let records: string[][];
   try {
-    records = parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true });
+    records = parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, delimiter });
   } catch (err) {
     throw new Error(`${source}: not valid CSV: ${(err as Error).message}`, { cause: err });
   }
+  if (delimiter !== ',') for (const record of records) for (let i = 0; i < record.length; i++) if (DECIMAL_COMMA.test(record[i])) record[i] = record[i].replace(',', '.');
   const [header, ...rows] = records;
   if (!header) throw new Error(`${source}: empty file`);
   return { header, rows };

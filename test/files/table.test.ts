@@ -31,6 +31,17 @@ describe('CSV tables', () => {
     expect(() => parseTable('\n\n', 'empty.csv')).toThrow(/^empty\.csv: empty file$/);
   });
 
+  test('a header without a comma but with semicolons or tabs sets the delimiter; numbers there may have a decimal comma', () => {
+    const semi = '\uFEFFDatum;CO2-Intensität (g/kWh);Hinweis\n2021-03-01 00:00;212,5;"a, b"\n2021-03-01 00:30;-3,25;1,234,5\n';
+    expect(parseTable(semi, 'de.csv')).toEqual({ header: ['Datum', 'CO2-Intensität (g/kWh)', 'Hinweis'], rows: [['2021-03-01 00:00', '212.5', 'a, b'], ['2021-03-01 00:30', '-3.25', '1,234,5']] });
+    expect(parseTable('time\tcarbon\n00:00\t1,5\n', 't.tsv')).toEqual({ header: ['time', 'carbon'], rows: [['00:00', '1.5']] });
+    // A comma-separated file keeps its cells as written, semicolons and all.
+    expect(parseTable('a,b\n"1,5",x;2\n', 'c.csv')).toEqual({ header: ['a', 'b'], rows: [['1,5', 'x;2']] });
+    const series = parseSeries('Datum;CO2-Intensität\n2021-03-01 00:00;212,5\n2021-03-01 00:30;190,25\n', 'de.csv');
+    expect(series.kind).toBe('carbon');
+    expect(series.points.map((p) => p.value)).toEqual([212.5, 190.25]);
+  });
+
   test('columns are found by any of their names, case-insensitively', () => {
     expect(columnIndex(['Time', 'Creation_Time', 'GPUs'], ['submit_time', 'creation_time'])).toBe(1);
     expect(columnIndex(['a'], ['b'])).toBe(-1);
