@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_POLICY, type Policy } from '../src/core';
+import { ConfigError } from '../src/lifecycle';
 import type { Logger } from '../src/telemetry/logger';
 import { systemClock, type Clock } from '../src/time';
 import type { SchedulerConfig } from './config';
@@ -25,7 +26,18 @@ export async function runScheduler(config: SchedulerConfig, log: Logger, policy:
   // The federation link serves the other sites through this site's operations.
   await scheduler.federation?.start(ops.federated.host());
   const app = await buildHttpApp(scheduler, ops, { log: log.child({ component: 'http' }), bodyLimitBytes: config.bodyLimitBytes });
-  const address = await app.listen({ host: config.httpHost, port: config.httpPort });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.httpHost, port: config.httpPort });
+  } catch (err) {
+    // It campaigns for the pools only once it listens: stop what has started (NATS, the state), then say why.
+    await scheduler.stop().catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ConfigError(`QY_HTTP_HOST, QY_HTTP_PORT: cannot listen on ${config.httpHost}:${config.httpPort}: ${(err as Error).message}`, { cause: err });
+    }
+    throw err;
+  }
   log.info({ url: address }, 'scheduler API listening');
   await scheduler.campaign(address);
   return {

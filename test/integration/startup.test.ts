@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,23 @@ describe('a program refused by its configuration says why in one line and exits 
     expect(carbon.stderr).toMatch(new RegExp(`^qy-scheduler: QY_CARBON_FILE: ${notCarbon}: expected carbon intensity .*name its column with QY_CARBON_COLUMN\\)\\n$`));
     expect(node.stderr).toMatch(new RegExp(`^qy-agent: QY_NODE_FILE: ${badNode}: .*cpuMillis.*\\n$`));
     for (const r of [port, tenants, carbon, node]) expect(r.status).toBe(EXIT_CONFIG);
+  });
+});
+
+describe('an HTTP port that cannot be had', () => {
+  test('is a configuration error naming QY_HTTP_HOST and QY_HTTP_PORT', async () => {
+    const nats = await startNatsServer();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = await run('scheduler/main.ts', [], { QY_NATS_URL: nats.url, QY_HTTP_PORT: String(port), QY_TENANTS_FILE: 'configs/tenants.example.yaml' });
+      expect(r.stderr).toMatch(new RegExp(`^qy-scheduler: QY_HTTP_HOST, QY_HTTP_PORT: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE.*\\n$`));
+      expect(r.status).toBe(EXIT_CONFIG);
+    } finally {
+      taken.close();
+      await nats.dispose();
+    }
   });
 });
 
