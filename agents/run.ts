@@ -1,3 +1,4 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../src/telemetry/logger';
@@ -15,6 +16,7 @@ import { HostTelemetry, SimTelemetry } from './telemetry';
 
 /** Builds and starts an agent from its configuration: one real node, or `simulate` virtual ones. */
 export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent> {
+  const stateDirOf = (agentId: string) => usableStateDir(config.stateDir ?? join('.data', `agent-${agentId}`));
   const green = config.greenFile ? fromSetting('QY_GREEN_FILE', () => fileGreen(config.greenFile!)) : constantGreen(config.greenShare);
   let agent: Agent;
   if (config.simulate > 0) {
@@ -26,7 +28,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       natsAuth: config,
       nodes: specs.map((spec) => ({ spec, telemetry: new SimTelemetry(spec, green) })),
       runner: new SimRunner(config.simDefaultDurationMs),
-      stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
+      stateDir: stateDirOf(agentId),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
       enforcement: { cgroups: 'none', reason: 'simulated nodes: tasks only sleep', isolation: 'none' },
@@ -60,7 +62,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       natsAuth: config,
       nodes,
       runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart, sandboxRoot: join(tmpdir(), `qy-sandbox-${agentId}`) }),
-      stateDir: config.stateDir ?? join('.data', `agent-${agentId}`),
+      stateDir: stateDirOf(agentId),
       // Log files are reused only where every process of an ended task is killed with its cgroup.
       taskLogs: { keep: config.taskLogsKeep, maxBytes: config.taskLogsMaxBytes, maxTaskBytes: config.taskLogMaxBytes, reuseFiles: cg.manager !== undefined },
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -72,4 +74,13 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
   await agent.start();
   log.info({ nodes: agent.nodeIds.length, simulated: config.simulate > 0, green: green.describe() }, 'agent started');
   return agent;
+}
+
+/** The agent's state folder (journal, task logs), made if missing and checked writable: a ConfigError otherwise. */
+function usableStateDir(dir: string): string {
+  return fromSetting('QY_AGENT_STATE_DIR', () => {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return dir;
+  });
 }

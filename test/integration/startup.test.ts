@@ -44,17 +44,22 @@ describe('a program refused by its configuration says why in one line and exits 
     writeFileSync(badNode, 'id: n1\npool: general\ncapacity: { cpuMillis: lots, memBytes: 1073741824 }\n');
     // Nothing listens there: a program that got as far as connecting would wait, not exit.
     const nowhere = `nats://127.0.0.1:${await freePort()}`;
-    const [port, tenants, carbon, node] = await Promise.all([
+    const goodNode = join(dir, 'good-node.yaml');
+    writeFileSync(goodNode, 'id: n1\npool: general\ncapacity: { cpuMillis: 1000, memBytes: 1073741824 }\n');
+    const [port, tenants, carbon, node, state] = await Promise.all([
       run('scheduler/main.ts', [], { QY_HTTP_PORT: 'eighty', QY_NATS_URL: nowhere }),
       run('scheduler/main.ts', [], { QY_TENANTS_FILE: join(dir, 'missing.yaml'), QY_NATS_URL: nowhere }),
       run('scheduler/main.ts', [], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_CARBON_FILE: notCarbon, QY_NATS_URL: nowhere }),
       run('agents/main.ts', ['--node-file', badNode, '--state-dir', join(dir, 'agent')], { QY_NATS_URL: nowhere }),
+      // A state folder that cannot be made: under a file.
+      run('agents/main.ts', ['--node-file', goodNode, '--state-dir', join(goodNode, 'state')], { QY_NATS_URL: nowhere, QY_CGROUPS: 'off' }),
     ]);
     expect(port.stderr).toMatch(/^qy-scheduler: invalid configuration: QY_HTTP_PORT: .+\n$/);
     expect(tenants.stderr).toMatch(new RegExp(`^qy-scheduler: QY_TENANTS_FILE: ${join(dir, 'missing.yaml')}: no such file \\(.*start from configs/tenants.example.yaml\\)\\n$`));
     expect(carbon.stderr).toMatch(new RegExp(`^qy-scheduler: QY_CARBON_FILE: ${notCarbon}: expected carbon intensity .*name its column with QY_CARBON_COLUMN\\)\\n$`));
     expect(node.stderr).toMatch(new RegExp(`^qy-agent: QY_NODE_FILE: ${badNode}: .*cpuMillis.*\\n$`));
-    for (const r of [port, tenants, carbon, node]) expect(r.status).toBe(EXIT_CONFIG);
+    expect(state.stderr).toMatch(new RegExp(`^qy-agent: QY_AGENT_STATE_DIR: ENOTDIR: not a directory, mkdir '${join(goodNode, 'state')}'\\n$`));
+    for (const r of [port, tenants, carbon, node, state]) expect(r.status).toBe(EXIT_CONFIG);
   });
 });
 
