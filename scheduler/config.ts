@@ -63,6 +63,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
     }),
   /** Tenants, operators and their token hashes (YAML). Env: QY_TENANTS_FILE */
   tenantsFile: z.string().min(1).default('configs/tenants.yaml'),
+  /** How often the tenants file is checked for a change of content, put in force at once when it validates (a revoked token refused from then on); SIGHUP reloads it at once (0: only on SIGHUP). Env: QY_TENANTS_RELOAD_MS */
+  tenantsReloadMs: z.coerce.number().int().min(0).default(10_000),
   /** Waiting this long counts as much as a whole dominant share in the fair-share order (aging). Env: QY_AGING_MS */
   agingMs: ms(DEFAULT_AGING_MS),
   /** Whether a pending job of a higher priority class may stop lower-class jobs to fit. Env: QY_PREEMPTION */
@@ -223,6 +225,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   duplicateWindowMs: 'QY_DUPLICATE_WINDOW_MS',
   priorityClasses: 'QY_PRIORITY_CLASSES',
   tenantsFile: 'QY_TENANTS_FILE',
+  tenantsReloadMs: 'QY_TENANTS_RELOAD_MS',
   agingMs: 'QY_AGING_MS',
   preemption: 'QY_PREEMPTION',
   preemptionMaxPerHour: 'QY_PREEMPTION_MAX_PER_HOUR',

@@ -13,3 +13,5 @@ const { log, running } = await runProgram('qy-scheduler', async () => {
 });
 
 stopOnSignals(log, () => running.close());
+// SIGHUP: the tenants file again (a revoked token, a new tenant), as daemons reload their configuration.
+process.on('SIGHUP', () => running.scheduler.reloadTenants('signal'));

@@ -28,6 +28,7 @@ import { GreenHistoryStore } from '../src/store/green-history';
 import type { AttemptRecord, Effect, JobRecord } from './state/job-table';
 import { TelemetrySink } from './telemetry-sink';
 import { TenantDirectory, loadTenantsFile } from './tenants';
+import { TenantsReloader, type ReloadTrigger } from './tenants-reload';
 import { federationFileSchema, type FederationFile } from '../src/protocol';
 import { loadDataFile } from '../src/files';
 import { fromSetting } from '../src/lifecycle';
@@ -50,6 +51,8 @@ export { NotLeaderError, leaseKeyOf } from './leadership';
  */
 export class Scheduler {
   readonly tenants: TenantDirectory;
+  /** Puts a changed tenants file in force without a restart (see reloadTenants). */
+  private readonly tenantsReloader: TenantsReloader;
   readonly prices: PriceTable;
   readonly metering: MeteringSettings;
   readonly metrics: SchedulerMetrics;
@@ -90,6 +93,7 @@ export class Scheduler {
     readonly clock: Clock = systemClock,
   ) {
     this.tenants = new TenantDirectory(fromSetting('QY_TENANTS_FILE', () => loadTenantsFile(config.tenantsFile)));
+    this.tenantsReloader = new TenantsReloader(config.tenantsFile, this.tenants, { log: this.log, clock, pollMs: config.tenantsReloadMs, audit: (entry) => this.audit?.append(entry) ?? Promise.resolve() });
     this.prices = config.pricesFile ? fromSetting('QY_PRICES_FILE', () => loadPriceTable(config.pricesFile!)) : DEFAULT_PRICE_TABLE;
     this.federationFile = config.federationFile ? fromSetting('QY_FEDERATION_FILE', () => loadDataFile(config.federationFile!, federationFileSchema)) : undefined;
     if (this.federationFile && !this.federationFile.sites.some((s) => s.name === config.site)) {
@@ -143,6 +147,7 @@ export class Scheduler {
     await this.quotas.start();
     this.audit = new AuditLog(this.nc, this.log, () => this.clock.now(), this.publisher);
     await this.audit.init();
+    this.tenantsReloader.start();
     this.auditArchiver = this.archive && AuditArchiver.start({ audit: this.audit, writer: this.archive.writer, log: this.log.child({ component: 'audit-archiver' }) });
     this.snapshots = await SnapshotStore.open(this.nc, config.streamReplicas);
     // The signal observed before this start, into the forecaster (stored by the replica that leads `general`,
@@ -201,6 +206,7 @@ export class Scheduler {
     this.stopped = true;
     this.ready = false;
     this.notReadyReason = 'shutting down';
+    this.tenantsReloader.stop();
     await this.leadership.stop();
     this.keeper?.stop();
     this.registry?.stopFollowing();
@@ -216,6 +222,11 @@ export class Scheduler {
     await this.nc?.drain().catch(() => undefined);
     await this.fedNc?.drain().catch(() => undefined);
     await this.archive?.close();
+  }
+
+  /** Reads QY_TENANTS_FILE again and puts it in force if it validates (SIGHUP); returns whether it did. */
+  reloadTenants(trigger: ReloadTrigger = 'signal'): boolean {
+    return this.tenantsReloader.reload(trigger);
   }
 
   /**

@@ -99,7 +99,31 @@ export class TenantDirectory {
   /** Answers for the Authorization headers seen last (see authenticate). */
   private readonly checked = new Map<string, TokenCheck>();
 
-  constructor(readonly file: TenantsFile) {
+  private current: TenantsFile;
+
+  constructor(file: TenantsFile) {
+    this.current = file;
+    this.index(file);
+  }
+
+  /** The tenants file in force. */
+  get file(): TenantsFile {
+    return this.current;
+  }
+
+  /**
+   * Puts a newer tenants file in force at once (a reload): its tenants, operators and tokens, a revoked token
+   * refused from the next request on. Quota overrides set by operators at run time stay.
+   */
+  replace(file: TenantsFile): void {
+    this.byHash.clear();
+    this.tenants.clear();
+    this.checked.clear();
+    this.current = file;
+    this.index(file);
+  }
+
+  private index(file: TenantsFile): void {
     for (const op of file.operators) for (const t of op.tokens) this.byHash.set(t.sha256, { principal: { kind: 'operator', name: op.name, actAsTenants: op.actAsTenants }, revoked: t.revoked });
     for (const tenant of file.tenants) {
       this.tenants.set(tenant.name, tenant);
@@ -108,9 +132,9 @@ export class TenantDirectory {
   }
 
   /**
-   * Resolves the value of an Authorization header. The answer depends only on the header and the tokens, which are
-   * fixed for the directory's life, so the last headers' answers are kept: hashing the token was about a fiftieth
-   * of the scheduler's CPU on the submission path, for the same few tokens every time.
+   * Resolves the value of an Authorization header. The answer depends only on the header and the tokens, which
+   * change only with the file (replace), so the last headers' answers are kept: hashing the token was about a
+   * fiftieth of the scheduler's CPU on the submission path, for the same few tokens every time.
    */
   authenticate(authorization: string | undefined): TokenCheck {
     if (authorization === undefined) return { ok: false, reason: 'missing' };

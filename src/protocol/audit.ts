@@ -21,7 +21,7 @@ export const auditRecordSchema = z.object({
   seq: z.number().int().min(1),
   atMs: z.number().int(),
   actor: auditActorSchema,
-  /** What was done: job.submit, job.cancel, node.cordon, node.uncordon, node.drain, node.remove, node.forget, tenant.quota, auth.failed, auth.forbidden. */
+  /** What was done: job.submit, job.cancel, node.cordon, node.uncordon, node.drain, node.remove, node.forget, tenant.quota, tenants.reload, auth.failed, auth.forbidden. */
   action: z.string(),
   /** What it was done to: a job id, a node id, a tenant. */
   target: z.string().optional(),
