@@ -23,16 +23,18 @@ const dir = mkdtempSync(join(tmpdir(), 'qy-startup-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a program's entry point as an operator would, with `env` on top of a clean environment; resolves when it exits. */
-function run(script: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+function run(script: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, QY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, QY_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     // Started after all: a program that should have refused to start is stopped, and the test sees status null.
     const guard = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.once('exit', (status) => {
       clearTimeout(guard);
-      resolve({ status, stderr });
+      resolve({ status, stdout, stderr });
     });
   });
 }
@@ -61,6 +63,17 @@ describe('a program refused by its configuration says why in one line and exits 
     expect(node.stderr).toMatch(new RegExp(`^qy-agent: QY_NODE_FILE: ${badNode}: .*cpuMillis.*\\n$`));
     expect(state.stderr).toMatch(new RegExp(`^qy-agent: QY_AGENT_STATE_DIR: ENOTDIR: not a directory, mkdir '${join(goodNode, 'state')}'\\n$`));
     for (const r of [port, tenants, carbon, node, state]) expect(r.status).toBe(EXIT_CONFIG);
+  });
+});
+
+describe('qy-scheduler --check', () => {
+  test('validates the variables and the files they name without connecting: 0 and a summary, or 2 and what to fix', async () => {
+    const good = await run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_PRICES_FILE: 'configs/prices.yaml' });
+    expect(good.status).toBe(0);
+    expect(good.stdout).toMatch(/^qy-scheduler: configuration OK \(2 tenants and 1 operator from configs\/tenants.example.yaml; NATS nats:\/\/127.0.0.1:4222; HTTP 127.0.0.1:8080\)\n$/);
+    const seed = await run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_NATS_NKEY_SEED_FILE: join(dir, 'no-seed.nk') });
+    expect(seed.status).toBe(EXIT_CONFIG);
+    expect(seed.stderr).toMatch(/^qy-scheduler: QY_NATS_NKEY_SEED_FILE: ENOENT.*\n$/);
   });
 });
 
