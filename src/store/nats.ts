@@ -21,7 +21,7 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
   const serverList = servers.split(',').map((s) => s.trim());
   const startedMs = Date.now();
   const waiting = log
-    ? setInterval(() => log.warn({ servers: serverList, waitedS: Math.round((Date.now() - startedMs) / 1000) }, 'NATS not reachable yet; still trying'), options.waitLogMs ?? NATS_WAIT_LOG_MS)
+    ? setInterval(() => log.warn({ connection: name, servers: serverList, waitedS: Math.round((Date.now() - startedMs) / 1000) }, 'NATS not reachable yet; still trying'), options.waitLogMs ?? NATS_WAIT_LOG_MS)
     : undefined;
   let nc: NatsConnection;
   try {
@@ -32,7 +32,7 @@ export async function connectNats(servers: string, name: string, log?: Logger, o
   } finally {
     clearInterval(waiting);
   }
-  log?.info({ server: nc.getServer() }, 'connected to NATS');
+  log?.info({ connection: name, server: nc.getServer() }, 'connected to NATS');
   if (log) {
     void (async () => {
       for await (const s of nc.status()) {
