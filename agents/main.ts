@@ -5,7 +5,7 @@ import { runProgram, stopOnSignals } from '../src/lifecycle';
 import { Command } from 'commander';
 import { createLogger } from '../src/telemetry/logger';
 import { loadAgentConfig } from './config';
-import { runAgent } from './run';
+import { checkAgent, runAgent } from './run';
 
 const program = new Command()
   .name('qy-agent')
@@ -20,11 +20,12 @@ const program = new Command()
   .option('--state-dir <dir>', 'journal and logs (QY_AGENT_STATE_DIR)')
   .option('--green-share <x>', 'constant green share 0..1 (QY_GREEN_SHARE)')
   .option('--green-file <csv>', 'green share time series (QY_GREEN_FILE)')
+  .option('--check', 'validate the configuration and the files it names, print the nodes it would register and what it can enforce, and exit: 0, or 2 with what to fix')
   .parse();
 
 const flags = program.opts();
-const { log, agent } = await runProgram('qy-agent', async () => {
-  const config = loadAgentConfig(process.env, {
+const configOf = () =>
+  loadAgentConfig(process.env, {
     natsUrl: flags.nats,
     agentId: flags.agentId,
     nodeId: flags.nodeId,
@@ -36,6 +37,15 @@ const { log, agent } = await runProgram('qy-agent', async () => {
     greenShare: flags.greenShare,
     greenFile: flags.greenFile,
   });
+
+if (flags.check) {
+  const lines = await runProgram('qy-agent', () => checkAgent(configOf()));
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.exit(0);
+}
+
+const { log, agent } = await runProgram('qy-agent', async () => {
+  const config = configOf();
   const log = createLogger({ name: 'qy-agent', level: config.logLevel });
   return { log, agent: await runAgent(config, log) };
 });

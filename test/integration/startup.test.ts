@@ -77,6 +77,23 @@ describe('qy-scheduler --check', () => {
   });
 });
 
+describe('qy-agent --check', () => {
+  test('prints the nodes it would register and what it can enforce, connecting to nothing and running nothing', async () => {
+    const node = join(dir, 'check-node.yaml');
+    writeFileSync(node, 'id: chk-1\npool: intelligent\nrack: r7\ncapacity: { cpuMillis: 16000, memBytes: 68719476736, gpus: 2 }\ngpuModel: A800\n');
+    const r = await run('agents/main.ts', ['--check', '--node-file', node, '--state-dir', join(dir, 'check-state')], { QY_CGROUPS: 'off' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      `qy-agent: configuration OK (agent chk-1, 1 node, state in ${join(dir, 'check-state')}; NATS nats://127.0.0.1:4222)`,
+      '  node chk-1: pool intelligent, 16 cores, 65536 MiB, 2 GPUs (A800) allocatable; zone default, rack r7',
+      '  cgroups: none (turned off (QY_CGROUPS=off))',
+      expect.stringMatching(/^ {2}isolation: (bwrap|none)/),
+      '  fence: tasks stopped after 4000 ms without NATS, 5000 ms from SIGTERM to SIGKILL',
+      '',
+    ]);
+  });
+});
+
 describe('an HTTP port that cannot be had', () => {
   test('is a configuration error naming QY_HTTP_HOST and QY_HTTP_PORT', async () => {
     const nats = await startNatsServer();
