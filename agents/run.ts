@@ -15,28 +15,37 @@ import { detectIsolation } from './sandbox';
 import { SimRunner } from './runners/sim-runner';
 import { HostTelemetry, SimTelemetry } from './telemetry';
 
+/**
+ * What an agent is, from its configuration, before anything runs: its id, the nodes it serves (simulated, from
+ * QY_NODE_FILE, or detected), its green source and its state folder (made and checked writable). Every file a
+ * setting names is read here, so a start and a check (`--check`) fail alike, with the setting named.
+ */
+async function agentBasics(config: AgentConfig) {
+  const green = config.greenFile ? fromSetting('QY_GREEN_FILE', () => fileGreen(config.greenFile!)) : constantGreen(config.greenShare);
+  const simulated = config.simulate > 0;
+  const specs = simulated ? simulatedNodeSpecs(config.simulate, config.simPrefix) : await localNodeSpecs(config);
+  const agentId = config.agentId ?? (simulated ? `${config.simPrefix}-agent` : specs[0].id);
+  const stateDir = usableStateDir(config.stateDir ?? join('.data', `agent-${agentId}`));
+  return { green, simulated, specs, agentId, stateDir };
+}
+
 /** Builds and starts an agent from its configuration: one real node, or `simulate` virtual ones. */
 export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent> {
-  const stateDirOf = (agentId: string) => usableStateDir(config.stateDir ?? join('.data', `agent-${agentId}`));
-  const green = config.greenFile ? fromSetting('QY_GREEN_FILE', () => fileGreen(config.greenFile!)) : constantGreen(config.greenShare);
+  const { green, simulated, specs, agentId, stateDir } = await agentBasics(config);
   let agent: Agent;
-  if (config.simulate > 0) {
-    const agentId = config.agentId ?? `${config.simPrefix}-agent`;
-    const specs = simulatedNodeSpecs(config.simulate, config.simPrefix);
+  if (simulated) {
     agent = new Agent({
       agentId,
       natsUrl: config.natsUrl,
       natsAuth: config,
       nodes: specs.map((spec) => ({ spec, telemetry: new SimTelemetry(spec, green) })),
       runner: new SimRunner(config.simDefaultDurationMs),
-      stateDir: stateDirOf(agentId),
+      stateDir,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
       enforcement: { cgroups: 'none', reason: 'simulated nodes: tasks only sleep', isolation: 'none' },
     });
   } else {
-    const specs = await localNodeSpecs(config);
-    const agentId = config.agentId ?? specs[0].id;
     const nodes = await Promise.all(
       specs.map(async (spec) => {
         const telemetry = new HostTelemetry(spec.ratedPowerWatts ?? config.ratedPowerWatts, green, { gpus: spec.capacity.gpus > 0 });
@@ -58,7 +67,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
       natsAuth: config,
       nodes,
       runner: new ProcessRunner(config.killGraceMs, { cgroups: cg.manager, isolation: iso.isolation ?? null, pidsMax: config.taskPidsMax, start: config.taskStart, sandboxRoot: join(tmpdir(), `qy-sandbox-${agentId}`) }),
-      stateDir: stateDirOf(agentId),
+      stateDir,
       // Log files are reused only where every process of an ended task is killed with its cgroup.
       taskLogs: { keep: config.taskLogsKeep, maxBytes: config.taskLogsMaxBytes, maxTaskBytes: config.taskLogMaxBytes, reuseFiles: cg.manager !== undefined },
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -68,7 +77,7 @@ export async function runAgent(config: AgentConfig, log: Logger): Promise<Agent>
     });
   }
   await agent.start();
-  log.info({ nodes: agent.nodeIds.length, simulated: config.simulate > 0, green: green.describe() }, 'agent started');
+  log.info({ nodes: agent.nodeIds.length, simulated, green: green.describe() }, 'agent started');
   return agent;
 }
 
@@ -100,12 +109,8 @@ function enforcementOf(config: AgentConfig, specs: NodeSpec[]) {
  * for stdout; throws the ConfigError a start would.
  */
 export async function checkAgent(config: AgentConfig): Promise<string[]> {
-  if (config.greenFile) fromSetting('QY_GREEN_FILE', () => fileGreen(config.greenFile!));
-  natsConnectionAuth(config);
-  const simulated = config.simulate > 0;
-  const specs = simulated ? simulatedNodeSpecs(config.simulate, config.simPrefix) : await localNodeSpecs(config);
-  const agentId = config.agentId ?? (simulated ? `${config.simPrefix}-agent` : specs[0].id);
-  const stateDir = usableStateDir(config.stateDir ?? join('.data', `agent-${agentId}`));
+  const { simulated, specs, agentId, stateDir } = await agentBasics(config);
+  natsConnectionAuth(config); // reads the nkey seed file, if one is named
   const lines = [`qy-agent: configuration OK (agent ${agentId}, ${specs.length} ${simulated ? 'simulated ' : ''}node${specs.length === 1 ? '' : 's'}, state in ${stateDir}; NATS ${config.natsUrl})`];
   for (const spec of specs.slice(0, 20)) {
     const a = spec.allocatable ?? spec.capacity;
