@@ -18,7 +18,8 @@ export interface Table {
  * one (spreadsheets in many European locales save `;`-separated files, with decimal commas).
  */
 function delimiterOf(text: string): ',' | ';' | '\t' {
-  const header = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '';
+  const end = text.indexOf('\n');
+  const header = end < 0 ? text : text.slice(0, end);
   if (header.includes(',')) return ',';
   if (header.includes(';')) return ';';
   return header.includes('\t') ? '\t' : ',';
