@@ -7,6 +7,8 @@ import { Writable } from 'node:stream';
 import { afterAll, describe, expect, test, vi } from 'vitest';
 import { startNatsServer } from '../../harness/nats-server';
 import { freePort } from '../../harness/ports';
+import { spawnScheduler } from '../../harness/processes';
+import { SchedulerClient } from '../../src/client';
 import { writeTenantsFile } from '../../harness/tenants';
 import { ConfigError, EXIT_CONFIG } from '../../src/lifecycle';
 import { connectNats } from '../../src/store/nats';
@@ -115,32 +117,25 @@ describe('SIGHUP', () => {
   test('puts the tenants file in force again: a token revoked there is refused, and the reload is audited', async () => {
     const nats = await startNatsServer();
     const file = join(dir, 'tenants-hup.yaml');
-    const spec = { operators: ['ops'], tenants: [{ name: 'city-a' }] };
-    const tokens = writeTenantsFile(file, spec);
-    const httpPort = await freePort();
+    const tokens = writeTenantsFile(file, { operators: ['ops'], tenants: [{ name: 'city-a' }] });
     // Polling off: only the signal can make the change known.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scheduler/main.ts'], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir, QY_LOG_LEVEL: 'warn', QY_NATS_URL: nats.url, QY_HTTP_PORT: String(httpPort), QY_TENANTS_FILE: file, QY_TENANTS_RELOAD_MS: '0' },
-      stdio: 'ignore',
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const url = `http://127.0.0.1:${httpPort}`;
-    const status = async (token: string) => (await fetch(`${url}/v1/pools`, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined))?.status;
+    const scheduler = await spawnScheduler(nats.url, { env: { QY_TENANTS_FILE: file, QY_TENANTS_RELOAD_MS: '0' } });
+    const ops = new SchedulerClient({ url: scheduler.url, token: tokens.ops });
+    const status = async (token: string) => (await fetch(`${scheduler.url}/v1/pools`, { headers: { authorization: `Bearer ${token}` } })).status;
     try {
-      await vi.waitFor(async () => expect(await status(tokens['city-a'])).toBe(200), { timeout: 45_000, interval: 200 });
+      expect(await status(tokens['city-a'])).toBe(200);
       // The same tokens, city-a's now revoked in the file.
       const text = readFileSync(file, 'utf8').replace(/(label: city-a \(generated\))/, '$1\n        revoked: true');
       expect(text).toContain('revoked: true');
       writeFileSync(file, text);
       expect(await status(tokens['city-a'])).toBe(200);
-      child.kill('SIGHUP');
+      scheduler.child.kill('SIGHUP');
       await vi.waitFor(async () => expect(await status(tokens['city-a'])).toBe(401), { timeout: 30_000, interval: 100 });
       expect(await status(tokens.ops)).toBe(200);
-      const audit = (await (await fetch(`${url}/v1/audit?action=tenants.reload`, { headers: { authorization: `Bearer ${tokens.ops}` } })).json()) as { items: { action: string; outcome: string; details: unknown }[] };
-      expect(audit.items.filter((r) => r.action === 'tenants.reload')).toEqual([expect.objectContaining({ outcome: 'ok', details: { trigger: 'signal', tenants: 1, operators: 1 } })]);
+      expect(await ops.auditRecords({ action: 'tenants.reload' })).toEqual([expect.objectContaining({ outcome: 'ok', details: { trigger: 'signal', tenants: 1, operators: 1 } })]);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await ops.close();
+      await scheduler.stop();
       await nats.dispose();
     }
   });
