@@ -94,8 +94,10 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   carbonFile: z.string().min(1).optional(),
   /** The column of QY_CARBON_FILE that holds the intensity in gCO2/kWh, by header, case-insensitive (e.g. `actual` in National Grid's `from,to,forecast,actual,index`); by default the one whose header says carbon or intensity. Env: QY_CARBON_COLUMN */
   carbonColumn: z.string().min(1).optional(),
-  /** A live carbon-intensity feed polled over HTTP (JSON `{"gPerKwh":…,"atMs":…}`), with backoff on failure; it takes the place of QY_CARBON_FILE and the constant while fresh. Env: QY_CARBON_URL */
+  /** A live carbon-intensity feed polled over HTTP, with backoff on failure; it takes the place of QY_CARBON_FILE and the constant while fresh. JSON `{"gPerKwh":…,"atMs":…}`, or a provider's answer as it is: National Grid ESO's `https://api.carbonintensity.org.uk/intensity` (or a region's), Electricity Maps' `…/v3/carbon-intensity/latest?zone=…`. Env: QY_CARBON_URL */
   carbonUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** A file of request headers sent with every poll of QY_CARBON_URL, one `Name: value` a line (e.g. `auth-token: …` for Electricity Maps): a provider's token kept out of the environment. Env: QY_CARBON_HEADERS_FILE */
+  carbonHeadersFile: z.string().min(1).optional(),
   /** A NATS subject an operator's feed publishes the same readings to (e.g. `qy.green.carbon`). Env: QY_CARBON_SUBJECT */
   carbonSubject: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a NATS subject without wildcards').optional(),
   /** How often QY_CARBON_URL is polled (failures retry sooner, backing off from a second up to this). Env: QY_CARBON_POLL_MS */
@@ -252,6 +254,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   carbonFile: 'QY_CARBON_FILE',
   carbonColumn: 'QY_CARBON_COLUMN',
   carbonUrl: 'QY_CARBON_URL',
+  carbonHeadersFile: 'QY_CARBON_HEADERS_FILE',
   carbonSubject: 'QY_CARBON_SUBJECT',
   carbonPollMs: 'QY_CARBON_POLL_MS',
   carbonStaleMs: 'QY_CARBON_STALE_MS',
@@ -284,6 +287,7 @@ export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: numb
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
   const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
   if ((config.site === undefined) !== (config.federationFile === undefined)) throw new ConfigError('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
+  if (config.carbonHeadersFile !== undefined && config.carbonUrl === undefined) throw new ConfigError('invalid configuration: QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL, which is not set');
   if (config.downAfterMs < config.suspectAfterMs) throw new ConfigError('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
   if (config.nodeGcAfterMs > 0 && config.nodeGcAfterMs < config.downAfterMs) throw new ConfigError('invalid configuration: QY_NODE_GC_AFTER_MS must be 0 (never) or not smaller than QY_DOWN_AFTER_MS: a node is forgotten only once it is down');
   try {

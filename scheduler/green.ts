@@ -3,7 +3,7 @@ import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
 import { fromSetting } from '../src/lifecycle';
 import { DeferralPlanner, MIN_ERROR_SCORES, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
-import { LiveCarbon } from '../src/green/live-carbon';
+import { LiveCarbon, loadHeaderFile } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
 import type { GreenView } from '../src/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -109,7 +109,8 @@ export class GreenSignal {
     options: { log?: Logger; registry?: Registry } = {},
   ) {
     const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
-    this.live = new LiveCarbon({ url: config.carbonUrl, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
+    const headers = config.carbonHeadersFile ? fromSetting('QY_CARBON_HEADERS_FILE', () => loadHeaderFile(config.carbonHeadersFile!)) : undefined;
+    this.live = new LiveCarbon({ url: config.carbonUrl, headers, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
     if (options.registry) new GreenMetrics(options.registry, () => this, clock);
     this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!, { column: config.carbonColumn, columnSetting: 'QY_CARBON_COLUMN' })) : undefined;
     this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });

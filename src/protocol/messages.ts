@@ -266,6 +266,39 @@ export const carbonReadingSchema = z.object({
 export type CarbonReading = z.infer<typeof carbonReadingSchema>;
 
 /**
+ * National Grid ESO's Carbon Intensity API for Great Britain (`https://api.carbonintensity.org.uk/intensity`, a
+ * region's `/regional/regionid/N` has the same half-hours one level down): half-hours from `from` to `to` with
+ * the forecast, and the actual value once known (null before). Taken as it is by QY_CARBON_URL and
+ * QY_CARBON_SUBJECT; see `readingOf` in src/green/live-carbon.ts for which half-hour counts.
+ */
+const nationalGridHalfHourSchema = z.object({
+  from: z.string(),
+  to: z.string().optional(),
+  intensity: z.object({ forecast: z.number().nullish(), actual: z.number().nullish() }),
+});
+export const nationalGridIntensitySchema = z.object({
+  data: z.union([
+    z.array(nationalGridHalfHourSchema).min(1),
+    // A region (`/regional/regionid/N`: a list of one; `/regional/intensity/…/regionid/N`: the region itself).
+    z.array(z.object({ data: z.array(nationalGridHalfHourSchema).min(1) })).length(1),
+    z.object({ data: z.array(nationalGridHalfHourSchema).min(1) }),
+  ]),
+});
+export type NationalGridIntensity = z.infer<typeof nationalGridIntensitySchema>;
+export type NationalGridHalfHour = z.infer<typeof nationalGridHalfHourSchema>;
+
+/**
+ * Electricity Maps' latest carbon intensity of a zone (`https://api.electricitymaps.com/v3/carbon-intensity/latest?zone=DE`,
+ * with its token in an `auth-token` header, QY_CARBON_HEADERS_FILE): `datetime` is the hour the value holds for.
+ */
+export const electricityMapsLatestSchema = z.object({
+  carbonIntensity: z.number(),
+  datetime: z.string(),
+  zone: z.string().optional(),
+});
+export type ElectricityMapsLatest = z.infer<typeof electricityMapsLatestSchema>;
+
+/**
  * The green signal a scheduler observed (bucket qy-green, key `history`): `[atMs, gPerKwh]` in time order, the
  * last 8 days at most, written by the leader of `general` as it observes. A scheduler that starts replays it
  * into its forecaster, so after a restart forecasts, and the errors deferral is held to, do not start from nothing.

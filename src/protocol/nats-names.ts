@@ -27,7 +27,7 @@ export const NATS_NAMES: readonly NatsName[] = [
   { name: subjects.heartbeat('<nodeId>'), kind: 'core NATS', route: 'agent → scheduler', what: 'liveness and live metrics, with the tasks running' },
   { name: subjects.register('<nodeId>'), kind: 'core request/reply', route: 'agent → scheduler', what: 'node registration (agents and the Kubernetes bridge, through NodeLink); the reply sets the heartbeat interval and tells the down threshold' },
   { name: subjects.log('<nodeId>'), kind: 'core request/reply', route: 'scheduler → agent', what: "the tail of a task's output" },
-  { name: subjects.carbon, kind: 'core NATS (when `QY_CARBON_SUBJECT` names it)', route: "operator's feed → scheduler", what: 'grid carbon readings `{"gPerKwh","atMs"?}`: the live green signal while fresher than `QY_CARBON_STALE_MS`' },
+  { name: subjects.carbon, kind: 'core NATS (when `QY_CARBON_SUBJECT` names it)', route: "operator's feed → scheduler", what: 'grid carbon readings `{"gPerKwh","atMs"?}` (or a provider\'s answer as `QY_CARBON_URL` takes it): the live green signal while fresher than `QY_CARBON_STALE_MS`' },
   { name: subjects.audit, kind: `stream \`${STREAMS.audit}\``, route: 'scheduler', what: 'blocks of hash-chained audit records' },
   { name: `KV ${KV_BUCKETS.nodes}`, kind: 'JetStream KV', route: 'scheduler', what: 'registered nodes with their cordon and drain flags' },
   { name: `KV ${KV_BUCKETS.quotas}`, kind: 'JetStream KV', route: 'scheduler', what: 'tenant quotas set by operators at run time' },

@@ -73,9 +73,16 @@ describe('qy-scheduler --check', () => {
     const good = await run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_PRICES_FILE: 'configs/prices.yaml' });
     expect(good.status).toBe(0);
     expect(good.stdout).toMatch(/^qy-scheduler: configuration OK \(2 tenants and 1 operator from configs\/tenants.example.yaml; NATS nats:\/\/127.0.0.1:4222; HTTP 127.0.0.1:8080\)\n$/);
-    const seed = await run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_NATS_NKEY_SEED_FILE: join(dir, 'no-seed.nk') });
+    const headers = join(dir, 'carbon-headers');
+    writeFileSync(headers, 'auth-token=abc\n');
+    const [seed, token] = await Promise.all([
+      run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_NATS_NKEY_SEED_FILE: join(dir, 'no-seed.nk') }),
+      run('scheduler/main.ts', ['--check'], { QY_TENANTS_FILE: 'configs/tenants.example.yaml', QY_CARBON_URL: 'https://api.electricitymaps.com/v3/carbon-intensity/latest?zone=DE', QY_CARBON_HEADERS_FILE: headers }),
+    ]);
     expect(seed.status).toBe(EXIT_CONFIG);
     expect(seed.stderr).toMatch(/^qy-scheduler: QY_NATS_NKEY_SEED_FILE: ENOENT.*\n$/);
+    expect(token.status).toBe(EXIT_CONFIG);
+    expect(token.stderr).toBe(`qy-scheduler: QY_CARBON_HEADERS_FILE: ${headers}:1: expected a header "Name: value"\n`);
   });
 });
 

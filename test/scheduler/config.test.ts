@@ -48,3 +48,8 @@ test('the deferral share: one for every pool, or per pool; a bad one is named', 
   expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.2,intelligent=0' }).greenDeferralShare).toEqual({ default: 0.2, pools: { intelligent: 0 } });
   expect(() => loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: 'gpu=0' })).toThrow(/QY_GREEN_DEFERRAL_SHARE: "gpu=0": unknown pool gpu/);
 });
+
+test("a headers file for the carbon feed goes with the feed's URL", () => {
+  expect(() => loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers' })).toThrow('QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL, which is not set');
+  expect(loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers', QY_CARBON_URL: 'https://api.electricitymaps.com/v3/carbon-intensity/latest?zone=DE' }).carbonHeadersFile).toBe('/etc/qy/carbon-headers');
+});
