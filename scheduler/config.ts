@@ -96,8 +96,12 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
   carbonColumn: z.string().min(1).optional(),
   /** A live carbon-intensity feed polled over HTTP, with backoff on failure; it takes the place of QY_CARBON_FILE and the constant while fresh. JSON `{"gPerKwh":…,"atMs":…}`, or a provider's answer as it is: National Grid ESO's `https://api.carbonintensity.org.uk/intensity` (or a region's), Electricity Maps' `…/v3/carbon-intensity/latest?zone=…`. Env: QY_CARBON_URL */
   carbonUrl: z.url({ protocol: /^https?$/ }).optional(),
-  /** A file of request headers sent with every poll of QY_CARBON_URL, one `Name: value` a line (e.g. `auth-token: …` for Electricity Maps): a provider's token kept out of the environment. Env: QY_CARBON_HEADERS_FILE */
+  /** A file of request headers sent with every poll of QY_CARBON_URL and QY_CARBON_FORECAST_URL, one `Name: value` a line (e.g. `auth-token: …` for Electricity Maps): a provider's token kept out of the environment. Env: QY_CARBON_HEADERS_FILE */
   carbonHeadersFile: z.string().min(1).optional(),
+  /** A published forecast of the grid's carbon intensity, polled with backoff and blended into the green forecaster, weighed by its own measured error: JSON `{"forecast":[{"atMs":…,"gPerKwh":…}]}`, National Grid ESO's `https://api.carbonintensity.org.uk/intensity/{now}/fw48h` (`{now}` is the time of the poll), or Electricity Maps' `…/v3/carbon-intensity/forecast?zone=…`; QY_CARBON_HEADERS_FILE's headers go with it. Env: QY_CARBON_FORECAST_URL */
+  carbonForecastUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** How often QY_CARBON_FORECAST_URL is polled (failures retry sooner, backing off from a second up to this). Env: QY_CARBON_FORECAST_POLL_MS */
+  carbonForecastPollMs: ms(1_800_000),
   /** A NATS subject an operator's feed publishes the same readings to (e.g. `qy.green.carbon`). Env: QY_CARBON_SUBJECT */
   carbonSubject: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a NATS subject without wildcards').optional(),
   /** How often QY_CARBON_URL is polled (failures retry sooner, backing off from a second up to this). Env: QY_CARBON_POLL_MS */
@@ -255,6 +259,8 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   carbonColumn: 'QY_CARBON_COLUMN',
   carbonUrl: 'QY_CARBON_URL',
   carbonHeadersFile: 'QY_CARBON_HEADERS_FILE',
+  carbonForecastUrl: 'QY_CARBON_FORECAST_URL',
+  carbonForecastPollMs: 'QY_CARBON_FORECAST_POLL_MS',
   carbonSubject: 'QY_CARBON_SUBJECT',
   carbonPollMs: 'QY_CARBON_POLL_MS',
   carbonStaleMs: 'QY_CARBON_STALE_MS',
@@ -287,7 +293,7 @@ export function leaseTimingsOf(config: SchedulerConfig): { leaseDurationMs: numb
 export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof SchedulerConfig, unknown>> = {}): SchedulerConfig {
   const config = loadEnvConfig(schedulerConfigSchema, SCHEDULER_ENV, env, overrides);
   if ((config.site === undefined) !== (config.federationFile === undefined)) throw new ConfigError('invalid configuration: QY_SITE and QY_FEDERATION_FILE go together (both set: a federated site; neither: a lone one)');
-  if (config.carbonHeadersFile !== undefined && config.carbonUrl === undefined) throw new ConfigError('invalid configuration: QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL, which is not set');
+  if (config.carbonHeadersFile !== undefined && config.carbonUrl === undefined && config.carbonForecastUrl === undefined) throw new ConfigError('invalid configuration: QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL and QY_CARBON_FORECAST_URL, neither of which is set');
   if (config.downAfterMs < config.suspectAfterMs) throw new ConfigError('invalid configuration: QY_DOWN_AFTER_MS must not be smaller than QY_SUSPECT_AFTER_MS (equal: no suspect phase)');
   if (config.nodeGcAfterMs > 0 && config.nodeGcAfterMs < config.downAfterMs) throw new ConfigError('invalid configuration: QY_NODE_GC_AFTER_MS must be 0 (never) or not smaller than QY_DOWN_AFTER_MS: a node is forgotten only once it is down');
   try {

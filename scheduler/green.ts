@@ -3,7 +3,7 @@ import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
 import { fromSetting } from '../src/lifecycle';
 import { DeferralPlanner, MIN_ERROR_SCORES, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
-import { LiveCarbon, loadHeaderFile } from '../src/green/live-carbon';
+import { LiveCarbon, PublishedForecast, loadHeaderFile } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
 import type { GreenView } from '../src/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -32,7 +32,7 @@ export interface GreenPersistence {
  * as it does the state keeper's): the live feed's age, the forecaster's recent errors, each pool's booking share.
  */
 export class GreenMetrics {
-  constructor(registry: Registry, green: () => Pick<GreenSignal, 'live' | 'forecasterView' | 'planner'>, clock: Clock) {
+  constructor(registry: Registry, green: () => Pick<GreenSignal, 'live' | 'published' | 'forecasterView' | 'planner'>, clock: Clock) {
     new Gauge({
       name: 'qy_green_signal_age_seconds',
       help: 'Age of the last reading of the live carbon feed (QY_CARBON_URL, QY_CARBON_SUBJECT); past QY_CARBON_STALE_MS the signal falls back. Absent without a feed or before its first reading.',
@@ -51,6 +51,16 @@ export class GreenMetrics {
       collect() {
         this.reset();
         for (const { aheadHours, gPerKwh } of green().forecasterView().errors) if (gPerKwh !== null) this.set({ ahead_hours: String(aheadHours) }, gPerKwh);
+      },
+    });
+    new Gauge({
+      name: 'qy_green_published_forecast_ahead_hours',
+      help: 'How far ahead the published carbon forecast (QY_CARBON_FORECAST_URL) reaches now; 0 when it has run out (its polls failing), when the forecaster goes on without it. Absent without one.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        const published = green().published;
+        if (published) this.set(published.aheadMs(clock.now()) / HOUR_MS);
       },
     });
     new Gauge({
@@ -84,6 +94,8 @@ export class GreenSignal {
   readonly carbon: Series | undefined;
   /** The live feed, when one is configured. */
   readonly live: LiveCarbon;
+  /** A published forecast (QY_CARBON_FORECAST_URL), blended into the forecaster. */
+  readonly published: PublishedForecast | undefined;
   readonly forecaster: SkilledForecaster;
   /** Observations so far: the planner revises its plans when this changes. */
   private observations = 0;
@@ -111,9 +123,11 @@ export class GreenSignal {
     const log = (this.log = options.log ?? createLogger({ name: 'qy-green', level: 'silent' }));
     const headers = config.carbonHeadersFile ? fromSetting('QY_CARBON_HEADERS_FILE', () => loadHeaderFile(config.carbonHeadersFile!)) : undefined;
     this.live = new LiveCarbon({ url: config.carbonUrl, headers, subject: config.carbonSubject, pollMs: config.carbonPollMs, staleMs: config.carbonStaleMs, clock, log });
+    this.published = config.carbonForecastUrl ? new PublishedForecast({ url: config.carbonForecastUrl, headers, pollMs: config.carbonForecastPollMs, clock, log }) : undefined;
     if (options.registry) new GreenMetrics(options.registry, () => this, clock);
     this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!, { column: config.carbonColumn, columnSetting: 'QY_CARBON_COLUMN' })) : undefined;
-    this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs });
+    const published = this.published;
+    this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs }, {}, published && ((nowMs) => published.at(nowMs)));
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({
       stepMs: config.greenStepMs,
@@ -212,6 +226,7 @@ export class GreenSignal {
   /** Observes the signal every step (after `restore`, for forecasts and their errors to start warm). */
   start(nc?: NatsConnection): void {
     this.live.start(nc);
+    this.published?.start();
     const step = this.config.greenStepMs;
     const now = this.clock.now();
     // Until the signal is known (no feed, no file, no node ready yet), tried again every few seconds rather
@@ -317,5 +332,6 @@ export class GreenSignal {
     this.firstTry?.cancel();
     this.timer?.cancel();
     this.live.stop();
+    this.published?.stop();
   }
 }

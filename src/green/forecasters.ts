@@ -301,17 +301,19 @@ function combined(members: readonly SkilledForecaster[], grid: GridOptions, weig
         for (const m of members) m.observe(atMs, value);
       },
       forecast(nowMs, horizonMs) {
-        const forecasts = members.map((m) => m.forecast(nowMs, horizonMs));
-        if (forecasts.some((f) => f.length === 0)) return [];
+        // A member with nothing to say now (a published forecast that has run out) sits this one out.
+        const all = members.map((m) => m.forecast(nowMs, horizonMs));
+        const present = members.filter((_, i) => all[i].length > 0);
+        if (present.length === 0) return [];
+        const forecasts = all.filter((f) => f.length > 0);
         let lastHorizon = -1;
-        let weights: number[] = members.map(() => 1 / members.length);
+        let weights: number[] = present.map(() => 1 / present.length);
         return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, k) => {
           // Errors change only between scored horizons: weigh once per half-hour of horizon.
           const h = Math.floor((atMs - nowMs) / (HOUR_MS / 2));
           if (h !== lastHorizon) {
             lastHorizon = h;
-            const errors = members.map((m) => m.recentError(atMs - nowMs));
-            weights = errors.every((e) => e !== undefined) ? weigh(errors as number[]) : members.map(() => 1 / members.length);
+            weights = weighScored(present.map((m) => m.recentError(atMs - nowMs)), weigh);
           }
           let value = 0;
           for (let i = 0; i < forecasts.length; i++) {
@@ -326,6 +328,20 @@ function combined(members: readonly SkilledForecaster[], grid: GridOptions, weig
     },
     options,
   );
+}
+
+/**
+ * The weights of members by their errors: `weigh` over those scored, nothing for those not yet scored (a member
+ * that joined later, such as a published forecast, counts once its own error is known), and the same weight
+ * for all while none is scored.
+ */
+function weighScored(errors: readonly (number | undefined)[], weigh: (errors: readonly number[]) => number[]): number[] {
+  const scored = errors.filter((e): e is number => e !== undefined);
+  if (scored.length === 0) return errors.map(() => 1 / errors.length);
+  if (scored.length === errors.length) return weigh(scored);
+  const w = weigh(scored);
+  let i = 0;
+  return errors.map((e) => (e === undefined ? 0 : w[i++]));
 }
 
 /** Inverse squared error weights (each member's share of the precision), normalised. */
@@ -375,6 +391,28 @@ export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions
   return combined(candidates, grid, best, options);
 }
 
+/**
+ * A forecast someone else publishes (the grid operator's, a data provider's; see PublishedForecast), on the
+ * forecaster's grid: the value observed last for now and until the published forecast begins, then the published
+ * value in force at each time (its last beyond its end). Nothing (an empty forecast) before anything is
+ * observed, or when no forecast was received by then or the last one has run out: a blend then goes on without it.
+ */
+export function publishedForecaster(options: GridOptions & { published: (nowMs: number) => readonly Point[] | undefined }): LiveForecaster {
+  const { stepMs, anchorMs = 0, published } = options;
+  let latest: number | undefined;
+  return {
+    observe: (_atMs, value) => {
+      latest = value;
+    },
+    forecast(nowMs, horizonMs) {
+      const points = published(nowMs);
+      if (latest === undefined || !points || points.length === 0 || points[points.length - 1].atMs <= nowMs) return [];
+      const now = latest;
+      return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => ({ atMs, value: i === 0 || atMs < points[0].atMs ? now : valueAtOrBefore(points, atMs) }));
+    },
+  };
+}
+
 /** The forecasters eval:forecast scores and the simulator and the service may run, by name. */
 export const FORECASTERS = ['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'profile', 'blend'] as const;
 export type ForecasterName = (typeof FORECASTERS)[number];
@@ -382,9 +420,13 @@ export type ForecasterName = (typeof FORECASTERS)[number];
 /**
  * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
  * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors.
- * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample). With `published` (a forecast someone
+ * else publishes, see {@link publishedForecaster}), the named forecaster and that forecast blended, each
+ * weighed by its recent error (one not yet scored counts from when it is).
  */
-export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}, published?: (nowMs: number) => readonly Point[] | undefined): SkilledForecaster {
+  // A published forecast is blended with the named forecaster, each weighed by its own measured error.
+  if (published) return blendForecaster([makeForecaster(name, grid, options), skilled(publishedForecaster({ ...grid, published }), options)], grid, options);
   switch (name) {
     case 'persistence':
       return skilled(persistenceForecaster(grid), options);

@@ -49,6 +49,7 @@ export {
   forecasterNamed,
   makeForecaster,
   profileForecaster,
+  publishedForecaster,
   seasonalNaiveForecaster,
   skilled,
   type ForecasterName,

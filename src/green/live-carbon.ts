@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { carbonReadingSchema, electricityMapsLatestSchema, nationalGridIntensitySchema, type NationalGridHalfHour, type NationalGridIntensity } from '../protocol';
+import { carbonForecastSchema, carbonReadingSchema, electricityMapsForecastSchema, electricityMapsLatestSchema, nationalGridIntensitySchema, type NationalGridHalfHour, type NationalGridIntensity } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import type { Clock, Timer } from '../time';
+import type { Point } from './series';
 
 /** The reading in force: its value, when it holds, and where it came from. */
 export interface LiveReading {
@@ -54,9 +55,37 @@ export function readingOf(body: unknown, nowMs: number): { gPerKwh: number; atMs
   return half && checked(half.value, half.atMs);
 }
 
+/** What a forecast feed may send, for the messages that refuse something else. */
+export const FORECAST_SHAPES = 'expected {"forecast": [{"atMs", "gPerKwh"}]}, National Grid\'s {"data": [{"from", "intensity": {"forecast"}}]} or Electricity Maps\' {"forecast": [{"carbonIntensity", "datetime"}]}';
+
+/**
+ * A published forecast from a feed's JSON, as points in time order, or undefined when it is none: this
+ * project's own `{"forecast": [{"atMs", "gPerKwh"}]}`, National Grid ESO's half-hours (e.g.
+ * `…/intensity/{now}/fw48h`; the actual value where known, else the forecast) or Electricity Maps' forecast.
+ * A point with a time that is not one, or a value outside the range of a reading, refuses the whole answer.
+ */
+export function forecastOf(body: unknown): Point[] | undefined {
+  let points: Point[] | undefined;
+  const own = carbonForecastSchema.safeParse(body);
+  const em = own.success ? undefined : electricityMapsForecastSchema.safeParse(body);
+  const ng = own.success || em?.success ? undefined : nationalGridIntensitySchema.safeParse(body);
+  if (own.success) points = own.data.forecast.map((p) => ({ atMs: p.atMs, value: p.gPerKwh }));
+  else if (em?.success) points = em.data.forecast.map((p) => ({ atMs: Date.parse(p.datetime), value: p.carbonIntensity }));
+  else if (ng?.success) points = halfHoursOf(ng.data).flatMap(({ from, intensity }) => {
+    const value = intensity.actual ?? intensity.forecast;
+    return value === null || value === undefined ? [] : [{ atMs: Date.parse(from), value }];
+  });
+  if (!points || points.length === 0 || points.some((p) => !Number.isFinite(p.atMs) || !(p.value >= 0 && p.value <= 5_000))) return undefined;
+  return points.sort((a, b) => a.atMs - b.atMs);
+}
+
+function halfHoursOf({ data }: NationalGridIntensity): NationalGridHalfHour[] {
+  return !Array.isArray(data) ? data.data : 'data' in data[0] ? data[0].data : (data as NationalGridHalfHour[]);
+}
+
 /** National Grid's half-hour in force at `nowMs` (the latest begun that has a value), or the earliest if none has begun. */
-function halfHourAt({ data }: NationalGridIntensity, nowMs: number): { atMs: number; value: number } | undefined {
-  const halfHours: NationalGridHalfHour[] = !Array.isArray(data) ? data.data : 'data' in data[0] ? data[0].data : (data as NationalGridHalfHour[]);
+function halfHourAt(body: NationalGridIntensity, nowMs: number): { atMs: number; value: number } | undefined {
+  const halfHours = halfHoursOf(body);
   let begun: { atMs: number; value: number } | undefined;
   let earliest: { atMs: number; value: number } | undefined;
   for (const { from, intensity } of halfHours) {
@@ -98,6 +127,56 @@ export function loadHeaderFile(path: string): Record<string, string> {
 /** The first retry after a failed poll; each further failure doubles it, up to the poll interval. */
 const FIRST_RETRY_MS = 1_000;
 
+interface JsonPollerOptions {
+  /** The URL of each poll (a template filled in at the time of the poll). */
+  url: () => string;
+  headers?: Readonly<Record<string, string>>;
+  pollMs: number;
+  /** How long one poll may take. Default 10 s, at most `pollMs`. */
+  timeoutMs?: number;
+  clock: Clock;
+  log: Logger;
+  /** What is polled, for the log. */
+  what: string;
+  /** Takes a body: true, or why it is refused (the poll then counts as failed). */
+  accept: (body: unknown) => true | string;
+}
+
+/** Polls a URL for JSON every `pollMs`; a failed poll (or a body refused) is retried after 1 s, 2 s, 4 s… up to `pollMs`. */
+class JsonPoller {
+  private failures = 0;
+  private timer: Timer | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: JsonPollerOptions) {}
+
+  start(): void {
+    void this.poll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  private async poll(): Promise<void> {
+    const { pollMs, clock, log, headers } = this.options;
+    const url = this.options.url();
+    let next = pollMs;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(Math.min(this.options.timeoutMs ?? 10_000, pollMs)), headers: { accept: 'application/json', ...headers } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const verdict = this.options.accept(await response.json());
+      if (verdict !== true) throw new Error(verdict);
+      this.failures = 0;
+    } catch (err) {
+      next = Math.min(pollMs, FIRST_RETRY_MS * 2 ** this.failures++);
+      log.warn({ url, err: (err as Error).message, retryInMs: next }, `${this.options.what} poll failed`);
+    }
+    if (!this.stopped) this.timer = clock.setTimeout(() => void this.poll(), next);
+  }
+}
+
 /**
  * Grid carbon intensity from a live source — an HTTP URL polled with backoff, or a NATS subject an operator's
  * feed publishes to, or both — with its age. A reading older than `staleMs` is not given out, so the caller
@@ -105,12 +184,13 @@ const FIRST_RETRY_MS = 1_000;
  */
 export class LiveCarbon {
   private latest: LiveReading | undefined;
-  private failures = 0;
-  private timer: Timer | undefined;
   private sub: Subscription | undefined;
-  private stopped = false;
+  private readonly poller: JsonPoller | undefined;
 
-  constructor(private readonly options: LiveCarbonOptions) {}
+  constructor(private readonly options: LiveCarbonOptions) {
+    const { url } = options;
+    this.poller = url ? new JsonPoller({ ...options, url: () => url, what: 'carbon feed', accept: (body) => this.accept(body, 'http') || `not a carbon reading: ${READING_SHAPES}` }) : undefined;
+  }
 
   /** Whether any live source is configured. */
   get configured(): boolean {
@@ -133,12 +213,11 @@ export class LiveCarbon {
         },
       });
     }
-    if (this.options.url) void this.poll();
+    this.poller?.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.timer?.cancel();
+    this.poller?.stop();
     this.sub?.unsubscribe();
   }
 
@@ -160,18 +239,61 @@ export class LiveCarbon {
     return this.latest && Math.max(0, nowMs - this.latest.atMs);
   }
 
-  private async poll(): Promise<void> {
-    const { url, pollMs, clock, log } = this.options;
-    let next = pollMs;
-    try {
-      const response = await fetch(url!, { signal: AbortSignal.timeout(Math.min(this.options.timeoutMs ?? 10_000, pollMs)), headers: { accept: 'application/json', ...this.options.headers } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      if (!this.accept(await response.json(), 'http')) throw new Error(`not a carbon reading: ${READING_SHAPES}`);
-      this.failures = 0;
-    } catch (err) {
-      next = Math.min(pollMs, FIRST_RETRY_MS * 2 ** this.failures++);
-      log.warn({ url, err: (err as Error).message, retryInMs: next }, 'carbon feed poll failed');
-    }
-    if (!this.stopped) this.timer = clock.setTimeout(() => void this.poll(), next);
+}
+
+/** `{now}` in a forecast URL: the time of the poll to the minute, as National Grid's `/intensity/{from}/fw48h` takes it. */
+export function fillForecastUrl(template: string, nowMs: number): string {
+  return template.replaceAll('{now}', new Date(nowMs).toISOString().slice(0, 16) + 'Z');
+}
+
+export interface PublishedForecastOptions {
+  /** Polled for a forecast (any shape {@link forecastOf} takes); `{now}` is the time of the poll. */
+  url: string;
+  headers?: Readonly<Record<string, string>>;
+  pollMs: number;
+  clock: Clock;
+  log: Logger;
+  timeoutMs?: number;
+}
+
+/**
+ * A forecast of the grid's carbon intensity that its operator or a data provider publishes, polled with
+ * backoff: the latest one received, from when it was received. The forecaster takes it as one more member of
+ * its blend, weighed by its own measured error as the others are (see `publishedForecaster`).
+ */
+export class PublishedForecast {
+  private latest: { receivedAtMs: number; points: Point[] } | undefined;
+  private readonly poller: JsonPoller;
+
+  constructor(private readonly options: PublishedForecastOptions) {
+    const { url, clock } = options;
+    this.poller = new JsonPoller({ ...options, url: () => fillForecastUrl(url, clock.now()), what: 'carbon forecast', accept: (body) => this.accept(body) || `not a carbon forecast: ${FORECAST_SHAPES}` });
+  }
+
+  start(): void {
+    this.poller.start();
+  }
+
+  stop(): void {
+    this.poller.stop();
+  }
+
+  /** Takes a forecast (checked, see {@link forecastOf}) as of now; false if it is not one. */
+  accept(body: unknown): boolean {
+    const points = forecastOf(body);
+    if (!points) return false;
+    this.latest = { receivedAtMs: this.options.clock.now(), points };
+    return true;
+  }
+
+  /** The latest forecast received by `nowMs` (none for a time before it came: a forecast never looks back). */
+  at(nowMs: number): readonly Point[] | undefined {
+    return this.latest && this.latest.receivedAtMs <= nowMs ? this.latest.points : undefined;
+  }
+
+  /** How far past `nowMs` the latest forecast reaches (0 when it has run out or none came). */
+  aheadMs(nowMs: number): number {
+    const points = this.at(nowMs);
+    return points ? Math.max(0, points[points.length - 1].atMs - nowMs) : 0;
   }
 }

@@ -299,6 +299,27 @@ export const electricityMapsLatestSchema = z.object({
 export type ElectricityMapsLatest = z.infer<typeof electricityMapsLatestSchema>;
 
 /**
+ * A forecast of grid carbon intensity a service publishes (the body of QY_CARBON_FORECAST_URL): each value holds
+ * from its `atMs` to the next one's, in any order.
+ */
+export const carbonForecastSchema = z.object({
+  forecast: z
+    .array(z.object({ atMs: z.number().int().min(0), gPerKwh: z.number().min(0).max(5_000) }))
+    .min(1)
+    .max(20_000),
+});
+export type CarbonForecast = z.infer<typeof carbonForecastSchema>;
+
+/** Electricity Maps' forecast of a zone (`https://api.electricitymaps.com/v3/carbon-intensity/forecast?zone=DE`): hourly values ahead. */
+export const electricityMapsForecastSchema = z.object({
+  forecast: z
+    .array(z.object({ carbonIntensity: z.number(), datetime: z.string() }))
+    .min(1)
+    .max(20_000),
+  zone: z.string().optional(),
+});
+
+/**
  * The green signal a scheduler observed (bucket qy-green, key `history`): `[atMs, gPerKwh]` in time order, the
  * last 8 days at most, written by the leader of `general` as it observes. A scheduler that starts replays it
  * into its forecaster, so after a restart forecasts, and the errors deferral is held to, do not start from nothing.

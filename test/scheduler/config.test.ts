@@ -49,7 +49,8 @@ test('the deferral share: one for every pool, or per pool; a bad one is named', 
   expect(() => loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: 'gpu=0' })).toThrow(/QY_GREEN_DEFERRAL_SHARE: "gpu=0": unknown pool gpu/);
 });
 
-test("a headers file for the carbon feed goes with the feed's URL", () => {
-  expect(() => loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers' })).toThrow('QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL, which is not set');
+test("a headers file for the carbon feeds goes with a feed's URL", () => {
+  expect(() => loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers' })).toThrow('QY_CARBON_HEADERS_FILE names the headers of QY_CARBON_URL and QY_CARBON_FORECAST_URL, neither of which is set');
   expect(loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers', QY_CARBON_URL: 'https://api.electricitymaps.com/v3/carbon-intensity/latest?zone=DE' }).carbonHeadersFile).toBe('/etc/qy/carbon-headers');
+  expect(loadSchedulerConfig({ QY_CARBON_HEADERS_FILE: '/etc/qy/carbon-headers', QY_CARBON_FORECAST_URL: 'https://api.electricitymaps.com/v3/carbon-intensity/forecast?zone=DE' }).carbonForecastPollMs).toBe(1_800_000);
 });

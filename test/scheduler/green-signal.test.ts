@@ -1,4 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
@@ -10,6 +13,7 @@ import { ManualClock } from '../helpers/manual-clock';
 import { seededRng } from '../../src/sim/rng';
 import { greenHistorySchema, type GreenHistory } from '../../src/protocol';
 import { ConfigError } from '../../src/lifecycle';
+import { waitUntil } from '../../harness/wait';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -240,4 +244,33 @@ test('QY_CARBON_COLUMN names the carbon file column to read; a file without one 
   signal = new GreenSignal(loadSchedulerConfig({ QY_CARBON_FILE: file, QY_CARBON_COLUMN: 'Actual' }), cluster, clock);
   expect(signal.carbonAt(Date.parse('2021-03-01T00:10:00Z'))).toBe(205);
   expect(signal.carbonAt(Date.parse('2021-03-01T00:40:00Z'))).toBe(181);
+});
+
+test('QY_CARBON_FORECAST_URL: the published forecast is polled from the start, blended into the forecaster, and how far ahead it reaches is a metric', async () => {
+  const server = createServer((_req, res) => {
+    const forecast = Array.from({ length: 8 }, (_, k) => ({ atMs: START + (k + 1) * HOUR, gPerKwh: 100 + k }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ forecast }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/forecast`;
+    const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP, carbonForecastUrl: url });
+    const cluster = new ClusterState();
+    const clock = new ManualClock(START);
+    const registry = new Registry();
+    signal = new GreenSignal(config, cluster, clock, undefined, { registry });
+    const published = signal.published!;
+    await signal.restore();
+    expect(published.at(START)).toBeUndefined();
+    signal.start();
+    await waitUntil(() => published.at(START), 10_000);
+    expect((await registry.getSingleMetric('qy_green_published_forecast_ahead_hours')!.get()).values[0].value).toBe(8);
+    // The forecaster asks it for the forecast it blends.
+    const asked = vi.spyOn(published, 'at');
+    clock.advanceTo(START + STEP);
+    signal.forecaster.forecast(START + STEP, 6 * HOUR);
+    expect(asked).toHaveBeenCalledWith(START + STEP);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
