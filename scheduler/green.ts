@@ -2,7 +2,7 @@ import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
 import { fromSetting } from '../src/lifecycle';
-import { DeferralPlanner, MIN_ERROR_SCORES, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
+import { DeferralPlanner, MIN_ERROR_SCORES, blendForecaster, publishedForecaster, skilled, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon, PublishedForecast, loadHeaderFile } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
 import type { GreenView } from '../src/protocol';
@@ -96,6 +96,8 @@ export class GreenSignal {
   readonly live: LiveCarbon;
   /** A published forecast (QY_CARBON_FORECAST_URL), blended into the forecaster. */
   readonly published: PublishedForecast | undefined;
+  /** The published forecast as the blend's member, scoring itself. */
+  private readonly publishedMember: SkilledForecaster | undefined;
   readonly forecaster: SkilledForecaster;
   /** Observations so far: the planner revises its plans when this changes. */
   private observations = 0;
@@ -126,8 +128,12 @@ export class GreenSignal {
     this.published = config.carbonForecastUrl ? new PublishedForecast({ url: config.carbonForecastUrl, headers, pollMs: config.carbonForecastPollMs, clock, log }) : undefined;
     if (options.registry) new GreenMetrics(options.registry, () => this, clock);
     this.carbon = config.carbonFile ? fromSetting('QY_CARBON_FILE', () => loadCarbonSeries(config.carbonFile!, { column: config.carbonColumn, columnSetting: 'QY_CARBON_COLUMN' })) : undefined;
+    // A published forecast is blended with the named forecaster, each weighed by its own measured error.
+    const grid = { stepMs: config.greenStepMs };
+    const own = makeForecaster(config.greenForecaster, grid);
     const published = this.published;
-    this.forecaster = makeForecaster(config.greenForecaster, { stepMs: config.greenStepMs }, {}, published && ((nowMs) => published.at(nowMs)));
+    this.publishedMember = published && skilled(publishedForecaster({ ...grid, published: (nowMs) => published.at(nowMs) }));
+    this.forecaster = this.publishedMember ? blendForecaster([own, this.publishedMember], grid) : own;
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({
       stepMs: config.greenStepMs,
@@ -299,10 +305,13 @@ export class GreenSignal {
   /** What the forecaster has seen and how wrong it has been, per horizon (GET /v1/green). */
   forecasterView(): GreenView['forecaster'] {
     const oldest = this.history.since(this.clock.now() - GREEN_HISTORY_MS)[0];
+    const errorsOf = (f: SkilledForecaster) => SCORED_HORIZONS_MS.map((h) => ({ aheadHours: h / HOUR_MS, gPerKwh: f.recentError(h, MIN_ERROR_SCORES) ?? null }));
+    const member = this.publishedMember;
     return {
       name: this.config.greenForecaster,
       ...(oldest ? { observedSince: new Date(oldest.atMs).toISOString() } : {}),
-      errors: SCORED_HORIZONS_MS.map((h) => ({ aheadHours: h / HOUR_MS, gPerKwh: this.forecaster.recentError(h, MIN_ERROR_SCORES) ?? null })),
+      errors: errorsOf(this.forecaster),
+      ...(this.published && member ? { published: { aheadHours: this.published.aheadMs(this.clock.now()) / HOUR_MS, errors: errorsOf(member) } } : {}),
     };
   }
 

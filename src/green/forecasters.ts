@@ -393,7 +393,8 @@ export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions
 
 /**
  * A forecast someone else publishes (the grid operator's, a data provider's; see PublishedForecast), on the
- * forecaster's grid: the value observed last for now and until the published forecast begins, then the published
+ * forecaster's grid, to blend with a forecaster of this project's (`blendForecaster`: each weighed by its recent
+ * error, a member not yet scored counting from when it is): the value observed last for now and until the published forecast begins, then the published
  * value in force at each time (its last beyond its end). Nothing (an empty forecast) before anything is
  * observed, or when no forecast was received by then or the last one has run out: a blend then goes on without it.
  */
@@ -420,13 +421,9 @@ export type ForecasterName = (typeof FORECASTERS)[number];
 /**
  * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
  * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors.
- * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample). With `published` (a forecast someone
- * else publishes, see {@link publishedForecaster}), the named forecaster and that forecast blended, each
- * weighed by its recent error (one not yet scored counts from when it is).
+ * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
  */
-export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}, published?: (nowMs: number) => readonly Point[] | undefined): SkilledForecaster {
-  // A published forecast is blended with the named forecaster, each weighed by its own measured error.
-  if (published) return blendForecaster([makeForecaster(name, grid, options), skilled(publishedForecaster({ ...grid, published }), options)], grid, options);
+export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   switch (name) {
     case 'persistence':
       return skilled(persistenceForecaster(grid), options);

@@ -223,6 +223,13 @@ export const greenViewSchema = z.object({
       errors: z
         .array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() }))
         .describe("Recent mean absolute error of its forecasts this far ahead; null until measured 12 times (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead)"),
+      published: z
+        .object({
+          aheadHours: z.number().describe('How far ahead the latest published forecast reaches now (0: it has run out, and the blend goes on without it)'),
+          errors: z.array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() })).describe('Recent mean absolute error of the published forecasts this far ahead, as measured here; null until measured 12 times'),
+        })
+        .optional()
+        .describe('With QY_CARBON_FORECAST_URL: the published forecast blended in, weighed by these errors'),
     })
     .describe('The live forecaster deferral plans with (QY_GREEN_FORECASTER)'),
   deferral: z.object({ enabled: z.boolean(), stepMs: z.number().int() }),

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { makeForecaster, publishedForecaster, type Point } from '../../src/green';
+import { blendForecaster, makeForecaster, publishedForecaster, skilled, type Point } from '../../src/green';
 import { PublishedForecast, fillForecastUrl, forecastOf } from '../../src/green/live-carbon';
 import { seededRng } from '../../src/sim/rng';
 import { waitUntil } from '../../harness/wait';
@@ -103,7 +103,7 @@ describe('the published forecaster', () => {
     };
     const grid = { stepMs: STEP };
     const plain = makeForecaster('blend', grid);
-    const withPublished = makeForecaster('blend', grid, {}, published);
+    const withPublished = blendForecaster([makeForecaster('blend', grid), skilled(publishedForecaster({ ...grid, published }))], grid);
     const fourDays = (4 * DAY) / STEP;
     for (let i = 0; i < fourDays; i++) {
       plain.observe(i * STEP, signal[i]);
