@@ -54,13 +54,13 @@ export class GreenMetrics {
       },
     });
     new Gauge({
-      name: 'qy_green_published_forecast_ahead_hours',
+      name: 'qy_green_published_forecast_ahead_seconds',
       help: 'How far ahead the published carbon forecast (QY_CARBON_FORECAST_URL) reaches now; 0 when it has run out (its polls failing), when the forecaster goes on without it. Absent without one.',
       registers: [registry],
       collect() {
         this.reset();
         const published = green().published;
-        if (published) this.set(published.aheadMs(clock.now()) / HOUR_MS);
+        if (published) this.set(published.aheadMs(clock.now()) / 1000);
       },
     });
     new Gauge({

@@ -264,7 +264,7 @@ test('QY_CARBON_FORECAST_URL: the published forecast is polled from the start, b
     expect(published.at(START)).toBeUndefined();
     signal.start();
     await waitUntil(() => published.at(START), 10_000);
-    expect((await registry.getSingleMetric('qy_green_published_forecast_ahead_hours')!.get()).values[0].value).toBe(8);
+    expect((await registry.getSingleMetric('qy_green_published_forecast_ahead_seconds')!.get()).values[0].value).toBe(8 * 3600);
     // GET /v1/green shows it beside the forecaster's own errors; it has not been scored yet.
     expect(signal.forecasterView().published).toEqual({ aheadHours: 8, errors: expect.arrayContaining([{ aheadHours: 6, gPerKwh: null }]) });
     // The forecaster asks it for the forecast it blends.
