@@ -132,6 +132,25 @@ export const DASHBOARDS: DashboardDef[] = [
       { title: 'Green share per node', description: 'Share of green electricity each node last reported.', type: 'bargauge', unit: 'percentunit', min: 0, max: 1, w: 12, queries: [{ expr: 'qy_node_green_share_ratio{pool=~"$pool"}', legend: '{{node}}' }] },
       { title: 'Grid carbon intensity', description: 'gCO2 per kWh of grid electricity in force.', type: 'stat', unit: 'short', w: 12, queries: [{ expr: 'qy_grid_carbon_intensity_grams_per_kwh' }] },
       {
+        title: 'Green forecast error',
+        description: 'Recent mean absolute error of the green forecaster this far ahead (gCO2/kWh); green deferral waits only for savings above twice it.',
+        type: 'timeseries',
+        unit: 'short',
+        w: 12,
+        queries: [{ expr: 'max by (ahead_hours) (qy_green_forecast_error_g_per_kwh{ahead_hours=~"1|6|12|24"})', legend: '{{ahead_hours}} h ahead' }],
+      },
+      {
+        title: 'Carbon feed and published forecast',
+        description: 'Age of the live carbon feed’s last reading (past QY_CARBON_STALE_MS the signal falls back), and how far ahead the published forecast reaches (0: run out).',
+        type: 'timeseries',
+        unit: 's',
+        w: 12,
+        queries: [
+          { expr: 'max(qy_green_signal_age_seconds)', legend: 'feed reading age' },
+          { expr: 'max(qy_green_published_forecast_ahead_seconds)', legend: 'published forecast reach' },
+        ],
+      },
+      {
         title: 'Energy history (InfluxDB)',
         description: 'Long-range hourly mean power per pool, from the telemetry downsampled in InfluxDB (retention policy long_term).',
         type: 'timeseries',

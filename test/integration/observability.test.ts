@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
@@ -15,10 +17,21 @@ let nats: LocalNatsServer;
 let s: TestScheduler;
 let prom: LocalPrometheus;
 const agents: Agent[] = [];
+let feed: Server;
 
 beforeAll(async () => {
   nats = await startNatsServer();
-  s = await startScheduler(nats.url, { powerBudgetsKw: '{"general": 5, "intelligent": 20}' }, {
+  // A carbon feed and a published forecast on loopback, and a carbon file whose week before now (replayed in a
+  // loop) the forecaster learns from at start: the green panels have data to show.
+  feed = createServer((req, res) => {
+    const now = Date.now();
+    const body = req.url === '/forecast' ? { forecast: [1, 2, 3].map((h) => ({ atMs: now + h * 3_600_000, gPerKwh: 200 - 10 * h })) } : { gPerKwh: 210 };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => feed.listen(0, '127.0.0.1', resolve));
+  const feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}`;
+  const green = { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', carbonUrl: `${feedUrl}/now`, carbonForecastUrl: `${feedUrl}/forecast` };
+  s = await startScheduler(nats.url, { powerBudgetsKw: '{"general": 5, "intelligent": 20}', ...green }, {
     operators: ['ops'],
     tenants: [
       { name: 'city-a', requestsPerSecond: 10_000, quotas: { general: { cpuMillis: 64_000 }, intelligent: { gpus: 8 } } },
@@ -54,6 +67,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await new Promise((r) => feed?.close(r));
   await prom?.dispose();
   await s?.close();
   for (const a of agents) await a.stop();
