@@ -393,10 +393,11 @@ export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions
 
 /**
  * A forecast someone else publishes (the grid operator's, a data provider's; see PublishedForecast), on the
- * forecaster's grid, to blend with a forecaster of this project's (`blendForecaster`: each weighed by its recent
- * error, a member not yet scored counting from when it is): the value observed last for now and until the published forecast begins, then the published
- * value in force at each time (its last beyond its end). Nothing (an empty forecast) before anything is
- * observed, or when no forecast was received by then or the last one has run out: a blend then goes on without it.
+ * forecaster's grid, to blend with one of this project's (`blendForecaster`: each weighed by its recent error,
+ * a member not yet scored counting from when it is). The value observed last for now and until the published
+ * forecast begins, then the published value in force at each time (its last beyond its end). Nothing (an empty
+ * forecast) before anything is observed, or when no forecast was received by then or the last one has run
+ * out: a blend then goes on without it.
  */
 export function publishedForecaster(options: GridOptions & { published: (nowMs: number) => readonly Point[] | undefined }): LiveForecaster {
   const { stepMs, anchorMs = 0, published } = options;

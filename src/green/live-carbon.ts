@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { carbonForecastSchema, carbonReadingSchema, electricityMapsForecastSchema, electricityMapsLatestSchema, nationalGridIntensitySchema, type NationalGridHalfHour, type NationalGridIntensity } from '../protocol';
+import { MAX_G_PER_KWH, carbonForecastSchema, carbonReadingSchema, electricityMapsForecastSchema, electricityMapsLatestSchema, nationalGridIntensitySchema, type NationalGridHalfHour, type NationalGridIntensity } from '../protocol';
 import type { Logger } from '../telemetry/logger';
 import type { Clock, Timer } from '../time';
-import type { Point } from './series';
+import { lastIndexAtOrBefore, type Point } from './series';
 
 /** The reading in force: its value, when it holds, and where it came from. */
 export interface LiveReading {
@@ -34,25 +34,20 @@ export const READING_SHAPES = 'expected {"gPerKwh": number, "atMs"?: number}, Na
 /**
  * A carbon reading from a feed's JSON, or undefined when it is none: this project's own `{"gPerKwh", "atMs"?}`
  * (a missing `atMs` is `nowMs`, the time of receipt), or a provider's answer taken as it is, so QY_CARBON_URL can
- * name the provider itself: National Grid ESO's Carbon Intensity API (the half-hour in force at `nowMs`, its
- * actual value once known, else its forecast; the reading holds from the half-hour's start) or Electricity
- * Maps' latest intensity (holding from its `datetime`). Values are held to the same range as the own shape's.
+ * name the provider itself: National Grid ESO's Carbon Intensity API (the half-hour in force at `nowMs`, or the
+ * earliest when none has begun; its actual value once known, else its forecast; the reading holds from the
+ * half-hour's start) or Electricity Maps' latest intensity (holding from its `datetime`). A provider's answer
+ * is held to what {@link checkedPoints} holds a forecast to.
  */
 export function readingOf(body: unknown, nowMs: number): { gPerKwh: number; atMs: number } | undefined {
   const own = carbonReadingSchema.safeParse(body);
   if (own.success) return { gPerKwh: own.data.gPerKwh, atMs: own.data.atMs ?? nowMs };
-  const checked = (gPerKwh: number | null | undefined, atMs: number) => {
-    const reading = carbonReadingSchema.safeParse({ gPerKwh, atMs });
-    return reading.success ? { gPerKwh: reading.data.gPerKwh, atMs: reading.data.atMs! } : undefined;
-  };
   const em = electricityMapsLatestSchema.safeParse(body);
-  if (em.success) {
-    const atMs = Date.parse(em.data.datetime);
-    return Number.isFinite(atMs) ? checked(em.data.carbonIntensity, atMs) : undefined;
-  }
-  const ng = nationalGridIntensitySchema.safeParse(body);
-  const half = ng.success ? halfHourAt(ng.data, nowMs) : undefined;
-  return half && checked(half.value, half.atMs);
+  const ng = em.success ? undefined : nationalGridIntensitySchema.safeParse(body);
+  const points = checkedPoints(em.success ? [{ atMs: Date.parse(em.data.datetime), value: em.data.carbonIntensity }] : ng?.success ? nationalGridPoints(ng.data) : []);
+  if (!points) return undefined;
+  const inForce = points[Math.max(0, lastIndexAtOrBefore(points, nowMs))];
+  return { gPerKwh: inForce.value, atMs: inForce.atMs };
 }
 
 /** What a forecast feed may send, for the messages that refuse something else. */
@@ -61,41 +56,33 @@ export const FORECAST_SHAPES = 'expected {"forecast": [{"atMs", "gPerKwh"}]}, Na
 /**
  * A published forecast from a feed's JSON, as points in time order, or undefined when it is none: this
  * project's own `{"forecast": [{"atMs", "gPerKwh"}]}`, National Grid ESO's half-hours (e.g.
- * `…/intensity/{now}/fw48h`; the actual value where known, else the forecast) or Electricity Maps' forecast.
- * A point with a time that is not one, or a value outside the range of a reading, refuses the whole answer.
+ * `…/intensity/{now}/fw48h`) or Electricity Maps' forecast, held to {@link checkedPoints}.
  */
 export function forecastOf(body: unknown): Point[] | undefined {
-  let points: Point[] | undefined;
   const own = carbonForecastSchema.safeParse(body);
-  const em = own.success ? undefined : electricityMapsForecastSchema.safeParse(body);
-  const ng = own.success || em?.success ? undefined : nationalGridIntensitySchema.safeParse(body);
-  if (own.success) points = own.data.forecast.map((p) => ({ atMs: p.atMs, value: p.gPerKwh }));
-  else if (em?.success) points = em.data.forecast.map((p) => ({ atMs: Date.parse(p.datetime), value: p.carbonIntensity }));
-  else if (ng?.success) points = halfHoursOf(ng.data).flatMap(({ from, intensity }) => {
-    const value = intensity.actual ?? intensity.forecast;
-    return value === null || value === undefined ? [] : [{ atMs: Date.parse(from), value }];
-  });
-  if (!points || points.length === 0 || points.some((p) => !Number.isFinite(p.atMs) || !(p.value >= 0 && p.value <= 5_000))) return undefined;
+  if (own.success) return checkedPoints(own.data.forecast.map((p) => ({ atMs: p.atMs, value: p.gPerKwh })));
+  const em = electricityMapsForecastSchema.safeParse(body);
+  if (em.success) return checkedPoints(em.data.forecast.map((p) => ({ atMs: Date.parse(p.datetime), value: p.carbonIntensity })));
+  const ng = nationalGridIntensitySchema.safeParse(body);
+  return ng.success ? checkedPoints(nationalGridPoints(ng.data)) : undefined;
+}
+
+/**
+ * Points taken from a provider, in time order, or undefined when there are none or any has a time that is not
+ * one or a value outside 0..MAX_G_PER_KWH: a provider's answer with one bad point is not trusted for the rest.
+ */
+function checkedPoints(points: Point[]): Point[] | undefined {
+  if (points.length === 0 || points.some((p) => !(p.atMs >= 0) || !(p.value >= 0 && p.value <= MAX_G_PER_KWH))) return undefined;
   return points.sort((a, b) => a.atMs - b.atMs);
 }
 
-function halfHoursOf({ data }: NationalGridIntensity): NationalGridHalfHour[] {
-  return !Array.isArray(data) ? data.data : 'data' in data[0] ? data[0].data : (data as NationalGridHalfHour[]);
-}
-
-/** National Grid's half-hour in force at `nowMs` (the latest begun that has a value), or the earliest if none has begun. */
-function halfHourAt(body: NationalGridIntensity, nowMs: number): { atMs: number; value: number } | undefined {
-  const halfHours = halfHoursOf(body);
-  let begun: { atMs: number; value: number } | undefined;
-  let earliest: { atMs: number; value: number } | undefined;
-  for (const { from, intensity } of halfHours) {
-    const atMs = Date.parse(from);
+/** National Grid's half-hours as points: the actual value once known, else the forecast (half-hours with neither left out). */
+function nationalGridPoints({ data }: NationalGridIntensity): Point[] {
+  const halfHours = !Array.isArray(data) ? data.data : 'data' in data[0] ? data[0].data : (data as NationalGridHalfHour[]);
+  return halfHours.flatMap(({ from, intensity }) => {
     const value = intensity.actual ?? intensity.forecast;
-    if (!Number.isFinite(atMs) || value === null || value === undefined) continue;
-    if (atMs <= nowMs && (!begun || atMs > begun.atMs)) begun = { atMs, value };
-    if (!earliest || atMs < earliest.atMs) earliest = { atMs, value };
-  }
-  return begun ?? earliest;
+    return value === null || value === undefined ? [] : [{ atMs: Date.parse(from), value }];
+  });
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

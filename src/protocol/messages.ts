@@ -253,13 +253,16 @@ export const logReplySchema = z.discriminatedUnion('ok', [
 ]);
 export type LogReply = z.infer<typeof logReplySchema>;
 
+/** The largest grid carbon intensity taken from a feed or a store (gCO2/kWh): well above any grid's (coal, about 1,000). */
+export const MAX_G_PER_KWH = 5_000;
+
 /**
  * A reading of grid carbon intensity from an operator's feed: published on QY_CARBON_SUBJECT, or the body
  * of QY_CARBON_URL (polled). `atMs` is when the value holds (the reading's age counts from it); absent, from
  * when it was received.
  */
 export const carbonReadingSchema = z.object({
-  gPerKwh: z.number().min(0).max(5_000),
+  gPerKwh: z.number().min(0).max(MAX_G_PER_KWH),
   atMs: z.number().int().min(0).optional(),
   source: z.string().max(200).optional(),
 });
@@ -304,7 +307,7 @@ export type ElectricityMapsLatest = z.infer<typeof electricityMapsLatestSchema>;
  */
 export const carbonForecastSchema = z.object({
   forecast: z
-    .array(z.object({ atMs: z.number().int().min(0), gPerKwh: z.number().min(0).max(5_000) }))
+    .array(z.object({ atMs: z.number().int().min(0), gPerKwh: z.number().min(0).max(MAX_G_PER_KWH) }))
     .min(1)
     .max(20_000),
 });
@@ -328,6 +331,6 @@ export const greenHistorySchema = z.object({
   v: z.literal(1),
   savedAtMs: z.number().int().min(0),
   savedBy: z.string(),
-  points: z.array(z.tuple([z.number().int().min(0), z.number().min(0).max(5_000)])).max(100_000),
+  points: z.array(z.tuple([z.number().int().min(0), z.number().min(0).max(MAX_G_PER_KWH)])).max(100_000),
 });
 export type GreenHistory = z.infer<typeof greenHistorySchema>;
