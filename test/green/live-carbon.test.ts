@@ -1,11 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { LiveCarbon, parseHeaderLines, readingOf } from '../../src/green/live-carbon';
 import { startNatsServer } from '../../harness/nats-server';
 import { waitUntil } from '../../harness/wait';
 import { connectNats } from '../../src/store/nats';
 import { subjects } from '../../src/protocol';
+import { startJsonServer, type JsonRequest } from '../helpers/json-server';
 import { ManualClock } from '../helpers/manual-clock';
 import { silentLog } from '../helpers/stack';
 
@@ -17,22 +16,17 @@ afterEach(async () => {
 const T0 = 1_790_000_000_000;
 const MIN = 60_000;
 
-/** A loopback feed answering with whatever `answer` says at each request (given its headers); counts requests. */
-async function feed(answer: (n: number, headers: IncomingHttpHeaders) => { status: number; body: unknown }): Promise<{ url: string; requests: () => number }> {
-  let n = 0;
-  const server: Server = createServer((req, res) => {
-    const a = answer(++n, req.headers);
-    res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((r) => server.close(r)));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/carbon`, requests: () => n };
+/** A loopback feed at `/carbon` answering each request as `answer` says; counts requests. */
+async function feed(answer: (request: JsonRequest) => { status?: number; body: unknown }): Promise<{ url: string; requests: () => number }> {
+  const server = await startJsonServer(answer);
+  cleanups.push(server.close);
+  return { url: `${server.url}/carbon`, requests: () => server.requests().length };
 }
 
 describe('live carbon feed', () => {
   test('a polled URL: failures retry after 1, 2, 4 s, then a reading is in force until it is older than the stale limit', async () => {
     const clock = new ManualClock(T0);
-    const f = await feed((n) => (n <= 3 ? { status: 503, body: {} } : { status: 200, body: { gPerKwh: 123, atMs: T0 + 7_000 } }));
+    const f = await feed(({ n }) => (n <= 3 ? { status: 503, body: {} } : { status: 200, body: { gPerKwh: 123, atMs: T0 + 7_000 } }));
     const live = new LiveCarbon({ url: f.url, pollMs: 5 * MIN, staleMs: 30 * MIN, clock, log: silentLog });
     cleanups.push(() => live.stop());
     live.start();
@@ -110,7 +104,7 @@ describe('live carbon feed', () => {
 
   test("a polled provider that wants a token gets the headers file's headers; its answer is taken as it is", async () => {
     const clock = new ManualClock(Date.parse('2026-03-01T12:40:00Z'));
-    const f = await feed((_n, headers) =>
+    const f = await feed(({ headers }) =>
       headers['auth-token'] === 's3cret' && headers.accept === 'application/json'
         ? { status: 200, body: { zone: 'DE', carbonIntensity: 302, datetime: '2026-03-01T12:00:00.000Z' } }
         : { status: 401, body: { error: 'no token' } },

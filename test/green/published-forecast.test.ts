@@ -1,10 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { blendForecaster, makeForecaster, publishedForecaster, skilled, type Point } from '../../src/green';
 import { PublishedForecast, fillForecastUrl, forecastOf } from '../../src/green/live-carbon';
 import { seededRng } from '../../src/sim/rng';
 import { waitUntil } from '../../harness/wait';
+import { startJsonServer } from '../helpers/json-server';
 import { ManualClock } from '../helpers/manual-clock';
 import { silentLog } from '../helpers/stack';
 
@@ -132,21 +131,18 @@ describe('polling a published forecast', () => {
   test('the URL is filled in at each poll; the forecast counts from when it came, and how far ahead it reaches is known', async () => {
     const t0 = Date.parse('2026-03-01T12:41:00Z');
     const clock = new ManualClock(t0);
-    const paths: string[] = [];
-    const server: Server = createServer((req, res) => {
-      paths.push(req.url!);
-      const body = { data: [0, 1, 2, 3].map((k) => ({ from: new Date(Date.parse('2026-03-01T12:30Z') + k * STEP).toISOString(), intensity: { forecast: 200 - 10 * k, actual: null } })) };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((r) => server.close(r)));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/intensity/{now}/fw48h`;
+    const feed = await startJsonServer(() => ({
+      body: { data: [0, 1, 2, 3].map((k) => ({ from: new Date(Date.parse('2026-03-01T12:30Z') + k * STEP).toISOString(), intensity: { forecast: 200 - 10 * k, actual: null } })) },
+    }));
+    cleanups.push(feed.close);
+    const paths = () => feed.requests().map((r) => r.path);
+    const url = `${feed.url}/intensity/{now}/fw48h`;
     const published = new PublishedForecast({ url, pollMs: 30 * MIN, clock, log: silentLog });
     cleanups.push(() => published.stop());
     expect(published.aheadMs(t0)).toBe(0);
     published.start();
     await waitUntil(() => published.at(t0), 10_000);
-    expect(paths).toEqual(['/intensity/2026-03-01T12:41Z/fw48h']);
+    expect(paths()).toEqual(['/intensity/2026-03-01T12:41Z/fw48h']);
     expect(published.at(t0 - 1)).toBeUndefined();
     expect(published.at(t0)![0]).toEqual({ atMs: Date.parse('2026-03-01T12:30Z'), value: 200 });
     expect(published.aheadMs(t0)).toBe(Date.parse('2026-03-01T14:00Z') - t0);
@@ -154,7 +150,7 @@ describe('polling a published forecast', () => {
     // The next poll, half an hour on, asks from then.
     await waitUntil(() => (clock.pending() > 0 ? true : undefined), 10_000);
     clock.advanceTo(t0 + 30 * MIN);
-    await waitUntil(() => (paths.length === 2 ? true : undefined), 10_000);
-    expect(paths[1]).toBe('/intensity/2026-03-01T13:11Z/fw48h');
+    await waitUntil(() => (paths().length === 2 ? true : undefined), 10_000);
+    expect(paths()[1]).toBe('/intensity/2026-03-01T13:11Z/fw48h');
   });
 });

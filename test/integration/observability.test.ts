@@ -1,7 +1,5 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Agent } from '../../agents/agent';
@@ -9,6 +7,7 @@ import { DASHBOARDS } from '../../dashboards/definitions';
 import { startNatsServer, type LocalNatsServer } from '../../harness/nats-server';
 import { startPrometheus, type LocalPrometheus } from '../../harness/prometheus';
 import { waitUntil } from '../helpers/api';
+import { startJsonServer, type JsonServer } from '../helpers/json-server';
 import { startAgent, startScheduler, testNode, waitForNodes, type TestScheduler } from '../helpers/stack';
 
 const run = promisify(execFile);
@@ -17,20 +16,17 @@ let nats: LocalNatsServer;
 let s: TestScheduler;
 let prom: LocalPrometheus;
 const agents: Agent[] = [];
-let feed: Server;
+let feed: JsonServer;
 
 beforeAll(async () => {
   nats = await startNatsServer();
   // A carbon feed and a published forecast on loopback, and a carbon file whose week before now (replayed in a
   // loop) the forecaster learns from at start: the green panels have data to show.
-  feed = createServer((req, res) => {
+  feed = await startJsonServer(({ path }) => {
     const now = Date.now();
-    const body = req.url === '/forecast' ? { forecast: [1, 2, 3].map((h) => ({ atMs: now + h * 3_600_000, gPerKwh: 200 - 10 * h })) } : { gPerKwh: 210 };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    return { body: path === '/forecast' ? { forecast: [1, 2, 3].map((h) => ({ atMs: now + h * 3_600_000, gPerKwh: 200 - 10 * h })) } : { gPerKwh: 210 } };
   });
-  await new Promise<void>((resolve) => feed.listen(0, '127.0.0.1', resolve));
-  const feedUrl = `http://127.0.0.1:${(feed.address() as AddressInfo).port}`;
-  const green = { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', carbonUrl: `${feedUrl}/now`, carbonForecastUrl: `${feedUrl}/forecast` };
+  const green = { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', carbonUrl: `${feed.url}/now`, carbonForecastUrl: `${feed.url}/forecast` };
   s = await startScheduler(nats.url, { powerBudgetsKw: '{"general": 5, "intelligent": 20}', ...green }, {
     operators: ['ops'],
     tenants: [
@@ -67,7 +63,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await new Promise((r) => feed?.close(r));
+  await feed?.close();
   await prom?.dispose();
   await s?.close();
   for (const a of agents) await a.stop();

@@ -1,6 +1,4 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +7,7 @@ import { ClusterState } from '../../src/core';
 import { loadSchedulerConfig } from '../../scheduler/config';
 import { GreenSignal } from '../../scheduler/green';
 import { job, nodeSpec } from '../core/fixtures';
+import { startJsonServer } from '../helpers/json-server';
 import { ManualClock } from '../helpers/manual-clock';
 import { seededRng } from '../../src/sim/rng';
 import { greenHistorySchema, type GreenHistory } from '../../src/protocol';
@@ -247,13 +246,9 @@ test('QY_CARBON_COLUMN names the carbon file column to read; a file without one 
 });
 
 test('QY_CARBON_FORECAST_URL: the published forecast is polled from the start, blended into the forecaster, and how far ahead it reaches is a metric', async () => {
-  const server = createServer((_req, res) => {
-    const forecast = Array.from({ length: 8 }, (_, k) => ({ atMs: START + (k + 1) * HOUR, gPerKwh: 100 + k }));
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ forecast }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const feed = await startJsonServer(() => ({ body: { forecast: Array.from({ length: 8 }, (_, k) => ({ atMs: START + (k + 1) * HOUR, gPerKwh: 100 + k })) } }));
   try {
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/forecast`;
+    const url = `${feed.url}/forecast`;
     const config = loadSchedulerConfig({}, { carbonFile: 'test/fixtures/gb_ci-excerpt.csv', greenStepMs: STEP, carbonForecastUrl: url });
     const cluster = new ClusterState();
     const clock = new ManualClock(START);
@@ -273,6 +268,6 @@ test('QY_CARBON_FORECAST_URL: the published forecast is polled from the start, b
     signal.forecaster.forecast(START + STEP, 6 * HOUR);
     expect(asked).toHaveBeenCalledWith(START + STEP);
   } finally {
-    await new Promise((r) => server.close(r));
+    await feed.close();
   }
 });
