@@ -299,7 +299,6 @@ export const electricityMapsLatestSchema = z.object({
   datetime: z.string(),
   zone: z.string().optional(),
 });
-export type ElectricityMapsLatest = z.infer<typeof electricityMapsLatestSchema>;
 
 /**
  * A forecast of grid carbon intensity a service publishes (the body of QY_CARBON_FORECAST_URL): each value holds
@@ -311,7 +310,6 @@ export const carbonForecastSchema = z.object({
     .min(1)
     .max(20_000),
 });
-export type CarbonForecast = z.infer<typeof carbonForecastSchema>;
 
 /** Electricity Maps' forecast of a zone (`https://api.electricitymaps.com/v3/carbon-intensity/forecast?zone=DE`): hourly values ahead. */
 export const electricityMapsForecastSchema = z.object({
