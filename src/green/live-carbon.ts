@@ -29,7 +29,7 @@ export interface LiveCarbonOptions {
 }
 
 /** What a feed may send, for the messages that refuse something else. */
-export const READING_SHAPES = 'expected {"gPerKwh": number, "atMs"?: number}, National Grid\'s {"data": [{"from", "intensity": {"forecast", "actual"}}]} or Electricity Maps\' {"carbonIntensity", "datetime"}';
+const READING_SHAPES = 'expected {"gPerKwh": number, "atMs"?: number}, National Grid\'s {"data": [{"from", "intensity": {"forecast", "actual"}}]} or Electricity Maps\' {"carbonIntensity", "datetime"}';
 
 /**
  * A carbon reading from a feed's JSON, or undefined when it is none: this project's own `{"gPerKwh", "atMs"?}`
@@ -51,7 +51,7 @@ export function readingOf(body: unknown, nowMs: number): { gPerKwh: number; atMs
 }
 
 /** What a forecast feed may send, for the messages that refuse something else. */
-export const FORECAST_SHAPES = 'expected {"forecast": [{"atMs", "gPerKwh"}]}, National Grid\'s {"data": [{"from", "intensity": {"forecast"}}]} or Electricity Maps\' {"forecast": [{"carbonIntensity", "datetime"}]}';
+const FORECAST_SHAPES = 'expected {"forecast": [{"atMs", "gPerKwh"}]}, National Grid\'s {"data": [{"from", "intensity": {"forecast"}}]} or Electricity Maps\' {"forecast": [{"carbonIntensity", "datetime"}]}';
 
 /**
  * A published forecast from a feed's JSON, as points in time order, or undefined when it is none: this
