@@ -2,7 +2,7 @@ import { POOLS, type Pool } from '../src/protocol';
 import type { ClusterState, PendingQueue } from '../src/core';
 import { DAY_MS, HOUR_MS, pacer, type Clock, type Timer } from '../src/time';
 import { fromSetting } from '../src/lifecycle';
-import { DeferralPlanner, MIN_ERROR_SCORES, blendForecaster, publishedForecaster, skilled, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
+import { DeferralPlanner, MIN_ERROR_SCORES, blendWithPublished, Observations, plannedError, SCORED_HORIZONS_MS, lastIndexAtOrBefore, loadCarbonSeries, makeForecaster, supplyUnits, type Point, type Series, type SkilledForecaster } from '../src/green';
 import { LiveCarbon, PublishedForecast, loadHeaderFile } from '../src/green/live-carbon';
 import type { GreenHistoryStore } from '../src/store/green-history';
 import type { GreenView } from '../src/protocol';
@@ -132,8 +132,9 @@ export class GreenSignal {
     const grid = { stepMs: config.greenStepMs };
     const own = makeForecaster(config.greenForecaster, grid);
     const published = this.published;
-    this.publishedMember = published && skilled(publishedForecaster({ ...grid, published: (nowMs) => published.at(nowMs) }));
-    this.forecaster = this.publishedMember ? blendForecaster([own, this.publishedMember], grid) : own;
+    const blended = published && blendWithPublished(own, grid, (nowMs) => published.at(nowMs));
+    this.publishedMember = blended?.member;
+    this.forecaster = blended?.forecaster ?? own;
     const forecaster = this.forecaster;
     this.planner = new DeferralPlanner({
       stepMs: config.greenStepMs,

@@ -415,6 +415,16 @@ export function publishedForecaster(options: GridOptions & { published: (nowMs: 
   };
 }
 
+/**
+ * `own` blended with a published forecast, each weighed by its recent error (see {@link publishedForecaster}):
+ * the service's with QY_CARBON_FORECAST_URL, eval:green's with `--published-error`. `member` is the published
+ * one as it scores itself, for showing its errors.
+ */
+export function blendWithPublished(own: SkilledForecaster, grid: GridOptions, published: (nowMs: number) => readonly Point[] | undefined): { forecaster: SkilledForecaster; member: SkilledForecaster } {
+  const member = skilled(publishedForecaster({ ...grid, published }));
+  return { forecaster: blendForecaster([own, member], grid), member };
+}
+
 /** The forecasters eval:forecast scores and the simulator and the service may run, by name. */
 export const FORECASTERS = ['persistence', 'fitted-persistence', 'seasonal-day', 'seasonal-week', 'profile', 'blend'] as const;
 export type ForecasterName = (typeof FORECASTERS)[number];

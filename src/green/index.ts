@@ -44,6 +44,7 @@ export {
   PROFILE_RHOS,
   SCORED_HORIZONS_MS,
   blendForecaster,
+  blendWithPublished,
   fittedPersistenceForecaster,
   fittedProfileForecaster,
   forecasterNamed,

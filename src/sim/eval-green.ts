@@ -21,8 +21,9 @@ import { simulate, type SimResult } from './engine';
 import { spread } from './recorder';
 import { policiesNamed } from './policies';
 import { seededRng } from './rng';
+import { noisyPublishedForecast } from './published-forecast';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { DEFAULT_DEFERRAL_SHARES, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { DEFAULT_DEFERRAL_SHARES, blendWithPublished, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -60,6 +61,7 @@ const opts = new Command()
   .option('--deferral-share <x>', "share of a pool deferred jobs may book in any one step, for every pool (0.2) or per pool (0.2,intelligent=0, the default), as the service's QY_GREEN_DEFERRAL_SHARE", deferralShares, DEFAULT_DEFERRAL_SHARES)
   .option('--window-hours <h>', "how long past its walltime a deferrable job's deadline is", number('--window-hours', 0), 12)
   .option('--forecaster <name>', 'the live forecaster: persistence, fitted-persistence, seasonal-day, seasonal-week, profile or blend', 'blend')
+  .option('--published-error <g>', "a grid operator's published forecast blended in as the service blends QY_CARBON_FORECAST_URL's: a stand-in, the trace's future plus an error growing with the horizon, this many gCO2/kWh off on average over 48 h (National Grid's measured 24.7); 0: none", number('--published-error', 0), 0)
   .option('--warmup-days <d>', 'days of the trace before each window the live forecaster is shown first', number('--warmup-days', 0), 7)
   .option('--no-failures', "leave out the cluster file's random node failures")
   .option('--mtbf-hours <h>', "mean time between failures of one node, instead of the cluster file's (a stress test of the deadlines)", number('--mtbf-hours', 1))
@@ -83,6 +85,7 @@ const opts = new Command()
     deferralShare: DeferralShares;
     windowHours: number;
     forecaster: string;
+    publishedError: number;
     warmupDays: number;
     failures: boolean;
     gridOnly?: boolean;
@@ -154,7 +157,10 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const awarePolicy = { ...named, deferralShare: opts.deferralShare };
   // The live forecaster learns the days before the window first, as a running service would have (a new one for each run: it keeps what it saw).
   const warmedForecaster = () => {
-    const forecaster = makeForecaster(forecasterNamed(opts.forecaster), { stepMs: env.stepMs });
+    const grid = { stepMs: env.stepMs };
+    const own = makeForecaster(forecasterNamed(opts.forecaster), grid);
+    const published = opts.publishedError > 0 && noisyPublishedForecast(signal, { meanErrorG: opts.publishedError, seed: opts.seed });
+    const forecaster = published ? blendWithPublished(own, grid, published).forecaster : own;
     for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
     return forecaster;
   };
@@ -235,13 +241,13 @@ function main(): void {
   const starts = windowStarts(series);
   log(
     `${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime), node failures ${opts.failures ? 'on' : 'off'}; ` +
-      `grid intensity from ${opts.carbon}${series.skipped ? ` (${series.skipped} rows with no value left out)` : ''}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)`,
+      `grid intensity from ${opts.carbon}${series.skipped ? ` (${series.skipped} rows with no value left out)` : ''}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)${opts.publishedError > 0 ? `, with a published forecast ${opts.publishedError} g off on average` : ''}`,
   );
   // The noise runs' workloads, the same in every window.
   const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));
   const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, log));
   const summary = summarise(windows);
-  const settings = { trace: opts.carbon, forecaster: opts.forecaster, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, publishedErrorG: opts.publishedError, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const files = writeGreenReports({ settings, summary, windows }, out);
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);

@@ -33,3 +33,8 @@ export function pickWeighted<T>(rng: Rng, items: readonly (readonly [T, number])
 export function exponential(rng: Rng, mean: number): number {
   return -Math.log(1 - rng()) * mean;
 }
+
+/** A standard normal value (Box–Muller; one of the pair). */
+export function standardNormal(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+}

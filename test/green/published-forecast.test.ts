@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { blendForecaster, makeForecaster, publishedForecaster, skilled, type Point } from '../../src/green';
+import { blendWithPublished, makeForecaster, publishedForecaster, type Point } from '../../src/green';
 import { PublishedForecast, fillForecastUrl, forecastOf } from '../../src/green/live-carbon';
 import { seededRng } from '../../src/sim/rng';
 import { waitUntil } from '../../harness/wait';
@@ -102,7 +102,7 @@ describe('the published forecaster', () => {
     };
     const grid = { stepMs: STEP };
     const plain = makeForecaster('blend', grid);
-    const withPublished = blendForecaster([makeForecaster('blend', grid), skilled(publishedForecaster({ ...grid, published }))], grid);
+    const withPublished = blendWithPublished(makeForecaster('blend', grid), grid, published).forecaster;
     const fourDays = (4 * DAY) / STEP;
     for (let i = 0; i < fourDays; i++) {
       plain.observe(i * STEP, signal[i]);
