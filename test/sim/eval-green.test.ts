@@ -65,6 +65,16 @@ test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emi
   expect(result.baselineOthersWaitSdS).toBe(0);
 }, 300_000);
 
+test.concurrent('eval:green --published-error: with grid power only, where the live forecaster alone defers little, a published forecast blended in saves, never below green-blind', async () => {
+  const args = ['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '0', '--grid-only'];
+  const [alone, blended] = await Promise.all([evalGreen(args), evalGreen([...args, '--published-error', '10'])]);
+  expect(blended.result.carbonSavedPct).toBeGreaterThan(alone.result.carbonSavedPct);
+  expect(blended.result.minSavedPct).toBeGreaterThanOrEqual(0);
+  expect(blended.result.deadlineMisses).toBe(0);
+  // The oracle knows the future either way.
+  expect(blended.result.oracleSavedPct).toBe(alone.result.oracleSavedPct);
+}, 300_000);
+
 test.concurrent('eval:green --windows runs the live forecaster and the oracle over start dates spread across the trace: none emits more than green-blind', async () => {
   // Three weeks of the British grid (2020-05-25 to 2020-06-14), node failures on, three days of warm-up.
   const { result, html, report } = await evalGreen(['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '2']);
