@@ -102,7 +102,6 @@ export class GreenSignal {
   /** Observations so far: the planner revises its plans when this changes. */
   private observations = 0;
   private lastObservedMs = -Infinity;
-  private lastObservedValue: number | undefined;
   /** The forecast made at the last observation, as far ahead as plans have asked since. */
   private ahead: { observations: number; toMs: number; points: Point[] } | undefined;
   readonly planner: DeferralPlanner;
@@ -142,7 +141,7 @@ export class GreenSignal {
       forecast: (_pool, fromMs, toMs) => this.planForecast(fromMs, toMs),
       supplyOf: (pool: Pool) => supplyUnits(pool, { nodes: cluster.nodesOf(pool).length, ...cluster.capacityOf(pool) }),
       // Until the forecaster has been scored that far ahead, a quarter of the signal's level (see plannedError).
-      errorOf: (_pool, aheadMs) => plannedError(forecaster, aheadMs, this.lastObservedValue),
+      errorOf: (_pool, aheadMs) => plannedError(forecaster, aheadMs),
       forecastVersion: () => this.observations,
       minGain: config.greenMinGain,
       backlog: pending && ((pool, jobId) => pending.queuedIn(pool) - (pending.has(jobId) && !pending.holdOf(jobId) ? 1 : 0)),
@@ -256,7 +255,6 @@ export class GreenSignal {
     this.forecaster.observe(atMs, value);
     this.observations++;
     this.lastObservedMs = atMs;
-    this.lastObservedValue = value;
     const kept = this.history.kept;
     if (kept.length === 0 || atMs - kept[kept.length - 1].atMs >= GREEN_HISTORY_RESOLUTION_MS) this.history.push(atMs, value);
     return true;

@@ -1,5 +1,5 @@
 import { persistenceForecaster, type LiveForecaster } from './forecast';
-import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, Observations, gridFrom, valueAtOrBefore, type Point } from './series';
+import { DAY_MS as DAY_MS_, HOUR_MS as HOUR_MS_, Observations, RecentLevel, gridFrom, valueAtOrBefore, type Point } from './series';
 
 // Local copies: hot loops read them per point (an imported binding is a getter once compiled).
 const DAY_MS = DAY_MS_;
@@ -19,6 +19,9 @@ export interface SkilledForecaster extends LiveForecaster {
   recentError(horizonMs: number, minScores?: number): number | undefined;
   /** The largest recent error of the tracked horizons up to `horizonMs` scored so far; undefined if none is. */
   largestError(horizonMs: number): number | undefined;
+  /** The signal's level: its time-weighted mean over the last day observed (since the first observation while
+   *  that is less than a day ago); undefined before anything is observed. */
+  level(): number | undefined;
 }
 
 /**
@@ -29,25 +32,29 @@ export const MIN_ERROR_SCORES = 12;
 
 /**
  * The error a planner holds against a forecast it has not yet measured MIN_ERROR_SCORES times that far ahead,
- * as a share of the signal's latest value: about the mean absolute error of persistence, the forecast that
- * needs no history, 6 to 24 h ahead on the hardest grids at hand (the value now taken for later: 19–24% of
- * the grid's mean on GB, 16–21% on DE, 11–15% on FR, over 2019-12 to 2021-01). Like a measured error it is
- * held ERROR_BOUND times against a saving, so a later window must look better than now by half the signal's
- * level before a forecaster without history defers to it: what a cold start acts on is a large change it
- * knows of (a zone's contracted solar hours), not a forecast of the grid's own swings.
+ * as a share of the signal's level (its mean over the last day observed, SkilledForecaster.level): about the
+ * mean absolute error of persistence, the forecast that needs no history, 6 to 24 h ahead on the hardest grids
+ * at hand (the value now taken for later: 19–24% of the grid's mean on GB, 16–21% on DE, 11–15% on FR, over
+ * 2019-12 to 2021-01). A share of the mean, as measured: a share of the latest value held a forecaster
+ * without history to a bar half again as high at a daily peak (where waiting pays) as at a trough. Like a
+ * measured error it is held ERROR_BOUND times against a saving, so a later window must look better than now
+ * by half the signal's level before a forecaster without history defers to it: what a cold start acts on is a
+ * large change it knows of (a zone's contracted solar hours, the night it has just seen), not a forecast of
+ * the grid's own swings.
  */
 export const UNMEASURED_ERROR_SHARE = 0.25;
 
 /**
  * The error a planner holds against `forecaster`'s forecast `horizonMs` ahead: its recent error there once
- * measured MIN_ERROR_SCORES times; until then UNMEASURED_ERROR_SHARE of the signal's `latest` value, or the
- * largest error measured at the shorter scored horizons if that is larger. Infinity before anything is observed.
+ * measured MIN_ERROR_SCORES times; until then UNMEASURED_ERROR_SHARE of the signal's level, or the largest
+ * error measured at the shorter scored horizons if that is larger. Infinity before anything is observed.
  */
-export function plannedError(forecaster: SkilledForecaster, horizonMs: number, latest: number | undefined): number {
+export function plannedError(forecaster: SkilledForecaster, horizonMs: number): number {
   const measured = forecaster.recentError(horizonMs, MIN_ERROR_SCORES);
   if (measured !== undefined) return measured;
-  if (latest === undefined) return Infinity;
-  return Math.max(UNMEASURED_ERROR_SHARE * latest, forecaster.largestError(horizonMs) ?? 0);
+  const level = forecaster.level();
+  if (level === undefined) return Infinity;
+  return Math.max(UNMEASURED_ERROR_SHARE * level, forecaster.largestError(horizonMs) ?? 0);
 }
 
 /** The horizons scored: a step, then out to two days. */
@@ -144,6 +151,7 @@ export class ErrorTracker {
 /** A live forecaster that scores itself as it goes (see {@link SkilledForecaster}). */
 export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}): SkilledForecaster {
   const tracker = new ErrorTracker(options);
+  const recent = new RecentLevel(DAY_MS);
   const everyMs = options.recordEveryMs ?? HOUR_MS;
   let recordedMs = -Infinity;
   // The last forecast, until the next observation: a blend records its members' forecasts for the same time
@@ -158,6 +166,7 @@ export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}):
   return {
     observe(atMs, value) {
       tracker.score(atMs, value);
+      recent.push(atMs, value);
       forecaster.observe(atMs, value);
       observed++;
       if (atMs - recordedMs < everyMs) return;
@@ -167,6 +176,7 @@ export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}):
     forecast,
     recentError: (horizonMs, minScores) => tracker.errorAt(horizonMs, minScores),
     largestError: (horizonMs) => tracker.largestErrorUpTo(horizonMs),
+    level: () => recent.mean,
   };
 }
 
@@ -176,13 +186,23 @@ export interface GridOptions {
   anchorMs?: number;
 }
 
+/** How a forecaster that needs history forecasts before it has any. */
+export interface QuietOption {
+  /**
+   * Forecast nothing (an empty forecast) until it knows more than the latest value, rather than that value
+   * for every time ahead (the default): a blend leaves a quiet member out instead of counting persistence
+   * once more, which before any error is scored weighs as much as every informed member.
+   */
+  quiet?: boolean;
+}
+
 /**
  * Seasonal naive: the value `periodMs` earlier (the same time yesterday, or last week), going back whole
- * periods until the time has been observed; the latest value for now and before a period has been seen.
- * Keeps one period of observations.
+ * periods until the time has been observed; the latest value for now and before a period has been seen
+ * (quiet: nothing while no time ahead has been seen a period before). Keeps one period of observations.
  */
-export function seasonalNaiveForecaster(options: GridOptions & { periodMs: number }): LiveForecaster {
-  const { stepMs, anchorMs = 0, periodMs } = options;
+export function seasonalNaiveForecaster(options: GridOptions & QuietOption & { periodMs: number }): LiveForecaster {
+  const { stepMs, anchorMs = 0, periodMs, quiet = false } = options;
   if (!(stepMs > 0) || !(periodMs > 0)) throw new RangeError('seasonal naive forecaster: the step and the period must be positive');
   const seen = new Observations('seasonal naive forecaster', periodMs);
   const seenAt = (tMs: number): number | undefined => seen.at(tMs);
@@ -191,11 +211,15 @@ export function seasonalNaiveForecaster(options: GridOptions & { periodMs: numbe
     forecast(nowMs, horizonMs) {
       const latest = seenAt(nowMs);
       if (latest === undefined) return [];
-      return gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
+      let seenBefore = false;
+      const points = gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
         if (i === 0) return { atMs, value: latest };
         const back = Math.max(1, Math.ceil((atMs - nowMs) / periodMs)) * periodMs;
-        return { atMs, value: seenAt(atMs - back) ?? latest };
+        const before = seenAt(atMs - back);
+        if (before !== undefined) seenBefore = true;
+        return { atMs, value: before ?? latest };
       });
+      return quiet && !seenBefore ? [] : points;
     },
   };
 }
@@ -256,8 +280,8 @@ class DailyProfile {
   }
 }
 
-/** A profile forecaster with fade rate `rho` on a shared {@link DailyProfile}. */
-function profileWith(profile: DailyProfile, rho: number): LiveForecaster {
+/** A profile forecaster with fade rate `rho` on a shared {@link DailyProfile} (quiet: nothing until a day is seen). */
+function profileWith(profile: DailyProfile, rho: number, quiet: boolean): LiveForecaster {
   if (!(rho >= 0 && rho <= 1)) throw new RangeError(`profile forecaster: rho ${rho} is not in 0..1`);
   return {
     observe: (atMs, value) => profile.observe(atMs, value),
@@ -265,6 +289,7 @@ function profileWith(profile: DailyProfile, rho: number): LiveForecaster {
       const ahead = profile.ahead(nowMs, horizonMs);
       if (!ahead) return [];
       const { latest, offset, points } = ahead;
+      if (quiet && offset === undefined) return [];
       return points.map(({ atMs, value }, i) =>
         i === 0 || offset === undefined || Number.isNaN(value) ? { atMs, value: latest } : { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset },
       );
@@ -282,10 +307,10 @@ export const PROFILE_DAYS = 7;
  * evening peak), and today's offset from it fades with the horizon. The latest value until a day has been
  * observed. Keeps `days` days of observations and one more.
  */
-export function profileForecaster(options: GridOptions & { days?: number; rho: number }): LiveForecaster {
-  const { days = PROFILE_DAYS, rho, ...grid } = options;
+export function profileForecaster(options: GridOptions & QuietOption & { days?: number; rho: number }): LiveForecaster {
+  const { days = PROFILE_DAYS, rho, quiet = false, ...grid } = options;
   if (!(grid.stepMs > 0) || !(Number.isInteger(days) && days >= 1)) throw new RangeError('profile forecaster: the step must be positive and the days a whole number of at least 1');
-  return profileWith(new DailyProfile(grid, days), rho);
+  return profileWith(new DailyProfile(grid, days), rho, quiet);
 }
 
 /**
@@ -384,11 +409,12 @@ export const PROFILE_RHOS = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 1];
  * {@link PROFILE_RHOS}, each scored as it runs, and at every horizon the forecast of the one with the lowest
  * recent error there (until anything has been scored, the mean of them all).
  */
-export function fittedProfileForecaster(grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
+export function fittedProfileForecaster(options: GridOptions & QuietOption, skill: SkillOptions = {}): SkilledForecaster {
+  const { quiet = false, ...grid } = options;
   // One profile for all the candidates: they differ only in how fast today's offset fades.
   const profile = new DailyProfile(grid, PROFILE_DAYS);
-  const candidates = PROFILE_RHOS.map((rho) => skilled(profileWith(profile, rho), options));
-  return combined(candidates, grid, best, options);
+  const candidates = PROFILE_RHOS.map((rho) => skilled(profileWith(profile, rho, quiet), skill));
+  return combined(candidates, grid, best, skill);
 }
 
 /**
@@ -431,8 +457,9 @@ export type ForecasterName = (typeof FORECASTERS)[number];
 
 /**
  * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
- * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors.
- * `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors,
+ * the last three quiet until they have history: before a day is seen a blend is not persistence counted four
+ * times. `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
  */
 export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   switch (name) {
@@ -448,7 +475,12 @@ export function makeForecaster(name: ForecasterName, grid: GridOptions, options:
       return fittedProfileForecaster(grid, options);
     case 'blend':
       return blendForecaster(
-        [fittedPersistenceForecaster(grid, options), fittedProfileForecaster(grid, options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options), skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS }), options)],
+        [
+          fittedPersistenceForecaster(grid, options),
+          fittedProfileForecaster({ ...grid, quiet: true }, options),
+          skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS, quiet: true }), options),
+          skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS, quiet: true }), options),
+        ],
         grid,
         options,
       );

@@ -12,6 +12,7 @@ export {
   loadSeries,
   nextGridTime,
   Observations,
+  RecentLevel,
   parseSeries,
   shareFromCarbon,
   valueAtOrBefore,

@@ -199,6 +199,49 @@ export class Observations {
   }
 }
 
+/**
+ * The time-weighted mean of a step signal over its last `spanMs` (over all of it while it is younger): each
+ * observation holds until the next, the latest counting from when it was made. Kept as running areas, so
+ * reading it is O(1) however often the signal is observed.
+ */
+export class RecentLevel {
+  private readonly points: Point[] = [];
+  private head = 0;
+  /** The area under the step function from points[head] to the latest observation. */
+  private area = 0;
+
+  constructor(private readonly spanMs: number) {}
+
+  push(atMs: number, value: number): void {
+    const { points } = this;
+    const last = points[points.length - 1];
+    if (last && atMs < last.atMs) throw new RangeError(`recent level: observation at ${atMs} is before the last one at ${last.atMs}`);
+    if (last) this.area += last.value * (atMs - last.atMs);
+    points.push({ atMs, value });
+    // Whole steps that ended before the span began no longer count.
+    while (this.head + 1 < points.length && points[this.head + 1].atMs <= atMs - this.spanMs) {
+      this.area -= points[this.head].value * (points[this.head + 1].atMs - points[this.head].atMs);
+      this.head++;
+    }
+    if (this.head > 1024 && this.head > points.length / 2) {
+      points.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The mean over the span up to the latest observation; the latest value while it is the only one; undefined before any. */
+  get mean(): number | undefined {
+    const { points } = this;
+    if (points.length === 0) return undefined;
+    const latest = points[points.length - 1];
+    const first = points[this.head];
+    const fromMs = Math.max(first.atMs, latest.atMs - this.spanMs);
+    if (latest.atMs <= fromMs) return latest.value;
+    // The first step kept may have begun before the span: only its part inside counts.
+    return (this.area - first.value * (fromMs - first.atMs)) / (latest.atMs - fromMs);
+  }
+}
+
 /** The step function's value at `tMs`; before the first point, the first value (nothing earlier is known). */
 export function valueAtOrBefore(points: readonly Point[], tMs: number): number {
   return points[Math.max(0, lastIndexAtOrBefore(points, tMs))].value;

@@ -49,7 +49,7 @@ export class SimGreenForecast {
   /** The error held against the forecast `aheadMs` ahead, in the pool's intensity (see plannedError); 0 for the oracle. */
   errorOf(pool: Pool, nowMs: number, aheadMs: number): number {
     if (!this.live) return 0;
-    const error = plannedError(this.live, aheadMs, Number.isFinite(this.lastObservedMs) ? this.env.gridCarbonAt(this.lastObservedMs) : undefined);
+    const error = plannedError(this.live, aheadMs);
     if (!Number.isFinite(error)) return Infinity;
     const t = nowMs + aheadMs;
     return this.zonesOf(pool).reduce((sum, [zone, weight]) => sum + weight * (1 - this.env.greenShareAt(zone, t)), 0) * error;

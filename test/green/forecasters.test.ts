@@ -70,6 +70,40 @@ describe('seasonal naive', () => {
   });
 });
 
+describe('quiet forecasters (before they have history)', () => {
+  test('seasonal naive forecasts nothing until some time ahead was seen a period before, then as usual', () => {
+    const quiet = seasonalNaiveForecaster({ stepMs: HOUR, periodMs: DAY, quiet: true });
+    const loud = seasonalNaiveForecaster({ stepMs: HOUR, periodMs: DAY });
+    for (const f of [quiet, loud]) f.observe(0, 100);
+    expect(quiet.forecast(0, 12 * HOUR)).toEqual([]);
+    expect(loud.forecast(0, 12 * HOUR).every((p) => p.value === 100)).toBe(true);
+    for (let h = 1; h <= 10; h++) for (const f of [quiet, loud]) f.observe(h * HOUR, 100 + h);
+    // At 10:00, 12 h ahead is still unseen a day before; 20 h ahead is 06:00 tomorrow, seen today.
+    expect(quiet.forecast(10 * HOUR, 12 * HOUR)).toEqual([]);
+    expect(quiet.forecast(10 * HOUR, 20 * HOUR)).toEqual(loud.forecast(10 * HOUR, 20 * HOUR));
+    expect(quiet.forecast(10 * HOUR, 20 * HOUR)[20].value).toBe(106);
+  });
+
+  test('a quiet daily profile forecasts nothing until a day is seen; a blend leaves its quiet members out', () => {
+    const grid = { stepMs: STEP };
+    const profile = fittedProfileForecaster({ ...grid, quiet: true });
+    const blend = makeForecaster('blend', grid);
+    // What the blend is before a day is seen: its members less the daily profile and same time last week.
+    const informed = blendForecaster([fittedPersistenceForecaster(grid), skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY }))], grid);
+    const signal = (t: number) => daily(t) + 20 * Math.sin(t / 7_000_000);
+    const feed = (fromMs: number, toMs: number) => {
+      for (let t = fromMs; t < toMs; t += STEP) for (const f of [profile, blend, informed]) f.observe(t, signal(t));
+    };
+    feed(0, 20 * HOUR);
+    expect(profile.forecast(20 * HOUR - STEP, 12 * HOUR)).toEqual([]);
+    expect(blend.forecast(20 * HOUR - STEP, 48 * HOUR)).toEqual(informed.forecast(20 * HOUR - STEP, 48 * HOUR));
+    feed(20 * HOUR, 2 * DAY);
+    expect(profile.forecast(2 * DAY - STEP, 12 * HOUR)).toHaveLength(25);
+    // Once the profile speaks, the blend is no longer the two alone.
+    expect(blend.forecast(2 * DAY - STEP, 48 * HOUR)).not.toEqual(informed.forecast(2 * DAY - STEP, 48 * HOUR));
+  });
+});
+
 describe('recent error', () => {
   test('an error tracker scores each horizon against the value in force at its target', () => {
     const tracker = new ErrorTracker({ horizonsMs: [HOUR, 2 * HOUR] });
@@ -220,20 +254,26 @@ describe('daily profile', () => {
 });
 
 describe('the error a planner holds against a forecast (plannedError)', () => {
-  test('measured often enough: the recent error; before: a quarter of the latest value, or what the shorter horizons measured if larger; nothing observed: Infinity', () => {
+  test('measured often enough: the recent error; before: a quarter of the level, or what the shorter horizons measured if larger; nothing observed: Infinity', () => {
     const f = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
-    expect(plannedError(f, 12 * HOUR, undefined)).toBe(Infinity);
+    expect(plannedError(f, 12 * HOUR)).toBe(Infinity);
     // A day of a signal stepping between 100 and 160 every 3 hours: short horizons are scored 12 times long before 24 h is.
     for (let t = 0; t < 20 * HOUR; t += STEP) f.observe(t, Math.floor(t / (3 * HOUR)) % 2 === 0 ? 100 : 160);
     expect(f.recentError(HOUR, MIN_ERROR_SCORES)).toBeDefined();
-    expect(plannedError(f, HOUR, 160)).toBe(f.recentError(HOUR, MIN_ERROR_SCORES));
+    expect(plannedError(f, HOUR)).toBe(f.recentError(HOUR, MIN_ERROR_SCORES));
     expect(f.recentError(24 * HOUR, MIN_ERROR_SCORES)).toBeUndefined();
-    expect(plannedError(f, 24 * HOUR, 1000)).toBe(UNMEASURED_ERROR_SHARE * 1000);
+    // Nothing measured that far ahead and nothing large nearer: a quarter of the level, here a constant 1000.
+    const flat = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
+    for (let t = 0; t < 6 * HOUR; t += STEP) flat.observe(t, 1000);
+    expect(plannedError(flat, 24 * HOUR)).toBe(UNMEASURED_ERROR_SHARE * 1000);
+    // The level is the day's mean, not the latest value: a sudden trough does not lower the prior with it.
+    flat.observe(6 * HOUR, 200);
+    expect(flat.level()).toBe(1000);
     // A shorter horizon measured worse than a quarter of the level: the largest such error, not the prior
     // (3 h ahead persistence is always at the other step, 60 off; 6 h ahead it is right again).
     expect(f.recentError(3 * HOUR)).toBe(60);
     expect(f.recentError(6 * HOUR)).toBe(0);
-    expect(plannedError(f, 24 * HOUR, 160)).toBe(60);
+    expect(plannedError(f, 24 * HOUR)).toBe(60);
     // The largest error measured up to a horizon is the largest of the scored horizons' own errors.
     const scored = SCORED_HORIZONS_MS.filter((h) => h <= 24 * HOUR && f.recentError(h) !== undefined);
     expect(f.largestError(24 * HOUR)).toBe(Math.max(...scored.map((h) => f.recentError(h)!)));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { fileGreen } from '../../agents/collectors/green';
-import { Observations, createSeries, gridFrom, loadCarbonSeries, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
+import { Observations, RecentLevel, createSeries, gridFrom, loadCarbonSeries, loadSeries, parseSeries, shareFromCarbon } from '../../src/green';
 
 /**
  * test/fixtures/gb_ci-excerpt.csv: 2020-10-30 to 2020-11-01 of dos-group/lets-wait-awhile data/gb_ci.csv
@@ -205,5 +205,43 @@ describe('Observations', () => {
     expect(seen.since(-5)).toHaveLength(13);
     expect(seen.at(7.5)).toBe(70);
     expect(() => seen.push(11, 0)).toThrow('test: observation at 11 is before the last one at 12');
+  });
+});
+
+describe('RecentLevel', () => {
+  test('the time-weighted mean over the last span, each value holding until the next; the only value while alone; out of order throws', () => {
+    const level = new RecentLevel(10);
+    expect(level.mean).toBeUndefined();
+    level.push(0, 100);
+    expect(level.mean).toBe(100);
+    // 100 for 2, then 400 for 1: weighted by time, not by count.
+    level.push(2, 400);
+    level.push(3, 0);
+    expect(level.mean).toBe((100 * 2 + 400 * 1) / 3);
+    // At 14 the span is [4, 14]: 0 from 4 to 12, then 50 to 14 (the step begun at 3 counts from 4 only).
+    level.push(12, 50);
+    level.push(14, 50);
+    expect(level.mean).toBe((0 * 8 + 50 * 2) / 10);
+    expect(() => level.push(13, 1)).toThrow('recent level: observation at 13 is before the last one at 14');
+  });
+
+  test('over thousands of irregular observations it equals the mean computed afresh', () => {
+    const level = new RecentLevel(500);
+    const points: { atMs: number; value: number }[] = [];
+    let t = 0;
+    for (let i = 0; i < 5_000; i++) {
+      t += 1 + ((i * 7919) % 13);
+      const value = (i * 104_729) % 997;
+      level.push(t, value);
+      points.push({ atMs: t, value });
+    }
+    const fromMs = t - 500;
+    let area = 0;
+    for (let i = 0; i + 1 < points.length; i++) {
+      const a = Math.max(points[i].atMs, fromMs);
+      const b = points[i + 1].atMs;
+      if (b > a) area += points[i].value * (b - a);
+    }
+    expect(level.mean).toBeCloseTo(area / 500, 6);
   });
 });
