@@ -306,9 +306,11 @@ export class GreenSignal {
     const oldest = this.history.since(this.clock.now() - GREEN_HISTORY_MS)[0];
     const errorsOf = (f: SkilledForecaster) => SCORED_HORIZONS_MS.map((h) => ({ aheadHours: h / HOUR_MS, gPerKwh: f.recentError(h, MIN_ERROR_SCORES) ?? null }));
     const member = this.publishedMember;
+    const level = this.forecaster.level();
     return {
       name: this.config.greenForecaster,
       ...(oldest ? { observedSince: new Date(oldest.atMs).toISOString() } : {}),
+      ...(level !== undefined ? { levelGPerKwh: level } : {}),
       errors: errorsOf(this.forecaster),
       ...(this.published && member ? { published: { aheadHours: this.published.aheadMs(this.clock.now()) / HOUR_MS, errors: errorsOf(member) } } : {}),
     };

@@ -220,6 +220,10 @@ export const greenViewSchema = z.object({
     .object({
       name: z.string(),
       observedSince: z.string().optional().describe('The oldest observation it learns from (up to 8 days back; after a restart, from the history in qy-green)'),
+      levelGPerKwh: z
+        .number()
+        .optional()
+        .describe("The signal's time-weighted mean over the last day observed: a quarter of it is the error plans hold against a forecast not yet measured that far ahead. Absent before anything is observed"),
       errors: z
         .array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() }))
         .describe("Recent mean absolute error of its forecasts this far ahead; null until measured 12 times (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead)"),

@@ -106,6 +106,8 @@ describe('the green history (qy-green)', () => {
     cold.start();
     const errorAt = (s: GreenSignal, hours: number) => s.forecasterView().errors.find((e) => e.aheadHours === hours)!.gPerKwh;
     expect(errorAt(cold, 12)).toBeNull();
+    // What a cold planner holds against a forecast 12 h ahead instead: a quarter of this.
+    expect(cold.forecasterView().levelGPerKwh).toBeGreaterThan(0);
     cold.stop();
 
     const store = new MemoryHistory();
@@ -118,6 +120,9 @@ describe('the green history (qy-green)', () => {
     signal.start();
     const view = signal.forecasterView();
     expect(view.observedSince).toBe(new Date(points[0][0]).toISOString());
+    // The level is the last day's mean of what was replayed: a daily cycle's mean, not its latest value.
+    const lastDay = points.filter(([t]) => t > points[points.length - 1][0] - DAY);
+    expect(view.levelGPerKwh).toBeCloseTo(lastDay.reduce((sum, [, v]) => sum + v, 0) / lastDay.length, -1);
     for (const hours of [1, 6, 12, 24]) expect(errorAt(signal, hours), `${hours} h`).toBeGreaterThan(0);
     // It learned the cycle: 12 h ahead its error is a fraction of the cycle's amplitude (120), not the swing of persistence.
     expect(errorAt(signal, 12)).toBeLessThan(40);
@@ -217,6 +222,7 @@ test('from the nodes’ green share, nothing is observed while no node is ready:
   signal.start();
   expect(observe).not.toHaveBeenCalled();
   expect(signal.forecasterView().observedSince).toBeUndefined();
+  expect(signal.forecasterView().levelGPerKwh).toBeUndefined();
   // What the API shows meanwhile: the grid's intensity, as metering charges it.
   expect(signal.signalAt(START)).toBe(500);
   clock.advanceTo(START + 5_000);

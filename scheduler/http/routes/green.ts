@@ -10,7 +10,7 @@ export const greenRoutes: FastifyPluginAsyncZod<{ ops: SchedulerOperations }> = 
     {
       schema: {
         summary: 'Green signal, forecast and deferred jobs',
-        description: "The carbon signal now and forecast ahead (gCO2/kWh), the forecaster's recent error per horizon, power, green power and the share deferred work may book per pool, and the jobs held for greener power with their planned starts. A tenant sees only its own deferred jobs.",
+        description: "The carbon signal now and forecast ahead (gCO2/kWh), the forecaster's recent error per horizon and the signal's level (its last day's mean: plans hold a quarter of it against a forecast not yet measured), power, green power and the share deferred work may book per pool, and the jobs held for greener power with their planned starts. A tenant sees only its own deferred jobs.",
         tags: ['green'],
         security: [{ bearer: [] }],
         querystring: greenQuerySchema,

@@ -302,6 +302,8 @@ export const en = {
   'green.source.green-share': 'grid intensity × the nodes’ non-green share',
   'green.source.live': 'the live carbon feed (QY_CARBON_URL or QY_CARBON_SUBJECT)',
   'green.grid': 'Grid intensity',
+  'green.level': 'Signal, last day’s mean',
+  'green.levelHint': 'a quarter of it is held against forecasts not yet measured',
   'green.deferral': 'Green deferral',
   'green.on': 'on',
   'green.off': 'off',

@@ -302,6 +302,8 @@ export const zh = {
   'green.source.green-share': '电网碳强度 × 节点非绿电占比',
   'green.source.live': '实时碳强度数据源（QY_CARBON_URL 或 QY_CARBON_SUBJECT）',
   'green.grid': '电网碳强度',
+  'green.level': '信号近一日均值',
+  'green.levelHint': '预测误差未测得时，按其四分之一计',
   'green.deferral': '绿色延后调度',
   'green.on': '开启',
   'green.off': '关闭',

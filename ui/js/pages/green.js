@@ -62,6 +62,7 @@ export function Green({ me }) {
       ? html`<div class="stats">
             <${Stat} label=${t('green.signalNow')} value=${`${num(g.signal.gPerKwh)} g/kWh`} hint=${t(`green.source.${g.signal.source}`)} />
             <${Stat} label=${t('green.grid')} value=${`${num(g.signal.gridGPerKwh)} g/kWh`} />
+            <${Stat} label=${t('green.level')} value=${g.forecaster.levelGPerKwh === undefined ? '–' : `${num(g.forecaster.levelGPerKwh)} g/kWh`} hint=${t('green.levelHint')} />
             <${Stat} label=${t('overview.power')} value=${watts(power)} />
             <${Stat} label=${t('overview.greenShare')} value=${power > 0 ? pct(greenPower / power) : '–'} tone="green" />
             <${Stat} label=${t('green.deferral')} value=${g.deferral.enabled ? t('green.on') : t('green.off')} hint=${t('green.step', { d: duration(g.deferral.stepMs) })} />
