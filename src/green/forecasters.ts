@@ -305,7 +305,7 @@ export const PROFILE_DAYS = 7;
  * profile(t) being the mean of the values in force at the same time of day on the last `days` days (those
  * observed by now). A mean of several days keeps one day's weather out of the daily shape (solar noon, the
  * evening peak), and today's offset from it fades with the horizon. The latest value until a day has been
- * observed. Keeps `days` days of observations and one more.
+ * observed (quiet: nothing). Keeps `days` days of observations and one more.
  */
 export function profileForecaster(options: GridOptions & QuietOption & { days?: number; rho: number }): LiveForecaster {
   const { days = PROFILE_DAYS, rho, quiet = false, ...grid } = options;
