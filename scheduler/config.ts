@@ -130,6 +130,8 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
     }),
   /** Share of starting now's carbon intensity a later start must save, beyond twice the forecast's recent error, before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
   greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
+  /** The nodes' mean time between failures in hours, when known: a deferral plan leaves room before a job's latest start to run it again more than once where failures are frequent enough to cut two runs in a row (one rerun's room when unset). Env: QY_GREEN_NODE_MTBF_HOURS (default: unset) */
+  greenNodeMtbfHours: z.coerce.number().positive().optional(),
   /** The forecaster deferral plans with (persistence, fitted-persistence, seasonal-day, seasonal-week, profile, blend). Env: QY_GREEN_FORECASTER */
   greenForecaster: z.enum(FORECASTERS).default('blend'),
   /** How often the green signal is observed, and the grid of planned start times (a minute at least: forecasts two days ahead have a point per step). Env: QY_GREEN_STEP_MS */
@@ -269,6 +271,7 @@ export const SCHEDULER_ENV: Record<keyof SchedulerConfig, string> = {
   greenForecaster: 'QY_GREEN_FORECASTER',
   greenDeferralShare: 'QY_GREEN_DEFERRAL_SHARE',
   greenMinGain: 'QY_GREEN_MIN_GAIN',
+  greenNodeMtbfHours: 'QY_GREEN_NODE_MTBF_HOURS',
   replicaId: 'QY_REPLICA_ID',
   advertiseUrl: 'QY_ADVERTISE_URL',
   leaseDurationMs: 'QY_LEASE_DURATION_MS',

@@ -146,6 +146,7 @@ export class GreenSignal {
       minGain: config.greenMinGain,
       backlog: pending && ((pool, jobId) => pending.queuedIn(pool) - (pending.has(jobId) && !pending.holdOf(jobId) ? 1 : 0)),
       rerunMargin: true,
+      nodeMtbfMs: config.greenNodeMtbfHours === undefined ? undefined : config.greenNodeMtbfHours * HOUR_MS,
     });
   }
 

@@ -26,7 +26,7 @@ export { MinHeap } from './min-heap';
 export { SchedulingPipeline, type CycleOptions, type PoolReservation } from './cycle/pipeline';
 export type { CyclePorts, PipelineSettings, PowerPort, PreemptionPort, WaitStage } from './cycle/ports';
 export { quotaBlock, type QuotaLimits } from './cycle/quota';
-export { DEADLINE_SAFETY_MS, ESCALATION_LEAD_MS, escalationAtOf, latestStartOf, latestStartOfJob, safetyMarginMs, type Deferral } from './deadline';
+export { DEADLINE_SAFETY_MS, ESCALATION_LEAD_MS, MAX_RERUNS, RERUN_RISK, escalationAtOf, latestStartOf, latestStartOfJob, rerunsFor, safetyMarginMs, type Deferral } from './deadline';
 export { DEFAULT_AGING_MS, DEFAULT_BACKFILL_DEPTH, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREEMPTION_MAX_PER_HOUR } from './cycle/defaults';
 export { type PlaceOptions } from './placement';
 export { FALLBACK_DEMAND, GpuDemandMix, gpuRequestOf, observeGpuDemand, withGpuDemandMix, type DemandShape, type GpuDemandMixOptions, type GpuRequestShape } from './gpu-demand';

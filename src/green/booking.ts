@@ -1,7 +1,7 @@
 import type { SchedJob } from '../core';
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { Point } from './series';
-import { latestStartOf, safetyMarginMs } from '../core/deadline';
+import { latestStartOf, rerunsFor, safetyMarginMs } from '../core/deadline';
 import { planStart } from './shift';
 
 /**
@@ -264,8 +264,10 @@ export function planDeferral(input: {
   errorAt?(aheadMs: number): number;
   /** Share of now's intensity a later start must save besides the forecast's error (see PlanRequest.minGain). */
   minGain?: number;
-  /** Keep room before the latest start to run the job again after a node failure. */
+  /** Keep room before the latest start to run the job again after a node failure (see rerunsFor). */
   rerunMargin?: boolean;
+  /** The nodes' mean time between failures, when known: room for more reruns where failures are frequent (rerunsFor). */
+  nodeMtbfMs?: number;
 }): DeferralPlan | undefined {
   const { job, nowMs, book, supply } = input;
   const durationMs = job.durationMs ?? job.walltimeMs;
@@ -273,7 +275,8 @@ export function planDeferral(input: {
   const latestStartMs = latestStartOf({ submittedAtMs: job.submittedAtMs, durationMs, deadlineMs: job.deferrable.deadlineMs, maxDelaySeconds: job.deferrable.maxDelaySeconds });
   const units = poolDemand(job);
   if (latestStartMs <= nowMs || units > MAX_DEFERRED_SHARE_OF_POOL * supply) return undefined;
-  const escalateAtMs = latestStartMs - safetyMarginMs({ durationMs, walltimeMs: job.walltimeMs }, input.rerunMargin ?? true);
+  const reruns = (input.rerunMargin ?? true) ? rerunsFor(job, input.nodeMtbfMs) : 0;
+  const escalateAtMs = latestStartMs - safetyMarginMs({ durationMs, walltimeMs: job.walltimeMs }, reruns);
   const plannedBy = Math.max(nowMs, escalateAtMs);
   const share = book.shareFor(job.pool, supply);
   const plan = planStart({

@@ -18,6 +18,8 @@ export interface DeferralSettings {
   forecastVersion?(): number | undefined;
   /** Plan starts early enough to run a job again after a node failure before its deadline (default true, as the pending queue escalates). */
   rerunMargin?: boolean;
+  /** The nodes' mean time between failures, when known: plans leave room for more than one rerun where failures are frequent (rerunsFor). */
+  nodeMtbfMs?: number;
   /**
    * Jobs of the pool waiting now for room to start (held ones and `jobId` itself not counted). While any
    * wait, nothing is deferred: the room a deferred job leaves now goes to them, so holding it moves no
@@ -193,6 +195,7 @@ export class DeferralPlanner {
       errorAt: this.errorAt(job.pool),
       minGain: settings.minGain ?? DEFAULT_MIN_GAIN,
       rerunMargin: settings.rerunMargin,
+      nodeMtbfMs: settings.nodeMtbfMs,
     });
     if (!plan || plan.startMs <= nowMs) return null;
     const iso = (ms: number) => new Date(ms).toISOString();

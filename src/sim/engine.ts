@@ -148,6 +148,7 @@ class Simulation {
         forecastVersion: () => green.forecastVersion(),
         backlog: (pool, jobId) => this.pending.queuedIn(pool) - (this.pending.has(jobId) && !this.pending.holdOf(jobId) ? 1 : 0),
         rerunMargin: options.rerunMargin,
+        nodeMtbfMs: env.failures && env.failures.mtbfHours * HOUR_MS,
       });
     }
     // One for the run: it keeps its shares while the cluster's use and capacity stay as they are.

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, PendingQueue, SchedulingPipeline, byPriorityThenSubmitTime } from '../../src/core';
+import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, MAX_RERUNS, PendingQueue, RERUN_RISK, SchedulingPipeline, byPriorityThenSubmitTime, rerunsFor } from '../../src/core';
 import { bookingShare, DeferralPlanner, formatDeferralShares, parseDeferralShares, type DeferralShares, type Forecaster } from '../../src/green';
 import { job, nodeSpec } from '../core/fixtures';
 
@@ -284,6 +284,28 @@ describe('green deferral', () => {
     // The default leaves the room, as the pending queue escalates a deferrable job that early.
     const withRerun = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => greenestLast.forecast(from, to - from) });
     expect(withRerun.hold(j, 0)?.untilMs).toBe(6 * HOUR);
+    // Greener every hour: where nodes fail often (a run of an hour cut once in 50), room for a second rerun:
+    // up to 05:00, escalated then. At a failure a year per node, one rerun's room, as without a known rate.
+    const greener = profile((ms) => 500 - (50 * ms) / HOUR);
+    const planner = (nodeMtbfMs: number) => new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => greener.forecast(from, to - from), nodeMtbfMs });
+    const frequent = planner(50 * HOUR).hold(j, 0);
+    expect(frequent?.untilMs).toBe(5 * HOUR);
+    expect(frequent?.escalateAtMs).toBe(5 * HOUR);
+    expect(planner(8760 * HOUR).hold(j, 0)?.untilMs).toBe(6 * HOUR);
+  });
+
+  test('rerunsFor: one rerun unless nodes fail often enough that two cuts in a row are likelier than RERUN_RISK; more for gangs; at most MAX_RERUNS', () => {
+    const hourJob = { tasks: 1, durationMs: HOUR };
+    expect(rerunsFor(hourJob)).toBe(1);
+    expect(rerunsFor(hourJob, 8760 * HOUR)).toBe(1);
+    // Cut with p = 1 − e^(−1/50) ≈ 0.02: p² ≈ 4e-4 > 1e-4, p³ ≈ 8e-6.
+    expect(rerunsFor(hourJob, 50 * HOUR)).toBe(2);
+    // A gang of 16 tasks for 12 h on nodes failing once a year: p ≈ 0.022, two reruns.
+    expect(rerunsFor({ tasks: 16, durationMs: 12 * HOUR }, 8760 * HOUR)).toBe(2);
+    expect(rerunsFor({ tasks: 64, durationMs: 48 * HOUR }, 100 * HOUR)).toBe(MAX_RERUNS);
+    // The risk left is at most RERUN_RISK below the cap.
+    const p = 1 - Math.exp(-1 / 50);
+    expect(p ** (rerunsFor(hourJob, 50 * HOUR) + 1)).toBeLessThanOrEqual(RERUN_RISK);
   });
 
   test('the pipeline releases a held job whose plan was given up, and it is placed at once', () => {

@@ -42,6 +42,12 @@ test('the archive database is a postgres URL, and off when unset', () => {
   expect(() => loadSchedulerConfig({ QY_DATABASE_URL: 'mysql://db/qingyang' })).toThrow(/QY_DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
 });
 
+test("the nodes' mean time between failures for deferral plans: unset by default, a positive number of hours", () => {
+  expect(loadSchedulerConfig({}).greenNodeMtbfHours).toBeUndefined();
+  expect(loadSchedulerConfig({ QY_GREEN_NODE_MTBF_HOURS: '100' }).greenNodeMtbfHours).toBe(100);
+  expect(() => loadSchedulerConfig({ QY_GREEN_NODE_MTBF_HOURS: '0' })).toThrow(/QY_GREEN_NODE_MTBF_HOURS/);
+});
+
 test('the deferral share: one for every pool, or per pool; a bad one is named', () => {
   expect(loadSchedulerConfig({}).greenDeferralShare).toEqual({ default: 0.2, pools: { intelligent: 0 } });
   expect(loadSchedulerConfig({ QY_GREEN_DEFERRAL_SHARE: '0.1' }).greenDeferralShare).toEqual({ default: 0.1, pools: {} });
