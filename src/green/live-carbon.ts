@@ -43,8 +43,7 @@ export function readingOf(body: unknown, nowMs: number): { gPerKwh: number; atMs
   const own = carbonReadingSchema.safeParse(body);
   if (own.success) return { gPerKwh: own.data.gPerKwh, atMs: own.data.atMs ?? nowMs };
   const em = electricityMapsLatestSchema.safeParse(body);
-  const ng = em.success ? undefined : nationalGridIntensitySchema.safeParse(body);
-  const points = checkedPoints(em.success ? [{ atMs: Date.parse(em.data.datetime), value: em.data.carbonIntensity }] : ng?.success ? nationalGridPoints(ng.data) : []);
+  const points = em.success ? checkedPoints([{ atMs: Date.parse(em.data.datetime), value: em.data.carbonIntensity }]) : nationalGridOf(body);
   if (!points) return undefined;
   const inForce = points[Math.max(0, lastIndexAtOrBefore(points, nowMs))];
   return { gPerKwh: inForce.value, atMs: inForce.atMs };
@@ -63,6 +62,11 @@ export function forecastOf(body: unknown): Point[] | undefined {
   if (own.success) return checkedPoints(own.data.forecast.map((p) => ({ atMs: p.atMs, value: p.gPerKwh })));
   const em = electricityMapsForecastSchema.safeParse(body);
   if (em.success) return checkedPoints(em.data.forecast.map((p) => ({ atMs: Date.parse(p.datetime), value: p.carbonIntensity })));
+  return nationalGridOf(body);
+}
+
+/** National Grid's answer as checked points, for a reading and a forecast alike; undefined when it is not one. */
+function nationalGridOf(body: unknown): Point[] | undefined {
   const ng = nationalGridIntensitySchema.safeParse(body);
   return ng.success ? checkedPoints(nationalGridPoints(ng.data)) : undefined;
 }
