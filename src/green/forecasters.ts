@@ -305,12 +305,12 @@ export const PROFILE_DAYS = 7;
  * profile(t) being the mean of the values in force at the same time of day on the last `days` days (those
  * observed by now). A mean of several days keeps one day's weather out of the daily shape (solar noon, the
  * evening peak), and today's offset from it fades with the horizon. The latest value until a day has been
- * observed (quiet: nothing). Keeps `days` days of observations and one more.
+ * observed. Keeps `days` days of observations and one more.
  */
-export function profileForecaster(options: GridOptions & QuietOption & { days?: number; rho: number }): LiveForecaster {
-  const { days = PROFILE_DAYS, rho, quiet = false, ...grid } = options;
+export function profileForecaster(options: GridOptions & { days?: number; rho: number }): LiveForecaster {
+  const { days = PROFILE_DAYS, rho, ...grid } = options;
   if (!(grid.stepMs > 0) || !(Number.isInteger(days) && days >= 1)) throw new RangeError('profile forecaster: the step must be positive and the days a whole number of at least 1');
-  return profileWith(new DailyProfile(grid, days), rho, quiet);
+  return profileWith(new DailyProfile(grid, days), rho, false);
 }
 
 /**
@@ -457,9 +457,10 @@ export type ForecasterName = (typeof FORECASTERS)[number];
 
 /**
  * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
- * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors,
- * the last three quiet until they have history: before a day is seen a blend is not persistence counted four
- * times. `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors;
+ * the profile and same time last week are quiet until they have history, so a cold blend does not count
+ * persistence three times. (Same time yesterday needs no such care: asked a day ahead or more, as the planners
+ * always ask, it has seen today for the times from a day on.) `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
  */
 export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   switch (name) {
@@ -478,7 +479,7 @@ export function makeForecaster(name: ForecasterName, grid: GridOptions, options:
         [
           fittedPersistenceForecaster(grid, options),
           fittedProfileForecaster({ ...grid, quiet: true }, options),
-          skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS, quiet: true }), options),
+          skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options),
           skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS, quiet: true }), options),
         ],
         grid,
