@@ -71,11 +71,11 @@ export function loadCarbonSeries(path: string, options: { column?: string; outsi
  * Parses a signal CSV with a header row. The first column is the time: ISO date-times (zone-less ones are
  * UTC, `2019-12-20 00:00:00` as in the carbon-intensity traces), Unix times in seconds or milliseconds, or
  * `HH:MM` for a daily profile. The value column is the one named, else the first of numbers whose header
- * names a signal (carbon, CO2, intensity, green, renewable, share), else the first of numbers that is not a
- * time: `Time,Carbon Intensity` and an electricityMaps export (`Datetime (UTC),Country,…,Carbon Intensity
- * gCO₂eq/kWh (direct),…`) both work as they are. It is a carbon intensity when its header says so (carbon,
- * CO2 or intensity, and not a share or percentage such as "Carbon-free energy percentage"), otherwise a green
- * share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
+ * names a signal (carbon, CO2, intensity, CI, green, renewable, share), else the first of numbers that is
+ * not a time: `Time,Carbon Intensity`, an electricityMaps export (`Datetime (UTC),Country,…,Carbon Intensity
+ * gCO₂eq/kWh (direct),…`) and a per-fuel export (`timestamp,WND,SUN,…,avg_CI`) all work as they are. It is a
+ * carbon intensity when its header says so (carbon, CO2, intensity or the word CI, and not a share or
+ * percentage such as "Carbon-free energy percentage"), otherwise a green share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
  * Rows whose value is blank (gaps in a recorded trace) are left out: the value before holds over them.
  */
 export function parseSeries(text: string, name: string, options: SeriesOptions = {}): Series {
@@ -266,8 +266,9 @@ const DAILY_TIME = /^(\d{1,2}):(\d{2})$/;
 const HAS_ZONE = /(Z|[+-]\d{2}:?\d{2})$/i;
 
 /** Headers of a signal's value column, and of those that say a carbon intensity or, though they name carbon, a share. */
-const SIGNAL_HEADER = /carbon|co2|co₂|intensity|green|renewable|share/i;
-const CARBON_HEADER = /carbon|co2|co₂|intensity/i;
+// `CI` alone, as a word (`avg_CI` of the per-fuel exports derived from the EIA's grid monitor), is carbon intensity.
+const SIGNAL_HEADER = /carbon|co2|co₂|intensity|(?<![a-z])ci(?![a-z])|green|renewable|share/i;
+const CARBON_HEADER = /carbon|co2|co₂|intensity|(?<![a-z])ci(?![a-z])/i;
 const SHARE_HEADER = /free|percent|%|share|renewable/i;
 const TIME_HEADER = /time|date/i;
 /** Rows looked at to tell a column of numbers. */

@@ -128,6 +128,21 @@ describe('series', () => {
     expect(cfe.points[1].value).toBeCloseTo(0.979, 12);
   });
 
+  test('a per-fuel export: its avg_CI column is the carbon intensity, not the first fuel; CI only as a word', () => {
+    const text = [
+      'timestamp,WND,SUN,WAT,OIL,NG,COL,NUC,OTH,avg_CI',
+      '2022-01-01 00:00:00+00:00,3130.0,1367.0,2304.0,44.0,6764.0,19.0,2265.0,189.0,222.3',
+      '2022-01-01 01:00:00+00:00,,,,,,,,,',
+      '2022-01-01 02:00:00+00:00,2657.0,0.0,2859.0,41.0,9221.0,19.0,2265.0,1111.0,271.9',
+    ].join('\n');
+    const series = parseSeries(text, 'eia');
+    expect(series.kind).toBe('carbon');
+    expect(series.points.map((p) => p.value)).toEqual([222.3, 271.9]);
+    expect(series.skipped).toBe(1);
+    // A header that only contains the letters (a "CIRCUIT" or "pci") names no signal.
+    expect(parseSeries('time,circuit_pci,share\n2021-01-01 00:00:00,5,0.4\n2021-01-01 01:00:00,6,0.5\n', 'f').kind).toBe('share');
+  });
+
   test('a carbon file: a named column is read as the intensity, a file of shares is refused naming it', () => {
     const file = join(dir, 'named.csv');
     writeFileSync(file, 'time,value\n2021-01-01T00:00:00Z,210\n2021-01-01T00:30:00Z,190\n');
