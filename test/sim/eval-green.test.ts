@@ -109,6 +109,21 @@ test.concurrent('eval:green --windows runs the live forecaster and the oracle ov
   expect(mean(3)).toBeCloseTo(result.oracleSavedPct, 1);
 }, 300_000);
 
+test.concurrent('eval:green on a grid of another continent whose trough is the midday sun (California, an hourly per-fuel export read as it is, a blank row in it): with grid power only it saves in every window and misses nothing', async () => {
+  // Three weeks of 2022 (test/fixtures/README.md): the avg_CI column is found by its header, the blank row left
+  // out. Grid power only, so every saving rests on forecasting the grid; a week of history before each window.
+  const args = ['--carbon', 'test/fixtures/us_ca-2022-01-excerpt.csv', '--windows', '2', '--days', '1', '--nodes', '20', '--warmup-days', '7', '--noise-runs', '0', '--grid-only'];
+  const [half, all] = await Promise.all([evalGreen(args), evalGreen([...args, '--deferrable-share', '1', '--window-hours', '24'])]);
+  for (const { result } of [half, all]) {
+    expect(result.minSavedPct).toBeGreaterThan(0);
+    expect(result.deadlineMisses).toBe(0);
+    expect(result.oracleDeadlineMisses).toBe(0);
+    expect(result.greenShare).toBe(0);
+  }
+  // Every job deferrable over a day saves more than the oracle with half the jobs deferrable over 12 h.
+  expect(all.result.carbonSavedPct).toBeGreaterThan(half.result.oracleSavedPct);
+}, 300_000);
+
 test('eval:green refuses a deferral share outside 0..1 or of an unknown pool, and a fractional number of noise runs, with a message', async () => {
   for (const [flag, value, message] of [
     ['--deferral-share', '1.5', '"1.5": a share must be a number from 0 to 1'],
