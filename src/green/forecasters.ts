@@ -98,7 +98,11 @@ export class ErrorTracker {
   /** Keeps what a forecast made at `atMs` says for each scored horizon. */
   record(atMs: number, forecast: readonly Point[]): void {
     if (forecast.length === 0) return;
-    this.horizons.forEach((h, i) => this.due[i].push({ targetMs: atMs + h, predicted: valueAtOrBefore(forecast, atMs + h) }));
+    this.horizons.forEach((h, i) => {
+      const predicted = valueAtOrBefore(forecast, atMs + h);
+      // NaN: no forecast for that time (a quiet member), so nothing to score.
+      if (!Number.isNaN(predicted)) this.due[i].push({ targetMs: atMs + h, predicted });
+    });
   }
 
   /** Scores the forecasts whose target has come, given the observation at `atMs`. */
@@ -131,9 +135,9 @@ export class ErrorTracker {
     return largest;
   }
 
-  errorAt(horizonMs: number, minScores = 1): number | undefined {
+  errorAt(horizonMs: number, minScores = 0): number | undefined {
     const hs = this.horizons;
-    if (minScores > 1) {
+    if (minScores > 0) {
       const i = hs.findIndex((h) => h >= horizonMs);
       if (this.counts[i < 0 ? hs.length - 1 : i] < minScores) return undefined;
     }
@@ -186,12 +190,14 @@ export interface GridOptions {
   anchorMs?: number;
 }
 
-/** How a forecaster that needs history forecasts before it has any. */
+/** How a forecaster that needs history forecasts the times its history does not cover. */
 export interface QuietOption {
   /**
-   * Forecast nothing (an empty forecast) until it knows more than the latest value, rather than that value
-   * for every time ahead (the default): a blend leaves a quiet member out instead of counting persistence
-   * once more, which before any error is scored weighs as much as every informed member.
+   * No forecast (NaN) for a time its history does not cover, and nothing at all (an empty forecast) until it
+   * covers any time ahead, rather than the latest value there (the default). A blend leaves a quiet member
+   * out where it says nothing instead of counting persistence once more, and scores it only on what it did
+   * forecast: the latest value held in its name would earn it persistence's error, and with it a weight, for
+   * forecasts of its own it has never been judged on.
    */
   quiet?: boolean;
 }
@@ -199,7 +205,8 @@ export interface QuietOption {
 /**
  * Seasonal naive: the value `periodMs` earlier (the same time yesterday, or last week), going back whole
  * periods until the time has been observed; the latest value for now and before a period has been seen
- * (quiet: nothing while no time ahead has been seen a period before). Keeps one period of observations.
+ * (quiet: the value a period before for now too, NaN for the times not seen a period before, and nothing
+ * while no time ahead has been). Keeps one period of observations.
  */
 export function seasonalNaiveForecaster(options: GridOptions & QuietOption & { periodMs: number }): LiveForecaster {
   const { stepMs, anchorMs = 0, periodMs, quiet = false } = options;
@@ -212,12 +219,13 @@ export function seasonalNaiveForecaster(options: GridOptions & QuietOption & { p
       const latest = seenAt(nowMs);
       if (latest === undefined) return [];
       let seenBefore = false;
+      const missing = quiet ? NaN : latest;
       const points = gridFrom(nowMs, nowMs + horizonMs, stepMs, anchorMs).map((atMs, i) => {
-        if (i === 0) return { atMs, value: latest };
+        if (i === 0 && !quiet) return { atMs, value: latest };
         const back = Math.max(1, Math.ceil((atMs - nowMs) / periodMs)) * periodMs;
         const before = seenAt(atMs - back);
         if (before !== undefined) seenBefore = true;
-        return { atMs, value: before ?? latest };
+        return { atMs, value: before ?? missing };
       });
       return quiet && !seenBefore ? [] : points;
     },
@@ -280,7 +288,7 @@ class DailyProfile {
   }
 }
 
-/** A profile forecaster with fade rate `rho` on a shared {@link DailyProfile} (quiet: nothing until a day is seen). */
+/** A profile forecaster with fade rate `rho` on a shared {@link DailyProfile} (quiet: nothing until a day is seen, then NaN ahead where no day before it has been). */
 function profileWith(profile: DailyProfile, rho: number, quiet: boolean): LiveForecaster {
   if (!(rho >= 0 && rho <= 1)) throw new RangeError(`profile forecaster: rho ${rho} is not in 0..1`);
   return {
@@ -291,7 +299,9 @@ function profileWith(profile: DailyProfile, rho: number, quiet: boolean): LiveFo
       const { latest, offset, points } = ahead;
       if (quiet && offset === undefined) return [];
       return points.map(({ atMs, value }, i) =>
-        i === 0 || offset === undefined || Number.isNaN(value) ? { atMs, value: latest } : { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset },
+        i === 0 || offset === undefined || Number.isNaN(value)
+          ? { atMs, value: i > 0 && quiet ? NaN : latest }
+          : { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset },
       );
     },
   };
@@ -315,8 +325,9 @@ export function profileForecaster(options: GridOptions & { days?: number; rho: n
 
 /**
  * Combines skilled members point by point: each horizon's value is a weighted mean of the members' values
- * for that time, the weights from `weigh` given each member's recent error at that horizon (undefined before
- * it has any: then every member weighs the same).
+ * for that time, the weights from `weigh` given each member's recent error at that horizon: nothing for a
+ * member not yet scored there while others are, the same for all while none is. A member with no forecast
+ * for a time (NaN) is left out there and the others' weights scaled up.
  */
 function combined(members: readonly SkilledForecaster[], grid: GridOptions, weigh: (errors: readonly number[]) => number[], options: SkillOptions): SkilledForecaster {
   const { stepMs, anchorMs = 0 } = grid;
@@ -338,16 +349,29 @@ function combined(members: readonly SkilledForecaster[], grid: GridOptions, weig
           const h = Math.floor((atMs - nowMs) / (HOUR_MS / 2));
           if (h !== lastHorizon) {
             lastHorizon = h;
-            weights = weighScored(present.map((m) => m.recentError(atMs - nowMs)), weigh);
+            // A member not yet scored at the tracked horizon this far ahead weighs nothing here while others
+            // are: its error at a shorter horizon says nothing of this one (a quiet member, scored only on
+            // the times it has seen a period before, would weigh as if it knew the next hour).
+            weights = weighScored(present.map((m) => m.recentError(atMs - nowMs, 1)), weigh);
           }
+          // A member quiet at this time (NaN) sits it out: the others' weights are scaled up to make one.
           let value = 0;
+          let weight = 0;
+          let sum = 0;
+          let n = 0;
           for (let i = 0; i < forecasts.length; i++) {
             const f = forecasts[i];
             // Members forecast on the same grid: the point at this index is usually the one for this time.
             const p = f[k];
-            value += weights[i] * (p !== undefined && p.atMs === atMs ? p.value : valueAtOrBefore(f, atMs));
+            const v = p !== undefined && p.atMs === atMs ? p.value : valueAtOrBefore(f, atMs);
+            if (Number.isNaN(v)) continue;
+            value += weights[i] * v;
+            weight += weights[i];
+            sum += v;
+            n++;
           }
-          return { atMs, value };
+          // Only members not yet scored speak here: they weigh the same.
+          return { atMs, value: weight > 0 ? value / weight : n > 0 ? sum / n : NaN };
         });
       },
     },
@@ -376,9 +400,11 @@ function inverseSquare(errors: readonly number[]): number[] {
   return precision.map((p) => p / total);
 }
 
-/** All the weight on the member with the lowest error (the earliest on a tie). */
+/** All the weight on the member with the lowest error (the last on a tie, to a rounding error). */
 function best(errors: readonly number[]): number[] {
-  const i = errors.indexOf(Math.min(...errors));
+  const min = Math.min(...errors);
+  let i = errors.length - 1;
+  while (errors[i] > min * (1 + 1e-9)) i--;
   return errors.map((_, j) => (j === i ? 1 : 0));
 }
 
@@ -394,7 +420,9 @@ export const PERSISTENCE_ALPHAS = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 1];
 /**
  * Persistence with its parameter fitted on past data only: one persistence forecaster per alpha in
  * {@link PERSISTENCE_ALPHAS}, each scored as it runs, and at every horizon the forecast of the alpha with
- * the lowest recent error there (until anything has been scored, the mean of them all).
+ * the lowest recent error there (until anything has been scored, the mean of them all). On a tie the highest
+ * alpha, persistence itself: before a day is seen every alpha forecasts the latest value and so ties, and the
+ * lowest would then be same time yesterday, never judged, the moment yesterday is seen.
  */
 export function fittedPersistenceForecaster(grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   const candidates = PERSISTENCE_ALPHAS.map((alpha) => skilled(persistenceForecaster({ ...grid, alpha }), options));
@@ -407,7 +435,7 @@ export const PROFILE_RHOS = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 1];
 /**
  * A daily profile with its fade rate fitted on past data only: one {@link profileForecaster} per rho in
  * {@link PROFILE_RHOS}, each scored as it runs, and at every horizon the forecast of the one with the lowest
- * recent error there (until anything has been scored, the mean of them all).
+ * recent error there (until anything has been scored, the mean of them all; on a tie the slowest fade).
  */
 export function fittedProfileForecaster(options: GridOptions & QuietOption, skill: SkillOptions = {}): SkilledForecaster {
   const { quiet = false, ...grid } = options;
@@ -457,10 +485,12 @@ export type ForecasterName = (typeof FORECASTERS)[number];
 
 /**
  * A live forecaster by name, scoring itself. `profile` is the fitted daily profile; `blend` weighs fitted
- * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors;
- * the profile and same time last week are quiet until they have history, so a cold blend does not count
- * persistence three times. (Same time yesterday needs no such care: asked a day ahead or more, as the planners
- * always ask, it has seen today for the times from a day on.) `persistence` keeps its default alpha (fitted on gb_ci.csv, in sample).
+ * persistence, the fitted daily profile, same time yesterday and same time last week by their recent errors.
+ * All but fitted persistence are quiet: they say nothing for the times their history does not cover, so a
+ * cold blend neither counts persistence three times more nor takes a member that has not yet been judged on
+ * its own forecasts for one that has (same time yesterday, at a cold start, weighed as much as persistence with
+ * persistence's error, and deferred work to a trough that did not come back). `persistence` keeps its default
+ * alpha (fitted on gb_ci.csv, in sample).
  */
 export function makeForecaster(name: ForecasterName, grid: GridOptions, options: SkillOptions = {}): SkilledForecaster {
   switch (name) {
@@ -479,7 +509,7 @@ export function makeForecaster(name: ForecasterName, grid: GridOptions, options:
         [
           fittedPersistenceForecaster(grid, options),
           fittedProfileForecaster({ ...grid, quiet: true }, options),
-          skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS }), options),
+          skilled(seasonalNaiveForecaster({ ...grid, periodMs: DAY_MS, quiet: true }), options),
           skilled(seasonalNaiveForecaster({ ...grid, periodMs: 7 * DAY_MS, quiet: true }), options),
         ],
         grid,
