@@ -19,6 +19,9 @@ export interface SkilledForecaster extends LiveForecaster {
   recentError(horizonMs: number, minScores?: number): number | undefined;
   /** The largest recent error of the tracked horizons up to `horizonMs` scored so far; undefined if none is. */
   largestError(horizonMs: number): number | undefined;
+  /** The mean absolute error of the last MIN_ERROR_SCORES or so forecasts `horizonMs` ahead (an exponential mean
+   *  with that memory; interpolated as recentError is); undefined when recentError is. */
+  latelyError(horizonMs: number): number | undefined;
   /** The signal's level: its time-weighted mean over the last day observed (since the first observation while
    *  that is less than a day ago); undefined before anything is observed. */
   level(): number | undefined;
@@ -45,13 +48,15 @@ export const MIN_ERROR_SCORES = 12;
 export const UNMEASURED_ERROR_SHARE = 0.25;
 
 /**
- * The error a planner holds against `forecaster`'s forecast `horizonMs` ahead: its recent error there once
- * measured MIN_ERROR_SCORES times; until then UNMEASURED_ERROR_SHARE of the signal's level, or the largest
- * error measured at the shorter scored horizons if that is larger. Infinity before anything is observed.
+ * The error a planner holds against `forecaster`'s forecast `horizonMs` ahead: once measured MIN_ERROR_SCORES
+ * times there, its recent error (a week's memory) or, if larger, its error lately (the last half day's): errors
+ * come in runs (a cold snap, a calm that ends), and a week's mean would hold the planner to last week's calm
+ * through the run; until then UNMEASURED_ERROR_SHARE of the signal's level, or the largest error measured at
+ * the shorter scored horizons if that is larger. Infinity before anything is observed.
  */
 export function plannedError(forecaster: SkilledForecaster, horizonMs: number): number {
   const measured = forecaster.recentError(horizonMs, MIN_ERROR_SCORES);
-  if (measured !== undefined) return measured;
+  if (measured !== undefined) return Math.max(measured, forecaster.latelyError(horizonMs) ?? 0);
   const level = forecaster.level();
   if (level === undefined) return Infinity;
   return Math.max(UNMEASURED_ERROR_SHARE * level, forecaster.largestError(horizonMs) ?? 0);
@@ -79,6 +84,8 @@ export class ErrorTracker {
   private readonly due: { targetMs: number; predicted: number }[][];
   private readonly heads: number[];
   private readonly mae: number[];
+  /** The same errors with a memory of MIN_ERROR_SCORES: what the last half day of forecasts missed by. */
+  private readonly lately: number[];
   private readonly counts: number[];
   private last: Point | undefined;
 
@@ -88,6 +95,7 @@ export class ErrorTracker {
     this.due = this.horizons.map(() => []);
     this.heads = this.horizons.map(() => 0);
     this.mae = this.horizons.map(() => 0);
+    this.lately = this.horizons.map(() => 0);
     this.counts = this.horizons.map(() => 0);
   }
 
@@ -114,8 +122,10 @@ export class ErrorTracker {
         const { targetMs, predicted } = due[head++];
         // The value in force at the target: this observation's, or the one before when it came later.
         const actual = targetMs === atMs || !this.last ? value : this.last.value;
-        const n = Math.min(++this.counts[i], this.memory);
-        this.mae[i] += (Math.abs(predicted - actual) - this.mae[i]) / n;
+        const error = Math.abs(predicted - actual);
+        const count = ++this.counts[i];
+        this.mae[i] += (error - this.mae[i]) / Math.min(count, this.memory);
+        this.lately[i] += (error - this.lately[i]) / Math.min(count, MIN_ERROR_SCORES);
       }
       if (head > 1024 && head > due.length / 2) {
         due.splice(0, head);
@@ -141,14 +151,25 @@ export class ErrorTracker {
       const i = hs.findIndex((h) => h >= horizonMs);
       if (this.counts[i < 0 ? hs.length - 1 : i] < minScores) return undefined;
     }
+    return this.interpolated(this.mae, horizonMs);
+  }
+
+  /** As errorAt, of the errors lately (a memory of MIN_ERROR_SCORES forecasts). */
+  latelyAt(horizonMs: number): number | undefined {
+    return this.interpolated(this.lately, horizonMs);
+  }
+
+  /** Linear between the tracked horizons scored, the last scored one's beyond them; undefined if the first is not. */
+  private interpolated(errors: readonly number[], horizonMs: number): number | undefined {
+    const hs = this.horizons;
     const scored = (i: number) => this.counts[i] > 0;
     if (!scored(0)) return undefined;
-    if (horizonMs <= hs[0]) return this.mae[0];
+    if (horizonMs <= hs[0]) return errors[0];
     for (let i = 1; i < hs.length; i++) {
-      if (!scored(i)) return this.mae[i - 1];
-      if (horizonMs <= hs[i]) return this.mae[i - 1] + ((this.mae[i] - this.mae[i - 1]) * (horizonMs - hs[i - 1])) / (hs[i] - hs[i - 1]);
+      if (!scored(i)) return errors[i - 1];
+      if (horizonMs <= hs[i]) return errors[i - 1] + ((errors[i] - errors[i - 1]) * (horizonMs - hs[i - 1])) / (hs[i] - hs[i - 1]);
     }
-    return this.mae[hs.length - 1];
+    return errors[hs.length - 1];
   }
 }
 
@@ -180,6 +201,7 @@ export function skilled(forecaster: LiveForecaster, options: SkillOptions = {}):
     forecast,
     recentError: (horizonMs, minScores) => tracker.errorAt(horizonMs, minScores),
     largestError: (horizonMs) => tracker.largestErrorUpTo(horizonMs),
+    latelyError: (horizonMs) => tracker.latelyAt(horizonMs),
     level: () => recent.mean,
   };
 }

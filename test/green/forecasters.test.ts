@@ -307,7 +307,8 @@ describe('the error a planner holds against a forecast (plannedError)', () => {
     // A day of a signal stepping between 100 and 160 every 3 hours: short horizons are scored 12 times long before 24 h is.
     for (let t = 0; t < 20 * HOUR; t += STEP) f.observe(t, Math.floor(t / (3 * HOUR)) % 2 === 0 ? 100 : 160);
     expect(f.recentError(HOUR, MIN_ERROR_SCORES)).toBeDefined();
-    expect(plannedError(f, HOUR)).toBe(f.recentError(HOUR, MIN_ERROR_SCORES));
+    // The larger of the week's error and the last half day's (see below).
+    expect(plannedError(f, HOUR)).toBe(Math.max(f.recentError(HOUR, MIN_ERROR_SCORES)!, f.latelyError(HOUR)!));
     expect(f.recentError(24 * HOUR, MIN_ERROR_SCORES)).toBeUndefined();
     // Nothing measured that far ahead and nothing large nearer: a quarter of the level, here a constant 1000.
     const flat = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
@@ -326,5 +327,30 @@ describe('the error a planner holds against a forecast (plannedError)', () => {
     expect(f.largestError(24 * HOUR)).toBe(Math.max(...scored.map((h) => f.recentError(h)!)));
     expect(f.largestError(2 * HOUR)).toBe(Math.max(f.recentError(0.5 * HOUR)!, f.recentError(HOUR)!, f.recentError(2 * HOUR)!));
     expect(skilled(persistenceForecaster({ stepMs: STEP })).largestError(DAY)).toBeUndefined();
+  });
+
+  test('errors come in runs: once measured, a planner holds the larger of the week\'s error and the last half day\'s, and the week\'s again when the run is over', () => {
+    // A constant forecast of 200: 5 off for a week (the grid calm), then 25 off for 12 hours (a cold snap: as
+    // Bonneville on 2022-12-29, where a recent error of 5 g let jobs wait for an evening 16 g worse than forecast).
+    const f = skilled(constant(200));
+    let t = 0;
+    const feed = (hours: number, value: number) => {
+      for (const end = t + hours * HOUR; t < end; t += STEP) f.observe(t, value);
+    };
+    feed(7 * 24, 205);
+    expect(f.recentError(6 * HOUR, MIN_ERROR_SCORES)).toBeCloseTo(5, 9);
+    expect(plannedError(f, 6 * HOUR)).toBeCloseTo(5, 9);
+    feed(12, 225);
+    const week = f.recentError(6 * HOUR, MIN_ERROR_SCORES)!;
+    const lately = f.latelyError(6 * HOUR)!;
+    // The week's mean has barely moved; the last half day's is most of the way to the run's 25 (an exponential
+    // mean with a memory of 12 scores, after 12 of them: 25 - 20 * (11/12)^12, about 18).
+    expect(week).toBeLessThan(7);
+    expect(lately).toBeCloseTo(25 - 20 * (11 / 12) ** 12, 6);
+    expect(plannedError(f, 6 * HOUR)).toBe(lately);
+    // Calm again for two days: the last half day's error falls back below the week's, which the planner holds.
+    feed(48, 205);
+    expect(f.latelyError(6 * HOUR)!).toBeLessThan(f.recentError(6 * HOUR)!);
+    expect(plannedError(f, 6 * HOUR)).toBe(f.recentError(6 * HOUR, MIN_ERROR_SCORES));
   });
 });
