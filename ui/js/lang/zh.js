@@ -313,7 +313,7 @@ export const zh = {
   'green.forecaster': '预测器',
   'green.learningSince': '自 {d} 起学习',
   'green.errors': '预测的误差',
-  'green.errorsIntro': '提前这么久所作预测的近期平均绝对误差。在测得之前（每个时长需 12 次预测），计划按信号当前水平的四分之一估计该时长的误差。',
+  'green.errorsIntro': '提前这么久所作预测在过去一周的平均绝对误差。计划按此误差估计；若最近半天的误差更大（误差往往成串出现），则按最近半天的。在测得之前（每个时长需 12 次预测），按信号水平的四分之一估计。',
   'green.ahead': '提前',
   'green.error': '误差',
   'green.notMeasured': '尚未测得',
