@@ -320,11 +320,14 @@ function profileWith(profile: DailyProfile, rho: number, quiet: boolean): LiveFo
       if (!ahead) return [];
       const { latest, offset, points } = ahead;
       if (quiet && offset === undefined) return [];
-      return points.map(({ atMs, value }, i) =>
-        i === 0 || offset === undefined || Number.isNaN(value)
-          ? { atMs, value: i > 0 && quiet ? NaN : latest }
-          : { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset },
-      );
+      // Where the profile knows nothing (before a day is seen, or ahead of the days seen): the latest value,
+      // or no forecast when quiet. Now is the latest value either way.
+      const unknown = quiet ? NaN : latest;
+      return points.map(({ atMs, value }, i) => {
+        if (i === 0) return { atMs, value: latest };
+        if (offset === undefined || Number.isNaN(value)) return { atMs, value: unknown };
+        return { atMs, value: value + rho ** ((atMs - nowMs) / HOUR_MS) * offset };
+      });
     },
   };
 }

@@ -75,7 +75,8 @@ export function loadCarbonSeries(path: string, options: { column?: string; outsi
  * not a time: `Time,Carbon Intensity`, an electricityMaps export (`Datetime (UTC),Country,…,Carbon Intensity
  * gCO₂eq/kWh (direct),…`) and a per-fuel export (`timestamp,WND,SUN,…,avg_CI`) all work as they are. It is a
  * carbon intensity when its header says so (carbon, CO2, intensity or the word CI, and not a share or
- * percentage such as "Carbon-free energy percentage"), otherwise a green share: 0..1, or a percentage when above 1 (decided per value, as the agents' share files always were).
+ * percentage such as "Carbon-free energy percentage"), otherwise a green share: 0..1, or a percentage when
+ * above 1 (decided per value, as the agents' share files always were).
  * Rows whose value is blank (gaps in a recorded trace) are left out: the value before holds over them.
  */
 export function parseSeries(text: string, name: string, options: SeriesOptions = {}): Series {

@@ -226,7 +226,7 @@ export const greenViewSchema = z.object({
         .describe("The signal's time-weighted mean over the last day observed: a quarter of it is the error plans hold against a forecast not yet measured that far ahead. Absent before anything is observed"),
       errors: z
         .array(z.object({ aheadHours: z.number(), gPerKwh: z.number().nullable() }))
-        .describe("Recent mean absolute error of its forecasts this far ahead; null until measured 12 times (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead)"),
+        .describe("Mean absolute error of its forecasts this far ahead over the last week (plans hold the last half day's instead where it is larger); null until measured 12 times (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead)"),
       published: z
         .object({
           aheadHours: z.number().describe('How far ahead the latest published forecast reaches now (0: it has run out, and the blend goes on without it)'),
