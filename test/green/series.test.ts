@@ -111,35 +111,44 @@ describe('series', () => {
     expect(series.valueAt(Date.UTC(2021, 0, 1, 0, 45))).toBe(200);
   });
 
-  test('an electricityMaps export: the carbon intensity column found by its header, not the second column', () => {
-    const text = [
+  /** Exports of other tools, as they come: the carbon intensity column is found by its header. */
+  const EXPORTS = {
+    // electricityMaps: not the second column (the country), nor the carbon-free percentage.
+    electricityMaps: [
       'Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA),Carbon-free energy percentage (CFE%),Renewable energy percentage (RE%),Data Source,Data Estimated,Data Estimation Method',
       '2021-01-01 00:00:00,Sweden,Sweden,SE,12.5,30.1,98.1,70.2,entsoe.eu,false,',
       '2021-01-01 01:00:00,Sweden,Sweden,SE,14,31.6,97.9,69.5,entsoe.eu,false,',
-    ].join('\n');
-    const series = parseSeries(text, 'em');
+    ].join('\n'),
+    // Per fuel, derived from the EIA's grid monitor: avg_CI, not the first fuel; a row blank in every column.
+    perFuel: [
+      'timestamp,WND,SUN,WAT,OIL,NG,COL,NUC,OTH,avg_CI',
+      '2022-01-01 00:00:00+00:00,3130.0,1367.0,2304.0,44.0,6764.0,19.0,2265.0,189.0,222.3',
+      '2022-01-01 01:00:00+00:00,,,,,,,,,',
+      '2022-01-01 02:00:00+00:00,2657.0,0.0,2859.0,41.0,9221.0,19.0,2265.0,1111.0,271.9',
+    ].join('\n'),
+  };
+
+  test.each([
+    { name: 'electricityMaps', values: [12.5, 14], skipped: 0 },
+    { name: 'perFuel', values: [222.3, 271.9], skipped: 1 },
+  ] as const)('an export read as it is ($name): the carbon intensity column found by its header', ({ name, values, skipped }) => {
+    const series = parseSeries(EXPORTS[name], name);
     expect(series.kind).toBe('carbon');
-    expect(series.points.map((p) => p.value)).toEqual([12.5, 14]);
-    expect(series.stepMs).toBe(60 * MIN);
+    expect(series.points.map((p) => p.value)).toEqual(values);
+    expect(series.skipped).toBe(skipped);
+  });
+
+  test('an electricityMaps export: hourly; its carbon-free percentage, named, is a share', () => {
+    expect(parseSeries(EXPORTS.electricityMaps, 'em').stepMs).toBe(60 * MIN);
     // Named, a carbon-free percentage is a share, not an intensity.
-    const cfe = parseSeries(text, 'em', { column: 'Carbon-free energy percentage (CFE%)' });
+    const cfe = parseSeries(EXPORTS.electricityMaps, 'em', { column: 'Carbon-free energy percentage (CFE%)' });
     expect(cfe.kind).toBe('share');
     expect(cfe.points[0].value).toBeCloseTo(0.981, 12);
     expect(cfe.points[1].value).toBeCloseTo(0.979, 12);
   });
 
-  test('a per-fuel export: its avg_CI column is the carbon intensity, not the first fuel; CI only as a word', () => {
-    const text = [
-      'timestamp,WND,SUN,WAT,OIL,NG,COL,NUC,OTH,avg_CI',
-      '2022-01-01 00:00:00+00:00,3130.0,1367.0,2304.0,44.0,6764.0,19.0,2265.0,189.0,222.3',
-      '2022-01-01 01:00:00+00:00,,,,,,,,,',
-      '2022-01-01 02:00:00+00:00,2657.0,0.0,2859.0,41.0,9221.0,19.0,2265.0,1111.0,271.9',
-    ].join('\n');
-    const series = parseSeries(text, 'eia');
-    expect(series.kind).toBe('carbon');
-    expect(series.points.map((p) => p.value)).toEqual([222.3, 271.9]);
-    expect(series.skipped).toBe(1);
-    // A header that only contains the letters (a "CIRCUIT" or "pci") names no signal.
+  test('CI names a carbon intensity only as a word: a header that only contains the letters names no signal', () => {
+    // A "CIRCUIT" or "pci" column is not the value; the share after it is.
     expect(parseSeries('time,circuit_pci,share\n2021-01-01 00:00:00,5,0.4\n2021-01-01 01:00:00,6,0.5\n', 'f').kind).toBe('share');
   });
 
