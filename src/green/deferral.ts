@@ -87,6 +87,15 @@ export class DeferralPlanner {
     this.book = new DeferralBook(settings.stepMs, settings.bookShare, (pool, configured, capacity) => this.mix.bookingShare(pool, configured, capacity));
   }
 
+  /**
+   * Counts work that arrived before this planner was made in its pools' work mix, without planning it: a
+   * warm start, as a scheduler that has run for a day has watched its pools (the simulator's `warmWork`).
+   * In order of arrival, before any job is offered.
+   */
+  observeEarlier(job: SchedJob): void {
+    this.mix.observe(job, job.submittedAtMs);
+  }
+
   /** The job's hold, planned on first sight; undefined when it may start now. */
   hold(job: SchedJob, nowMs: number): Hold | undefined {
     if (!this.counted.has(job.id)) {

@@ -52,6 +52,13 @@ export interface SimOptions {
   forecaster?: SkilledForecaster;
   /** Plan deferred starts early enough to run a job once more after a node failure (default: yes, as the pending queue escalates). */
   rerunMargin?: boolean;
+  /**
+   * Work that arrived before the run, in order of arrival (times before the first job's): green-aware's
+   * planner counts it in its pools' work mix and runs none of it, as a scheduler that has run for a while
+   * knows its pools' load and swings (see bookingShare). Absent: the planner starts cold, on the configured
+   * share until it has watched a pool for an hour.
+   */
+  warmWork?: readonly SchedJob[];
   /** Hears of every placement, when it is made (the parity test compares them with the service's). */
   onPlaced?(jobId: string, placement: Placement, atMs: number): void;
 }
@@ -150,6 +157,7 @@ class Simulation {
         rerunMargin: options.rerunMargin,
         nodeMtbfMs: env.failures && env.failures.mtbfHours * HOUR_MS,
       });
+      for (const job of options.warmWork ?? []) this.planner.observeEarlier(job);
     }
     // One for the run: it keeps its shares while the cluster's use and capacity stay as they are.
     const fairShare = new FairShare(this.cluster, { weightOf: () => 1, agingMs: policy.agingMs });

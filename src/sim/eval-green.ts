@@ -23,7 +23,8 @@ import { policiesNamed } from './policies';
 import { seededRng } from './rng';
 import { noisyPublishedForecast } from './published-forecast';
 import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import { DEFAULT_DEFERRAL_SHARES, blendWithPublished, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import type { SchedJob } from '../core';
+import { DEFAULT_DEFERRAL_SHARES, WORK_MIX_MEMORY_MS, blendWithPublished, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
 import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -105,6 +106,21 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
   });
 }
 
+/**
+ * A day of arrivals before the window, of the same mix and deferrable share (another draw), which green-aware's
+ * planner counts in its pools' work mix and does not run (SimOptions.warmWork): as the forecaster is shown
+ * the days before the window, the planner knows its pools' load and swings as a scheduler that has run a
+ * day does, not only the window's first hours (a quiet first hours would read as a low load, and the jobs
+ * then would book the green hours at a share the pool cannot take).
+ */
+function earlierWork(nodes: ReturnType<typeof mixedCluster>): SchedJob[] {
+  const seed = opts.seed + 1_000;
+  const next = mixedWorkload(seededRng(seed), seededRng(seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
+  const raw: TimedJob[] = [];
+  for (let j = next(); j.job.submittedAtMs < WORK_MIX_MEMORY_MS; j = next()) raw.push({ runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - WORK_MIX_MEMORY_MS } });
+  return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed).map((t) => t.job);
+}
+
 /** How much later a deferrable job may arrive in the noise runs of green-blind. */
 const NOISE_JITTER_MS = 60_000;
 
@@ -146,7 +162,7 @@ function windowStarts(series: Series): number[] {
  */
 const savedPct = (r: SimResult, blind: SimResult) => (blind.energy.workCarbonPerJobG > 0 ? Math.round((1 - r.energy.workCarbonPerJobG / blind.energy.workCarbonPerJobG) * 10_000) / 100 : 0);
 
-function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs: readonly TimedJob[][], log: (line: string) => void): GreenWindow {
+function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs: readonly TimedJob[][], warmWork: readonly SchedJob[], log: (line: string) => void): GreenWindow {
   const signal = { valueAt: (t: number) => series.valueAt(startMs + t), stepMs: series.stepMs };
   const file = loadClusterFile(opts.cluster);
   const base = environmentOf(file, signal);
@@ -164,12 +180,12 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
     return forecaster;
   };
-  const aware = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster: warmedForecaster() });
+  const aware = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster: warmedForecaster(), warmWork });
   const runs = {
     blind: simulate(jobs, nodes, blindPolicy, env, { seed: opts.seed }),
     spatial: simulate(jobs, nodes, spatialPolicy, env, { seed: opts.seed }),
     aware: aware(jobs),
-    oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed }),
+    oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed, warmWork }),
   };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
   // Green-blind's others' wait, and again in each noise run: the band a wait within noise falls in.
@@ -237,6 +253,7 @@ function main(): void {
   const raw: TimedJob[] = [];
   for (let j = next(); j.job.submittedAtMs < opts.days * DAY_MS; j = next()) raw.push(j);
   const jobs = withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, opts.seed);
+  const warmWork = earlierWork(nodes);
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
   const starts = windowStarts(series);
   log(
@@ -245,7 +262,7 @@ function main(): void {
   );
   // The noise runs' workloads, the same in every window.
   const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));
-  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, log));
+  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, warmWork, log));
   const summary = summarise(windows);
   const settings = { trace: opts.carbon, forecaster: opts.forecaster, publishedErrorG: opts.publishedError, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;

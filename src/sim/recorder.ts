@@ -56,7 +56,7 @@ export interface SimResult {
    * Deferrable jobs: how long they waited past submission on average, and how many ended after their
    * deadline; and the mean wait of the other jobs, which shifting must not delay.
    */
-  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number };
+  deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number; othersMeanWaitSByPool: Partial<Record<Pool, number>> };
   /** Placements held back by a power cap (counted per attempt). */
   powerCapHolds: number;
   /** The most each pool drew at any moment, in kW. */
@@ -111,6 +111,7 @@ export class SimRecorder {
   private readonly slowdowns: number[] = [];
   private readonly deferrableDelays: number[] = [];
   private readonly otherWaits: number[] = [];
+  private readonly otherWaitsByPool: Record<Pool, number[]> = { general: [], intelligent: [], super: [] };
   private deadlineMisses = 0;
   private fragmentationSum = 0;
   private fragmentationSamples = 0;
@@ -175,8 +176,10 @@ export class SimRecorder {
     this.turnarounds.push(turnaround);
     this.slowdowns.push(Math.max(1, turnaround / Math.max(timed.runMs, BSLD_THRESHOLD_MS)));
     this.lastEndMs = Math.max(this.lastEndMs, nowMs);
-    if (!job.deferrable) this.otherWaits.push(startMs - job.submittedAtMs);
-    else {
+    if (!job.deferrable) {
+      this.otherWaits.push(startMs - job.submittedAtMs);
+      this.otherWaitsByPool[job.pool].push(startMs - job.submittedAtMs);
+    } else {
       this.deferrableDelays.push(startMs - job.submittedAtMs);
       if (job.deferrable.deadlineMs !== undefined && nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
     }
@@ -239,7 +242,7 @@ export class SimRecorder {
         workCarbonKg: round(e.workCarbonKg, 6),
         workCarbonPerJobG: this.waits.length > 0 ? round((e.workCarbonKg * 1000) / this.waits.length, 4) : 0,
       },
-      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean },
+      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean, othersMeanWaitSByPool: Object.fromEntries(POOLS.filter((p) => this.otherWaitsByPool[p].length > 0).map((p) => [p, stats(this.otherWaitsByPool[p], 1000).mean])) },
       powerCapHolds: c.powerCapHolds,
       peakPowerKwByPool: { general: this.energy.peakPoolWatts.general / 1000, intelligent: this.energy.peakPoolWatts.intelligent / 1000, super: this.energy.peakPoolWatts.super / 1000 },
       reservationViolations: c.violations,
