@@ -65,7 +65,7 @@ export class GreenMetrics {
     });
     new Gauge({
       name: 'qy_green_deferral_share',
-      help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait (up to the room its load leaves free).",
+      help: "Share of a pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, more while less than half the pool's recent work cannot wait, never more than the room its load and, where work cannot wait, two and a half standard deviations of its swings leave free.",
       labelNames: ['pool'],
       registers: [registry],
       collect() {

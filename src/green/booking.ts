@@ -117,22 +117,24 @@ export function bookingShare(configured: number, load: number, cannotWait: numbe
 export class WorkMix {
   private readonly pools = new Map<string, { all: number; cannotWait: number; squares: number; atMs: number; sinceMs: number }>();
 
-  /** A job arrived (count each job once). */
-  observe(job: SchedJob, nowMs: number): void {
+  /** A job arrived at `atMs` (count each job once; one that arrived before the latest counted weighs as old as it is). */
+  observe(job: SchedJob, atMs: number): void {
     let t = this.pools.get(job.pool);
-    if (!t) this.pools.set(job.pool, (t = { all: 0, cannotWait: 0, squares: 0, atMs: nowMs, sinceMs: nowMs }));
-    if (nowMs > t.atMs) {
-      const decay = Math.exp(-(nowMs - t.atMs) / WORK_MIX_MEMORY_MS);
+    if (!t) this.pools.set(job.pool, (t = { all: 0, cannotWait: 0, squares: 0, atMs, sinceMs: atMs }));
+    if (atMs > t.atMs) {
+      const decay = Math.exp(-(atMs - t.atMs) / WORK_MIX_MEMORY_MS);
       t.all *= decay;
       t.cannotWait *= decay;
       t.squares *= decay;
-      t.atMs = nowMs;
+      t.atMs = atMs;
     }
+    const weight = Math.exp(-(t.atMs - Math.min(atMs, t.atMs)) / WORK_MIX_MEMORY_MS);
     const demand = poolDemand(job);
-    const work = demand * (job.durationMs ?? job.walltimeMs ?? WORK_MIX_MEMORY_MS / 24);
+    const work = weight * demand * (job.durationMs ?? job.walltimeMs ?? WORK_MIX_MEMORY_MS / 24);
     t.all += work;
     t.squares += demand * work;
     if (!job.deferrable) t.cannotWait += work;
+    t.sinceMs = Math.min(t.sinceMs, atMs);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral, WorkMix, type DeferralShares } from './booking';
+import { DeferralBook, deferralMargin, planDeferral, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -61,7 +61,8 @@ interface Planned {
  * whose forecast carbon intensity over its run is lowest, its safety margin (an hour and one more run)
  * before its latest start at the latest; it still waiting then, it is escalated ahead of every class, so
  * holding it never costs its deadline. Deferred jobs may book at most a share of their pool in any step: the
- * configured share, or more while less than half the pool's recent work cannot wait (bookingShare).
+ * configured share, more while less than half the pool's recent work cannot wait, never more than the room
+ * the pool's load and its swings leave free (bookingShare).
  *
  * The plan never backfires by design: when in doubt the job starts now, as green-blind scheduling would
  * start it. A later start must beat starting now by twice the forecast's recent error that far ahead, its
@@ -88,12 +89,17 @@ export class DeferralPlanner {
   }
 
   /**
-   * Counts work that arrived before this planner was made in its pools' work mix, without planning it: a
-   * warm start, as a scheduler that has run for a day has watched its pools (the simulator's `warmWork`).
-   * In order of arrival, before any job is offered.
+   * Counts jobs that arrived in the day before `nowMs` in their pools' work mix, without planning them: a
+   * warm start, so that a scheduler that restarts (or a simulation, SimOptions.warmWork) knows its pools'
+   * load and swings at once rather than from its first hours (see bookingShare). Jobs already counted are
+   * skipped; a pending one among them is planned when next offered, and not counted again.
    */
-  observeEarlier(job: SchedJob): void {
-    this.mix.observe(job, job.submittedAtMs);
+  warm(jobs: Iterable<SchedJob>, nowMs: number): void {
+    const recent = [...jobs].filter((j) => !this.counted.has(j.id) && j.submittedAtMs <= nowMs && j.submittedAtMs > nowMs - WORK_MIX_MEMORY_MS);
+    for (const job of recent.sort((a, b) => a.submittedAtMs - b.submittedAtMs)) {
+      this.counted.add(job.id);
+      this.mix.observe(job, job.submittedAtMs);
+    }
   }
 
   /** The job's hold, planned on first sight; undefined when it may start now. */

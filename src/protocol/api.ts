@@ -243,7 +243,7 @@ export const greenViewSchema = z.object({
       nodes: z.number().int(),
       powerWatts: z.number(),
       greenWatts: z.number(),
-      deferralShare: z.number().describe("Share of the pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, or more while less than half the pool's recent work cannot wait"),
+      deferralShare: z.number().describe("Share of the pool deferred jobs may book in any step now: QY_GREEN_DEFERRAL_SHARE's, more while less than half the pool's recent work cannot wait, never more than the room its load and its swings leave free"),
     }),
   ),
   deferred: z

@@ -157,7 +157,7 @@ class Simulation {
         rerunMargin: options.rerunMargin,
         nodeMtbfMs: env.failures && env.failures.mtbfHours * HOUR_MS,
       });
-      for (const job of options.warmWork ?? []) this.planner.observeEarlier(job);
+      if (options.warmWork) this.planner.warm(options.warmWork, jobs[0]?.job.submittedAtMs ?? 0);
     }
     // One for the run: it keeps its shares while the cluster's use and capacity stay as they are.
     const fairShare = new FairShare(this.cluster, { weightOf: () => 1, agingMs: policy.agingMs });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ClusterState, DEFAULT_POLICY, ESCALATED_PRIORITY, MAX_RERUNS, PendingQueue, RERUN_RISK, SchedulingPipeline, byPriorityThenSubmitTime, rerunsFor } from '../../src/core';
-import { bookingShare, DeferralPlanner, formatDeferralShares, parseDeferralShares, type DeferralShares, type Forecaster } from '../../src/green';
+import { bookingShare, DeferralPlanner, formatDeferralShares, parseDeferralShares, SWING_SDS, WorkMix, type DeferralShares, type Forecaster } from '../../src/green';
 import { job, nodeSpec } from '../core/fixtures';
 
 const HOUR = 3_600_000;
@@ -77,39 +77,84 @@ describe('green deferral', () => {
     expect(bookingShare(0.2, 0.6, 0)).toBeCloseTo(0.4);
     expect(bookingShare(0.2, 0.6, 0.25)).toBeCloseTo(0.2);
     expect(bookingShare(0.1, 0.2, 0.25)).toBeCloseTo(0.4);
-    // Never below the configured share, never above the pool; 0 stays 0.
-    expect(bookingShare(0.2, 1.3, 0)).toBe(0.2);
-    expect(bookingShare(0.5, 0.6, 0)).toBe(0.5);
+    // Never above the room the load leaves, even where configured higher; an overloaded pool books nothing; 0 stays 0.
+    expect(bookingShare(0.5, 0.6, 0)).toBeCloseTo(0.4);
+    expect(bookingShare(0.2, 1.3, 0)).toBe(0);
     expect(bookingShare(0.2, 0, 0)).toBe(1);
     expect(bookingShare(0, 0.1, 0)).toBe(0);
   });
 
-  test('the booking share never falls below the configured one, never exceeds the pool, and shrinks as the load or the work that cannot wait grows (property)', () => {
+  test('where work cannot wait, deferred work leaves free two and a half standard deviations of the pool\'s swings', () => {
+    expect(SWING_SDS).toBe(2.5);
+    // A load of 0.6 swinging by 4%: 1 - 0.6 - 2.5 × 0.04 = 0.3 of room, the configured fifth fits.
+    expect(bookingShare(0.2, 0.6, 0.5, 0.04)).toBe(0.2);
+    // Swinging by 12% (a small pool): 1 - 0.6 - 0.3 = 0.1.
+    expect(bookingShare(0.2, 0.6, 0.5, 0.12)).toBeCloseTo(0.1);
+    // By 20%: no room at all.
+    expect(bookingShare(0.2, 0.6, 0.5, 0.2)).toBe(0);
+    // The swings count as far as there is work that cannot wait: a quarter of it, half the swings.
+    expect(bookingShare(0.3, 0.6, 0.25, 0.12)).toBeCloseTo(0.25);
+    expect(bookingShare(0.3, 0.6, 0.5, 0.12)).toBeCloseTo(0.1);
+    // None: the room the load leaves, whatever the swings.
+    expect(bookingShare(0.2, 0.6, 0, 0.2)).toBeCloseTo(0.4);
+  });
+
+  test('the booking share stays within the room the load leaves, takes the configured share where the swings leave room for it, and shrinks as the load, the swings or the work that cannot wait grow (property)', () => {
     const share = fc.double({ min: 0, max: 1, noNaN: true });
     fc.assert(
-      fc.property(share, fc.double({ min: 0, max: 3, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), share, (configured, load, cannotWait, more) => {
-        const s = bookingShare(configured, load, cannotWait);
+      fc.property(share, fc.double({ min: 0, max: 3, noNaN: true }), share, fc.double({ min: 0, max: 0.5, noNaN: true }), share, (configured, load, cannotWait, swing, more) => {
+        const s = bookingShare(configured, load, cannotWait, swing);
         if (configured === 0) {
           expect(s).toBe(0);
           return;
         }
-        expect(s).toBeGreaterThanOrEqual(configured);
-        expect(s).toBeLessThanOrEqual(1);
-        expect(bookingShare(configured, load + more, cannotWait)).toBeLessThanOrEqual(s);
-        expect(bookingShare(configured, load, Math.min(1, cannotWait + more))).toBeLessThanOrEqual(s);
+        expect(s).toBeGreaterThanOrEqual(0);
+        expect(s).toBeLessThanOrEqual(Math.max(0, 1 - load) + 1e-12);
+        const room = 1 - load - SWING_SDS * swing * Math.min(1, 2 * cannotWait);
+        expect(s).toBeGreaterThanOrEqual(Math.min(configured, Math.max(0, room)) - 1e-12);
+        expect(bookingShare(configured, load + more, cannotWait, swing)).toBeLessThanOrEqual(s + 1e-12);
+        expect(bookingShare(configured, load, Math.min(1, cannotWait + more), swing)).toBeLessThanOrEqual(s + 1e-12);
+        expect(bookingShare(configured, load, cannotWait, swing + more)).toBeLessThanOrEqual(s + 1e-12);
       }),
       { numRuns: 500 },
     );
   });
 
+  test('the work mix measures a pool\'s load and its swings: the same work on a small pool books nothing, on a large one the configured fifth', () => {
+    // A day of 8-core jobs of an hour, half of them deferrable, at 0.6 of the pool; seen before the planner's first job.
+    const shareAfterADay = (cores: number) => {
+      const d = planner(() => 500, { bookShare: 0.2, supply: cores });
+      const perHour = (0.6 * cores) / 8;
+      const gapMs = HOUR / perHour;
+      const day = Array.from({ length: Math.ceil((24 * HOUR) / gapMs) }, (_, i) => {
+        const spec = { id: `w${i}`, submittedAtMs: i * gapMs, durationSeconds: 3600, resources: { cpuMillis: 8000, memBytes: 0 } };
+        return i % 2 === 0 ? job(spec) : job({ ...spec, deferrable: { maxDelaySeconds: 8 * 3600 } });
+      });
+      d.warm(day.reverse(), 24 * HOUR);
+      return d.bookingShare('general');
+    };
+    // 100 cores: 7.5 jobs an hour; the occupancy's variance is 7.5 × 8² core², its sd 22% of the pool: no room.
+    expect(shareAfterADay(100)).toBe(0);
+    // 10,000 cores: the sd is 2.2%, the room 1 - 0.6 - 2.5 × 0.022 ≈ 0.35.
+    expect(shareAfterADay(10_000)).toBe(0.2);
+    const mix = new WorkMix();
+    for (let i = 0; i < 24 * 60; i++) mix.observe(job({ id: `m${i}`, submittedAtMs: i * 60_000, durationSeconds: 3600, resources: { cpuMillis: 2000, memBytes: 0 } }), i * 60_000);
+    // 60 jobs of 2 cores an hour on 200 cores: a load of 0.6, an occupancy of variance 60 × 2² (sd 15.5 cores).
+    const seen = mix.of('general', 200)!;
+    expect(seen.load).toBeCloseTo(0.6, 2);
+    expect(seen.cannotWait).toBe(1);
+    expect(seen.swing).toBeCloseTo(Math.sqrt(60 * 4) / 200, 3);
+  });
+
   test('a pool whose recent work can all wait books more of a green hour than the configured share; with half that cannot wait, the configured share', () => {
     const booked = (cannotWaitEvery: number) => {
       const d = planner((ms) => (ms >= 26 * HOUR && ms < 27 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 100 });
-      // A day of arrivals, 60 jobs of a core for an hour each hour (a load of 0.6), each allowed to start only
-      // 10 minutes late (never held); every `cannotWaitEvery`-th one is not deferrable at all.
-      for (let i = 0; i < 24 * 60; i++) {
-        const atMs = i * 60_000;
-        const spec = { submittedAtMs: atMs, durationSeconds: 3600, resources: { cpuMillis: 1000, memBytes: 0 } };
+      // A day of arrivals, 240 jobs of a quarter core for an hour each hour (a load of 0.6, swinging by 4%),
+      // each allowed to start only 10 minutes late (never held); every `cannotWaitEvery`-th one is not
+      // deferrable at all.
+      for (let i = 0; i < 24 * 240; i++) {
+        const atMs = i * 15_000;
+        const spec = { submittedAtMs: atMs, durationSeconds: 3600, resources: { cpuMillis: 250, memBytes: 0 } };
         const j = i % cannotWaitEvery === 0 ? job({ id: `a${i}`, ...spec }) : job({ id: `a${i}`, ...spec, deferrable: { maxDelaySeconds: 600 } });
         expect(d.hold(j, atMs)).toBeUndefined();
       }

@@ -119,6 +119,22 @@ describe('the simulator on small hand-made cases', () => {
     expect(aware.deferrable).toMatchObject({ jobs: 2, deadlineMisses: 0 });
   });
 
+  test('work seen before the run tells green-aware how busy and how swinging its pool is: a small pool whose gangs cannot wait defers nothing', () => {
+    const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
+    const env: SimEnvironment = { ...environmentOf(), greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
+    const jobs = [gang('patient', 0, 1, 600, { priorityClass: 'batch' })];
+    jobs[0].job.deferrable = { maxDelaySeconds: 12 * 3600 };
+    const [aware] = policiesNamed('green-aware');
+    expect(simulate(jobs, hpcNodes(40), processorLevel(aware), env).deferred).toBe(1);
+    // The day before: gangs of 4 of the 40 nodes for an hour, 6 an hour (a load of 0.6) that cannot wait. The
+    // occupancy swings by sqrt(6 × 4²) = 9.8 nodes, a quarter of the pool: no room is left to book.
+    const dayBefore = Array.from({ length: 24 * 6 }, (_, i) => gang(`before${i}`, -24 * 3600 + i * 600, 4, 3600).job);
+    expect(simulate(jobs, hpcNodes(40), processorLevel(aware), env, { warmWork: dayBefore }).deferred).toBe(0);
+    // The same day of single nodes (24 an hour, swinging by 4.9 nodes): a tenth of the pool is left to book, and the job is deferred.
+    const smaller = Array.from({ length: 24 * 24 }, (_, i) => gang(`one${i}`, -24 * 3600 + i * 150, 1, 3600).job);
+    expect(simulate(jobs, hpcNodes(40), processorLevel(aware), env, { warmWork: smaller }).deferred).toBe(1);
+  });
+
   test('the work carbon two schedules differ by is exactly what the cluster emits more or less over the same span', () => {
     const green = Array.from({ length: 24 }, (_, h) => (h >= 10 && h < 14 ? 0.9 : 0.1));
     const env: SimEnvironment = { ...environmentOf(), idleFraction: 0.5, ratedWatts: () => 1000, gridCarbonAt: () => 400, greenShareAt: (_zone, atMs) => green[Math.floor(atMs / HOUR) % 24] };
