@@ -26,6 +26,7 @@ import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
 import type { SchedJob } from '../core';
 import { DEFAULT_DEFERRAL_SHARES, WORK_MIX_MEMORY_MS, blendWithPublished, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
+import { POOLS } from '../protocol';
 import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
 const number = (name: string, min: number) => (v: string) => {
@@ -205,6 +206,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     ['  mean delay (s)', (r) => r.deferrable.meanDelayS],
     ['  deadline misses', (r) => r.deferrable.deadlineMisses],
     ['other jobs: mean wait (s)', (r) => r.deferrable.othersMeanWaitS],
+    ...POOLS.map((pool): [string, (r: SimResult) => string | number] => [`  in ${pool}`, (r) => r.deferrable.othersMeanWaitSByPool[pool] ?? '–']),
     ['jobs completed', (r) => r.jobs.completed],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
