@@ -108,17 +108,19 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
 }
 
 /**
- * A day of arrivals before the window, of the same mix and deferrable share (another draw), which green-aware's
- * planner counts in its pools' work mix and does not run (SimOptions.warmWork): as the forecaster is shown
- * the days before the window, the planner knows its pools' load and swings as a scheduler that has run a
- * day does, not only the window's first hours (a quiet first hours would read as a low load, and the jobs
- * then would book the green hours at a share the pool cannot take).
+ * Arrivals before the window, of the same mix and deferrable share (another draw), which green-aware's
+ * planners count in their pools' work mix and do not run (SimOptions.warmWork): as the forecaster is shown
+ * the `--warmup-days` before the window, the planner knows its pools' load and swings as a scheduler that
+ * has run that long does (a day at most: the mix's memory), not only from the window's first hours (a quiet
+ * first hours read as a low load, and their jobs booked the green hours at a share the pool could not take).
+ * With `--warmup-days 0` (a scheduler that has just started) none.
  */
 function earlierWork(nodes: ReturnType<typeof mixedCluster>): SchedJob[] {
+  const spanMs = Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS);
   const seed = opts.seed + 1_000;
   const next = mixedWorkload(seededRng(seed), seededRng(seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
   const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < WORK_MIX_MEMORY_MS; j = next()) raw.push({ runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - WORK_MIX_MEMORY_MS } });
+  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push({ runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - spanMs } });
   return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed).map((t) => t.job);
 }
 
