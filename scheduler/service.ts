@@ -263,7 +263,7 @@ export class Scheduler {
           }
           step = 'replaying the job log';
           const { entries, lastSeq } = await this.store.replay();
-          // The jobs of the last day that memory holds: the planner's work mix starts from them (see bookingShare).
+          // The jobs of the last week that memory holds: the planner's work mix starts from them (see bookingShare).
           this.green.planner.warm([...this.store.table.jobs.values()].map((j) => j.sched), this.clock.now());
           this.leadership.activateWon();
           step = 'following the job log';

@@ -89,7 +89,7 @@ export class DeferralPlanner {
   }
 
   /**
-   * Counts jobs that arrived in the day before `nowMs` in their pools' work mix, without planning them: a
+   * Counts jobs that arrived in the week before `nowMs` in their pools' work mix (its memory), without planning them: a
    * warm start, so that a scheduler that restarts (or a simulation, SimOptions.warmWork) knows its pools'
    * load and swings at once rather than from its first hours (see bookingShare). Jobs already counted are
    * skipped; a pending one among them is planned when next offered, and not counted again.

@@ -111,7 +111,7 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
  * Arrivals before the window, of the same mix and deferrable share (another draw), which green-aware's
  * planners count in their pools' work mix and do not run (SimOptions.warmWork): as the forecaster is shown
  * the `--warmup-days` before the window, the planner knows its pools' load and swings as a scheduler that
- * has run that long does (a day at most: the mix's memory), not only from the window's first hours (a quiet
+ * has run that long does (a week at most: the mix's memory), not only from the window's first hours (a quiet
  * first hours read as a low load, and their jobs booked the green hours at a share the pool could not take).
  * With `--warmup-days 0` (a scheduler that has just started) none.
  */
