@@ -82,9 +82,10 @@ export const WORK_MIX_MIN_SPAN_MS = 3_600_000;
  * How many standard deviations of a pool's own swings deferred work leaves free above its mean load, where
  * work that cannot wait would suffer them (see bookingShare): with normal swings, the pool's own work alone
  * reaches the room deferred work may book about one step in 160. On eval:green's 30 nodes (DE, July, 3
- * windows of a day, the planner warm), the jobs that cannot wait waited longer than under green-blind by
- * 2.7 ± 0.87 s at 2 (2 of 3 windows beyond noise, 1.33% saved), 0.54 ± 0.44 s at 2.5 (none, 0.76%),
- * −0.04 ± 0.3 s at 3 (0.16%); with the configured fifth alone, 4.67 ± 0.76 s (3 of 3, 1.68%).
+ * windows of a day, the planner warm, the work mix then remembering a day), the jobs that cannot wait
+ * waited longer than under green-blind by 2.7 ± 0.87 s at 2 (2 of 3 windows beyond noise, 1.33% saved),
+ * 0.54 ± 0.44 s at 2.5 (none, 0.76%), −0.04 ± 0.3 s at 3 (0.16%); with the configured fifth alone,
+ * 4.67 ± 0.76 s (3 of 3, 1.68%).
  */
 export const SWING_SDS = 2.5;
 
