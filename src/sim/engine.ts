@@ -53,7 +53,7 @@ export interface SimOptions {
   /** Plan deferred starts early enough to run a job once more after a node failure (default: yes, as the pending queue escalates). */
   rerunMargin?: boolean;
   /**
-   * Work that arrived before the run, in order of arrival (times before the first job's): green-aware's
+   * Work that arrived before the run (times before the first job's, in any order): green-aware's
    * planner counts it in its pools' work mix and runs none of it, as a scheduler that has run for a while
    * knows its pools' load and swings (see bookingShare). Absent: the planner starts cold, on the configured
    * share until it has watched a pool for an hour.

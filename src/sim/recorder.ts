@@ -110,7 +110,6 @@ export class SimRecorder {
   private readonly turnarounds: number[] = [];
   private readonly slowdowns: number[] = [];
   private readonly deferrableDelays: number[] = [];
-  private readonly otherWaits: number[] = [];
   private readonly otherWaitsByPool: Record<Pool, number[]> = { general: [], intelligent: [], super: [] };
   private deadlineMisses = 0;
   private fragmentationSum = 0;
@@ -176,10 +175,8 @@ export class SimRecorder {
     this.turnarounds.push(turnaround);
     this.slowdowns.push(Math.max(1, turnaround / Math.max(timed.runMs, BSLD_THRESHOLD_MS)));
     this.lastEndMs = Math.max(this.lastEndMs, nowMs);
-    if (!job.deferrable) {
-      this.otherWaits.push(startMs - job.submittedAtMs);
-      this.otherWaitsByPool[job.pool].push(startMs - job.submittedAtMs);
-    } else {
+    if (!job.deferrable) this.otherWaitsByPool[job.pool].push(startMs - job.submittedAtMs);
+    else {
       this.deferrableDelays.push(startMs - job.submittedAtMs);
       if (job.deferrable.deadlineMs !== undefined && nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
     }
@@ -242,7 +239,7 @@ export class SimRecorder {
         workCarbonKg: round(e.workCarbonKg, 6),
         workCarbonPerJobG: this.waits.length > 0 ? round((e.workCarbonKg * 1000) / this.waits.length, 4) : 0,
       },
-      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(this.otherWaits, 1000).mean, othersMeanWaitSByPool: Object.fromEntries(POOLS.filter((p) => this.otherWaitsByPool[p].length > 0).map((p) => [p, stats(this.otherWaitsByPool[p], 1000).mean])) },
+      deferrable: { jobs: this.deferrableDelays.length, meanDelayS: delays.mean, deadlineMisses: this.deadlineMisses, othersMeanWaitS: stats(POOLS.flatMap((p) => this.otherWaitsByPool[p]), 1000).mean, othersMeanWaitSByPool: Object.fromEntries(POOLS.filter((p) => this.otherWaitsByPool[p].length > 0).map((p) => [p, stats(this.otherWaitsByPool[p], 1000).mean])) },
       powerCapHolds: c.powerCapHolds,
       peakPowerKwByPool: { general: this.energy.peakPoolWatts.general / 1000, intelligent: this.energy.peakPoolWatts.intelligent / 1000, super: this.energy.peakPoolWatts.super / 1000 },
       reservationViolations: c.violations,
