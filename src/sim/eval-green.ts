@@ -116,12 +116,18 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
  * With `--warmup-days 0` (a scheduler that has just started) none.
  */
 function earlierWork(nodes: ReturnType<typeof mixedCluster>): SchedJob[] {
-  const spanMs = Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS);
-  const seed = opts.seed + 1_000;
+  return drawWorkload(nodes, opts.seed + 1_000, Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS), 'before').map((t) => t.job);
+}
+
+/**
+ * `spanMs` of arrivals of the mixed workload drawn from `seed` (general-pool jobs run an hour on average), a
+ * share of them deferrable: from time 0, or `before` it (ids prefixed `earlier-`, ending at time 0).
+ */
+function drawWorkload(nodes: ReturnType<typeof mixedCluster>, seed: number, spanMs: number, when: 'from' | 'before' = 'from'): TimedJob[] {
   const next = mixedWorkload(seededRng(seed), seededRng(seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
   const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push({ runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - spanMs } });
-  return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed).map((t) => t.job);
+  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push(when === 'from' ? j : { runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - spanMs } });
+  return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed);
 }
 
 /** How much later a deferrable job may arrive in the noise runs of green-blind. */
@@ -252,11 +258,8 @@ function main(): void {
   const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, columnSetting: '--carbon-column' });
   forecasterNamed(opts.forecaster);
   const nodes = mixedCluster(opts.nodes);
-  // Jobs run an hour on average in the general pool; arrivals fill the days asked for.
-  const next = mixedWorkload(seededRng(opts.seed), seededRng(opts.seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
-  const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < opts.days * DAY_MS; j = next()) raw.push(j);
-  const jobs = withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, opts.seed);
+  // Arrivals fill the days asked for.
+  const jobs = drawWorkload(nodes, opts.seed, opts.days * DAY_MS);
   const warmWork = earlierWork(nodes);
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
   const starts = windowStarts(series);
