@@ -103,11 +103,11 @@ export const SWING_SDS = 2.5;
  * Whatever the share, deferred work books only the room the pool's load and its swings leave free, as far as
  * there is work that cannot wait to suffer the swings:
  * `1 - load - min(1, 2 * cannotWait) * SWING_SDS * swing`, where `swing` is the standard deviation of the
- * pool's occupancy over its capacity (WorkMix.of). A small pool swings more: on 30 nodes (18 general, 1,312 cores, a load of 0.6, gangs
- * of up to 128 cores) the general pool's occupancy swings by about 13% of it, and a fifth of the pool booked
- * on top of its load in the green hours filled it to 80–93%, where tasks of 16 cores found no node: the jobs
- * that cannot wait waited 9.2 s on average there against 1.9 s under green-blind. On 200 nodes it swings by
- * about 5%, and the configured fifth fits.
+ * pool's occupancy over its capacity (WorkMix.of). A small pool swings more: on 30 nodes (18 general, 1,312
+ * cores, a load of 0.6, gangs of up to 128 cores) the general pool's occupancy swings by about 13% of it,
+ * and a fifth of the pool booked on top of its load in the green hours filled it to 80–93%, where tasks of
+ * 16 cores found no node: the jobs that cannot wait waited 9.2 s on average there against 1.9 s under
+ * green-blind. On 200 nodes it swings by about 5%, and the configured fifth fits.
  */
 export function bookingShare(configured: number, load: number, cannotWait: number, swing = 0): number {
   if (!(configured > 0)) return 0;

@@ -89,10 +89,11 @@ export class DeferralPlanner {
   }
 
   /**
-   * Counts jobs that arrived in the week before `nowMs` in their pools' work mix (its memory), without planning them: a
-   * warm start, so that a scheduler that restarts (or a simulation, SimOptions.warmWork) knows its pools'
-   * load and swings at once rather than from its first hours (see bookingShare). Jobs already counted are
-   * skipped; a pending one among them is planned when next offered, and not counted again.
+   * Counts jobs that arrived in the week before `nowMs` (the work mix's memory) in their pools' work mix,
+   * without planning them: a warm start, so that a scheduler that restarts (or a simulation,
+   * SimOptions.warmWork) knows its pools' load and swings at once rather than from its first hours (see
+   * bookingShare). Jobs already counted are skipped; a pending one among them is planned when next offered,
+   * and not counted again.
    */
   warm(jobs: Iterable<SchedJob>, nowMs: number): void {
     const recent = [...jobs].filter((j) => !this.counted.has(j.id) && j.submittedAtMs <= nowMs && j.submittedAtMs > nowMs - WORK_MIX_MEMORY_MS);
