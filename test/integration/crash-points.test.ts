@@ -67,8 +67,36 @@ describe('kill -9 at each step of keeping state bounded', () => {
     // …and is archived once, with one attempt, and its usage metered once (segments are keyed per attempt, task and hour).
     const archive = openArchive({ url: pg.url });
     cleanups.push(() => archive.close());
-    await waitUntil(async () => ((await archive.db.query<{ n: number }>('SELECT count(*)::int AS n FROM archived_jobs')).rows[0].n >= acked.length ? true : undefined), 60_000);
-    // (A submission stored just before a kill, its answer lost, is a job too: the archive may hold more than was acknowledged.)
+    // Waited for by id, not by count: a submission stored just before a kill, its answer lost, is a job too, so the
+    // archive may hold more than was acknowledged, and a count can reach the acknowledged number while the last
+    // acknowledged jobs are still on their way (a CI run saw 9 unacknowledged jobs archived and 2 acknowledged ones
+    // not yet). Then until the scheduler is quiet (nothing queued, nothing running, nothing buffered for the
+    // archive), so that the jobs and their usage below are read when both have been written.
+    const archivedIds = async () => new Set((await archive.db.query<{ id: string }>('SELECT id FROM archived_jobs')).rows.map((r) => r.id));
+    await waitUntil(
+      async () => {
+        const ids = await archivedIds();
+        return acked.every((id) => ids.has(id)) || undefined;
+      },
+      60_000,
+      async () => {
+        const ids = await archivedIds();
+        return `acknowledged jobs never archived: ${acked.filter((id) => !ids.has(id)).slice(0, 10).join(', ')}`;
+      },
+    );
+    const busy = async () => {
+      const text = await (await fetch(`${last.url}/metrics`)).text();
+      const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+      return { pending: sum('qy_jobs_pending'), running: sum('qy_jobs_running'), buffered: sum('qy_archive_buffered_records') };
+    };
+    await waitUntil(
+      async () => {
+        const b = await busy();
+        return b.pending + b.running + b.buffered === 0 || undefined;
+      },
+      60_000,
+      async () => `the scheduler never became quiet: ${JSON.stringify(await busy())}`,
+    );
     const jobs = (await archive.db.query<{ id: string; state: string; attempts: number }>('SELECT id, state, attempts FROM archived_jobs')).rows;
     expect(jobs.map((j) => j.id)).toEqual(expect.arrayContaining(acked));
     expect(jobs.filter((j) => j.state !== 'succeeded' || j.attempts !== 1)).toEqual([]);
