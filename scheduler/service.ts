@@ -259,11 +259,13 @@ export class Scheduler {
           if (snapshot) {
             const requeued = await this.store.restore(snapshot);
             this.green.planner.restore(snapshot.deferrals);
+            if (snapshot.workMix) this.green.planner.restoreMix(snapshot.workMix);
             if (requeued.length > 0) this.log.warn({ jobs: requeued }, 'placements in the snapshot no longer fit the registered nodes; those jobs wait again');
           }
           step = 'replaying the job log';
           const { entries, lastSeq } = await this.store.replay();
-          // The jobs of the last week that memory holds: the planner's work mix starts from them (see bookingShare).
+          // The planner's work mix (see bookingShare) goes on from the snapshot's, or this replica's own when newer,
+          // with the jobs of the last week that memory holds and it has not counted.
           this.green.planner.warm([...this.store.table.jobs.values()].map((j) => j.sched), this.clock.now());
           this.leadership.activateWon();
           step = 'following the job log';

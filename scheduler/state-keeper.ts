@@ -263,7 +263,7 @@ export class StateKeeper {
     this.snapshotting = true;
     const end = this.metrics.snapshotSeconds.startTimer();
     const { store, planner, config, clock } = this.deps;
-    const state: StateSnapshot = { v: SNAPSHOT_VERSION, takenAtMs: clock.now(), takenBy: config.replicaId, ...store.capture(), deferrals: planner.serialize() };
+    const state: StateSnapshot = { v: SNAPSHOT_VERSION, takenAtMs: clock.now(), takenBy: config.replicaId, ...store.capture(), deferrals: planner.serialize(), workMix: planner.serializeMix() };
     const captured = captureSnapshot(state);
     const evictedBefore = this.evictedSinceSnapshot;
     try {

@@ -6,12 +6,15 @@ import type { Hold } from '../../src/core';
 import { pacer } from '../../src/time';
 import type { SerializedJob } from './job-table';
 import type { UsageLedger } from '../metering';
+import type { WorkMixState } from '../../src/green';
 
 /**
  * Bumped when the format changes. 2: gzipped lines (a header, then one line per job, usage record, deferral
  * and position), read and checked line by line with turns for the event loop between slices, so a rebuild
  * from a snapshot of a hundred thousand jobs never holds the loop for seconds (it once held it long enough
- * to lose the lease it had just won, again and again). 1: one JSON document, still read.
+ * to lose the lease it had just won, again and again); since 2026-12, its header may also hold the green
+ * planner's work mix (`workMix`, optional: older snapshots are read without it, older schedulers ignore it).
+ * 1: one JSON document, still read.
  */
 export const SNAPSHOT_VERSION = 2;
 
@@ -33,6 +36,8 @@ export interface StateSnapshot {
   deferrals: [string, Hold | null][];
   /** The last log position that touched each job (retention lets a job go once the archive holds that far). */
   lastSeqs: [string, number][];
+  /** Each pool's recent work as the green planner counted it (DeferralPlanner.serializeMix); absent in snapshots taken before it was kept. */
+  workMix?: Record<string, WorkMixState>;
 }
 
 const jobSchema = z.looseObject({ id: z.string(), tenant: z.string(), state: z.string(), spec: z.looseObject({ pool: z.enum(POOLS) }), sched: z.looseObject({ id: z.string() }), attempts: z.array(z.looseObject({ attemptId: z.string(), placement: z.looseObject({ tasks: z.array(z.unknown()) }) })) });
@@ -44,6 +49,7 @@ const headerFields = {
   takenAtMs: z.number(),
   takenBy: z.string(),
   terms: z.partialRecord(z.enum(POOLS), z.number().int().min(0)),
+  workMix: z.record(z.string(), z.object({ all: z.number().min(0), cannotWait: z.number().min(0), squares: z.number().min(0), atMs: z.number(), sinceMs: z.number() })).optional(),
 };
 const counted = z.number().int().min(0);
 const headerSchema = z.object({ v: z.literal(SNAPSHOT_VERSION), ...headerFields, counts: z.object({ jobs: counted, metered: counted, waiting: counted, deferrals: counted, lastSeqs: counted }) });
@@ -134,7 +140,8 @@ export async function decodeSnapshot(data: Uint8Array): Promise<StateSnapshot> {
       const parsed = headerSchema.safeParse(first);
       if (!parsed.success) throw new Error(`not a valid snapshot header: ${issues(parsed.error)}`);
       ({ counts } = parsed.data);
-      snapshot = { v: parsed.data.v, seq: parsed.data.seq, takenAtMs: parsed.data.takenAtMs, takenBy: parsed.data.takenBy, terms: parsed.data.terms, jobs: [], usage: { metered: [], waiting: [] }, deferrals: [], lastSeqs: [] };
+      const { v, seq, takenAtMs, takenBy, terms, workMix } = parsed.data;
+      snapshot = { v, seq, takenAtMs, takenBy, terms, ...(workMix && { workMix }), jobs: [], usage: { metered: [], waiting: [] }, deferrals: [], lastSeqs: [] };
       return;
     }
     if (!counts) throw new Error(`line ${lineNo} after a version 1 snapshot`);

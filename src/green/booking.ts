@@ -122,7 +122,7 @@ export function bookingShare(configured: number, load: number, cannotWait: numbe
  * demand² × run time, from which the swings of the pool's occupancy follow.
  */
 export class WorkMix {
-  private readonly pools = new Map<string, { all: number; cannotWait: number; squares: number; atMs: number; sinceMs: number }>();
+  private readonly pools = new Map<string, WorkMixState>();
 
   /** A job arrived at `atMs` (count each job once; one that arrived before the latest counted weighs as old as it is). */
   observe(job: SchedJob, atMs: number): void {
@@ -163,6 +163,36 @@ export class WorkMix {
     const mix = this.of(pool, capacity);
     return mix ? bookingShare(configured, mix.load, mix.cannotWait, mix.swing) : configured;
   }
+
+  /** When the pool's latest job was counted (-Infinity before its first): jobs that arrived by then are in the mix. */
+  countedThrough(pool: string): number {
+    return this.pools.get(pool)?.atMs ?? -Infinity;
+  }
+
+  /** Every pool's sums, for a snapshot. */
+  serialize(): Record<string, WorkMixState> {
+    return Object.fromEntries([...this.pools].map(([pool, t]) => [pool, { ...t }]));
+  }
+
+  /**
+   * Takes pools' sums back from a snapshot: a pool's where they are newer than this mix's own (a restarted
+   * scheduler has none; one that led before and leads again keeps what it counted since the snapshot).
+   */
+  restore(state: Readonly<Record<string, WorkMixState>>): void {
+    for (const [pool, t] of Object.entries(state)) if (t.atMs > this.countedThrough(pool)) this.pools.set(pool, { ...t });
+  }
+}
+
+/** A pool's sums in a {@link WorkMix}, as of `atMs` (the latest job counted), watched since `sinceMs`. */
+export interface WorkMixState {
+  /** Decayed demand × run time of every job. */
+  all: number;
+  /** …of the jobs that cannot wait. */
+  cannotWait: number;
+  /** Decayed demand² × run time. */
+  squares: number;
+  atMs: number;
+  sinceMs: number;
 }
 
 /** The share of a pool deferred jobs may book in any step where a setting names none for it (`0.2` in QY_GREEN_DEFERRAL_SHARE means every pool). */

@@ -1,6 +1,6 @@
 import type { Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares } from './booking';
+import { DeferralBook, deferralMargin, planDeferral, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares, type WorkMixState } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -92,15 +92,32 @@ export class DeferralPlanner {
    * Counts jobs that arrived in the week before `nowMs` (the work mix's memory) in their pools' work mix,
    * without planning them: a warm start, so that a scheduler that restarts (or a simulation,
    * SimOptions.warmWork) knows its pools' load and swings at once rather than from its first hours (see
-   * bookingShare). Jobs already counted are skipped; a pending one among them is planned when next offered,
-   * and not counted again.
+   * bookingShare). Only jobs that arrived after the pool's mix last counted one are added: the mix taken back
+   * from a snapshot (restoreMix), or kept by a replica that rebuilds, holds the others already (a job that
+   * arrived earlier but was first offered after that is not counted). Every job given is then known, so a
+   * pending one is planned when next offered and not counted again.
    */
   warm(jobs: Iterable<SchedJob>, nowMs: number): void {
     const recent = [...jobs].filter((j) => !this.counted.has(j.id) && j.submittedAtMs <= nowMs && j.submittedAtMs > nowMs - WORK_MIX_MEMORY_MS);
+    const through = new Map(recent.map((j) => [j.pool, this.mix.countedThrough(j.pool)]));
     for (const job of recent.sort((a, b) => a.submittedAtMs - b.submittedAtMs)) {
       this.counted.add(job.id);
-      this.mix.observe(job, job.submittedAtMs);
+      if (job.submittedAtMs > through.get(job.pool)!) this.mix.observe(job, job.submittedAtMs);
     }
+  }
+
+  /** The pools' work mix, for a snapshot (see WorkMix). */
+  serializeMix(): Record<string, WorkMixState> {
+    return this.mix.serialize();
+  }
+
+  /**
+   * Takes the work mix back from a snapshot, before `warm` counts what arrived after it: a restarted scheduler
+   * then knows its pools' week, not only the jobs memory still holds (ended ones are let go an hour after
+   * they end, QY_JOB_RETENTION_MS).
+   */
+  restoreMix(state: Readonly<Record<string, WorkMixState>>): void {
+    this.mix.restore(state);
   }
 
   /** The job's hold, planned on first sight; undefined when it may start now. */

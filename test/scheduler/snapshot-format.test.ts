@@ -24,6 +24,7 @@ function stateOf(n: number): StateSnapshot {
     usage: { metered: [{ jobId: 'j00000002', cpu: 1 }] as never, waiting: [{ jobId: 'j00000005' }] as never },
     deferrals: [['j00000003', { untilMs: 5 } as never], ['j00000006', null]],
     lastSeqs: jobs.map((j, i) => [j.id, i + 1] as [string, number]),
+    workMix: { general: { all: 1.5e12, cannotWait: 9e11, squares: 2.25e16, atMs: 1_789_999_000_000, sinceMs: 1_789_000_000_000 } },
   };
 }
 
@@ -54,6 +55,15 @@ describe('state snapshot format', () => {
     bad[3] = JSON.stringify(['j', { id: 7 }]);
     await expect(decodeSnapshot(gzipSync(bad.join('\n')))).rejects.toThrow(/line 4 \(j\)/);
     await expect(decodeSnapshot(gzipSync(JSON.stringify({ v: 99, seq: 1 })))).rejects.toThrow(/header/);
+  });
+
+  test('a snapshot taken before the work mix was kept is read without one; a bad work mix is refused', async () => {
+    const { workMix: _, ...before } = stateOf(12);
+    const back = await decodeSnapshot(await encodeSnapshot(captureSnapshot(before)));
+    expect(back.workMix).toBeUndefined();
+    expect(drop(byId(back))).toEqual(drop(byId(before)));
+    const bad = { ...stateOf(3), workMix: { general: { all: -1, cannotWait: 0, squares: 0, atMs: 0, sinceMs: 0 } } };
+    await expect(decodeSnapshot(await encodeSnapshot(captureSnapshot(bad)))).rejects.toThrow(/header.*workMix/);
   });
 
   test('a version 1 snapshot (one JSON document) is still read', async () => {

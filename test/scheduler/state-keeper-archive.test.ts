@@ -147,7 +147,7 @@ describe('StateKeeper snapshot cadence', () => {
     let captures = 0;
     const { keeper, replay, round } = keeperOf(leadership, {
       snapshots: () => ({ save: async (seq: number) => void saved.push(seq), positions: async () => [] }) as never,
-      planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
+      planner: { forget: () => undefined, serialize: () => (captures++, []), serializeMix: () => ({}) } as unknown as DeferralPlanner,
       config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 1e12, snapshotEveryEntries: 100, compactionMarginEntries: 0 } as SchedulerConfig,
     });
     let nextSeq = 1;
@@ -183,7 +183,7 @@ describe('StateKeeper snapshot cadence', () => {
     const { keeper, replay, round } = keeperOf(leadership, {
       clock,
       snapshots: () => ({ save: async (seq: number) => { clock.advanceTo(clock.now() + 10_000); saved.push(seq); }, positions: async () => [] }) as never,
-      planner: { forget: () => undefined, serialize: () => (captures++, []) } as unknown as DeferralPlanner,
+      planner: { forget: () => undefined, serialize: () => (captures++, []), serializeMix: () => ({}) } as unknown as DeferralPlanner,
       config: { jobRetentionMs: 3_600_000, snapshotIntervalMs: 60_000, snapshotEveryEntries: 1e9, compactionMarginEntries: 0 } as SchedulerConfig,
     });
     let nextSeq = 1;
