@@ -13,7 +13,7 @@ afterEach(async () => {
 /** Snapshots every second, finished jobs let go a second after the archive holds them; unhurried node liveness. */
 const BOUNDED = { snapshotIntervalMs: 1000, snapshotEveryEntries: 100, compactionMarginEntries: 0, jobRetentionMs: 1000, suspectAfterMs: 10_000, downAfterMs: 20_000 };
 
-/** A counter's value on a scheduler's /metrics (0 before its first sample). */
+/** A series' value on a scheduler's /metrics (0 before its first sample). */
 async function sample(url: string, series: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -35,10 +35,20 @@ test('a restarted scheduler goes on from the work mix of its last snapshot, not 
   for (const id of ids) expect((await first.api.waitFor(id, ['succeeded', 'failed', 'cancelled'], 60_000)).state).toBe('succeeded');
   const table = first.scheduler.store.table;
   await waitUntil(() => (ids.every((id) => !table.jobs.has(id)) ? true : undefined), 60_000, () => `jobs still in memory: ${ids.filter((id) => table.jobs.has(id)).join(', ')}`);
-  // A snapshot stored after they were let go (one is due by time after any eviction).
+  // A snapshot captured after they were let go (one is due by time after any eviction): a snapshot stored
+  // after they were let go may have been captured before (a CI run loaded all 24 back from one), so the
+  // last one stored must hold no job.
   const stored = 'qy_state_snapshots_total{result="stored"}';
   const storedBefore = await sample(first.url, stored);
-  await waitUntil(async () => ((await sample(first.url, stored)) > storedBefore ? true : undefined), 30_000, () => 'no snapshot after the jobs were let go');
+  const snapshotted = async () => ({ stored: await sample(first.url, stored), jobs: await sample(first.url, 'qy_state_snapshot_jobs') });
+  await waitUntil(
+    async () => {
+      const now = await snapshotted();
+      return now.stored > storedBefore && now.jobs === 0 ? true : undefined;
+    },
+    30_000,
+    async () => `no snapshot without the jobs after they were let go: ${JSON.stringify(await snapshotted())} (stored before: ${storedBefore})`,
+  );
   const counted = first.scheduler.green.planner.serializeMix();
   expect(Object.keys(counted)).toEqual(['general']);
   expect(counted.general.all).toBeGreaterThan(0);
