@@ -70,8 +70,8 @@ describe('kill -9 at each step of keeping state bounded', () => {
     // Waited for by id, not by count: a submission stored just before a kill, its answer lost, is a job too, so the
     // archive may hold more than was acknowledged, and a count can reach the acknowledged number while the last
     // acknowledged jobs are still on their way (a CI run saw 9 unacknowledged jobs archived and 2 acknowledged ones
-    // not yet). Then until the scheduler is quiet (nothing queued, nothing running, nothing buffered for the
-    // archive), so that the jobs and their usage below are read when both have been written.
+    // not yet). Then until the scheduler is quiet, so that the jobs and their usage below are read when both
+    // have been written.
     const archivedIds = async () => new Set((await archive.db.query<{ id: string }>('SELECT id FROM archived_jobs')).rows.map((r) => r.id));
     await waitUntil(
       async () => {
@@ -89,13 +89,19 @@ describe('kill -9 at each step of keeping state bounded', () => {
       const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
       return { pending: sum('qy_jobs_pending'), running: sum('qy_jobs_running'), buffered: sum('qy_archive_buffered_records') };
     };
+    // Ended jobs are offered to the archive on the state keeper's next round, their usage as it is metered:
+    // quiet, and every metered job's row there too (a bug that never archives one times out here, saying which).
+    const unarchivedMetered = async () => {
+      const ids = await archivedIds();
+      return (await archive.db.query<{ job_id: string }>('SELECT DISTINCT job_id FROM usage_segments')).rows.map((r) => r.job_id).filter((id) => !ids.has(id));
+    };
     await waitUntil(
       async () => {
         const b = await busy();
-        return b.pending + b.running + b.buffered === 0 || undefined;
+        return (b.pending + b.running + b.buffered === 0 && (await unarchivedMetered()).length === 0) || undefined;
       },
       60_000,
-      async () => `the scheduler never became quiet: ${JSON.stringify(await busy())}`,
+      async () => `the scheduler never became quiet: ${JSON.stringify(await busy())}; metered, not archived: ${(await unarchivedMetered()).slice(0, 10).join(', ')}`,
     );
     const jobs = (await archive.db.query<{ id: string; state: string; attempts: number }>('SELECT id, state, attempts FROM archived_jobs')).rows;
     expect(jobs.map((j) => j.id)).toEqual(expect.arrayContaining(acked));
