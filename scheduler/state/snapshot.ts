@@ -6,7 +6,7 @@ import type { Hold } from '../../src/core';
 import { pacer } from '../../src/time';
 import type { SerializedJob } from './job-table';
 import type { UsageLedger } from '../metering';
-import type { WorkMixState } from '../../src/green';
+import { workMixStateSchema, type WorkMixState } from '../../src/green';
 
 /**
  * Bumped when the format changes. 2: gzipped lines (a header, then one line per job, usage record, deferral
@@ -49,7 +49,7 @@ const headerFields = {
   takenAtMs: z.number(),
   takenBy: z.string(),
   terms: z.partialRecord(z.enum(POOLS), z.number().int().min(0)),
-  workMix: z.record(z.string(), z.object({ all: z.number().min(0), cannotWait: z.number().min(0), squares: z.number().min(0), atMs: z.number(), sinceMs: z.number() })).optional(),
+  workMix: z.record(z.string(), workMixStateSchema).optional(),
 };
 const counted = z.number().int().min(0);
 const headerSchema = z.object({ v: z.literal(SNAPSHOT_VERSION), ...headerFields, counts: z.object({ jobs: counted, metered: counted, waiting: counted, deferrals: counted, lastSeqs: counted }) });

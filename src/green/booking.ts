@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { SchedJob } from '../core';
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { Point } from './series';
@@ -183,17 +184,21 @@ export class WorkMix {
   }
 }
 
-/** A pool's sums in a {@link WorkMix}, as of `atMs` (the latest job counted), watched since `sinceMs`. */
-export interface WorkMixState {
+/**
+ * A pool's sums in a {@link WorkMix}, as of `atMs` (the latest job counted), watched since `sinceMs`: the
+ * shape a state snapshot stores and checks (scheduler/state/snapshot.ts).
+ */
+export const workMixStateSchema = z.object({
   /** Decayed demand × run time of every job. */
-  all: number;
+  all: z.number().min(0),
   /** …of the jobs that cannot wait. */
-  cannotWait: number;
+  cannotWait: z.number().min(0),
   /** Decayed demand² × run time. */
-  squares: number;
-  atMs: number;
-  sinceMs: number;
-}
+  squares: z.number().min(0),
+  atMs: z.number(),
+  sinceMs: z.number(),
+});
+export type WorkMixState = z.infer<typeof workMixStateSchema>;
 
 /** The share of a pool deferred jobs may book in any step where a setting names none for it (`0.2` in QY_GREEN_DEFERRAL_SHARE means every pool). */
 export const DEFAULT_DEFERRAL_SHARE = 0.2;

@@ -62,4 +62,4 @@ export {
 export { DEFAULT_MIN_GAIN, DeferralPlanner, type DeferralSettings } from './deferral';
 export { latestStartOf, planStart, type Deferral, type Plan, type PlanRequest } from './shift';
 export { DEADLINE_SAFETY_MS, safetyMarginMs } from '../core/deadline';
-export { bookingShare, DEFAULT_DEFERRAL_SHARE, SWING_SDS, WORK_MIX_MEMORY_MS, WorkMix, type WorkMixState, DEFAULT_DEFERRAL_SHARES, DeferralBook, ERROR_BOUND, deferralMargin, formatDeferralShares, MAX_DEFERRED_SHARE_OF_POOL, parseDeferralShares, planDeferral, poolDemand, poolSupply, shareOf, supplyUnits, type DeferralPlan, type DeferralShares } from './booking';
+export { bookingShare, DEFAULT_DEFERRAL_SHARE, SWING_SDS, WORK_MIX_MEMORY_MS, WorkMix, type WorkMixState, workMixStateSchema, DEFAULT_DEFERRAL_SHARES, DeferralBook, ERROR_BOUND, deferralMargin, formatDeferralShares, MAX_DEFERRED_SHARE_OF_POOL, parseDeferralShares, planDeferral, poolDemand, poolSupply, shareOf, supplyUnits, type DeferralPlan, type DeferralShares } from './booking';
