@@ -61,11 +61,18 @@ export async function lastJobLogSeq(natsUrl: string): Promise<number> {
   }
 }
 
-/** A value of a scheduler's metrics: the first series of that name (0 when absent). */
+/**
+ * A value of a scheduler's metrics (0 when absent): one series named with its labels
+ * (`qy_state_snapshots_total{result="stored"}`), or a metric's name alone, which sums all its series
+ * (`qy_jobs_pending`, over pools and classes).
+ */
 export async function scrapeMetric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  const series = name.includes('{') ? [`${name} `] : [`${name} `, `${name}{`];
+  return text
+    .split('\n')
+    .filter((l) => series.some((prefix) => l.startsWith(prefix)))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 /** Where history goes and who takes it in: schedulers (the first leads) and the state they must reach. */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { openArchive } from '../../src/archive';
 import { FAILPOINTS, type Failpoint } from '../../src/failpoints';
+import { scrapeMetric } from '../../harness/history';
 import { startNatsServer } from '../../harness/nats-server';
 import { startPostgres } from '../../harness/postgres';
 import type { JobSpecInput } from '../../src/protocol';
@@ -84,11 +85,11 @@ describe('kill -9 at each step of keeping state bounded', () => {
         return `acknowledged jobs never archived: ${acked.filter((id) => !ids.has(id)).slice(0, 10).join(', ')}`;
       },
     );
-    const busy = async () => {
-      const text = await (await fetch(`${last.url}/metrics`)).text();
-      const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
-      return { pending: sum('qy_jobs_pending'), running: sum('qy_jobs_running'), buffered: sum('qy_archive_buffered_records') };
-    };
+    const busy = async () => ({
+      pending: await scrapeMetric(last.url, 'qy_jobs_pending'),
+      running: await scrapeMetric(last.url, 'qy_jobs_running'),
+      buffered: await scrapeMetric(last.url, 'qy_archive_buffered_records'),
+    });
     // Ended jobs are offered to the archive on the state keeper's next round, their usage as it is metered:
     // quiet, and every metered job's row there too (a bug that never archives one times out here, saying which).
     const unarchivedMetered = async () => {

@@ -1,4 +1,5 @@
 import { afterEach, expect, test } from 'vitest';
+import { scrapeMetric } from '../../harness/history';
 import { startNatsServer } from '../../harness/nats-server';
 import { startPostgres } from '../../harness/postgres';
 import { waitUntil } from '../helpers/api';
@@ -12,13 +13,6 @@ afterEach(async () => {
 
 /** Snapshots every second, finished jobs let go a second after the archive holds them; unhurried node liveness. */
 const BOUNDED = { snapshotIntervalMs: 1000, snapshotEveryEntries: 100, compactionMarginEntries: 0, jobRetentionMs: 1000, suspectAfterMs: 10_000, downAfterMs: 20_000 };
-
-/** A series' value on a scheduler's /metrics (0 before its first sample). */
-async function sample(url: string, series: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
 
 test('a restarted scheduler goes on from the work mix of its last snapshot, not only from the jobs memory still holds', async () => {
   const [nats, pg] = await Promise.all([startNatsServer(), startPostgres({ durable: false })]);
@@ -39,8 +33,8 @@ test('a restarted scheduler goes on from the work mix of its last snapshot, not 
   // after they were let go may have been captured before (a CI run loaded all 24 back from one), so the
   // last one stored must hold no job.
   const stored = 'qy_state_snapshots_total{result="stored"}';
-  const storedBefore = await sample(first.url, stored);
-  const snapshotted = async () => ({ stored: await sample(first.url, stored), jobs: await sample(first.url, 'qy_state_snapshot_jobs') });
+  const storedBefore = await scrapeMetric(first.url, stored);
+  const snapshotted = async () => ({ stored: await scrapeMetric(first.url, stored), jobs: await scrapeMetric(first.url, 'qy_state_snapshot_jobs') });
   await waitUntil(
     async () => {
       const now = await snapshotted();
