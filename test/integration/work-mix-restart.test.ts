@@ -50,9 +50,11 @@ test('a restarted scheduler goes on from the work mix of its last snapshot, not 
   await first.close();
 
   // Memory holds none of the jobs now: without the snapshot's mix, the planner would know nothing of them.
+  // Started, it has rebuilt once (from the snapshot); elected, it rebuilds again in the same process: checked
+  // once it leads and is ready, after both.
   const second = await startScheduler(nats.url, overrides);
   cleanups.push(() => second.close());
-  await waitUntil(() => (second.scheduler.ready ? true : undefined), 30_000, () => 'the second scheduler never became ready');
+  await waitUntil(async () => ((await fetch(`${second.url}/readyz?role=leader`)).ok ? true : undefined), 30_000, () => 'the second scheduler never led');
   expect(ids.filter((id) => second.scheduler.store.table.jobs.has(id))).toEqual([]);
   expect(second.scheduler.green.planner.serializeMix()).toEqual(counted);
 }, 180_000);
