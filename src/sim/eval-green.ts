@@ -116,17 +116,21 @@ function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed:
  * With `--warmup-days 0` (a scheduler that has just started) none.
  */
 function earlierWork(nodes: ReturnType<typeof mixedCluster>): SchedJob[] {
-  return drawWorkload(nodes, opts.seed + 1_000, Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS), 'before').map((t) => t.job);
+  const spanMs = Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS);
+  // Drawn from time 0 and moved back by the span, to end where the window starts (ids prefixed `earlier-`).
+  return drawWorkload(nodes, opts.seed + 1_000, spanMs).map(({ job }) => ({
+    ...job,
+    id: `earlier-${job.id}`,
+    submittedAtMs: job.submittedAtMs - spanMs,
+    deferrable: job.deferrable && { deadlineMs: job.deferrable.deadlineMs! - spanMs },
+  }));
 }
 
-/**
- * `spanMs` of arrivals of the mixed workload drawn from `seed` (general-pool jobs run an hour on average), a
- * share of them deferrable: from time 0, or `before` it (ids prefixed `earlier-`, ending at time 0).
- */
-function drawWorkload(nodes: ReturnType<typeof mixedCluster>, seed: number, spanMs: number, when: 'from' | 'before' = 'from'): TimedJob[] {
+/** `spanMs` of arrivals from time 0 of the mixed workload drawn from `seed` (general-pool jobs run an hour on average), a share of them deferrable. */
+function drawWorkload(nodes: ReturnType<typeof mixedCluster>, seed: number, spanMs: number): TimedJob[] {
   const next = mixedWorkload(seededRng(seed), seededRng(seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
   const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push(when === 'from' ? j : { runMs: j.runMs, job: { ...j.job, id: `earlier-${j.job.id}`, submittedAtMs: j.job.submittedAtMs - spanMs } });
+  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push(j);
   return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed);
 }
 
