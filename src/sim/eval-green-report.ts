@@ -31,6 +31,16 @@ export interface GreenWindow {
   othersWaitExtraSdS: number;
   /** The pairs behind them: [green-aware, green-blind] others' mean wait (s), the window's workload first. */
   othersWaitPairs: [number, number][];
+  /**
+   * Carbon saved by green-aware against green-blind on the same workloads (the window's and each noise run's,
+   * savedPct for the first), and their mean and sd: where node failures kill and rerun jobs, which jobs they
+   * hit differs between two schedules, and one run's saving is as much that lottery as the planner's doing.
+   */
+  savedPairsMeanPct: number;
+  savedPairsSdPct: number;
+  savedPairs: number[];
+  /** The oracle's mean saving on the same workloads. */
+  oracleSavedPairsMeanPct: number;
   deferrableJobs: number;
 }
 
@@ -50,10 +60,24 @@ function median(xs: readonly number[]): number {
 export const waitedBeyondNoise = (w: GreenWindow) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS;
 
 /**
+ * Whether green-aware emitted more than green-blind beyond noise in a window: the mean of its savings on the
+ * same workloads below zero by more than two standard errors. Undefined without noise runs (one workload
+ * cannot tell the planner's doing from the lottery of which jobs a failure kills).
+ */
+export function emittedMoreBeyondNoise(w: GreenWindow): boolean | undefined {
+  const n = w.savedPairs.length;
+  if (n < 2) return undefined;
+  return w.savedPairsMeanPct + (2 * w.savedPairsSdPct) / Math.sqrt(n) < 0;
+}
+
+/**
  * The final JSON line's fields over windows: the means of each window's figures under the names one window
  * always had (carbonSavedPct is the mean of the windows' savings), the oracle's mean saving, the live
  * forecaster's share of it (liveOfOraclePct), the worst and median window, deadline misses summed, and the
- * windows whose other jobs waited longer beyond noise (othersWaitAboveNoise).
+ * windows whose other jobs waited longer beyond noise (othersWaitAboveNoise); and the same over the noise runs'
+ * workloads too: the mean savings of green-aware and the oracle there (savedPairsMeanPct, oracleSavedPairsMeanPct,
+ * their ratio liveOfOraclePairsPct), the worst window's (minSavedPairsMeanPct), and the windows that emitted more
+ * than green-blind beyond noise (emittedMoreBeyondNoise; null without noise runs).
  */
 export function summarise(windows: readonly GreenWindow[]) {
   const of = (f: (w: GreenWindow) => number, digits = 2) => round(mean(windows.map(f)), digits);
@@ -82,6 +106,11 @@ export function summarise(windows: readonly GreenWindow[]) {
     medianSavedPct: round(median(windows.map((w) => w.savedPct))),
     windows: windows.length,
     oracleDeadlineMisses: windows.reduce((a, w) => a + w.oracleDeadlineMisses, 0),
+    savedPairsMeanPct: of((w) => w.savedPairsMeanPct),
+    oracleSavedPairsMeanPct: of((w) => w.oracleSavedPairsMeanPct),
+    liveOfOraclePairsPct: of((w) => w.oracleSavedPairsMeanPct) > 0 ? round((of((w) => w.savedPairsMeanPct) / of((w) => w.oracleSavedPairsMeanPct)) * 100, 1) : null,
+    minSavedPairsMeanPct: round(Math.min(...windows.map((w) => w.savedPairsMeanPct))),
+    emittedMoreBeyondNoise: windows.some((w) => emittedMoreBeyondNoise(w) === undefined) ? null : windows.filter((w) => emittedMoreBeyondNoise(w)).length,
   };
 }
 
@@ -111,6 +140,8 @@ export function renderGreenHtml(report: GreenReport): string {
         ["green-blind's, deferrable jobs arriving up to a minute later: mean, sd (s)", `${summary.baselineOthersWaitMeanS}, ${summary.baselineOthersWaitSdS}`],
         ['windows where other jobs waited longer beyond noise (above mean + 2 sd)', `${summary.othersWaitAboveNoise} of ${summary.windows}`],
         ['other jobs: green-aware’s mean wait less green-blind’s on the same workloads: mean, sd (s)', `${summary.othersWaitExtraMeanS}, ${summary.othersWaitExtraSdS}`],
+        ['carbon saved on the same workloads (mean of windows): live forecaster / oracle', `${pct(summary.savedPairsMeanPct)} / ${pct(summary.oracleSavedPairsMeanPct)} (${pct(summary.liveOfOraclePairsPct)})`],
+        ['windows that emitted more than green-blind beyond noise (mean on the same workloads below 0 by more than 2 standard errors)', summary.emittedMoreBeyondNoise === null ? '– (no noise runs)' : `${summary.emittedMoreBeyondNoise} of ${summary.windows}`],
       ],
     ),
     `<p class="${summary.minSavedPct >= 0 && summary.deadlineMisses === 0 ? 'pass' : 'fail'}">${summary.minSavedPct >= 0 ? 'no window emits more than green-blind' : 'a window emits more than green-blind'}; ${summary.deadlineMisses} deadline misses</p>`,
@@ -126,7 +157,7 @@ export function renderGreenHtml(report: GreenReport): string {
       xLabel: (i) => windows[i]?.start ?? '',
     }),
     table(
-      ['window', 'saved', 'oracle', 'spatial only', 'mean delay (h)', 'misses', 'others wait (s) aware / blind', 'blind, later arrivals: mean ± sd (s)', 'aware − blind, same workloads: mean ± sd (s)'],
+      ['window', 'saved', 'oracle', 'spatial only', 'mean delay (h)', 'misses', 'others wait (s) aware / blind', 'blind, later arrivals: mean ± sd (s)', 'aware − blind, same workloads: mean ± sd (s)', 'saved, same workloads: mean ± sd (oracle)'],
       windows.map((w) => [
         w.start,
         pct(w.savedPct),
@@ -137,6 +168,7 @@ export function renderGreenHtml(report: GreenReport): string {
         `${w.othersMeanWaitS} / ${w.baselineOthersMeanWaitS}`,
         `${w.baselineOthersWaitMeanS} ± ${w.baselineOthersWaitSdS}`,
         `${w.othersWaitExtraMeanS} ± ${w.othersWaitExtraSdS}`,
+        `${w.savedPairsMeanPct}% ± ${w.savedPairsSdPct}% (${w.oracleSavedPairsMeanPct}%)`,
       ]),
     ),
   ].join('\n');

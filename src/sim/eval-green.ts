@@ -194,18 +194,24 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     return forecaster;
   };
   const aware = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster: warmedForecaster(), warmWork });
+  const oracle = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed, warmWork });
   const runs = {
     blind: simulate(jobs, nodes, blindPolicy, env, { seed: opts.seed }),
     spatial: simulate(jobs, nodes, spatialPolicy, env, { seed: opts.seed }),
     aware: aware(jobs),
-    oracle: simulate(jobs, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed, warmWork }),
+    oracle: oracle(jobs),
   };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
-  // Green-blind's others' wait, and again in each noise run: the band a wait within noise falls in.
-  const blindWaits = [runs.blind, ...noiseJobs.map((later) => simulate(later, nodes, blindPolicy, env, { seed: opts.seed }))].map((r) => r.deferrable.othersMeanWaitS);
-  // Green-aware on the same workloads: its own run is noisy too, so each workload's two waits are compared.
-  const awareWaits = [runs.aware, ...noiseJobs.map((later) => aware(later))].map((r) => r.deferrable.othersMeanWaitS);
+  // Green-blind and green-aware on the window's workload and again on each noise run's: the band a wait within
+  // noise falls in, and each workload's two waits and two emissions compared (green-aware's own run is noisy too).
+  const blindRuns = [runs.blind, ...noiseJobs.map((later) => simulate(later, nodes, blindPolicy, env, { seed: opts.seed }))];
+  const awareRuns = [runs.aware, ...noiseJobs.map((later) => aware(later))];
+  const blindWaits = blindRuns.map((r) => r.deferrable.othersMeanWaitS);
+  const awareWaits = awareRuns.map((r) => r.deferrable.othersMeanWaitS);
   const pairs = awareWaits.map((a, i): [number, number] => [a, blindWaits[i]]);
+  const savedPairs = awareRuns.map((r, i) => savedPct(r, blindRuns[i]));
+  // The oracle on the same workloads, so that the live forecaster's share of its saving is taken over them too.
+  const oracleSavedPairs = [runs.oracle, ...noiseJobs.map((later) => oracle(later))].map((r, i) => savedPct(r, blindRuns[i]));
   const start = new Date(startMs).toISOString().slice(0, 10);
   log(`window from ${start}:`);
   const rows: [string, (r: SimResult) => string | number][] = [
@@ -227,9 +233,12 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const band = spread(blindWaits);
   const noise = { mean: round(band.mean), sd: round(band.stdev) };
   const extra = spread(pairs.map(([a, b]) => a - b));
+  const saved = spread(savedPairs);
   if (opts.noiseRuns > 0) {
     log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
     log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round(extra.mean)} s, sd ${round(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
+    log(`carbon saved by green-aware against green-blind, workload by workload: ${savedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(saved.mean)}%, sd ${round(saved.stdev)}%)`);
+    log(`the same by the oracle: ${oracleSavedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(spread(oracleSavedPairs).mean)}%)`);
   }
   return {
     start,
@@ -251,6 +260,10 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     othersWaitExtraMeanS: round(extra.mean),
     othersWaitExtraSdS: round(extra.stdev),
     othersWaitPairs: pairs,
+    savedPairsMeanPct: round(saved.mean),
+    savedPairsSdPct: round(saved.stdev),
+    savedPairs,
+    oracleSavedPairsMeanPct: round(spread(oracleSavedPairs).mean),
     deferrableJobs: runs.aware.deferrable.jobs,
   };
 }

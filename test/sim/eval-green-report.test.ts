@@ -1,7 +1,10 @@
 import { expect, test } from 'vitest';
-import { summarise, waitedBeyondNoise, type GreenWindow } from '../../src/sim/eval-green-report';
+import { emittedMoreBeyondNoise, summarise, waitedBeyondNoise, type GreenWindow } from '../../src/sim/eval-green-report';
 
-const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS: number, baselineOthersWaitSdS: number): GreenWindow => ({
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1 || 1));
+
+const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS: number, baselineOthersWaitSdS: number, savedPairs = [1], oracleSavedPairs = [2]): GreenWindow => ({
   start,
   savedPct: 1,
   oracleSavedPct: 2,
@@ -21,6 +24,10 @@ const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS:
   othersWaitExtraMeanS: othersMeanWaitS - baselineOthersWaitMeanS,
   othersWaitExtraSdS: 1,
   othersWaitPairs: [[othersMeanWaitS, baselineOthersWaitMeanS]],
+  savedPairsMeanPct: mean(savedPairs),
+  savedPairsSdPct: sd(savedPairs),
+  savedPairs,
+  oracleSavedPairsMeanPct: mean(oracleSavedPairs),
   deferrableJobs: 10,
 });
 
@@ -40,4 +47,27 @@ test('the summary counts the windows beyond noise and averages the noise band', 
   // Green-aware's extra wait on the same workloads, averaged over windows like the rest.
   expect(s.othersWaitExtraMeanS).toBeCloseTo((6.12 + 0.36 + 6.35) / 3, 2);
   expect(s.othersWaitExtraSdS).toBe(1);
+});
+
+test('a window emitted more than green-blind beyond noise only when its savings on the same workloads are below zero by more than two standard errors', () => {
+  // GB, a failure every 100 h per node: -0.16% on the window's workload, 0.03% ± 0.33% over nine.
+  const lottery = [-0.16, 0.23, -0.26, 0.31, -0.39, -0.37, 0.05, 0.49, 0.36];
+  expect(emittedMoreBeyondNoise(window('a', 0, 0, 0, lottery))).toBe(false);
+  // The same spread, every saving 0.3 points lower: the mean (-0.27%) is 2.5 standard errors below zero.
+  expect(emittedMoreBeyondNoise(window('b', 0, 0, 0, lottery.map((x) => x - 0.3)))).toBe(true);
+  // Below zero on every workload, by little: a planner's doing, not a lottery.
+  expect(emittedMoreBeyondNoise(window('c', 0, 0, 0, [-0.02, -0.03, -0.02]))).toBe(true);
+  // One workload cannot tell.
+  expect(emittedMoreBeyondNoise(window('d', 0, 0, 0, [-0.5]))).toBeUndefined();
+});
+
+test("the summary takes the savings over the same workloads too, and the live forecaster's share of the oracle's there", () => {
+  const s = summarise([window('a', 0, 0, 0, [0.2, 0.3], [0.5, 0.6]), window('b', 0, 0, 0, [-0.4, -0.5], [0.1, 0.2])]);
+  expect(s.savedPairsMeanPct).toBeCloseTo(-0.1, 2);
+  expect(s.oracleSavedPairsMeanPct).toBeCloseTo(0.35, 2);
+  expect(s.minSavedPairsMeanPct).toBeCloseTo(-0.45, 2);
+  expect(s.liveOfOraclePairsPct).toBeCloseTo(-28.6, 1);
+  expect(s.emittedMoreBeyondNoise).toBe(1);
+  // A window without noise runs: whether it emitted more beyond noise cannot be told.
+  expect(summarise([window('a', 0, 0, 0, [0.2, 0.3]), window('b', 0, 0, 0, [-0.4])]).emittedMoreBeyondNoise).toBeNull();
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
 import { z } from 'zod';
+import type { GreenWindow } from '../../src/sim/eval-green-report';
 
 const run = promisify(execFile);
 
@@ -33,6 +34,11 @@ const finalLine = z
     medianSavedPct: z.number(),
     windows: z.number().int().positive(),
     oracleDeadlineMisses: z.number().int().min(0),
+    savedPairsMeanPct: z.number(),
+    oracleSavedPairsMeanPct: z.number(),
+    liveOfOraclePairsPct: z.number().nullable(),
+    minSavedPairsMeanPct: z.number(),
+    emittedMoreBeyondNoise: z.number().int().min(0).nullable(),
   })
   .passthrough();
 
@@ -41,9 +47,7 @@ async function evalGreen(args: string[]) {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', ...args, '--out', out, '--json'], { maxBuffer: 8 * 1024 * 1024 });
   const lines = stdout.trim().split('\n');
   expect(lines).toHaveLength(1);
-  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
-    windows: { othersMeanWaitS: number; baselineOthersMeanWaitS: number; baselineOthersWaitMeanS: number; baselineOthersWaitSdS: number; othersWaitExtraMeanS: number; othersWaitExtraSdS: number; othersWaitPairs: [number, number][] }[];
-  };
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { windows: GreenWindow[] };
   return { result: finalLine.parse(JSON.parse(lines[0])), html: readFileSync(join(out, 'report.html'), 'utf8'), report };
 }
 
@@ -63,6 +67,10 @@ test.concurrent('npm run eval:green: on the pinned excerpt green-aware never emi
   // Without noise runs, the band is green-blind's one run.
   expect(result.baselineOthersWaitMeanS).toBe(result.baselineOthersMeanWaitS);
   expect(result.baselineOthersWaitSdS).toBe(0);
+  // Nor can one workload tell whether a window emitted more beyond noise; the savings over workloads are its own.
+  expect(result.emittedMoreBeyondNoise).toBeNull();
+  expect(result.savedPairsMeanPct).toBe(result.carbonSavedPct);
+  expect(result.oracleSavedPairsMeanPct).toBe(result.oracleSavedPct);
 }, 300_000);
 
 test.concurrent('eval:green --published-error: with grid power only, where the live forecaster alone defers little, a published forecast blended in saves, never below green-blind', async () => {
@@ -95,7 +103,14 @@ test.concurrent('eval:green --windows runs the live forecaster and the oracle ov
     expect(blind.reduce((x, y) => x + y, 0) / blind.length).toBeCloseTo(w.baselineOthersWaitMeanS, 1);
     const differences = w.othersWaitPairs.map(([a, b]) => a - b);
     expect(w.othersWaitExtraMeanS).toBeCloseTo(differences.reduce((x, y) => x + y, 0) / differences.length, 1);
+    // The carbon saved on the same workloads, the window's own first.
+    expect(w.savedPairs).toHaveLength(3);
+    expect(w.savedPairs[0]).toBe(w.savedPct);
+    expect(w.savedPairsMeanPct).toBeCloseTo(w.savedPairs.reduce((x, y) => x + y, 0) / 3, 1);
   }
+  expect(result.emittedMoreBeyondNoise).toBe(0);
+  expect(result.minSavedPairsMeanPct).toBeGreaterThanOrEqual(0);
+  expect(result.oracleSavedPairsMeanPct).toBeCloseTo(report.windows.reduce((x, w) => x + w.oracleSavedPairsMeanPct, 0) / report.windows.length, 1);
   expect(result.othersWaitExtraMeanS).toBeCloseTo(report.windows.reduce((x, w) => x + w.othersWaitExtraMeanS, 0) / report.windows.length, 1);
   // The live forecaster shifts work here (the zones' green share is a known daily profile), and never backfires.
   expect(result.meanDelayS).toBeGreaterThan(result.othersMeanWaitS);
