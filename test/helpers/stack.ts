@@ -12,6 +12,7 @@ import { UNTRIED_REASON } from '../../scheduler/state/views';
 import { spawnScheduler as spawnSchedulerProcess, spawnVirtualNodeAgent as spawnVirtualNodeAgentProcess, type ChildService } from '../../harness/processes';
 import { nodeSpecSchema, type NodeSpec, type Pool } from '../../src/protocol';
 import { writeTempTenantsFile } from '../../harness/stack';
+import { scrapeMetric } from '../../harness/history';
 import type { LocalTokens, TenantsSpec } from '../../harness/tenants';
 import { createLogger } from '../../src/telemetry/logger';
 import { ApiClient, waitUntil } from './api';
@@ -108,12 +109,7 @@ export async function waitForNodes(api: ApiClient, nodeIds: string[], timeoutMs 
 }
 
 /** Scheduling cycles a scheduler has run: qy_scheduling_cycles_total on its /metrics. */
-export async function cyclesRun(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^qy_scheduling_cycles_total (\d+)$/m.exec(text);
-  if (!m) throw new Error(`no qy_scheduling_cycles_total on ${url}/metrics`);
-  return Number(m[1]);
-}
+const cyclesRun = (url: string): Promise<number> => scrapeMetric(url, 'qy_scheduling_cycles_total');
 
 /**
  * The bounded observation window of a "did not happen" check, instead of a sleep: `cycles` times, the
