@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HEADERS, POOLS, readinessQuerySchema, readinessSchema, type Readiness } from '../../src/protocol';
@@ -36,7 +36,24 @@ const CONTROL_IN_URL = /%(?:[01][0-9a-f]|7f)/i;
  * (served at /docs/json). Every error leaves through one handler as {code, message, statusCode}.
  */
 export async function buildHttpApp(scheduler: HttpDeps, ops: SchedulerOperations, options: { log: Logger; bodyLimitBytes: number; onRoute?: (route: RouteOptions) => void }): Promise<FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvider>> {
-  const app = Fastify({ loggerInstance: options.log as FastifyBaseLogger, bodyLimit: options.bodyLimitBytes, logController: new LogController({ disableRequestLogging: true }), requestIdHeader: 'x-request-id' }).withTypeProvider<ZodTypeProvider>();
+  const sendError = (thrown: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const err = (thrown instanceof NotLeaderError ? notLeader(thrown) : thrown) as FastifyError & { leaderUrl?: string };
+    if (err.leaderUrl) void reply.header(HEADERS.leader, err.leaderUrl);
+    const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
+    // 503s (not ready, not the leader, store unavailable) are the service telling clients to retry: not errors of this request.
+    if (out.statusCode >= 500 && out.statusCode !== 503) req.log.error({ err }, 'request failed');
+    else req.log.debug({ code: out.code }, out.message);
+    void reply.code(out.statusCode).send({ code: out.code, message: out.message, statusCode: out.statusCode });
+  };
+  const app = Fastify({
+    loggerInstance: options.log as FastifyBaseLogger,
+    bodyLimit: options.bodyLimitBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    // The router's own refusals (a path that is not valid percent-encoding, a parameter too long) leave in the
+    // same shape as every other error, not fastify's.
+    frameworkErrors: sendError,
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Every route as it is registered: scripts/gen-docs.ts writes the README's route table from them.
@@ -51,15 +68,7 @@ export async function buildHttpApp(scheduler: HttpDeps, ops: SchedulerOperations
 
   // JSON only: without this, fastify would hand text/plain bodies to validation as strings.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((thrown: FastifyError, req, reply) => {
-    const err = (thrown instanceof NotLeaderError ? notLeader(thrown) : thrown) as FastifyError & { leaderUrl?: string };
-    if (err.leaderUrl) void reply.header(HEADERS.leader, err.leaderUrl);
-    const out = toQyError(err, options.bodyLimitBytes, String(req.headers['content-type'] ?? 'none'));
-    // 503s (not ready, not the leader, store unavailable) are the service telling clients to retry: not errors of this request.
-    if (out.statusCode >= 500 && out.statusCode !== 503) req.log.error({ err }, 'request failed');
-    else req.log.debug({ code: out.code }, out.message);
-    void reply.code(out.statusCode).send({ code: out.code, message: out.message, statusCode: out.statusCode });
-  });
+  app.setErrorHandler(sendError);
   app.setNotFoundHandler((req, reply) => {
     const err = new QY_ERR_ROUTE_NOT_FOUND(req.method, req.url.split('?')[0]);
     void reply.code(404).send({ code: err.code, message: err.message, statusCode: 404 });

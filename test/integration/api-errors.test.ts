@@ -99,6 +99,9 @@ const cases: Case[] = [
   // With an archive, a NUL in a job id reached PostgreSQL and came back a 500 (test/integration/archive-api.test.ts).
   { name: 'a NUL in a job id', method: 'GET', path: '/v1/jobs/j0%00x', status: 400, code: 'QY_ERR_VALIDATION', message: 'Invalid request: the URL holds a control character (%00); ids, names, periods and filters never do' },
   { name: 'a control character in a filter', method: 'GET', path: '/v1/jobs?tenant=city-a%0A', status: 400, code: 'QY_ERR_VALIDATION', message: /control character \(%0A\)/ },
+  // Refused by the router itself, before any hook: once answered in fastify's own shape ({error, code: FST_ERR_BAD_URL, …}).
+  { name: 'a path that is not valid percent-encoding', method: 'GET', path: '/v1/jobs/j0%ff', status: 400, code: 'QY_ERR_VALIDATION', message: "Invalid request: '/v1/jobs/j0%ff' is not a valid url component" },
+  { name: 'a job id longer than any id', method: 'GET', path: `/v1/jobs/${'j'.repeat(200)}`, status: 400, code: 'QY_ERR_VALIDATION', message: /is exceeding the max param length/ },
 ];
 
 describe('bad input gets a 4xx with a stable code and a message naming the field', () => {
