@@ -12,20 +12,22 @@
  * `--windows N` repeats this over N start dates spread across the trace (whole days, after the warm-up),
  * so every season is in the figures. The grid's intensity comes from the trace, each zone's own green share
  * from the cluster file, node failures too (`--no-failures` leaves them out); the part of a zone's power
- * that is not green is charged at the grid's intensity. Prints a table per window, writes report.json and
- * report.html (savings per window beside the oracle's) to `--out`, and ends with one JSON line.
+ * that is not green is charged at the grid's intensity. The runs of each window on each workload go to
+ * `--parallel` processes (eval-green-worker.ts), which make the same workloads from the same settings. Prints
+ * a table per window, writes report.json and report.html (savings per window beside the oracle's) to `--out`,
+ * and ends with one JSON line.
  */
+import { fork } from 'node:child_process';
+import { availableParallelism, freemem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { environmentOf, loadClusterFile } from './cluster-file';
-import { simulate, type SimResult } from './engine';
+import { loadClusterFile } from './cluster-file';
+import { childFlags } from './isolated';
 import { spread } from './recorder';
-import { policiesNamed } from './policies';
-import { seededRng } from './rng';
-import { noisyPublishedForecast } from './published-forecast';
-import { mixedCluster, mixedWorkload, type TimedJob } from './synthetic';
-import type { SchedJob } from '../core';
-import { DEFAULT_DEFERRAL_SHARES, WORK_MIX_MEMORY_MS, blendWithPublished, forecasterNamed, formatDeferralShares, loadCarbonSeries, makeForecaster, parseDeferralShares, type DeferralShares, type Series } from '../green';
-import { DAY_MS, HOUR_MS } from '../time';
+import { EvalGreenRuns, NOISE_JITTER_MS, type RunFigures, type WorkloadRuns } from './eval-green-runs';
+import type { EvalGreenReply, EvalGreenRequest } from './eval-green-worker';
+import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { DAY_MS } from '../time';
 import { POOLS } from '../protocol';
 import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
 
@@ -38,6 +40,11 @@ const number = (name: string, min: number) => (v: string) => {
 const count = (name: string) => (v: string) => {
   const n = number(name, 0)(v);
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
+  return n;
+};
+const atLeastOne = (name: string) => (v: string) => {
+  const n = count(name)(v);
+  if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1`);
   return n;
 };
 const deferralShares = (v: string) => {
@@ -70,6 +77,7 @@ const opts = new Command()
   .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
   .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
   .option('--noise-runs <n>', "green-blind, green-aware and the oracle run again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait and of what a window emits", count('--noise-runs'), 8)
+  .option('--parallel <n>', "processes the runs are made in, each a window's run on one workload at a time (default: the machine's cores, as many as free memory holds; 1: this process only)", atLeastOne('--parallel'))
   .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
@@ -94,60 +102,10 @@ const opts = new Command()
     mtbfHours?: number;
     seed: number;
     noiseRuns: number;
+    parallel?: number;
     out?: string;
     json?: boolean;
   }>();
-
-/** Makes a share of the jobs deferrable, each with a deadline `windowMs` past its walltime (its declared run time is exact). */
-function withDeferrable(jobs: TimedJob[], share: number, windowMs: number, seed: number): TimedJob[] {
-  const rng = seededRng(seed + 7);
-  return jobs.map((t) => {
-    const deferrable = rng() < share ? { deadlineMs: t.job.submittedAtMs + (t.job.walltimeMs ?? t.runMs) + windowMs } : undefined;
-    return { runMs: t.runMs, job: { ...t.job, durationMs: t.runMs, deferrable } };
-  });
-}
-
-/**
- * Arrivals before the window, of the same mix and deferrable share (another draw), which green-aware's
- * planners count in their pools' work mix and do not run (SimOptions.warmWork): as the forecaster is shown
- * the `--warmup-days` before the window, the planner knows its pools' load and swings as a scheduler that
- * has run that long does (a week at most: the mix's memory), not only from the window's first hours (a quiet
- * first hours read as a low load, and their jobs booked the green hours at a share the pool could not take).
- * With `--warmup-days 0` (a scheduler that has just started) none.
- */
-function earlierWork(nodes: ReturnType<typeof mixedCluster>): SchedJob[] {
-  const spanMs = Math.min(opts.warmupDays * DAY_MS, WORK_MIX_MEMORY_MS);
-  // Drawn from time 0 and moved back by the span, to end where the window starts (ids prefixed `earlier-`).
-  return drawWorkload(nodes, opts.seed + 1_000, spanMs).map(({ job }) => ({
-    ...job,
-    id: `earlier-${job.id}`,
-    submittedAtMs: job.submittedAtMs - spanMs,
-    deferrable: job.deferrable && { deadlineMs: job.deferrable.deadlineMs! - spanMs },
-  }));
-}
-
-/** `spanMs` of arrivals from time 0 of the mixed workload drawn from `seed` (general-pool jobs run an hour on average), a share of them deferrable. */
-function drawWorkload(nodes: ReturnType<typeof mixedCluster>, seed: number, spanMs: number): TimedJob[] {
-  const next = mixedWorkload(seededRng(seed), seededRng(seed + 1), nodes, { load: opts.load, arrivals: 'poisson', generalMeanRunMs: HOUR_MS });
-  const raw: TimedJob[] = [];
-  for (let j = next(); j.job.submittedAtMs < spanMs; j = next()) raw.push(j);
-  return withDeferrable(raw, opts.deferrableShare, opts.windowHours * HOUR_MS, seed);
-}
-
-/** How much later a deferrable job may arrive in the noise runs of green-blind. */
-const NOISE_JITTER_MS = 60_000;
-
-/**
- * The workload with each deferrable job arriving up to NOISE_JITTER_MS later (its deadline unchanged), for
- * the noise runs: green-blind on it shows how much other jobs' mean wait moves when deferrable work merely
- * arrives a little differently. On a small pool of gangs the mean is carried by a few long waits: on 40
- * nodes, 20 such runs moved it from 32.92 s to anywhere between 29.64 and 46.35 s (sd 4.4 s).
- */
-function withLaterArrivals(jobs: readonly TimedJob[], seed: number): TimedJob[] {
-  const rng = seededRng(seed);
-  const moved = jobs.map((t) => (t.job.deferrable ? { runMs: t.runMs, job: { ...t.job, submittedAtMs: t.job.submittedAtMs + Math.floor(rng() * NOISE_JITTER_MS) } } : t));
-  return moved.sort((a, b) => a.job.submittedAtMs - b.job.submittedAtMs);
-}
 
 /**
  * The windows' start times: `--start` (or the trace's start) for one window; else N whole days spread evenly
@@ -173,48 +131,29 @@ function windowStarts(series: Series): number[] {
  * by that, a schedule that emitted less could look as if it emitted more (seen: −0.03% in a window whose
  * cluster emitted less).
  */
-const savedPct = (r: SimResult, blind: SimResult) => (blind.energy.workCarbonPerJobG > 0 ? Math.round((1 - r.energy.workCarbonPerJobG / blind.energy.workCarbonPerJobG) * 10_000) / 100 : 0);
+const savedPct = (r: RunFigures, blind: RunFigures) => (blind.energy.workCarbonPerJobG > 0 ? Math.round((1 - r.energy.workCarbonPerJobG / blind.energy.workCarbonPerJobG) * 10_000) / 100 : 0);
 
-function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs: readonly TimedJob[][], warmWork: readonly SchedJob[], log: (line: string) => void): GreenWindow {
-  const signal = { valueAt: (t: number) => series.valueAt(startMs + t), stepMs: series.stepMs };
-  const file = loadClusterFile(opts.cluster);
-  const base = environmentOf(file, signal);
-  const failures = opts.mtbfHours ? { mtbfHours: opts.mtbfHours, repairHours: file.failures?.repairHours ?? 4 } : file.failures;
-  const env = { ...base, greenShareAt: opts.gridOnly ? () => 0 : base.greenShareAt, failures: opts.failures ? failures : undefined };
-  const nodes = mixedCluster(opts.nodes);
-  const [blindPolicy, spatialPolicy, named] = policiesNamed('green-blind,green-spatial,green-aware');
-  const awarePolicy = { ...named, deferralShare: opts.deferralShare };
-  // The live forecaster learns the days before the window first, as a running service would have (a new one for each run: it keeps what it saw).
-  const warmedForecaster = () => {
-    const grid = { stepMs: env.stepMs };
-    const own = makeForecaster(forecasterNamed(opts.forecaster), grid);
-    const published = opts.publishedError > 0 && noisyPublishedForecast(signal, { meanErrorG: opts.publishedError, seed: opts.seed });
-    const forecaster = published ? blendWithPublished(own, grid, published).forecaster : own;
-    for (let t = -opts.warmupDays * DAY_MS; t < 0; t += env.stepMs) if (startMs + t >= series.startMs) forecaster.observe(t, signal.valueAt(t));
-    return forecaster;
-  };
-  const aware = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'green-aware' }, env, { seed: opts.seed, forecaster: warmedForecaster(), warmWork });
-  const oracle = (workload: readonly TimedJob[]) => simulate(workload, nodes, { ...awarePolicy, name: 'oracle' }, env, { seed: opts.seed, warmWork });
-  const runs = {
-    blind: simulate(jobs, nodes, blindPolicy, env, { seed: opts.seed }),
-    spatial: simulate(jobs, nodes, spatialPolicy, env, { seed: opts.seed }),
-    aware: aware(jobs),
-    oracle: oracle(jobs),
-  };
+/**
+ * One window's figures from its runs (`outcomes[k]`: the runs on workload k, the window's own first, then each
+ * noise run's), its table and lines logged.
+ */
+function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line: string) => void): GreenWindow {
+  const [own] = outcomes;
+  const runs = { blind: own.blind, spatial: own.spatial!, aware: own.aware, oracle: own.oracle };
   const results = [runs.blind, runs.spatial, runs.aware, runs.oracle];
   // Green-blind and green-aware on the window's workload and again on each noise run's: the band a wait within
   // noise falls in, and each workload's two waits and two emissions compared (green-aware's own run is noisy too).
-  const blindRuns = [runs.blind, ...noiseJobs.map((later) => simulate(later, nodes, blindPolicy, env, { seed: opts.seed }))];
-  const awareRuns = [runs.aware, ...noiseJobs.map((later) => aware(later))];
+  const blindRuns = outcomes.map((o) => o.blind);
+  const awareRuns = outcomes.map((o) => o.aware);
   const blindWaits = blindRuns.map((r) => r.deferrable.othersMeanWaitS);
   const awareWaits = awareRuns.map((r) => r.deferrable.othersMeanWaitS);
   const pairs = awareWaits.map((a, i): [number, number] => [a, blindWaits[i]]);
   const savedPairs = awareRuns.map((r, i) => savedPct(r, blindRuns[i]));
   // The oracle on the same workloads, so that the live forecaster's share of its saving is taken over them too.
-  const oracleSavedPairs = [runs.oracle, ...noiseJobs.map((later) => oracle(later))].map((r, i) => savedPct(r, blindRuns[i]));
+  const oracleSavedPairs = outcomes.map((o, i) => savedPct(o.oracle, blindRuns[i]));
   const start = new Date(startMs).toISOString().slice(0, 10);
   log(`window from ${start}:`);
-  const rows: [string, (r: SimResult) => string | number][] = [
+  const rows: [string, (r: RunFigures) => string | number][] = [
     ['carbon per job, work (g)', (r) => r.energy.workCarbonPerJobG],
     ['carbon per job, metered (g)', (r) => r.energy.carbonPerJobG],
     ['carbon saved vs green-blind', (r) => `${savedPct(r, runs.blind)}%`],
@@ -224,7 +163,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
     ['  mean delay (s)', (r) => r.deferrable.meanDelayS],
     ['  deadline misses', (r) => r.deferrable.deadlineMisses],
     ['other jobs: mean wait (s)', (r) => r.deferrable.othersMeanWaitS],
-    ...POOLS.map((pool): [string, (r: SimResult) => string | number] => [`  in ${pool}`, (r) => r.deferrable.othersMeanWaitSByPool[pool] ?? '–']),
+    ...POOLS.map((pool): [string, (r: RunFigures) => string | number] => [`  in ${pool}`, (r) => r.deferrable.othersMeanWaitSByPool[pool] ?? '–']),
     ['jobs completed', (r) => r.jobs.completed],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
@@ -234,7 +173,7 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
   const noise = { mean: round(band.mean), sd: round(band.stdev) };
   const extra = spread(pairs.map(([a, b]) => a - b));
   const saved = spread(savedPairs);
-  if (opts.noiseRuns > 0) {
+  if (outcomes.length > 1) {
     log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
     log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round(extra.mean)} s, sd ${round(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
     log(`carbon saved by green-aware against green-blind, workload by workload: ${savedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(saved.mean)}%, sd ${round(saved.stdev)}%)`);
@@ -271,22 +210,78 @@ function runWindow(series: Series, startMs: number, jobs: TimedJob[], noiseJobs:
 /** The cluster file's mean time between failures, for the report's settings. */
 const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
 
-function main(): void {
-  const series = loadCarbonSeries(opts.carbon, { outside: 'clamp', column: opts.carbonColumn, columnSetting: '--carbon-column' });
-  forecasterNamed(opts.forecaster);
-  const nodes = mixedCluster(opts.nodes);
-  // Arrivals fill the days asked for.
-  const jobs = drawWorkload(nodes, opts.seed, opts.days * DAY_MS);
-  const warmWork = earlierWork(nodes);
+/**
+ * About what a process making runs holds: its workloads, the runs' own state, the runtime. Measured 1.1–1.4 GB
+ * per process at the defaults (188,361 jobs, as many earlier arrivals); `--parallel` by default runs no more
+ * processes than free memory holds, so that a machine of many cores does not run out of it.
+ */
+const processBytes = (runs: EvalGreenRuns) => 128 * 2 ** 20 + (runs.jobs.length + runs.warmWork.length) * 4096;
+
+/**
+ * The runs of every window on every workload, `parallel` processes at a time (in this one when 1), each
+ * window's figures made, in order, once all its runs are in (`onWindow`).
+ */
+async function runWindows(runs: EvalGreenRuns, starts: readonly number[], parallel: number, onWindow: (startMs: number, outcomes: WorkloadRuns[]) => void): Promise<void> {
+  const tasks = starts.flatMap((startMs, w) => Array.from({ length: runs.workloads }, (_, workload) => ({ w, startMs, workload })));
+  const outcomes = starts.map(() => Array.from({ length: runs.workloads }, (): WorkloadRuns | undefined => undefined));
+  let flushed = 0;
+  const done = (task: number, result: WorkloadRuns) => {
+    const { w, workload } = tasks[task];
+    outcomes[w][workload] = result;
+    while (flushed < starts.length && outcomes[flushed].every((o) => o !== undefined)) {
+      onWindow(starts[flushed], outcomes[flushed] as WorkloadRuns[]);
+      flushed++;
+    }
+  };
+  if (parallel <= 1) {
+    tasks.forEach(({ startMs, workload }, task) => done(task, runs.run(startMs, workload)));
+    return;
+  }
+  const workerFile = fileURLToPath(new URL('./eval-green-worker.ts', import.meta.url));
+  let next = 0;
+  const workers = Array.from({ length: Math.min(parallel, tasks.length) }, () => {
+    const child = fork(workerFile, [], { execArgv: childFlags(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    return new Promise<void>((resolve, reject) => {
+      let running: number | undefined;
+      const ask = () => {
+        if (next >= tasks.length) {
+          running = undefined;
+          child.disconnect();
+          return;
+        }
+        running = next++;
+        child.send({ kind: 'run', task: running, startMs: tasks[running].startMs, workload: tasks[running].workload } satisfies EvalGreenRequest);
+      };
+      child.on('message', (reply: EvalGreenReply) => {
+        if (reply.kind === 'failed') {
+          child.kill();
+          reject(new Error(reply.message));
+        } else {
+          if (reply.kind === 'runs') done(reply.task, reply.runs);
+          ask();
+        }
+      });
+      child.on('error', reject);
+      child.on('exit', (code, signal) => (running === undefined ? resolve() : reject(new Error(`a worker process ended in the middle of a run (exit ${code ?? signal})`))));
+      child.send({ kind: 'settings', settings: opts } satisfies EvalGreenRequest);
+    });
+  });
+  await Promise.all(workers);
+}
+
+async function main(): Promise<void> {
+  const runs = new EvalGreenRuns(opts);
+  const { series, nodes, jobs } = runs;
   const log = (line: string) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`);
   const starts = windowStarts(series);
+  const parallel = Math.min(opts.parallel ?? Math.min(availableParallelism(), Math.max(1, Math.floor(freemem() / processBytes(runs)))), starts.length * runs.workloads);
   log(
     `${jobs.length} jobs over ${opts.days} days on ${nodes.length} nodes, ${Math.round(opts.deferrableShare * 100)}% deferrable (deadline ${opts.windowHours} h past walltime), node failures ${opts.failures ? 'on' : 'off'}; ` +
-      `grid intensity from ${opts.carbon}${series.skipped ? ` (${series.skipped} rows with no value left out)` : ''}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)${opts.publishedError > 0 ? `, with a published forecast ${opts.publishedError} g off on average` : ''}`,
+      `grid intensity from ${opts.carbon}${series.skipped ? ` (${series.skipped} rows with no value left out)` : ''}, ${starts.length} window(s); live forecaster ${opts.forecaster} (${opts.warmupDays} days of warm-up)${opts.publishedError > 0 ? `, with a published forecast ${opts.publishedError} g off on average` : ''}; ` +
+      `${starts.length * runs.workloads} workloads' runs in ${parallel > 1 ? `${parallel} processes` : 'this process'}`,
   );
-  // The noise runs' workloads, the same in every window.
-  const noiseJobs = Array.from({ length: opts.noiseRuns }, (_, i) => withLaterArrivals(jobs, opts.seed * 1_000 + i + 1));
-  const windows = starts.map((startMs) => runWindow(series, startMs, jobs, noiseJobs, warmWork, log));
+  const windows: GreenWindow[] = [];
+  await runWindows(runs, starts, parallel, (startMs, outcomes) => windows.push(windowOf(startMs, outcomes, log)));
   const summary = summarise(windows);
   const settings = { trace: opts.carbon, forecaster: opts.forecaster, publishedErrorG: opts.publishedError, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
@@ -300,9 +295,7 @@ function main(): void {
   process.stdout.write(`${JSON.stringify({ policy: 'green', ...summary, jobs: jobs.length })}\n`);
 }
 
-try {
-  main();
-} catch (err) {
-  process.stderr.write(`eval:green: ${(err as Error).message}\n`);
+main().catch((err: Error) => {
+  process.stderr.write(`eval:green: ${err.message}\n`);
   process.exit(2);
-}
+});

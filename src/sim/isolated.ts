@@ -36,7 +36,8 @@ export type ReplayMessage = { kind: 'progress'; arrived: number; total: number }
  * of bench:sim: 61–65 s against 73 s, one after the other).
  */
 const YOUNG_GENERATION = '--max-semi-space-size=64';
-const childFlags = (): string[] => {
+/** The flags of a child process that simulates: this process's (tsx's loader included), with YOUNG_GENERATION unless they set one (see replayIsolated). */
+export const childFlags = (): string[] => {
   const set = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((f) => f.startsWith('--max-semi-space-size'));
   return set ? process.execArgv : [...process.execArgv, YOUNG_GENERATION];
 };

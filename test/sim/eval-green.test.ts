@@ -159,11 +159,21 @@ test.concurrent('eval:green with no history, grid power only, on a grid that ris
   expect(result.oracleSavedPct).toBeGreaterThan(0);
 }, 300_000);
 
+test.concurrent('eval:green --parallel makes the same runs in other processes: the same report, window by window, as in one process', async () => {
+  // Two windows and two noise runs: six workloads' runs, shared between two processes out of order.
+  const args = ['--carbon', 'test/fixtures/gb_ci-2020-06-excerpt.csv', '--windows', '2', '--days', '0.25', '--nodes', '20', '--warmup-days', '3', '--noise-runs', '2'];
+  const [alone, shared] = await Promise.all([evalGreen([...args, '--parallel', '1']), evalGreen([...args, '--parallel', '2'])]);
+  expect(shared.report.windows).toEqual(alone.report.windows);
+  expect(shared.result).toEqual(alone.result);
+  expect(shared.report.windows.map((w) => w.start)).toEqual(['2020-05-28', '2020-06-12']);
+}, 300_000);
+
 test('eval:green refuses a deferral share outside 0..1 or of an unknown pool, and a fractional number of noise runs, with a message', async () => {
   for (const [flag, value, message] of [
     ['--deferral-share', '1.5', '"1.5": a share must be a number from 0 to 1'],
     ['--deferral-share', '0.2,gpu=0', '"gpu=0": unknown pool gpu'],
     ['--noise-runs', '2.5', '--noise-runs must be a whole number'],
+    ['--parallel', '0', '--parallel must be at least 1'],
   ]) {
     const failed = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', '--carbon', 'test/fixtures/gb_ci-excerpt.csv', flag, value, '--json']).then(
       () => undefined,
