@@ -1,6 +1,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PALETTE, escapeHtml, lineChart, page, table } from '../report/html';
+import { POOLS, type Pool } from '../protocol';
+
+/** Other jobs' wait in one pool (or all of them): green-aware's and green-blind's on the window's workload, green-blind's band, and the pairs. */
+export interface PoolWait {
+  othersMeanWaitS: number;
+  baselineOthersMeanWaitS: number;
+  baselineOthersWaitMeanS: number;
+  baselineOthersWaitSdS: number;
+  othersWaitExtraMeanS: number;
+  othersWaitExtraSdS: number;
+}
 
 /** One window of eval:green: green-aware with the live forecaster and with the oracle, against green-blind. */
 export interface GreenWindow {
@@ -41,6 +52,8 @@ export interface GreenWindow {
   savedPairs: number[];
   /** The oracle's mean saving on the same workloads. */
   oracleSavedPairsMeanPct: number;
+  /** Other jobs' wait pool by pool (the pools where they ran in every run), as the window's figures are over all of them. */
+  othersWaitByPool: Partial<Record<Pool, PoolWait>>;
   deferrableJobs: number;
 }
 
@@ -57,7 +70,7 @@ function median(xs: readonly number[]): number {
  * Whether green-aware's other jobs waited longer than noise explains: above the mean of green-blind's runs
  * (its own and those with deferrable jobs arriving up to a minute later) by more than two standard deviations.
  */
-export const waitedBeyondNoise = (w: GreenWindow) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS;
+export const waitedBeyondNoise = (w: PoolWait) => w.othersMeanWaitS > w.baselineOthersWaitMeanS + 2 * w.baselineOthersWaitSdS;
 
 /**
  * Whether green-aware emitted more than green-blind beyond noise in a window: the mean of its savings on the
@@ -111,6 +124,8 @@ export function summarise(windows: readonly GreenWindow[]) {
     liveOfOraclePairsPct: of((w) => w.oracleSavedPairsMeanPct) > 0 ? round((of((w) => w.savedPairsMeanPct) / of((w) => w.oracleSavedPairsMeanPct)) * 100, 1) : null,
     minSavedPairsMeanPct: round(Math.min(...windows.map((w) => w.savedPairsMeanPct))),
     emittedMoreBeyondNoise: windows.some((w) => emittedMoreBeyondNoise(w) === undefined) ? null : windows.filter((w) => emittedMoreBeyondNoise(w)).length,
+    othersWaitAboveNoiseByPool: Object.fromEntries(POOLS.map((pool) => [pool, windows.filter((w) => w.othersWaitByPool[pool] && waitedBeyondNoise(w.othersWaitByPool[pool])).length])),
+    othersWaitExtraMeanSByPool: Object.fromEntries(POOLS.flatMap((pool) => (windows.every((w) => w.othersWaitByPool[pool]) ? [[pool, of((w) => w.othersWaitByPool[pool]!.othersWaitExtraMeanS)]] : []))),
   };
 }
 
@@ -141,6 +156,8 @@ export function renderGreenHtml(report: GreenReport): string {
         ['windows where other jobs waited longer beyond noise (above mean + 2 sd)', `${summary.othersWaitAboveNoise} of ${summary.windows}`],
         ['other jobs: green-aware’s mean wait less green-blind’s on the same workloads: mean, sd (s)', `${summary.othersWaitExtraMeanS}, ${summary.othersWaitExtraSdS}`],
         ['carbon saved on the same workloads (mean of windows): live forecaster / oracle', `${pct(summary.savedPairsMeanPct)} / ${pct(summary.oracleSavedPairsMeanPct)} (${pct(summary.liveOfOraclePairsPct)})`],
+        ['windows where a pool’s other jobs waited longer beyond noise, by pool', POOLS.map((pool) => `${pool} ${summary.othersWaitAboveNoiseByPool[pool]}`).join(', ')],
+        ['other jobs by pool: green-aware’s mean wait less green-blind’s on the same workloads (s)', Object.entries(summary.othersWaitExtraMeanSByPool).map(([pool, s]) => `${pool} ${s}`).join(', ') || '–'],
         ['windows that emitted more than green-blind beyond noise (mean on the same workloads below 0 by more than 2 standard errors)', summary.emittedMoreBeyondNoise === null ? '– (no noise runs)' : `${summary.emittedMoreBeyondNoise} of ${summary.windows}`],
       ],
     ),
@@ -170,6 +187,13 @@ export function renderGreenHtml(report: GreenReport): string {
         `${w.othersWaitExtraMeanS} ± ${w.othersWaitExtraSdS}`,
         `${w.savedPairsMeanPct}% ± ${w.savedPairsSdPct}% (${w.oracleSavedPairsMeanPct}%)`,
       ]),
+    ),
+    '<h2>Other jobs’ wait by pool</h2>',
+    table(
+      ['window', 'pool', 'aware / blind (s)', 'blind, later arrivals: mean ± sd (s)', 'aware − blind, same workloads: mean ± sd (s)', 'beyond noise'],
+      windows.flatMap((w) =>
+        Object.entries(w.othersWaitByPool).map(([pool, p]) => [w.start, pool, `${p!.othersMeanWaitS} / ${p!.baselineOthersMeanWaitS}`, `${p!.baselineOthersWaitMeanS} ± ${p!.baselineOthersWaitSdS}`, `${p!.othersWaitExtraMeanS} ± ${p!.othersWaitExtraSdS}`, waitedBeyondNoise(p!) ? 'yes' : 'no']),
+      ),
     ),
   ].join('\n');
   return page(`Green evaluation: ${settings.trace}`, body);

@@ -28,8 +28,8 @@ import { EvalGreenRuns, NOISE_JITTER_MS, type RunFigures, type WorkloadRuns } fr
 import type { EvalGreenReply, EvalGreenRequest } from './eval-green-worker';
 import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares, type DeferralShares, type Series } from '../green';
 import { DAY_MS } from '../time';
-import { POOLS } from '../protocol';
-import { round, summarise, writeGreenReports, type GreenWindow } from './eval-green-report';
+import { POOLS, type Pool } from '../protocol';
+import { round, summarise, waitedBeyondNoise, writeGreenReports, type GreenWindow, type PoolWait } from './eval-green-report';
 
 const number = (name: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -173,11 +173,24 @@ function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line
   const noise = { mean: round(band.mean), sd: round(band.stdev) };
   const extra = spread(pairs.map(([a, b]) => a - b));
   const saved = spread(savedPairs);
+  // The same, pool by pool: the pools' means mix waits of seconds (a CPU job) with waits of minutes (a gang of
+  // GPU servers), and a pool whose jobs wait longer can hide behind one where nothing is deferred.
+  const byPool = POOLS.flatMap((pool): [Pool, PoolWait][] => {
+    const blind = blindRuns.map((r) => r.deferrable.othersMeanWaitSByPool[pool]);
+    const aware = awareRuns.map((r) => r.deferrable.othersMeanWaitSByPool[pool]);
+    if (blind.some((w) => w === undefined) || aware.some((w) => w === undefined)) return [];
+    const poolBand = spread(blind as number[]);
+    const poolExtra = spread(aware.map((a, i) => a! - blind[i]!));
+    return [[pool, { othersMeanWaitS: aware[0]!, baselineOthersMeanWaitS: blind[0]!, baselineOthersWaitMeanS: round(poolBand.mean), baselineOthersWaitSdS: round(poolBand.stdev), othersWaitExtraMeanS: round(poolExtra.mean), othersWaitExtraSdS: round(poolExtra.stdev) }]];
+  });
   if (outcomes.length > 1) {
     log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
     log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round(extra.mean)} s, sd ${round(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
     log(`carbon saved by green-aware against green-blind, workload by workload: ${savedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(saved.mean)}%, sd ${round(saved.stdev)}%)`);
     log(`the same by the oracle: ${oracleSavedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(spread(oracleSavedPairs).mean)}%)`);
+    for (const [pool, w] of byPool) {
+      log(`  other jobs in ${pool}: green-blind ${w.baselineOthersWaitMeanS} ± ${w.baselineOthersWaitSdS} s; green-aware minus green-blind, workload by workload: mean ${w.othersWaitExtraMeanS} s, sd ${w.othersWaitExtraSdS} s${waitedBeyondNoise(w) ? ' (beyond noise)' : ''}`);
+    }
   }
   return {
     start,
@@ -203,6 +216,7 @@ function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line
     savedPairsSdPct: round(saved.stdev),
     savedPairs,
     oracleSavedPairsMeanPct: round(spread(oracleSavedPairs).mean),
+    othersWaitByPool: Object.fromEntries(byPool),
     deferrableJobs: runs.aware.deferrable.jobs,
   };
 }

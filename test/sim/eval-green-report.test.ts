@@ -28,6 +28,7 @@ const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS:
   savedPairsSdPct: sd(savedPairs),
   savedPairs,
   oracleSavedPairsMeanPct: mean(oracleSavedPairs),
+  othersWaitByPool: {},
   deferrableJobs: 10,
 });
 
@@ -70,4 +71,19 @@ test("the summary takes the savings over the same workloads too, and the live fo
   expect(s.emittedMoreBeyondNoise).toBe(1);
   // A window without noise runs: whether it emitted more beyond noise cannot be told.
   expect(summarise([window('a', 0, 0, 0, [0.2, 0.3]), window('b', 0, 0, 0, [-0.4])]).emittedMoreBeyondNoise).toBeNull();
+});
+
+test('the summary counts, pool by pool, the windows whose other jobs waited longer beyond noise there', () => {
+  const pool = (aware: number, blindMean: number, blindSd: number, extra: number) => ({ othersMeanWaitS: aware, baselineOthersMeanWaitS: blindMean, baselineOthersWaitMeanS: blindMean, baselineOthersWaitSdS: blindSd, othersWaitExtraMeanS: extra, othersWaitExtraSdS: 0.5 });
+  // DE July, seed 3, 30 nodes: over all pools 238.19 s against 238.25 (the GPU pool's gangs wait ten minutes under
+  // both), while the CPU pool's other jobs waited 1.45 s on the window's workload and 4.1 s on average against 1.47.
+  const a = { ...window('a', 238.19, 242.5, 5.4), othersWaitByPool: { general: pool(4.29, 1.47, 0.45, 2.66), intelligent: pool(601.96, 611.6, 13.1, 0) } };
+  const b = { ...window('b', 239.23, 242.5, 5.4), othersWaitByPool: { general: pool(1.45, 1.47, 0.45, 0.1), intelligent: pool(601.96, 611.6, 13.1, 0) } };
+  const s = summarise([a, b]);
+  expect(s.othersWaitAboveNoise).toBe(0);
+  expect(s.othersWaitAboveNoiseByPool).toEqual({ general: 1, intelligent: 0, super: 0 });
+  expect(s.othersWaitExtraMeanSByPool).toEqual({ general: 1.38, intelligent: 0 });
+  // A pool that is not in every window has no mean over windows.
+  const c = { ...window('c', 10, 10, 1), othersWaitByPool: { general: pool(1, 1, 0.1, 0) } };
+  expect(summarise([a, c]).othersWaitExtraMeanSByPool).toEqual({ general: 1.33 });
 });

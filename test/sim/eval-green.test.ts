@@ -39,6 +39,8 @@ const finalLine = z
     liveOfOraclePairsPct: z.number().nullable(),
     minSavedPairsMeanPct: z.number(),
     emittedMoreBeyondNoise: z.number().int().min(0).nullable(),
+    othersWaitAboveNoiseByPool: z.object({ general: z.number().int().min(0), intelligent: z.number().int().min(0), super: z.number().int().min(0) }),
+    othersWaitExtraMeanSByPool: z.partialRecord(z.enum(['general', 'intelligent', 'super']), z.number()),
   })
   .passthrough();
 
@@ -107,7 +109,11 @@ test.concurrent('eval:green --windows runs the live forecaster and the oracle ov
     expect(w.savedPairs).toHaveLength(3);
     expect(w.savedPairs[0]).toBe(w.savedPct);
     expect(w.savedPairsMeanPct).toBeCloseTo(w.savedPairs.reduce((x, y) => x + y, 0) / 3, 1);
+    // Pool by pool too: the general pool's other jobs ran in every run, and their wait is the pool's line of the table.
+    expect(w.othersWaitByPool.general).toBeDefined();
+    expect(html).toContain(`<tr><td>${w.start}</td><td>general</td><td>${w.othersWaitByPool.general!.othersMeanWaitS} / ${w.othersWaitByPool.general!.baselineOthersMeanWaitS}</td>`);
   }
+  expect(result.othersWaitAboveNoiseByPool.general).toBe(report.windows.filter((w) => w.othersWaitByPool.general!.othersMeanWaitS > w.othersWaitByPool.general!.baselineOthersWaitMeanS + 2 * w.othersWaitByPool.general!.baselineOthersWaitSdS).length);
   expect(result.emittedMoreBeyondNoise).toBe(0);
   expect(result.minSavedPairsMeanPct).toBeGreaterThanOrEqual(0);
   expect(result.oracleSavedPairsMeanPct).toBeCloseTo(report.windows.reduce((x, w) => x + w.oracleSavedPairsMeanPct, 0) / report.windows.length, 1);
