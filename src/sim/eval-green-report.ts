@@ -90,7 +90,9 @@ export function emittedMoreBeyondNoise(w: GreenWindow): boolean | undefined {
  * windows whose other jobs waited longer beyond noise (othersWaitAboveNoise); and the same over the noise runs'
  * workloads too: the mean savings of green-aware and the oracle there (savedPairsMeanPct, oracleSavedPairsMeanPct,
  * their ratio liveOfOraclePairsPct), the worst window's (minSavedPairsMeanPct), and the windows that emitted more
- * than green-blind beyond noise (emittedMoreBeyondNoise; null without noise runs).
+ * than green-blind beyond noise (emittedMoreBeyondNoise; null without noise runs); and other jobs' wait pool by
+ * pool: the windows beyond noise in each pool (othersWaitAboveNoiseByPool) and each pool's mean extra wait on
+ * the same workloads (othersWaitExtraMeanSByPool, for the pools whose other jobs ran in every window).
  */
 export function summarise(windows: readonly GreenWindow[]) {
   const of = (f: (w: GreenWindow) => number, digits = 2) => round(mean(windows.map(f)), digits);
