@@ -3,18 +3,25 @@ import { join } from 'node:path';
 import { PALETTE, escapeHtml, lineChart, page, table } from '../report/html';
 import { POOLS, type Pool } from '../protocol';
 
-/** Other jobs' wait in one pool (or all of them): green-aware's and green-blind's on the window's workload, green-blind's band, and the pairs. */
+/** Other jobs' wait in one pool, or over all of them (a window's own figures). */
 export interface PoolWait {
+  /** Green-aware's and green-blind's on the window's workload. */
   othersMeanWaitS: number;
   baselineOthersMeanWaitS: number;
+  /** Green-blind's over its run and its noise runs (deferrable jobs arriving up to a minute later): mean and sd. */
   baselineOthersWaitMeanS: number;
   baselineOthersWaitSdS: number;
+  /**
+   * Green-aware's less green-blind's on the same workload (the window's and each noise run's): their mean and
+   * sd. Green-aware's own run moves with the workload too, so one run of it against green-blind's band can
+   * mislead; the pairs do not.
+   */
   othersWaitExtraMeanS: number;
   othersWaitExtraSdS: number;
 }
 
-/** One window of eval:green: green-aware with the live forecaster and with the oracle, against green-blind. */
-export interface GreenWindow {
+/** One window of eval:green: green-aware with the live forecaster and with the oracle, against green-blind; other jobs' wait over all pools. */
+export interface GreenWindow extends PoolWait {
   /** The window's first day (UTC). */
   start: string;
   savedPct: number;
@@ -28,19 +35,7 @@ export interface GreenWindow {
   meanDelayS: number;
   deadlineMisses: number;
   oracleDeadlineMisses: number;
-  othersMeanWaitS: number;
-  baselineOthersMeanWaitS: number;
-  /** Green-blind's others' mean wait over its run and its noise runs (deferrable jobs arriving up to a minute later): mean and sd. */
-  baselineOthersWaitMeanS: number;
-  baselineOthersWaitSdS: number;
-  /**
-   * Green-aware's others' mean wait less green-blind's on the same workload (the window's and each noise
-   * run's): their mean and sd. Green-aware's own run moves with the workload too, so one run of it against
-   * green-blind's band can mislead; the pairs do not.
-   */
-  othersWaitExtraMeanS: number;
-  othersWaitExtraSdS: number;
-  /** The pairs behind them: [green-aware, green-blind] others' mean wait (s), the window's workload first. */
+  /** The pairs behind the wait over all pools: [green-aware, green-blind] others' mean wait (s), the window's workload first. */
   othersWaitPairs: [number, number][];
   /**
    * Carbon saved by green-aware against green-blind on the same workloads (the window's and each noise run's,
@@ -98,6 +93,8 @@ export function summarise(windows: readonly GreenWindow[]) {
   const of = (f: (w: GreenWindow) => number, digits = 2) => round(mean(windows.map(f)), digits);
   const carbonSavedPct = of((w) => w.savedPct);
   const oracleSavedPct = of((w) => w.oracleSavedPct);
+  const savedPairsMeanPct = of((w) => w.savedPairsMeanPct);
+  const oracleSavedPairsMeanPct = of((w) => w.oracleSavedPairsMeanPct);
   return {
     carbonPerJobG: of((w) => w.carbonPerJobG),
     baselineCarbonPerJobG: of((w) => w.baselineCarbonPerJobG),
@@ -121,9 +118,9 @@ export function summarise(windows: readonly GreenWindow[]) {
     medianSavedPct: round(median(windows.map((w) => w.savedPct))),
     windows: windows.length,
     oracleDeadlineMisses: windows.reduce((a, w) => a + w.oracleDeadlineMisses, 0),
-    savedPairsMeanPct: of((w) => w.savedPairsMeanPct),
-    oracleSavedPairsMeanPct: of((w) => w.oracleSavedPairsMeanPct),
-    liveOfOraclePairsPct: of((w) => w.oracleSavedPairsMeanPct) > 0 ? round((of((w) => w.savedPairsMeanPct) / of((w) => w.oracleSavedPairsMeanPct)) * 100, 1) : null,
+    savedPairsMeanPct,
+    oracleSavedPairsMeanPct,
+    liveOfOraclePairsPct: oracleSavedPairsMeanPct > 0 ? round((savedPairsMeanPct / oracleSavedPairsMeanPct) * 100, 1) : null,
     minSavedPairsMeanPct: round(Math.min(...windows.map((w) => w.savedPairsMeanPct))),
     emittedMoreBeyondNoise: windows.some((w) => emittedMoreBeyondNoise(w) === undefined) ? null : windows.filter((w) => emittedMoreBeyondNoise(w)).length,
     othersWaitAboveNoiseByPool: Object.fromEntries(POOLS.map((pool) => [pool, windows.filter((w) => w.othersWaitByPool[pool] && waitedBeyondNoise(w.othersWaitByPool[pool])).length])),

@@ -134,6 +134,16 @@ function windowStarts(series: Series): number[] {
 const savedPct = (r: RunFigures, blind: RunFigures) => (blind.energy.workCarbonPerJobG > 0 ? Math.round((1 - r.energy.workCarbonPerJobG / blind.energy.workCarbonPerJobG) * 10_000) / 100 : 0);
 
 /**
+ * Other jobs' wait from green-blind's and green-aware's on each workload (the window's first): green-blind's
+ * band, and the pairs.
+ */
+function waitsOf(blind: readonly number[], aware: readonly number[]): PoolWait {
+  const band = spread(blind);
+  const extra = spread(aware.map((a, i) => a - blind[i]));
+  return { othersMeanWaitS: aware[0], baselineOthersMeanWaitS: blind[0], baselineOthersWaitMeanS: round(band.mean), baselineOthersWaitSdS: round(band.stdev), othersWaitExtraMeanS: round(extra.mean), othersWaitExtraSdS: round(extra.stdev) };
+}
+
+/**
  * One window's figures from its runs (`outcomes[k]`: the runs on workload k, the window's own first, then each
  * noise run's), its table and lines logged.
  */
@@ -169,23 +179,19 @@ function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line
   const width = Math.max(...rows.map(([label]) => label.length));
   log(`${''.padEnd(width)}  ${results.map((r) => r.policy.padStart(14)).join('')}`);
   for (const [label, f] of rows) log(`${label.padEnd(width)}  ${results.map((r) => String(f(r)).padStart(14)).join('')}`);
-  const band = spread(blindWaits);
-  const noise = { mean: round(band.mean), sd: round(band.stdev) };
-  const extra = spread(pairs.map(([a, b]) => a - b));
+  const waits = waitsOf(blindWaits, awareWaits);
   const saved = spread(savedPairs);
   // The same, pool by pool: the pools' means mix waits of seconds (a CPU job) with waits of minutes (a gang of
   // GPU servers), and a pool whose jobs wait longer can hide behind one where nothing is deferred.
   const byPool = POOLS.flatMap((pool): [Pool, PoolWait][] => {
     const blind = blindRuns.map((r) => r.deferrable.othersMeanWaitSByPool[pool]);
     const aware = awareRuns.map((r) => r.deferrable.othersMeanWaitSByPool[pool]);
-    if (blind.some((w) => w === undefined) || aware.some((w) => w === undefined)) return [];
-    const poolBand = spread(blind as number[]);
-    const poolExtra = spread(aware.map((a, i) => a! - blind[i]!));
-    return [[pool, { othersMeanWaitS: aware[0]!, baselineOthersMeanWaitS: blind[0]!, baselineOthersWaitMeanS: round(poolBand.mean), baselineOthersWaitSdS: round(poolBand.stdev), othersWaitExtraMeanS: round(poolExtra.mean), othersWaitExtraSdS: round(poolExtra.stdev) }]];
+    const ranInEvery = (ws: (number | undefined)[]): ws is number[] => ws.every((w) => w !== undefined);
+    return ranInEvery(blind) && ranInEvery(aware) ? [[pool, waitsOf(blind, aware)]] : [];
   });
   if (outcomes.length > 1) {
-    log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${noise.mean}, sd ${noise.sd})`);
-    log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${round(extra.mean)} s, sd ${round(extra.stdev)} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
+    log(`other jobs: mean wait (s) under green-blind, deferrable jobs arriving up to ${NOISE_JITTER_MS / 1000} s later: ${blindWaits.join(', ')} (mean ${waits.baselineOthersWaitMeanS}, sd ${waits.baselineOthersWaitSdS})`);
+    log(`the same under green-aware: ${awareWaits.join(', ')}; green-aware minus green-blind, workload by workload: mean ${waits.othersWaitExtraMeanS} s, sd ${waits.othersWaitExtraSdS} s, longer in ${pairs.filter(([a, b]) => a > b).length} of ${pairs.length}`);
     log(`carbon saved by green-aware against green-blind, workload by workload: ${savedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(saved.mean)}%, sd ${round(saved.stdev)}%)`);
     log(`the same by the oracle: ${oracleSavedPairs.map((x) => `${x}%`).join(', ')} (mean ${round(spread(oracleSavedPairs).mean)}%)`);
     for (const [pool, w] of byPool) {
@@ -205,12 +211,7 @@ function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line
     meanDelayS: runs.aware.deferrable.meanDelayS,
     deadlineMisses: runs.aware.deferrable.deadlineMisses,
     oracleDeadlineMisses: runs.oracle.deferrable.deadlineMisses,
-    othersMeanWaitS: runs.aware.deferrable.othersMeanWaitS,
-    baselineOthersMeanWaitS: runs.blind.deferrable.othersMeanWaitS,
-    baselineOthersWaitMeanS: noise.mean,
-    baselineOthersWaitSdS: noise.sd,
-    othersWaitExtraMeanS: round(extra.mean),
-    othersWaitExtraSdS: round(extra.stdev),
+    ...waits,
     othersWaitPairs: pairs,
     savedPairsMeanPct: round(saved.mean),
     savedPairsSdPct: round(saved.stdev),
