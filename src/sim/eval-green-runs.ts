@@ -4,7 +4,7 @@
  * policy on it. The same settings give the same runs in any process, so eval:green may hand the runs of a
  * window to other processes (eval-green-worker.ts) and put their figures together as if it had made them.
  */
-import { environmentOf, loadClusterFile } from './cluster-file';
+import { environmentOf, loadClusterFile, type ClusterFile } from './cluster-file';
 import { simulate, type SimResult } from './engine';
 import { policiesNamed } from './policies';
 import { noisyPublishedForecast } from './published-forecast';
@@ -79,9 +79,12 @@ export class EvalGreenRuns {
   /** The window's workload: arrivals that fill the days asked for. */
   readonly jobs: TimedJob[];
   readonly warmWork: SchedJob[];
+  /** The zones' green share, prices and failures (the nodes are the built-in mixed cluster). */
+  readonly clusterFile: ClusterFile;
 
   constructor(private readonly settings: EvalGreenSettings) {
     this.series = loadCarbonSeries(settings.carbon, { outside: 'clamp', column: settings.carbonColumn, columnSetting: '--carbon-column' });
+    this.clusterFile = loadClusterFile(settings.cluster);
     forecasterNamed(settings.forecaster);
     this.nodes = mixedCluster(settings.nodes);
     this.jobs = this.drawWorkload(settings.seed, settings.days * DAY_MS);
@@ -110,7 +113,7 @@ export class EvalGreenRuns {
     const { settings: o, series, nodes, warmWork } = this;
     const workload = this.workload(k);
     const signal = { valueAt: (t: number) => series.valueAt(startMs + t), stepMs: series.stepMs };
-    const file = loadClusterFile(o.cluster);
+    const file = this.clusterFile;
     const base = environmentOf(file, signal);
     const failures = o.mtbfHours ? { mtbfHours: o.mtbfHours, repairHours: file.failures?.repairHours ?? 4 } : file.failures;
     const env = { ...base, greenShareAt: o.gridOnly ? () => 0 : base.greenShareAt, failures: o.failures ? failures : undefined };

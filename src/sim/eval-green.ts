@@ -21,12 +21,11 @@ import { fork } from 'node:child_process';
 import { availableParallelism, freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadClusterFile } from './cluster-file';
 import { childFlags } from './isolated';
 import { spread } from './recorder';
-import { EvalGreenRuns, NOISE_JITTER_MS, type RunFigures, type WorkloadRuns } from './eval-green-runs';
+import { EvalGreenRuns, NOISE_JITTER_MS, type EvalGreenSettings, type RunFigures, type WorkloadRuns } from './eval-green-runs';
 import type { EvalGreenReply, EvalGreenRequest } from './eval-green-worker';
-import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares, type DeferralShares, type Series } from '../green';
+import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares, type Series } from '../green';
 import { DAY_MS } from '../time';
 import { POOLS, type Pool } from '../protocol';
 import { round, summarise, waitedBeyondNoise, writeGreenReports, type GreenWindow, type PoolWait } from './eval-green-report';
@@ -82,30 +81,7 @@ const opts = new Command()
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()
   .parse()
-  .opts<{
-    carbon: string;
-    carbonColumn?: string;
-    cluster: string;
-    start?: string;
-    windows: number;
-    days: number;
-    nodes: number;
-    load: number;
-    deferrableShare: number;
-    deferralShare: DeferralShares;
-    windowHours: number;
-    forecaster: string;
-    publishedError: number;
-    warmupDays: number;
-    failures: boolean;
-    gridOnly?: boolean;
-    mtbfHours?: number;
-    seed: number;
-    noiseRuns: number;
-    parallel?: number;
-    out?: string;
-    json?: boolean;
-  }>();
+  .opts<EvalGreenSettings & { start?: string; windows: number; parallel?: number; out?: string; json?: boolean }>();
 
 /**
  * The windows' start times: `--start` (or the trace's start) for one window; else N whole days spread evenly
@@ -222,9 +198,6 @@ function windowOf(startMs: number, outcomes: readonly WorkloadRuns[], log: (line
   };
 }
 
-/** The cluster file's mean time between failures, for the report's settings. */
-const file0MtbfHours = () => loadClusterFile(opts.cluster).failures?.mtbfHours ?? 0;
-
 /**
  * About what a process making runs holds: its workloads, the runs' own state, the runtime. Measured 1.1–1.4 GB
  * per process at the defaults (188,361 jobs, as many earlier arrivals); `--parallel` by default runs no more
@@ -298,7 +271,7 @@ async function main(): Promise<void> {
   const windows: GreenWindow[] = [];
   await runWindows(runs, starts, parallel, (startMs, outcomes) => windows.push(windowOf(startMs, outcomes, log)));
   const summary = summarise(windows);
-  const settings = { trace: opts.carbon, forecaster: opts.forecaster, publishedErrorG: opts.publishedError, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? file0MtbfHours(), gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
+  const settings = { trace: opts.carbon, forecaster: opts.forecaster, publishedErrorG: opts.publishedError, days: opts.days, nodes: opts.nodes, load: opts.load, deferrableShare: opts.deferrableShare, deferralShare: formatDeferralShares(opts.deferralShare), windowHours: opts.windowHours, failures: opts.failures, mtbfHours: opts.mtbfHours ?? runs.clusterFile.failures?.mtbfHours ?? 0, gridOnly: opts.gridOnly ?? false, seed: opts.seed, noiseRuns: opts.noiseRuns };
   const out = opts.out ?? `.data/eval-green/${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const files = writeGreenReports({ settings, summary, windows }, out);
   log(`saved ${summary.carbonSavedPct}% (oracle ${summary.oracleSavedPct}%, live/oracle ${summary.liveOfOraclePct}%), over windows min ${summary.minSavedPct}% median ${summary.medianSavedPct}%, deadline misses ${summary.deadlineMisses}`);
