@@ -22,23 +22,14 @@ import { replayIsolated } from './isolated';
 import { fill } from './fill';
 import { fillHeadline, formatFillTable, summarise, writeFillReports, type FillReport } from './fill-report';
 import { SIM_POLICIES, policiesNamed, processorLevel, type SimPolicy } from './policies';
+import { number, positiveInt } from './flags';
 import { formatTable, headline, writeReports, type SimReport } from './report';
 import { loadTrace } from './sources';
 import type { TimedJob } from './synthetic';
 
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-  return n;
-};
 const modeOf = (v: string): 'replay' | 'fill' => {
   if (v !== 'replay' && v !== 'fill') throw new InvalidArgumentError('--mode must be replay or fill');
   return v;
-};
-const nonNegative = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
-  return n;
 };
 
 const program = new Command()
@@ -56,9 +47,9 @@ const program = new Command()
   .option('--limit <n>', 'replay only the first n jobs of the trace', positiveInt('--limit'))
   .option('--jobs <n>', 'synthetic: jobs to generate', positiveInt('--jobs'), 100_000)
   .option('--nodes <n>', 'synthetic: nodes of the built-in mixed cluster', positiveInt('--nodes'), 1000)
-  .option('--load <x>', 'synthetic: offered load as a share of capacity', nonNegative('--load'), 0.9)
+  .option('--load <x>', 'synthetic: offered load as a share of capacity', number('--load', 0), 0.9)
   .option('--seed <n>', 'seed of synthetic workloads, node failures and fill sampling', positiveInt('--seed'), 1)
-  .option('--backfill-interval <s>', "seconds between EASY backfill passes (Slurm's bf_interval); 0 backfills at every event", nonNegative('--backfill-interval'), 0)
+  .option('--backfill-interval <s>', "seconds between EASY backfill passes (Slurm's bf_interval); 0 backfills at every event", number('--backfill-interval', 0), 0)
   .option('--samples <n>', 'points of the charts over time', positiveInt('--samples'), 200)
   .option('--parallel <n>', 'policies replayed at once, each in a process of its own (default: the CPUs of this machine)', positiveInt('--parallel'), availableParallelism())
   .option('--no-progress', 'no progress bar')

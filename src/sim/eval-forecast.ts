@@ -10,15 +10,10 @@
  * after a week of warm-up, so a parameter fitted in one part is never scored on data it was fitted on.
  * Prints a table of mean absolute errors (gCO2/kWh) and a final JSON line.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { number } from './flags';
 import { FORECASTERS, forecastErrors, forecasterNamed, loadCarbonSeries, makeForecaster, type ForecasterName } from '../green';
 import { DAY_MS, HOUR_MS } from '../time';
-
-const number = (name: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}`);
-  return n;
-};
 
 const opts = new Command()
   .name('eval:forecast')

@@ -21,6 +21,7 @@ import { fork } from 'node:child_process';
 import { availableParallelism, freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import { count, number, positiveInt } from './flags';
 import { childFlags } from './isolated';
 import { spread } from './recorder';
 import { EvalGreenRuns, NOISE_JITTER_MS, type EvalGreenSettings, type RunFigures, type WorkloadRuns } from './eval-green-runs';
@@ -30,22 +31,6 @@ import { DAY_MS } from '../time';
 import { POOLS, type Pool } from '../protocol';
 import { round, summarise, waitedBeyondNoise, writeGreenReports, type GreenWindow, type PoolWait } from './eval-green-report';
 
-const number = (name: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}`);
-  return n;
-};
-
-const count = (name: string) => (v: string) => {
-  const n = number(name, 0)(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
-  return n;
-};
-const atLeastOne = (name: string) => (v: string) => {
-  const n = count(name)(v);
-  if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1`);
-  return n;
-};
 const deferralShares = (v: string) => {
   try {
     return parseDeferralShares(v);
@@ -76,7 +61,7 @@ const opts = new Command()
   .option('--grid-only', "zones draw grid power only (the cluster file's own green shares left out): every saving then rests on forecasting the grid")
   .option('--seed <n>', 'seed of the workload and of node failures', number('--seed', 1), 1)
   .option('--noise-runs <n>', "green-blind, green-aware and the oracle run again with deferrable jobs arriving up to a minute later: the noise of other jobs' wait and of what a window emits", count('--noise-runs'), 8)
-  .option('--parallel <n>', "processes the runs are made in, each a window's run on one workload at a time (default: the machine's cores, as many as free memory holds; 1: this process only)", atLeastOne('--parallel'))
+  .option('--parallel <n>', "processes the runs are made in, each a window's run on one workload at a time (default: the machine's cores, as many as free memory holds; 1: this process only)", positiveInt('--parallel'))
   .option('--out <dir>', 'where to write report.json and report.html (default .data/eval-green/<time>)')
   .option('--json', 'print only the final JSON line on stdout')
   .showHelpAfterError()

@@ -179,7 +179,7 @@ test('eval:green refuses a deferral share outside 0..1 or of an unknown pool, an
     ['--deferral-share', '1.5', '"1.5": a share must be a number from 0 to 1'],
     ['--deferral-share', '0.2,gpu=0', '"gpu=0": unknown pool gpu'],
     ['--noise-runs', '2.5', '--noise-runs must be a whole number'],
-    ['--parallel', '0', '--parallel must be at least 1'],
+    ['--parallel', '0', '--parallel must be a positive integer'],
   ]) {
     const failed = await run(process.execPath, ['--import', 'tsx', 'src/sim/eval-green.ts', '--carbon', 'test/fixtures/gb_ci-excerpt.csv', flag, value, '--json']).then(
       () => undefined,
