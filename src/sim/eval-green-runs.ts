@@ -4,7 +4,10 @@
  * policy on it. The same settings give the same runs in any process, so eval:green may hand the runs of a
  * window to other processes (eval-green-worker.ts) and put their figures together as if it had made them.
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { environmentOf, loadClusterFile, type ClusterFile } from './cluster-file';
+import { childFlags } from './isolated';
 import { simulate, type SimResult } from './engine';
 import { policiesNamed } from './policies';
 import { noisyPublishedForecast } from './published-forecast';
@@ -162,4 +165,57 @@ export class EvalGreenRuns {
       deferrable: job.deferrable && { deadlineMs: job.deferrable.deadlineMs! - spanMs },
     }));
   }
+}
+
+/** What eval:green asks of a process that makes runs (eval-green-worker.ts), and what it answers. */
+export type EvalGreenRequest = { kind: 'settings'; settings: EvalGreenSettings } | { kind: 'run'; startMs: number; workload: number };
+export type EvalGreenReply = { kind: 'ready' } | { kind: 'runs'; runs: WorkloadRuns } | { kind: 'failed'; message: string };
+
+/** A process that makes runs from the same settings (EvalGreenRuns in eval-green-worker.ts), one at a time. */
+export interface RunsProcess {
+  run(startMs: number, workload: number): Promise<WorkloadRuns>;
+  /** Lets the process go (it ends once told nothing more will be asked). */
+  close(): void;
+}
+
+/** Forks a process that makes runs, and resolves once it has made its workloads from `settings`. */
+export function forkRuns(settings: EvalGreenSettings): Promise<RunsProcess> {
+  const child = fork(fileURLToPath(new URL('./eval-green-worker.ts', import.meta.url)), [], { execArgv: childFlags(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let waiting: { resolve: (reply: EvalGreenReply) => void; reject: (err: Error) => void } | undefined;
+  const ask = (request: EvalGreenRequest) =>
+    new Promise<EvalGreenReply>((resolve, reject) => {
+      waiting = { resolve, reject };
+      child.send(request);
+    }).then((reply) => {
+      if (reply.kind === 'failed') throw new Error(reply.message);
+      return reply;
+    });
+  child.on('message', (reply: EvalGreenReply) => {
+    const answered = waiting;
+    waiting = undefined;
+    answered?.resolve(reply);
+  });
+  const gone = (err: Error) => {
+    waiting?.reject(err);
+    waiting = undefined;
+  };
+  child.on('error', gone);
+  child.on('exit', (code, signal) => gone(new Error(`a process making runs ended (exit ${code ?? signal})`)));
+  const made: RunsProcess = {
+    run: async (startMs, workload) => {
+      const reply = await ask({ kind: 'run', startMs, workload });
+      if (reply.kind !== 'runs') throw new Error(`a process making runs answered ${reply.kind} to a run`);
+      return reply.runs;
+    },
+    close: () => {
+      if (child.connected) child.disconnect();
+    },
+  };
+  return ask({ kind: 'settings', settings }).then(
+    () => made,
+    (err: Error) => {
+      child.kill();
+      throw err;
+    },
+  );
 }

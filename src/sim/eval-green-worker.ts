@@ -1,11 +1,8 @@
 /**
- * The process eval:green forks to make runs beside it: given the evaluation's settings once, it makes the same
+ * The process eval:green forks to make runs beside it (forkRuns): given the evaluation's settings once, it makes the same
  * workloads (EvalGreenRuns), then the runs of each window and workload asked for, sent back over IPC.
  */
-import { EvalGreenRuns, type EvalGreenSettings, type WorkloadRuns } from './eval-green-runs';
-
-export type EvalGreenRequest = { kind: 'settings'; settings: EvalGreenSettings } | { kind: 'run'; task: number; startMs: number; workload: number };
-export type EvalGreenReply = { kind: 'ready' } | { kind: 'runs'; task: number; runs: WorkloadRuns } | { kind: 'failed'; message: string };
+import { EvalGreenRuns, type EvalGreenReply, type EvalGreenRequest } from './eval-green-runs';
 
 let made: EvalGreenRuns | undefined;
 
@@ -24,7 +21,7 @@ process.on('message', (request: EvalGreenRequest) => {
       send({ kind: 'ready' });
     } else {
       if (!made) throw new Error('a run asked for before the settings');
-      send({ kind: 'runs', task: request.task, runs: made.run(request.startMs, request.workload) });
+      send({ kind: 'runs', runs: made.run(request.startMs, request.workload) });
     }
   } catch (err) {
     send({ kind: 'failed', message: (err as Error).message });

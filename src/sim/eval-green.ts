@@ -17,15 +17,12 @@
  * a table per window, writes report.json and report.html (savings per window beside the oracle's) to `--out`,
  * and ends with one JSON line.
  */
-import { fork } from 'node:child_process';
 import { availableParallelism, freemem } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { count, number, positiveInt } from './flags';
-import { childFlags } from './isolated';
 import { spread } from './recorder';
-import { EvalGreenRuns, NOISE_JITTER_MS, type EvalGreenSettings, type RunFigures, type WorkloadRuns } from './eval-green-runs';
-import type { EvalGreenReply, EvalGreenRequest } from './eval-green-worker';
+import { EvalGreenRuns, NOISE_JITTER_MS, forkRuns, type EvalGreenSettings, type RunFigures, type WorkloadRuns } from './eval-green-runs';
+import { runLimited } from '../concurrency';
 import { DEFAULT_DEFERRAL_SHARES, formatDeferralShares, parseDeferralShares, type Series } from '../green';
 import { DAY_MS } from '../time';
 import { POOLS, type Pool } from '../protocol';
@@ -210,36 +207,21 @@ async function runWindows(runs: EvalGreenRuns, starts: readonly number[], parall
     tasks.forEach(({ startMs, workload }, task) => done(task, runs.run(startMs, workload)));
     return;
   }
-  const workerFile = fileURLToPath(new URL('./eval-green-worker.ts', import.meta.url));
-  let next = 0;
-  const workers = Array.from({ length: Math.min(parallel, tasks.length) }, () => {
-    const child = fork(workerFile, [], { execArgv: childFlags(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    return new Promise<void>((resolve, reject) => {
-      let running: number | undefined;
-      const ask = () => {
-        if (next >= tasks.length) {
-          running = undefined;
-          child.disconnect();
-          return;
-        }
-        running = next++;
-        child.send({ kind: 'run', task: running, startMs: tasks[running].startMs, workload: tasks[running].workload } satisfies EvalGreenRequest);
-      };
-      child.on('message', (reply: EvalGreenReply) => {
-        if (reply.kind === 'failed') {
-          child.kill();
-          reject(new Error(reply.message));
-        } else {
-          if (reply.kind === 'runs') done(reply.task, reply.runs);
-          ask();
-        }
-      });
-      child.on('error', reject);
-      child.on('exit', (code, signal) => (running === undefined ? resolve() : reject(new Error(`a worker process ended in the middle of a run (exit ${code ?? signal})`))));
-      child.send({ kind: 'settings', settings: opts } satisfies EvalGreenRequest);
+  // Each process makes one run at a time: runLimited hands the next task to whichever is free.
+  const processes = await Promise.all(Array.from({ length: Math.min(parallel, tasks.length) }, () => forkRuns(opts)));
+  const idle = [...processes];
+  try {
+    await runLimited(processes.length, tasks.length, async (task) => {
+      const runsProcess = idle.pop()!;
+      try {
+        done(task, await runsProcess.run(tasks[task].startMs, tasks[task].workload));
+      } finally {
+        idle.push(runsProcess);
+      }
     });
-  });
-  await Promise.all(workers);
+  } finally {
+    for (const p of processes) p.close();
+  }
 }
 
 async function main(): Promise<void> {
