@@ -96,6 +96,8 @@ class Simulation {
   /** Runs that count against maxAttempts (preempted ones do not). */
   private readonly counted = new Map<string, number>();
   private readonly timedOf = new Map<string, TimedJob>();
+  /** Time each job has run on attempts a failure or a preemption cut short (a job's wait leaves it out). */
+  private readonly lostMs = new Map<string, number>();
   /** When each job was preempted (the storm guard counts these). */
   private readonly preemptedAt = new Map<string, number[]>();
   /** Jobs a job has stopped to make room for it. */
@@ -234,7 +236,8 @@ class Simulation {
         if (r && r.attempt === e.attempt) {
           this.stop(r);
           this.planner?.forget(e.jobId);
-          this.recorder.finished({ timed: r.timed, startMs: r.startMs, nowMs: this.nowMs });
+          this.recorder.finished({ timed: r.timed, startMs: r.startMs, nowMs: this.nowMs, lostMs: this.lostMs.get(e.jobId) ?? 0 });
+          this.lostMs.delete(e.jobId);
         }
         return;
       }
@@ -403,6 +406,11 @@ class Simulation {
     this.changed.add(job.pool);
   }
 
+  /** A run cut short (a failure, a preemption): its time counts as neither waiting nor work done. */
+  private lose(r: Running): void {
+    this.lostMs.set(r.timed.job.id, (this.lostMs.get(r.timed.job.id) ?? 0) + this.nowMs - r.startMs);
+  }
+
   private account(r: Running, sign: 1 | -1): void {
     this.recorder.allocated(r.timed.job.pool, sign * r.units);
     this.energy.apply(r.placement, sign);
@@ -413,6 +421,7 @@ class Simulation {
     const r = this.running.get(jobId);
     if (!r) return;
     this.stop(r);
+    this.lose(r);
     this.counted.set(jobId, this.counted.get(jobId)! - 1);
     const at = (this.preemptedAt.get(jobId) ?? []).filter((t) => this.nowMs - t < HOUR_MS);
     at.push(this.nowMs);
@@ -444,10 +453,12 @@ class Simulation {
     for (const jobId of this.cluster.jobsOn(node.spec.id)) {
       const r = this.running.get(jobId)!;
       this.stop(r);
+      this.lose(r);
       this.recorder.counts.interrupted++;
       if (this.counted.get(jobId)! >= this.policy.maxAttempts) {
         this.recorder.counts.failed++;
         this.planner?.forget(jobId);
+        this.lostMs.delete(jobId);
       } else this.pending.add(r.timed.job);
     }
     this.cluster.setNodeState(node.spec.id, 'down');

@@ -54,7 +54,8 @@ export interface SimResult {
   energy: { kwh: number; greenKwh: number; greenShare: number; carbonKg: number; cost: number; jobKwh: number; jobGreenShare: number; jobCarbonKg: number; carbonPerJobG: number; workCarbonKg: number; workCarbonPerJobG: number };
   /**
    * Deferrable jobs: how long they waited past submission on average, and how many ended after their
-   * deadline; and the mean wait of the other jobs, which shifting must not delay.
+   * deadline; and the mean wait of the other jobs, which shifting must not delay. A wait here is time queued:
+   * submit to last start, less the runs a failure or a preemption cut short (waitS keeps them).
    */
   deferrable: { jobs: number; meanDelayS: number; deadlineMisses: number; othersMeanWaitS: number; othersMeanWaitSByPool: Partial<Record<Pool, number>> };
   /** Placements held back by a power cap (counted per attempt). */
@@ -91,8 +92,11 @@ export interface Timeline {
 /** The events of a replay the recorder needs to hear of. */
 interface Ended {
   timed: TimedJob;
+  /** Its last start. */
   startMs: number;
   nowMs: number;
+  /** Time it ran on attempts a failure or a preemption cut short (0: none). */
+  lostMs?: number;
 }
 
 /**
@@ -168,16 +172,19 @@ export class SimRecorder {
     this.units[pool].allocated += units;
   }
 
-  finished({ timed, startMs, nowMs }: Ended): void {
+  finished({ timed, startMs, nowMs, lostMs = 0 }: Ended): void {
     const job = timed.job;
     const turnaround = nowMs - job.submittedAtMs;
     this.waits.push(startMs - job.submittedAtMs);
     this.turnarounds.push(turnaround);
     this.slowdowns.push(Math.max(1, turnaround / Math.max(timed.runMs, BSLD_THRESHOLD_MS)));
     this.lastEndMs = Math.max(this.lastEndMs, nowMs);
-    if (!job.deferrable) this.otherWaitsByPool[job.pool].push(startMs - job.submittedAtMs);
+    // Time queued: a run a failure cut short was not waiting (which jobs a failure hits is a lottery that
+    // would otherwise weigh in hours on a comparison of seconds).
+    const queuedMs = startMs - job.submittedAtMs - lostMs;
+    if (!job.deferrable) this.otherWaitsByPool[job.pool].push(queuedMs);
     else {
-      this.deferrableDelays.push(startMs - job.submittedAtMs);
+      this.deferrableDelays.push(queuedMs);
       if (job.deferrable.deadlineMs !== undefined && nowMs > job.deferrable.deadlineMs) this.deadlineMisses++;
     }
   }

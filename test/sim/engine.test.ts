@@ -178,6 +178,18 @@ describe('the simulator on small hand-made cases', () => {
     expect(safe.waitS.max).toBe(0);
   });
 
+  test("a run a node failure cut short is not counted as the job's wait in the green comparison (it is in waitS)", () => {
+    // One node; a job runs from 0 and is killed at 10 min; the node is back at 40 min and the job runs again.
+    const nodes = hpcNodes(1);
+    const outages = [{ nodeId: 'n0', atMs: 600_000, repairAtMs: 2_400_000 }];
+    const r = simulate([gang('hit', 0, 1, 3600)], nodes, processorLevel(policy('fifo')), environmentOf(), { outages });
+    expect(r.jobs).toMatchObject({ completed: 1, interrupted: 1 });
+    expect(r.waitS.max).toBe(2400);
+    // Queued from the failure (10 min) to the repair (40 min): 30 min, not the 10 min it ran before.
+    expect(r.deferrable.othersMeanWaitS).toBe(1800);
+    expect(r.deferrable.othersMeanWaitSByPool).toEqual({ super: 1800 });
+  });
+
   test('power caps are never exceeded, whatever the workload (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 1.1, max: 2, noNaN: true }), (seed, headroom) => {
