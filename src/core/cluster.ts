@@ -315,6 +315,11 @@ export class ClusterState {
     return this.capacity[pool];
   }
 
+  /** CPU, memory and milli-GPUs allocated on a pool's nodes now. */
+  allocatedOf(pool: Pool): { cpuMillis: number; memBytes: number; gpuMilli: number } {
+    return this.allocated[pool];
+  }
+
   private account(placement: Placement, demand: Demand, sign: 1 | -1): void {
     this.usageVersion++;
     const usage = this.usage[placement.pool];

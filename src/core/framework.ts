@@ -73,6 +73,11 @@ export interface PoolPolicy {
    */
   backfill: boolean;
   /**
+   * How jobs that declared they can wait (deferrable) are placed, where it differs from the pool's others:
+   * the candidate order, and score weights laid over the pool's (see forDeferrable).
+   */
+  deferrable?: { candidateOrder?: PoolPolicy['candidateOrder']; scoreWeights?: Readonly<Record<string, number>> };
+  /**
    * The pool's recent mix of GPU demands, which the FragmentationGradient score measures fragmentation
    * against. Owned and fed by the caller (it observes requests as they arrive); absent, the score uses
    * FALLBACK_DEMAND. Copies of a policy made with withPoolPolicy share it.

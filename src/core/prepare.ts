@@ -3,6 +3,7 @@ import type { SchedJob } from './model';
 import type { NodeGroup } from './node-group';
 import type { NodeRuntime, PreparedTask } from './node-runtime';
 import { STATIC_FILTERS } from './filters';
+import { forDeferrable } from './policy';
 import { SCORE_PLUGINS } from './scores';
 
 /** A prepared job plus a cache of static verdicts per node group (valid for one groupsVersion). */
@@ -15,7 +16,7 @@ export interface PreparedJobWithCache extends PreparedJob {
  * the pool's weighted score plugins. Prepare a job once and place it as often as it stays pending.
  */
 export function prepareJob(job: SchedJob, policy: Policy): PreparedJobWithCache {
-  const poolPolicy: PoolPolicy = policy[job.pool];
+  const poolPolicy: PoolPolicy = job.deferrable ? forDeferrable(policy[job.pool]) : policy[job.pool];
   const r = job.task;
   const task: PreparedTask = {
     cpuMillis: r.cpuMillis,

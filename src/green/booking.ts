@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SchedJob } from '../core';
+import type { ClusterState, SchedJob } from '../core';
 import { GPU_MILLI_PER_GPU, POOLS, type NodeSpec, type Pool } from '../protocol';
 import type { Point } from './series';
 import { latestStartOf, rerunsFor, safetyMarginMs } from '../core/deadline';
@@ -267,6 +267,14 @@ export function poolDemand(job: SchedJob): number {
 /** A pool's supply in the unit of poolDemand (cores, milli-GPUs or nodes), from what it has. */
 export function supplyUnits(pool: Pool, has: { nodes: number; cpuMillis: number; gpuMilli: number }): number {
   return pool === 'super' ? has.nodes : pool === 'intelligent' ? has.gpuMilli : has.cpuMillis / 1000;
+}
+
+/** The share of a pool's scarce resource in use now: cores in general and super, GPUs in intelligent. */
+export function inUseShare(pool: Pool, cluster: ClusterState): number {
+  const capacity = cluster.capacityOf(pool);
+  const used = cluster.allocatedOf(pool);
+  if (pool === 'intelligent') return capacity.gpuMilli > 0 ? used.gpuMilli / capacity.gpuMilli : 0;
+  return capacity.cpuMillis > 0 ? used.cpuMillis / capacity.cpuMillis : 0;
 }
 
 /** The supply of each pool from its nodes' specs. */

@@ -1,6 +1,6 @@
-import type { Hold, SchedJob } from '../core';
+import type { ClusterState, Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
-import { DeferralBook, deferralMargin, planDeferral, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares, type WorkMixState } from './booking';
+import { DeferralBook, deferralMargin, inUseShare, planDeferral, poolDemand, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares, type WorkMixState } from './booking';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -130,6 +130,26 @@ export class DeferralPlanner {
     let plan = this.plans.get(job.id);
     if (plan === undefined) this.plans.set(job.id, (plan = this.plan(job, nowMs)));
     return plan && plan.untilMs > nowMs ? plan : undefined;
+  }
+
+  /**
+   * Why a job released from its hold may not start yet: the book let deferred work take its share of the
+   * pool above the pool's mean load, and when the pool's other work runs above its mean (a burst), released
+   * work that started anyway would fill the room the burst needs. It waits then until the pool is back within
+   * its mean load and deferred work's share, or until it is escalated (the pipeline does not ask then), so
+   * the wait never costs its deadline. Jobs never held, and pools whose work mix is not known yet, are not held back.
+   */
+  admit(job: SchedJob, nowMs: number, cluster: ClusterState): string | undefined {
+    const plan = this.plans.get(job.id);
+    if (!plan || plan.untilMs > nowMs) return undefined;
+    const supply = this.settings.supplyOf(job.pool);
+    const mix = supply > 0 ? this.mix.of(job.pool, supply) : undefined;
+    if (!mix) return undefined;
+    const limit = mix.load + this.book.shareFor(job.pool, supply);
+    const inUse = inUseShare(job.pool, cluster);
+    if (inUse + poolDemand(job) / supply <= limit) return undefined;
+    const pct = (x: number) => `${Math.round(x * 100)}%`;
+    return `released at ${new Date(plan.untilMs).toISOString()}, waiting for room: its pool is ${pct(inUse)} in use, above the ${pct(limit)} its plan counted on (the pool's mean load and deferred work's share)`;
   }
 
   /** The job started or ended: its plan is no longer needed. */

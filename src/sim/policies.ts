@@ -92,7 +92,7 @@ export const SIM_POLICIES: Readonly<Record<string, { describe: string; make(): S
       ...PRIORITY_FAIR,
       name: 'spread',
       placement: withPoolPolicy(DEFAULT_POLICY, {
-        general: { candidateOrder: 'spread', scoreWeights: { LeastAllocated: 2, GreenShare: 1, PreferredAffinity: 1, TaintPreference: 1 } },
+        general: { candidateOrder: 'spread', scoreWeights: { LeastAllocated: 2, GreenShare: 1, PreferredAffinity: 1, TaintPreference: 1 }, deferrable: undefined },
         intelligent: { candidateOrder: 'spread', scoreWeights: { LeastAllocated: 2, GreenShare: 1, PreferredAffinity: 1, TaintPreference: 1 } },
       }),
     }),

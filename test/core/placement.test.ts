@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ClusterState, DEFAULT_POLICY, formatFailure, placeJob, withPoolPolicy, type PlacementResult, type SchedJob } from '../../src/core';
+import { ClusterState, DEFAULT_POLICY, assertValidPolicy, formatFailure, placeJob, withPoolPolicy, type PlacementResult, type SchedJob } from '../../src/core';
 import type { NodeSpec } from '../../src/protocol';
 import { GiB, gpuNodeSpec, job, nodeSpec } from './fixtures';
 
@@ -110,6 +110,33 @@ describe('single tasks', () => {
     const cluster = clusterOf([nodeSpec('n3'), nodeSpec('n1'), nodeSpec('n2')]);
     const result = placeJob(cluster, job(), policy);
     expect(result.ok && result.placement.tasks[0].nodeId).toBe('n1');
+  });
+});
+
+describe('work that can wait', () => {
+  test('in the general pool a deferrable job packs onto the fullest node that fits, where the others spread', () => {
+    // Eight 16-core nodes, each with some cores taken: a job that cannot wait goes to the emptiest, a
+    // deferrable one to the fullest that fits, so the room it leaves stays whole for a large task.
+    const cluster = clusterOf(Array.from({ length: 8 }, (_, i) => nodeSpec(`n${i}`)));
+    for (let i = 0; i < 8; i++) mustPlace(cluster, job({ resources: { cpuMillis: (i + 2) * 1000, memBytes: GiB } }));
+    const used = (nodeId: string) => cluster.getNode(nodeId)!.requestedCpuMillis;
+    const usedBefore = new Map([...Array(8).keys()].map((i) => [`n${i}`, used(`n${i}`)]));
+    const fullest = [...usedBefore].sort((a, b) => b[1] - a[1])[0];
+    const emptiest = [...usedBefore].sort((a, b) => a[1] - b[1])[0];
+    const deferrable = mustPlace(cluster, job({ resources: { cpuMillis: 4000, memBytes: GiB }, deferrable: { maxDelaySeconds: 3600 } }));
+    expect(deferrable.tasks[0].nodeId).toBe(fullest[0]);
+    const other = mustPlace(cluster, job({ resources: { cpuMillis: 4000, memBytes: GiB } }));
+    expect(other.tasks[0].nodeId).toBe(emptiest[0]);
+  });
+
+  test("a pool's deferrable settings lay over its own, and a policy without them places deferrable jobs as any other", () => {
+    const spread = withPoolPolicy(DEFAULT_POLICY, { general: { deferrable: undefined } });
+    const cluster = clusterOf([nodeSpec('n0'), nodeSpec('n1')]);
+    mustPlace(cluster, job({ resources: { cpuMillis: 8000, memBytes: GiB } }));
+    const busy = cluster.placementOf(cluster.placedJobIds().next().value!)!.tasks[0].nodeId;
+    const r = placeJob(cluster, job({ resources: { cpuMillis: 2000, memBytes: GiB }, deferrable: { maxDelaySeconds: 60 } }), spread);
+    expect(r.ok && r.placement.tasks[0].nodeId).not.toBe(busy);
+    expect(() => assertValidPolicy(withPoolPolicy(DEFAULT_POLICY, { general: { deferrable: { scoreWeights: { NoSuchScore: 1 } } } }))).toThrow(/unknown score plugin NoSuchScore/);
   });
 });
 

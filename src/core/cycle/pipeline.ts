@@ -36,9 +36,10 @@ type WaitOutcome = Omit<Extract<Decision, { ok: false }>, 'stage' | 'ok'>;
  * "May this job start now, and where": one pipeline after kube-scheduler's framework, driven by the
  * service's cycle, its submit fast path and the simulator alike, so a simulated policy is the policy that runs.
  *
- *   PreEnqueue (green hold) → PreFilter (quota) → Filter/Score (placeJob) → PostFilter (preemption, then
- *   the EASY reservation of a backfilling pool's first job that does not fit) → quota of the placement →
- *   Permit (the EASY reservation of another job) → Reserve (power caps) → Bind.
+ *   PreEnqueue (green hold; a released job waits while its pool is busier than its plan counted on) →
+ *   PreFilter (quota) → Filter/Score (placeJob) → PostFilter (preemption, then the EASY reservation of a
+ *   backfilling pool's first job that does not fit) → quota of the placement → Permit (the EASY reservation
+ *   of another job) → Reserve (power caps) → Bind.
  *
  * A pool's reservation lasts across cycles while nothing frees capacity in the pool (the queue marks it
  * dirty then); its head is the first job of the pool that does not fit, in queue order. The pipeline is
@@ -145,6 +146,9 @@ export class SchedulingPipeline {
     // PreEnqueue.
     const hold = ports.hold?.hold(job, nowMs);
     if (hold && hold.untilMs > nowMs) return this.wait(job, nowMs, 'green-deferral', { sameForShape: false, hold, reason: hold.reason });
+    // Released, it waits while its pool is busier than its plan counted on (until it is escalated).
+    const notYet = job.priority === ESCALATED_PRIORITY ? undefined : ports.hold?.admit?.(job, nowMs, this.cluster);
+    if (notYet) return this.wait(job, nowMs, 'green-deferral', { sameForShape: false, reason: notYet });
     // PreFilter.
     const quota = ports.quotaOf?.(job.tenant, job.pool);
     const overQuota = quota && quotaBlock(job, quota, this.cluster.usageOf(job.tenant, job.pool));

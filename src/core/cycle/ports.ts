@@ -22,6 +22,11 @@ export interface CyclePorts {
     hold(job: SchedJob, nowMs: number): Hold | undefined;
     /** Held jobs whose plan a newer forecast has made worse than starting now: released at once, to be planned again. */
     revise?(nowMs: number): readonly string[];
+    /**
+     * Why a job released from its hold may not start yet, if it may not: its pool is busier than its plan
+     * counted on (asked before the job's placement is searched; never of an escalated job).
+     */
+    admit?(job: SchedJob, nowMs: number, cluster: ClusterState): string | undefined;
   };
   /** PreFilter: a tenant's limits in a pool. */
   quotaOf?(tenant: string, pool: Pool): QuotaLimits;
