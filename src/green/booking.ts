@@ -269,7 +269,11 @@ export function supplyUnits(pool: Pool, has: { nodes: number; cpuMillis: number;
   return pool === 'super' ? has.nodes : pool === 'intelligent' ? has.gpuMilli : has.cpuMillis / 1000;
 }
 
-/** The share of a pool's scarce resource in use now: cores in general and super, GPUs in intelligent. */
+/**
+ * The share of a pool's scarce resource in use now: GPUs in intelligent, cores elsewhere (in super, where a
+ * task takes a whole node but may ask for fewer cores than it has, the cores' share is a lower bound of the
+ * nodes' share: a released job there is held back only when the pool is at least that busy).
+ */
 export function inUseShare(pool: Pool, cluster: ClusterState): number {
   const capacity = cluster.capacityOf(pool);
   const used = cluster.allocatedOf(pool);
