@@ -278,57 +278,53 @@ describe('green deferral', () => {
 
   /** A day of work that cannot wait: 16 one-core jobs of two hours every hour, a mean load of 32 cores. */
   const pastDay = () => Array.from({ length: 24 * 16 }, (_, i) => job({ id: `past${i}`, submittedAtMs: Math.floor(i / 16) * HOUR + 1 + (i % 16), durationSeconds: 2 * 3600, resources: { cpuMillis: 1000, memBytes: 0 } }));
+  const DAY = 24 * HOUR;
 
-  test('a released job waits while its pool is busier than its plan counted on (its mean load and the share), until it is escalated', () => {
-    // One 64-core node, and a day of work that cannot wait at half of it: deferred work may book a fifth
-    // more, so a released job starts while 70% or less is in use.
+  /**
+   * One 64-core node after a day of work that cannot wait at half of it (deferred work may book a fifth
+   * more, so a released job starts while 70% or less is in use); a deferrable job held at 24:00 for the
+   * clean hours from 27:00; then, at 25:00, a burst of work that cannot wait takes 48 of the 64 cores (75%).
+   */
+  function heldThroughABurst() {
     const cluster = new ClusterState();
     cluster.upsertNode(nodeSpec('n1', { capacity: { cpuMillis: 64_000, memBytes: 1 << 30 } }));
     const pending = new PendingQueue();
     const placed: string[] = [];
-    const day = 24 * HOUR;
-    const d = planner((ms) => (ms >= day + 3 * HOUR && ms < day + 5 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 64 });
-    d.warm(pastDay(), day);
+    const d = planner((ms) => (ms >= DAY + 3 * HOUR && ms < DAY + 5 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 64 });
+    d.warm(pastDay(), DAY);
     const pipeline = new SchedulingPipeline(cluster, pending, { policy: DEFAULT_POLICY, order: () => byPriorityThenSubmitTime }, { hold: d, bind: (j, placement) => (cluster.reserve(placement), placed.push(j.id)) });
-    pending.add(deferrable('green', { submittedAtMs: day, resources: { cpuMillis: 2000, memBytes: 0 } }));
-    pipeline.cycle(day);
-    expect(pending.holdOf('green')?.untilMs).toBe(day + 3 * HOUR);
-    // Then a burst: 48 of 64 cores taken by work that cannot wait (75%).
-    pending.add(job({ id: 'burst', submittedAtMs: day + HOUR, resources: { cpuMillis: 48_000, memBytes: 0 } }));
-    pipeline.cycle(day + HOUR);
+    pending.add(deferrable('green', { submittedAtMs: DAY, resources: { cpuMillis: 2000, memBytes: 0 } }));
+    pipeline.cycle(DAY);
+    expect(pending.holdOf('green')?.untilMs).toBe(DAY + 3 * HOUR);
+    pending.add(job({ id: 'burst', submittedAtMs: DAY + HOUR, resources: { cpuMillis: 48_000, memBytes: 0 } }));
+    pipeline.cycle(DAY + HOUR);
     expect(placed).toEqual(['burst']);
+    return { cluster, pending, placed, pipeline };
+  }
+
+  test('a released job waits while its pool is busier than its plan counted on (its mean load and the share), until it is escalated', () => {
+    const { cluster, pending, placed, pipeline } = heldThroughABurst();
     // Released into the clean hours, it would fit (16 cores are free) but the burst is still on: it waits.
-    pipeline.wake(day + 3 * HOUR);
-    pipeline.cycle(day + 3 * HOUR);
+    pipeline.wake(DAY + 3 * HOUR);
+    pipeline.cycle(DAY + 3 * HOUR);
     expect(placed).toEqual(['burst']);
     expect(pending.whyWaiting('green')?.reason).toMatch(/^released at 1970-01-02T03:00:00.000Z, waiting for room: its pool is 75% in use, above the \d+% its plan counted on/);
     // A job never held is never held back: work that cannot wait takes the room.
-    pending.add(job({ id: 'plain', submittedAtMs: day + 3 * HOUR, resources: { cpuMillis: 4000, memBytes: 0 } }));
-    pipeline.cycle(day + 3 * HOUR);
+    pending.add(job({ id: 'plain', submittedAtMs: DAY + 3 * HOUR, resources: { cpuMillis: 4000, memBytes: 0 } }));
+    pipeline.cycle(DAY + 3 * HOUR);
     expect(placed).toEqual(['burst', 'plain']);
     // The burst ends: the released job starts.
     cluster.release('burst');
     pending.markDirty('general');
-    pipeline.cycle(day + 3 * HOUR + 60_000);
+    pipeline.cycle(DAY + 3 * HOUR + 60_000);
     expect(placed).toEqual(['burst', 'plain', 'green']);
   });
 
   test('a released job held back by a busy pool still starts once it is escalated: the wait never costs its deadline', () => {
-    const cluster = new ClusterState();
-    cluster.upsertNode(nodeSpec('n1', { capacity: { cpuMillis: 64_000, memBytes: 1 << 30 } }));
-    const pending = new PendingQueue();
-    const placed: string[] = [];
-    const day = 24 * HOUR;
-    const d = planner((ms) => (ms >= day + 3 * HOUR && ms < day + 5 * HOUR ? 100 : 500), { bookShare: 0.2, supply: 64 });
-    d.warm(pastDay(), day);
-    const pipeline = new SchedulingPipeline(cluster, pending, { policy: DEFAULT_POLICY, order: () => byPriorityThenSubmitTime }, { hold: d, bind: (j, placement) => (cluster.reserve(placement), placed.push(j.id)) });
-    pending.add(deferrable('green', { submittedAtMs: day, resources: { cpuMillis: 2000, memBytes: 0 } }));
-    pipeline.cycle(day);
-    pending.add(job({ id: 'burst', submittedAtMs: day + HOUR, resources: { cpuMillis: 48_000, memBytes: 0 } }));
-    pipeline.cycle(day + HOUR);
+    const { pending, placed, pipeline } = heldThroughABurst();
     const escalateAtMs = pending.holdOf('green')!.escalateAtMs!;
-    pipeline.wake(day + 3 * HOUR);
-    pipeline.cycle(day + 3 * HOUR);
+    pipeline.wake(DAY + 3 * HOUR);
+    pipeline.cycle(DAY + 3 * HOUR);
     expect(placed).toEqual(['burst']);
     pipeline.wake(escalateAtMs);
     expect(pending.get('green')?.priority).toBe(ESCALATED_PRIORITY);
