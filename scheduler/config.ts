@@ -128,7 +128,7 @@ export const schedulerConfigSchema = natsAuthConfigSchema.extend({
         return z.NEVER;
       }
     }),
-  /** Share of starting now's carbon intensity a later start must save, beyond twice the forecast's recent error, before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
+  /** Share of starting now's carbon intensity a later start must save, beyond the forecast's recent error (that far ahead and over the run starting now), before a deferrable job waits for it. Env: QY_GREEN_MIN_GAIN */
   greenMinGain: z.coerce.number().min(0).max(1).default(0.05),
   /** The nodes' mean time between failures in hours, when known: a deferral plan leaves room before a job's latest start to run it again more than once where failures are frequent enough to cut two runs in a row (one rerun's room when unset). Env: QY_GREEN_NODE_MTBF_HOURS (default: unset) */
   greenNodeMtbfHours: z.coerce.number().positive().optional(),

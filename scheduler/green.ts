@@ -45,7 +45,7 @@ export class GreenMetrics {
     });
     new Gauge({
       name: 'qy_green_forecast_error_g_per_kwh',
-      help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent until measured 12 times at that horizon (plans meanwhile hold a quarter of the signal's level against a forecast that far ahead).",
+      help: "Recent mean absolute error of the green forecaster's forecasts this far ahead (gCO2/kWh); absent until measured 12 times at that horizon (plans meanwhile hold a quarter of the signal's level against it, twice against a later window's forecast).",
       labelNames: ['ahead_hours'],
       registers: [registry],
       collect() {
@@ -140,8 +140,8 @@ export class GreenSignal {
       bookShare: config.greenDeferralShare,
       forecast: (_pool, fromMs, toMs) => this.planForecast(fromMs, toMs),
       supplyOf: (pool: Pool) => supplyUnits(pool, { nodes: cluster.nodesOf(pool).length, ...cluster.capacityOf(pool) }),
-      // Until the forecaster has been scored that far ahead, a quarter of the signal's level (see plannedError).
-      errorOf: (_pool, aheadMs) => plannedError(forecaster, aheadMs),
+      // Until the forecaster has been scored that far ahead, a quarter of the signal's level, twice against a later window (see plannedError).
+      errorOf: (_pool, aheadMs, against) => plannedError(forecaster, aheadMs, against),
       forecastVersion: () => this.observations,
       minGain: config.greenMinGain,
       backlog: pending && ((pool, jobId) => pending.queuedIn(pool) - (pending.has(jobId) && !pending.holdOf(jobId) ? 1 : 0)),

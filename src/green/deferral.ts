@@ -1,6 +1,7 @@
 import type { ClusterState, Hold, SchedJob } from '../core';
 import type { Pool } from '../protocol';
 import { DeferralBook, deferralMargin, inUseShare, planDeferral, poolDemand, WORK_MIX_MEMORY_MS, WorkMix, type DeferralShares, type WorkMixState } from './booking';
+import type { ErrorAgainst } from './forecasters';
 import { lastIndexAtOrBefore, type Point } from './series';
 
 /** What a deferral planner needs: the grid of start times, the forecast of a pool's signal, and each pool's supply. */
@@ -12,8 +13,8 @@ export interface DeferralSettings {
   forecast(pool: Pool, fromMs: number, toMs: number): Point[];
   /** The pool's supply in the unit of poolDemand. */
   supplyOf(pool: Pool): number;
-  /** The forecast's recent mean absolute error `aheadMs` ahead for the pool; absent (a perfect forecast): 0. */
-  errorOf?(pool: Pool, aheadMs: number): number;
+  /** The forecast's recent mean absolute error `aheadMs` ahead for the pool, as held against a later window or starting now (plannedError); absent (a perfect forecast): 0. */
+  errorOf?(pool: Pool, aheadMs: number, against: ErrorAgainst): number;
   /** Changes whenever the forecast may have changed (a new observation): plans are revised only then. Absent: never revised. */
   forecastVersion?(): number | undefined;
   /** Plan starts early enough to run a job again after a node failure before its deadline (default true, as the pending queue escalates). */
@@ -65,9 +66,9 @@ interface Planned {
  * the pool's load and its swings leave free (bookingShare).
  *
  * The plan never backfires by design: when in doubt the job starts now, as green-blind scheduling would
- * start it. A later start must beat starting now by twice the forecast's recent error that far ahead, its
- * error now, and `minGain` of now's intensity (an error not yet measured is a quarter of the signal's level:
- * plannedError); a step whose room
+ * start it. A later start must beat starting now by the forecast's recent error that far ahead, its error
+ * now, and `minGain` of now's intensity (an error not yet measured is a quarter of the signal's level, taken
+ * twice for the later window: plannedError); a step whose room
  * deferred work has booked is not planned, a full book never makes starting now look worse, and while jobs
  * of the pool wait for room nothing is deferred. When a newer forecast expects a held plan's window to be no
  * greener than starting now, `revise` plans the job again and the pipeline releases it: held again for a
@@ -229,9 +230,9 @@ export class DeferralPlanner {
     return this.plans.size;
   }
 
-  private errorAt(pool: Pool): ((aheadMs: number) => number) | undefined {
+  private errorAt(pool: Pool): ((aheadMs: number, against: ErrorAgainst) => number) | undefined {
     const { errorOf } = this.settings;
-    return errorOf && ((aheadMs) => errorOf(pool, aheadMs));
+    return errorOf && ((aheadMs, against) => errorOf(pool, aheadMs, against));
   }
 
   private plan(job: SchedJob, nowMs: number): Hold | null {

@@ -39,27 +39,43 @@ export const MIN_ERROR_SCORES = 12;
  * mean absolute error of persistence, the forecast that needs no history, 6 to 24 h ahead on the hardest grids
  * at hand (the value now taken for later: 19–24% of the grid's mean on GB, 16–21% on DE, 11–15% on FR, over
  * 2019-12 to 2021-01). A share of the mean, as measured: a share of the latest value held a forecaster
- * without history to a bar half again as high at a daily peak (where waiting pays) as at a trough. Like a
- * measured error it is held ERROR_BOUND times against a saving, so a later window must look better than now
- * by half the signal's level before a forecaster without history defers to it: what a cold start acts on is a
- * large change it knows of (a zone's contracted solar hours, the night it has just seen), not a forecast of
- * the grid's own swings.
+ * without history to a bar half again as high at a daily peak (where waiting pays) as at a trough. It is
+ * held UNMEASURED_ERROR_BOUND times against a later window, so that window must look better than now by half
+ * the signal's level (and by the error over the run starting now besides) before a forecaster without
+ * history defers to it: what a cold start acts on is a large change it knows of (a zone's contracted solar
+ * hours, the night it has just seen), not a forecast of the grid's own swings.
  */
 export const UNMEASURED_ERROR_SHARE = 0.25;
 
 /**
- * The error a planner holds against `forecaster`'s forecast `horizonMs` ahead: once measured MIN_ERROR_SCORES
- * times there, its recent error (a week's memory) or, if larger, its error lately (the last half day's): errors
- * come in runs (a cold snap, a calm that ends), and a week's mean would hold the planner to last week's calm
- * through the run; until then UNMEASURED_ERROR_SHARE of the signal's level, or the largest error measured at
- * the shorter scored horizons if that is larger. Infinity before anything is observed.
+ * How many times plannedError takes an error not yet measured against a later window: twice, where a measured
+ * one is taken once (ERROR_BOUND). A measured error is this grid's own, the larger of a week's mean and the last
+ * half day's; an unmeasured one is a guess from other grids. Taken once, a forecaster without history, on a
+ * grid that rose all day from a dawn trough and stayed high, deferred work to the next morning's trough, which
+ * did not come back, and emitted more than green-blind (test/sim/eval-green.test.ts, the shape of Texas from
+ * 2022-12-29). Against starting now the guess is taken once, as before 2026-12-07: twice there as well, the
+ * forecaster's first half day deferred almost nothing, and a day with every job deferrable on a cold start
+ * saved 3.5% where it had saved 4–4.4% (GB and DE, six windows each).
  */
-export function plannedError(forecaster: SkilledForecaster, horizonMs: number): number {
+export const UNMEASURED_ERROR_BOUND = 2;
+
+/** Which forecast an error is held against: a later window's, or starting now's (see plannedError). */
+export type ErrorAgainst = 'later' | 'now';
+
+/**
+ * The error a planner holds against `forecaster`'s forecast `horizonMs` ahead, for a later window (`later`) or
+ * for starting now (`now`, the run from now): once measured MIN_ERROR_SCORES times there, its recent error (a
+ * week's memory) or, if larger, its error lately (the last half day's): errors come in runs (a cold snap, a calm
+ * that ends), and a week's mean would hold the planner to last week's calm through the run; until then
+ * UNMEASURED_ERROR_SHARE of the signal's level, or the largest error measured at the shorter scored horizons if
+ * that is larger, taken UNMEASURED_ERROR_BOUND times for a later window. Infinity before anything is observed.
+ */
+export function plannedError(forecaster: SkilledForecaster, horizonMs: number, against: ErrorAgainst = 'later'): number {
   const measured = forecaster.recentError(horizonMs, MIN_ERROR_SCORES);
   if (measured !== undefined) return Math.max(measured, forecaster.latelyError(horizonMs) ?? 0);
   const level = forecaster.level();
   if (level === undefined) return Infinity;
-  return Math.max(UNMEASURED_ERROR_SHARE * level, forecaster.largestError(horizonMs) ?? 0);
+  return (against === 'later' ? UNMEASURED_ERROR_BOUND : 1) * Math.max(UNMEASURED_ERROR_SHARE * level, forecaster.largestError(horizonMs) ?? 0);
 }
 
 /** The horizons scored: a step, then out to two days. */

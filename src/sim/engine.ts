@@ -153,7 +153,7 @@ class Simulation {
         bookShare: policy.deferralShare ?? DEFAULT_DEFERRAL_SHARES,
         forecast: (pool, from, to) => green.forecast(pool, from, to),
         supplyOf: (pool) => supply[pool],
-        errorOf: options.forecaster && ((pool, aheadMs) => green.errorOf(pool, this.nowMs, aheadMs)),
+        errorOf: options.forecaster && ((pool, aheadMs, against) => green.errorOf(pool, this.nowMs, aheadMs, against)),
         forecastVersion: () => green.forecastVersion(),
         backlog: (pool, jobId) => this.pending.queuedIn(pool) - (this.pending.has(jobId) && !this.pending.holdOf(jobId) ? 1 : 0),
         rerunMargin: options.rerunMargin,

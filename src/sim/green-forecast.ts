@@ -1,5 +1,5 @@
 import type { Pool } from '../protocol';
-import { gridFrom, plannedError, valueAtOrBefore, type Point, type SkilledForecaster } from '../green';
+import { gridFrom, plannedError, valueAtOrBefore, type ErrorAgainst, type Point, type SkilledForecaster } from '../green';
 import type { SimEnvironment } from './cluster-file';
 
 /** How far ahead the live forecast of the grid is made at each observation (the longest window planned in). */
@@ -47,9 +47,9 @@ export class SimGreenForecast {
   }
 
   /** The error held against the forecast `aheadMs` ahead, in the pool's intensity (see plannedError); 0 for the oracle. */
-  errorOf(pool: Pool, nowMs: number, aheadMs: number): number {
+  errorOf(pool: Pool, nowMs: number, aheadMs: number, against: ErrorAgainst): number {
     if (!this.live) return 0;
-    const error = plannedError(this.live, aheadMs);
+    const error = plannedError(this.live, aheadMs, against);
     if (!Number.isFinite(error)) return Infinity;
     const t = nowMs + aheadMs;
     return this.zonesOf(pool).reduce((sum, [zone, weight]) => sum + weight * (1 - this.env.greenShareAt(zone, t)), 0) * error;

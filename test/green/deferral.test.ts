@@ -332,17 +332,16 @@ describe('green deferral', () => {
     expect(placed).toEqual(['burst', 'green']);
   });
 
-  test('a job waits only for a saving larger than twice the forecast\'s recent error that far ahead, its error now, and 5 % of now', () => {
-    // Now 500, from 03:00 on 400: a saving of 100 three hours ahead; the bar is three times a flat error (the window may be dirtier, now cleaner) plus 25.
+  test('a job waits only for a saving larger than the forecast\'s recent error that far ahead, its error now, and 5 % of now', () => {
+    // Now 500, from 03:00 on 400: a saving of 100 three hours ahead; the bar is twice a flat error (the window may be dirtier, now cleaner) plus 25.
     const valueAt = (ms: number) => (ms >= 3 * HOUR ? 400 : 500);
     const withError = (error: number) => {
       const forecaster = profile(valueAt);
       return new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: () => error });
     };
-    expect(withError(20).hold(deferrable('sure'), 0)?.untilMs).toBe(3 * HOUR);
-    expect(withError(30).hold(deferrable('unsure'), 0)).toBeUndefined();
-    // A forecaster without history holds a quarter of now's level (125) against it, so the bar is 400: a
-    // saving of 100 is not enough, one of 450 is.
+    expect(withError(35).hold(deferrable('sure'), 0)?.untilMs).toBe(3 * HOUR);
+    expect(withError(40).hold(deferrable('unsure'), 0)).toBeUndefined();
+    // An error of a quarter of now's level (125): the bar is 275, a saving of 100 is not enough, one of 450 is.
     expect(withError(0.25 * 500).hold(deferrable('cold'), 0)).toBeUndefined();
     const large = (error: number) => {
       const forecaster = profile((ms) => (ms >= 3 * HOUR ? 50 : 500));
@@ -353,7 +352,7 @@ describe('green deferral', () => {
     expect(withError(Infinity).hold(deferrable('unknown'), 0)).toBeUndefined();
     // An error that grows with the horizon favours a nearer, smaller saving over a farther, larger one.
     const forecaster = profile((ms) => (ms >= 6 * HOUR ? 300 : ms >= 2 * HOUR ? 380 : 500));
-    const growing = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: (_pool, aheadMs) => (aheadMs / HOUR) * 12 });
+    const growing = new DeferralPlanner({ stepMs: STEP, bookShare: 1, supplyOf: () => 10_000, forecast: (_pool, from, to) => forecaster.forecast(from, to - from), errorOf: (_pool, aheadMs) => (aheadMs / HOUR) * 24 });
     expect(growing.hold(deferrable('near'), 0)?.untilMs).toBe(2 * HOUR);
   });
 

@@ -16,6 +16,7 @@ import {
   FORECASTERS,
   MIN_ERROR_SCORES,
   SCORED_HORIZONS_MS,
+  UNMEASURED_ERROR_BOUND,
   UNMEASURED_ERROR_SHARE,
   plannedError,
   type LiveForecaster,
@@ -301,7 +302,7 @@ describe('daily profile', () => {
 });
 
 describe('the error a planner holds against a forecast (plannedError)', () => {
-  test('measured often enough: the recent error; before: a quarter of the level, or what the shorter horizons measured if larger; nothing observed: Infinity', () => {
+  test('measured often enough: the recent error; before: a quarter of the level, or what the shorter horizons measured if larger, twice against a later window; nothing observed: Infinity', () => {
     const f = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
     expect(plannedError(f, 12 * HOUR)).toBe(Infinity);
     // A day of a signal stepping between 100 and 160 every 3 hours: short horizons are scored 12 times long before 24 h is.
@@ -310,18 +311,24 @@ describe('the error a planner holds against a forecast (plannedError)', () => {
     // The larger of the week's error and the last half day's (see below).
     expect(plannedError(f, HOUR)).toBe(Math.max(f.recentError(HOUR, MIN_ERROR_SCORES)!, f.latelyError(HOUR)!));
     expect(f.recentError(24 * HOUR, MIN_ERROR_SCORES)).toBeUndefined();
-    // Nothing measured that far ahead and nothing large nearer: a quarter of the level, here a constant 1000.
+    // Nothing measured that far ahead and nothing large nearer: a quarter of the level, here a constant 1000, taken twice.
     const flat = skilled(persistenceForecaster({ stepMs: STEP, alpha: 1 }));
     for (let t = 0; t < 6 * HOUR; t += STEP) flat.observe(t, 1000);
-    expect(plannedError(flat, 24 * HOUR)).toBe(UNMEASURED_ERROR_SHARE * 1000);
+    expect(UNMEASURED_ERROR_BOUND).toBe(2);
+    expect(plannedError(flat, 24 * HOUR)).toBe(UNMEASURED_ERROR_BOUND * UNMEASURED_ERROR_SHARE * 1000);
+    // Against starting now the guess is taken once.
+    expect(plannedError(flat, 24 * HOUR, 'now')).toBe(UNMEASURED_ERROR_SHARE * 1000);
     // The level is the day's mean, not the latest value: a sudden trough does not lower the prior with it.
     flat.observe(6 * HOUR, 200);
     expect(flat.level()).toBe(1000);
-    // A shorter horizon measured worse than a quarter of the level: the largest such error, not the prior
+    // A shorter horizon measured worse than a quarter of the level: the largest such error (taken twice), not the prior
     // (3 h ahead persistence is always at the other step, 60 off; 6 h ahead it is right again).
     expect(f.recentError(3 * HOUR)).toBe(60);
     expect(f.recentError(6 * HOUR)).toBe(0);
-    expect(plannedError(f, 24 * HOUR)).toBe(60);
+    expect(plannedError(f, 24 * HOUR)).toBe(120);
+    expect(plannedError(f, 24 * HOUR, 'now')).toBe(60);
+    // A measured error is taken once, whichever forecast it is held against.
+    expect(plannedError(f, HOUR, 'now')).toBe(plannedError(f, HOUR));
     // The largest error measured up to a horizon is the largest of the scored horizons' own errors.
     const scored = SCORED_HORIZONS_MS.filter((h) => h <= 24 * HOUR && f.recentError(h) !== undefined);
     expect(f.largestError(24 * HOUR)).toBe(Math.max(...scored.map((h) => f.recentError(h)!)));

@@ -313,7 +313,7 @@ export const en = {
   'green.forecaster': 'Forecaster',
   'green.learningSince': 'learning since {d}',
   'green.errors': 'How wrong the forecast has been',
-  'green.errorsIntro': 'Mean absolute error of forecasts made that far ahead over the last week. Plans hold it, or the last half day’s error where that is larger (errors come in runs); until it has been measured (12 forecasts at a horizon), a quarter of the signal’s level.',
+  'green.errorsIntro': 'Mean absolute error of forecasts made that far ahead over the last week. Plans hold it, or the last half day’s error where that is larger (errors come in runs); until it has been measured (12 forecasts at a horizon), a quarter of the signal’s level, held twice against a later window.',
   'green.ahead': 'Ahead',
   'green.error': 'Error',
   'green.notMeasured': 'not yet',
