@@ -32,12 +32,16 @@ const window = (start: string, othersMeanWaitS: number, baselineOthersWaitMeanS:
   deferrableJobs: 10,
 });
 
-test("a window's other jobs waited longer beyond noise only above green-blind's mean by more than two standard deviations", () => {
+test("a window's other jobs waited longer beyond noise only above green-blind's mean by more than two standard deviations, and longer than green-blind on the same workloads", () => {
   expect(waitedBeyondNoise(window('a', 44, 35, 5))).toBe(false);
   expect(waitedBeyondNoise(window('b', 45.01, 35, 5))).toBe(true);
   // Without noise runs (sd 0) any longer wait counts.
   expect(waitedBeyondNoise(window('c', 32.93, 32.92, 0))).toBe(true);
   expect(waitedBeyondNoise(window('d', 32.92, 32.92, 0))).toBe(false);
+  // Green-blind's own run outside its band, and green-aware's the same on every workload (GB, 30 nodes, seed 2,
+  // the super pool): above the band, but no longer than green-blind.
+  expect(waitedBeyondNoise({ ...window('e', 0.8, 0.12, 0.28), othersWaitExtraMeanS: 0 })).toBe(false);
+  expect(waitedBeyondNoise({ ...window('f', 0.8, 0.12, 0.28), othersWaitExtraMeanS: 0.01 })).toBe(true);
 });
 
 test('the summary counts the windows beyond noise and averages the noise band', () => {
