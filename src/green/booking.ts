@@ -314,14 +314,15 @@ export interface DeferralPlan {
  * the expected saving exceeds the forecast's recent error over that horizon", with the error over the run
  * starting now and `minGain` of now's intensity on top. The error is measured on this grid and held at the
  * larger of a week's mean and the last half day's (errors come in runs); one not yet measured is a guess, held
- * twice (plannedError, UNMEASURED_ERROR_BOUND).
+ * twice against a later window (plannedError, UNMEASURED_ERROR_BOUND).
  *
  * Until 2026-12-07 a measured error was held twice too (a one-sided bound holding about 19 times in 20 for
  * normal errors). That bound, not the forecast, was what the live forecaster lost against the oracle where
  * deferred work has little room: on eval:green's 30 nodes (GB's whole trace, 6 windows of a day) it kept 57%
- * of the oracle's saving (0.29% against 0.51%), 82% held once (0.42%), 100% with no margin at all, and on 40
- * nodes 58%, now 86%. Held once, no window of the eight grids at hand emitted more than green-blind, with the
- * zones' green share or grid power only, at the defaults or on 30 nodes, and no deadline was missed.
+ * of the oracle's saving (0.29% against 0.51%), 82% held once (0.42%), 100% not held at all, and on 40
+ * nodes 58%, now 86%. Held once, no window of the eight grids at hand emitted more than green-blind at the
+ * cluster file's failure rate (at the defaults, with the zones' green share and with grid power only; on 30
+ * nodes, with it, and GB, DE and FR with grid power only), and no deadline was missed.
  */
 export const ERROR_BOUND = 1;
 
